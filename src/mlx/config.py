@@ -1,0 +1,297 @@
+"""Typed configuration: ML-Agents' setting names and defaults (seed 003), validated at start-up.
+
+Hydra composes ``conf/``; the dataclasses here are registered in Hydra's ConfigStore as the schemas of
+those YAML files, so a misspelt key or a wrong type fails during composition. ``validate()`` then turns
+the composed tree into these dataclasses and checks what types cannot say (sizes, ranges, relations),
+raising ``ConfigError`` with the dotted key and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A configuration value a user must change; the message names the key and what is allowed."""
+
+
+class ScheduleType(str, Enum):
+    linear = "linear"
+    constant = "constant"
+
+
+class EncoderType(str, Enum):
+    simple = "simple"
+    nature_cnn = "nature_cnn"
+    resnet = "resnet"
+    match3 = "match3"
+    fully_connected = "fully_connected"
+
+
+class ConditioningType(str, Enum):
+    hyper = "hyper"
+    none = "none"
+
+
+@dataclass
+class MemorySettings:
+    sequence_length: int = 64
+    memory_size: int = 128
+
+
+@dataclass
+class NetworkSettings:
+    normalize: bool = False
+    hidden_units: int = 128
+    num_layers: int = 2
+    vis_encode_type: EncoderType = EncoderType.simple
+    memory: MemorySettings | None = None
+    conditioning_type: ConditioningType = ConditioningType.hyper
+
+
+@dataclass
+class PPOHyperparameters:
+    batch_size: int = 1024
+    buffer_size: int = 10240
+    learning_rate: float = 3.0e-4
+    learning_rate_schedule: ScheduleType = ScheduleType.linear
+    beta: float = 5.0e-3
+    epsilon: float = 0.2
+    beta_schedule: ScheduleType | None = None  # None: follows learning_rate_schedule (seed 003)
+    epsilon_schedule: ScheduleType | None = None
+    lambd: float = 0.95
+    num_epoch: int = 3
+    shared_critic: bool = False
+
+
+@dataclass
+class ExtrinsicSettings:
+    gamma: float = 0.99
+    strength: float = 1.0
+
+
+# Reward signal name -> its settings class. Later signals (curiosity, gail, rnd) add entries here.
+REWARD_SIGNALS: dict[str, type] = {"extrinsic": ExtrinsicSettings}
+
+
+@dataclass
+class TrainerSettings:
+    """Settings common to every trainer (the behaviour section of an ML-Agents config)."""
+
+    trainer_type: str = MISSING
+    hyperparameters: Any = MISSING
+    network_settings: NetworkSettings = field(default_factory=NetworkSettings)
+    # Filled by the reward_signals/ group (multi-select); empty here so removing a signal removes it.
+    reward_signals: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = 500000
+    time_horizon: int = 64
+    summary_freq: int = 50000
+    keep_checkpoints: int = 5
+    even_checkpoints: bool = False
+    checkpoint_interval: int = 500000
+    init_path: str | None = None
+    threaded: bool = False
+
+
+@dataclass
+class PPOSettings(TrainerSettings):
+    trainer_type: str = "ppo"
+    hyperparameters: PPOHyperparameters = field(default_factory=PPOHyperparameters)
+
+
+TRAINER_SETTINGS: dict[str, type[TrainerSettings]] = {"ppo": PPOSettings}
+
+
+@dataclass
+class EnvSettings:
+    """Which environment to run and how many copies of its training area."""
+
+    name: str = MISSING
+    num_areas: int = 12
+    parameters: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrackingSettings:
+    """Where statistics, parameters and artifacts go. backend 'none' keeps only the results folder."""
+
+    backend: str = "mlflow"
+    uri: str = "sqlite:///mlruns.db"
+    experiment_name: str | None = None  # None: the env name
+    log_checkpoints: bool = True
+
+
+@dataclass
+class TorchSettings:
+    device: str = "cpu"
+    num_threads: int = 1  # small MLPs at ML-Agents batch sizes run fastest on one thread
+
+
+@dataclass
+class MlxConfig:
+    """The whole run. Top-level keys mirror mlagents-learn's checkpoint settings and command line."""
+
+    trainer: Any = MISSING
+    env: EnvSettings = field(default_factory=EnvSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    torch_settings: TorchSettings = field(default_factory=TorchSettings)
+    environment_parameters: dict[str, Any] = field(default_factory=dict)
+    run_id: str = MISSING
+    seed: int = -1
+    results_dir: str = "results"
+    resume: bool = False
+    force: bool = False
+    initialize_from: str | None = None
+    stop_at_reward: float | None = None
+    progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
+
+
+def register_configs() -> None:
+    """Put the schemas into Hydra's ConfigStore so the YAML files under conf/ are typed by them."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="mlx_schema", node=MlxConfig)
+    for name, settings in TRAINER_SETTINGS.items():
+        cs.store(group="trainer", name=f"{name}_schema", node=settings)
+    cs.store(group="env", name="env_schema", node=EnvSettings)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingSettings)
+
+
+@dataclass
+class RunConfig:
+    """The validated run: typed trainer settings plus the rest of the tree."""
+
+    trainer: TrainerSettings
+    reward_signals: dict[str, Any]
+    env: EnvSettings
+    tracking: TrackingSettings
+    torch_settings: TorchSettings
+    run_id: str
+    seed: int
+    results_dir: str
+    resume: bool
+    force: bool
+    initialize_from: str | None
+    stop_at_reward: float | None
+    progress: str
+    resolved: dict[str, Any]  # the whole resolved tree, for configuration.yaml and MLflow params
+
+
+def _positive(value: float, key: str) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} must be > 0 (got {value})")
+
+
+def _build(cls: type, values: Any, key: str) -> Any:
+    """Construct a settings dataclass from a plain dict, naming unknown keys and allowed ones."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{key} must be a mapping (got {values!r})")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown key '{key}.{unknown[0]}'; allowed keys: {', '.join(sorted(names))}")
+    return cls(**values)
+
+
+def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -> None:
+    """Checks that types cannot express; every message names the key and the fix."""
+    t = "trainer"
+    h = trainer.hyperparameters
+    for name in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
+        _positive(getattr(trainer, name), f"{t}.{name}")
+    ns = trainer.network_settings
+    _positive(ns.hidden_units, f"{t}.network_settings.hidden_units")
+    if ns.num_layers < 1:
+        raise ConfigError(f"{t}.network_settings.num_layers must be >= 1 (got {ns.num_layers})")
+    if ns.memory is not None:
+        raise ConfigError(
+            f"{t}.network_settings.memory is not supported yet (LSTM memory is planned); remove it"
+        )
+    _positive(h.batch_size, f"{t}.hyperparameters.batch_size")
+    _positive(h.buffer_size, f"{t}.hyperparameters.buffer_size")
+    _positive(h.learning_rate, f"{t}.hyperparameters.learning_rate")
+    if h.batch_size > h.buffer_size:
+        raise ConfigError(
+            f"{t}.hyperparameters.batch_size ({h.batch_size}) must not exceed "
+            f"{t}.hyperparameters.buffer_size ({h.buffer_size}); lower batch_size or raise buffer_size"
+        )
+    if isinstance(h, PPOHyperparameters):
+        _positive(h.num_epoch, f"{t}.hyperparameters.num_epoch")
+        if h.beta < 0:
+            raise ConfigError(f"{t}.hyperparameters.beta must be >= 0 (got {h.beta})")
+        if not 0 < h.epsilon < 1:
+            raise ConfigError(f"{t}.hyperparameters.epsilon must be in (0, 1) (got {h.epsilon})")
+        if not 0 <= h.lambd <= 1:
+            raise ConfigError(f"{t}.hyperparameters.lambd must be in [0, 1] (got {h.lambd})")
+    if not reward_signals:
+        raise ConfigError(
+            f"{t}.reward_signals is empty; at least one reward signal must remain (e.g. reward_signals=[extrinsic])"
+        )
+    for name, sig in reward_signals.items():
+        if not 0 <= sig.gamma < 1:
+            raise ConfigError(
+                f"{t}.reward_signals.{name}.gamma must be in [0, 1), strictly below 1 (got {sig.gamma})"
+            )
+
+
+def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
+    """Turn the composed config into typed settings, or raise ConfigError naming the problem."""
+    tree = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    assert isinstance(tree, dict)
+    trainer_tree = dict(tree.get("trainer") or {})
+    trainer_type = trainer_tree.get("trainer_type")
+    if trainer_type not in TRAINER_SETTINGS:
+        raise ConfigError(
+            f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}"
+        )
+    cls = TRAINER_SETTINGS[trainer_type]
+    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), trainer_tree))
+    assert isinstance(typed, TrainerSettings)
+    signals: dict[str, Any] = {}
+    for name, values in (trainer_tree.get("reward_signals") or {}).items():
+        if name not in REWARD_SIGNALS:
+            raise ConfigError(
+                f"unknown reward signal 'trainer.reward_signals.{name}'; available: {', '.join(REWARD_SIGNALS)}"
+            )
+        signals[name] = _build(REWARD_SIGNALS[name], values, f"trainer.reward_signals.{name}")
+    validate_trainer(typed, signals)
+
+    env = _build(EnvSettings, tree.get("env"), "env")
+    _positive(env.num_areas, "env.num_areas")
+    tracking = _build(TrackingSettings, tree.get("tracking"), "tracking")
+    if tracking.backend not in ("mlflow", "none"):
+        raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{tracking.backend}')")
+    torch_settings = _build(TorchSettings, tree.get("torch_settings"), "torch_settings")
+    if tree.get("environment_parameters"):
+        raise ConfigError(
+            "environment_parameters (curriculum/sampler) are not supported yet; use env.parameters.<name>"
+        )
+    run_id = str(tree["run_id"])
+    if not run_id or "/" in run_id or run_id in (".", ".."):
+        raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
+    if tree.get("progress") not in ("auto", "plain"):
+        raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
+    return RunConfig(
+        trainer=typed,
+        reward_signals=signals,
+        env=env,
+        tracking=tracking,
+        torch_settings=torch_settings,
+        run_id=run_id,
+        seed=int(tree["seed"]),
+        results_dir=str(tree["results_dir"]),
+        resume=bool(tree["resume"]),
+        force=bool(tree["force"]),
+        initialize_from=tree.get("initialize_from"),
+        stop_at_reward=tree.get("stop_at_reward"),
+        progress=str(tree.get("progress")),
+        resolved=tree,
+    )

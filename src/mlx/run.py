@@ -1,0 +1,416 @@
+"""One training run: results folder, env, trainers, the collect/update loop, summaries, checkpoints.
+
+results/<run_id>/ holds configuration.yaml (every option resolved), run_logs/stats.jsonl (one row per
+summary), run_logs/training_status.json (checkpoints per behaviour, the MLflow run id) and, per
+behaviour, <Behavior>/<Behavior>-<step>.pt checkpoints plus checkpoint.pt (the newest, used to resume).
+Files are written atomically, so a run killed at any moment leaves the last checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+import yaml
+from omegaconf import DictConfig
+
+import mlx
+from mlx.config import RunConfig, validate
+from mlx.envs import make_env
+from mlx.envs.base import BaseEnv
+from mlx.tracking import Tracker, flatten, make_tracker
+from mlx.trainers import RLTrainer, make_trainer
+from mlx.trainers.base import StatSummary
+
+REWARD = "Environment/Cumulative Reward"
+
+
+class RunError(RuntimeError):
+    """The run cannot start as asked (existing run_id, nothing to resume, ...); says how to fix it."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class RunPaths:
+    root: Path
+
+    @property
+    def configuration(self) -> Path:
+        return self.root / "configuration.yaml"
+
+    @property
+    def run_logs(self) -> Path:
+        return self.root / "run_logs"
+
+    @property
+    def stats(self) -> Path:
+        return self.run_logs / "stats.jsonl"
+
+    @property
+    def status(self) -> Path:
+        return self.run_logs / "training_status.json"
+
+    def behavior_dir(self, behavior: str) -> Path:
+        return self.root / behavior
+
+    def latest_checkpoint(self, behavior: str) -> Path:
+        return self.behavior_dir(behavior) / "checkpoint.pt"
+
+
+@dataclass
+class TrainingStatus:
+    """run_logs/training_status.json: ML-Agents' layout plus mlx's metadata (MLflow run, elapsed time)."""
+
+    behaviors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainingStatus:
+        if not path.exists():
+            return cls()
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{path} is corrupt ({exc}); remove it or start a new run_id") from None
+        meta = data.pop("metadata", {})
+        return cls(behaviors=data, metadata=meta)
+
+    def save(self, path: Path) -> None:
+        data = dict(self.behaviors)
+        data["metadata"] = self.metadata
+        atomic_write(path, json.dumps(data, indent=2).encode())
+
+
+class Progress:
+    """A live status line on a TTY; nothing otherwise (summary lines are printed either way)."""
+
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, text: str) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.25:
+            return
+        self._last = now
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = False
+
+
+class Summaries:
+    """Turns trainer statistics into the ML-Agents console line, stats.jsonl rows and tracker metrics."""
+
+    def __init__(self, path: Path, tracker: Tracker, progress: Progress) -> None:
+        self.path = path
+        self.tracker = tracker
+        self.progress = progress
+
+    def write(self, behavior: str, step: int, elapsed: float, steps_per_sec: float,
+              stats: dict[str, StatSummary]) -> float | None:
+        reward = stats.get(REWARD)
+        self.progress.clear()
+        head = f"[INFO] {behavior}. Step: {step}. Time Elapsed: {elapsed:.3f} s."
+        if reward is None:
+            print(f"{head} No episode was completed since last summary. Training.", flush=True)
+        else:
+            print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.",
+                  flush=True)
+        row: dict[str, Any] = {
+            "behavior": behavior,
+            "step": step,
+            "time_elapsed": round(elapsed, 3),
+            "mean_reward": reward.mean if reward else None,
+            "std_reward": reward.std if reward else None,
+            "episodes": reward.count if reward else 0,
+            "steps_per_sec": round(steps_per_sec, 1),
+        }
+        row.update({name: s.mean for name, s in sorted(stats.items())})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        metrics = {name: s.mean for name, s in stats.items()}
+        if reward:
+            metrics["Environment/Cumulative Reward Std"] = reward.std
+        metrics["Environment/Steps Per Second"] = steps_per_sec
+        self.tracker.log_metrics(metrics, step)
+        return reward.mean if reward else None
+
+
+def truncate_stats(path: Path, max_step: int) -> None:
+    """On resume, drop summary rows written after the checkpoint so the curve continues seamlessly."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= max_step:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError):
+            continue  # a line cut short by a kill
+    atomic_write(path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+
+class Run:
+    """Everything one training run owns; `train()` is the loop."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.paths = RunPaths(Path(cfg.results_dir) / cfg.run_id)
+        self.status = TrainingStatus()
+        self.tracker: Tracker = Tracker()
+        self.trainers: dict[str, RLTrainer] = {}
+        self.env: BaseEnv | None = None
+        self.elapsed_before = 0.0
+        self.elapsed = 0.0
+        self.next_summary: dict[str, int] = {}
+        self.next_checkpoint: dict[str, int] = {}
+        self.last_reward: dict[str, float | None] = {}
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def prepare_folder(self) -> None:
+        cfg, paths = self.cfg, self.paths
+        exists = paths.configuration.exists()
+        if cfg.resume:
+            if not exists:
+                raise RunError(
+                    f"nothing to resume: {paths.root} has no run; start it without resume=true"
+                )
+        elif exists:
+            if not cfg.force:
+                raise RunError(
+                    f"run_id '{cfg.run_id}' already exists in {paths.root}; pass resume=true to continue it, "
+                    "force=true to overwrite it, or choose another run_id"
+                )
+            for child in paths.root.iterdir():
+                if child.name != ".hydra":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        paths.run_logs.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            self.status = TrainingStatus.load(paths.status)
+        atomic_write(paths.configuration, yaml.safe_dump(cfg.resolved, sort_keys=False).encode())
+
+    def build(self) -> None:
+        cfg = self.cfg
+        torch.set_num_threads(cfg.torch_settings.num_threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        device = torch.device(cfg.torch_settings.device)
+        self.env = make_env(cfg.env.name, cfg.env.num_areas, cfg.seed, cfg.env.parameters)
+        for name, spec in self.env.behavior_specs.items():
+            self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device)
+        if cfg.resume:
+            for name, trainer in self.trainers.items():
+                path = self.paths.latest_checkpoint(name)
+                if not path.exists():
+                    raise RunError(f"nothing to resume: {path} does not exist; start without resume=true")
+                state = load_checkpoint(path)
+                trainer.load_state_dict(state["trainer"])
+                self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
+            truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
+        elif cfg.initialize_from:
+            for name, trainer in self.trainers.items():
+                path = Path(cfg.results_dir) / cfg.initialize_from / name / "checkpoint.pt"
+                if not path.exists():
+                    raise RunError(
+                        f"initialize_from={cfg.initialize_from}: no checkpoint at {path}; name a finished run_id"
+                    )
+                try:
+                    trainer.load_weights(load_checkpoint(path)["trainer"])
+                except RuntimeError as exc:
+                    raise RunError(
+                        f"initialize_from={cfg.initialize_from}: its network does not fit this run's ({exc})"
+                    ) from None
+        t = cfg.trainer
+        interval = (t.max_steps // t.keep_checkpoints) if t.even_checkpoints else t.checkpoint_interval
+        for name, trainer in self.trainers.items():
+            self.next_summary[name] = (trainer.step // t.summary_freq + 1) * t.summary_freq
+            self.next_checkpoint[name] = (trainer.step // interval + 1) * interval
+        self.checkpoint_every = interval
+
+    def start_tracking(self) -> None:
+        cfg = self.cfg
+        resume_id = self.status.metadata.get("mlflow_run_id") if cfg.resume else None
+        self.tracker = make_tracker(
+            cfg.tracking,
+            cfg.tracking.experiment_name or cfg.env.name,
+            cfg.run_id,
+            {"mlx.run_id": cfg.run_id, "mlx.env": cfg.env.name, "mlx.trainer": cfg.trainer.trainer_type,
+             "mlx.seed": str(cfg.seed)},
+            resume_id,
+        )
+        if resume_id is None:
+            self.tracker.log_params(flatten(cfg.resolved))
+            self.tracker.log_artifact(self.paths.configuration)
+        self.status.metadata.update(
+            mlx_version=mlx.__version__, torch_version=torch.__version__, mlflow_run_id=self.tracker.run_id,
+            run_id=cfg.run_id,
+        )
+        self.status.save(self.paths.status)
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
+        trainer = self.trainers[name]
+        folder = self.paths.behavior_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "trainer": trainer.state_dict(),
+            "behavior": name,
+            "behavior_spec": repr(trainer.spec),
+            "time_elapsed": elapsed,
+            "mlx_version": mlx.__version__,
+        }
+        path = folder / f"{name}-{trainer.step}.pt"
+        atomic_torch_save(state, path)
+        atomic_torch_save(state, self.paths.latest_checkpoint(name))
+        entry = self.status.behaviors.setdefault(name, {"checkpoints": [], "final_checkpoint": None})
+        entry["checkpoints"] = [c for c in entry["checkpoints"] if c["steps"] != trainer.step]
+        entry["checkpoints"].append({
+            "steps": trainer.step, "file_path": str(path), "reward": self.last_reward.get(name),
+            "creation_time": time.time(),
+        })
+        keep = self.cfg.trainer.keep_checkpoints
+        while len(entry["checkpoints"]) > keep:
+            old = entry["checkpoints"].pop(0)
+            Path(old["file_path"]).unlink(missing_ok=True)
+        if final:
+            entry["final_checkpoint"] = str(path)
+        self.status.metadata["time_elapsed"] = elapsed
+        self.status.save(self.paths.status)
+        return path
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def train(self) -> float | None:
+        assert self.env is not None
+        cfg, env = self.cfg, self.env
+        t = cfg.trainer
+        summaries = Summaries(
+            self.paths.stats, self.tracker,
+            Progress(cfg.progress == "auto" and sys.stderr.isatty()),
+        )
+        start = time.perf_counter()
+        window_start = {name: (start, tr.step) for name, tr in self.trainers.items()}
+        done = {name: tr.step >= t.max_steps for name, tr in self.trainers.items()}
+        reached = dict.fromkeys(self.trainers, False)
+        env.reset()
+        while not all(done):
+            for name, trainer in self.trainers.items():
+                decision, terminal = env.get_steps(name)
+                env.set_actions(name, trainer.process(decision, terminal))
+            env.step()
+            elapsed = self.elapsed = self.elapsed_before + time.perf_counter() - start
+            for name, trainer in self.trainers.items():
+                if trainer.ready_to_update():
+                    trainer.update()
+                if trainer.step >= self.next_summary[name]:
+                    self.next_summary[name] = (trainer.step // t.summary_freq + 1) * t.summary_freq
+                    now = time.perf_counter()
+                    t0, s0 = window_start[name]
+                    sps = (trainer.step - s0) / max(now - t0, 1e-9)
+                    window_start[name] = (now, trainer.step)
+                    mean = summaries.write(name, trainer.step, elapsed, sps, trainer.stats.summarise())
+                    if mean is not None:
+                        self.last_reward[name] = mean
+                        if cfg.stop_at_reward is not None and mean >= cfg.stop_at_reward:
+                            reached[name] = True
+                if trainer.step >= self.next_checkpoint[name]:
+                    self.next_checkpoint[name] = (trainer.step // self.checkpoint_every + 1) * self.checkpoint_every
+                    self.save_checkpoint(name, elapsed)
+                done[name] = trainer.step >= t.max_steps or reached[name]
+                summaries.progress.update(
+                    f"{name} step {trainer.step}/{t.max_steps} "
+                    f"[{100 * trainer.step / t.max_steps:.0f}%] reward {self.last_reward.get(name) or 0:.2f}"
+                )
+            if cfg.stop_at_reward is not None and all(reached.values()):
+                break
+        summaries.progress.clear()
+        elapsed = self.elapsed_before + time.perf_counter() - start
+        for name in self.trainers:
+            path = self.save_checkpoint(name, elapsed, final=True)
+            if reached[name]:
+                print(f"[INFO] {name}. Reached stop_at_reward={cfg.stop_at_reward} at step "
+                      f"{self.trainers[name].step}.", flush=True)
+            print(f"[INFO] {name}. Saved final checkpoint {path}", flush=True)
+            if self.cfg.tracking.log_checkpoints:
+                self.tracker.log_artifact(path, f"checkpoints/{name}")
+        self.tracker.log_artifact(self.paths.stats, "run_logs")
+        rewards = [r for r in self.last_reward.values() if r is not None]
+        return float(np.mean(rewards)) if rewards else None
+
+    def interrupted(self) -> None:
+        """Ctrl-C: keep the work done so far in a checkpoint, so resume=true continues from here."""
+        elapsed = self.elapsed
+        for name in self.trainers:
+            path = self.save_checkpoint(name, elapsed)
+            print(f"\n[INFO] {name}. Interrupted: saved {path}; continue with run_id={self.cfg.run_id} "
+                  "resume=true", flush=True)
+
+    def close(self, status: str) -> None:
+        if self.env is not None:
+            self.env.close()
+        self.tracker.finish(status)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise RunError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
+                       "it may be truncated or from another program") from None
+
+
+def seeded(cfg: RunConfig) -> RunConfig:
+    """seed=-1 (ML-Agents' default) means a random seed; record the one drawn so the run can be repeated."""
+    if cfg.seed < 0:
+        cfg.seed = int.from_bytes(os.urandom(4), "little") % 2**31
+        cfg.resolved["seed"] = cfg.seed
+    return cfg
+
+
+def run(dict_cfg: DictConfig) -> float | None:
+    """Run one training job from a composed Hydra config; returns the last mean reward."""
+    cfg = seeded(validate(dict_cfg))
+    job = Run(cfg)
+    job.prepare_folder()
+    job.build()
+    job.start_tracking()
+    status = "FAILED"
+    try:
+        result = job.train()
+        status = "FINISHED"
+        return result
+    except KeyboardInterrupt:
+        job.interrupted()
+        status = "KILLED"
+        raise
+    finally:
+        job.close(status)

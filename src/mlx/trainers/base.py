@@ -1,0 +1,87 @@
+"""What every trainer (RL algorithm) offers the run loop, and the pieces they share."""
+
+from __future__ import annotations
+
+import abc
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
+
+
+@dataclass
+class StatSummary:
+    mean: float
+    std: float
+    count: int
+
+
+class StatsRecorder:
+    """Collects values under ML-Agents statistic names between two summaries."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, list[np.ndarray]] = defaultdict(list)
+
+    def add(self, name: str, value: float | np.ndarray) -> None:
+        self._values[name].append(np.atleast_1d(np.asarray(value, dtype=np.float64)))
+
+    def summarise(self) -> dict[str, StatSummary]:
+        """Mean, std and count of each statistic since the last call; then starts afresh."""
+        out = {}
+        for name, chunks in self._values.items():
+            values = np.concatenate(chunks)
+            if len(values):
+                out[name] = StatSummary(float(values.mean()), float(values.std()), len(values))
+        self._values.clear()
+        return out
+
+
+def concat_vector_obs(obs: list[np.ndarray]) -> np.ndarray:
+    """The flat [n, obs_size] float32 input of the networks from one array per observation spec."""
+    if len(obs) == 1:
+        return np.asarray(obs[0], dtype=np.float32).reshape(len(obs[0]), -1)
+    return np.concatenate([np.asarray(o, dtype=np.float32).reshape(len(o), -1) for o in obs], axis=1)
+
+
+class RLTrainer(abc.ABC):
+    """One behaviour's learner: turns env steps into actions and experience, and updates its module."""
+
+    def __init__(self, behavior_name: str, spec: BehaviorSpec) -> None:
+        self.behavior_name = behavior_name
+        self.spec = spec
+        self.step = 0  # agent steps taken by this behaviour (ML-Agents' step count)
+        self.stats = StatsRecorder()
+        self.module: torch.nn.Module
+
+    @abc.abstractmethod
+    def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
+        """Take in one env step's results and return the actions for the deciding agents."""
+
+    @abc.abstractmethod
+    def ready_to_update(self) -> bool: ...
+
+    @abc.abstractmethod
+    def update(self) -> None:
+        """Optimise the module on the collected experience; statistics go to self.stats."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: weights, optimiser, normaliser, step, RNG."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def load_weights(self, state: dict[str, Any]) -> None:
+        """initialize_from: take another run's weights (and normaliser) but start counting anew."""
+        self.module.load_state_dict(state["module"])
+
+    def reset_trajectories(self) -> None:
+        """Forget partial trajectories (called when the env is reset)."""

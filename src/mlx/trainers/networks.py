@@ -1,0 +1,190 @@
+"""Policy and value networks: observation normaliser, MLP bodies, action distributions, value heads.
+
+Distributions are written as plain tensor math rather than torch.distributions objects: acting happens
+once per env step on small batches, where object construction and argument validation cost more than
+the maths.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mlx.config import NetworkSettings
+from mlx.envs.base import ActionSpec, BehaviorSpec
+
+LOG_2PI = math.log(2.0 * math.pi)
+# ML-Agents samples an unbounded Gaussian and sends clamp(a, -3, 3) / 3 to the env.
+CONTINUOUS_CLIP = 3.0
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+MASKED_LOGIT = -1e8
+
+
+class Normalizer(nn.Module):
+    """Running mean and variance of vector observations (Chan's parallel update), clipped to +-5 sigma."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        self.register_buffer("count", torch.tensor(1e-4))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
+        n = x.shape[0]
+        if n == 0:
+            return
+        batch_mean = x.mean(0)
+        batch_var = x.var(0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-5.0, 5.0)
+
+
+def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
+    """ML-Agents' vector encoder: `layers` dense layers with Swish (SiLU) activations."""
+    mods: list[nn.Module] = []
+    size = in_size
+    for _ in range(layers):
+        lin = nn.Linear(size, hidden)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="linear")
+        nn.init.zeros_(lin.bias)
+        mods += [lin, nn.SiLU()]
+        size = hidden
+    return nn.Sequential(*mods)
+
+
+def vector_obs_size(spec: BehaviorSpec) -> int:
+    """Total size of the flat vector observations; visual observations are refused until encoders exist."""
+    size = 0
+    for obs in spec.observation_specs:
+        if len(obs.shape) != 1:
+            raise ValueError(
+                f"observation '{obs.name}' has shape {obs.shape}; visual encoders are not supported yet"
+            )
+        size += obs.shape[0]
+    return size
+
+
+@dataclass
+class PolicyOutput:
+    """What acting produces for a batch: the sampled raw actions and their log-probability."""
+
+    continuous: torch.Tensor  # [B, C] raw Gaussian samples (env gets clamp(., -3, 3) / 3)
+    discrete: torch.Tensor  # [B, D] int64
+    log_prob: torch.Tensor  # [B] joint log-probability of all action components
+    entropy: torch.Tensor  # [B]
+
+
+class Actor(nn.Module):
+    """Gaussian head (state-independent log std, as ML-Agents' PPO) and/or one categorical per branch."""
+
+    def __init__(self, obs_size: int, action_spec: ActionSpec, settings: NetworkSettings) -> None:
+        super().__init__()
+        self.action_spec = action_spec
+        self.body = mlp(obs_size, settings.hidden_units, settings.num_layers)
+        hidden = settings.hidden_units
+        self.mu: nn.Linear | None = None
+        if action_spec.continuous_size:
+            self.mu = nn.Linear(hidden, action_spec.continuous_size)
+            nn.init.kaiming_normal_(self.mu.weight, nonlinearity="linear")
+            self.mu.weight.data.mul_(0.2)
+            nn.init.zeros_(self.mu.bias)
+            self.log_std = nn.Parameter(torch.zeros(action_spec.continuous_size))
+        self.branches = tuple(action_spec.discrete_branches)
+        self.logits: nn.Linear | None = None
+        if self.branches:
+            self.logits = nn.Linear(hidden, sum(self.branches))
+            nn.init.kaiming_normal_(self.logits.weight, nonlinearity="linear")
+            self.logits.weight.data.mul_(0.1)
+            nn.init.zeros_(self.logits.bias)
+
+    def _heads(
+        self, obs: torch.Tensor, masks: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
+        h = self.body(obs)
+        mu = self.mu(h) if self.mu is not None else None
+        log_std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX) if self.mu is not None else None
+        log_probs: list[torch.Tensor] = []
+        if self.logits is not None:
+            logits = self.logits(h)
+            if masks is not None:
+                logits = logits.masked_fill(~masks, MASKED_LOGIT)
+            log_probs = [torch.log_softmax(chunk, dim=1) for chunk in torch.split(logits, self.branches, 1)]
+        return mu, log_std, log_probs
+
+    def sample(self, obs: torch.Tensor, masks: torch.Tensor | None = None, deterministic: bool = False) -> PolicyOutput:
+        mu, log_std, branch_logp = self._heads(obs, masks)
+        batch = obs.shape[0]
+        log_prob = torch.zeros(batch, device=obs.device)
+        entropy = torch.zeros(batch, device=obs.device)
+        cont = torch.zeros(batch, 0, device=obs.device)
+        if mu is not None:
+            assert log_std is not None
+            cont = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
+            log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
+            entropy = entropy + gaussian_entropy(log_std).expand(batch)
+        disc_cols = []
+        for logp in branch_logp:
+            choice = logp.argmax(1) if deterministic else torch.multinomial(logp.exp(), 1).squeeze(1)
+            disc_cols.append(choice)
+            log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
+            entropy = entropy - (logp.exp() * logp).sum(1)
+        disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
+        return PolicyOutput(cont, disc, log_prob, entropy)
+
+    def evaluate(
+        self, obs: torch.Tensor, cont: torch.Tensor, disc: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability and entropy of given actions under the current policy (for the PPO ratio)."""
+        mu, log_std, branch_logp = self._heads(obs, masks)
+        batch = obs.shape[0]
+        log_prob = torch.zeros(batch, device=obs.device)
+        entropy = torch.zeros(batch, device=obs.device)
+        if mu is not None:
+            assert log_std is not None
+            log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
+            entropy = entropy + gaussian_entropy(log_std).expand(batch)
+        for i, logp in enumerate(branch_logp):
+            log_prob = log_prob + logp.gather(1, disc[:, i : i + 1].long()).squeeze(1)
+            entropy = entropy - (logp.exp() * logp).sum(1)
+        return log_prob, entropy
+
+
+def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Joint log-density of a diagonal Gaussian, summed over action dimensions."""
+    z = (x - mu) * torch.exp(-log_std)
+    return (-0.5 * z.square() - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    return (log_std + 0.5 * (LOG_2PI + 1.0)).sum(-1)
+
+
+def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
+    """The env-facing continuous action: ML-Agents' clamp(a, -3, 3) / 3, always inside [-1, 1]."""
+    return raw.clamp(-CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+
+
+class Critic(nn.Module):
+    """Its own body and one value head per reward stream (ML-Agents: each stream has its own gamma)."""
+
+    def __init__(self, obs_size: int, streams: list[str], settings: NetworkSettings) -> None:
+        super().__init__()
+        self.streams = list(streams)
+        self.body = mlp(obs_size, settings.hidden_units, settings.num_layers)
+        self.heads = nn.Linear(settings.hidden_units, len(self.streams))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Values [B, K], one column per reward stream."""
+        return self.heads(self.body(obs))

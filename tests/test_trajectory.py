@@ -1,0 +1,80 @@
+"""The trajectory assembler: rewards land on the right transition; cuts, terminations, interruptions."""
+
+import numpy as np
+
+from mlx.envs.base import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from mlx.trainers.trajectory import AgentSlots, TrajectoryAssembler
+
+SPEC = BehaviorSpec((ObservationSpec((1,)),), ActionSpec(continuous_size=1))
+
+
+def decision(ids, obs, reward):
+    return DecisionSteps([np.array(obs, dtype=np.float32)[:, None]], np.array(reward, dtype=np.float32),
+                         np.array(ids))
+
+
+def terminal(ids, obs, reward, interrupted):
+    return TerminalSteps([np.array(obs, dtype=np.float32)[:, None]], np.array(reward, dtype=np.float32),
+                         np.array(ids), np.array(interrupted))
+
+
+def act(asm, d, value=0.0):
+    n = len(d)
+    values = np.full((n, 1), value, dtype=np.float32)
+    cut = asm.record_rewards(d, values)
+    asm.store(d, np.zeros((n, 1), np.float32), np.zeros((n, 0), np.int32), np.zeros(n, np.float32), values)
+    return cut
+
+
+def test_agent_slots_map_arbitrary_ids_stably():
+    slots = AgentSlots()
+    a = slots.lookup(np.array([100, 7, 42]))
+    b = slots.lookup(np.array([42, 5, 100]))
+    assert list(a) == [0, 1, 2] or len(set(a)) == 3
+    assert b[0] == a[2] and b[2] == a[0] and b[1] not in a
+    assert slots.count == 4
+
+
+def test_time_horizon_cut_bootstraps_with_current_value():
+    asm = TrajectoryAssembler(SPEC, time_horizon=2, num_streams=1)
+    assert act(asm, decision([0], [0.0], [0.0])) is None
+    assert act(asm, decision([0], [1.0], [1.0])) is None
+    cut = act(asm, decision([0], [2.0], [2.0]), value=7.0)
+    assert cut is not None
+    assert list(cut.lengths) == [2]
+    np.testing.assert_array_equal(cut.env_reward[0], [1.0, 2.0])
+    np.testing.assert_array_equal(cut.obs[0][0, :, 0], [0.0, 1.0])
+    assert cut.bootstrap_value[0, 0] == 7.0 and not cut.needs_bootstrap[0]
+
+
+def test_termination_and_interruption_are_told_apart():
+    asm = TrajectoryAssembler(SPEC, time_horizon=10, num_streams=1)
+    act(asm, decision([3, 4], [0.0, 0.0], [0.0, 0.0]))
+    act(asm, decision([3, 4], [1.0, 1.0], [0.5, 0.5]))
+    traj, stats = asm.end_episodes(terminal([3, 4], [9.0, 8.0], [-1.0, 0.1], [False, True]))
+    assert traj is not None
+    np.testing.assert_array_equal(traj.lengths, [2, 2])
+    np.testing.assert_allclose(traj.env_reward, [[0.5, -1.0], [0.5, 0.1]])
+    np.testing.assert_array_equal(traj.needs_bootstrap, [False, True])
+    np.testing.assert_array_equal(traj.next_obs[0][:, 0], [9.0, 8.0])
+    np.testing.assert_allclose(stats.returns, [-0.5, 0.6])
+    np.testing.assert_array_equal(stats.lengths, [2, 2])
+
+
+def test_reset_agent_starts_a_new_trajectory_without_the_old_reward():
+    asm = TrajectoryAssembler(SPEC, time_horizon=10, num_streams=1)
+    act(asm, decision([0], [0.0], [0.0]))
+    asm.end_episodes(terminal([0], [5.0], [1.0], [False]))
+    act(asm, decision([0], [0.0], [0.0]))  # first step of the next episode
+    act(asm, decision([0], [1.0], [0.25]))
+    traj, stats = asm.end_episodes(terminal([0], [2.0], [0.75], [False]))
+    np.testing.assert_allclose(traj.env_reward[0], [0.25, 0.75])
+    np.testing.assert_allclose(stats.returns, [1.0])
+
+
+def test_flat_keeps_only_valid_steps_in_order():
+    asm = TrajectoryAssembler(SPEC, time_horizon=10, num_streams=1)
+    act(asm, decision([0, 1], [0.0, 10.0], [0.0, 0.0]))
+    act(asm, decision([0], [1.0], [0.0]))
+    traj, _ = asm.end_episodes(terminal([0, 1], [0.0, 0.0], [0.0, 0.0], [False, False]))
+    np.testing.assert_array_equal(traj.flat(traj.obs[0])[:, 0], [0.0, 1.0, 10.0])
