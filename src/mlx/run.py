@@ -322,7 +322,7 @@ class Run:
         done = {name: tr.step >= t.max_steps for name, tr in self.trainers.items()}
         reached = dict.fromkeys(self.trainers, False)
         env.reset()
-        while not all(done):
+        while not all(done.values()):
             for name, trainer in self.trainers.items():
                 decision, terminal = env.get_steps(name)
                 env.set_actions(name, trainer.process(decision, terminal))

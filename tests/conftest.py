@@ -1,0 +1,28 @@
+"""Shared helpers: run `python -m mlx` in a subprocess the way a user does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mlx_command(*overrides: str) -> list[str]:
+    return [sys.executable, "-m", "mlx", *overrides]
+
+
+def run_mlx(*overrides: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(mlx_command(*overrides), cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A scratch working directory: results/ and the MLflow SQLite store land here."""
+    return tmp_path

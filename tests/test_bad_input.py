@@ -1,0 +1,40 @@
+"""Bad input is refused before training: one line on stderr naming the problem, exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_mlx
+
+CASES = [
+    # (overrides, words the message must contain)
+    (["trainer=ppx"], ["trainer/ppx", "ppo"]),
+    (["env=nope"], ["env/nope", "3dball"]),
+    (["trainer.hyperparameters.batch_sise=5"], ["batch_sise"]),
+    (["trainer.hyperparameters.batch_size=abc"], ["batch_size", "abc"]),
+    (["trainer.network_settings.normalize=maybe"], ["normalize"]),
+    (["trainer.hyperparameters.learning_rate_schedule=cosine"], ["learning_rate_schedule", "cosine"]),
+    (["trainer.hyperparameters.batch_size=20000"], ["batch_size", "buffer_size"]),
+    (["trainer.hyperparameters.buffer_size=0"], ["buffer_size", "> 0"]),
+    (["trainer.time_horizon=-5"], ["time_horizon", "> 0"]),
+    (["trainer.hyperparameters.num_epoch=0"], ["num_epoch", "> 0"]),
+    (["env.num_areas=0"], ["env.num_areas", "> 0"]),
+    (["trainer.reward_signals.extrinsic.gamma=1.0"], ["gamma", "below 1"]),
+    (["trainer.reward_signals.extrinsic.gama=0.9"], ["gama", "gamma"]),
+    (["reward_signals=[]"], ["reward_signals", "at least one"]),
+    (["+env.parameters.masss=2"], ["masss", "mass"]),
+    (["tracking.backend=wandb"], ["tracking.backend"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "words"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_refused_with_one_clear_line(workdir, overrides, words):
+    proc = run_mlx(*overrides, "tracking=none", "run_id=bad", cwd=workdir, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mlx: error: ")
+    for word in words:
+        assert word in lines[0], lines[0]
+    # Nothing was trained: no checkpoint was written.
+    assert not list(workdir.glob("results/bad/*/checkpoint.pt"))

@@ -1,0 +1,150 @@
+"""`python -m mlx` end to end with tiny budgets: results layout, MLflow, refusal, resume, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import mlx_command, run_mlx
+
+# A small but real 3DBall run: 4 areas, summaries every 400 agent steps, checkpoints every 800.
+TINY = [
+    "env=3dball",
+    "env.num_areas=4",
+    "seed=3",
+    "trainer.hyperparameters.buffer_size=400",
+    "trainer.hyperparameters.batch_size=50",
+    "trainer.summary_freq=400",
+    "trainer.checkpoint_interval=800",
+    "trainer.keep_checkpoints=2",
+    "trainer.time_horizon=64",
+    "progress=plain",
+]
+
+
+def stats_rows(root: Path) -> list[dict]:
+    return [json.loads(line) for line in (root / "run_logs" / "stats.jsonl").read_text().splitlines()]
+
+
+def test_run_leaves_ml_agents_layout_and_tracks_in_mlflow(workdir):
+    proc = run_mlx(*TINY, "trainer.max_steps=2000", "run_id=tiny", "tracking.uri=sqlite:///mlruns.db",
+                   cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    root = workdir / "results" / "tiny"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[INFO] 3DBall. Step:")]
+    assert len(lines) == 5
+    assert re.fullmatch(
+        r"\[INFO\] 3DBall\. Step: 400\. Time Elapsed: \d+\.\d{3} s\. "
+        r"(Mean Reward: -?\d+\.\d{3}\. Std of Reward: \d+\.\d{3}\.|No episode was completed since last summary\.)"
+        r" Training\.",
+        lines[0],
+    ), lines[0]
+
+    config = yaml.safe_load((root / "configuration.yaml").read_text())
+    assert config["trainer"]["hyperparameters"]["buffer_size"] == 400
+    assert config["trainer"]["network_settings"]["normalize"] is True  # tuned 3DBall defaults applied
+    assert config["seed"] == 3
+
+    rows = stats_rows(root)
+    assert [r["step"] for r in rows] == [400, 800, 1200, 1600, 2000]
+    for key in ("mean_reward", "std_reward", "episodes", "time_elapsed", "steps_per_sec",
+                "Environment/Cumulative Reward", "Losses/Policy Loss", "Losses/Value Loss",
+                "Policy/Learning Rate", "Policy/Entropy"):
+        assert key in rows[-1], key
+
+    status = json.loads((root / "run_logs" / "training_status.json").read_text())
+    ckpts = status["3DBall"]["checkpoints"]
+    assert [c["steps"] for c in ckpts] == [1600, 2000]  # keep_checkpoints=2 pruned the older ones
+    assert status["3DBall"]["final_checkpoint"].endswith("3DBall-2000.pt")
+    assert (root / "3DBall" / "checkpoint.pt").exists()
+    assert not (root / "3DBall" / "3DBall-800.pt").exists()
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns.db'}")
+    run = client.get_run(status["metadata"]["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.hyperparameters.buffer_size"] == "400"
+    history = client.get_metric_history(run.info.run_id, "Environment/Cumulative Reward")
+    assert [m.step for m in history] == [r["step"] for r in rows if r["episodes"]]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "configuration.yaml" in artifacts and "checkpoints" in artifacts
+
+    # The same run_id again is refused, and nothing already saved is touched.
+    again = run_mlx(*TINY, "trainer.max_steps=2000", "run_id=tiny", "tracking=none", cwd=workdir)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr and "resume=true" in again.stderr
+    assert stats_rows(root) == rows
+
+    # resume=true with a larger budget continues the step count and the curve.
+    more = run_mlx(*TINY, "trainer.max_steps=2800", "run_id=tiny", "resume=true",
+                   "tracking.uri=sqlite:///mlruns.db", cwd=workdir)
+    assert more.returncode == 0, more.stderr
+    assert [r["step"] for r in stats_rows(root)] == [400, 800, 1200, 1600, 2000, 2400, 2800]
+    resumed = client.get_run(status["metadata"]["mlflow_run_id"])
+    assert resumed.info.status == "FINISHED"
+    assert max(m.step for m in client.get_metric_history(run.info.run_id, "Losses/Value Loss")) == 2800
+
+
+def test_initialize_from_starts_a_new_count_from_old_weights(workdir):
+    assert run_mlx(*TINY, "trainer.max_steps=800", "run_id=src", "tracking=none", cwd=workdir).returncode == 0
+    proc = run_mlx(*TINY, "trainer.max_steps=800", "run_id=dst", "initialize_from=src", "tracking=none",
+                   cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["step"] for r in stats_rows(workdir / "results" / "dst")] == [400, 800]
+    missing = run_mlx(*TINY, "run_id=x", "initialize_from=nope", "tracking=none", cwd=workdir)
+    assert missing.returncode == 2 and "initialize_from=nope" in missing.stderr
+
+
+def test_resume_without_a_run_is_refused(workdir):
+    proc = run_mlx(*TINY, "run_id=ghost", "resume=true", "tracking=none", cwd=workdir)
+    assert proc.returncode == 2
+    assert "nothing to resume" in proc.stderr
+
+
+def test_sigkill_then_resume_continues_from_the_last_checkpoint(workdir):
+    args = [*TINY, "trainer.max_steps=8000", "run_id=killed", "tracking.uri=sqlite:///mlruns.db"]
+    root = workdir / "results" / "killed"
+    proc = subprocess.Popen(mlx_command(*args), cwd=workdir, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    status_path = root / "run_logs" / "training_status.json"
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            if status_path.exists():
+                status = json.loads(status_path.read_text())
+                if len(status.get("3DBall", {}).get("checkpoints", [])) >= 2:
+                    break
+            if proc.poll() is not None:
+                raise AssertionError("the run ended before it could be killed; raise max_steps")
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    status = json.loads(status_path.read_text())
+    last_ckpt = max(c["steps"] for c in status["3DBall"]["checkpoints"])
+    assert last_ckpt < 8000
+    before = [r["step"] for r in stats_rows(root)]
+
+    resumed = run_mlx(*args, "resume=true", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    first_line = next(ln for ln in resumed.stdout.splitlines() if ln.startswith("[INFO] 3DBall. Step:"))
+    assert int(re.search(r"Step: (\d+)\.", first_line).group(1)) == last_ckpt + 400
+    steps = [r["step"] for r in stats_rows(root)]
+    assert steps == list(range(400, 8001, 400)), (before, steps)
+    times = [r["time_elapsed"] for r in stats_rows(root)]
+    assert times == sorted(times)  # elapsed time continues too
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("3dball").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
