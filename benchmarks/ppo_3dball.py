@@ -82,7 +82,7 @@ def main() -> None:
     env_sps = env_only_steps_per_sec(args.env_agents)
     reached = [r for r in runs if r["reached"]]
     summary = {
-        "benchmark": "3DBall PPO to mean reward %.0f" % args.target,
+        "benchmark": f"3DBall PPO to mean reward {args.target:.0f}",
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "runs": runs,
         "median_seconds_to_target": float(np.median([r["seconds_to_target"] for r in reached])) if reached else None,

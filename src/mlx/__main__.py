@@ -22,12 +22,36 @@ USAGE_ERROR = 2
 
 
 def one_line(message: str) -> str:
-    """Fold a multi-line library message (Hydra, OmegaConf) into one readable line."""
-    lines = [ln.strip() for ln in str(message).splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith(("full_key:", "object_type=", "Config search path"))]
-    text = " ".join(lines)
-    text = re.sub(r"\s+", " ", text)
-    return text.replace(": ", ": ", 1)
+    """Fold a multi-line library message into one line, dropping Hydra's search-path listing and
+    OmegaConf's debugging details."""
+    kept = []
+    for line in str(message).splitlines():
+        line = line.strip()
+        if line.startswith(("Config search path", "provider=")):
+            break
+        if not line or line.startswith(("full_key:", "object_type=", "reference_type=")):
+            continue
+        if line.endswith("_schema"):  # ConfigStore schemas are not options a user picks
+            continue
+        kept.append(line)
+    text = " ".join(kept)
+    text = re.sub(r"Available options in '([^']+)':", r"; available options in '\1':", text)
+    return re.sub(r"\s+", " ", text).replace(" ;", ";")
+
+
+def describe(exc: BaseException) -> str:
+    """The one line a user sees for a configuration or run error."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
+        parent = getattr(cause, "parent_node", None)
+        known = sorted(str(k) for k in parent) if parent is not None and hasattr(parent, "keys") else []
+        hint = f"; allowed keys there: {', '.join(known)}" if known else ""
+        return f"unknown key '{cause.full_key}'{hint}"
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        return f"{cause.full_key}: {one_line(str(cause))}"
+    return one_line(str(exc))
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
@@ -51,11 +75,25 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
+def fail(exc: BaseException) -> None:
+    print(f"mlx: error: {describe(exc)}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def _app(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from mlx.run import run
 
-    return run(cfg)
+    try:
+        return run(cfg)
+    except user_error_types() as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a sweep records the failed job and goes on
+        fail(exc)  # exits here, before Hydra adds its own multi-line report
+        return None
 
 
 def main() -> None:
@@ -69,8 +107,7 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - classify below, re-raise bugs untouched
         if isinstance(exc, user_error_types()):
-            print(f"mlx: error: {one_line(str(exc))}", file=sys.stderr)
-            sys.exit(USAGE_ERROR)
+            fail(exc)
         raise
 
 

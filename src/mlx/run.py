@@ -192,6 +192,7 @@ class Run:
         self.env: BaseEnv | None = None
         self.elapsed_before = 0.0
         self.elapsed = 0.0
+        self.started = False  # set once the loop runs: before that there is nothing new to save
         self.next_summary: dict[str, int] = {}
         self.next_checkpoint: dict[str, int] = {}
         self.last_reward: dict[str, float | None] = {}
@@ -220,6 +221,7 @@ class Run:
         atomic_write(paths.configuration, yaml.safe_dump(cfg.resolved, sort_keys=False).encode())
 
     def build(self) -> None:
+        """Env and trainers first: a bad env name or parameter is refused before any file is written."""
         cfg = self.cfg
         torch.set_num_threads(cfg.torch_settings.num_threads)
         torch.manual_seed(cfg.seed)
@@ -228,6 +230,10 @@ class Run:
         self.env = make_env(cfg.env.name, cfg.env.num_areas, cfg.seed, cfg.env.parameters)
         for name, spec in self.env.behavior_specs.items():
             self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device)
+
+    def restore(self) -> None:
+        """resume: the newest checkpoint of each behaviour; initialize_from: another run's weights."""
+        cfg = self.cfg
         if cfg.resume:
             for name, trainer in self.trainers.items():
                 path = self.paths.latest_checkpoint(name)
@@ -248,7 +254,8 @@ class Run:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
                 except RuntimeError as exc:
                     raise RunError(
-                        f"initialize_from={cfg.initialize_from}: its network does not fit this run's ({exc})"
+                        f"initialize_from={cfg.initialize_from}: its network does not fit this run's "
+                        f"({one_line_error(exc)})"
                     ) from None
         t = cfg.trainer
         interval = (t.max_steps // t.keep_checkpoints) if t.even_checkpoints else t.checkpoint_interval
@@ -322,6 +329,7 @@ class Run:
         done = {name: tr.step >= t.max_steps for name, tr in self.trainers.items()}
         reached = dict.fromkeys(self.trainers, False)
         env.reset()
+        self.started = True
         while not all(done.values()):
             for name, trainer in self.trainers.items():
                 decision, terminal = env.get_steps(name)
@@ -368,6 +376,8 @@ class Run:
 
     def interrupted(self) -> None:
         """Ctrl-C: keep the work done so far in a checkpoint, so resume=true continues from here."""
+        if not self.started:
+            return
         elapsed = self.elapsed
         for name in self.trainers:
             path = self.save_checkpoint(name, elapsed)
@@ -378,6 +388,10 @@ class Run:
         if self.env is not None:
             self.env.close()
         self.tracker.finish(status)
+
+
+def one_line_error(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -400,11 +414,12 @@ def run(dict_cfg: DictConfig) -> float | None:
     """Run one training job from a composed Hydra config; returns the last mean reward."""
     cfg = seeded(validate(dict_cfg))
     job = Run(cfg)
-    job.prepare_folder()
     job.build()
-    job.start_tracking()
     status = "FAILED"
     try:
+        job.prepare_folder()
+        job.restore()
+        job.start_tracking()
         result = job.train()
         status = "FINISHED"
         return result
