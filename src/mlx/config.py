@@ -70,6 +70,20 @@ class PPOHyperparameters:
 
 
 @dataclass
+class SACHyperparameters:
+    batch_size: int = 128
+    buffer_size: int = 50000  # replay capacity
+    learning_rate: float = 3.0e-4
+    learning_rate_schedule: ScheduleType = ScheduleType.constant
+    buffer_init_steps: int = 0  # agent steps of uniform random actions before the policy acts
+    init_entcoef: float = 1.0
+    save_replay_buffer: bool = False
+    tau: float = 0.005
+    steps_per_update: float = 1.0  # agent steps per gradient update (may be < 1)
+    reward_signal_steps_per_update: float | None = None  # None: steps_per_update (seed 003)
+
+
+@dataclass
 class ExtrinsicSettings:
     gamma: float = 0.99
     strength: float = 1.0
@@ -104,7 +118,13 @@ class PPOSettings(TrainerSettings):
     hyperparameters: PPOHyperparameters = field(default_factory=PPOHyperparameters)
 
 
-TRAINER_SETTINGS: dict[str, type[TrainerSettings]] = {"ppo": PPOSettings}
+@dataclass
+class SACSettings(TrainerSettings):
+    trainer_type: str = "sac"
+    hyperparameters: SACHyperparameters = field(default_factory=SACHyperparameters)
+
+
+TRAINER_SETTINGS: dict[str, type[TrainerSettings]] = {"ppo": PPOSettings, "sac": SACSettings}
 
 
 @dataclass
@@ -231,6 +251,15 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -
             raise ConfigError(f"{t}.hyperparameters.epsilon must be in (0, 1) (got {h.epsilon})")
         if not 0 <= h.lambd <= 1:
             raise ConfigError(f"{t}.hyperparameters.lambd must be in [0, 1] (got {h.lambd})")
+    if isinstance(h, SACHyperparameters):
+        if not 0 < h.tau <= 1:
+            raise ConfigError(f"{t}.hyperparameters.tau must be in (0, 1] (got {h.tau})")
+        _positive(h.steps_per_update, f"{t}.hyperparameters.steps_per_update")
+        _positive(h.init_entcoef, f"{t}.hyperparameters.init_entcoef")
+        if h.reward_signal_steps_per_update is not None:
+            _positive(h.reward_signal_steps_per_update, f"{t}.hyperparameters.reward_signal_steps_per_update")
+        if h.buffer_init_steps < 0:
+            raise ConfigError(f"{t}.hyperparameters.buffer_init_steps must be >= 0 (got {h.buffer_init_steps})")
     if not reward_signals:
         raise ConfigError(
             f"{t}.reward_signals is empty; at least one reward signal must remain (e.g. reward_signals=[extrinsic])"

@@ -229,7 +229,7 @@ class Run:
         device = torch.device(cfg.torch_settings.device)
         self.env = make_env(cfg.env.name, cfg.env.num_areas, cfg.seed, cfg.env.parameters)
         for name, spec in self.env.behavior_specs.items():
-            self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device)
+            self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device, cfg.seed)
 
     def restore(self) -> None:
         """resume: the newest checkpoint of each behaviour; initialize_from: another run's weights."""
@@ -241,6 +241,7 @@ class Run:
                     raise RunError(f"nothing to resume: {path} does not exist; start without resume=true")
                 state = load_checkpoint(path)
                 trainer.load_state_dict(state["trainer"])
+                trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
         elif cfg.initialize_from:
@@ -299,6 +300,7 @@ class Run:
         path = folder / f"{name}-{trainer.step}.pt"
         atomic_torch_save(state, path)
         atomic_torch_save(state, self.paths.latest_checkpoint(name))
+        trainer.save_extras(folder)
         entry = self.status.behaviors.setdefault(name, {"checkpoints": [], "final_checkpoint": None})
         entry["checkpoints"] = [c for c in entry["checkpoints"] if c["steps"] != trainer.step]
         entry["checkpoints"].append({

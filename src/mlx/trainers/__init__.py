@@ -17,12 +17,17 @@ def make_trainer(
     settings: TrainerSettings,
     reward_signals: dict[str, Any],
     device: torch.device,
+    seed: int = 0,
 ) -> RLTrainer:
     """Build the trainer named by settings.trainer_type for one behaviour."""
     if settings.trainer_type == "ppo":
         from mlx.trainers.ppo import PPOTrainer
 
         return PPOTrainer(behavior_name, spec, settings, reward_signals, device)  # type: ignore[arg-type]
+    if settings.trainer_type == "sac":
+        from mlx.trainers.sac import SACTrainer
+
+        return SACTrainer(behavior_name, spec, settings, reward_signals, device, seed)  # type: ignore[arg-type]
     raise ValueError(f"unknown trainer_type '{settings.trainer_type}'")
 
 

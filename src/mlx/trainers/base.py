@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,11 @@ class RLTrainer(abc.ABC):
     def load_weights(self, state: dict[str, Any]) -> None:
         """initialize_from: take another run's weights (and normaliser) but start counting anew."""
         self.module.load_state_dict(state["module"])
+
+    def save_extras(self, folder: Path) -> None:
+        """Large state kept beside checkpoints rather than in them (SAC's replay buffer)."""
+
+    def load_extras(self, folder: Path) -> None: ...
 
     def reset_trajectories(self) -> None:
         """Forget partial trajectories (called when the env is reset)."""

@@ -87,20 +87,36 @@ class PolicyOutput:
 
 
 class Actor(nn.Module):
-    """Gaussian head (state-independent log std, as ML-Agents' PPO) and/or one categorical per branch."""
+    """Gaussian head and/or one categorical per discrete branch.
 
-    def __init__(self, obs_size: int, action_spec: ActionSpec, settings: NetworkSettings) -> None:
+    PPO (ML-Agents' defaults): state-independent log std, unbounded samples sent to the env as
+    clamp(a, -3, 3) / 3. SAC: `conditional_sigma` (log std from the body) and `tanh_squash` (samples
+    squashed into [-1, 1], with the log-density corrected for the squashing).
+    """
+
+    def __init__(
+        self,
+        obs_size: int,
+        action_spec: ActionSpec,
+        settings: NetworkSettings,
+        conditional_sigma: bool = False,
+        tanh_squash: bool = False,
+    ) -> None:
         super().__init__()
         self.action_spec = action_spec
+        self.conditional_sigma = conditional_sigma
+        self.tanh_squash = tanh_squash
         self.body = mlp(obs_size, settings.hidden_units, settings.num_layers)
         hidden = settings.hidden_units
         self.mu: nn.Linear | None = None
         if action_spec.continuous_size:
-            self.mu = nn.Linear(hidden, action_spec.continuous_size)
+            size = action_spec.continuous_size
+            self.mu = nn.Linear(hidden, 2 * size if conditional_sigma else size)
             nn.init.kaiming_normal_(self.mu.weight, nonlinearity="linear")
             self.mu.weight.data.mul_(0.2)
             nn.init.zeros_(self.mu.bias)
-            self.log_std = nn.Parameter(torch.zeros(action_spec.continuous_size))
+            if not conditional_sigma:
+                self.log_std = nn.Parameter(torch.zeros(size))
         self.branches = tuple(action_spec.discrete_branches)
         self.logits: nn.Linear | None = None
         if self.branches:
@@ -113,8 +129,14 @@ class Actor(nn.Module):
         self, obs: torch.Tensor, masks: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
         h = self.body(obs)
-        mu = self.mu(h) if self.mu is not None else None
-        log_std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX) if self.mu is not None else None
+        mu = log_std = None
+        if self.mu is not None:
+            out = self.mu(h)
+            if self.conditional_sigma:
+                mu, log_std = out.chunk(2, dim=-1)
+            else:
+                mu, log_std = out, self.log_std
+            log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
         log_probs: list[torch.Tensor] = []
         if self.logits is not None:
             logits = self.logits(h)
@@ -134,6 +156,9 @@ class Actor(nn.Module):
             cont = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
             log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
             entropy = entropy + gaussian_entropy(log_std).expand(batch)
+            if self.tanh_squash:
+                log_prob = log_prob - tanh_log_det(cont)
+                cont = torch.tanh(cont)
         disc_cols = []
         for logp in branch_logp:
             choice = logp.argmax(1) if deterministic else torch.multinomial(logp.exp(), 1).squeeze(1)
@@ -143,10 +168,24 @@ class Actor(nn.Module):
         disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
         return PolicyOutput(cont, disc, log_prob, entropy)
 
+    def sac_sample(
+        self, obs: torch.Tensor, masks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
+        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact)."""
+        mu, log_std, branch_logp = self._heads(obs, masks)
+        batch = obs.shape[0]
+        if mu is None:
+            return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp
+        assert log_std is not None
+        u = mu + torch.randn_like(mu) * log_std.exp()
+        log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)
+        return torch.tanh(u), log_prob, branch_logp
+
     def evaluate(
         self, obs: torch.Tensor, cont: torch.Tensor, disc: torch.Tensor, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probability and entropy of given actions under the current policy (for the PPO ratio)."""
+        """Log-probability and entropy of given raw (unsquashed) actions (for PPO's ratio)."""
         mu, log_std, branch_logp = self._heads(obs, masks)
         batch = obs.shape[0]
         log_prob = torch.zeros(batch, device=obs.device)
@@ -165,6 +204,11 @@ def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) 
     """Joint log-density of a diagonal Gaussian, summed over action dimensions."""
     z = (x - mu) * torch.exp(-log_std)
     return (-0.5 * z.square() - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    """log |d tanh(u) / du| summed over dimensions, in a numerically stable form."""
+    return (2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))).sum(-1)
 
 
 def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
@@ -188,3 +232,38 @@ class Critic(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Values [B, K], one column per reward stream."""
         return self.heads(self.body(obs))
+
+
+class EnsembleMLP(nn.Module):
+    """`members` independent MLPs evaluated with one batched matmul per layer (SAC's twin Q networks).
+
+    forward(x, detach=True) uses detached weights: the policy loss needs Q's gradient with respect to
+    the action but must not train Q, and one backward pass then serves every loss.
+    """
+
+    def __init__(self, members: int, in_size: int, hidden: int, layers: int, out_size: int) -> None:
+        super().__init__()
+        sizes = [in_size] + [hidden] * layers + [out_size]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            w = torch.empty(members, a, b)
+            for m in range(members):
+                nn.init.kaiming_normal_(w[m].T, nonlinearity="linear")  # same scale as the MLPs above
+            if i == len(sizes) - 2:
+                w.mul_(0.1)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(members, 1, b)))
+
+    def forward(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        """x: [B, in] (shared by members) or [M, B, in]; returns [M, B, out]."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if detach:
+                w, b = w.detach(), b.detach()
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = nn.functional.silu(x)
+        return x

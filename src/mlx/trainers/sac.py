@@ -1,0 +1,281 @@
+"""Soft Actor-Critic, as ML-Agents' SAC trainer defines it (seed 003).
+
+`SACModule` (LightningModule): a tanh-squashed Gaussian actor with state-dependent sigma and/or
+categorical branches, twin Q networks (one batched ensemble), a value network V per reward stream and
+its target copy (updated by `tau`), and learned entropy coefficients (one for the continuous actions,
+one per discrete branch). `SACTrainer`: acting, the bounded replay buffer, `steps_per_update`,
+`buffer_init_steps` and `save_replay_buffer`.
+
+Every loss term comes from one forward pass and one backward pass: the policy reads Q through
+detached weights, so Q is trained by its own regression only (see networks.EnsembleMLP).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from mlx.config import SACSettings
+from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.trainers.base import RLTrainer, TrainingError, concat_vector_obs
+from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
+from mlx.trainers.networks import Actor, Critic, EnsembleMLP, Normalizer, vector_obs_size
+from mlx.trainers.replay import ReplayBuffer, TransitionAssembler
+from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
+
+# ML-Agents' target entropies: -|A| for continuous actions, 0.2 * log(n) nats per discrete branch.
+CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
+DISCRETE_TARGET_ENTROPY_SCALE = 0.2
+
+
+class SACModule(pl.LightningModule):
+    def __init__(self, spec: BehaviorSpec, settings: SACSettings, streams: list[str], gammas: list[float]) -> None:
+        super().__init__()
+        self.settings = settings
+        a = spec.action_spec
+        self.branches = tuple(a.discrete_branches)
+        ns = settings.network_settings
+        obs_size = vector_obs_size(spec)
+        self.num_streams = len(streams)
+        self.q_out = sum(self.branches) if self.branches else 1
+        self.normalizer = Normalizer(obs_size) if ns.normalize else None
+        self.actor = Actor(obs_size, a, ns, conditional_sigma=True, tanh_squash=True)
+        self.q = EnsembleMLP(2, obs_size + a.continuous_size, ns.hidden_units, ns.num_layers,
+                             self.num_streams * self.q_out)
+        self.value = Critic(obs_size, streams, ns)
+        self.target_value = copy.deepcopy(self.value).requires_grad_(False)
+        init = math.log(settings.hyperparameters.init_entcoef)
+        self.log_alpha_cont = torch.nn.Parameter(torch.full((1,), init)) if a.continuous_size else None
+        self.log_alpha_disc = torch.nn.Parameter(torch.full((len(self.branches),), init)) if self.branches else None
+        self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32))
+        self.register_buffer(
+            "target_entropy_disc",
+            torch.tensor([DISCRETE_TARGET_ENTROPY_SCALE * math.log(n) for n in self.branches], dtype=torch.float32),
+        )
+        self.target_entropy_cont = -CONTINUOUS_TARGET_ENTROPY_SCALE * a.continuous_size
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.normalizer(obs) if self.normalizer is not None else obs
+
+    def _q(self, x: torch.Tensor, cont: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        inp = torch.cat([x, cont], dim=-1) if cont.shape[-1] else x
+        out = self.q(inp, detach=detach)  # [2, B, K * Q]
+        return out.view(2, x.shape[0], self.num_streams, self.q_out)
+
+    def training_step(self, batch: SACBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x = self.preprocess(batch.obs)
+        with torch.no_grad():
+            next_values = self.target_value(self.preprocess(batch.next_obs))
+        mask = batch.mask if batch.mask.shape[-1] else None
+        cont, cont_log_prob, branch_log_probs = self.actor.sac_sample(x, mask)
+        out = SACOutputs(
+            q_taken=self._q(x, batch.continuous),
+            q_policy=self._q(x, cont, detach=True),
+            values=self.value(x),
+            next_values=next_values,
+            cont_log_prob=cont_log_prob,
+            branch_log_probs=branch_log_probs,
+            log_alpha_cont=self.log_alpha_cont,
+            log_alpha_disc=self.log_alpha_disc,
+        )
+        terms = sac_loss(out, batch, self.gammas, self.branches, self.target_entropy_cont, self.target_entropy_disc)
+        terms["loss"] = total_loss(terms)
+        return terms
+
+    @torch.no_grad()
+    def soft_update(self, tau: float) -> None:
+        for target, source in zip(self.target_value.parameters(), self.value.parameters(), strict=True):
+            target.lerp_(source, tau)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # One Adam over actor, Q, V and entropy coefficients: Adam is per-parameter, so this equals
+        # ML-Agents' three optimisers that share one learning rate, at a third of the overhead.
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.settings.hyperparameters.learning_rate)
+
+
+class SACTrainer(RLTrainer):
+    def __init__(
+        self,
+        behavior_name: str,
+        spec: BehaviorSpec,
+        settings: SACSettings,
+        reward_signals: dict[str, Any],
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(behavior_name, spec)
+        self.settings = settings
+        self.hp = settings.hyperparameters
+        self.signals = reward_signals
+        self.device = device
+        self.module = SACModule(spec, settings, list(reward_signals), [s.gamma for s in reward_signals.values()]).to(
+            device
+        )
+        self.optimizer = self.module.configure_optimizers()
+        self.strengths = np.array([s.strength for s in reward_signals.values()], dtype=np.float32)
+        a = spec.action_spec
+        obs_size = vector_obs_size(spec)
+        self.buffer = ReplayBuffer(
+            self.hp.buffer_size,
+            {
+                "obs": ((obs_size,), np.float32),
+                "continuous": ((a.continuous_size,), np.float32),
+                "discrete": ((a.discrete_size,), np.int32),
+                "reward": ((), np.float32),
+                "mask": ((sum(a.discrete_branches),), np.bool_),
+                "next_obs": ((obs_size,), np.float32),
+                "terminated": ((), np.float32),
+            },
+        )
+        self.assembler = TransitionAssembler(spec, obs_size)
+        self.rng = np.random.default_rng(seed)
+        self.update_steps = 1  # ML-Agents starts counting at 1
+
+    # ---- acting -------------------------------------------------------------------------------
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=self.device)
+
+    def _store(self, tr: Any) -> None:
+        if tr is None:
+            return
+        self.buffer.add(obs=tr.obs, continuous=tr.continuous, discrete=tr.discrete, reward=tr.reward, mask=tr.mask,
+                        next_obs=tr.next_obs, terminated=tr.terminated.astype(np.float32))
+
+    def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
+        finished, episodes = self.assembler.end_episodes(terminal)
+        if len(episodes.returns):
+            self.stats.add("Environment/Cumulative Reward", episodes.returns)
+            self.stats.add("Environment/Episode Length", episodes.lengths)
+            if "extrinsic" in self.signals:
+                self.stats.add("Policy/Extrinsic Reward", episodes.returns * self.signals["extrinsic"].strength)
+        self._store(finished)
+        n = len(decision)
+        if n == 0:
+            return self.spec.action_spec.empty(0)
+        obs = concat_vector_obs(decision.obs)
+        self._store(self.assembler.next_step(decision, obs))
+        mask_np = None
+        if decision.action_mask is not None and self.spec.action_spec.discrete_size:
+            mask_np = np.concatenate(decision.action_mask, axis=1).astype(bool)
+        if self.step < self.hp.buffer_init_steps:
+            actions = self._random_actions(n, mask_np)
+        else:
+            obs_t = self._tensor(obs)
+            with torch.inference_mode():
+                out = self.module.actor.sample(self.module.preprocess(obs_t),
+                                               None if mask_np is None else self._tensor(mask_np))
+            self.stats.add("Policy/Entropy", float(out.entropy.mean()))
+            actions = ActionTuple(out.continuous.cpu().numpy(), out.discrete.cpu().numpy().astype(np.int32))
+        if self.module.normalizer is not None:
+            self.module.normalizer.update(self._tensor(obs))
+        self.assembler.begin(decision, obs, actions.continuous, actions.discrete, mask_np)
+        self.step += n
+        return actions
+
+    def _random_actions(self, n: int, mask: np.ndarray | None) -> ActionTuple:
+        a = self.spec.action_spec
+        cont = self.rng.uniform(-1.0, 1.0, size=(n, a.continuous_size)).astype(np.float32)
+        cols = []
+        offset = 0
+        for size in a.discrete_branches:
+            allowed = np.ones((n, size), bool) if mask is None else mask[:, offset : offset + size]
+            scores = np.where(allowed, self.rng.random((n, size)), -1.0)
+            cols.append(scores.argmax(1))
+            offset += size
+        disc = np.stack(cols, 1).astype(np.int32) if cols else np.zeros((n, 0), np.int32)
+        return ActionTuple(cont, disc)
+
+    # ---- updating -----------------------------------------------------------------------------
+    def _updates_owed(self) -> bool:
+        return (self.step - self.hp.buffer_init_steps) / self.update_steps > self.hp.steps_per_update
+
+    def ready_to_update(self) -> bool:
+        return len(self.buffer) >= self.hp.batch_size and self._updates_owed()
+
+    def update(self) -> None:
+        lr = decayed_value(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR, self.step,
+                           self.settings.max_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        sums: dict[str, float] = {}
+        value_estimates = []
+        count = 0
+        while self._updates_owed():
+            sample = self.buffer.sample(self.hp.batch_size, self.rng)
+            batch = SACBatch(
+                obs=self._tensor(sample["obs"]),
+                continuous=self._tensor(sample["continuous"]),
+                discrete=self._tensor(sample["discrete"]),
+                rewards=self._tensor(sample["reward"][:, None] * self.strengths[None, :]),
+                mask=self._tensor(sample["mask"]),
+                next_obs=self._tensor(sample["next_obs"]),
+                terminated=self._tensor(sample["terminated"]),
+            )
+            terms = self.module.training_step(batch, count)
+            loss = terms["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the SAC loss became {loss.item()} at step {self.step}; the last checkpoint is kept. "
+                    "Try a lower trainer.hyperparameters.learning_rate or network_settings.normalize=true"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.module.soft_update(self.hp.tau)
+            self.update_steps += 1
+            count += 1
+            for key in ("q1_loss", "q2_loss", "value_loss", "policy_loss"):
+                sums[key] = sums.get(key, 0.0) + float(terms[key])
+            value_estimates.append(terms["value_estimate"])
+        if not count:
+            return
+        self.stats.add("Losses/Q1 Loss", sums["q1_loss"] / count)
+        self.stats.add("Losses/Q2 Loss", sums["q2_loss"] / count)
+        self.stats.add("Losses/Value Loss", sums["value_loss"] / count)
+        self.stats.add("Losses/Policy Loss", sums["policy_loss"] / count)
+        self.stats.add("Policy/Learning Rate", lr)
+        means = torch.stack(value_estimates).mean(0).cpu().numpy()
+        for name, v in zip(self.signals, means, strict=True):
+            self.stats.add(f"Policy/{name.capitalize()} Value Estimate", float(v))
+        if self.module.log_alpha_cont is not None:
+            self.stats.add("Policy/Continuous Entropy Coeff", float(self.module.log_alpha_cont.detach().exp()))
+        if self.module.log_alpha_disc is not None:
+            self.stats.add("Policy/Discrete Entropy Coeff", float(self.module.log_alpha_disc.detach().exp().mean()))
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "update_steps": self.update_steps,
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.update_steps = int(state["update_steps"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+
+    def save_extras(self, folder: Path) -> None:
+        if self.hp.save_replay_buffer:
+            self.buffer.save(folder / "replay_buffer.npz")
+
+    def load_extras(self, folder: Path) -> None:
+        path = folder / "replay_buffer.npz"
+        if self.hp.save_replay_buffer and path.exists():
+            self.buffer.load(path)
+
+    def reset_trajectories(self) -> None:
+        self.assembler.reset()
