@@ -1,10 +1,13 @@
-"""3DBall PPO benchmark: seconds and steps to mean reward 95, end-to-end agent-steps/s, env-only agent-steps/s.
+"""3DBall time-to-reward benchmark for PPO or SAC, plus throughput numbers.
 
-    python benchmarks/ppo_3dball.py [--seeds 1 2 3] [--target 95]
+    python benchmarks/train_3dball.py --trainer ppo [--seeds 1 2 3] [--target 95]
+    python benchmarks/train_3dball.py --trainer sac
 
-Runs the command users type (`python -m mlx trainer=ppo env=3dball seed=S stop_at_reward=95`) in a
-subprocess per seed, reads its stats.jsonl, and measures the env alone at 4096 agents. Writes
-benchmarks/results/ppo_3dball.json. Target on a 2-core machine: <= 30 s to 95, env >= 5M agent-steps/s.
+Runs the command users type (`python -m mlx trainer=<t> env=3dball seed=S stop_at_reward=95`) in a
+subprocess per seed and reads its stats.jsonl: seconds and steps to the target, end-to-end agent-steps/s.
+PPO also measures the env alone at 4096 agents; SAC measures gradient updates per second with the tuned
+3DBall settings and the replay buffer's bytes at its capacity. Writes benchmarks/results/<t>_3dball.json.
+Targets on a 2-core machine: PPO <= 30 s to 95 and env >= 5M agent-steps/s; SAC <= 90 s to 95.
 """
 
 from __future__ import annotations
@@ -44,9 +47,46 @@ def env_only_steps_per_sec(num_areas: int, seconds: float = 3.0) -> float:
     return steps * num_areas / (time.perf_counter() - start)
 
 
-def train_once(seed: int, target: float, workdir: Path) -> dict:
-    run_id = f"bench-ppo-{seed}"
-    cmd = [sys.executable, "-m", "mlx", "trainer=ppo", "env=3dball", f"seed={seed}", f"run_id={run_id}",
+def sac_update_speed(seconds: float = 5.0) -> dict:
+    """Gradient updates per second and replay-buffer bytes with the tuned 3DBall SAC settings."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from mlx.__main__ import CONF_DIR
+    from mlx.config import register_configs, validate
+    from mlx.envs import make_env
+    from mlx.trainers.sac import SACTrainer
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = validate(compose("config", overrides=["trainer=sac", "env=3dball", "run_id=bench", "seed=0"]))
+    torch.set_num_threads(cfg.torch_settings.num_threads)
+    env = make_env("3dball", 12, seed=0)
+    trainer = SACTrainer("3DBall", env.behavior_specs["3DBall"], cfg.trainer, cfg.reward_signals,
+                         torch.device("cpu"))
+    env.reset()
+    for _ in range(500):  # fill the buffer with 6000 transitions, no updates yet
+        d, t = env.get_steps("3DBall")
+        env.set_actions("3DBall", trainer.process(d, t))
+        env.step()
+    trainer.update_steps = 10**9  # stop the trainer's own schedule; we call updates directly below
+    updates = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        trainer.update_steps = 1
+        trainer.step = int(trainer.hp.steps_per_update * 50) + 1  # owes exactly 50 updates
+        trainer.update()
+        updates += trainer.update_steps - 1
+    return {
+        "gradient_updates_per_sec": round(updates / (time.perf_counter() - start), 1),
+        "replay_buffer_bytes_at_capacity": trainer.buffer.nbytes,
+        "replay_buffer_capacity": trainer.buffer.capacity,
+    }
+
+
+def train_once(trainer: str, seed: int, target: float, workdir: Path) -> dict:
+    run_id = f"bench-{trainer}-{seed}"
+    cmd = [sys.executable, "-m", "mlx", f"trainer={trainer}", "env=3dball", f"seed={seed}", f"run_id={run_id}",
            f"stop_at_reward={target}", "tracking=none", "progress=plain"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
@@ -69,6 +109,7 @@ def train_once(seed: int, target: float, workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trainer", choices=["ppo", "sac"], default="ppo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--target", type=float, default=95.0)
     parser.add_argument("--env-agents", type=int, default=4096)
@@ -76,10 +117,9 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            result = train_once(seed, args.target, Path(tmp))
+            result = train_once(args.trainer, seed, args.target, Path(tmp))
             runs.append(result)
             print(json.dumps(result))
-    env_sps = env_only_steps_per_sec(args.env_agents)
     reached = [r for r in runs if r["reached"]]
     summary = {
         "benchmark": f"3DBall PPO to mean reward {args.target:.0f}",
@@ -88,9 +128,12 @@ def main() -> None:
         "median_seconds_to_target": float(np.median([r["seconds_to_target"] for r in reached])) if reached else None,
         "median_steps_to_target": float(np.median([r["steps_to_target"] for r in reached])) if reached else None,
         "median_end_to_end_agent_steps_per_sec": float(np.median([r["end_to_end_agent_steps_per_sec"] for r in runs])),
-        f"env_only_agent_steps_per_sec_at_{args.env_agents}": round(env_sps),
     }
-    out = HERE / "results" / "ppo_3dball.json"
+    if args.trainer == "ppo":
+        summary[f"env_only_agent_steps_per_sec_at_{args.env_agents}"] = round(env_only_steps_per_sec(args.env_agents))
+    else:
+        summary.update(sac_update_speed())
+    out = HERE / "results" / f"{args.trainer}_3dball.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))

@@ -148,3 +148,18 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(workdir):
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns.db'}")
     runs = client.search_runs([client.get_experiment_by_name("3dball").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_sac_resume_restores_the_saved_replay_buffer(workdir):
+    args = ["trainer=sac", "env=3dball", "env.num_areas=4", "seed=2", "run_id=sacr", "tracking=none",
+            "trainer.hyperparameters.save_replay_buffer=true", "trainer.hyperparameters.buffer_size=1000",
+            "trainer.hyperparameters.batch_size=32", "trainer.summary_freq=400", "trainer.checkpoint_interval=800",
+            "progress=plain"]
+    assert run_mlx(*args, "trainer.max_steps=1600", cwd=workdir).returncode == 0
+    import numpy as np
+
+    saved = np.load(workdir / "results/sacr/3DBall/replay_buffer.npz")
+    assert int(saved["size"]) == 1000  # 1600 transitions into a 1000-slot ring: bounded
+    more = run_mlx(*args, "trainer.max_steps=2000", "resume=true", cwd=workdir)
+    assert more.returncode == 0, more.stderr
+    assert [r["step"] for r in stats_rows(workdir / "results/sacr")] == [400, 800, 1200, 1600, 2000]

@@ -8,14 +8,23 @@ import pytest
 
 from tests.conftest import run_mlx
 
+# (trainer, env, target, upstream max_steps): the command a user types, with a fixed seed.
+CASES = [
+    ("ppo", "3dball", 95, 500_000),
+    ("sac", "3dball", 95, 200_000),
+    ("sac", "basic", 0.9, 500_000),  # discrete SAC
+    ("ppo", "basic", 0.9, 500_000),
+]
+
 
 @pytest.mark.learning
-def test_ppo_learns_3dball_to_95_within_the_upstream_budget(workdir):
-    proc = run_mlx("trainer=ppo", "env=3dball", "seed=1", "run_id=a", "stop_at_reward=95", "tracking=none",
-                   "progress=plain", cwd=workdir, timeout=900)
+@pytest.mark.parametrize(("trainer", "env", "target", "budget"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_learns_to_the_benchmark_within_the_upstream_budget(workdir, trainer, env, target, budget):
+    proc = run_mlx(f"trainer={trainer}", f"env={env}", "seed=1", "run_id=a", f"stop_at_reward={target}",
+                   "tracking=none", "progress=plain", cwd=workdir, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
     best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
-    assert best["mean_reward"] >= 95, rows[-1]
-    assert best["step"] <= 500_000
-    assert "Reached stop_at_reward=95" in proc.stdout
+    assert best["mean_reward"] >= target, rows[-1]
+    assert best["step"] <= budget
+    assert f"Reached stop_at_reward={float(target)}" in proc.stdout

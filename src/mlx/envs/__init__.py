@@ -23,9 +23,16 @@ def _ball3d(**kwargs: Any) -> BaseEnv:
     return Ball3DEnv(**kwargs)
 
 
+def _basic(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.basic import BasicEnv
+
+    return BasicEnv(**kwargs)
+
+
 # Env config name (conf/env/<name>.yaml, `env=<name>`) -> factory taking num_areas, seed, parameters.
 NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "3dball": _ball3d,
+    "basic": _basic,
 }
 
 
