@@ -163,3 +163,30 @@ def test_sac_resume_restores_the_saved_replay_buffer(workdir):
     more = run_mlx(*args, "trainer.max_steps=2000", "resume=true", cwd=workdir)
     assert more.returncode == 0, more.stderr
     assert [r["step"] for r in stats_rows(workdir / "results/sacr")] == [400, 800, 1200, 1600, 2000]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(workdir):
+    args = [*TINY, "trainer.max_steps=200000", "trainer.checkpoint_interval=100000", "run_id=intr",
+            "tracking.uri=sqlite:///mlruns.db"]
+    root = workdir / "results" / "intr"
+    proc = subprocess.Popen(mlx_command(*args), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not ((root / "run_logs" / "stats.jsonl").exists()
+                                               and len(stats_rows(root)) >= 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted: saved" in out and "resume=true" in out
+    status = json.loads((root / "run_logs" / "training_status.json").read_text())
+    saved = status["3DBall"]["checkpoints"][-1]["steps"]
+    assert saved >= 1200 and (root / "3DBall" / f"3DBall-{saved}.pt").exists()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns.db'}")
+    assert client.get_run(status["metadata"]["mlflow_run_id"]).info.status == "KILLED"
+    resumed = run_mlx(*args[:-4], f"trainer.max_steps={saved + 800}", "run_id=intr", "resume=true",
+                      "tracking=none", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert stats_rows(root)[-1]["step"] >= saved + 400

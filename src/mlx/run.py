@@ -112,11 +112,17 @@ class Progress:
         self._last = 0.0
         self._shown = False
 
-    def update(self, text: str) -> None:
+    def due(self) -> bool:
+        """True at most four times a second, and never when disabled: callers format text only then."""
+        if not self.enabled:
+            return False
         now = time.monotonic()
-        if not self.enabled or now - self._last < 0.25:
-            return
+        if now - self._last < 0.25:
+            return False
         self._last = now
+        return True
+
+    def update(self, text: str) -> None:
         self.stream.write("\r\x1b[2K" + text)
         self.stream.flush()
         self._shown = True
@@ -356,10 +362,13 @@ class Run:
                     self.next_checkpoint[name] = (trainer.step // self.checkpoint_every + 1) * self.checkpoint_every
                     self.save_checkpoint(name, elapsed)
                 done[name] = trainer.step >= t.max_steps or reached[name]
-                summaries.progress.update(
-                    f"{name} step {trainer.step}/{t.max_steps} "
-                    f"[{100 * trainer.step / t.max_steps:.0f}%] reward {self.last_reward.get(name) or 0:.2f}"
-                )
+                if summaries.progress.due():
+                    t0, s0 = window_start[name]
+                    sps = (trainer.step - s0) / max(time.perf_counter() - t0, 1e-9)
+                    summaries.progress.update(
+                        f"{name} step {trainer.step}/{t.max_steps} [{100 * trainer.step / t.max_steps:.0f}%] "
+                        f"{sps:.0f} steps/s, last mean reward {self.last_reward.get(name) or 0:.2f}, {elapsed:.0f} s"
+                    )
             if cfg.stop_at_reward is not None and all(reached.values()):
                 break
         summaries.progress.clear()

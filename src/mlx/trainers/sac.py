@@ -97,7 +97,7 @@ class SACModule(pl.LightningModule):
         # One Adam over actor, Q, V and entropy coefficients: Adam is per-parameter, so this equals
         # ML-Agents' three optimisers that share one learning rate, at a third of the overhead.
         params = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.settings.hyperparameters.learning_rate)
+        return torch.optim.Adam(params, lr=self.settings.hyperparameters.learning_rate, fused=True)
 
 
 class SACTrainer(RLTrainer):
