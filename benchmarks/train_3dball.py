@@ -122,7 +122,7 @@ def main() -> None:
             print(json.dumps(result))
     reached = [r for r in runs if r["reached"]]
     summary = {
-        "benchmark": f"3DBall PPO to mean reward {args.target:.0f}",
+        "benchmark": f"3DBall {args.trainer.upper()} to mean reward {args.target:.0f}",
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "runs": runs,
         "median_seconds_to_target": float(np.median([r["seconds_to_target"] for r in reached])) if reached else None,

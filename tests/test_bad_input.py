@@ -29,6 +29,8 @@ CASES = [
     (["trainer=sac", "trainer.hyperparameters.steps_per_update=0"], ["steps_per_update", "> 0"]),
     (["trainer=sac", "trainer.hyperparameters.batch_size=300000"], ["batch_size", "buffer_size"]),
     (["trainer=sac", "trainer.hyperparameters.beta=0.1"], ["beta"]),  # a PPO key on SAC
+    (["trainer.threaded=true"], ["threaded"]),
+    (["trainer.init_path=nowhere.pt"], ["init_path", "nowhere.pt"]),
 ]
 
 

@@ -101,6 +101,29 @@ def test_initialize_from_starts_a_new_count_from_old_weights(workdir):
     assert [r["step"] for r in stats_rows(workdir / "results" / "dst")] == [400, 800]
     missing = run_mlx(*TINY, "run_id=x", "initialize_from=nope", "tracking=none", cwd=workdir)
     assert missing.returncode == 2 and "initialize_from=nope" in missing.stderr
+    other_net = run_mlx(*TINY, "run_id=y", "initialize_from=src", "trainer.network_settings.hidden_units=32",
+                        "tracking=none", cwd=workdir)
+    assert other_net.returncode == 2 and "does not fit" in other_net.stderr
+
+    # The weights really are the source run's: compare in-process before any training.
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from mlx.__main__ import CONF_DIR
+    from mlx.config import register_configs, validate
+    from mlx.run import Run
+
+    register_configs()
+    src = torch.load(workdir / "results/src/3DBall/checkpoint.pt", weights_only=False)["trainer"]["module"]
+    for how in ("initialize_from=src", f"trainer.init_path={workdir / 'results/src/3DBall/3DBall-800.pt'}"):
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = validate(compose("config", overrides=[*TINY, "run_id=z", how, f"results_dir={workdir / 'results'}"]))
+        job = Run(cfg)
+        job.build()
+        job.restore()
+        mine = job.trainers["3DBall"].module.state_dict()
+        assert all(torch.equal(mine[k], v) for k, v in src.items()), how
+        assert job.trainers["3DBall"].step == 0
 
 
 def test_resume_without_a_run_is_refused(workdir):

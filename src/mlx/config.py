@@ -231,6 +231,11 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -
     _positive(ns.hidden_units, f"{t}.network_settings.hidden_units")
     if ns.num_layers < 1:
         raise ConfigError(f"{t}.network_settings.num_layers must be >= 1 (got {ns.num_layers})")
+    if trainer.threaded:
+        raise ConfigError(
+            f"{t}.threaded=true is not supported: mlx steps the env and updates the model in one thread "
+            "(native envs step in microseconds, so overlapping them gains little); remove it"
+        )
     if ns.memory is not None:
         raise ConfigError(
             f"{t}.network_settings.memory is not supported yet (LSTM memory is planned); remove it"

@@ -250,19 +250,20 @@ class Run:
                 trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
-        elif cfg.initialize_from:
+        elif cfg.initialize_from or cfg.trainer.init_path:
             for name, trainer in self.trainers.items():
-                path = Path(cfg.results_dir) / cfg.initialize_from / name / "checkpoint.pt"
+                if cfg.trainer.init_path:  # ML-Agents' per-behaviour init_path: a checkpoint file
+                    path, source = Path(cfg.trainer.init_path), f"trainer.init_path={cfg.trainer.init_path}"
+                else:
+                    path = Path(cfg.results_dir) / str(cfg.initialize_from) / name / "checkpoint.pt"
+                    source = f"initialize_from={cfg.initialize_from}"
                 if not path.exists():
-                    raise RunError(
-                        f"initialize_from={cfg.initialize_from}: no checkpoint at {path}; name a finished run_id"
-                    )
+                    raise RunError(f"{source}: no checkpoint at {path}; name a finished run_id or a .pt file")
                 try:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
-                except RuntimeError as exc:
+                except (RuntimeError, KeyError) as exc:
                     raise RunError(
-                        f"initialize_from={cfg.initialize_from}: its network does not fit this run's "
-                        f"({one_line_error(exc)})"
+                        f"{source}: its network does not fit this run's ({one_line_error(exc)})"
                     ) from None
         t = cfg.trainer
         interval = (t.max_steps // t.keep_checkpoints) if t.even_checkpoints else t.checkpoint_interval
