@@ -30,6 +30,7 @@ CASES = [
     (["trainer=sac", "trainer.hyperparameters.batch_size=300000"], ["batch_size", "buffer_size"]),
     (["trainer=sac", "trainer.hyperparameters.beta=0.1"], ["beta"]),  # a PPO key on SAC
     (["trainer.threaded=true"], ["threaded"]),
+    (["env.parameters.gravity=nan"], ["gravity", "finite"]),
     (["trainer.init_path=nowhere.pt"], ["init_path", "nowhere.pt"]),
 ]
 

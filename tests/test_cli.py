@@ -213,3 +213,76 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(workdir):
                       "tracking=none", cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert stats_rows(root)[-1]["step"] >= saved + 400
+
+
+def test_non_finite_observations_stop_the_run_and_keep_the_last_checkpoint(tmp_path):
+    """An env that starts emitting NaN observations mid-run: training stops with TrainingError, and the
+    checkpoints written before are intact and finite."""
+    import math
+
+    import pytest
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from mlx.__main__ import CONF_DIR, describe
+    from mlx.config import register_configs, validate
+    from mlx.run import Run
+    from mlx.trainers import TrainingError
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = validate(compose("config", overrides=[*TINY, "run_id=nan", "tracking=none",
+                                                    f"results_dir={tmp_path}"]))
+    job = Run(cfg)
+    job.build()
+    env = job.env
+    real_get_steps = env.get_steps
+    calls = {"n": 0}
+
+    def poisoned(name):
+        decision, terminal = real_get_steps(name)
+        calls["n"] += 1
+        if calls["n"] > 300:  # after 1200 agent steps, i.e. after the checkpoint at 800
+            decision.obs[0][:] = math.nan
+        return decision, terminal
+
+    env.get_steps = poisoned
+    job.prepare_folder()
+    job.restore()
+    job.start_tracking()
+    with pytest.raises(TrainingError) as err:
+        job.train()
+    line = describe(err.value)
+    assert "non-finite observation" in line and "3DBall" in line and "\n" not in line
+    state = torch.load(tmp_path / "nan/3DBall/checkpoint.pt", weights_only=False)
+    assert state["trainer"]["step"] >= 800
+    assert all(torch.isfinite(v).all() for v in state["trainer"]["module"].values() if v.is_floating_point())
+
+
+def test_nan_loss_stops_with_advice_before_touching_the_weights():
+    import math
+
+    import pytest
+    import torch
+
+    from mlx.config import ExtrinsicSettings, PPOHyperparameters, PPOSettings
+    from mlx.envs import make_env
+    from mlx.trainers import TrainingError
+    from mlx.trainers.ppo import PPOTrainer
+
+    env = make_env("3dball", 4, seed=0)
+    settings = PPOSettings(hyperparameters=PPOHyperparameters(batch_size=16, buffer_size=64), time_horizon=8)
+    trainer = PPOTrainer("3DBall", env.behavior_specs["3DBall"], settings, {"extrinsic": ExtrinsicSettings()},
+                         torch.device("cpu"))
+    env.reset()
+    while not trainer.ready_to_update():
+        d, t = env.get_steps("3DBall")
+        env.set_actions("3DBall", trainer.process(d, t))
+        env.step()
+    with torch.no_grad():
+        trainer.module.critic.heads.bias.fill_(math.nan)  # a diverged value head
+    before = {k: v.clone() for k, v in trainer.module.actor.state_dict().items()}
+    with pytest.raises(TrainingError, match=r"PPO loss became nan at step \d+.*learning_rate"):
+        trainer.update()
+    after = trainer.module.actor.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -141,19 +141,22 @@ class EnvParameters:
     def __post_init__(self) -> None:
         merged = dict(self.defaults)
         for key, value in self.values.items():
-            if key not in self.defaults:
-                known = ", ".join(sorted(self.defaults)) or "(none)"
-                raise EnvError(f"unknown environment parameter '{key}'; this env accepts: {known}")
+            self._check(key, value)
             merged[key] = float(value)
         self.values = merged
+
+    def _check(self, key: str, value: float) -> None:
+        if key not in self.defaults:
+            known = ", ".join(sorted(self.defaults)) or "(none)"
+            raise EnvError(f"unknown environment parameter '{key}'; this env accepts: {known}")
+        if not np.isfinite(value):
+            raise EnvError(f"environment parameter '{key}' must be a finite number (got {value})")
 
     def __getitem__(self, key: str) -> float:
         return self.values[key]
 
     def set(self, key: str, value: float) -> None:
-        if key not in self.defaults:
-            known = ", ".join(sorted(self.defaults)) or "(none)"
-            raise EnvError(f"unknown environment parameter '{key}'; this env accepts: {known}")
+        self._check(key, value)
         self.values[key] = float(value)
 
 

@@ -52,6 +52,19 @@ def concat_vector_obs(obs: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(o, dtype=np.float32).reshape(len(o), -1) for o in obs], axis=1)
 
 
+def checked_obs(obs: list[np.ndarray], behavior: str, step: int) -> np.ndarray:
+    """concat_vector_obs, refusing NaN or infinite values: one would poison the normaliser and every
+    checkpoint after it, so the run stops at once with the last good checkpoint on disk."""
+    flat = concat_vector_obs(obs)
+    if not np.isfinite(flat).all():
+        bad = np.argwhere(~np.isfinite(flat))[0]
+        raise TrainingError(
+            f"the env sent a non-finite observation ({flat[tuple(bad)]}) for behaviour {behavior} at step {step} "
+            f"(agent row {bad[0]}, column {bad[1]}); the last checkpoint is kept. Check the env or its parameters"
+        )
+    return flat
+
+
 class RLTrainer(abc.ABC):
     """One behaviour's learner: turns env steps into actions and experience, and updates its module."""
 
@@ -79,6 +92,19 @@ class RLTrainer(abc.ABC):
 
     @abc.abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def optimize(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One gradient step. A non-finite loss stops training with advice rather than corrupting the
+        weights: the run then ends with the last good checkpoint on disk."""
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the {type(self).__name__.removesuffix('Trainer')} loss became {loss.item()} at step "
+                f"{self.step}; the last checkpoint is kept. Try a lower trainer.hyperparameters.learning_rate "
+                "or trainer.network_settings.normalize=true"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
 
     def load_weights(self, state: dict[str, Any]) -> None:
         """initialize_from: take another run's weights (and normaliser) but start counting anew."""

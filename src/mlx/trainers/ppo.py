@@ -18,7 +18,7 @@ import torch
 from mlx.config import PPOSettings, ScheduleType
 from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.advantages import gae
-from mlx.trainers.base import RLTrainer, TrainingError, concat_vector_obs
+from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, Normalizer, to_env_continuous, vector_obs_size
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
@@ -95,7 +95,7 @@ class PPOTrainer(RLTrainer):
         n = len(decision)
         if n == 0:
             return self.spec.action_spec.empty(0)
-        obs = self._tensor(concat_vector_obs(decision.obs))
+        obs = self._tensor(checked_obs(decision.obs, self.behavior_name, self.step))
         mask = None
         if decision.action_mask is not None and self.spec.action_spec.discrete_size:
             mask = self._tensor(np.concatenate(decision.action_mask, axis=1).astype(bool))
@@ -167,7 +167,7 @@ class PPOTrainer(RLTrainer):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         bs = self.hp.batch_size
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # summed as tensors: one host sync per update, not per step
         count = 0
         self.module.train()
         for _ in range(self.hp.num_epoch):
@@ -176,25 +176,16 @@ class PPOTrainer(RLTrainer):
                 idx = perm[i * bs : (i + 1) * bs]
                 batch = PPOBatch(*(t[idx] for t in tensors))
                 terms = self.module.training_step(batch, i)
-                loss = terms["loss"]
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"the PPO loss became {loss.item()} at step {self.step} (update {self.update_count}); "
-                        "the last checkpoint is kept. Try a lower trainer.hyperparameters.learning_rate "
-                        "or network_settings.normalize=true"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                self.optimize(self.optimizer, terms["loss"])
                 for key in ("policy_loss", "value_loss", "approx_kl", "clip_fraction"):
-                    sums[key] = sums.get(key, 0.0) + float(terms[key])
+                    sums[key] = sums.get(key, 0.0) + terms[key]
                 count += 1
         self.update_count += 1
         if count:
-            self.stats.add("Losses/Policy Loss", sums["policy_loss"] / count)
-            self.stats.add("Losses/Value Loss", sums["value_loss"] / count)
-            self.stats.add("Policy/Approx KL", sums["approx_kl"] / count)
-            self.stats.add("Policy/Clip Fraction", sums["clip_fraction"] / count)
+            self.stats.add("Losses/Policy Loss", float(sums["policy_loss"]) / count)
+            self.stats.add("Losses/Value Loss", float(sums["value_loss"]) / count)
+            self.stats.add("Policy/Approx KL", float(sums["approx_kl"]) / count)
+            self.stats.add("Policy/Clip Fraction", float(sums["clip_fraction"]) / count)
         returns = data["returns"]
         values = data["old_values"]
         var = returns.var()

@@ -23,7 +23,7 @@ import torch
 
 from mlx.config import SACSettings
 from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
-from mlx.trainers.base import RLTrainer, TrainingError, concat_vector_obs
+from mlx.trainers.base import RLTrainer, checked_obs
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, EnsembleMLP, Normalizer, vector_obs_size
 from mlx.trainers.replay import ReplayBuffer, TransitionAssembler
@@ -159,7 +159,7 @@ class SACTrainer(RLTrainer):
         n = len(decision)
         if n == 0:
             return self.spec.action_spec.empty(0)
-        obs = concat_vector_obs(decision.obs)
+        obs = checked_obs(decision.obs, self.behavior_name, self.step)
         self._store(self.assembler.next_step(decision, obs))
         mask_np = None
         if decision.action_mask is not None and self.spec.action_spec.discrete_size:
@@ -204,7 +204,7 @@ class SACTrainer(RLTrainer):
                            self.settings.max_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}  # summed as tensors: one host sync per update, not per step
         value_estimates = []
         count = 0
         while self._updates_owed():
@@ -219,27 +219,19 @@ class SACTrainer(RLTrainer):
                 terminated=self._tensor(sample["terminated"]),
             )
             terms = self.module.training_step(batch, count)
-            loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"the SAC loss became {loss.item()} at step {self.step}; the last checkpoint is kept. "
-                    "Try a lower trainer.hyperparameters.learning_rate or network_settings.normalize=true"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.optimize(self.optimizer, terms["loss"])
             self.module.soft_update(self.hp.tau)
             self.update_steps += 1
             count += 1
             for key in ("q1_loss", "q2_loss", "value_loss", "policy_loss"):
-                sums[key] = sums.get(key, 0.0) + float(terms[key])
+                sums[key] = sums.get(key, 0.0) + terms[key]
             value_estimates.append(terms["value_estimate"])
         if not count:
             return
-        self.stats.add("Losses/Q1 Loss", sums["q1_loss"] / count)
-        self.stats.add("Losses/Q2 Loss", sums["q2_loss"] / count)
-        self.stats.add("Losses/Value Loss", sums["value_loss"] / count)
-        self.stats.add("Losses/Policy Loss", sums["policy_loss"] / count)
+        self.stats.add("Losses/Q1 Loss", float(sums["q1_loss"]) / count)
+        self.stats.add("Losses/Q2 Loss", float(sums["q2_loss"]) / count)
+        self.stats.add("Losses/Value Loss", float(sums["value_loss"]) / count)
+        self.stats.add("Losses/Policy Loss", float(sums["policy_loss"]) / count)
         self.stats.add("Policy/Learning Rate", lr)
         means = torch.stack(value_estimates).mean(0).cpu().numpy()
         for name, v in zip(self.signals, means, strict=True):
