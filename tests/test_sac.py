@@ -133,3 +133,66 @@ def test_steps_per_update_below_one_updates_more_than_once_per_step():
     _collect(trainer, env, 20)
     # 40 agent steps at 0.5 steps per update: about 80 updates (ML-Agents' counter starts at 1).
     assert 70 <= trainer.update_steps <= 81
+
+
+class HybridBandit:
+    """One-step episodes with a continuous and a discrete action at once (tests SAC's hybrid path).
+
+    Observation: a random sign s in {-1, 1} and a random cue c in {0, 1, 2} (one-hot). Reward: 1 - |a - s/2|
+    for the continuous action a, plus 1 if the discrete action equals c. Best return 2.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
+
+        self.n, self.rng = n, np.random.default_rng(seed)
+        self.spec = BehaviorSpec((ObservationSpec((4,)),), ActionSpec(continuous_size=1, discrete_branches=(3,)))
+        self.ids = np.arange(n)
+        self._draw()
+        self.reward = np.zeros(n, np.float32)
+
+    def _draw(self) -> None:
+        self.sign = self.rng.choice([-1.0, 1.0], size=self.n).astype(np.float32)
+        self.cue = self.rng.integers(0, 3, size=self.n)
+
+    def obs(self) -> np.ndarray:
+        return np.concatenate([self.sign[:, None], np.eye(3, dtype=np.float32)[self.cue]], axis=1)
+
+    def steps(self, first: bool = False):
+        from mlx.envs.base import DecisionSteps, TerminalSteps
+
+        last_obs = self.obs()
+        if first:
+            terminal = TerminalSteps([np.zeros((0, 4), np.float32)], np.zeros(0, np.float32), np.zeros(0, int),
+                                     np.zeros(0, bool))
+        else:
+            terminal = TerminalSteps([last_obs], self.reward, self.ids, np.zeros(self.n, bool))
+            self._draw()
+        return DecisionSteps([self.obs()], np.zeros(self.n, np.float32), self.ids), terminal
+
+    def act(self, actions) -> None:
+        cont = actions.continuous[:, 0]
+        self.reward = (1.0 - np.abs(cont - self.sign / 2) + (actions.discrete[:, 0] == self.cue)).astype(np.float32)
+
+
+def test_hybrid_sac_learns_both_action_kinds():
+    torch.manual_seed(0)
+    env = HybridBandit(16, seed=0)
+    settings = SACSettings(hyperparameters=SACHyperparameters(batch_size=64, buffer_size=5000, steps_per_update=4.0,
+                                                              init_entcoef=0.1))
+    settings.network_settings.hidden_units = 32
+    trainer = SACTrainer("Hybrid", env.spec, settings, {"extrinsic": ExtrinsicSettings(gamma=0.9)},
+                         torch.device("cpu"), seed=0)
+    d, t = env.steps(first=True)
+    returns = []
+    for _ in range(400):
+        env.act(trainer.process(d, t))
+        returns.append(env.reward.mean())
+        d, t = env.steps()
+        if trainer.ready_to_update():
+            trainer.update()
+    assert trainer.module.log_alpha_cont is not None and trainer.module.log_alpha_disc is not None
+    assert np.mean(returns[:20]) < 1.2  # random: about 0.5 + 1/3
+    assert np.mean(returns[-50:]) > 1.75, np.mean(returns[-50:])
+    stats = trainer.stats.summarise()
+    assert "Policy/Continuous Entropy Coeff" in stats and "Policy/Discrete Entropy Coeff" in stats
