@@ -87,8 +87,13 @@ def measure(factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=["3dball"], choices=sorted(ENVS))
-    parser.add_argument("--agents", type=int, nargs="+", default=DEFAULT_AGENTS,
-                        help="numbers of areas to measure (3DBall: one agent per area)")
+    parser.add_argument(
+        "--agents",
+        type=int,
+        nargs="+",
+        default=DEFAULT_AGENTS,
+        help="numbers of areas to measure (3DBall: one agent per area)",
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -100,8 +105,11 @@ def main() -> None:
         for areas in args.agents:
             row = measure(ENVS[name], areas, args.seconds)
             results[name].append(row)
-            print(f"{name:10s} {areas:6d} {row['agents']:7d} {row['us_per_step']:10.1f} "
-                  f"{row['agent_steps_per_sec']:15,d}", flush=True)
+            print(
+                f"{name:10s} {areas:6d} {row['agents']:7d} {row['us_per_step']:10.1f} "
+                f"{row['agent_steps_per_sec']:15,d}",
+                flush=True,
+            )
 
     summary = {
         "benchmark": "env-only agent-steps/s under random actions",

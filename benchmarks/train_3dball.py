@@ -62,8 +62,7 @@ def sac_update_speed(seconds: float = 5.0) -> dict:
         cfg = validate(compose("config", overrides=["trainer=sac", "env=3dball", "run_id=bench", "seed=0"]))
     torch.set_num_threads(cfg.torch_settings.num_threads)
     env = make_env("3dball", 12, seed=0)
-    trainer = SACTrainer("3DBall", env.behavior_specs["3DBall"], cfg.trainer, cfg.reward_signals,
-                         torch.device("cpu"))
+    trainer = SACTrainer("3DBall", env.behavior_specs["3DBall"], cfg.trainer, cfg.reward_signals, torch.device("cpu"))
     env.reset()
     for _ in range(500):  # fill the buffer with 6000 transitions, no updates yet
         d, t = env.get_steps("3DBall")
@@ -86,8 +85,18 @@ def sac_update_speed(seconds: float = 5.0) -> dict:
 
 def train_once(trainer: str, seed: int, target: float, workdir: Path) -> dict:
     run_id = f"bench-{trainer}-{seed}"
-    cmd = [sys.executable, "-m", "mlx", f"trainer={trainer}", "env=3dball", f"seed={seed}", f"run_id={run_id}",
-           f"stop_at_reward={target}", "tracking=none", "progress=plain"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx",
+        f"trainer={trainer}",
+        "env=3dball",
+        f"seed={seed}",
+        f"run_id={run_id}",
+        f"stop_at_reward={target}",
+        "tracking=none",
+        "progress=plain",
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - start

@@ -44,8 +44,14 @@ def resting_height(scale: float) -> float:
 def hamilton(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     aw, ax, ay, az = a
     bw, bx, by, bz = b
-    return np.array([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw])
+    return np.array(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ]
+    )
 
 
 def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -73,8 +79,7 @@ def reference_physics(q, p, v, contact, used, radius, g):
     v = v + np.array([[0.0], [-g], [0.0]]) * np.where(contact, 5 / 7, 1.0) * DT
     p = p + v * DT
     local = rotate(q * np.array([[1.0], [-1.0], [-1.0], [-1.0]]), p)
-    contact = ((np.abs(local[0]) < 2.5) & (np.abs(local[2]) < 2.5)
-               & (local[1] > 0) & (local[1] < 2.5 + radius))
+    contact = (np.abs(local[0]) < 2.5) & (np.abs(local[2]) < 2.5) & (local[1] > 0) & (local[1] < 2.5 + radius)
     normal = rotate(q, np.tile([[0.0], [1.0], [0.0]], (1, q.shape[1])))
     p = p + np.where(contact, 2.5 + radius - local[1], 0.0) * normal
     face = (np.sin(used[0]) * local[0] - np.sin(used[1]) * local[2]) / DT
@@ -265,8 +270,7 @@ def test_action_applies_on_every_physics_step():
     env.debug_set_state(rotation=FLAT, ball_position=(0.0, 40.0, 0.0))
     dec, _ = step(env, actions([[1.0, 0.0], [0.0, -0.5], [3.0, 0.0]]))  # 3.0 is clipped to 1
     # 5 physics steps of 2*a degrees about local z (a0) or x (a1): q.z = sin(5 deg), q.x = -sin(2.5 deg).
-    assert np.allclose(dec.obs[0][:, 0:2], [[SIN5, 0], [0, -math.sin(math.radians(2.5))], [SIN5, 0]],
-                       atol=1e-6)
+    assert np.allclose(dec.obs[0][:, 0:2], [[SIN5, 0], [0, -math.sin(math.radians(2.5))], [SIN5, 0]], atol=1e-6)
 
 
 def test_step_without_actions_keeps_the_platform_still():

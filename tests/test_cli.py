@@ -34,8 +34,7 @@ def stats_rows(root: Path) -> list[dict]:
 
 
 def test_run_leaves_ml_agents_layout_and_tracks_in_mlflow(workdir):
-    proc = run_mlx(*TINY, "trainer.max_steps=2000", "run_id=tiny", "tracking.uri=sqlite:///mlruns.db",
-                   cwd=workdir)
+    proc = run_mlx(*TINY, "trainer.max_steps=2000", "run_id=tiny", "tracking.uri=sqlite:///mlruns.db", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     root = workdir / "results" / "tiny"
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[INFO] 3DBall. Step:")]
@@ -54,9 +53,18 @@ def test_run_leaves_ml_agents_layout_and_tracks_in_mlflow(workdir):
 
     rows = stats_rows(root)
     assert [r["step"] for r in rows] == [400, 800, 1200, 1600, 2000]
-    for key in ("mean_reward", "std_reward", "episodes", "time_elapsed", "steps_per_sec",
-                "Environment/Cumulative Reward", "Losses/Policy Loss", "Losses/Value Loss",
-                "Policy/Learning Rate", "Policy/Entropy"):
+    for key in (
+        "mean_reward",
+        "std_reward",
+        "episodes",
+        "time_elapsed",
+        "steps_per_sec",
+        "Environment/Cumulative Reward",
+        "Losses/Policy Loss",
+        "Losses/Value Loss",
+        "Policy/Learning Rate",
+        "Policy/Entropy",
+    ):
         assert key in rows[-1], key
 
     status = json.loads((root / "run_logs" / "training_status.json").read_text())
@@ -84,8 +92,9 @@ def test_run_leaves_ml_agents_layout_and_tracks_in_mlflow(workdir):
     assert stats_rows(root) == rows
 
     # resume=true with a larger budget continues the step count and the curve.
-    more = run_mlx(*TINY, "trainer.max_steps=2800", "run_id=tiny", "resume=true",
-                   "tracking.uri=sqlite:///mlruns.db", cwd=workdir)
+    more = run_mlx(
+        *TINY, "trainer.max_steps=2800", "run_id=tiny", "resume=true", "tracking.uri=sqlite:///mlruns.db", cwd=workdir
+    )
     assert more.returncode == 0, more.stderr
     assert [r["step"] for r in stats_rows(root)] == [400, 800, 1200, 1600, 2000, 2400, 2800]
     resumed = client.get_run(status["metadata"]["mlflow_run_id"])
@@ -95,14 +104,19 @@ def test_run_leaves_ml_agents_layout_and_tracks_in_mlflow(workdir):
 
 def test_initialize_from_starts_a_new_count_from_old_weights(workdir):
     assert run_mlx(*TINY, "trainer.max_steps=800", "run_id=src", "tracking=none", cwd=workdir).returncode == 0
-    proc = run_mlx(*TINY, "trainer.max_steps=800", "run_id=dst", "initialize_from=src", "tracking=none",
-                   cwd=workdir)
+    proc = run_mlx(*TINY, "trainer.max_steps=800", "run_id=dst", "initialize_from=src", "tracking=none", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert [r["step"] for r in stats_rows(workdir / "results" / "dst")] == [400, 800]
     missing = run_mlx(*TINY, "run_id=x", "initialize_from=nope", "tracking=none", cwd=workdir)
     assert missing.returncode == 2 and "initialize_from=nope" in missing.stderr
-    other_net = run_mlx(*TINY, "run_id=y", "initialize_from=src", "trainer.network_settings.hidden_units=32",
-                        "tracking=none", cwd=workdir)
+    other_net = run_mlx(
+        *TINY,
+        "run_id=y",
+        "initialize_from=src",
+        "trainer.network_settings.hidden_units=32",
+        "tracking=none",
+        cwd=workdir,
+    )
     assert other_net.returncode == 2 and "does not fit" in other_net.stderr
 
     # The weights really are the source run's: compare in-process before any training.
@@ -135,8 +149,13 @@ def test_resume_without_a_run_is_refused(workdir):
 def test_sigkill_then_resume_continues_from_the_last_checkpoint(workdir):
     args = [*TINY, "trainer.max_steps=8000", "run_id=killed", "tracking.uri=sqlite:///mlruns.db"]
     root = workdir / "results" / "killed"
-    proc = subprocess.Popen(mlx_command(*args), cwd=workdir, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        mlx_command(*args),
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     status_path = root / "run_logs" / "training_status.json"
     deadline = time.monotonic() + 180
     try:
@@ -174,10 +193,20 @@ def test_sigkill_then_resume_continues_from_the_last_checkpoint(workdir):
 
 
 def test_sac_resume_restores_the_saved_replay_buffer(workdir):
-    args = ["trainer=sac", "env=3dball", "env.num_areas=4", "seed=2", "run_id=sacr", "tracking=none",
-            "trainer.hyperparameters.save_replay_buffer=true", "trainer.hyperparameters.buffer_size=1000",
-            "trainer.hyperparameters.batch_size=32", "trainer.summary_freq=400", "trainer.checkpoint_interval=800",
-            "progress=plain"]
+    args = [
+        "trainer=sac",
+        "env=3dball",
+        "env.num_areas=4",
+        "seed=2",
+        "run_id=sacr",
+        "tracking=none",
+        "trainer.hyperparameters.save_replay_buffer=true",
+        "trainer.hyperparameters.buffer_size=1000",
+        "trainer.hyperparameters.batch_size=32",
+        "trainer.summary_freq=400",
+        "trainer.checkpoint_interval=800",
+        "progress=plain",
+    ]
     assert run_mlx(*args, "trainer.max_steps=1600", cwd=workdir).returncode == 0
     import numpy as np
 
@@ -189,14 +218,26 @@ def test_sac_resume_restores_the_saved_replay_buffer(workdir):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(workdir):
-    args = [*TINY, "trainer.max_steps=200000", "trainer.checkpoint_interval=100000", "run_id=intr",
-            "tracking.uri=sqlite:///mlruns.db"]
+    args = [
+        *TINY,
+        "trainer.max_steps=200000",
+        "trainer.checkpoint_interval=100000",
+        "run_id=intr",
+        "tracking.uri=sqlite:///mlruns.db",
+    ]
     root = workdir / "results" / "intr"
-    proc = subprocess.Popen(mlx_command(*args), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    proc = subprocess.Popen(
+        mlx_command(*args),
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not ((root / "run_logs" / "stats.jsonl").exists()
-                                               and len(stats_rows(root)) >= 3):
+    while time.monotonic() < deadline and not (
+        (root / "run_logs" / "stats.jsonl").exists() and len(stats_rows(root)) >= 3
+    ):
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -209,8 +250,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(workdir):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns.db'}")
     assert client.get_run(status["metadata"]["mlflow_run_id"]).info.status == "KILLED"
-    resumed = run_mlx(*args[:-4], f"trainer.max_steps={saved + 800}", "run_id=intr", "resume=true",
-                      "tracking=none", cwd=workdir)
+    resumed = run_mlx(
+        *args[:-4], f"trainer.max_steps={saved + 800}", "run_id=intr", "resume=true", "tracking=none", cwd=workdir
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert stats_rows(root)[-1]["step"] >= saved + 400
 
@@ -231,8 +273,7 @@ def test_non_finite_observations_stop_the_run_and_keep_the_last_checkpoint(tmp_p
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = validate(compose("config", overrides=[*TINY, "run_id=nan", "tracking=none",
-                                                    f"results_dir={tmp_path}"]))
+        cfg = validate(compose("config", overrides=[*TINY, "run_id=nan", "tracking=none", f"results_dir={tmp_path}"]))
     job = Run(cfg)
     job.build()
     env = job.env
@@ -272,8 +313,9 @@ def test_nan_loss_stops_with_advice_before_touching_the_weights():
 
     env = make_env("3dball", 4, seed=0)
     settings = PPOSettings(hyperparameters=PPOHyperparameters(batch_size=16, buffer_size=64), time_horizon=8)
-    trainer = PPOTrainer("3DBall", env.behavior_specs["3DBall"], settings, {"extrinsic": ExtrinsicSettings()},
-                         torch.device("cpu"))
+    trainer = PPOTrainer(
+        "3DBall", env.behavior_specs["3DBall"], settings, {"extrinsic": ExtrinsicSettings()}, torch.device("cpu")
+    )
     env.reset()
     while not trainer.ready_to_update():
         d, t = env.get_steps("3DBall")

@@ -20,8 +20,17 @@ CASES = [
 @pytest.mark.learning
 @pytest.mark.parametrize(("trainer", "env", "target", "budget"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_learns_to_the_benchmark_within_the_upstream_budget(workdir, trainer, env, target, budget):
-    proc = run_mlx(f"trainer={trainer}", f"env={env}", "seed=1", "run_id=a", f"stop_at_reward={target}",
-                   "tracking=none", "progress=plain", cwd=workdir, timeout=900)
+    proc = run_mlx(
+        f"trainer={trainer}",
+        f"env={env}",
+        "seed=1",
+        "run_id=a",
+        f"stop_at_reward={target}",
+        "tracking=none",
+        "progress=plain",
+        cwd=workdir,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
     best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])

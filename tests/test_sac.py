@@ -70,8 +70,9 @@ def test_value_target_is_min_q_minus_entropy_term():
     batch = _batch([[0.0]], [0.0])
     q_policy = torch.tensor([3.0, 2.0]).view(2, 1, 1, 1)
     log_alpha = torch.log(torch.tensor([0.5]))
-    out = _outputs(torch.zeros(2, 1, 1, 1), q_policy, torch.zeros(1, 1), torch.zeros(1, 1), torch.tensor([-2.0]),
-                   log_alpha)
+    out = _outputs(
+        torch.zeros(2, 1, 1, 1), q_policy, torch.zeros(1, 1), torch.zeros(1, 1), torch.tensor([-2.0]), log_alpha
+    )
     terms = sac_loss(out, batch, torch.tensor([0.99]), (), -1.0, torch.zeros(0))
     # v target = min(3, 2) - 0.5 * (-2) = 3 ; loss = 0.5 * 3^2
     assert math.isclose(terms["value_loss"].item(), 4.5, rel_tol=1e-6)
@@ -89,8 +90,11 @@ def test_entropy_coefficient_rises_when_entropy_is_below_target():
 
 
 def _settings(save: bool) -> SACSettings:
-    return SACSettings(hyperparameters=SACHyperparameters(batch_size=16, buffer_size=300, steps_per_update=4.0,
-                                                          save_replay_buffer=save))
+    return SACSettings(
+        hyperparameters=SACHyperparameters(
+            batch_size=16, buffer_size=300, steps_per_update=4.0, save_replay_buffer=save
+        )
+    )
 
 
 def _collect(trainer: SACTrainer, env, steps: int) -> None:
@@ -163,8 +167,9 @@ class HybridBandit:
 
         last_obs = self.obs()
         if first:
-            terminal = TerminalSteps([np.zeros((0, 4), np.float32)], np.zeros(0, np.float32), np.zeros(0, int),
-                                     np.zeros(0, bool))
+            terminal = TerminalSteps(
+                [np.zeros((0, 4), np.float32)], np.zeros(0, np.float32), np.zeros(0, int), np.zeros(0, bool)
+            )
         else:
             terminal = TerminalSteps([last_obs], self.reward, self.ids, np.zeros(self.n, bool))
             self._draw()
@@ -178,11 +183,13 @@ class HybridBandit:
 def test_hybrid_sac_learns_both_action_kinds():
     torch.manual_seed(0)
     env = HybridBandit(16, seed=0)
-    settings = SACSettings(hyperparameters=SACHyperparameters(batch_size=64, buffer_size=5000, steps_per_update=4.0,
-                                                              init_entcoef=0.1))
+    settings = SACSettings(
+        hyperparameters=SACHyperparameters(batch_size=64, buffer_size=5000, steps_per_update=4.0, init_entcoef=0.1)
+    )
     settings.network_settings.hidden_units = 32
-    trainer = SACTrainer("Hybrid", env.spec, settings, {"extrinsic": ExtrinsicSettings(gamma=0.9)},
-                         torch.device("cpu"), seed=0)
+    trainer = SACTrainer(
+        "Hybrid", env.spec, settings, {"extrinsic": ExtrinsicSettings(gamma=0.9)}, torch.device("cpu"), seed=0
+    )
     d, t = env.steps(first=True)
     returns = []
     for _ in range(400):

@@ -9,13 +9,16 @@ SPEC = BehaviorSpec((ObservationSpec((1,)),), ActionSpec(continuous_size=1))
 
 
 def decision(ids, obs, reward):
-    return DecisionSteps([np.array(obs, dtype=np.float32)[:, None]], np.array(reward, dtype=np.float32),
-                         np.array(ids))
+    return DecisionSteps([np.array(obs, dtype=np.float32)[:, None]], np.array(reward, dtype=np.float32), np.array(ids))
 
 
 def terminal(ids, obs, reward, interrupted):
-    return TerminalSteps([np.array(obs, dtype=np.float32)[:, None]], np.array(reward, dtype=np.float32),
-                         np.array(ids), np.array(interrupted))
+    return TerminalSteps(
+        [np.array(obs, dtype=np.float32)[:, None]],
+        np.array(reward, dtype=np.float32),
+        np.array(ids),
+        np.array(interrupted),
+    )
 
 
 def act(asm, d, value=0.0):

@@ -237,9 +237,7 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -
             "(native envs step in microseconds, so overlapping them gains little); remove it"
         )
     if ns.memory is not None:
-        raise ConfigError(
-            f"{t}.network_settings.memory is not supported yet (LSTM memory is planned); remove it"
-        )
+        raise ConfigError(f"{t}.network_settings.memory is not supported yet (LSTM memory is planned); remove it")
     _positive(h.batch_size, f"{t}.hyperparameters.batch_size")
     _positive(h.buffer_size, f"{t}.hyperparameters.buffer_size")
     _positive(h.learning_rate, f"{t}.hyperparameters.learning_rate")
@@ -271,9 +269,7 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -
         )
     for name, sig in reward_signals.items():
         if not 0 <= sig.gamma < 1:
-            raise ConfigError(
-                f"{t}.reward_signals.{name}.gamma must be in [0, 1), strictly below 1 (got {sig.gamma})"
-            )
+            raise ConfigError(f"{t}.reward_signals.{name}.gamma must be in [0, 1), strictly below 1 (got {sig.gamma})")
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
@@ -283,9 +279,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     trainer_tree = dict(tree.get("trainer") or {})
     trainer_type = trainer_tree.get("trainer_type")
     if trainer_type not in TRAINER_SETTINGS:
-        raise ConfigError(
-            f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}"
-        )
+        raise ConfigError(f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}")
     cls = TRAINER_SETTINGS[trainer_type]
     typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), trainer_tree))
     assert isinstance(typed, TrainerSettings)

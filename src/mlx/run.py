@@ -142,16 +142,16 @@ class Summaries:
         self.tracker = tracker
         self.progress = progress
 
-    def write(self, behavior: str, step: int, elapsed: float, steps_per_sec: float,
-              stats: dict[str, StatSummary]) -> float | None:
+    def write(
+        self, behavior: str, step: int, elapsed: float, steps_per_sec: float, stats: dict[str, StatSummary]
+    ) -> float | None:
         reward = stats.get(REWARD)
         self.progress.clear()
         head = f"[INFO] {behavior}. Step: {step}. Time Elapsed: {elapsed:.3f} s."
         if reward is None:
             print(f"{head} No episode was completed since last summary. Training.", flush=True)
         else:
-            print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.",
-                  flush=True)
+            print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.", flush=True)
         row: dict[str, Any] = {
             "behavior": behavior,
             "step": step,
@@ -209,9 +209,7 @@ class Run:
         exists = paths.configuration.exists()
         if cfg.resume:
             if not exists:
-                raise RunError(
-                    f"nothing to resume: {paths.root} has no run; start it without resume=true"
-                )
+                raise RunError(f"nothing to resume: {paths.root} has no run; start it without resume=true")
         elif exists:
             if not cfg.force:
                 raise RunError(
@@ -262,9 +260,7 @@ class Run:
                 try:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
                 except (RuntimeError, KeyError) as exc:
-                    raise RunError(
-                        f"{source}: its network does not fit this run's ({one_line_error(exc)})"
-                    ) from None
+                    raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
         t = cfg.trainer
         interval = (t.max_steps // t.keep_checkpoints) if t.even_checkpoints else t.checkpoint_interval
         for name, trainer in self.trainers.items():
@@ -279,15 +275,21 @@ class Run:
             cfg.tracking,
             cfg.tracking.experiment_name or cfg.env.name,
             cfg.run_id,
-            {"mlx.run_id": cfg.run_id, "mlx.env": cfg.env.name, "mlx.trainer": cfg.trainer.trainer_type,
-             "mlx.seed": str(cfg.seed)},
+            {
+                "mlx.run_id": cfg.run_id,
+                "mlx.env": cfg.env.name,
+                "mlx.trainer": cfg.trainer.trainer_type,
+                "mlx.seed": str(cfg.seed),
+            },
             resume_id,
         )
         if resume_id is None:
             self.tracker.log_params(flatten(cfg.resolved))
             self.tracker.log_artifact(self.paths.configuration)
         self.status.metadata.update(
-            mlx_version=mlx.__version__, torch_version=torch.__version__, mlflow_run_id=self.tracker.run_id,
+            mlx_version=mlx.__version__,
+            torch_version=torch.__version__,
+            mlflow_run_id=self.tracker.run_id,
             run_id=cfg.run_id,
         )
         self.status.save(self.paths.status)
@@ -310,10 +312,14 @@ class Run:
         trainer.save_extras(folder)
         entry = self.status.behaviors.setdefault(name, {"checkpoints": [], "final_checkpoint": None})
         entry["checkpoints"] = [c for c in entry["checkpoints"] if c["steps"] != trainer.step]
-        entry["checkpoints"].append({
-            "steps": trainer.step, "file_path": str(path), "reward": self.last_reward.get(name),
-            "creation_time": time.time(),
-        })
+        entry["checkpoints"].append(
+            {
+                "steps": trainer.step,
+                "file_path": str(path),
+                "reward": self.last_reward.get(name),
+                "creation_time": time.time(),
+            }
+        )
         keep = self.cfg.trainer.keep_checkpoints
         while len(entry["checkpoints"]) > keep:
             old = entry["checkpoints"].pop(0)
@@ -330,7 +336,8 @@ class Run:
         cfg, env = self.cfg, self.env
         t = cfg.trainer
         summaries = Summaries(
-            self.paths.stats, self.tracker,
+            self.paths.stats,
+            self.tracker,
             Progress(cfg.progress == "auto" and sys.stderr.isatty()),
         )
         start = time.perf_counter()
@@ -377,8 +384,10 @@ class Run:
         for name in self.trainers:
             path = self.save_checkpoint(name, elapsed, final=True)
             if reached[name]:
-                print(f"[INFO] {name}. Reached stop_at_reward={cfg.stop_at_reward} at step "
-                      f"{self.trainers[name].step}.", flush=True)
+                print(
+                    f"[INFO] {name}. Reached stop_at_reward={cfg.stop_at_reward} at step {self.trainers[name].step}.",
+                    flush=True,
+                )
             print(f"[INFO] {name}. Saved final checkpoint {path}", flush=True)
             if self.cfg.tracking.log_checkpoints:
                 self.tracker.log_artifact(path, f"checkpoints/{name}")
@@ -393,8 +402,10 @@ class Run:
         elapsed = self.elapsed
         for name in self.trainers:
             path = self.save_checkpoint(name, elapsed)
-            print(f"\n[INFO] {name}. Interrupted: saved {path}; continue with run_id={self.cfg.run_id} "
-                  "resume=true", flush=True)
+            print(
+                f"\n[INFO] {name}. Interrupted: saved {path}; continue with run_id={self.cfg.run_id} resume=true",
+                flush=True,
+            )
 
     def close(self, status: str) -> None:
         if self.env is not None:
@@ -410,8 +421,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise RunError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
-                       "it may be truncated or from another program") from None
+        raise RunError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
+            "it may be truncated or from another program"
+        ) from None
 
 
 def seeded(cfg: RunConfig) -> RunConfig:

@@ -42,9 +42,7 @@ class MlflowTracker(Tracker):
         self.settings = settings
         self.client = MlflowClient(tracking_uri=settings.uri)
         experiment = self.client.get_experiment_by_name(experiment_name)
-        experiment_id = (
-            experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
-        )
+        experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(experiment_name)
         if resume_run_id is not None:
             self.run_id = resume_run_id
             self.client.update_run(resume_run_id, status="RUNNING")

@@ -36,9 +36,7 @@ NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
 }
 
 
-def make_env(
-    name: str, num_areas: int, seed: int, parameters: Mapping[str, float] | None = None
-) -> BaseEnv:
+def make_env(name: str, num_areas: int, seed: int, parameters: Mapping[str, float] | None = None) -> BaseEnv:
     """Build a native env by its config name; unknown names fail with the list of known ones."""
     try:
         factory = NATIVE_ENVS[name]

@@ -127,9 +127,7 @@ def _rotation_columns(q: np.ndarray, out: np.ndarray) -> None:
 class Ball3DEnv(BaseEnv):
     """``num_areas`` independent 3DBall areas, one agent each (agent id = area index), behaviour 3DBall."""
 
-    def __init__(
-        self, num_areas: int = 12, seed: int = 0, parameters: Mapping[str, float] | None = None
-    ) -> None:
+    def __init__(self, num_areas: int = 12, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
         n = int(num_areas)
         if n < 1:
             raise EnvError(f"3DBall needs num_areas >= 1, got {num_areas}")
@@ -185,7 +183,7 @@ class Ball3DEnv(BaseEnv):
         self._expanded = n <= _EXPANDED_MAX_AREAS
         widths = (4, 6, 4, 6) if self._expanded else (1, 1, 2, 2)
         rows = sum(widths)
-        self._blocks = [slice(sum(widths[:i]), sum(widths[:i + 1])) for i in range(4)]
+        self._blocks = [slice(sum(widths[:i]), sum(widths[: i + 1])) for i in range(4)]
         self._dcoef = np.zeros((2, rows, n), _F32)
         self._ecoef = np.zeros((2, rows, n), _F32)
         self._ones = np.ones((widths[0] + widths[1], n), _F32)
@@ -258,9 +256,7 @@ class Ball3DEnv(BaseEnv):
         self._check_behavior(behavior_name)
         cont = np.asarray(actions.continuous)
         if cont.shape != (self._n, 2):
-            raise EnvError(
-                f"3DBall expects continuous actions of shape ({self._n}, 2), got {tuple(cont.shape)}"
-            )
+            raise EnvError(f"3DBall expects continuous actions of shape ({self._n}, 2), got {tuple(cont.shape)}")
         disc = np.asarray(actions.discrete)
         if disc.size:
             raise EnvError(f"3DBall has no discrete actions, got shape {tuple(disc.shape)}")
@@ -347,8 +343,10 @@ class Ball3DEnv(BaseEnv):
     @staticmethod
     def _empty_terminal() -> TerminalSteps:
         return TerminalSteps(
-            obs=[np.zeros((0, 8), _F32)], reward=np.zeros(0, _F32),
-            agent_id=np.zeros(0, np.int32), interrupted=np.zeros(0, bool),
+            obs=[np.zeros((0, 8), _F32)],
+            reward=np.zeros(0, _F32),
+            agent_id=np.zeros(0, np.int32),
+            interrupted=np.zeros(0, bool),
         )
 
     def _set_gravity(self, g: float) -> None:
@@ -364,22 +362,58 @@ class Ball3DEnv(BaseEnv):
         bc, bcc, bq, bv = self._blocks
         one = slice(0, bcc.stop)
         if self._expanded:
+
             def coef(axis: int) -> tuple[np.ndarray, ...]:
                 sv = e[axis, bv].reshape(2, 3, n)
-                return (e[axis, bc].reshape(2, 2, n), e[axis, bcc].reshape(2, 3, n),
-                        e[axis, bq].reshape(2, 2, n), sv if axis == 0 else sv[::-1])
+                return (
+                    e[axis, bc].reshape(2, 2, n),
+                    e[axis, bcc].reshape(2, 3, n),
+                    e[axis, bq].reshape(2, 2, n),
+                    sv if axis == 0 else sv[::-1],
+                )
+
             z_views, x_views = coef(0), coef(1)
             face_row = bv.start + 3
         else:
             z_views = (e[0, 0], e[0, 1], e[0, bq, None, :], e[0, bv, None, :])
             x_views = (e[1, 0], e[1, 1], e[1, None, bq, :], e[1, bv][::-1, None, :])
             face_row = bv.start + 1
-        self._coef_views = (self._dcoef[0], self._dcoef[1], self._sign[0], self._sign[1],
-                            e[0], e[0, one], *z_views, e[1], e[1, one], *x_views)
+        self._coef_views = (
+            self._dcoef[0],
+            self._dcoef[1],
+            self._sign[0],
+            self._sign[1],
+            e[0],
+            e[0, one],
+            *z_views,
+            e[1],
+            e[1, one],
+            *x_views,
+        )
         self._phys_views = (
-            rc[0:2], rc[1::-1], rc[1:3], rc[2:0:-1], rc.transpose(1, 0, 2), rc[1],
-            self._gv[1], y[0:3], y[0], y[1], y[2], y[3], local[1], local[0::2], pj[0], pj[1],
-            pj[:, None, :], xn[0:3], xn[3:5], e[:, face_row], y[3, 1], inside[0], inside[1],
+            rc[0:2],
+            rc[1::-1],
+            rc[1:3],
+            rc[2:0:-1],
+            rc.transpose(1, 0, 2),
+            rc[1],
+            self._gv[1],
+            y[0:3],
+            y[0],
+            y[1],
+            y[2],
+            y[3],
+            local[1],
+            local[0::2],
+            pj[0],
+            pj[1],
+            pj[:, None, :],
+            xn[0:3],
+            xn[3:5],
+            e[:, face_row],
+            y[3, 1],
+            inside[0],
+            inside[1],
             inside[2],
         )
         self._views: list[list[tuple[np.ndarray, ...]]] = []
@@ -391,14 +425,27 @@ class Ball3DEnv(BaseEnv):
                 qa, qb = self._qh[a], self._qh[b]
                 qa2, qb2 = qa.reshape(2, 2, n), qb.reshape(2, 2, n)
                 pva, pvb = self._pvh[a], self._pvh[b]
-                per.append((qa[3], qa2[::-1, ::-1], qa2, qb[1], qb2, qb2[:, ::-1],
-                            pva[0], pva[1], pvb, pvb[0], pvb[1], pvb[0][:, None, :]))
+                per.append(
+                    (
+                        qa[3],
+                        qa2[::-1, ::-1],
+                        qa2,
+                        qb[1],
+                        qb2,
+                        qb2[:, ::-1],
+                        pva[0],
+                        pva[1],
+                        pvb,
+                        pvb[0],
+                        pvb[1],
+                        pvb[0][:, None, :],
+                    )
+                )
             self._views.append(per)
         # Terminal observation slots for a fall on sub-step k (k = DECISION_PERIOD: no fall): the
         # rotation after that sub-step's rotate, the ball before its physics.
         ks = np.arange(DECISION_PERIOD + 1)
-        self._term_qslot = [(h * DECISION_PERIOD + np.minimum(ks + 1, DECISION_PERIOD)) % _RING
-                            for h in range(2)]
+        self._term_qslot = [(h * DECISION_PERIOD + np.minimum(ks + 1, DECISION_PERIOD)) % _RING for h in range(2)]
         self._term_pslot = [(h * DECISION_PERIOD + ks) % _RING for h in range(2)]
 
     def _prepare_actions(self) -> None:
@@ -432,10 +479,35 @@ class Ball3DEnv(BaseEnv):
         """
         mul, add, sub, less = np.multiply, np.add, np.subtract, np.less
         reduce_add, absolute, fmin, both = np.add.reduce, np.absolute, np.fmin, np.logical_and
-        (d_z, d_x, sign_z, sign_x, e_z, ez_one, ez_c, ez_cc, ez_sq, ez_sv,
-         e_x, ex_one, ex_c, ex_cc, ex_sq, ex_sv) = self._coef_views
-        (rc_z, rc_z_swap, rc_x, rc_x_swap, rc_t, normal, gv1, y3, y0, y1, y2, y_centre, local_h,
-         local_xz, pj0, pj1, pj_b, xn3, xn2, e_ang, neg_hh, in_x, in_h, in_z) = self._phys_views
+        (d_z, d_x, sign_z, sign_x, e_z, ez_one, ez_c, ez_cc, ez_sq, ez_sv, e_x, ex_one, ex_c, ex_cc, ex_sq, ex_sv) = (
+            self._coef_views
+        )
+        (
+            rc_z,
+            rc_z_swap,
+            rc_x,
+            rc_x_swap,
+            rc_t,
+            normal,
+            gv1,
+            y3,
+            y0,
+            y1,
+            y2,
+            y_centre,
+            local_h,
+            local_xz,
+            pj0,
+            pj1,
+            pj_b,
+            xn3,
+            xn2,
+            e_ang,
+            neg_hh,
+            in_x,
+            in_h,
+            in_z,
+        ) = self._phys_views
         gate_in, gate, tq, tv, gv = self._gate_in, self._gate, self._tq, self._tv, self._gv
         local, absl, inside, contact = self._local, self._abs, self._inside, self._contact
         h3, pj, xn, vrel, x6 = self._h3, self._pj, self._xn, self._vrel, self._x6
@@ -499,7 +571,7 @@ class Ball3DEnv(BaseEnv):
             self._renormalise(end)
 
         # Off the platform on sub-step k: judged on the position before that sub-step's physics.
-        pos = self._pvh[start:start + DECISION_PERIOD, 0]  # [k, xyz, area]
+        pos = self._pvh[start : start + DECISION_PERIOD, 0]  # [k, xyz, area]
         abs_xz, worst, low, off = self._abs_xz, self._worst, self._low, self._off
         np.absolute(pos[:, 0::2], abs_xz)
         np.fmax(abs_xz[:, 0], abs_xz[:, 1], worst)
@@ -582,7 +654,7 @@ class Ball3DEnv(BaseEnv):
             self._refill_pool()
         j = self._pool_next
         self._pool_next = j + m
-        state = self._pool[:, j:j + m]
+        state = self._pool[:, j : j + m]
         s = self._slot
         self._qh[s][:, idx] = state[0:4]
         self._rc.reshape(9, self._n)[:, idx] = state[4:13]

@@ -66,9 +66,11 @@ class ActionSpec:
     def random(self, n_agents: int, rng: np.random.Generator) -> ActionTuple:
         """Uniform random actions; used for env benchmarks and SAC's buffer_init_steps."""
         cont = rng.uniform(-1.0, 1.0, size=(n_agents, self.continuous_size)).astype(np.float32)
-        disc = np.stack(
-            [rng.integers(0, b, size=n_agents) for b in self.discrete_branches], axis=1
-        ) if self.discrete_branches else np.zeros((n_agents, 0))
+        disc = (
+            np.stack([rng.integers(0, b, size=n_agents) for b in self.discrete_branches], axis=1)
+            if self.discrete_branches
+            else np.zeros((n_agents, 0))
+        )
         return ActionTuple(continuous=cont, discrete=disc.astype(np.int32))
 
 

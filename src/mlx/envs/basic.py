@@ -56,8 +56,9 @@ class BasicEnv(BaseEnv):
         self.position[:] = START
         self.move[:] = 0
         self._decision = DecisionSteps([self._obs(self.position)], np.zeros(self.n, np.float32), self.ids)
-        self._terminal = TerminalSteps([np.zeros((0, OBS_SIZE), np.float32)], np.zeros(0, np.float32),
-                                       np.zeros(0, np.int32), np.zeros(0, bool))
+        self._terminal = TerminalSteps(
+            [np.zeros((0, OBS_SIZE), np.float32)], np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(0, bool)
+        )
 
     def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
         if behavior_name != BEHAVIOR:
@@ -75,10 +76,12 @@ class BasicEnv(BaseEnv):
         reward = np.full(self.n, STEP_PENALTY, dtype=np.float32)
         small, large = pos == SMALL_GOAL, pos == LARGE_GOAL
         reward += np.where(small, SMALL_REWARD, 0.0).astype(np.float32) + np.where(large, LARGE_REWARD, 0.0).astype(
-            np.float32)
+            np.float32
+        )
         done = small | large
-        self._terminal = TerminalSteps([self._obs(pos[done])], reward[done], self.ids[done], np.zeros(int(done.sum()),
-                                                                                                      bool))
+        self._terminal = TerminalSteps(
+            [self._obs(pos[done])], reward[done], self.ids[done], np.zeros(int(done.sum()), bool)
+        )
         pos[done] = START
         self.position = pos
         self.move[:] = 0

@@ -34,14 +34,10 @@ def ppo_loss(
     """
     log_ratio = log_prob - batch.old_log_prob
     ratio = log_ratio.exp()
-    surrogate = torch.min(
-        ratio * batch.advantages, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * batch.advantages
-    )
+    surrogate = torch.min(ratio * batch.advantages, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * batch.advantages)
     policy_loss = -surrogate.mean()
     clipped_values = batch.old_values + (values - batch.old_values).clamp(-epsilon, epsilon)
-    value_loss = torch.max(
-        (batch.returns - values).square(), (batch.returns - clipped_values).square()
-    ).mean(0).mean()
+    value_loss = torch.max((batch.returns - values).square(), (batch.returns - clipped_values).square()).mean(0).mean()
     mean_entropy = entropy.mean()
     with torch.no_grad():
         approx_kl = ((ratio - 1.0) - log_ratio).mean()
@@ -111,16 +107,19 @@ def sac_loss(
     def taken(q: torch.Tensor) -> torch.Tensor:  # [B, K, Q] -> [B, K]
         if not branches:
             return q[..., 0]
-        parts = [b.gather(-1, batch.discrete[:, i].long()[:, None, None].expand(-1, q.shape[1], 1))
-                 for i, b in enumerate(_by_branch(q, branches))]
+        parts = [
+            b.gather(-1, batch.discrete[:, i].long()[:, None, None].expand(-1, q.shape[1], 1))
+            for i, b in enumerate(_by_branch(q, branches))
+        ]
         return torch.cat(parts, -1).mean(-1)
 
     def expected(q: torch.Tensor, detach_probs: bool = False) -> torch.Tensor:  # [.., B, K, Q] -> [.., B, K]
         if not branches:
             return q[..., 0]
         ps = [p.detach() if detach_probs else p for p in probs]
-        return torch.stack([(b * p[:, None, :]).sum(-1) for b, p in zip(_by_branch(q, branches), ps, strict=True)],
-                           -1).mean(-1)
+        return torch.stack(
+            [(b * p[:, None, :]).sum(-1) for b, p in zip(_by_branch(q, branches), ps, strict=True)], -1
+        ).mean(-1)
 
     # Twin Q regression on the one-step backup (termination stops the bootstrap, interruption does not).
     with torch.no_grad():
@@ -147,8 +146,9 @@ def sac_loss(
     if alpha_c is not None:
         policy = policy + alpha_c * out.cont_log_prob - expected(q_streams[:, None, :], detach_probs=True)[:, 0]
     if alpha_d is not None:
-        for a, p, lp, qb in zip(alpha_d, probs, out.branch_log_probs, _by_branch(q_streams.detach(), branches),
-                                strict=True):
+        for a, p, lp, qb in zip(
+            alpha_d, probs, out.branch_log_probs, _by_branch(q_streams.detach(), branches), strict=True
+        ):
             policy = policy + (p * (a * lp - qb)).sum(-1)
     policy_loss = policy.mean()
 

@@ -69,9 +69,7 @@ def vector_obs_size(spec: BehaviorSpec) -> int:
     size = 0
     for obs in spec.observation_specs:
         if len(obs.shape) != 1:
-            raise ValueError(
-                f"observation '{obs.name}' has shape {obs.shape}; visual encoders are not supported yet"
-            )
+            raise ValueError(f"observation '{obs.name}' has shape {obs.shape}; visual encoders are not supported yet")
         size += obs.shape[0]
     return size
 

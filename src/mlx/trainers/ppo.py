@@ -124,8 +124,9 @@ class PPOTrainer(RLTrainer):
         advantages, returns = [], []
         for k, (name, sig) in enumerate(self.signals.items()):
             rewards = traj.env_reward * sig.strength
-            adv, ret = gae(rewards, traj.values[..., k], traj.bootstrap_value[:, k], traj.lengths,
-                           sig.gamma, self.hp.lambd)
+            adv, ret = gae(
+                rewards, traj.values[..., k], traj.bootstrap_value[:, k], traj.lengths, sig.gamma, self.hp.lambd
+            )
             advantages.append(traj.flat(adv))
             returns.append(traj.flat(ret))
             self.stats.add(f"Policy/{name.capitalize()} Value Estimate", traj.flat(traj.values[..., k]))
@@ -150,8 +151,9 @@ class PPOTrainer(RLTrainer):
         return self._buffered >= self.hp.buffer_size
 
     def _schedule(self, schedule: ScheduleType | None, initial: float, floor: float) -> float:
-        return decayed_value(schedule or self.hp.learning_rate_schedule, initial, floor, self.step,
-                             self.settings.max_steps)
+        return decayed_value(
+            schedule or self.hp.learning_rate_schedule, initial, floor, self.step, self.settings.max_steps
+        )
 
     def update(self) -> None:
         data = {k: np.concatenate([c[k] for c in self._buffer]) for k in self._buffer[0]}

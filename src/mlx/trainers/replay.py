@@ -113,11 +113,19 @@ class TransitionAssembler:
             self.episode_length = np.concatenate([self.episode_length, np.zeros(grow, np.int64)])
         return slots
 
-    def _close(self, slots: np.ndarray, reward: np.ndarray, next_obs: np.ndarray,
-               terminated: np.ndarray) -> Transitions:
+    def _close(
+        self, slots: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray
+    ) -> Transitions:
         self.pending[slots] = False
-        return Transitions(self.obs[slots], self.continuous[slots], self.discrete[slots],
-                           reward.astype(np.float32), self.mask[slots], next_obs, terminated)
+        return Transitions(
+            self.obs[slots],
+            self.continuous[slots],
+            self.discrete[slots],
+            reward.astype(np.float32),
+            self.mask[slots],
+            next_obs,
+            terminated,
+        )
 
     def end_episodes(self, terminal: TerminalSteps) -> tuple[Transitions | None, EpisodeStats]:
         if len(terminal) == 0:
@@ -131,8 +139,9 @@ class TransitionAssembler:
         if not pending.any():
             return None, stats
         next_obs = concat_vector_obs([o[pending] for o in terminal.obs])
-        return self._close(slots[pending], terminal.reward[pending], next_obs,
-                           ~terminal.interrupted[pending].astype(bool)), stats
+        return self._close(
+            slots[pending], terminal.reward[pending], next_obs, ~terminal.interrupted[pending].astype(bool)
+        ), stats
 
     def next_step(self, decision: DecisionSteps, obs: np.ndarray) -> Transitions | None:
         """Close the pending transitions of deciding agents with `obs` (their flat observations) as next_obs."""
@@ -143,8 +152,14 @@ class TransitionAssembler:
             return None
         return self._close(slots[pending], decision.reward[pending], obs[pending], np.zeros(int(pending.sum()), bool))
 
-    def begin(self, decision: DecisionSteps, obs: np.ndarray, continuous: np.ndarray, discrete: np.ndarray,
-              mask: np.ndarray | None) -> None:
+    def begin(
+        self,
+        decision: DecisionSteps,
+        obs: np.ndarray,
+        continuous: np.ndarray,
+        discrete: np.ndarray,
+        mask: np.ndarray | None,
+    ) -> None:
         slots = self._slots_for(decision.agent_id)
         if self.mask_size:
             self.mask[slots] = True if mask is None else mask

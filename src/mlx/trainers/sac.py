@@ -46,8 +46,9 @@ class SACModule(pl.LightningModule):
         self.q_out = sum(self.branches) if self.branches else 1
         self.normalizer = Normalizer(obs_size) if ns.normalize else None
         self.actor = Actor(obs_size, a, ns, conditional_sigma=True, tanh_squash=True)
-        self.q = EnsembleMLP(2, obs_size + a.continuous_size, ns.hidden_units, ns.num_layers,
-                             self.num_streams * self.q_out)
+        self.q = EnsembleMLP(
+            2, obs_size + a.continuous_size, ns.hidden_units, ns.num_layers, self.num_streams * self.q_out
+        )
         self.value = Critic(obs_size, streams, ns)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
         init = math.log(settings.hyperparameters.init_entcoef)
@@ -145,8 +146,15 @@ class SACTrainer(RLTrainer):
     def _store(self, tr: Any) -> None:
         if tr is None:
             return
-        self.buffer.add(obs=tr.obs, continuous=tr.continuous, discrete=tr.discrete, reward=tr.reward, mask=tr.mask,
-                        next_obs=tr.next_obs, terminated=tr.terminated.astype(np.float32))
+        self.buffer.add(
+            obs=tr.obs,
+            continuous=tr.continuous,
+            discrete=tr.discrete,
+            reward=tr.reward,
+            mask=tr.mask,
+            next_obs=tr.next_obs,
+            terminated=tr.terminated.astype(np.float32),
+        )
 
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
         finished, episodes = self.assembler.end_episodes(terminal)
@@ -169,8 +177,9 @@ class SACTrainer(RLTrainer):
         else:
             obs_t = self._tensor(obs)
             with torch.inference_mode():
-                out = self.module.actor.sample(self.module.preprocess(obs_t),
-                                               None if mask_np is None else self._tensor(mask_np))
+                out = self.module.actor.sample(
+                    self.module.preprocess(obs_t), None if mask_np is None else self._tensor(mask_np)
+                )
             self.stats.add("Policy/Entropy", float(out.entropy.mean()))
             actions = ActionTuple(out.continuous.cpu().numpy(), out.discrete.cpu().numpy().astype(np.int32))
         if self.module.normalizer is not None:
@@ -200,8 +209,13 @@ class SACTrainer(RLTrainer):
         return len(self.buffer) >= self.hp.batch_size and self._updates_owed()
 
     def update(self) -> None:
-        lr = decayed_value(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR, self.step,
-                           self.settings.max_steps)
+        lr = decayed_value(
+            self.hp.learning_rate_schedule,
+            self.hp.learning_rate,
+            LEARNING_RATE_FLOOR,
+            self.step,
+            self.settings.max_steps,
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         sums: dict[str, torch.Tensor] = {}  # summed as tensors: one host sync per update, not per step

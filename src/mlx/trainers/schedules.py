@@ -10,9 +10,7 @@ EPSILON_FLOOR = 0.1
 BETA_FLOOR = 1e-5
 
 
-def decayed_value(
-    schedule: ScheduleType, initial: float, floor: float, step: int, max_steps: int
-) -> float:
+def decayed_value(schedule: ScheduleType, initial: float, floor: float, step: int, max_steps: int) -> float:
     """Value at `step`: constant, or linear from `initial` at step 0 to `floor` at max_steps (then held)."""
     if schedule == ScheduleType.constant:
         return initial

@@ -64,8 +64,11 @@ class AgentSlots:
     def lookup(self, agent_ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(agent_ids, dtype=np.int64)
         pos = np.searchsorted(self._ids, ids)
-        found = (pos < len(self._ids)) & (self._ids[np.minimum(pos, len(self._ids) - 1)] == ids) \
-            if len(self._ids) else np.zeros(len(ids), dtype=bool)
+        found = (
+            (pos < len(self._ids)) & (self._ids[np.minimum(pos, len(self._ids) - 1)] == ids)
+            if len(self._ids)
+            else np.zeros(len(ids), dtype=bool)
+        )
         if not found.all():
             new = np.unique(ids[~found])
             order = np.concatenate([self._ids, new])
@@ -122,8 +125,9 @@ class TrajectoryAssembler:
             self._grow(max(self.slots.count, 2 * self._capacity))
         return slots
 
-    def _emit(self, slots: np.ndarray, bootstrap: np.ndarray, needs: np.ndarray,
-              next_obs: list[np.ndarray]) -> Trajectories:
+    def _emit(
+        self, slots: np.ndarray, bootstrap: np.ndarray, needs: np.ndarray, next_obs: list[np.ndarray]
+    ) -> Trajectories:
         t = int(self.length[slots].max())
         out = Trajectories(
             obs=[o[slots, :t] for o in self.obs],
@@ -196,8 +200,8 @@ class TrajectoryAssembler:
         self.log_prob[slots, idx] = log_prob
         self.values[slots, idx] = values
         if self.action_mask.shape[-1]:
-            self.action_mask[slots, idx] = True if decision.action_mask is None else np.concatenate(
-                decision.action_mask, axis=1
+            self.action_mask[slots, idx] = (
+                True if decision.action_mask is None else np.concatenate(decision.action_mask, axis=1)
             )
         self.env_reward[slots, idx] = 0.0
         self.length[slots] = idx + 1
