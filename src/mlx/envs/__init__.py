@@ -23,6 +23,12 @@ def _ball3d(**kwargs: Any) -> BaseEnv:
     return Ball3DEnv(**kwargs)
 
 
+def _ball3d_hard(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.ball3d_hard import Ball3DHardEnv
+
+    return Ball3DHardEnv(**kwargs)
+
+
 def _basic(**kwargs: Any) -> BaseEnv:
     from mlx.envs.basic import BasicEnv
 
@@ -32,6 +38,7 @@ def _basic(**kwargs: Any) -> BaseEnv:
 # Env config name (conf/env/<name>.yaml, `env=<name>`) -> factory taking num_areas, seed, parameters.
 NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "3dball": _ball3d,
+    "3dballhard": _ball3d_hard,
     "basic": _basic,
 }
 

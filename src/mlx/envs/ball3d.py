@@ -237,6 +237,10 @@ class Ball3DEnv(BaseEnv):
         return {BEHAVIOR_NAME: self._spec}
 
     @property
+    def parameters(self) -> EnvParameters:
+        return self._params
+
+    @property
     def num_areas(self) -> int:
         return self._n
 

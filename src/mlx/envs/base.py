@@ -143,11 +143,11 @@ class EnvParameters:
     def __post_init__(self) -> None:
         merged = dict(self.defaults)
         for key, value in self.values.items():
-            self._check(key, value)
+            self.check(key, value)
             merged[key] = float(value)
         self.values = merged
 
-    def _check(self, key: str, value: float) -> None:
+    def check(self, key: str, value: float) -> None:
         if key not in self.defaults:
             known = ", ".join(sorted(self.defaults)) or "(none)"
             raise EnvError(f"unknown environment parameter '{key}'; this env accepts: {known}")
@@ -158,7 +158,7 @@ class EnvParameters:
         return self.values[key]
 
     def set(self, key: str, value: float) -> None:
-        self._check(key, value)
+        self.check(key, value)
         self.values[key] = float(value)
 
 
