@@ -14,6 +14,7 @@ CASES = [
     ("sac", "3dball", 95, 200_000),
     ("sac", "basic", 0.9, 500_000),  # discrete SAC
     ("ppo", "basic", 0.9, 500_000),
+    ("ppo", "3dballhard", 95, 500_000),  # velocity inferred from the 9-decision stack
 ]
 
 

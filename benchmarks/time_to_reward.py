@@ -1,13 +1,15 @@
-"""3DBall time-to-reward benchmark for PPO or SAC, plus throughput numbers.
+"""Time to reward: seconds and steps for the command users type to reach a mean reward, per seed.
 
-    python benchmarks/train_3dball.py --trainer ppo [--seeds 1 2 3] [--target 95]
-    python benchmarks/train_3dball.py --trainer sac
+    python benchmarks/time_to_reward.py --env 3dball --trainer ppo [--seeds 1 2 3] [--target 95]
+    python benchmarks/time_to_reward.py --env 3dball --trainer sac
+    python benchmarks/time_to_reward.py --env pushblock --target 4.5 [--override env.num_areas=32 ...]
 
-Runs the command users type (`python -m mlx trainer=<t> env=3dball seed=S stop_at_reward=95`) in a
-subprocess per seed and reads its stats.jsonl: seconds and steps to the target, end-to-end agent-steps/s.
-PPO also measures the env alone at 4096 agents; SAC measures gradient updates per second with the tuned
-3DBall settings and the replay buffer's bytes at its capacity. Writes benchmarks/results/<t>_3dball.json.
-Targets on a 2-core machine: PPO <= 30 s to 95 and env >= 5M agent-steps/s; SAC <= 90 s to 95.
+Runs `python -m mlx trainer=<t> env=<e> seed=S stop_at_reward=<target>` (tuned upstream settings, MLflow
+off) in a subprocess per seed and reads its stats.jsonl: seconds (the run's own clock) and steps to the
+target, end-to-end agent-steps/s. For 3DBall, PPO also measures the env alone at 4096 agents and SAC its
+gradient updates per second and the replay buffer's bytes at capacity. Writes
+benchmarks/results/<trainer>_<env>.json. Targets on a 2-core machine: 3DBall PPO <= 30 s to 95 and env
+>= 5M agent-steps/s; 3DBall SAC <= 90 s to 95.
 """
 
 from __future__ import annotations
@@ -83,19 +85,20 @@ def sac_update_speed(seconds: float = 5.0) -> dict:
     }
 
 
-def train_once(trainer: str, seed: int, target: float, workdir: Path) -> dict:
-    run_id = f"bench-{trainer}-{seed}"
+def train_once(env: str, trainer: str, seed: int, target: float, workdir: Path, overrides: list[str]) -> dict:
+    run_id = f"bench-{trainer}-{env}-{seed}"
     cmd = [
         sys.executable,
         "-m",
         "mlx",
         f"trainer={trainer}",
-        "env=3dball",
+        f"env={env}",
         f"seed={seed}",
         f"run_id={run_id}",
         f"stop_at_reward={target}",
         "tracking=none",
         "progress=plain",
+        *overrides,
     ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
@@ -118,7 +121,9 @@ def train_once(trainer: str, seed: int, target: float, workdir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="3dball")
     parser.add_argument("--trainer", choices=["ppo", "sac"], default="ppo")
+    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--target", type=float, default=95.0)
     parser.add_argument("--env-agents", type=int, default=4096)
@@ -126,23 +131,25 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            result = train_once(args.trainer, seed, args.target, Path(tmp))
+            result = train_once(args.env, args.trainer, seed, args.target, Path(tmp), args.override)
             runs.append(result)
             print(json.dumps(result))
     reached = [r for r in runs if r["reached"]]
     summary = {
-        "benchmark": f"3DBall {args.trainer.upper()} to mean reward {args.target:.0f}",
+        "benchmark": f"{args.env} {args.trainer.upper()} to mean reward {args.target:g}",
+        "overrides": args.override,
         "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
         "runs": runs,
+        "reached": f"{len(reached)}/{len(runs)}",
         "median_seconds_to_target": float(np.median([r["seconds_to_target"] for r in reached])) if reached else None,
         "median_steps_to_target": float(np.median([r["steps_to_target"] for r in reached])) if reached else None,
         "median_end_to_end_agent_steps_per_sec": float(np.median([r["end_to_end_agent_steps_per_sec"] for r in runs])),
     }
-    if args.trainer == "ppo":
+    if args.env == "3dball" and args.trainer == "ppo":
         summary[f"env_only_agent_steps_per_sec_at_{args.env_agents}"] = round(env_only_steps_per_sec(args.env_agents))
-    else:
+    elif args.env == "3dball":
         summary.update(sac_update_speed())
-    out = HERE / "results" / f"{args.trainer}_3dball.json"
+    out = HERE / "results" / f"{args.trainer}_{args.env}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
