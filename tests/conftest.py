@@ -33,3 +33,19 @@ def run_mlx(*overrides: str, cwd: Path, timeout: float = 300) -> subprocess.Comp
 def workdir(tmp_path: Path) -> Path:
     """A scratch working directory: results/ and the MLflow SQLite store land here."""
     return tmp_path
+
+
+def compose_tree(*overrides: str) -> dict:
+    """The resolved config tree `python -m mlx <overrides>` would validate, composed in-process."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mlx.__main__ import CONF_DIR
+    from mlx.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["run_id=test", "seed=0", *overrides])
+    tree = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(tree, dict)
+    return tree

@@ -89,8 +89,29 @@ class ExtrinsicSettings:
     strength: float = 1.0
 
 
-# Reward signal name -> its settings class. Later signals (curiosity, gail, rnd) add entries here.
-REWARD_SIGNALS: dict[str, type] = {"extrinsic": ExtrinsicSettings}
+@dataclass
+class CuriositySettings:
+    """The intrinsic curiosity module (seed 003): its own encoder (network_settings) and optimiser."""
+
+    gamma: float = 0.99
+    strength: float = 1.0
+    network_settings: NetworkSettings = field(default_factory=NetworkSettings)
+    learning_rate: float = 3.0e-4
+
+
+@dataclass
+class RNDSettings:
+    """Random network distillation (seed 003): predictor and target MLPs of network_settings."""
+
+    gamma: float = 0.99
+    strength: float = 1.0
+    network_settings: NetworkSettings = field(default_factory=NetworkSettings)
+    learning_rate: float = 1.0e-4
+
+
+# Reward signal name -> its settings class (config group reward_signals/<name>.yaml, module
+# mlx.trainers.rewards.<name>).
+REWARD_SIGNALS: dict[str, type] = {"extrinsic": ExtrinsicSettings, "curiosity": CuriositySettings, "rnd": RNDSettings}
 
 
 @dataclass
@@ -133,7 +154,9 @@ class EnvSettings:
 
     name: str = MISSING
     num_areas: int = 12
-    parameters: dict[str, float] = field(default_factory=dict)
+    parameters: dict[str, float] = field(default_factory=dict)  # native envs' environment parameters
+    id: str | None = None  # env=gym: the registered Gymnasium id, e.g. CartPole-v1
+    kwargs: dict[str, Any] = field(default_factory=dict)  # env=gym: keyword arguments of gymnasium.make
 
 
 @dataclass
@@ -221,6 +244,22 @@ def _build(cls: type, values: Any, key: str) -> Any:
     return cls(**values)
 
 
+def _build_nested(cls: type, values: Any, key: str) -> Any:
+    """Like _build, for settings with nested dataclasses (network_settings): typed by OmegaConf."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{key} must be a mapping (got {values!r})")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
+    except OmegaConfBaseException as exc:
+        where = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: {reason}") from None
+
+
 def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -> None:
     """Checks that types cannot express; every message names the key and the fix."""
     t = "trainer"
@@ -268,8 +307,28 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -
             f"{t}.reward_signals is empty; at least one reward signal must remain (e.g. reward_signals=[extrinsic])"
         )
     for name, sig in reward_signals.items():
+        _positive(sig.strength, f"{t}.reward_signals.{name}.strength")
+        if hasattr(sig, "learning_rate"):
+            _positive(sig.learning_rate, f"{t}.reward_signals.{name}.learning_rate")
+        if hasattr(sig, "network_settings"):
+            _positive(sig.network_settings.hidden_units, f"{t}.reward_signals.{name}.network_settings.hidden_units")
+            _positive(sig.network_settings.num_layers, f"{t}.reward_signals.{name}.network_settings.num_layers")
         if not 0 <= sig.gamma < 1:
             raise ConfigError(f"{t}.reward_signals.{name}.gamma must be in [0, 1), strictly below 1 (got {sig.gamma})")
+
+
+def validate_env(env: EnvSettings) -> None:
+    """env.id and env.kwargs belong to env=gym (a Gymnasium env); native envs take env.parameters."""
+    if env.name == "gym":
+        if not env.id:
+            raise ConfigError(
+                "env.id is required for env=gym: name a registered Gymnasium env, e.g. env=gym env.id=CartPole-v1"
+            )
+    elif env.id is not None or env.kwargs:
+        key = "env.id" if env.id is not None else "env.kwargs"
+        raise ConfigError(
+            f"{key} is only for env=gym (Gymnasium envs); env={env.name} takes env.parameters instead: remove {key}"
+        )
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
@@ -289,11 +348,12 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
             raise ConfigError(
                 f"unknown reward signal 'trainer.reward_signals.{name}'; available: {', '.join(REWARD_SIGNALS)}"
             )
-        signals[name] = _build(REWARD_SIGNALS[name], values, f"trainer.reward_signals.{name}")
+        signals[name] = _build_nested(REWARD_SIGNALS[name], values, f"trainer.reward_signals.{name}")
     validate_trainer(typed, signals)
 
     env = _build(EnvSettings, tree.get("env"), "env")
     _positive(env.num_areas, "env.num_areas")
+    validate_env(env)
     tracking = _build(TrackingSettings, tree.get("tracking"), "tracking")
     if tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{tracking.backend}')")

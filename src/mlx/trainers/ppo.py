@@ -21,6 +21,7 @@ from mlx.trainers.advantages import gae
 from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, Normalizer, to_env_continuous, vector_obs_size
+from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
@@ -72,6 +73,14 @@ class PPOTrainer(RLTrainer):
         self.streams = list(reward_signals)
         self.device = device
         self.module = PPOModule(spec, settings, self.streams).to(device)
+        # Reward signals with a model of their own (curiosity, rnd, ...); extrinsic needs none.
+        self.intrinsic = {
+            name: make_reward_signal(name, spec, sig, device)
+            for name, sig in reward_signals.items()
+            if name != "extrinsic"
+        }
+        self._needs_next_obs = any(r.uses_next_obs for r in self.intrinsic.values())
+        self._signal_returns = {name: np.zeros(0) for name in self.intrinsic}  # per agent slot, this episode
         self.optimizer = self.module.configure_optimizers()
         self.assembler = TrajectoryAssembler(spec, settings.time_horizon, len(self.streams))
         self._buffer: list[dict[str, np.ndarray]] = []
@@ -121,16 +130,18 @@ class PPOTrainer(RLTrainer):
                 traj.bootstrap_value[traj.needs_bootstrap] = (
                     self.module.critic(self.module.preprocess(next_obs)).cpu().numpy()
                 )
+        obs = concat_vector_obs([traj.flat(o) for o in traj.obs])
+        next_obs = concat_vector_obs(traj.flat_next_obs()) if self._needs_next_obs else obs[:0]
+        intrinsic = self._intrinsic_rewards(traj, obs, next_obs)
         advantages, returns = [], []
         for k, (name, sig) in enumerate(self.signals.items()):
-            rewards = traj.env_reward * sig.strength
+            rewards = traj.env_reward * sig.strength if name == "extrinsic" else intrinsic[name]
             adv, ret = gae(
                 rewards, traj.values[..., k], traj.bootstrap_value[:, k], traj.lengths, sig.gamma, self.hp.lambd
             )
             advantages.append(traj.flat(adv))
             returns.append(traj.flat(ret))
             self.stats.add(f"Policy/{name.capitalize()} Value Estimate", traj.flat(traj.values[..., k]))
-        obs = concat_vector_obs([traj.flat(o) for o in traj.obs])
         chunk = {
             "obs": obs,
             "continuous": traj.flat(traj.continuous),
@@ -140,11 +151,52 @@ class PPOTrainer(RLTrainer):
             "old_values": traj.flat(traj.values),
             "returns": np.stack(returns, axis=1),
             "advantages": np.mean(advantages, axis=0),
+            "next_obs": next_obs,
+            "env_reward": traj.flat(traj.env_reward),
         }
         if self.module.normalizer is not None:
             self.module.normalizer.update(self._tensor(obs))
         self._buffer.append(chunk)
         self._buffered += len(obs)
+
+    def _signal_batch(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        continuous: np.ndarray,
+        discrete: np.ndarray,
+        env_reward: np.ndarray,
+    ) -> SignalBatch:
+        return SignalBatch(
+            obs=self._tensor(obs),
+            next_obs=self._tensor(next_obs),
+            continuous=to_env_continuous(self._tensor(continuous)),
+            discrete=self._tensor(discrete),
+            env_reward=self._tensor(env_reward),
+        )
+
+    def _intrinsic_rewards(self, traj: Trajectories, obs: np.ndarray, next_obs: np.ndarray) -> dict[str, np.ndarray]:
+        """Each intrinsic signal's rewards, times its strength, padded [E, T]; episode sums go to the stats."""
+        if not self.intrinsic:
+            return {}
+        batch = self._signal_batch(
+            obs, next_obs, traj.flat(traj.continuous), traj.flat(traj.discrete), traj.flat(traj.env_reward)
+        )
+        out = {}
+        for name, signal in self.intrinsic.items():
+            padded = traj.padded(signal.rewards(batch) * self.signals[name].strength)
+            out[name] = padded
+            totals = self._signal_returns[name]
+            if len(totals) <= traj.slots.max():
+                totals = self._signal_returns[name] = np.concatenate(
+                    [totals, np.zeros(traj.slots.max() + 1 - len(totals))]
+                )
+            np.add.at(totals, traj.slots, padded.sum(axis=1))
+            ended = traj.slots[traj.episode_end]
+            if len(ended):
+                self.stats.add(f"Policy/{name.capitalize()} Reward", totals[ended])
+                totals[ended] = 0.0
+        return out
 
     # ---- updating -----------------------------------------------------------------------------
     def ready_to_update(self) -> bool:
@@ -161,6 +213,7 @@ class PPOTrainer(RLTrainer):
         self._buffered = 0
         adv = data["advantages"]
         data["advantages"] = (adv - adv.mean()) / (adv.std() + 1e-10)
+        extra = {k: self._tensor(data.pop(k)) for k in ("next_obs", "env_reward")}
         tensors = PPOBatch(**{k: self._tensor(v) for k, v in data.items()})
         n = len(tensors.obs)
         lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
@@ -170,6 +223,7 @@ class PPOTrainer(RLTrainer):
             group["lr"] = lr
         bs = self.hp.batch_size
         sums: dict[str, torch.Tensor] = {}  # summed as tensors: one host sync per update, not per step
+        signal_sums: dict[str, float] = {}
         count = 0
         self.module.train()
         for _ in range(self.hp.num_epoch):
@@ -179,6 +233,17 @@ class PPOTrainer(RLTrainer):
                 batch = PPOBatch(*(t[idx] for t in tensors))
                 terms = self.module.training_step(batch, i)
                 self.optimize(self.optimizer, terms["loss"])
+                if self.intrinsic:
+                    signal_batch = SignalBatch(
+                        obs=batch.obs,
+                        next_obs=extra["next_obs"][idx] if self._needs_next_obs else batch.obs[:0],
+                        continuous=to_env_continuous(batch.continuous),
+                        discrete=batch.discrete,
+                        env_reward=extra["env_reward"][idx],
+                    )
+                    for signal in self.intrinsic.values():
+                        for key, value in signal.update(signal_batch).items():
+                            signal_sums[key] = signal_sums.get(key, 0.0) + value
                 for key in ("policy_loss", "value_loss", "approx_kl", "clip_fraction"):
                     sums[key] = sums.get(key, 0.0) + terms[key]
                 count += 1
@@ -188,6 +253,8 @@ class PPOTrainer(RLTrainer):
             self.stats.add("Losses/Value Loss", float(sums["value_loss"]) / count)
             self.stats.add("Policy/Approx KL", float(sums["approx_kl"]) / count)
             self.stats.add("Policy/Clip Fraction", float(sums["clip_fraction"]) / count)
+            for key, total in signal_sums.items():
+                self.stats.add(key, total / count)
         returns = data["returns"]
         values = data["old_values"]
         var = returns.var()
@@ -204,6 +271,7 @@ class PPOTrainer(RLTrainer):
             "step": self.step,
             "update_count": self.update_count,
             "torch_rng": torch.get_rng_state(),
+            "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -212,6 +280,8 @@ class PPOTrainer(RLTrainer):
         self.step = int(state["step"])
         self.update_count = int(state["update_count"])
         torch.set_rng_state(state["torch_rng"])
+        for name, signal in self.intrinsic.items():
+            signal.load_state(state["reward_signals"][name])
 
     def reset_trajectories(self) -> None:
         self.assembler.reset()

@@ -82,6 +82,8 @@ class Transitions:
     mask: np.ndarray  # action mask at obs (True = allowed)
     next_obs: np.ndarray
     terminated: np.ndarray
+    slots: np.ndarray  # the agents' dense slot indices
+    episode_end: bool  # these transitions end their agents' episodes
 
 
 class TransitionAssembler:
@@ -114,7 +116,7 @@ class TransitionAssembler:
         return slots
 
     def _close(
-        self, slots: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray
+        self, slots: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray, ended: bool
     ) -> Transitions:
         self.pending[slots] = False
         return Transitions(
@@ -125,6 +127,8 @@ class TransitionAssembler:
             self.mask[slots],
             next_obs,
             terminated,
+            slots,
+            ended,
         )
 
     def end_episodes(self, terminal: TerminalSteps) -> tuple[Transitions | None, EpisodeStats]:
@@ -140,7 +144,7 @@ class TransitionAssembler:
             return None, stats
         next_obs = concat_vector_obs([o[pending] for o in terminal.obs])
         return self._close(
-            slots[pending], terminal.reward[pending], next_obs, ~terminal.interrupted[pending].astype(bool)
+            slots[pending], terminal.reward[pending], next_obs, ~terminal.interrupted[pending].astype(bool), ended=True
         ), stats
 
     def next_step(self, decision: DecisionSteps, obs: np.ndarray) -> Transitions | None:
@@ -150,7 +154,9 @@ class TransitionAssembler:
         pending = self.pending[slots]
         if not pending.any():
             return None
-        return self._close(slots[pending], decision.reward[pending], obs[pending], np.zeros(int(pending.sum()), bool))
+        return self._close(
+            slots[pending], decision.reward[pending], obs[pending], np.zeros(int(pending.sum()), bool), ended=False
+        )
 
     def begin(
         self,

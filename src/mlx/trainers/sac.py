@@ -27,6 +27,7 @@ from mlx.trainers.base import RLTrainer, checked_obs
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, EnsembleMLP, Normalizer, vector_obs_size
 from mlx.trainers.replay import ReplayBuffer, TransitionAssembler
+from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
 # ML-Agents' target entropies: -|A| for continuous actions, 0.2 * log(n) nats per discrete branch.
@@ -138,6 +139,15 @@ class SACTrainer(RLTrainer):
         self.assembler = TransitionAssembler(spec, obs_size)
         self.rng = np.random.default_rng(seed)
         self.update_steps = 1  # ML-Agents starts counting at 1
+        # Reward signals with a model of their own, updated every reward_signal_steps_per_update agent steps.
+        self.intrinsic = {
+            name: make_reward_signal(name, spec, sig, device)
+            for name, sig in reward_signals.items()
+            if name != "extrinsic"
+        }
+        self.signal_update_steps = 1
+        self._signal_returns: dict[str, np.ndarray] = {}  # per agent slot, this episode
+        self.signal_steps_per_update = self.hp.reward_signal_steps_per_update or self.hp.steps_per_update
 
     # ---- acting -------------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -146,6 +156,8 @@ class SACTrainer(RLTrainer):
     def _store(self, tr: Any) -> None:
         if tr is None:
             return
+        if self.intrinsic:
+            self._track_signal_returns(tr)
         self.buffer.add(
             obs=tr.obs,
             continuous=tr.continuous,
@@ -208,7 +220,63 @@ class SACTrainer(RLTrainer):
     def ready_to_update(self) -> bool:
         return len(self.buffer) >= self.hp.batch_size and self._updates_owed()
 
+    def _signal_batch(self, sample: dict[str, np.ndarray]) -> SignalBatch:
+        return SignalBatch(
+            obs=self._tensor(sample["obs"]),
+            next_obs=self._tensor(sample["next_obs"]),
+            continuous=self._tensor(sample["continuous"]),
+            discrete=self._tensor(sample["discrete"]),
+            env_reward=self._tensor(sample["reward"]),
+        )
+
+    def _rewards(self, sample: dict[str, np.ndarray]) -> np.ndarray:
+        """[B, K] rewards per stream, times strength: the env's for extrinsic, the models' for the others."""
+        if not self.intrinsic:
+            return sample["reward"][:, None] * self.strengths[None, :]
+        batch = self._signal_batch(sample)
+        cols = [
+            sample["reward"] if name == "extrinsic" else self.intrinsic[name].rewards(batch) for name in self.signals
+        ]
+        return np.stack(cols, axis=1) * self.strengths[None, :]
+
+    def _track_signal_returns(self, tr: Any) -> None:
+        """Policy/<Signal> Reward: each intrinsic signal's reward summed over an agent's episode, as for PPO."""
+        batch = self._signal_batch(
+            {
+                "obs": tr.obs,
+                "next_obs": tr.next_obs,
+                "continuous": tr.continuous,
+                "discrete": tr.discrete,
+                "reward": tr.reward,
+            }
+        )
+        for name, signal in self.intrinsic.items():
+            totals = self._signal_returns.get(name, np.zeros(0))
+            if len(totals) <= tr.slots.max():
+                totals = np.concatenate([totals, np.zeros(tr.slots.max() + 1 - len(totals))])
+            self._signal_returns[name] = totals
+            np.add.at(totals, tr.slots, signal.rewards(batch) * self.signals[name].strength)
+            if tr.episode_end:
+                self.stats.add(f"Policy/{name.capitalize()} Reward", totals[tr.slots])
+                totals[tr.slots] = 0.0
+
+    def _update_signals(self) -> None:
+        """ML-Agents' SAC trains reward-signal models on their own samples, at their own rate."""
+        sums: dict[str, float] = {}
+        count = 0
+        while (self.step - self.hp.buffer_init_steps) / self.signal_update_steps > self.signal_steps_per_update:
+            batch = self._signal_batch(self.buffer.sample(self.hp.batch_size, self.rng))
+            for signal in self.intrinsic.values():
+                for key, value in signal.update(batch).items():
+                    sums[key] = sums.get(key, 0.0) + value
+            self.signal_update_steps += 1
+            count += 1
+        for key, total in sums.items():
+            self.stats.add(key, total / count)
+
     def update(self) -> None:
+        if self.intrinsic:
+            self._update_signals()
         lr = decayed_value(
             self.hp.learning_rate_schedule,
             self.hp.learning_rate,
@@ -227,7 +295,7 @@ class SACTrainer(RLTrainer):
                 obs=self._tensor(sample["obs"]),
                 continuous=self._tensor(sample["continuous"]),
                 discrete=self._tensor(sample["discrete"]),
-                rewards=self._tensor(sample["reward"][:, None] * self.strengths[None, :]),
+                rewards=self._tensor(self._rewards(sample)),
                 mask=self._tensor(sample["mask"]),
                 next_obs=self._tensor(sample["next_obs"]),
                 terminated=self._tensor(sample["terminated"]),
@@ -262,8 +330,10 @@ class SACTrainer(RLTrainer):
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "update_steps": self.update_steps,
+            "signal_update_steps": self.signal_update_steps,
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": self.rng.bit_generator.state,
+            "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -271,6 +341,9 @@ class SACTrainer(RLTrainer):
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         self.update_steps = int(state["update_steps"])
+        self.signal_update_steps = int(state.get("signal_update_steps", 1))
+        for name, signal in self.intrinsic.items():
+            signal.load_state(state["reward_signals"][name])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
 

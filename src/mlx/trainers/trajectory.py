@@ -34,15 +34,38 @@ class Trajectories:
     lengths: np.ndarray
     bootstrap_value: np.ndarray
     needs_bootstrap: np.ndarray  # [E] True where bootstrap_value must be computed from next_obs
-    next_obs: list[np.ndarray]  # [E, ...] final observation of interrupted trajectories
+    next_obs: list[np.ndarray]  # [E, ...] the observation after each trajectory's last step
+    slots: np.ndarray  # [E] the agents' dense slot indices (stable per agent id)
+    episode_end: np.ndarray  # [E] True where the agent's episode ended with this trajectory
 
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def valid(self, t: int | None = None) -> np.ndarray:
+        """[E, T] True where a step exists."""
+        return np.arange(self.log_prob.shape[1] if t is None else t)[None, :] < self.lengths[:, None]
+
     def flat(self, array: np.ndarray) -> np.ndarray:
         """The valid entries of a padded [E, T, ...] array, trajectory after trajectory."""
-        mask = np.arange(array.shape[1])[None, :] < self.lengths[:, None]
-        return array[mask]
+        return array[self.valid(array.shape[1])]
+
+    def padded(self, flat: np.ndarray) -> np.ndarray:
+        """The inverse of flat(): [N, ...] back to [E, T, ...], zeros where no step exists."""
+        valid = self.valid()
+        out = np.zeros((*valid.shape, *flat.shape[1:]), dtype=flat.dtype)
+        out[valid] = flat
+        return out
+
+    def flat_next_obs(self) -> list[np.ndarray]:
+        """The observation following every valid step, flat: obs[t + 1], and next_obs after the last."""
+        out = []
+        rows = np.arange(len(self.lengths))
+        for obs, final in zip(self.obs, self.next_obs, strict=True):
+            nxt = np.empty_like(obs)
+            nxt[:, :-1] = obs[:, 1:]
+            nxt[rows, self.lengths - 1] = final
+            out.append(self.flat(nxt))
+        return out
 
 
 @dataclass
@@ -126,7 +149,7 @@ class TrajectoryAssembler:
         return slots
 
     def _emit(
-        self, slots: np.ndarray, bootstrap: np.ndarray, needs: np.ndarray, next_obs: list[np.ndarray]
+        self, slots: np.ndarray, bootstrap: np.ndarray, needs: np.ndarray, next_obs: list[np.ndarray], ended: bool
     ) -> Trajectories:
         t = int(self.length[slots].max())
         out = Trajectories(
@@ -141,6 +164,8 @@ class TrajectoryAssembler:
             bootstrap_value=bootstrap,
             needs_bootstrap=needs,
             next_obs=next_obs,
+            slots=slots.copy(),
+            episode_end=np.full(len(slots), ended),
         )
         self.length[slots] = 0
         return out
@@ -164,7 +189,7 @@ class TrajectoryAssembler:
         self.awaiting[slots] = False
         bootstrap = np.zeros((len(slots), self.num_streams), dtype=np.float32)
         next_obs = [o[pending] for o in terminal.obs]
-        return self._emit(slots, bootstrap, interrupted.astype(bool), next_obs), stats
+        return self._emit(slots, bootstrap, interrupted.astype(bool), next_obs, ended=True), stats
 
     def record_rewards(self, decision: DecisionSteps, values: np.ndarray) -> Trajectories | None:
         """Give pending transitions their reward; emit trajectories that reached time_horizon,
@@ -180,7 +205,8 @@ class TrajectoryAssembler:
         if not full.any():
             return None
         needs = np.zeros(int(full.sum()), dtype=bool)
-        return self._emit(slots[full], values[full].astype(np.float32), needs, [])
+        next_obs = [np.asarray(o)[full] for o in decision.obs]
+        return self._emit(slots[full], values[full].astype(np.float32), needs, next_obs, ended=False)
 
     def store(
         self,

@@ -1,0 +1,88 @@
+"""What every reward signal offers the trainers, and the batch it reads.
+
+A reward signal turns transitions into a reward stream with its own gamma, strength and value head
+(ML-Agents' design). Intrinsic signals (curiosity, RND, ...) are small networks with their own optimiser:
+``rewards()`` scores transitions without gradients, ``update()`` takes one optimiser step on a minibatch.
+Their losses are pure functions of a batch (see each module). The trainer multiplies rewards by
+``strength``: signals return them unscaled.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlx.envs.base import BehaviorSpec
+
+
+class SignalBatch(NamedTuple):
+    """Transitions as tensors on the signal's device: rows are agent steps."""
+
+    obs: torch.Tensor  # [B, obs_size] raw vector observations
+    next_obs: torch.Tensor  # [B, obs_size] the observation that followed (the final one at an episode end)
+    continuous: torch.Tensor  # [B, C] actions as the env received them, in [-1, 1]
+    discrete: torch.Tensor  # [B, D] int
+    env_reward: torch.Tensor  # [B]
+
+
+class RewardSignal(nn.Module, abc.ABC):
+    """One reward stream. Subclasses that learn set ``self.optimizer`` in their constructor."""
+
+    uses_next_obs = False
+
+    def __init__(self, spec: BehaviorSpec, settings: Any) -> None:
+        super().__init__()
+        self.spec = spec
+        self.settings = settings
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    @abc.abstractmethod
+    def rewards(self, batch: SignalBatch) -> np.ndarray:
+        """Unscaled rewards [B] (float32) for the transitions of ``batch``."""
+
+    def update(self, batch: SignalBatch) -> dict[str, float]:
+        """One optimiser step on a minibatch; returns statistics by their ML-Agents names."""
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"module": self.state_dict()}
+        if self.optimizer is not None:
+            out["optimizer"] = self.optimizer.state_dict()
+        return out
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["module"])
+        if self.optimizer is not None and "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+    def _step(self, loss: torch.Tensor) -> None:
+        assert self.optimizer is not None
+        if not torch.isfinite(loss):
+            from mlx.trainers.base import TrainingError
+
+            raise TrainingError(
+                f"the {type(self).__name__} loss became {loss.item()}; the last checkpoint is kept. Try a lower "
+                "learning_rate for this reward signal, or network_settings.normalize=true"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+
+class ExtrinsicSignal(RewardSignal):
+    """The environment's own reward."""
+
+    def rewards(self, batch: SignalBatch) -> np.ndarray:
+        return batch.env_reward.detach().cpu().numpy().astype(np.float32)
+
+
+def one_hot_actions(discrete: torch.Tensor, branches: tuple[int, ...]) -> torch.Tensor:
+    """[B, D] branch indices -> [B, sum(branches)] concatenated one-hots."""
+    if not branches:
+        return discrete.new_zeros((discrete.shape[0], 0), dtype=torch.float32)
+    parts = [nn.functional.one_hot(discrete[:, i].long(), n).float() for i, n in enumerate(branches)]
+    return torch.cat(parts, dim=1)
