@@ -231,7 +231,7 @@ class Run:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         device = torch.device(cfg.torch_settings.device)
-        self.env = make_env(cfg.env.name, cfg.env.num_areas, cfg.seed, cfg.env.parameters)
+        self.env = make_env(cfg.env.name, cfg.env.num_areas, cfg.seed, cfg.env.parameters, cfg.env.id, cfg.env.kwargs)
         for name, spec in self.env.behavior_specs.items():
             self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device, cfg.seed)
 

@@ -43,13 +43,45 @@ NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
 }
 
 
-def make_env(name: str, num_areas: int, seed: int, parameters: Mapping[str, float] | None = None) -> BaseEnv:
-    """Build a native env by its config name; unknown names fail with the list of known ones."""
+def _gym(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.gym import GymEnv
+
+    return GymEnv(**kwargs)
+
+
+# Envs from other libraries (`env=gym env.id=...`): factories that also take env_id and env_kwargs.
+ADAPTER_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
+    "gym": _gym,
+}
+
+
+def make_env(
+    name: str,
+    num_areas: int,
+    seed: int,
+    parameters: Mapping[str, float] | None = None,
+    env_id: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> BaseEnv:
+    """Build an env by its config name; unknown names fail with the list of known ones.
+
+    env_id and env_kwargs (config: env.id, env.kwargs) select and configure an adapted env (env=gym).
+    """
+    if name in ADAPTER_ENVS:
+        return ADAPTER_ENVS[name](
+            env_id=env_id,
+            num_areas=num_areas,
+            seed=seed,
+            parameters=dict(parameters or {}),
+            env_kwargs=dict(env_kwargs or {}),
+        )
     try:
         factory = NATIVE_ENVS[name]
     except KeyError:
-        known = ", ".join(sorted(NATIVE_ENVS))
+        known = ", ".join(sorted({**NATIVE_ENVS, **ADAPTER_ENVS}))
         raise EnvError(f"unknown env '{name}'; available: {known}") from None
+    if env_id is not None or env_kwargs:
+        raise EnvError(f"env '{name}' is a native env: env.id and env.kwargs are only for env=gym; remove them")
     return factory(num_areas=num_areas, seed=seed, parameters=dict(parameters or {}))
 
 
@@ -59,6 +91,7 @@ __all__ = [
     "BaseEnv",
     "BehaviorSpec",
     "DecisionSteps",
+    "ADAPTER_ENVS",
     "EnvError",
     "NATIVE_ENVS",
     "ObservationSpec",
