@@ -6,9 +6,13 @@ import numpy as np
 import torch
 
 from mlx.config import NetworkSettings, ScheduleType
-from mlx.envs.base import ActionSpec
+from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.trainers.networks import Actor, Normalizer, gaussian_entropy, gaussian_log_prob, to_env_continuous
 from mlx.trainers.schedules import decayed_value
+
+
+def spec_of(obs_size: int, actions: ActionSpec) -> BehaviorSpec:
+    return BehaviorSpec((ObservationSpec((obs_size,)),), actions)
 
 
 def test_normalizer_matches_mean_and_variance_of_all_batches():
@@ -46,7 +50,7 @@ def test_env_actions_are_clamped_and_scaled_like_ml_agents():
 
 def test_masked_discrete_actions_are_never_sampled_and_log_probs_agree():
     torch.manual_seed(0)
-    actor = Actor(4, ActionSpec(discrete_branches=(3, 2)), NetworkSettings(hidden_units=16))
+    actor = Actor(spec_of(4, ActionSpec(discrete_branches=(3, 2))), NetworkSettings(hidden_units=16))
     obs = torch.randn(500, 4)
     mask = torch.ones(500, 5, dtype=torch.bool)
     mask[:, 1] = False  # branch 0, action 1 forbidden
@@ -59,7 +63,7 @@ def test_masked_discrete_actions_are_never_sampled_and_log_probs_agree():
 
 def test_hybrid_log_prob_is_the_sum_of_parts():
     torch.manual_seed(1)
-    actor = Actor(3, ActionSpec(continuous_size=2, discrete_branches=(4,)), NetworkSettings(hidden_units=8))
+    actor = Actor(spec_of(3, ActionSpec(continuous_size=2, discrete_branches=(4,))), NetworkSettings(hidden_units=8))
     obs = torch.randn(10, 3)
     out = actor.sample(obs)
     log_prob, entropy = actor.evaluate(obs, out.continuous, out.discrete)

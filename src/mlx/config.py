@@ -276,7 +276,17 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -
             "(native envs step in microseconds, so overlapping them gains little); remove it"
         )
     if ns.memory is not None:
-        raise ConfigError(f"{t}.network_settings.memory is not supported yet (LSTM memory is planned); remove it")
+        m = ns.memory
+        if m.memory_size <= 0 or m.memory_size % 2:
+            raise ConfigError(
+                f"{t}.network_settings.memory.memory_size must be a positive even number (it holds the LSTM's h "
+                f"and c halves); got {m.memory_size}"
+            )
+        _positive(m.sequence_length, f"{t}.network_settings.memory.sequence_length")
+        if trainer.trainer_type == "sac":
+            raise ConfigError(
+                f"{t}.network_settings.memory is supported with trainer=ppo only so far; remove memory or use ppo"
+            )
     _positive(h.batch_size, f"{t}.hyperparameters.batch_size")
     _positive(h.buffer_size, f"{t}.hyperparameters.buffer_size")
     _positive(h.learning_rate, f"{t}.hyperparameters.learning_rate")

@@ -18,6 +18,9 @@ class PPOBatch(NamedTuple):
     old_values: torch.Tensor  # [B, K] one column per reward stream
     returns: torch.Tensor  # [B, K]
     advantages: torch.Tensor  # [B] mean over streams, normalised over the buffer
+    # With memory the fields above are [S, L, ...] sequences, plus (both None without memory):
+    memories: torch.Tensor | None = None  # [S, memory_size] actor + critic LSTM state at each sequence start
+    valid: torch.Tensor | None = None  # [S, L] True on real (not padding) steps
 
 
 def ppo_loss(

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mlx.config import NetworkSettings
-from mlx.envs.base import ActionSpec, BehaviorSpec
+from mlx.config import ConditioningType, NetworkSettings
+from mlx.envs.base import BehaviorSpec
+from mlx.trainers.encoders import ObsLayout, StateEncoder
 
 LOG_2PI = math.log(2.0 * math.pi)
 # ML-Agents samples an unbounded Gaussian and sends clamp(a, -3, 3) / 3 to the env.
@@ -64,14 +65,31 @@ def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*mods)
 
 
-def vector_obs_size(spec: BehaviorSpec) -> int:
-    """Total size of the flat vector observations; visual observations are refused until encoders exist."""
-    size = 0
-    for obs in spec.observation_specs:
-        if len(obs.shape) != 1:
-            raise ValueError(f"observation '{obs.name}' has shape {obs.shape}; visual encoders are not supported yet")
-        size += obs.shape[0]
-    return size
+def flat_obs_size(spec: BehaviorSpec) -> int:
+    """Floats in one agent step's flat observation row (every spec flattened, cameras included)."""
+    return ObsLayout(spec, ConditioningType.none).size
+
+
+class InputNormalizer(nn.Module):
+    """The running normaliser applied to the vector columns of flat rows (cameras and hypernetwork goals
+    pass through unchanged), shared by every network of a module."""
+
+    def __init__(self, spec: BehaviorSpec, settings: NetworkSettings) -> None:
+        super().__init__()
+        self.layout = ObsLayout(spec, ConditioningType(settings.conditioning_type))
+        self.stats = Normalizer(self.layout.vector_size)
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        self.stats.update(self.layout.vectors(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layout.plain:
+            return self.stats(x)
+        if not self.layout.vector_size:
+            return x
+        cols = self.layout.vector_columns.to(x.device)  # type: ignore[union-attr]
+        return x.index_copy(1, cols, self.stats(x.index_select(1, cols)))
 
 
 @dataclass
@@ -82,6 +100,7 @@ class PolicyOutput:
     discrete: torch.Tensor  # [B, D] int64
     log_prob: torch.Tensor  # [B] joint log-probability of all action components
     entropy: torch.Tensor  # [B]
+    memories: torch.Tensor | None = None  # [B, memory_size] after this step (networks with memory)
 
 
 class Actor(nn.Module):
@@ -94,18 +113,19 @@ class Actor(nn.Module):
 
     def __init__(
         self,
-        obs_size: int,
-        action_spec: ActionSpec,
+        spec: BehaviorSpec,
         settings: NetworkSettings,
         conditional_sigma: bool = False,
         tanh_squash: bool = False,
     ) -> None:
         super().__init__()
+        action_spec = spec.action_spec
         self.action_spec = action_spec
         self.conditional_sigma = conditional_sigma
         self.tanh_squash = tanh_squash
-        self.body = mlp(obs_size, settings.hidden_units, settings.num_layers)
-        hidden = settings.hidden_units
+        self.body = StateEncoder(spec, settings)
+        self.memory_size = self.body.memory_size
+        hidden = self.body.output_size
         self.mu: nn.Linear | None = None
         if action_spec.continuous_size:
             size = action_spec.continuous_size
@@ -124,9 +144,13 @@ class Actor(nn.Module):
             nn.init.zeros_(self.logits.bias)
 
     def _heads(
-        self, obs: torch.Tensor, masks: torch.Tensor | None
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
-        h = self.body(obs)
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor], torch.Tensor | None]:
+        h, new_memories = self.body(obs, memories, sequence_length)
         mu = log_std = None
         if self.mu is not None:
             out = self.mu(h)
@@ -141,10 +165,16 @@ class Actor(nn.Module):
             if masks is not None:
                 logits = logits.masked_fill(~masks, MASKED_LOGIT)
             log_probs = [torch.log_softmax(chunk, dim=1) for chunk in torch.split(logits, self.branches, 1)]
-        return mu, log_std, log_probs
+        return mu, log_std, log_probs, new_memories
 
-    def sample(self, obs: torch.Tensor, masks: torch.Tensor | None = None, deterministic: bool = False) -> PolicyOutput:
-        mu, log_std, branch_logp = self._heads(obs, masks)
+    def sample(
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        deterministic: bool = False,
+        memories: torch.Tensor | None = None,
+    ) -> PolicyOutput:
+        mu, log_std, branch_logp, new_memories = self._heads(obs, masks, memories)
         batch = obs.shape[0]
         log_prob = torch.zeros(batch, device=obs.device)
         entropy = torch.zeros(batch, device=obs.device)
@@ -164,14 +194,14 @@ class Actor(nn.Module):
             log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
             entropy = entropy - (logp.exp() * logp).sum(1)
         disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
-        return PolicyOutput(cont, disc, log_prob, entropy)
+        return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
 
     def sac_sample(
         self, obs: torch.Tensor, masks: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
         [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact)."""
-        mu, log_std, branch_logp = self._heads(obs, masks)
+        mu, log_std, branch_logp, _ = self._heads(obs, masks)
         batch = obs.shape[0]
         if mu is None:
             return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp
@@ -181,10 +211,17 @@ class Actor(nn.Module):
         return torch.tanh(u), log_prob, branch_logp
 
     def evaluate(
-        self, obs: torch.Tensor, cont: torch.Tensor, disc: torch.Tensor, masks: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        cont: torch.Tensor,
+        disc: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probability and entropy of given raw (unsquashed) actions (for PPO's ratio)."""
-        mu, log_std, branch_logp = self._heads(obs, masks)
+        """Log-probability and entropy of given raw (unsquashed) actions (for PPO's ratio). With memory,
+        obs holds sequences of sequence_length steps and memories their initial LSTM states."""
+        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
         batch = obs.shape[0]
         log_prob = torch.zeros(batch, device=obs.device)
         entropy = torch.zeros(batch, device=obs.device)
@@ -221,15 +258,23 @@ def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
 class Critic(nn.Module):
     """Its own body and one value head per reward stream (ML-Agents: each stream has its own gamma)."""
 
-    def __init__(self, obs_size: int, streams: list[str], settings: NetworkSettings) -> None:
+    def __init__(self, spec: BehaviorSpec, streams: list[str], settings: NetworkSettings) -> None:
         super().__init__()
         self.streams = list(streams)
-        self.body = mlp(obs_size, settings.hidden_units, settings.num_layers)
-        self.heads = nn.Linear(settings.hidden_units, len(self.streams))
+        self.body = StateEncoder(spec, settings)
+        self.memory_size = self.body.memory_size
+        self.heads = nn.Linear(self.body.output_size, len(self.streams))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Values [B, K], one column per reward stream."""
-        return self.heads(self.body(obs))
+        """Values [B, K], one column per reward stream (networks without memory)."""
+        return self.heads(self.body(obs)[0])
+
+    def values(
+        self, obs: torch.Tensor, memories: torch.Tensor | None, sequence_length: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Values [B, K] and the memories after the last step (None without memory)."""
+        h, new_memories = self.body(obs, memories, sequence_length)
+        return self.heads(h), new_memories
 
 
 class EnsembleMLP(nn.Module):

@@ -24,8 +24,9 @@ import torch
 from mlx.config import SACSettings
 from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer, checked_obs
+from mlx.trainers.encoders import ObsLayout, StateEncoder
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
-from mlx.trainers.networks import Actor, Critic, EnsembleMLP, Normalizer, vector_obs_size
+from mlx.trainers.networks import Actor, Critic, EnsembleMLP, InputNormalizer, flat_obs_size
 from mlx.trainers.replay import ReplayBuffer, TransitionAssembler
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
@@ -42,15 +43,17 @@ class SACModule(pl.LightningModule):
         a = spec.action_spec
         self.branches = tuple(a.discrete_branches)
         ns = settings.network_settings
-        obs_size = vector_obs_size(spec)
         self.num_streams = len(streams)
         self.q_out = sum(self.branches) if self.branches else 1
-        self.normalizer = Normalizer(obs_size) if ns.normalize else None
-        self.actor = Actor(obs_size, a, ns, conditional_sigma=True, tanh_squash=True)
-        self.q = EnsembleMLP(
-            2, obs_size + a.continuous_size, ns.hidden_units, ns.num_layers, self.num_streams * self.q_out
-        )
-        self.value = Critic(obs_size, streams, ns)
+        self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
+        self.actor = Actor(spec, ns, conditional_sigma=True, tanh_squash=True)
+        # Vector-only behaviours feed the twin Q MLPs directly; cameras and goal signals first go through an
+        # encoder that both Q members share (trained by the Q losses only).
+        layout = ObsLayout(spec, ns.conditioning_type)
+        self.q_encoder = None if layout.plain else StateEncoder(spec, ns, use_memory=False)
+        q_in = layout.size if self.q_encoder is None else self.q_encoder.output_size
+        self.q = EnsembleMLP(2, q_in + a.continuous_size, ns.hidden_units, ns.num_layers, self.num_streams * self.q_out)
+        self.value = Critic(spec, streams, ns)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
         init = math.log(settings.hyperparameters.init_entcoef)
         self.log_alpha_cont = torch.nn.Parameter(torch.full((1,), init)) if a.continuous_size else None
@@ -65,7 +68,13 @@ class SACModule(pl.LightningModule):
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         return self.normalizer(obs) if self.normalizer is not None else obs
 
+    def q_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.q_encoder is None else self.q_encoder(x)[0]
+
     def _q(self, x: torch.Tensor, cont: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        """Twin Q values [2, B, K, Q] from Q features x (see q_features)."""
+        if detach:
+            x = x.detach()
         inp = torch.cat([x, cont], dim=-1) if cont.shape[-1] else x
         out = self.q(inp, detach=detach)  # [2, B, K * Q]
         return out.view(2, x.shape[0], self.num_streams, self.q_out)
@@ -76,9 +85,10 @@ class SACModule(pl.LightningModule):
             next_values = self.target_value(self.preprocess(batch.next_obs))
         mask = batch.mask if batch.mask.shape[-1] else None
         cont, cont_log_prob, branch_log_probs = self.actor.sac_sample(x, mask)
+        qx = self.q_features(x)
         out = SACOutputs(
-            q_taken=self._q(x, batch.continuous),
-            q_policy=self._q(x, cont, detach=True),
+            q_taken=self._q(qx, batch.continuous),
+            q_policy=self._q(qx, cont, detach=True),
             values=self.value(x),
             next_values=next_values,
             cont_log_prob=cont_log_prob,
@@ -123,7 +133,7 @@ class SACTrainer(RLTrainer):
         self.optimizer = self.module.configure_optimizers()
         self.strengths = np.array([s.strength for s in reward_signals.values()], dtype=np.float32)
         a = spec.action_spec
-        obs_size = vector_obs_size(spec)
+        obs_size = flat_obs_size(spec)
         self.buffer = ReplayBuffer(
             self.hp.buffer_size,
             {

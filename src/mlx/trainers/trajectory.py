@@ -37,6 +37,7 @@ class Trajectories:
     next_obs: list[np.ndarray]  # [E, ...] the observation after each trajectory's last step
     slots: np.ndarray  # [E] the agents' dense slot indices (stable per agent id)
     episode_end: np.ndarray  # [E] True where the agent's episode ended with this trajectory
+    memory: np.ndarray | None = None  # [E, T, M] each step's input memory (networks with memory)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -106,10 +107,11 @@ class AgentSlots:
 class TrajectoryAssembler:
     """Collects transitions per agent and emits finished trajectories (see the module docstring)."""
 
-    def __init__(self, spec: BehaviorSpec, time_horizon: int, num_streams: int) -> None:
+    def __init__(self, spec: BehaviorSpec, time_horizon: int, num_streams: int, memory_size: int = 0) -> None:
         self.spec = spec
         self.horizon = time_horizon
         self.num_streams = num_streams
+        self.memory_size = memory_size
         self.slots = AgentSlots()
         self._capacity = 0
         self._grow(16)
@@ -136,13 +138,15 @@ class TrajectoryAssembler:
         self.action_mask = alloc((h, sum(a.discrete_branches)), bool, None if first else self.action_mask)
         self.values = alloc((h, self.num_streams), np.float32, None if first else self.values)
         self.env_reward = alloc((h,), np.float32, None if first else self.env_reward)
+        self.memory = alloc((h, self.memory_size), np.float32, None if first else self.memory)
         self.length = alloc((), np.int64, None if first else self.length)
         self.awaiting = alloc((), bool, None if first else self.awaiting)
         self.episode_return = alloc((), np.float64, None if first else self.episode_return)
         self.episode_length = alloc((), np.int64, None if first else self.episode_length)
         self._capacity = capacity
 
-    def _slots_for(self, agent_ids: np.ndarray) -> np.ndarray:
+    def slots_for(self, agent_ids: np.ndarray) -> np.ndarray:
+        """Dense slot indices of agents (new agents get new slots)."""
         slots = self.slots.lookup(agent_ids)
         if self.slots.count > self._capacity:
             self._grow(max(self.slots.count, 2 * self._capacity))
@@ -166,6 +170,7 @@ class TrajectoryAssembler:
             next_obs=next_obs,
             slots=slots.copy(),
             episode_end=np.full(len(slots), ended),
+            memory=self.memory[slots, :t] if self.memory_size else None,
         )
         self.length[slots] = 0
         return out
@@ -174,7 +179,7 @@ class TrajectoryAssembler:
         """Record the last rewards of agents whose episode ended; emit their trajectories."""
         if len(terminal) == 0:
             return None, EpisodeStats(np.zeros(0), np.zeros(0, dtype=np.int64))
-        slots = self._slots_for(terminal.agent_id)
+        slots = self.slots_for(terminal.agent_id)
         reward = terminal.reward.astype(np.float32)
         self.episode_return[slots] += reward
         stats = EpisodeStats(self.episode_return[slots].copy(), self.episode_length[slots].copy())
@@ -194,7 +199,7 @@ class TrajectoryAssembler:
     def record_rewards(self, decision: DecisionSteps, values: np.ndarray) -> Trajectories | None:
         """Give pending transitions their reward; emit trajectories that reached time_horizon,
         bootstrapped with `values` [n, K], the current value estimates of the deciding agents."""
-        slots = self._slots_for(decision.agent_id)
+        slots = self.slots_for(decision.agent_id)
         reward = decision.reward.astype(np.float32)
         self.episode_return[slots] += reward
         pending = self.awaiting[slots]
@@ -215,9 +220,10 @@ class TrajectoryAssembler:
         discrete: np.ndarray,
         log_prob: np.ndarray,
         values: np.ndarray,
+        memories: np.ndarray | None = None,
     ) -> None:
         """Store the transitions begun now (observation, action, log-prob, values); reward comes next step."""
-        slots = self._slots_for(decision.agent_id)
+        slots = self.slots_for(decision.agent_id)
         idx = self.length[slots]
         for store, obs in zip(self.obs, decision.obs, strict=True):
             store[slots, idx] = obs
@@ -225,6 +231,8 @@ class TrajectoryAssembler:
         self.discrete[slots, idx] = discrete
         self.log_prob[slots, idx] = log_prob
         self.values[slots, idx] = values
+        if memories is not None:
+            self.memory[slots, idx] = memories
         if self.action_mask.shape[-1]:
             self.action_mask[slots, idx] = (
                 True if decision.action_mask is None else np.concatenate(decision.action_mask, axis=1)

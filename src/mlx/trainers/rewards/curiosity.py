@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from mlx.envs.base import BehaviorSpec
-from mlx.trainers.networks import Normalizer, mlp, vector_obs_size
+from mlx.trainers.encoders import StateEncoder
+from mlx.trainers.networks import InputNormalizer
 from mlx.trainers.rewards.base import RewardSignal, SignalBatch, one_hot_actions
 
 MODEL_HIDDEN = 256
@@ -54,13 +55,12 @@ class CuriositySignal(RewardSignal):
     def __init__(self, spec: BehaviorSpec, settings: Any) -> None:
         super().__init__(spec, settings)
         ns = settings.network_settings
-        obs_size = vector_obs_size(spec)
         a = spec.action_spec
         self.branches = tuple(a.discrete_branches)
         act_size = a.continuous_size + sum(self.branches)
-        hidden = ns.hidden_units
-        self.normalizer = Normalizer(obs_size) if ns.normalize else None
-        self.encoder = mlp(obs_size, hidden, ns.num_layers)
+        self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
+        self.encoder = StateEncoder(spec, ns, use_memory=False)
+        hidden = self.encoder.output_size
         self.inverse = nn.Sequential(
             nn.Linear(2 * hidden, MODEL_HIDDEN),
             nn.SiLU(),
@@ -73,7 +73,7 @@ class CuriositySignal(RewardSignal):
         self.optimizer = torch.optim.Adam(self.parameters(), lr=settings.learning_rate)
 
     def _features(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.normalizer(obs) if self.normalizer is not None else obs)
+        return self.encoder(self.normalizer(obs) if self.normalizer is not None else obs)[0]
 
     def outputs(self, batch: SignalBatch) -> CuriosityOutputs:
         phi, phi_next = self._features(batch.obs), self._features(batch.next_obs)

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from mlx.envs.base import BehaviorSpec
-from mlx.trainers.networks import Normalizer, mlp, vector_obs_size
+from mlx.trainers.encoders import StateEncoder
+from mlx.trainers.networks import InputNormalizer
 from mlx.trainers.rewards.base import RewardSignal, SignalBatch
 
 
@@ -29,15 +30,14 @@ class RNDSignal(RewardSignal):
     def __init__(self, spec: BehaviorSpec, settings: Any) -> None:
         super().__init__(spec, settings)
         ns = settings.network_settings
-        obs_size = vector_obs_size(spec)
-        self.normalizer = Normalizer(obs_size) if ns.normalize else None
-        self.target = mlp(obs_size, ns.hidden_units, ns.num_layers).requires_grad_(False)
-        self.predictor = mlp(obs_size, ns.hidden_units, ns.num_layers)
+        self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
+        self.target = StateEncoder(spec, ns, use_memory=False).requires_grad_(False)
+        self.predictor = StateEncoder(spec, ns, use_memory=False)
         self.optimizer = torch.optim.Adam(self.predictor.parameters(), lr=settings.learning_rate)
 
     def _pair(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.normalizer(obs) if self.normalizer is not None else obs
-        return self.predictor(x), self.target(x)
+        return self.predictor(x)[0], self.target(x)[0]
 
     @torch.no_grad()
     def rewards(self, batch: SignalBatch) -> np.ndarray:
