@@ -35,11 +35,18 @@ def _basic(**kwargs: Any) -> BaseEnv:
     return BasicEnv(**kwargs)
 
 
+def _pushblock(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.pushblock import PushBlockEnv
+
+    return PushBlockEnv(**kwargs)
+
+
 # Env config name (conf/env/<name>.yaml, `env=<name>`) -> factory taking num_areas, seed, parameters.
 NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "3dball": _ball3d,
     "3dballhard": _ball3d_hard,
     "basic": _basic,
+    "pushblock": _pushblock,
 }
 
 

@@ -73,6 +73,21 @@ rounded box is a ray against the box grown by that radius, rounded corners inclu
 ignores colliders the sphere overlaps where it starts (so an agent never sees itself, nor an object it is
 pressed against); here that is a start closer than ``TOUCH_DISTANCE`` to the grown shape. The floor is no
 target (the casts start touching it, so Unity ignores it too).
+
+Building an env on it (mlx.envs.pushblock is a complete example)::
+
+    arena = Arena(n, [BodySpec.circle("agent", 0.5, mass=10, drag=4, tag="agent"),
+                      BodySpec.box("block", (1, 1), height=(0, 0.75), mass=10, drag=0.5, tag="block")],
+                  [StaticSpec("goal", (0, -10.5), (12.5, 2.15), (-1.5, 1.5), tag="goal")],
+                  bounds=(-12.5, -12.5, 12.5, 12.5), bounds_height=(-0.5, 1.5), num_agents=1,
+                  run_speed=3, turn_speed=200, gravity=9.81 * 2.5)
+    eyes = RaySensor(arena, RaySensorSpec(("block", "goal", "wall"), 3, 90, 0.5, 12, observation_stacks=3))
+    arena.drive(forward, right, turn)          # [A, n] commands looked up from the actions
+    arena.clear_touches(); arena.step(5)       # one decision: 5 physics steps
+    scored = arena.touch_static[arena.body("block"), arena.slot["goal"]]   # [n] bool
+    obs = eyes.observe()                       # [n, 105]; after resetting areas idx: eyes.restart(idx)
+
+Statics come first in the slots, so ``slot[name]`` of a static is its index on ``touch_static``'s W axis.
 """
 
 from __future__ import annotations
@@ -477,18 +492,16 @@ class Arena:
         pos, vel = self.pos, self.vel
         n, pen = rounded_box_contact(pos[:, j] - pos[:, i], h, rho)
         self.touch_pair[q] |= (pen > -TOUCH_DISTANCE) & present
-        hit = (pen > 0) & present
-        push = np.where(hit, pen, F32(0.0))
-        push *= inv
-        dp = n * push
+        k = np.where((pen > 0) & present, inv, F32(0.0))  # 1 / (w_i + w_j) where in contact
+        dp = n * (pen * k)
         pos[:, i] -= dp * wi
         pos[:, j] += dp * wj
         # Relative velocity of j with respect to i: inelastic normal impulse, Coulomb friction along
         # t = (-n_z, n_x). Impulses are per unit of (w_i + w_j): body k changes by impulse * w_k.
         rv = vel[:, j] - vel[:, i]
         vn = rv[0] * n[0] + rv[1] * n[1]
-        jn = np.where(hit, np.maximum(-vn, F32(0.0)), F32(0.0))
-        jn *= inv
+        jn = np.maximum(-vn, F32(0.0))
+        jn *= k
         vt = rv[1] * n[0] - rv[0] * n[1]
         lim = mu * jn
         jt = np.minimum(np.maximum(-vt * inv, -lim), lim)
@@ -521,8 +534,9 @@ class Arena:
         above = pos > hi
         np.maximum(pos, lo, out=pos)
         np.minimum(pos, hi, out=pos)
-        vel -= np.where(below, np.minimum(vel, F32(0.0)), F32(0.0))
-        vel -= np.where(above, np.maximum(vel, F32(0.0)), F32(0.0))
+        # A clamped body keeps only the part of its velocity that leaves the wall.
+        np.copyto(vel, np.maximum(vel, F32(0.0)), where=below)
+        np.copyto(vel, np.minimum(vel, F32(0.0)), where=above)
         near = (pos < self._touch_lo) | (pos > self._touch_hi)
         self.touch_bounds |= (near[0] | near[1]) & self._body_active
 
@@ -607,7 +621,7 @@ class RaySensor:
             if name in arena.tags:
                 lut[arena.tags.index(name) + 1] = slot
         self._lut = lut
-        self._tag_range = np.arange(ntags, dtype=np.int16)[:, None, None]
+        self._tag_range = np.arange(ntags, dtype=np.int16)[None, :, None]
         self.stacks = max(1, spec.observation_stacks)
         self._stack = np.zeros((arena.n, self.stacks * spec.frame_size), F32)
 
@@ -655,11 +669,13 @@ class RaySensor:
         length = F32(spec.ray_length)
         hit = tmin <= length
         slot = self._lut[tags + 1]
-        frame = np.empty((m, R, ntags + 2), F32)
-        frame[:, :, :ntags] = ((slot[None] == self._tag_range) & hit[None]).transpose(2, 1, 0)
-        frame[:, :, ntags] = (~hit).T
-        frame[:, :, ntags + 1] = np.where(hit, tmin / length, F32(1.0)).T
-        return frame.reshape(m, -1)
+        # Built ray-major with areas last (contiguous writes), then transposed to [m, R * (tags + 2)].
+        frame = np.empty((R, ntags + 2, m), F32)
+        np.logical_and(slot[:, None, :] == self._tag_range, hit[:, None, :], out=frame[:, :ntags], casting="unsafe")
+        np.logical_not(hit, out=frame[:, ntags], casting="unsafe")
+        np.divide(tmin, length, out=frame[:, ntags + 1])
+        np.copyto(frame[:, ntags + 1], F32(1.0), where=~hit)
+        return frame.transpose(2, 0, 1).reshape(m, -1)
 
     def observe(self) -> np.ndarray:
         """Cast for every area, push the frame onto the stack; returns the stacked observation (a copy)."""
