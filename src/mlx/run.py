@@ -78,6 +78,10 @@ class RunPaths:
     def latest_checkpoint(self, behavior: str) -> Path:
         return self.behavior_dir(behavior) / "checkpoint.pt"
 
+    def policy(self, behavior: str) -> Path:
+        """The final policy as ONNX, where ML-Agents puts it: results/<run_id>/<Behavior>.onnx."""
+        return self.root / f"{behavior}.onnx"
+
 
 @dataclass
 class TrainingStatus:
@@ -309,6 +313,7 @@ class Run:
         path = folder / f"{name}-{trainer.step}.pt"
         atomic_torch_save(state, path)
         atomic_torch_save(state, self.paths.latest_checkpoint(name))
+        trainer.export(path.with_suffix(".onnx"))  # ML-Agents writes <Behavior>-<step>.onnx beside each .pt
         trainer.save_extras(folder)
         entry = self.status.behaviors.setdefault(name, {"checkpoints": [], "final_checkpoint": None})
         entry["checkpoints"] = [c for c in entry["checkpoints"] if c["steps"] != trainer.step]
@@ -324,8 +329,10 @@ class Run:
         while len(entry["checkpoints"]) > keep:
             old = entry["checkpoints"].pop(0)
             Path(old["file_path"]).unlink(missing_ok=True)
+            Path(old["file_path"]).with_suffix(".onnx").unlink(missing_ok=True)
         if final:
             entry["final_checkpoint"] = str(path)
+            shutil.copyfile(path.with_suffix(".onnx"), self.paths.policy(name))
         self.status.metadata["time_elapsed"] = elapsed
         self.status.save(self.paths.status)
         return path
@@ -388,7 +395,8 @@ class Run:
                     f"[INFO] {name}. Reached stop_at_reward={cfg.stop_at_reward} at step {self.trainers[name].step}.",
                     flush=True,
                 )
-            print(f"[INFO] {name}. Saved final checkpoint {path}", flush=True)
+            print(f"[INFO] {name}. Saved final checkpoint {path} and policy {self.paths.policy(name)}", flush=True)
+            self.tracker.log_artifact(self.paths.policy(name))
             if self.cfg.tracking.log_checkpoints:
                 self.tracker.log_artifact(path, f"checkpoints/{name}")
         self.tracker.log_artifact(self.paths.stats, "run_logs")

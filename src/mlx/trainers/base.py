@@ -110,6 +110,12 @@ class RLTrainer(abc.ABC):
         """initialize_from: take another run's weights (and normaliser) but start counting anew."""
         self.module.load_state_dict(state["module"])
 
+    def export(self, path: Path) -> Path:
+        """Write the policy as ONNX in ML-Agents' layout (see mlx.export) for Unity or onnxruntime."""
+        from mlx.export import export_policy
+
+        return export_policy(self.spec, self.module.actor, self.module.normalizer, path)
+
     def save_extras(self, folder: Path) -> None:
         """Large state kept beside checkpoints rather than in them (SAC's replay buffer)."""
 
