@@ -157,6 +157,33 @@ class EnvSettings:
     parameters: dict[str, float] = field(default_factory=dict)  # native envs' environment parameters
     id: str | None = None  # env=gym: the registered Gymnasium id, e.g. CartPole-v1
     kwargs: dict[str, Any] = field(default_factory=dict)  # env=gym: keyword arguments of gymnasium.make
+    # Copies of the env. Native envs: num_envs * num_areas areas in one vectorised env (fastest), or one
+    # process each with subprocess=true. env=unity: that many executables, on consecutive ports.
+    num_envs: int = 1
+    subprocess: bool = False  # native envs: step each copy in its own `python -m mlx.envs.remote` process
+    # env=unity (ML-Agents' env_settings): the build to launch (null: wait for the Unity Editor) and its args.
+    path: str | None = None
+    env_args: list[str] = field(default_factory=list)
+    base_port: int | None = None  # null: 5005 for executables, 5004 for the Editor; 0: any free ports
+    timeout_wait: float = 60.0  # seconds to wait for an env's message before counting it as crashed
+    max_lifetime_restarts: int = 10  # restarts of one crashed env over the run (-1: no limit)
+    restarts_rate_limit_n: int = 1  # restarts of one env allowed per restarts_rate_limit_period_s (-1: no limit)
+    restarts_rate_limit_period_s: float = 60.0
+    bind: str = "127.0.0.1"  # address the trainer's gRPC servers listen on (0.0.0.0: envs on other hosts)
+    max_message_mb: float = 64.0  # largest message an env may send (bigger ones end the run clearly)
+
+
+@dataclass
+class EngineSettings:
+    """ML-Agents' engine_settings, sent to Unity builds over the engine configuration side channel."""
+
+    width: int = 84
+    height: int = 84
+    quality_level: int = 5
+    time_scale: float = 20.0
+    target_frame_rate: int = -1
+    capture_frame_rate: int = 60
+    no_graphics: bool = False  # launch builds with -nographics -batchmode
 
 
 @dataclass
@@ -181,6 +208,7 @@ class MlxConfig:
 
     trainer: Any = MISSING
     env: EnvSettings = field(default_factory=EnvSettings)
+    engine_settings: EngineSettings = field(default_factory=EngineSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     torch_settings: TorchSettings = field(default_factory=TorchSettings)
     environment_parameters: dict[str, Any] = field(default_factory=dict)
@@ -224,6 +252,7 @@ class RunConfig:
     stop_at_reward: float | None
     progress: str
     resolved: dict[str, Any]  # the whole resolved tree, for configuration.yaml and MLflow params
+    engine_settings: EngineSettings = field(default_factory=EngineSettings)
 
 
 def _positive(value: float, key: str) -> None:
@@ -339,7 +368,36 @@ def validate_env(env: EnvSettings) -> None:
         raise ConfigError(
             f"{key} is only for env=gym (Gymnasium envs); env={env.name} takes env.parameters instead: remove {key}"
         )
+    validate_env_processes(env)
 
+
+def validate_env_processes(env: EnvSettings) -> None:
+    """num_envs, and the settings of envs behind the gRPC protocol (env=unity, or subprocess=true)."""
+    _positive(env.num_envs, "env.num_envs")
+    if env.name != "unity" and (env.path is not None or env.env_args):
+        key = "env.path" if env.path is not None else "env.env_args"
+        raise ConfigError(f"{key} is only for env=unity (a Unity build or env process); remove it for env={env.name}")
+    if env.subprocess and env.name in ("unity", "gym"):
+        raise ConfigError(
+            f"env.subprocess=true is for native envs; env={env.name} "
+            + ("always runs in its own processes" if env.name == "unity" else "steps in-process")
+        )
+    if env.name == "unity" and env.path is None and env.num_envs != 1:
+        raise ConfigError(
+            "env.path=null waits for the Unity Editor, which is one environment: set env.num_envs=1 or give env.path"
+        )
+    if env.base_port is not None and not 0 <= env.base_port <= 65535 - env.num_envs:
+        raise ConfigError(
+            f"env.base_port must leave room for env.num_envs={env.num_envs} ports below 65536 (got {env.base_port})"
+        )
+    if env.base_port == 0 and env.name == "unity" and env.path is None:
+        raise ConfigError("env.base_port=0 (any free port) needs env.path: the Editor connects to a known port")
+    _positive(env.timeout_wait, "env.timeout_wait")
+    _positive(env.restarts_rate_limit_period_s, "env.restarts_rate_limit_period_s")
+    _positive(env.max_message_mb, "env.max_message_mb")
+    for key in ("max_lifetime_restarts", "restarts_rate_limit_n"):
+        if getattr(env, key) < -1:
+            raise ConfigError(f"env.{key} must be >= 0, or -1 for no limit (got {getattr(env, key)})")
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Turn the composed config into typed settings, or raise ConfigError naming the problem."""
@@ -364,6 +422,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     env = _build(EnvSettings, tree.get("env"), "env")
     _positive(env.num_areas, "env.num_areas")
     validate_env(env)
+    engine_settings = _build(EngineSettings, tree.get("engine_settings"), "engine_settings")
     tracking = _build(TrackingSettings, tree.get("tracking"), "tracking")
     if tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{tracking.backend}')")
@@ -392,4 +451,5 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         stop_at_reward=tree.get("stop_at_reward"),
         progress=str(tree.get("progress")),
         resolved=tree,
+        engine_settings=engine_settings,
     )

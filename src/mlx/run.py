@@ -221,8 +221,14 @@ class Run:
                     "force=true to overwrite it, or choose another run_id"
                 )
             for child in paths.root.iterdir():
-                if child.name != ".hydra":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+                if child.name == ".hydra":
+                    continue
+                if child == paths.run_logs:  # keep the logs env processes launched by build() write to
+                    for log in child.iterdir():
+                        if not log.name.startswith("Player-"):
+                            shutil.rmtree(log) if log.is_dir() else log.unlink()
+                    continue
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
         paths.run_logs.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
             self.status = TrainingStatus.load(paths.status)
@@ -235,7 +241,13 @@ class Run:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         device = torch.device(cfg.torch_settings.device)
-        self.env = make_env(cfg.env.name, cfg.env.num_areas, cfg.seed, cfg.env.parameters, cfg.env.id, cfg.env.kwargs)
+        if cfg.env.name == "unity" or cfg.env.subprocess:  # envs in their own processes, over gRPC
+            from mlx.envs.unity import make_unity_env
+
+            self.env = make_unity_env(cfg.env, cfg.engine_settings, cfg.seed, self.paths.run_logs)
+        else:  # num_envs copies of a native env are more areas of one vectorised env (measured fastest)
+            areas = cfg.env.num_areas * cfg.env.num_envs
+            self.env = make_env(cfg.env.name, areas, cfg.seed, cfg.env.parameters, cfg.env.id, cfg.env.kwargs)
         for name, spec in self.env.behavior_specs.items():
             self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device, cfg.seed)
 
@@ -358,6 +370,9 @@ class Run:
                 decision, terminal = env.get_steps(name)
                 env.set_actions(name, trainer.process(decision, terminal))
             env.step()
+            for stat in env.drain_stats():  # what the env reports itself (Unity's stats side channel)
+                for trainer in self.trainers.values():
+                    trainer.stats.add_env_stat(stat)
             elapsed = self.elapsed = self.elapsed_before + time.perf_counter() - start
             for name, trainer in self.trainers.items():
                 if trainer.ready_to_update():

@@ -35,6 +35,18 @@ def _basic(**kwargs: Any) -> BaseEnv:
     return BasicEnv(**kwargs)
 
 
+def _gridworld(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.gridworld import GridWorldEnv
+
+    return GridWorldEnv(**kwargs)
+
+
+def _visual3dball(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.visual3dball import Visual3DBallEnv
+
+    return Visual3DBallEnv(**kwargs)
+
+
 def _pushblock(**kwargs: Any) -> BaseEnv:
     from mlx.envs.pushblock import PushBlockEnv
 
@@ -46,6 +58,8 @@ NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "3dball": _ball3d,
     "3dballhard": _ball3d_hard,
     "basic": _basic,
+    "gridworld": _gridworld,
+    "visual3dball": _visual3dball,
     "pushblock": _pushblock,
 }
 

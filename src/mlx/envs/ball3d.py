@@ -144,6 +144,7 @@ class Ball3DEnv(BaseEnv):
         self._have_actions = False  # set_actions was called since the last step
         self._decision: DecisionSteps | None = None
         self._terminal = self._empty_terminal()
+        self._terminal_q = np.zeros((0, 4), _F32)  # rows (w, x, -y, z) of the last terminal observations
 
         # --- state -------------------------------------------------------------------------------
         # Platform rotation ring, rows (w, x, -y, z): with that order and sign both local rotations
@@ -299,6 +300,17 @@ class Ball3DEnv(BaseEnv):
 
     def close(self) -> None:
         self._started = False
+
+    def platform_rotations(self, terminal: bool = False) -> np.ndarray:
+        """The platforms' rotations as unit quaternions (x, y, z, w), Unity's order: [n, 4] now, or [m, 4]
+        at the terminal observations of the last TerminalSteps. The observation holds only q.z and q.x; a
+        camera (Visual3DBall) needs the whole rotation."""
+        if terminal:
+            q = self._terminal_q if len(self._terminal) else np.zeros((0, 4), _F32)
+        else:
+            q = self._qh[self._slot].T
+        w, x, ny, z = q.T
+        return np.stack([x, -ny, z, w], axis=1)
 
     # ------------------------------------------------------------------------------------------
     # test / debugging hook
@@ -600,6 +612,7 @@ class Ball3DEnv(BaseEnv):
             obs[:, 0] = self._qh[qslot, 3, idx]
             obs[:, 1] = self._qh[qslot, 1, idx]
             np.multiply(self._pvh[pslot, :, :, idx].reshape(m, 6), self._obs_scale, obs[:, 2:8])
+            self._terminal_q = self._qh[qslot, :, idx]
             self._terminal = TerminalSteps(
                 obs=[obs],
                 reward=np.where(fell_idx, _F32(FALL_REWARD), _F32(BALANCED_REWARD)),

@@ -133,6 +133,24 @@ class EnvError(RuntimeError):
     """A problem with an environment a user can act on (bad parameter, disconnect, ...)."""
 
 
+class StatAggregation(IntEnum):
+    """How values of one env statistic within a summary period combine (ML-Agents' aggregation ids)."""
+
+    AVERAGE = 0
+    MOST_RECENT = 1
+    SUM = 2
+    HISTOGRAM = 3
+
+
+@dataclass
+class EnvStat:
+    """Values of one statistic an env reported since the last drain_stats(), oldest first."""
+
+    name: str
+    values: np.ndarray
+    aggregation: StatAggregation = StatAggregation.AVERAGE
+
+
 @dataclass
 class EnvParameters:
     """Named float parameters of an environment (ML-Agents' environment parameters), with defaults."""
@@ -186,6 +204,14 @@ class BaseEnv(abc.ABC):
     def set_environment_parameter(self, key: str, value: float) -> None:
         """Change an environment parameter; it takes effect at each agent's next episode start."""
         raise EnvError(f"{type(self).__name__} has no environment parameters (got '{key}')")
+
+    def drain_stats(self) -> list[EnvStat]:
+        """Statistics the env itself reports (a Unity build's StatsRecorder), handed over once each.
+
+        The run loop calls this after every step and reports them beside the trainers' statistics, for
+        every behaviour; most envs report none.
+        """
+        return []
 
     def close(self) -> None:
         """Release processes and sockets; safe to call twice."""

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, EnvStat, StatAggregation, TerminalSteps
 
 
 class TrainingError(RuntimeError):
@@ -30,17 +30,34 @@ class StatsRecorder:
 
     def __init__(self) -> None:
         self._values: dict[str, list[np.ndarray]] = defaultdict(list)
+        self._sums: set[str] = set()  # statistics an env reports with aggregation SUM
 
     def add(self, name: str, value: float | np.ndarray) -> None:
         self._values[name].append(np.atleast_1d(np.asarray(value, dtype=np.float64)))
 
+    def add_env_stat(self, stat: EnvStat) -> None:
+        """An env's statistic with ML-Agents' aggregation: AVERAGE and HISTOGRAM keep every value (mean and
+        std reported), MOST_RECENT keeps only the last one, SUM reports the total of the period."""
+        if not len(stat.values):
+            return
+        if stat.aggregation == StatAggregation.MOST_RECENT:
+            self._values[stat.name] = [np.asarray(stat.values[-1:], dtype=np.float64)]
+            return
+        if stat.aggregation == StatAggregation.SUM:
+            self._sums.add(stat.name)
+        self.add(stat.name, stat.values)
+
     def summarise(self) -> dict[str, StatSummary]:
-        """Mean, std and count of each statistic since the last call; then starts afresh."""
+        """Mean, std and count of each statistic since the last call (the total for SUM statistics); then
+        starts afresh."""
         out = {}
         for name, chunks in self._values.items():
             values = np.concatenate(chunks)
             if len(values):
-                out[name] = StatSummary(float(values.mean()), float(values.std()), len(values))
+                if name in self._sums:
+                    out[name] = StatSummary(float(values.sum()), 0.0, len(values))
+                else:
+                    out[name] = StatSummary(float(values.mean()), float(values.std()), len(values))
         self._values.clear()
         return out
 
