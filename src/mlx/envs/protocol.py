@@ -1,0 +1,399 @@
+"""ML-Agents' wire protocol: constants, version check, and conversions between protos and mlx's env API.
+
+Both sides of a connection use these functions: the trainer (``mlx.envs.unity``) turns AgentInfoProtos
+into DecisionSteps/TerminalSteps and actions into AgentActionProtos; an env process (``mlx.envs.remote``)
+does the reverse. Facts of the protocol (field meanings, conventions) are ML-Agents' (communication
+version 1.5.0):
+
+* behaviour names on the wire are ``<Name>?team=<id>``; mlx keys behaviours by ``<Name>``;
+* on the wire an action-mask flag is True where the action is *masked*; in mlx True means *allowed*;
+* visual observations are [channels, height, width]; PNG-compressed ones may hold several PNGs back to
+  back (more than 3 channels), with ``compressed_channel_mapping`` saying which channel each decoded
+  channel feeds (-1: padding; several decoded channels mapped to one are averaged).
+
+Every malformed input raises ``ProtocolError`` (an EnvError) naming the behaviour, the agent and the field.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from mlx.envs.base import (
+    ActionSpec,
+    ActionTuple,
+    BehaviorSpec,
+    DecisionSteps,
+    EnvError,
+    ObservationSpec,
+    ObservationType,
+    TerminalSteps,
+)
+from mlx.envs.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoProto
+from mlx.envs.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
+from mlx.envs.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
+from mlx.envs.communicator_objects.observation_pb2 import PNG, ObservationProto
+
+COMMUNICATION_VERSION = "1.5.0"
+ACADEMY_NAME = "AcademySingleton"
+EDITOR_PORT = 5004
+BASE_PORT = 5005
+PORT_ARG = "--mlagents-port"
+STATUS_OK = 200
+STATUS_CLOSE = 400
+PNG_HEADER = b"\x89PNG\r\n\x1a\n"
+
+_TEAM = re.compile(r"^(?P<name>.*)\?team=(?P<team>-?\d+)$")
+
+
+class ProtocolError(EnvError):
+    """A message that breaks the protocol (wrong version, bad shape, unknown behaviour, garbage bytes)."""
+
+
+def capabilities() -> UnityRLCapabilitiesProto:
+    """What mlx handles, announced by both sides (the trainer and mlx's env processes)."""
+    return UnityRLCapabilitiesProto(
+        baseRLCapabilities=True,
+        concatenatedPngObservations=True,
+        compressedChannelMapping=True,
+        hybridActions=True,
+        trainingAnalytics=False,
+        variableLengthObservation=False,
+        multiAgentGroups=True,
+    )
+
+
+def _version(text: str) -> tuple[int, int]:
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise ProtocolError(
+            f"unreadable communication version '{text}' (expected like {COMMUNICATION_VERSION})"
+        ) from None
+
+
+def check_version(other: str, who: str) -> None:
+    """ML-Agents' rule: major versions must match (for major 0, major and minor)."""
+    mine, theirs = _version(COMMUNICATION_VERSION), _version(other)
+    compatible = mine == theirs if theirs[0] == 0 or mine[0] == 0 else mine[0] == theirs[0]
+    if not compatible:
+        raise ProtocolError(
+            f"{who} speaks ML-Agents communication version {other or '(none)'}, mlx speaks {COMMUNICATION_VERSION}; "
+            "they are incompatible: use a build made with an ML-Agents package of communication version 1.x "
+            "(com.unity.ml-agents 2.0 or later)"
+        )
+
+
+def split_behavior_name(wire_name: str) -> tuple[str, int]:
+    """``3DBall?team=0`` -> (``3DBall``, 0); a name without the suffix is team 0."""
+    m = _TEAM.match(wire_name)
+    return (m["name"], int(m["team"])) if m else (wire_name, 0)
+
+
+def wire_behavior_name(name: str, team: int = 0) -> str:
+    return f"{name}?team={team}"
+
+
+# ---- behaviour specs --------------------------------------------------------------------------------
+def brain_parameters(wire_name: str, spec: ActionSpec) -> BrainParametersProto:
+    """The BrainParametersProto an env sends the first time a behaviour's agents appear."""
+    proto = BrainParametersProto(
+        brain_name=wire_name,
+        is_training=True,
+        action_spec=ActionSpecProto(
+            num_continuous_actions=spec.continuous_size,
+            num_discrete_actions=spec.discrete_size,
+            discrete_branch_sizes=list(spec.discrete_branches),
+        ),
+    )
+    # Older trainers read the deprecated fields; fill them when the space is not hybrid.
+    if spec.is_continuous and not spec.is_discrete:
+        proto.vector_action_size_deprecated.append(spec.continuous_size)
+        proto.vector_action_space_type_deprecated = 1
+    elif spec.is_discrete and not spec.is_continuous:
+        proto.vector_action_size_deprecated.extend(spec.discrete_branches)
+    return proto
+
+
+def behavior_spec(params: BrainParametersProto, agent: AgentInfoProto) -> BehaviorSpec:
+    """The spec of a behaviour from its BrainParametersProto and its first agent's observations."""
+    a = params.action_spec
+    if params.HasField("action_spec") and (a.num_continuous_actions or a.num_discrete_actions):
+        if len(a.discrete_branch_sizes) != a.num_discrete_actions:
+            raise ProtocolError(
+                f"behaviour {params.brain_name}: {a.num_discrete_actions} discrete actions but "
+                f"{len(a.discrete_branch_sizes)} branch sizes"
+            )
+        action = ActionSpec(a.num_continuous_actions, tuple(int(b) for b in a.discrete_branch_sizes))
+    elif params.vector_action_space_type_deprecated == 1:
+        action = ActionSpec(continuous_size=int(params.vector_action_size_deprecated[0]))
+    else:
+        action = ActionSpec(discrete_branches=tuple(int(b) for b in params.vector_action_size_deprecated))
+    if action.continuous_size < 0 or any(b < 1 for b in action.discrete_branches):
+        raise ProtocolError(f"behaviour {params.brain_name}: invalid action spec {action}")
+    obs = []
+    for i, o in enumerate(agent.observations):
+        shape = tuple(int(d) for d in o.shape)
+        if not shape or any(d < 1 for d in shape):
+            raise ProtocolError(f"behaviour {params.brain_name}: observation {i} has invalid shape {list(shape)}")
+        kind = ObservationType(o.observation_type) if o.observation_type in (0, 1) else ObservationType.DEFAULT
+        obs.append(ObservationSpec(shape=shape, name=o.name or f"obs_{i}", observation_type=kind))
+    if not obs:
+        raise ProtocolError(f"behaviour {params.brain_name}: its agents send no observation")
+    return BehaviorSpec(tuple(obs), action)
+
+
+# ---- observations -----------------------------------------------------------------------------------
+def encode_png(image: np.ndarray) -> tuple[bytes, list[int]]:
+    """A [C, H, W] observation in [0, 1] as PNG bytes (several PNGs back to back above 3 channels) and its
+    channel mapping, as Unity's camera sensors send them (quantised to 8 bits)."""
+    from PIL import Image
+
+    c = image.shape[0]
+    pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    mapping: list[int] = []
+    for start in range(0, c, 3):
+        chunk = pixels[start : start + 3]
+        n = len(chunk)
+        if n == 1:
+            Image.fromarray(chunk[0], mode="L").save(out, format="PNG")
+            mapping += [start]
+            continue
+        if n == 2:  # pad to RGB; the padding channel is mapped to -1
+            chunk = np.concatenate([chunk, np.zeros_like(chunk[:1])])
+        Image.fromarray(np.ascontiguousarray(np.moveaxis(chunk, 0, -1)), mode="RGB").save(out, format="PNG")
+        mapping += [start + k if k < n else -1 for k in range(3)]
+    return out.getvalue(), mapping
+
+
+def decode_png(data: bytes, shape: Sequence[int], mapping: Sequence[int], where: str) -> np.ndarray:
+    """PNG bytes (one or several PNGs) back into a float32 [C, H, W] array in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    channels: list[np.ndarray] = []
+    starts = [i for i in _png_offsets(data)]
+    if not starts or starts[0] != 0:
+        raise ProtocolError(f"{where}: compressed observation is not PNG data")
+    for begin, end in zip(starts, [*starts[1:], len(data)], strict=True):
+        try:
+            with Image.open(io.BytesIO(data[begin:end])) as img:
+                arr = np.asarray(img, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise ProtocolError(f"{where}: a PNG in the observation cannot be decoded ({exc})") from None
+        channels.extend([arr] if arr.ndim == 2 else list(np.moveaxis(arr, -1, 0)))
+    expected_c = int(shape[0])
+    if mapping:
+        if len(mapping) != len(channels):
+            raise ProtocolError(
+                f"{where}: the PNG data has {len(channels)} channels but its channel mapping has {len(mapping)}"
+            )
+        targets = sorted({m for m in mapping if m >= 0})
+        if targets != list(range(expected_c)):
+            raise ProtocolError(f"{where}: channel mapping {list(mapping)} does not cover channels 0..{expected_c - 1}")
+        out = np.stack(
+            [np.mean([ch for ch, m in zip(channels, mapping, strict=True) if m == t], axis=0) for t in targets]
+        )
+    elif expected_c == 1 and len(channels) >= 1:
+        out = np.mean(channels[:3], axis=0)[None]  # grey scale from RGB, as upstream
+    else:
+        if len(channels) < expected_c:
+            raise ProtocolError(f"{where}: the PNG data has {len(channels)} channels, the observation {expected_c}")
+        out = np.stack(channels[:expected_c])
+    if tuple(out.shape) != tuple(shape):
+        raise ProtocolError(f"{where}: decoded image is {list(out.shape)}, the observation says {list(shape)}")
+    return out.astype(np.float32, copy=False)
+
+
+def _png_offsets(data: bytes) -> list[int]:
+    offsets, start = [], 0
+    while True:
+        i = data.find(PNG_HEADER, start)
+        if i < 0:
+            return offsets
+        offsets.append(i)
+        start = i + len(PNG_HEADER)
+
+
+def observation_proto(obs: np.ndarray, name: str, compress: bool = False) -> ObservationProto:
+    """One agent's observation of one sensor; 3-D observations are PNG-compressed when asked."""
+    shape = list(obs.shape)
+    if compress and len(shape) == 3:
+        data, mapping = encode_png(obs)
+        return ObservationProto(
+            shape=shape, compression_type=PNG, compressed_data=data, compressed_channel_mapping=mapping, name=name
+        )
+    return ObservationProto(
+        shape=shape, float_data=ObservationProto.FloatData(data=np.asarray(obs, np.float32).ravel()), name=name
+    )
+
+
+def _batch_obs(infos: Sequence[AgentInfoProto], index: int, spec: ObservationSpec, behavior: str) -> np.ndarray:
+    n = len(infos)
+    shape = spec.shape
+    if n == 0:
+        return np.zeros((0, *shape), dtype=np.float32)
+    obs = [info.observations[index] for info in infos]
+    size = int(np.prod(shape))
+    if all(o.WhichOneof("observation_data") == "float_data" for o in obs):
+        try:
+            flat = np.array([o.float_data.data for o in obs], dtype=np.float32)
+        except ValueError:
+            flat = np.zeros((0, 0), np.float32)
+        if flat.shape != (n, size):
+            bad = next(i for i, o in enumerate(obs) if len(o.float_data.data) != size)
+            raise ProtocolError(
+                f"behaviour {behavior}, agent {infos[bad].id}: observation {index} has "
+                f"{len(obs[bad].float_data.data)} floats, its shape {list(shape)} needs {size}"
+            )
+        return flat.reshape(n, *shape)
+    out = np.empty((n, *shape), dtype=np.float32)
+    for row, (info, o) in enumerate(zip(infos, obs, strict=True)):
+        where = f"behaviour {behavior}, agent {info.id}, observation {index}"
+        if tuple(o.shape) != shape:
+            raise ProtocolError(f"{where}: shape {list(o.shape)}, expected {list(shape)}")
+        if o.WhichOneof("observation_data") == "compressed_data":
+            if o.compression_type != PNG:
+                raise ProtocolError(f"{where}: unknown compression type {o.compression_type}")
+            out[row] = decode_png(o.compressed_data, shape, list(o.compressed_channel_mapping), where)
+        elif len(o.float_data.data) == size:
+            out[row] = np.asarray(o.float_data.data, dtype=np.float32).reshape(shape)
+        else:
+            raise ProtocolError(f"{where}: {len(o.float_data.data)} floats, its shape {list(shape)} needs {size}")
+    return out
+
+
+def steps_from_infos(
+    infos: Sequence[AgentInfoProto], spec: BehaviorSpec, behavior: str
+) -> tuple[DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]:
+    """DecisionSteps/TerminalSteps of one behaviour from its AgentInfoProtos, plus the wire agent ids of
+    both (the caller maps them to stable ids). Observations of every agent are checked against the spec."""
+    n_obs = len(spec.observation_specs)
+    for info in infos:
+        if len(info.observations) != n_obs:
+            raise ProtocolError(
+                f"behaviour {behavior}, agent {info.id}: {len(info.observations)} observations, "
+                f"the behaviour has {n_obs}"
+            )
+    decision = [i for i in infos if not i.done]
+    terminal = [i for i in infos if i.done]
+    d_obs = [_batch_obs(decision, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
+    t_obs = [_batch_obs(terminal, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
+    d_ids = np.array([i.id for i in decision], dtype=np.int64)
+    t_ids = np.array([i.id for i in terminal], dtype=np.int64)
+    d_reward = np.array([i.reward for i in decision], dtype=np.float32)
+    t_reward = np.array([i.reward for i in terminal], dtype=np.float32)
+    for arr, what in ((d_reward, "reward"), (t_reward, "reward")):
+        if len(arr) and not np.isfinite(arr).all():
+            raise ProtocolError(f"behaviour {behavior}: an agent sent a non-finite {what}")
+    mask = None
+    branches = spec.action_spec.discrete_branches
+    if branches and decision:
+        total = int(sum(branches))
+        flags = np.zeros((len(decision), total), dtype=bool)
+        for row, info in enumerate(decision):
+            if len(info.action_mask) == total:
+                flags[row] = info.action_mask
+            elif len(info.action_mask):
+                raise ProtocolError(
+                    f"behaviour {behavior}, agent {info.id}: action mask has {len(info.action_mask)} flags, "
+                    f"the branches {list(branches)} need {total}"
+                )
+        allowed = ~flags
+        mask = np.split(allowed, np.cumsum(branches)[:-1], axis=1)
+        for m, b in zip(mask, branches, strict=True):
+            if m.shape[1] == b and not m.any(axis=1).all():
+                row = int(np.argmin(m.any(axis=1)))
+                raise ProtocolError(f"behaviour {behavior}, agent {decision[row].id}: a branch has every action masked")
+    d_group = np.array([i.group_id for i in decision], dtype=np.int32)
+    t_group = np.array([i.group_id for i in terminal], dtype=np.int32)
+    d_group_reward = np.array([i.group_reward for i in decision], dtype=np.float32)
+    t_group_reward = np.array([i.group_reward for i in terminal], dtype=np.float32)
+    grouped = d_group.any() or t_group.any()
+    decision_steps = DecisionSteps(
+        obs=d_obs,
+        reward=d_reward,
+        agent_id=d_ids,
+        action_mask=mask,
+        group_id=d_group if grouped else None,
+        group_reward=d_group_reward if grouped else None,
+    )
+    terminal_steps = TerminalSteps(
+        obs=t_obs,
+        reward=t_reward,
+        agent_id=t_ids,
+        interrupted=np.array([i.max_step_reached for i in terminal], dtype=bool),
+        group_id=t_group if grouped else None,
+        group_reward=t_group_reward if grouped else None,
+    )
+    return decision_steps, terminal_steps, d_ids, t_ids
+
+
+def agent_infos(
+    decision: DecisionSteps,
+    terminal: TerminalSteps,
+    decision_ids: np.ndarray,
+    terminal_ids: np.ndarray,
+    names: Sequence[str],
+    compress: bool = False,
+) -> list[AgentInfoProto]:
+    """The env side: AgentInfoProtos of one behaviour, terminal steps first (as Unity sends an agent's
+    end of episode before its next decision). ``*_ids`` are the wire ids (episode ids)."""
+    out: list[AgentInfoProto] = []
+    for steps, ids, done in ((terminal, terminal_ids, True), (decision, decision_ids, False)):
+        n = len(ids)
+        if n == 0:
+            continue
+        rewards = np.asarray(steps.reward, dtype=np.float32).tolist()
+        obs = [np.asarray(o, dtype=np.float32) for o in steps.obs]
+        max_step = np.asarray(steps.interrupted, bool).tolist() if done else [False] * n  # type: ignore[union-attr]
+        groups = steps.group_id.tolist() if steps.group_id is not None else [0] * n
+        group_rewards = steps.group_reward.tolist() if steps.group_reward is not None else [0.0] * n
+        masks: list[list[bool]] | None = None
+        if not done and isinstance(steps, DecisionSteps) and steps.action_mask is not None:
+            masks = (~np.concatenate([np.asarray(m, bool) for m in steps.action_mask], axis=1)).tolist()
+        for row, agent in enumerate(ids.tolist()):
+            info = AgentInfoProto(
+                reward=rewards[row],
+                done=done,
+                max_step_reached=max_step[row],
+                id=agent,
+                group_id=groups[row],
+                group_reward=group_rewards[row],
+                observations=[observation_proto(o[row], nm, compress) for o, nm in zip(obs, names, strict=True)],
+            )
+            if masks is not None:
+                info.action_mask.extend(masks[row])
+            out.append(info)
+    return out
+
+
+# ---- actions ----------------------------------------------------------------------------------------
+def action_protos(actions: ActionTuple, spec: ActionSpec) -> list[AgentActionProto]:
+    """The trainer side: one AgentActionProto per deciding agent, in DecisionSteps order."""
+    cont = np.asarray(actions.continuous, dtype=np.float32).reshape(len(actions), spec.continuous_size).tolist()
+    disc = np.asarray(actions.discrete, dtype=np.int32).reshape(len(actions), spec.discrete_size).tolist()
+    return [AgentActionProto(continuous_actions=c, discrete_actions=d) for c, d in zip(cont, disc, strict=True)]
+
+
+def actions_from_protos(protos: Sequence[AgentActionProto], spec: ActionSpec, n: int, behavior: str) -> ActionTuple:
+    """The env side: actions for the ``n`` agents that requested a decision, refusing a wrong count or size.
+
+    An empty list (the trainer sent nothing for this behaviour) means zero actions, as Unity treats it."""
+    if len(protos) == 0:
+        return spec.empty(n)
+    if len(protos) != n:
+        raise ProtocolError(f"behaviour {behavior}: {len(protos)} actions for {n} agents that requested a decision")
+    try:
+        cont = np.array([p.continuous_actions for p in protos], dtype=np.float32).reshape(n, spec.continuous_size)
+        disc = np.array([p.discrete_actions for p in protos], dtype=np.int32).reshape(n, spec.discrete_size)
+    except ValueError:
+        raise ProtocolError(
+            f"behaviour {behavior}: actions must hold {spec.continuous_size} continuous and "
+            f"{spec.discrete_size} discrete values each"
+        ) from None
+    return ActionTuple(continuous=cont, discrete=disc)

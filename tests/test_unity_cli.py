@@ -1,0 +1,135 @@
+"""`python -m mlx env=unity ...` end to end: env processes launched like Unity builds, restarts, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlx.config import ConfigError, validate
+from tests.conftest import compose_tree, mlx_command, run_mlx
+
+
+def launcher(folder: Path, env_name: str) -> Path:
+    """A stand-in for a Unity build: an executable that runs a native env as an ML-Agents env process."""
+    path = folder / f"{env_name}_build.sh"
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mlx.envs.remote {env_name} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def stats_rows(workdir: Path, run_id: str) -> list[dict]:
+    lines = (workdir / "results" / run_id / "run_logs" / "stats.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["env=unity", "env.num_envs=2"], "env.path=null waits for the Unity Editor"),
+        (["env=3dball", "env.path=/bin/true"], "env.path is only for env=unity"),
+        (["env=unity", "env.subprocess=true"], "env.subprocess=true is for native envs"),
+        (["env=unity", "env.path=x", "env.timeout_wait=0"], "env.timeout_wait must be > 0"),
+        (["env=unity", "env.path=x", "env.max_lifetime_restarts=-2"], "env.max_lifetime_restarts must be >= 0"),
+        (["env=unity", "env.path=x", "env.base_port=65535", "env.num_envs=2"], "env.base_port must leave room"),
+        (["env=unity", "env.base_port=0"], "env.base_port=0 (any free port) needs env.path"),
+        (["env=3dball", "env.num_envs=0"], "env.num_envs must be > 0"),
+    ],
+)
+def test_bad_env_process_settings_are_refused_by_name(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate(compose_tree(*overrides))
+
+
+def test_a_tuned_config_applies_to_a_remote_env_by_name():
+    tree = compose_tree("env=unity", "env.path=x", "tuned=3dball_ppo")
+    assert tree["trainer"]["hyperparameters"]["batch_size"] == 64  # upstream 3DBall PPO values
+    assert tree["trainer"]["time_horizon"] == 1000
+
+
+def test_a_killed_env_process_is_restarted_and_training_continues(workdir):
+    build = launcher(workdir, "3dball")
+    cmd = mlx_command(
+        "env=unity",
+        f"env.path={build}",
+        "env.num_envs=2",
+        "env.num_areas=4",
+        "env.base_port=0",
+        "env.timeout_wait=30",
+        "tuned=3dball_ppo",
+        "trainer.hyperparameters.buffer_size=400",
+        "trainer.hyperparameters.batch_size=50",
+        "trainer.summary_freq=400",
+        "trainer.max_steps=4000",
+        "seed=2",
+        "run_id=k",
+        "tracking=none",
+        "progress=plain",
+    )
+    proc = subprocess.Popen(
+        cmd,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    lines: list[str] = []
+    killed = None
+    deadline = time.monotonic() + 240
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if killed is None and line.startswith("[INFO] 3DBall. Step: 800."):
+                launched = [ln for ln in lines if ln.startswith("[INFO] Launched env worker 1 ")]
+                killed = int(launched[0].split("pid ")[1].split(")")[0])
+                os.kill(killed, signal.SIGKILL)
+            assert time.monotonic() < deadline, "the run did not finish in time"
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert proc.returncode == 0, out[-2000:] + (proc.stderr.read() if proc.stderr else "")
+    assert killed is not None
+    assert f"pid {killed}) was killed by signal 9" in out and "restarting it (restart 1)" in out
+    steps = [r["step"] for r in stats_rows(workdir, "k")]
+    assert steps[-1] == 4000 and 800 in steps  # summaries before and after the crash, to the end
+    assert (workdir / "results" / "k" / "3DBall" / "3DBall-4000.pt").exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(killed, 0)
+
+
+def test_env_statistics_reach_stats_jsonl(workdir):
+    fake = Path(__file__).with_name("fake_envs.py")
+    build = workdir / "stats_build.sh"
+    build.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" stats "$@"\n')
+    build.chmod(0o755)
+    proc = run_mlx(
+        "env=unity",
+        f"env.path={build}",
+        "env.num_areas=2",
+        "env.base_port=0",
+        "trainer.hyperparameters.buffer_size=100",
+        "trainer.hyperparameters.batch_size=50",
+        "trainer.summary_freq=100",
+        "trainer.max_steps=200",
+        "seed=1",
+        "run_id=s",
+        "tracking=none",
+        "progress=plain",
+        cwd=workdir,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = stats_rows(workdir, "s")
+    assert rows[0]["Custom/Steps"] == 50  # SUM over the period: 50 env steps of 2 agents = 100 agent steps
+    assert rows[0]["Custom/Average"] == 3.0
+    assert 0 <= rows[0]["Custom/Position"] <= 20
