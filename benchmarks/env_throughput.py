@@ -5,8 +5,10 @@
 An agent-step is one decision of one agent (for 3DBall: 5 physics steps). Each measurement builds the
 env with that many areas, resets it, warms up, then loops set_actions / step / get_steps (what a
 trainer does) for about --seconds, cycling through random action batches drawn beforehand so that
-drawing them is not timed. Prints a table and writes benchmarks/results/env_throughput.json.
-Envs come from ENVS (config name -> how to build one), so a new env is one more entry there.
+drawing them is not timed (random actions ignore action masks: GridWorld's masked moves are then blocked
+no-ops). Prints a table, with the bytes of one agent's observations (all specs, float32), and writes
+benchmarks/results/env_throughput.json: the measured envs' rows replace their earlier ones, other envs'
+rows are kept. Envs come from ENVS (config name -> how to build one), so a new env is one more entry there.
 Target for 3DBall on a 2-core machine: >= 5M agent-steps/s at 4096 areas.
 """
 
@@ -29,6 +31,8 @@ RESULTS = HERE / "results" / "env_throughput.json"
 DEFAULT_AGENTS = [1, 12, 64, 4096]
 ACTION_BATCHES = 64  # random action batches cycled through during a measurement
 WARMUP_STEPS = 50
+WARMUP_SECONDS = 2.0  # warm-up stops at WARMUP_STEPS or after this long (camera envs at 1024 areas)
+CHUNK_SECONDS = 0.1  # steps between clock reads take about this long
 
 
 def _native(name: str) -> Callable[[int, int], BaseEnv]:
@@ -62,9 +66,14 @@ def measure(factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: flo
                 agent_steps += len(env.get_steps(name)[0])
         return agent_steps
 
-    run(WARMUP_STEPS, 0)
+    warm_start = time.perf_counter()
+    warm = 0
+    while warm < WARMUP_STEPS and (warm < 2 or time.perf_counter() - warm_start < WARMUP_SECONDS):
+        run(1, warm)
+        warm += 1
+    step_time = (time.perf_counter() - warm_start) / warm
     # Chunks of steps between clock reads, sized so that reading the clock costs nothing.
-    chunk = max(1, 20_000 // max(1, sum(counts.values())))
+    chunk = max(1, int(CHUNK_SECONDS / step_time))
     steps = agent_steps = 0
     start = time.perf_counter()
     while True:
@@ -73,10 +82,12 @@ def measure(factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: flo
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             break
+    obs_bytes = sum(4 * int(np.prod(o.shape)) for spec in env.behavior_specs.values() for o in spec.observation_specs)
     env.close()
     return {
         "num_areas": num_areas,
         "agents": sum(counts.values()),
+        "obs_bytes_per_agent": obs_bytes,
         "steps": steps,
         "seconds": round(elapsed, 3),
         "us_per_step": round(elapsed / steps * 1e6, 1),
@@ -99,15 +110,17 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict[str, list[dict]] = {}
-    print(f"{'env':10s} {'areas':>6s} {'agents':>7s} {'us/step':>10s} {'agent-steps/s':>15s}")
+    if args.out.exists():  # keep the rows of envs not measured this time
+        results = json.loads(args.out.read_text()).get("results", {})
+    print(f"{'env':12s} {'areas':>6s} {'agents':>7s} {'us/step':>10s} {'agent-steps/s':>15s} {'obs B/agent':>12s}")
     for name in args.envs:
         results[name] = []
         for areas in args.agents:
             row = measure(ENVS[name], areas, args.seconds)
             results[name].append(row)
             print(
-                f"{name:10s} {areas:6d} {row['agents']:7d} {row['us_per_step']:10.1f} "
-                f"{row['agent_steps_per_sec']:15,d}",
+                f"{name:12s} {areas:6d} {row['agents']:7d} {row['us_per_step']:10.1f} "
+                f"{row['agent_steps_per_sec']:15,d} {row['obs_bytes_per_agent']:12,d}",
                 flush=True,
             )
 

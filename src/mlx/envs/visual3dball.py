@@ -26,8 +26,9 @@ rotation in Visual3DBall.unity) with Lambert shading plus a constant ambient ter
 specular. Colours are stored as 8-bit values (multiples of 1/255), as the sensor's render texture
 holds them.
 
-Implementation: the stack is a uint8 ring [n, 84, 84, 4, 3] laid out as the observation, shifted by
-one frame per decision in place and converted to float32 once for the observation. Ray casting is done
+Implementation: the stack is a uint8 array [n, 84, 84, 4, 3] laid out as the observation; per decision
+it moves one frame back as a single contiguous copy, the new frame is rendered straight into its newest
+slot, and one contiguous conversion gives the float32 observation. Ray casting is done
 in chunks of areas sized for the CPU cache, each a fixed sequence of array operations over
 (areas x pixels); no Python loop runs per area or per pixel.
 """
@@ -74,7 +75,7 @@ LIGHT = np.array([0.5417, 0.6428, -0.5416]) / np.linalg.norm([0.5417, 0.6428, -0
 AMBIENT, DIFFUSE = 0.35, 0.65
 PLATFORM_COLOUR = np.array([0.16, 0.38, 0.92])
 BALL_COLOUR = np.array([0.86, 0.86, 0.86])
-_CHUNK_PIXELS = 8 * SIZE * SIZE  # areas x pixels per chunk: float32 arrays of ~200 kB, in the L2 cache
+_CHUNK_PIXELS = 16 * SIZE * SIZE  # areas x pixels per chunk: float32 arrays of <= 450 kB, within the L2 cache
 
 _F32 = np.float32
 
@@ -124,7 +125,7 @@ class Renderer:
 
     Rays are never built per pixel: every quantity the ray tests need is linear in the ray, so affine in
     the pixel coordinates, and is evaluated as one broadcast addition (_affine). The platform test runs
-    over the whole image; the ball test only over a window around each ball's projection.
+    over the box bounding the chunk's projected cubes, the ball test over a window around each ball.
     """
 
     def __init__(self) -> None:
@@ -134,12 +135,17 @@ class Renderer:
         self.basis = np.stack([CAMERA_FORWARD, CAMERA_RIGHT, CAMERA_UP])  # [3 (const, u, v), 3 xyz]
         self.chunk = max(1, _CHUNK_PIXELS // (SIZE * SIZE))
         self.focal = (SIZE / 2) / _TAN_HALF_FOV  # pixels per unit of camera-plane coordinate
+        self.corners = HALF_SIZE * np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
 
-    def render(self, rotation: np.ndarray, ball: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    def render(
+        self, rotation: np.ndarray, ball: np.ndarray, radius: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """uint8 images [m, 84, 84, 3] of platforms rotated by quaternions (x, y, z, w) [m, 4] with balls at
-        ``ball`` [m, 3] (from the platform centre) of radius [m]."""
+        ``ball`` [m, 3] (from the platform centre) of radius [m], written into ``out`` when given (any
+        strides: the env renders straight into its frame stack)."""
         m = len(rotation)
-        out = np.empty((m, SIZE, SIZE, CHANNELS), np.uint8)
+        if out is None:
+            out = np.empty((m, SIZE, SIZE, CHANNELS), np.uint8)
         rot = rotation_matrices(rotation)
         ball = np.asarray(ball, np.float64)
         radius = np.asarray(radius, np.float64)
@@ -167,8 +173,13 @@ class Renderer:
         side = np.where(o >= 0, 1.0, -1.0)  # s_k: the face of axis k on the camera's side
         shade = AMBIENT + DIFFUSE * np.maximum(side * facing, 0.0)  # [m, axis]
         colour = np.rint(255 * shade[:, :, None] * PLATFORM_COLOUR).astype(np.uint8)  # [m, axis, rgb]
+        # Only the box around the chunk's silhouettes (the hulls of their projected corners) is tested.
+        row, col = project(np.einsum("mij,cj->mci", rot, self.corners))
+        r0, r1 = max(0, int(np.floor(row.min()))), min(SIZE, int(np.ceil(row.max())) + 1)
+        c0, c1 = max(0, int(np.floor(col.min()))), min(SIZE, int(np.ceil(col.max())) + 1)
+        u, v = self.u[:, c0:c1], self.v[:, r0:r1]
         faces = []
-        seen = np.zeros((3, m, SIZE, SIZE), bool)
+        seen = np.zeros((3, m, r1 - r0, c1 - c0), bool)
         for k in range(3):
             j1, j2 = [j for j in range(3) if j != k]
             c = side[:, k] * h - o[:, k]
@@ -176,15 +187,19 @@ class Renderer:
             bound[np.abs(o[:, k]) <= h] = (-1.0, 0.0, 0.0)  # camera inside this slab: no face to enter
             a1 = o[:, j1, None] * dl[:, k] + c[:, None] * dl[:, j1]
             a2 = o[:, j2, None] * dl[:, k] + c[:, None] * dl[:, j2]
-            b = _affine(bound, self.u, self.v)
-            reach = np.fmax(np.abs(_affine(a1, self.u, self.v)), np.abs(_affine(a2, self.u, self.v)))
-            np.less_equal(reach, b, out=seen[k])
+            reach = np.fmax(np.abs(_affine(a1, u, v)), np.abs(_affine(a2, u, v)))
+            np.less_equal(reach, _affine(bound, u, v), out=seen[k])
             faces.append((c, bound, a1, a2))
+        out[:, :r0] = 0
+        out[:, r1:] = 0
+        out[:, r0:r1, :c0] = 0
+        out[:, r0:r1, c1:] = 0
+        box = out[:, r0:r1, c0:c1]
         for ch in range(CHANNELS):
             acc = np.multiply(seen[0], colour[:, 0, ch, None, None])
             for k in (1, 2):
                 np.maximum(acc, np.multiply(seen[k], colour[:, k, ch, None, None]), out=acc)
-            out[..., ch] = acc
+            box[..., ch] = acc
         return [(f, dl[:, k]) for k, f in enumerate(faces)]
 
     def _ball(self, faces: list, ball: np.ndarray, radius: np.ndarray, out: np.ndarray) -> None:
@@ -239,7 +254,7 @@ class Visual3DBallEnv(BaseEnv):
             action_spec=ActionSpec(continuous_size=2),
         )
         self._renderer = Renderer()
-        self._ring = np.zeros((n, SIZE, SIZE, STACK, CHANNELS), np.uint8)  # the stack, oldest frame first
+        self._stack = np.zeros((n, SIZE, SIZE, STACK, CHANNELS), np.uint8)  # the stack, oldest frame first
         self._radius = np.zeros(n)  # the ball radius of each area's episode (scale at its start)
         self._decision: DecisionSteps | None = None
         self._terminal = self._empty_terminal()
@@ -260,9 +275,9 @@ class Visual3DBallEnv(BaseEnv):
         self._inner.reset()
         decision, _ = self._inner.get_steps(INNER_BEHAVIOR)
         self._radius[:] = 0.5 * self._inner.parameters["scale"]
-        self._ring.fill(0)
-        self._ring[:, :, :, -1] = self._render_current(decision)
-        self._decision = DecisionSteps([self._observe(self._ring)], decision.reward, decision.agent_id)
+        self._stack.fill(0)
+        self._render_current(decision)
+        self._decision = DecisionSteps([self._observe(self._stack)], decision.reward, decision.agent_id)
         self._terminal = self._empty_terminal()
 
     def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
@@ -274,23 +289,29 @@ class Visual3DBallEnv(BaseEnv):
             raise EnvError("call reset() before step()")
         self._inner.step()
         decision, terminal = self._inner.get_steps(INNER_BEHAVIOR)
-        ring = self._ring
+        stack = self._stack
         if len(terminal):
             idx = terminal.agent_id
             final = np.empty((len(idx), SIZE, SIZE, STACK, CHANNELS), np.uint8)
-            final[:, :, :, :-1] = ring[idx, :, :, 1:]
-            final[:, :, :, -1] = self._renderer.render(
-                self._inner.platform_rotations(terminal=True), terminal.obs[0][:, 2:5], self._radius[idx]
+            final[:, :, :, :-1] = stack[idx, :, :, 1:]
+            self._renderer.render(
+                self._inner.platform_rotations(terminal=True),
+                terminal.obs[0][:, 2:5],
+                self._radius[idx],
+                out=final[:, :, :, -1],
             )
             self._terminal = TerminalSteps([self._observe(final)], terminal.reward, idx, terminal.interrupted)
             self._radius[idx] = 0.5 * self._inner.parameters["scale"]  # their new episodes' balls
         elif len(self._terminal):
             self._terminal = self._empty_terminal()
-        ring[:, :, :, :-1] = ring[:, :, :, 1:]
+        # Drop the oldest frame: the whole stack moves one frame (3 bytes) back as one contiguous array;
+        # each pixel's newest slot then holds the next pixel's oldest frame, overwritten just below.
+        flat = stack.reshape(-1)
+        flat[:-CHANNELS] = flat[CHANNELS:]
         if len(terminal):
-            ring[terminal.agent_id, :, :, :-1] = 0  # a new episode starts with a cleared stack
-        ring[:, :, :, -1] = self._render_current(decision)
-        self._decision = DecisionSteps([self._observe(ring)], decision.reward, decision.agent_id)
+            stack[terminal.agent_id, :, :, :-1] = 0  # a new episode starts with a cleared stack
+        self._render_current(decision)
+        self._decision = DecisionSteps([self._observe(stack)], decision.reward, decision.agent_id)
 
     def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
         self._check_behavior(behavior_name)
@@ -317,11 +338,13 @@ class Visual3DBallEnv(BaseEnv):
             raise EnvError("call reset() before debug_set_state()")
         self._inner.debug_set_state(areas, rotation, ball_position, ball_velocity)
         decision, _ = self._inner.get_steps(INNER_BEHAVIOR)
-        self._ring[:, :, :, -1] = self._render_current(decision)
-        self._decision = DecisionSteps([self._observe(self._ring)], decision.reward, decision.agent_id)
+        self._render_current(decision)
+        self._decision = DecisionSteps([self._observe(self._stack)], decision.reward, decision.agent_id)
 
-    def _render_current(self, decision: DecisionSteps) -> np.ndarray:
-        return self._renderer.render(self._inner.platform_rotations(), decision.obs[0][:, 2:5], self._radius)
+    def _render_current(self, decision: DecisionSteps) -> None:
+        """Render every area's current state into the newest frame of the stack."""
+        rotation = self._inner.platform_rotations()
+        self._renderer.render(rotation, decision.obs[0][:, 2:5], self._radius, out=self._stack[:, :, :, -1])
 
     @staticmethod
     def _observe(stack: np.ndarray) -> np.ndarray:
