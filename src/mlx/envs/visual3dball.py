@@ -16,21 +16,23 @@ viewport (ML-Agents resets the camera rect before rendering), so the aspect is 1
 field is 60 degrees too. It clears to black, which is also all it sees around the platform.
 
 The picture is ray cast for every pixel, for all areas at once: each pixel's ray (fixed, as the camera
-does not move with the platform) is intersected with the platform cube (5 m, rotated; a slab test in
-the cube's frame) and with the ball (radius 0.5 * ``scale`` of the area's episode), and the nearer hit
-is shown, so a ball behind or below the platform is hidden by it. How it approximates Unity's render:
-geometry, camera and occlusion are exact (one sample per pixel centre, no anti-aliasing), but the
-surfaces are flat colours (a blue platform for the AgentCube_Blue model, without its face details,
-and a light grey ball for its texture) lit by the scene's directional light (the direction of its
-rotation in Visual3DBall.unity) with Lambert shading plus a constant ambient term: no shadows, no
-specular. Colours are stored as 8-bit values (multiples of 1/255), as the sensor's render texture
-holds them.
+does not move with the platform) is intersected with the platform cube (5 m, rotated: the face of each
+axis that faces the camera, tested in the cube's frame) and with the ball (radius 0.5 * ``scale`` of
+the area's episode), and the nearer hit is shown, so a ball behind or below the platform is hidden.
+How it approximates Unity's render: geometry, camera and occlusion are exact (one sample per pixel
+centre, no anti-aliasing), but the surfaces are flat colours (a blue platform for the AgentCube_Blue
+model, without its face details, and a light grey ball for its texture) lit by the scene's directional
+light (the direction of its rotation in Visual3DBall.unity) with Lambert shading plus a constant
+ambient term: no shadows, no specular. Colours are stored as 8-bit values (multiples of 1/255), as the
+sensor's render texture holds them.
 
 Implementation: the stack is a uint8 array [n, 84, 84, 4, 3] laid out as the observation; per decision
 it moves one frame back as a single contiguous copy, the new frame is rendered straight into its newest
-slot, and one contiguous conversion gives the float32 observation. Ray casting is done
-in chunks of areas sized for the CPU cache, each a fixed sequence of array operations over
-(areas x pixels); no Python loop runs per area or per pixel.
+slot, and one contiguous conversion gives the float32 observation. Every ray test is an affine function
+of the pixel coordinates (see Renderer), evaluated over the box bounding the projected cubes (the ball:
+a window around its projection), in chunks of areas sized for the CPU cache, each a fixed sequence of
+array operations over (areas x pixels); no Python loop runs per area or per pixel. The float32
+observation (339 kB per agent) dominates the cost at many areas.
 """
 
 from __future__ import annotations
