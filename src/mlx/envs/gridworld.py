@@ -51,7 +51,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from mlx.envs.base import (
     ActionSpec,
@@ -215,7 +214,8 @@ def _paint(out: np.ndarray, layout: _Layout, owners: np.ndarray, cells: np.ndarr
             o, c, k = owners[keep], cells[keep], kinds[keep]
         else:
             o, c, k = owners, cells, kinds
-        windows = as_strided(out, shape=(out.shape[0], HEIGHT, WIDTH - w + 1, 3 * w), strides=(s0, s1, s2, s3))
+        # The overlapping view (what as_strided makes, built directly: as_strided costs ~15 us a call).
+        windows = np.ndarray((out.shape[0], HEIGHT, WIDTH - w + 1, 3 * w), out.dtype, out, 0, (s0, s1, s2, s3))
         windows[o[:, None], layout.cell_rows[c], layout.cell_col0[c][:, None]] = layout.sprite_rows[k, c, :, : 3 * w]
 
 
@@ -303,7 +303,7 @@ class GridWorldEnv(BaseEnv):
         cell = self._pos[:, 0] * grid + self._pos[:, 1]
         on_goal = (self._goal_cells == cell[:, None]) & (self._goal_types >= 0)  # [n, K]
         reached = on_goal.any(axis=1)
-        kind = np.take_along_axis(self._goal_types, on_goal.argmax(axis=1)[:, None], axis=1)[:, 0]
+        kind = self._goal_types[self._agent_id, on_goal.argmax(axis=1)]
         reward = np.full(self._n, STEP_REWARD, _F32)
         reward[reached] = np.where(kind[reached] == self._goal[reached], GOAL_REWARD, WRONG_GOAL_REWARD)
         timed_out = self._steps >= MAX_STEP
@@ -413,7 +413,7 @@ class GridWorldEnv(BaseEnv):
         m = idx.size
         out = np.empty((m, HEIGHT, WIDTH, 3), _F32)
         grids = self._grid[idx]
-        sizes = np.unique(grids)
+        sizes = grids[:1] if m and (grids == grids[0]).all() else np.unique(grids)
         for g in sizes.tolist():  # one pass per distinct grid size (almost always one)
             layout = self._layout(g)
             if sizes.size == 1:
