@@ -154,6 +154,7 @@ def test_image_shows_the_agent_and_goals_where_the_state_says(grid, plus, ex):
         image = decision.obs[0]
         assert image.shape == (8, HEIGHT, WIDTH, 3) and image.dtype == np.float32
         assert image.min() >= 0 and image.max() <= 1
+        assert np.array_equal(np.rint(image * 255).astype(np.uint8) * np.float32(1 / 255), image)  # 8-bit
         for area in range(8):
             np.testing.assert_array_equal(decode(image[area], grid), expected_kinds(state, area))
             # The agent: a blue square filling its cell, centred where the camera puts the cell centre.

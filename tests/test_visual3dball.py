@@ -214,6 +214,7 @@ def test_dynamics_and_rewards_are_3dballs_and_the_stack_holds_the_last_four_fram
         np.testing.assert_array_equal(terminal.reward, bt.reward)
         np.testing.assert_array_equal(terminal.interrupted, bt.interrupted)
         stack = frames(decision.obs[0])
+        assert np.array_equal(np.rint(stack * 255).astype(np.uint8) * np.float32(1 / 255), stack)  # 8-bit
         # The newest frame is the current state's picture.
         rotation = env._inner.platform_rotations()  # all of the rotation: the observation holds q.z, q.x
         np.testing.assert_array_equal(rotation[:, [2, 0]], bd.obs[0][:, :2])

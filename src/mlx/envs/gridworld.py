@@ -147,8 +147,9 @@ def _base_colour(grid_size: int, x: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def _quantise(colours: np.ndarray) -> np.ndarray:
-    """float32 multiples of 1/255: the values an 8-bit render texture gives the camera sensor."""
-    return (np.rint(colours * 255) / 255).astype(_F32)
+    """float32 multiples of 1/255: the values an 8-bit render texture gives the camera sensor (the same
+    floats as Visual3DBall's, uint8 * float32(1/255), so np.rint(obs * 255) recovers the bytes)."""
+    return np.multiply(np.rint(colours * 255).astype(np.uint8), _F32(1 / 255), dtype=_F32)
 
 
 def _samples(grid_size: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
