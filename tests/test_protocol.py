@@ -468,3 +468,36 @@ def test_remote_accepts_a_unity_build_command_line():
     ).stdout
     for flag in ("--mlagents-port", "-logFile", "-nographics", "-batchmode", "--num-areas", "--seed"):
         assert flag in out
+
+
+def test_array_encoder_writes_the_same_messages_as_per_agent_protos():
+    """encode_agent_infos (what env processes send) parses to exactly what agent_infos builds, masks on
+    deciding agents only, ids of every varint length, groups and goal-signal observations included."""
+    from mlx.envs.base import ObservationType
+    from mlx.envs.protocol import encode_agent_infos
+
+    rng = np.random.default_rng(6)
+    decision, terminal = sample_steps(rng)
+    specs = (
+        ObservationSpec((3,), "vec", ObservationType.GOAL_SIGNAL),
+        ObservationSpec((2, 4, 5), "img"),
+    )
+    d_ids, t_ids = np.array([0, 127, 128]), np.array([2**14, 2**31 - 1])
+    protos = agent_infos(decision, terminal, d_ids, t_ids, ["vec", "img"])
+    for p in protos:
+        p.observations[0].observation_type = observation_pb2.GOAL_SIGNAL
+    want = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto(value=protos)
+    got = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
+        encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
+    )
+    assert got == want
+    decision.action_mask, decision.group_id, terminal.group_id = None, None, None
+    decision.group_reward, terminal.group_reward = None, None
+    plain = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto(
+        value=agent_infos(decision, terminal, d_ids, t_ids, ["vec", "img"])
+    )
+    for p in plain.value:
+        p.observations[0].observation_type = observation_pb2.GOAL_SIGNAL
+    assert plain == unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
+        encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
+    )

@@ -152,9 +152,14 @@ def test_a_malformed_message_ends_with_one_clear_message():
 
 
 def test_an_oversized_message_ends_with_one_clear_message():
-    # The handshake is small; the first 12 agents (~650 bytes) are above a 400-byte limit.
+    # The handshake is small; the first 12 agents (~900 bytes) are above a 600-byte limit.
     with pytest.raises(ProtocolError, match=r"above the limit of .* \(env\.max_message_mb\)"):
-        UnityEnv(command=remote_command("3dball"), base_port=0, num_areas=12, max_message_bytes=400, timeout_wait=20)
+        UnityEnv(command=remote_command("3dball"), base_port=0, num_areas=12, max_message_bytes=600, timeout_wait=20)
+    # Far above it (over twice the limit) gRPC refuses the message itself; the env process says why.
+    with pytest.raises(
+        EnvError, match=r"exited with code 2; last lines of .*the trainer refused a message of \d+ bytes"
+    ):
+        UnityEnv(command=remote_command("3dball"), base_port=0, num_areas=12, max_message_bytes=200, timeout_wait=20)
 
 
 def test_no_editor_on_the_port_ends_after_timeout_wait():

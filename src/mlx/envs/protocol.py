@@ -372,6 +372,131 @@ def agent_infos(
     return out
 
 
+# ---- fast encoding (env side) ---------------------------------------------------------------------------
+def varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative int."""
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _varints(values: np.ndarray, width: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised varints of non-negative ints < 2**35: bytes [n, width] (left-aligned) and lengths [n]."""
+    v = np.asarray(values, dtype=np.uint64)
+    shifts = (7 * np.arange(width, dtype=np.uint64))[None, :]
+    groups = (v[:, None] >> shifts) & np.uint64(0x7F)
+    lengths = np.maximum(1, np.ceil(np.log2(v.astype(np.float64) + 1) / 7).astype(np.int64))
+    cols = np.arange(width)[None, :]
+    more = cols < (lengths[:, None] - 1)
+    return (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8), lengths
+
+
+def field_bytes(key: int, payload: bytes) -> bytes:
+    """A length-delimited field: its key byte ((number << 3) | 2), the length, the payload."""
+    return bytes([key]) + varint(len(payload)) + payload
+
+
+def encode_agent_infos(
+    decision: DecisionSteps,
+    terminal: TerminalSteps,
+    decision_ids: np.ndarray,
+    terminal_ids: np.ndarray,
+    obs_specs: Sequence[ObservationSpec],
+) -> bytes:
+    """The serialised content of a ListAgentInfoProto (terminal steps first), built with array operations.
+
+    Equivalent to ``agent_infos`` with float observations (tests check that upb parses it to the same
+    messages), but without a Python object per agent: an env process spends most of its time here
+    otherwise. Fields are written in field-number order, every scalar present (valid proto3)."""
+    parts = [(terminal, terminal_ids, True), (decision, decision_ids, False)]
+    n = len(terminal_ids) + len(decision_ids)
+    if n == 0:
+        return b""
+    ids = np.concatenate([np.asarray(terminal_ids, np.int64), np.asarray(decision_ids, np.int64)])
+    if (ids < 0).any() or (ids >= 2**31).any():
+        raise ProtocolError("agent ids on the wire must be in [0, 2**31)")
+    reward = np.concatenate([np.asarray(t.reward, "<f4") for t, _, _ in parts])
+    done = np.repeat(np.array([1, 0], np.uint8), [len(terminal_ids), len(decision_ids)])
+    interrupted = np.concatenate([np.asarray(terminal.interrupted, np.uint8), np.zeros(len(decision_ids), np.uint8)])
+    columns: list[tuple[np.ndarray, np.ndarray | None]] = []  # (bytes [n, w], valid [n, w] or None: all valid)
+
+    def const(data: bytes) -> None:
+        columns.append((np.broadcast_to(np.frombuffer(data, np.uint8), (n, len(data))), None))
+
+    def fixed(tag: int, arr: np.ndarray) -> None:
+        const(bytes([tag]))
+        columns.append((np.ascontiguousarray(arr).view(np.uint8).reshape(n, -1), None))
+
+    def var(tag: int, values: np.ndarray) -> np.ndarray:
+        const(bytes([tag]))
+        data, lengths = _varints(values)
+        columns.append((data, np.arange(data.shape[1])[None, :] < lengths[:, None]))
+        return lengths
+
+    fixed(0x3D, reward)  # 7: reward
+    fixed(0x40, done)  # 8: done
+    fixed(0x48, interrupted)  # 9: max_step_reached
+    id_len = var(0x50, ids)  # 10: id
+    size = 9 + 1 + id_len
+    if isinstance(decision.action_mask, list) and decision.action_mask and len(decision_ids):
+        allowed = np.concatenate([np.asarray(m, bool) for m in decision.action_mask], axis=1)
+        total = allowed.shape[1]
+        flags = np.concatenate([np.zeros((len(terminal_ids), total), bool), ~allowed]).astype(np.uint8)
+        head = bytes([0x5A]) + varint(total)  # 11: action_mask, packed; only deciding agents carry one
+        block = np.concatenate([np.broadcast_to(np.frombuffer(head, np.uint8), (n, len(head))), flags], axis=1)
+        deciding = done == 0
+        columns.append((block, np.broadcast_to(deciding[:, None], block.shape)))
+        size = size + block.shape[1] * deciding
+    for k, spec in enumerate(obs_specs):  # 13: observations
+        values = np.concatenate(
+            [np.asarray(t.obs[k], "<f4").reshape(len(i), -1) for t, i, _ in parts if len(i)], axis=0
+        )
+        shape = b"".join(varint(d) for d in spec.shape)
+        floats = varint(0x0A) + varint(4 * values.shape[1])
+        float_data_len = len(floats) + 4 * values.shape[1]
+        kind = b"\x38\x01" if spec.observation_type == ObservationType.GOAL_SIGNAL else b""
+        name = spec.name.encode()
+        body_len = len(field_bytes(0x0A, shape)) + 1 + len(varint(float_data_len)) + float_data_len
+        body_len += len(kind) + len(field_bytes(0x42, name))
+        const(
+            bytes([0x6A])
+            + varint(body_len)
+            + field_bytes(0x0A, shape)
+            + bytes([0x22])
+            + varint(float_data_len)
+            + floats
+        )
+        columns.append((np.ascontiguousarray(values).view(np.uint8), None))
+        const(kind + field_bytes(0x42, name))
+        size = size + 1 + len(varint(body_len)) + body_len
+    groups = [t.group_id for t, _, _ in parts]
+    if any(g is not None for g in groups):
+        gid = np.concatenate(
+            [
+                np.asarray(g if g is not None else np.zeros(len(i)), np.int64)
+                for g, (_, i, _) in zip(groups, parts, strict=True)
+            ]
+        )
+        grew = np.concatenate(
+            [np.asarray(t.group_reward if t.group_reward is not None else np.zeros(len(i)), "<f4") for t, i, _ in parts]
+        )
+        size = size + 1 + var(0x70, gid)  # 14: group_id
+        fixed(0x7D, grew)  # 15: group_reward
+        size = size + 5
+    rec_len, rec_lengths = _varints(size)
+    head_cols = [
+        (np.full((n, 1), 0x0A, np.uint8), None),
+        (rec_len, np.arange(rec_len.shape[1])[None, :] < rec_lengths[:, None]),
+    ]
+    cols = head_cols + columns
+    matrix = np.concatenate([c for c, _ in cols], axis=1)
+    valid = np.concatenate([v if v is not None else np.ones(c.shape, bool) for c, v in cols], axis=1)
+    return matrix[valid].tobytes()
+
+
 # ---- actions ----------------------------------------------------------------------------------------
 def action_protos(actions: ActionTuple, spec: ActionSpec) -> list[AgentActionProto]:
     """The trainer side: one AgentActionProto per deciding agent, in DecisionSteps order."""

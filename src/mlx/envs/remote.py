@@ -42,8 +42,10 @@ from mlx.envs.communicator_objects.unity_message_pb2 import (
     QUIT,
     RESET,
     STEP,
+    HeaderProto,
     UnityMessageProto,
     UnityRLInitializationOutputProto,
+    UnityRLOutputProto,
 )
 from mlx.envs.protocol import (
     ACADEMY_NAME,
@@ -56,6 +58,8 @@ from mlx.envs.protocol import (
     brain_parameters,
     capabilities,
     check_version,
+    encode_agent_infos,
+    field_bytes,
     wire_behavior_name,
 )
 from mlx.envs.rpc import EnvClient
@@ -68,6 +72,7 @@ from mlx.envs.side_channels import (
 )
 
 USAGE_ERROR = 2
+_OK_HEADER = field_bytes(0x0A, HeaderProto(status=STATUS_OK).SerializeToString())  # UnityMessageProto.header
 
 
 class EpisodeIds:
@@ -210,11 +215,12 @@ class Session:
                 raise ProtocolError(f"unknown command {rl.command} from the trainer")
             message = self.exchange(self.output())
 
-    def output(self) -> UnityMessageProto:
+    def output(self) -> bytes:
+        """The serialised UnityMessageProto of this step. Agent infos are encoded with array operations
+        (``encode_agent_infos``; per-agent protos only for PNG observations), the envelope by hand."""
         assert self.env is not None
-        msg = UnityMessageProto()
-        msg.header.status = STATUS_OK
-        out = msg.unity_output
+        entries = []
+        init = UnityRLInitializationOutputProto()
         for name, spec in self.specs.items():
             decision, terminal = self.env.get_steps(name)
             ids = self.ids[name]
@@ -223,26 +229,42 @@ class Session:
             d_wire = ids.lookup(decision.agent_id)
             self.deciding[name] = len(decision)
             wire = wire_behavior_name(name)
-            obs_names = [o.name for o in spec.observation_specs]
-            infos = agent_infos(decision, terminal, d_wire, t_wire, obs_names, self.png)
-            out.rl_output.agentInfos[wire].value.extend(infos)
-            if infos and wire not in self.sent_specs:
-                out.rl_initialization_output.brain_parameters.append(brain_parameters(wire, spec.action_spec))
+            if self.png and any(len(o.shape) == 3 for o in spec.observation_specs):
+                obs_names = [o.name for o in spec.observation_specs]
+                infos = agent_infos(decision, terminal, d_wire, t_wire, obs_names, compress=True)
+                listed = UnityRLOutputProto.ListAgentInfoProto(value=infos).SerializeToString()
+            else:
+                listed = encode_agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
+            entries.append(
+                field_bytes(0x12, field_bytes(0x0A, wire.encode()) + field_bytes(0x12, listed))
+            )  # agentInfos map
+            if len(decision) + len(terminal) and wire not in self.sent_specs:
+                init.brain_parameters.append(brain_parameters(wire, spec.action_spec))
                 self.sent_specs.add(wire)
         for stat in self.env.drain_stats():
             for value in stat.values.tolist():
                 self.stats.send_stat(stat.name, value, stat.aggregation)
-        out.rl_output.side_channel = self.channels.pack()
-        return msg
+        side = self.channels.pack()
+        rl_output = b"".join(entries) + (field_bytes(0x1A, side) if side else b"")
+        unity_output = field_bytes(0x0A, rl_output)
+        if init.brain_parameters:
+            unity_output += field_bytes(0x12, init.SerializeToString())
+        return _OK_HEADER + field_bytes(0x12, unity_output)
 
-    def exchange(self, message: UnityMessageProto) -> UnityMessageProto | None:
+    def exchange(self, message: UnityMessageProto | bytes) -> UnityMessageProto | None:
         """Send a message and return the trainer's input; None when the trainer closes the connection."""
+        data = message if isinstance(message, bytes) else message.SerializeToString()
         try:
-            reply = self.client.exchange(message)
+            reply = UnityMessageProto.FromString(self.client.exchange_raw(data))
         except grpc.RpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED):
                 self.say(f"the trainer went away ({exc.code().name}); exiting")
                 return None
+            if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise ProtocolError(
+                    f"the trainer refused a message of {len(data)} bytes as too large ({exc.details()}); "
+                    "raise env.max_message_mb or use fewer areas per process"
+                ) from None
             raise
         if reply.header.status != STATUS_OK:
             self.say(f"the trainer closed the connection (status {reply.header.status})")

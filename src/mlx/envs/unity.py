@@ -36,6 +36,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import weakref
 from collections import deque
@@ -278,7 +279,8 @@ class UnityEnv(BaseEnv):
         self._env_args = list(env_args)
         self._engine = engine or EngineConfig()
         self._policy = restarts or RestartPolicy()
-        self._log_folder = Path(log_folder).resolve() if log_folder is not None else None
+        # Without a folder, env logs go to a temporary one: a crashed env's last lines are always reported.
+        self._log_folder = Path(log_folder or tempfile.mkdtemp(prefix="mlx-env-logs-")).resolve()
         self._parameters: dict[str, float | Sampler] = dict(parameters or {})
         self._params_channel = EnvironmentParametersChannel()
         self._stats_channel = StatsSideChannel()
