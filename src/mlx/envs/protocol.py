@@ -240,17 +240,18 @@ def _batch_obs(infos: Sequence[AgentInfoProto], index: int, spec: ObservationSpe
     obs = [info.observations[index] for info in infos]
     size = int(np.prod(shape))
     if all(o.WhichOneof("observation_data") == "float_data" for o in obs):
-        try:
-            flat = np.array([o.float_data.data for o in obs], dtype=np.float32)
-        except ValueError:
-            flat = np.zeros((0, 0), np.float32)
-        if flat.shape != (n, size):
-            bad = next(i for i, o in enumerate(obs) if len(o.float_data.data) != size)
-            raise ProtocolError(
-                f"behaviour {behavior}, agent {infos[bad].id}: observation {index} has "
-                f"{len(obs[bad].float_data.data)} floats, its shape {list(shape)} needs {size}"
-            )
-        return flat.reshape(n, *shape)
+        # One C call per agent: FloatData re-serialised is a key byte, a varint length and the packed floats.
+        raw = b"".join([o.float_data.SerializeToString() for o in obs])
+        head = 1 + len(varint(4 * size))
+        if len(raw) == n * (head + 4 * size):
+            rows = np.frombuffer(raw, dtype=np.uint8).reshape(n, head + 4 * size)
+            if (rows[:, 0] == 0x0A).all():
+                return rows[:, head:].copy().view("<f4").astype(np.float32, copy=False).reshape(n, *shape)
+        bad = next((i for i, o in enumerate(obs) if len(o.float_data.data) != size), 0)
+        raise ProtocolError(
+            f"behaviour {behavior}, agent {infos[bad].id}: observation {index} has "
+            f"{len(obs[bad].float_data.data)} floats, its shape {list(shape)} needs {size}"
+        )
     out = np.empty((n, *shape), dtype=np.float32)
     for row, (info, o) in enumerate(zip(infos, obs, strict=True)):
         where = f"behaviour {behavior}, agent {info.id}, observation {index}"
@@ -271,36 +272,43 @@ def steps_from_infos(
     infos: Sequence[AgentInfoProto], spec: BehaviorSpec, behavior: str
 ) -> tuple[DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]:
     """DecisionSteps/TerminalSteps of one behaviour from its AgentInfoProtos, plus the wire agent ids of
-    both (the caller maps them to stable ids). Observations of every agent are checked against the spec."""
-    n_obs = len(spec.observation_specs)
-    for info in infos:
-        if len(info.observations) != n_obs:
-            raise ProtocolError(
-                f"behaviour {behavior}, agent {info.id}: {len(info.observations)} observations, "
-                f"the behaviour has {n_obs}"
-            )
-    decision = [i for i in infos if not i.done]
-    terminal = [i for i in infos if i.done]
-    d_obs = [_batch_obs(decision, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
-    t_obs = [_batch_obs(terminal, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
-    d_ids = np.array([i.id for i in decision], dtype=np.int64)
-    t_ids = np.array([i.id for i in terminal], dtype=np.int64)
-    d_reward = np.array([i.reward for i in decision], dtype=np.float32)
-    t_reward = np.array([i.reward for i in terminal], dtype=np.float32)
-    for arr, what in ((d_reward, "reward"), (t_reward, "reward")):
-        if len(arr) and not np.isfinite(arr).all():
-            raise ProtocolError(f"behaviour {behavior}: an agent sent a non-finite {what}")
+    both (the caller maps them to stable ids). Observations of every agent are checked against the spec.
+
+    Per agent it reads its scalars in one pass and its observations with one C call each; the rest is
+    array operations over the batch."""
+    n, n_obs = len(infos), len(spec.observation_specs)
+    scalars = np.array(
+        [(i.done, i.max_step_reached, i.id, i.reward, i.group_id, i.group_reward, len(i.observations)) for i in infos],
+        dtype=np.float64,
+    ).reshape(n, 7)
+    wrong = np.flatnonzero(scalars[:, 6] != n_obs)
+    if len(wrong):
+        k = int(wrong[0])
+        raise ProtocolError(
+            f"behaviour {behavior}, agent {infos[k].id}: {len(infos[k].observations)} observations, "
+            f"the behaviour has {n_obs}"
+        )
+    if not np.isfinite(scalars[:, [3, 5]]).all():
+        raise ProtocolError(f"behaviour {behavior}: an agent sent a non-finite reward")
+    done = scalars[:, 0] != 0
+    d_idx, t_idx = np.flatnonzero(~done), np.flatnonzero(done)
+    obs = [_batch_obs(infos, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
+    ids = scalars[:, 2].astype(np.int64)
+    reward = scalars[:, 3].astype(np.float32)
+    group = scalars[:, 4].astype(np.int32)
+    group_reward = scalars[:, 5].astype(np.float32)
     mask = None
     branches = spec.action_spec.discrete_branches
-    if branches and decision:
+    if branches and len(d_idx):
         total = int(sum(branches))
-        flags = np.zeros((len(decision), total), dtype=bool)
-        for row, info in enumerate(decision):
-            if len(info.action_mask) == total:
-                flags[row] = info.action_mask
-            elif len(info.action_mask):
+        flags = np.zeros((len(d_idx), total), dtype=bool)
+        for row, k in enumerate(d_idx.tolist()):
+            m = infos[k].action_mask
+            if len(m) == total:
+                flags[row] = m
+            elif len(m):
                 raise ProtocolError(
-                    f"behaviour {behavior}, agent {info.id}: action mask has {len(info.action_mask)} flags, "
+                    f"behaviour {behavior}, agent {infos[k].id}: action mask has {len(m)} flags, "
                     f"the branches {list(branches)} need {total}"
                 )
         allowed = ~flags
@@ -308,29 +316,27 @@ def steps_from_infos(
         for m, b in zip(mask, branches, strict=True):
             if m.shape[1] == b and not m.any(axis=1).all():
                 row = int(np.argmin(m.any(axis=1)))
-                raise ProtocolError(f"behaviour {behavior}, agent {decision[row].id}: a branch has every action masked")
-    d_group = np.array([i.group_id for i in decision], dtype=np.int32)
-    t_group = np.array([i.group_id for i in terminal], dtype=np.int32)
-    d_group_reward = np.array([i.group_reward for i in decision], dtype=np.float32)
-    t_group_reward = np.array([i.group_reward for i in terminal], dtype=np.float32)
-    grouped = d_group.any() or t_group.any()
+                raise ProtocolError(
+                    f"behaviour {behavior}, agent {infos[int(d_idx[row])].id}: a branch has every action masked"
+                )
+    grouped = bool(group.any())
     decision_steps = DecisionSteps(
-        obs=d_obs,
-        reward=d_reward,
-        agent_id=d_ids,
+        obs=[o[d_idx] for o in obs],
+        reward=reward[d_idx],
+        agent_id=ids[d_idx],
         action_mask=mask,
-        group_id=d_group if grouped else None,
-        group_reward=d_group_reward if grouped else None,
+        group_id=group[d_idx] if grouped else None,
+        group_reward=group_reward[d_idx] if grouped else None,
     )
     terminal_steps = TerminalSteps(
-        obs=t_obs,
-        reward=t_reward,
-        agent_id=t_ids,
-        interrupted=np.array([i.max_step_reached for i in terminal], dtype=bool),
-        group_id=t_group if grouped else None,
-        group_reward=t_group_reward if grouped else None,
+        obs=[o[t_idx] for o in obs],
+        reward=reward[t_idx],
+        agent_id=ids[t_idx],
+        interrupted=scalars[t_idx, 1] != 0,
+        group_id=group[t_idx] if grouped else None,
+        group_reward=group_reward[t_idx] if grouped else None,
     )
-    return decision_steps, terminal_steps, d_ids, t_ids
+    return decision_steps, terminal_steps, ids[d_idx], ids[t_idx]
 
 
 def agent_infos(
