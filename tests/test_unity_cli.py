@@ -168,3 +168,38 @@ def test_ppo_learns_3dball_with_the_env_in_two_processes_over_grpc(workdir):
     assert proc.stdout.count("Connected to env worker") == 2
     config = (workdir / "results" / "g" / "configuration.yaml").read_text()
     assert "batch_size: 64" in config  # the tuned 3DBall values applied
+
+
+def test_native_num_envs_are_more_areas_in_process_or_env_processes_with_subprocess(tmp_path):
+    """env.num_envs for a native env: num_envs x num_areas areas of one vectorised env (the default, and the
+    fastest: benchmarks/grpc_throughput.py), or one `mlx.envs.remote` process per copy with env.subprocess."""
+    from mlx.envs.unity import UnityEnv
+    from mlx.run import Run
+
+    job = Run(validate(compose_tree("env=basic", "env.num_envs=3", "env.num_areas=2", f"results_dir={tmp_path}")))
+    job.build()
+    assert job.env is not None and not isinstance(job.env, UnityEnv)
+    job.env.reset()
+    assert len(job.env.get_steps("Basic")[0]) == 6
+    job.env.close()
+    job = Run(
+        validate(
+            compose_tree(
+                "env=basic",
+                "env.num_envs=2",
+                "env.num_areas=2",
+                "env.subprocess=true",
+                "env.base_port=0",
+                f"results_dir={tmp_path}",
+            )
+        )
+    )
+    job.build()
+    try:
+        assert isinstance(job.env, UnityEnv) and len(job.env.pids) == 2
+        job.env.reset()
+        decision, _ = job.env.get_steps("Basic")
+        assert sorted(decision.agent_id.tolist()) == [0, 1, 2, 3]
+    finally:
+        assert job.env is not None
+        job.env.close()
