@@ -220,3 +220,56 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_an_env_process_plays_unitys_side_of_the_protocol_and_quits():
+    """Drive `python -m mlx.envs.remote` by hand, as mlagents-learn would: handshake, reset, step, QUIT."""
+    from mlx.envs.communicator_objects.unity_message_pb2 import QUIT, RESET, STEP, UnityMessageProto
+    from mlx.envs.rpc import EnvServer
+
+    server = EnvServer(0)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlx.envs.remote", "3dball", "--mlagents-port", str(server.port), "--num-areas", "2"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        hello = server.receive(30).unity_output.rl_initialization_output
+        assert (hello.name, hello.communication_version) == ("AcademySingleton", "1.5.0")
+        assert hello.capabilities.baseRLCapabilities and not hello.brain_parameters
+
+        def send(command: int, actions: int = 0) -> UnityMessageProto:
+            msg = UnityMessageProto()
+            msg.header.status = 200
+            msg.unity_input.rl_input.command = command
+            for _ in range(actions):
+                msg.unity_input.rl_input.agent_actions["3DBall?team=0"].value.add(continuous_actions=[0.5, -0.5])
+            server.reply(msg)
+            return server.receive(30)
+
+        init = UnityMessageProto()
+        init.header.status = 200
+        init.unity_input.rl_initialization_input.communication_version = "1.5.0"
+        init.unity_input.rl_initialization_input.seed = 3
+        server.reply(init)
+        empty = server.receive(30)
+        assert not empty.HasField("unity_output")
+        first = send(RESET).unity_output
+        (params,) = first.rl_initialization_output.brain_parameters
+        assert params.brain_name == "3DBall?team=0" and params.action_spec.num_continuous_actions == 2
+        agents = first.rl_output.agentInfos["3DBall?team=0"].value
+        assert len(agents) == 2 and not any(a.done for a in agents)
+        assert [list(a.observations[0].shape) for a in agents] == [[8], [8]]
+        second = send(STEP, actions=2).unity_output
+        assert not second.rl_initialization_output.brain_parameters  # sent once, with the first agents
+        assert [a.id for a in second.rl_output.agentInfos["3DBall?team=0"].value] == [a.id for a in agents]
+        reply = UnityMessageProto()
+        reply.header.status = 200
+        reply.unity_input.rl_input.command = QUIT
+        server.reply(reply)
+        assert proc.wait(timeout=30) == 0
+        assert "QUIT received" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.close()
