@@ -165,14 +165,17 @@ def test_an_oversized_message_ends_with_one_clear_message():
 def test_no_editor_on_the_port_ends_after_timeout_wait():
     port = free_port()
     start = time.monotonic()
-    with pytest.raises(EnvError, match=rf"port {port}\): no message from the environment within 1 s"):
+    with pytest.raises(
+        EnvError, match=rf"nothing connected to port {port} within 1 s \(env.timeout_wait\); press Play"
+    ):
         UnityEnv(None, base_port=port, timeout_wait=1)
     assert time.monotonic() - start < 10
 
 
 def test_an_env_that_stops_answering_is_given_up_after_timeout_wait():
-    with pytest.raises(EnvError, match="no message from the environment within 1 s"):
-        UnityEnv(command=fake("silent"), base_port=0, timeout_wait=1)
+    # It connects and hand-shakes (which takes a moment on a busy machine), then never answers again.
+    with pytest.raises(EnvError, match="no message from the environment within 4 s"):
+        UnityEnv(command=fake("silent"), base_port=0, timeout_wait=4)
 
 
 def test_an_env_process_without_a_trainer_exits_with_one_clear_line():

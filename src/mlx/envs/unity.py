@@ -396,7 +396,20 @@ class UnityEnv(BaseEnv):
 
     def _start(self, w: _Worker) -> None:
         """Handshake with a freshly started env, then reset it; its first agents wait in w.output."""
-        hello = self._receive(w)
+        try:
+            hello = self._receive(w)
+        except EnvDisconnected as exc:
+            if "(env.timeout_wait)" not in str(exc):
+                raise
+            hint = (
+                "press Play in the Unity Editor, or give env.path"
+                if self._command is None
+                else "is it an ML-Agents build that accepts --mlagents-port? Its log may say more"
+            )
+            raise EnvDisconnected(
+                f"{w.describe()}: nothing connected to port {w.port} within {self._timeout:g} s "
+                f"(env.timeout_wait); {hint}{_log_tail(w.log_path)}"
+            ) from None
         init = hello.unity_output.rl_initialization_output
         if not hello.unity_output.HasField("rl_initialization_output"):
             raise ProtocolError(f"{w.describe()}: its first message is not a handshake (no rl_initialization_output)")
