@@ -53,6 +53,18 @@ def _pushblock(**kwargs: Any) -> BaseEnv:
     return PushBlockEnv(**kwargs)
 
 
+def _pyramids(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.pyramids import PyramidsEnv
+
+    return PyramidsEnv(**kwargs)
+
+
+def _hallway(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.hallway import HallwayEnv
+
+    return HallwayEnv(**kwargs)
+
+
 # Env config name (conf/env/<name>.yaml, `env=<name>`) -> factory taking num_areas, seed, parameters.
 NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "3dball": _ball3d,
@@ -60,7 +72,9 @@ NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "basic": _basic,
     "gridworld": _gridworld,
     "visual3dball": _visual3dball,
+    "hallway": _hallway,
     "pushblock": _pushblock,
+    "pyramids": _pyramids,
 }
 
 
