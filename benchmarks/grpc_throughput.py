@@ -11,8 +11,10 @@ Two measurements, each in-process and over gRPC with the env in ``python -m mlx.
 * training: ``python -m mlx`` PPO with the tuned 3DBall settings for --train-steps agent steps; the
   rate is the run's own steps_per_sec over its last summary window (start-up excluded).
 
-The overhead is in-process rate / gRPC rate (target <= 2x). Writes benchmarks/results/grpc_throughput.json
-with the machine's load average, since timings on a shared machine are only indicative.
+The overhead is in-process rate / gRPC rate (target <= 2x). The env-only rows also give the CPU time of
+every process involved per agent-step (trainer and env processes, from /proc), which other jobs on a
+shared machine disturb far less than wall time. Writes benchmarks/results/grpc_throughput.json with the
+machine's load average, since timings on a shared machine are only indicative.
 """
 
 from __future__ import annotations
@@ -37,8 +39,19 @@ RESULTS = HERE / "results" / "grpc_throughput.json"
 WARMUP_STEPS = 30
 
 
-def env_rate(env: BaseEnv, seconds: float, seed: int = 0) -> float:
-    """Agent-steps per second of random play (decisions counted after each step)."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) of this process and the given ones (Linux /proc)."""
+    total = time.process_time()
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def env_rate(env: BaseEnv, seconds: float, seed: int = 0) -> tuple[float, float]:
+    """Agent-steps per second of random play (decisions counted after each step), and CPU microseconds
+    per agent-step of every process involved (unlike wall time, barely affected by other jobs)."""
+    pids = [p for p in getattr(env, "pids", []) if p is not None]
     rng = np.random.default_rng(seed)
     env.reset()
     names = list(env.behavior_specs)
@@ -54,19 +67,20 @@ def env_rate(env: BaseEnv, seconds: float, seed: int = 0) -> float:
         return total
 
     run(WARMUP_STEPS)
-    agent_steps, start = 0, time.perf_counter()
+    agent_steps, start, cpu = 0, time.perf_counter(), cpu_seconds(pids)
     while time.perf_counter() - start < seconds:
         agent_steps += run(10)
-    return agent_steps / (time.perf_counter() - start)
+    cpu = cpu_seconds(pids) - cpu
+    return agent_steps / (time.perf_counter() - start), 1e6 * cpu / agent_steps
 
 
 def measure_env(areas: int, procs: int, seconds: float) -> dict:
     native = make_env("3dball", num_areas=areas * procs, seed=0)
-    in_process = env_rate(native, seconds)
+    in_process, in_cpu = env_rate(native, seconds)
     native.close()
     remote = UnityEnv(command=remote_command("3dball"), num_envs=procs, num_areas=areas, base_port=0, seed=0)
     try:
-        grpc_rate = env_rate(remote, seconds)
+        grpc_rate, grpc_cpu = env_rate(remote, seconds)
     finally:
         remote.close()
     return {
@@ -76,6 +90,9 @@ def measure_env(areas: int, procs: int, seconds: float) -> dict:
         "in_process_agent_steps_per_sec": round(in_process),
         "grpc_agent_steps_per_sec": round(grpc_rate),
         "overhead": round(in_process / grpc_rate, 2),
+        "in_process_cpu_us_per_agent_step": round(in_cpu, 2),
+        "grpc_cpu_us_per_agent_step": round(grpc_cpu, 2),
+        "cpu_overhead": round(grpc_cpu / in_cpu, 2),
     }
 
 
@@ -135,11 +152,12 @@ def main() -> None:
     load_before = os.getloadavg()
     env_rows = [measure_env(a, p, args.seconds) for a in args.areas for p in args.procs]
     header = f"{'measure':<9} {'areas':>5} {'procs':>5} {'in-process/s':>13} {'gRPC/s':>10} {'overhead':>8}"
-    print(header)
+    print(header + f" {'CPU us/step in':>14} {'gRPC':>7} {'ratio':>6}")
     for r in env_rows:
         print(
             f"{'env':<9} {r['areas_per_process']:>5} {r['processes']:>5} {r['in_process_agent_steps_per_sec']:>13} "
-            f"{r['grpc_agent_steps_per_sec']:>10} {r['overhead']:>7}x"
+            f"{r['grpc_agent_steps_per_sec']:>10} {r['overhead']:>7}x {r['in_process_cpu_us_per_agent_step']:>14} "
+            f"{r['grpc_cpu_us_per_agent_step']:>7} {r['cpu_overhead']:>5}x"
         )
     train_rows = []
     if args.train_steps:
