@@ -322,7 +322,7 @@ def sample_steps(rng: np.random.Generator) -> tuple[DecisionSteps, TerminalSteps
 def test_steps_survive_the_wire_with_masks_groups_and_interruptions():
     rng = np.random.default_rng(0)
     decision, terminal = sample_steps(rng)
-    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), ["vec", "img"])
+    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), HYBRID.observation_specs)
     assert [i.done for i in infos] == [True, True, False, False, False]  # terminal steps first
     assert list(infos[2].action_mask) == [False] * 5  # wire flags: True = masked
     assert list(infos[3].action_mask) == [False, False, True, False, False]
@@ -347,10 +347,15 @@ def test_steps_survive_the_wire_with_masks_groups_and_interruptions():
 def test_spec_from_brain_parameters_and_first_agent():
     rng = np.random.default_rng(1)
     decision, terminal = sample_steps(rng)
-    infos = agent_infos(decision, terminal, np.arange(3), np.arange(2), ["vec", "img"])
+    infos = agent_infos(decision, terminal, np.arange(3), np.arange(2), HYBRID.observation_specs)
     params = brain_parameters("B?team=0", HYBRID.action_spec)
     spec = behavior_spec(brain_parameters_pb2.BrainParametersProto.FromString(params.SerializeToString()), infos[0])
     assert spec == HYBRID
+    # mlx's [h, w, c] image (2, 4, 5) travels as ML-Agents' [c, h, w]: shape and data order
+    assert list(infos[0].observations[1].shape) == [5, 2, 4]
+    np.testing.assert_array_equal(
+        infos[0].observations[1].float_data.data, terminal.obs[1][0].transpose(2, 0, 1).ravel()
+    )
     legacy = brain_parameters_pb2.BrainParametersProto(
         brain_name="Old?team=0", vector_action_size_deprecated=[3, 2], vector_action_space_type_deprecated=0
     )
@@ -382,7 +387,7 @@ def test_compressed_observations_decode_into_the_batch():
     rng = np.random.default_rng(4)
     decision, terminal = sample_steps(rng)
     decision.obs[1] = (np.round(decision.obs[1] * 255) / 255).astype(np.float32)
-    infos = agent_infos(decision, terminal, np.arange(3), np.arange(3, 5), ["vec", "img"], compress=True)
+    infos = agent_infos(decision, terminal, np.arange(3), np.arange(3, 5), HYBRID.observation_specs, compress=True)
     assert infos[2].observations[1].compression_type == observation_pb2.PNG
     dec, _, _, _ = steps_from_infos(infos, HYBRID, "B")
     np.testing.assert_allclose(dec.obs[1], decision.obs[1], atol=1e-6)
@@ -391,19 +396,19 @@ def test_compressed_observations_decode_into_the_batch():
 def test_malformed_agent_data_is_refused_with_the_agent_named():
     rng = np.random.default_rng(5)
     decision, terminal = sample_steps(rng)
-    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), ["vec", "img"])
+    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), HYBRID.observation_specs)
     del infos[3].observations[0].float_data.data[-1]
     with pytest.raises(ProtocolError, match=r"agent 11: observation 0 has 2 floats, its shape \[3\] needs 3"):
         steps_from_infos(infos, HYBRID, "B")
-    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), ["vec", "img"])
+    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), HYBRID.observation_specs)
     del infos[4].observations[1]
     with pytest.raises(ProtocolError, match="agent 12: 1 observations, the behaviour has 2"):
         steps_from_infos(infos, HYBRID, "B")
-    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), ["vec", "img"])
+    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), HYBRID.observation_specs)
     infos[2].action_mask.append(True)
     with pytest.raises(ProtocolError, match="action mask has 6 flags"):
         steps_from_infos(infos, HYBRID, "B")
-    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), ["vec", "img"])
+    infos = agent_infos(decision, terminal, np.array([10, 11, 12]), np.array([5, 9]), HYBRID.observation_specs)
     infos[2].reward = float("nan")
     with pytest.raises(ProtocolError, match="non-finite reward"):
         steps_from_infos(infos, HYBRID, "B")
@@ -483,9 +488,9 @@ def test_array_encoder_writes_the_same_messages_as_per_agent_protos():
         ObservationSpec((2, 4, 5), "img"),
     )
     d_ids, t_ids = np.array([0, 127, 128]), np.array([2**14, 2**31 - 1])
-    protos = agent_infos(decision, terminal, d_ids, t_ids, ["vec", "img"])
-    for p in protos:
-        p.observations[0].observation_type = observation_pb2.GOAL_SIGNAL
+    protos = agent_infos(decision, terminal, d_ids, t_ids, specs)
+    assert protos[0].observations[0].observation_type == observation_pb2.GOAL_SIGNAL
+    assert list(protos[0].observations[1].shape) == [5, 2, 4]  # mlx [h, w, c] is [c, h, w] on the wire
     want = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto(value=protos)
     got = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
         encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
@@ -494,10 +499,8 @@ def test_array_encoder_writes_the_same_messages_as_per_agent_protos():
     decision.action_mask, decision.group_id, terminal.group_id = None, None, None
     decision.group_reward, terminal.group_reward = None, None
     plain = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto(
-        value=agent_infos(decision, terminal, d_ids, t_ids, ["vec", "img"])
+        value=agent_infos(decision, terminal, d_ids, t_ids, specs)
     )
-    for p in plain.value:
-        p.observations[0].observation_type = observation_pb2.GOAL_SIGNAL
     assert plain == unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
         encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
     )

@@ -276,3 +276,34 @@ def test_an_env_process_plays_unitys_side_of_the_protocol_and_quits():
         if proc.poll() is None:
             proc.kill()
         server.close()
+
+
+@pytest.mark.parametrize("png", [False, True], ids=["float", "png"])
+def test_a_visual_env_with_masks_and_a_goal_signal_equals_the_native_env(png):
+    """GridWorld (an 84x64 RGB camera, a goal-signal vector, masked moves) in an env process steps exactly
+    like the env in-process: images as floats (exact) or PNGs (8-bit, as Unity's camera sensors send)."""
+    from mlx.envs import make_env
+
+    extra = ["--png"] if png else []
+    remote = UnityEnv(command=remote_command("gridworld") + extra, base_port=0, num_areas=3, seed=4)
+    native = make_env("gridworld", 3, 4)
+    try:
+        assert remote.behavior_specs == native.behavior_specs  # [h, w, c] images, GOAL_SIGNAL kept
+        native.reset()
+        rng = np.random.default_rng(0)
+        spec = native.behavior_specs["GridWorld"].action_spec
+        for _ in range(20):
+            (d, t), (nd, nt) = remote.get_steps("GridWorld"), native.get_steps("GridWorld")
+            for got, want in zip(d.obs + t.obs, nd.obs + nt.obs, strict=True):
+                np.testing.assert_allclose(got, want, atol=1e-6 if png else 0)
+            assert d.action_mask is not None and nd.action_mask is not None
+            np.testing.assert_array_equal(d.action_mask[0], nd.action_mask[0])
+            np.testing.assert_array_equal(d.reward, nd.reward)
+            np.testing.assert_array_equal(t.reward, nt.reward)
+            actions = spec.random(len(d), rng)
+            remote.set_actions("GridWorld", actions)
+            native.set_actions("GridWorld", actions)
+            remote.step()
+            native.step()
+    finally:
+        remote.close()

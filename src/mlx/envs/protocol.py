@@ -7,9 +7,11 @@ version 1.5.0):
 
 * behaviour names on the wire are ``<Name>?team=<id>``; mlx keys behaviours by ``<Name>``;
 * on the wire an action-mask flag is True where the action is *masked*; in mlx True means *allowed*;
-* visual observations are [channels, height, width]; PNG-compressed ones may hold several PNGs back to
-  back (more than 3 channels), with ``compressed_channel_mapping`` saying which channel each decoded
-  channel feeds (-1: padding; several decoded channels mapped to one are averaged).
+* visual (3-D) observations are [channels, height, width] on the wire and [height, width, channels] in
+  mlx (its native envs and encoders): both sides transpose at the boundary; PNG-compressed ones may
+  hold several PNGs back to back (more than 3 channels), with ``compressed_channel_mapping`` saying
+  which channel each decoded channel feeds (-1: padding; several decoded channels mapped to one are
+  averaged).
 
 Every malformed input raises ``ProtocolError`` (an EnvError) naming the behaviour, the agent and the field.
 """
@@ -98,6 +100,25 @@ def wire_behavior_name(name: str, team: int = 0) -> str:
     return f"{name}?team={team}"
 
 
+def wire_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """mlx's observation shape on the wire: [h, w, c] -> [c, h, w]; other ranks unchanged."""
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else tuple(shape)
+
+
+def mlx_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """A wire observation shape in mlx: [c, h, w] -> [h, w, c]; other ranks unchanged."""
+    return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def to_wire(obs: np.ndarray, rank: int) -> np.ndarray:
+    """A batch [n, h, w, c] of 3-D observations as [n, c, h, w] (others unchanged)."""
+    return np.moveaxis(obs, -1, 1) if rank == 3 else obs
+
+
+def from_wire(obs: np.ndarray, rank: int) -> np.ndarray:
+    return np.ascontiguousarray(np.moveaxis(obs, 1, -1)) if rank == 3 else obs
+
+
 # ---- behaviour specs --------------------------------------------------------------------------------
 def brain_parameters(wire_name: str, spec: ActionSpec) -> BrainParametersProto:
     """The BrainParametersProto an env sends the first time a behaviour's agents appear."""
@@ -141,7 +162,7 @@ def behavior_spec(params: BrainParametersProto, agent: AgentInfoProto) -> Behavi
         if not shape or any(d < 1 for d in shape):
             raise ProtocolError(f"behaviour {params.brain_name}: observation {i} has invalid shape {list(shape)}")
         kind = ObservationType(o.observation_type) if o.observation_type in (0, 1) else ObservationType.DEFAULT
-        obs.append(ObservationSpec(shape=shape, name=o.name or f"obs_{i}", observation_type=kind))
+        obs.append(ObservationSpec(shape=mlx_shape(shape), name=o.name or f"obs_{i}", observation_type=kind))
     if not obs:
         raise ProtocolError(f"behaviour {params.brain_name}: its agents send no observation")
     return BehaviorSpec(tuple(obs), action)
@@ -219,24 +240,33 @@ def _png_offsets(data: bytes) -> list[int]:
         start = i + len(PNG_HEADER)
 
 
-def observation_proto(obs: np.ndarray, name: str, compress: bool = False) -> ObservationProto:
-    """One agent's observation of one sensor; 3-D observations are PNG-compressed when asked."""
-    shape = list(obs.shape)
-    if compress and len(shape) == 3:
-        data, mapping = encode_png(obs)
+def observation_proto(obs: np.ndarray, spec: ObservationSpec, compress: bool = False) -> ObservationProto:
+    """One agent's observation of one sensor (mlx layout); 3-D observations are PNG-compressed when asked."""
+    wire = to_wire(np.asarray(obs, np.float32)[None], len(obs.shape))[0]
+    kind = int(spec.observation_type)
+    if compress and wire.ndim == 3:
+        data, mapping = encode_png(wire)
         return ObservationProto(
-            shape=shape, compression_type=PNG, compressed_data=data, compressed_channel_mapping=mapping, name=name
+            shape=list(wire.shape),
+            compression_type=PNG,
+            compressed_data=data,
+            compressed_channel_mapping=mapping,
+            observation_type=kind,
+            name=spec.name,
         )
     return ObservationProto(
-        shape=shape, float_data=ObservationProto.FloatData(data=np.asarray(obs, np.float32).ravel()), name=name
+        shape=list(wire.shape),
+        float_data=ObservationProto.FloatData(data=wire.ravel()),
+        observation_type=kind,
+        name=spec.name,
     )
 
 
 def _batch_obs(infos: Sequence[AgentInfoProto], index: int, spec: ObservationSpec, behavior: str) -> np.ndarray:
     n = len(infos)
-    shape = spec.shape
+    shape, rank = wire_shape(spec.shape), len(spec.shape)
     if n == 0:
-        return np.zeros((0, *shape), dtype=np.float32)
+        return np.zeros((0, *spec.shape), dtype=np.float32)
     obs = [info.observations[index] for info in infos]
     size = int(np.prod(shape))
     if all(o.WhichOneof("observation_data") == "float_data" for o in obs):
@@ -246,7 +276,8 @@ def _batch_obs(infos: Sequence[AgentInfoProto], index: int, spec: ObservationSpe
         if len(raw) == n * (head + 4 * size):
             rows = np.frombuffer(raw, dtype=np.uint8).reshape(n, head + 4 * size)
             if (rows[:, 0] == 0x0A).all():
-                return rows[:, head:].copy().view("<f4").astype(np.float32, copy=False).reshape(n, *shape)
+                flat = rows[:, head:].copy().view("<f4").astype(np.float32, copy=False)
+                return from_wire(flat.reshape(n, *shape), rank)
         bad = next((i for i, o in enumerate(obs) if len(o.float_data.data) != size), 0)
         raise ProtocolError(
             f"behaviour {behavior}, agent {infos[bad].id}: observation {index} has "
@@ -265,7 +296,7 @@ def _batch_obs(infos: Sequence[AgentInfoProto], index: int, spec: ObservationSpe
             out[row] = np.asarray(o.float_data.data, dtype=np.float32).reshape(shape)
         else:
             raise ProtocolError(f"{where}: {len(o.float_data.data)} floats, its shape {list(shape)} needs {size}")
-    return out
+    return from_wire(out, rank)
 
 
 def steps_from_infos(
@@ -344,7 +375,7 @@ def agent_infos(
     terminal: TerminalSteps,
     decision_ids: np.ndarray,
     terminal_ids: np.ndarray,
-    names: Sequence[str],
+    specs: Sequence[ObservationSpec],
     compress: bool = False,
 ) -> list[AgentInfoProto]:
     """The env side: AgentInfoProtos of one behaviour, terminal steps first (as Unity sends an agent's
@@ -370,7 +401,7 @@ def agent_infos(
                 id=agent,
                 group_id=groups[row],
                 group_reward=group_rewards[row],
-                observations=[observation_proto(o[row], nm, compress) for o, nm in zip(obs, names, strict=True)],
+                observations=[observation_proto(o[row], sp, compress) for o, sp in zip(obs, specs, strict=True)],
             )
             if masks is not None:
                 info.action_mask.extend(masks[row])
@@ -457,10 +488,11 @@ def encode_agent_infos(
         columns.append((block, np.broadcast_to(deciding[:, None], block.shape)))
         size = size + block.shape[1] * deciding
     for k, spec in enumerate(obs_specs):  # 13: observations
+        rank = len(spec.shape)
         values = np.concatenate(
-            [np.asarray(t.obs[k], "<f4").reshape(len(i), -1) for t, i, _ in parts if len(i)], axis=0
+            [to_wire(np.asarray(t.obs[k], "<f4"), rank).reshape(len(i), -1) for t, i, _ in parts if len(i)], axis=0
         )
-        shape = b"".join(varint(d) for d in spec.shape)
+        shape = b"".join(varint(d) for d in wire_shape(spec.shape))
         floats = varint(0x0A) + varint(4 * values.shape[1])
         float_data_len = len(floats) + 4 * values.shape[1]
         kind = b"\x38\x01" if spec.observation_type == ObservationType.GOAL_SIGNAL else b""

@@ -230,8 +230,7 @@ class Session:
             self.deciding[name] = len(decision)
             wire = wire_behavior_name(name)
             if self.png and any(len(o.shape) == 3 for o in spec.observation_specs):
-                obs_names = [o.name for o in spec.observation_specs]
-                infos = agent_infos(decision, terminal, d_wire, t_wire, obs_names, compress=True)
+                infos = agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs, compress=True)
                 listed = UnityRLOutputProto.ListAgentInfoProto(value=infos).SerializeToString()
             else:
                 listed = encode_agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
