@@ -45,3 +45,35 @@ def test_learns_to_the_benchmark_within_the_upstream_budget(workdir, trainer, en
     assert best["mean_reward"] >= target, rows[-1]
     assert best["step"] <= budget
     assert f"Reached stop_at_reward={float(target)}" in proc.stdout
+
+
+# Gymnasium envs (env=gym env.id=..., tuned/gym_<trainer>.yaml): (trainer, Gymnasium id, target, tuned max_steps).
+GYM_CASES = [
+    ("ppo", "CartPole-v1", 475, 100_000),
+    ("sac", "Pendulum-v1", -200, 50_000),
+]
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize(
+    ("trainer", "env_id", "target", "budget"), [pytest.param(*c, id=f"{c[0]}-gym-{c[1]}") for c in GYM_CASES]
+)
+def test_learns_a_gymnasium_env(workdir, trainer, env_id, target, budget):
+    proc = run_mlx(
+        f"trainer={trainer}",
+        "env=gym",
+        f"env.id={env_id}",
+        "seed=1",
+        "run_id=a",
+        f"stop_at_reward={target}",
+        "tracking=none",
+        "progress=plain",
+        cwd=workdir,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
+    best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
+    assert best["mean_reward"] >= target, rows[-1]
+    assert best["step"] <= budget
+    assert f"Reached stop_at_reward={float(target)}" in proc.stdout

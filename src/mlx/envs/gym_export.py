@@ -130,6 +130,7 @@ class MlxVectorEnv(gymnasium.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._decision: DecisionSteps = decision
         self._rows = self._positions(decision.agent_id)
+        self.render_mode = None  # mlx envs do not render
         self._closed = False
 
     # ---- conversions ------------------------------------------------------------------------------
