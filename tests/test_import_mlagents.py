@@ -1,0 +1,414 @@
+"""`python -m mlx.import_mlagents`: ML-Agents trainer configs (every format) become mlx experiments that
+compose, validate and carry the same settings; what mlx cannot apply is reported, bad input refused."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlx.config import validate
+from mlx.import_mlagents import convert_old_curriculum, load_curriculum_option, main
+from tests.conftest import REPO, compose_tree, run_mlx
+
+DATA = Path(__file__).parent / "data" / "mlagents_configs"
+UPSTREAM = sorted(p for d in ("ppo", "sac", "poca", "imitation") for p in (DATA / d).glob("*.yaml"))
+
+
+def run_import(*args: str | Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def written(out: str) -> dict[str, tuple[str, list[str]]]:
+    """Experiment name -> (file, behaviours) from the importer's 'wrote' lines."""
+    found = {}
+    for path, behaviours in re.findall(r"^wrote (\S+) \(([^)]*)\)", out, flags=re.M):
+        found[Path(path).stem] = (path, behaviours.split(", "))
+    return found
+
+
+def compose_experiment(folder: Path, name: str, *overrides: str) -> dict:
+    """Compose `experiment=<name>` from an experiment/ folder outside conf/, as a user would with
+    hydra.searchpath."""
+    return compose_tree(f"experiment={name}", f"hydra.searchpath=[file://{folder.parent}]", *overrides)
+
+
+def compose_own_run_keys(folder: Path, name: str) -> dict:
+    """Like compose_experiment, without compose_tree's run_id and seed overrides (the experiment sets them)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mlx.__main__ import CONF_DIR
+    from mlx.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={name}", f"hydra.searchpath=[file://{folder.parent}]"])
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
+def imported(tmp_path: Path, capsys, source: Path, *extra: str) -> tuple[Path, dict[str, tuple[str, list[str]]], str]:
+    folder = tmp_path / "experiment"
+    code, out, err = run_import(source, "--out", folder, *extra, capsys=capsys)
+    assert code == 0, err
+    return folder, written(out), err
+
+
+def expected_settings(section: dict) -> dict:
+    """The settings of an ML-Agents behaviour that mlx must carry over unchanged."""
+    expected = {f"hyperparameters.{k}": v for k, v in (section.get("hyperparameters") or {}).items()}
+    for key in ("normalize", "hidden_units", "num_layers", "vis_encode_type"):
+        if key in (section.get("network_settings") or {}):
+            expected[f"network_settings.{key}"] = section["network_settings"][key]
+    for key in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
+        if key in section:
+            expected[key] = section[key]
+    for name, signal in (section.get("reward_signals") or {}).items():
+        if name in ("extrinsic", "curiosity", "rnd"):
+            for key in ("gamma", "strength", "learning_rate"):
+                if key in signal:
+                    expected[f"reward_signals.{name}.{key}"] = signal[key]
+    return expected
+
+
+def lookup(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
+
+
+@pytest.mark.parametrize("source", UPSTREAM, ids=[f"{p.parent.name}/{p.name}" for p in UPSTREAM])
+def test_every_upstream_config_imports_and_keeps_its_settings(source, tmp_path, capsys):
+    folder, experiments, _ = imported(tmp_path, capsys, source)
+    behaviours = yaml.safe_load(source.read_text())["behaviors"]
+    covered = [b for _, names in experiments.values() for b in names]
+    assert sorted(covered) == sorted(behaviours)
+    for name, (_, names) in experiments.items():
+        tree = compose_experiment(folder, name)
+        run = validate(tree)
+        section = behaviours[names[0]]
+        # poca has no mlx trainer yet and is written as ppo (reported, see test_poca_is_reported)
+        assert run.trainer.trainer_type == {"poca": "ppo"}.get(section["trainer_type"], section["trainer_type"])
+        for key, value in expected_settings(section).items():
+            if isinstance(value, str) and value in ("linear", "constant", "simple", "nature_cnn", "resnet", "match3"):
+                assert lookup(tree["trainer"], key) == value, key
+            else:  # YAML 1.1 reads 1.0e7 as text; ML-Agents (and the importer) read it as a number
+                assert lookup(tree["trainer"], key) == pytest.approx(float(value)), key
+
+
+def test_imported_3dball_ppo_resolves_to_the_tuned_defaults(tmp_path, capsys):
+    folder, experiments, err = imported(tmp_path, capsys, DATA / "ppo" / "3DBall.yaml")
+    assert list(experiments) == ["3dball_ppo"] and err == ""
+    tuned = compose_tree("env=3dball", "trainer=ppo")["trainer"]
+    assert compose_experiment(folder, "3dball_ppo", "env=3dball")["trainer"] == tuned
+    # The experiment alone carries every trainer setting: with another env (another tuned file, or
+    # none) the trainer tree is still the imported one.
+    assert compose_experiment(folder, "3dball_ppo", "env=basic")["trainer"] == tuned
+    assert compose_experiment(folder, "3dball_ppo", "env=gridworld")["trainer"] == tuned
+    # The behaviour name selects the mlx env of that name; the command line still picks another.
+    assert compose_experiment(folder, "3dball_ppo")["env"]["name"] == "3dball"
+    assert compose_experiment(folder, "3dball_ppo", "env=basic")["env"]["name"] == "basic"
+
+
+def test_imported_3dball_sac_resolves_to_the_tuned_defaults(tmp_path, capsys):
+    folder, experiments, _ = imported(tmp_path, capsys, DATA / "sac" / "3DBall.yaml")
+    tuned = compose_tree("env=3dball", "trainer=sac")["trainer"]
+    assert compose_experiment(folder, "3dball_sac", "env=basic")["trainer"] == tuned
+
+
+def test_old_flat_format_3dball_equals_the_nested_one(tmp_path, capsys):
+    """The <= 0.16 trainer_config.yaml (default section + flat keys, max_steps: 5.0e5 as text) gives
+    3DBall the same trainer tree as today's config/ppo/3DBall.yaml."""
+    folder, experiments, err = imported(tmp_path, capsys, DATA / "old" / "trainer_config.yaml")
+    by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
+    tuned = compose_tree("env=3dball", "trainer=ppo")["trainer"]
+    assert compose_experiment(folder, by_behaviour["3DBall"])["trainer"] == tuned
+    hallway = compose_experiment(folder, by_behaviour["Hallway"])["trainer"]  # use_recurrent -> memory
+    assert hallway["network_settings"]["memory"] == {"sequence_length": 64, "memory_size": 128}
+    assert hallway["hyperparameters"]["beta"] == pytest.approx(0.01)
+    pyramids = compose_experiment(folder, by_behaviour["Pyramids"])["trainer"]  # encoding_size -> hidden units
+    assert pyramids["reward_signals"]["curiosity"]["network_settings"]["hidden_units"] == 256
+    assert pyramids["reward_signals"]["curiosity"]["strength"] == pytest.approx(0.02)
+    # Behaviours whose mlx settings are equal share one experiment (self_play differs but is unmapped)
+    assert experiments[by_behaviour["Striker"]][1] == ["Goalie", "Striker", "SoccerTwos"]
+    assert "not mapped: Tennis.self_play: mlx has no self-play yet" in err
+
+
+def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
+    folder, experiments, err = imported(tmp_path, capsys, DATA / "old" / "sac_trainer_config.yaml")
+    assert "not mapped: default.num_update:" in err and "not mapped: default.train_interval:" in err
+    assert "not mapped: FoodCollector.train_interval:" in err
+    assert "not mapped: Hallway.use_recurrent: mlx supports memory (LSTM) with ppo only" in err
+    assert "not mapped: VisualHallway.gamma:" in err  # a pre-0.8 key, ignored since
+    assert "not mapped: Tennis.self_play:" in err  # play_against_current_self_ratio (old name) accepted
+    by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
+    walker = validate(compose_experiment(folder, by_behaviour["Walker"]))
+    assert walker.trainer.max_steps == 20_000_000 and walker.trainer.network_settings.num_layers == 4
+    text = Path(experiments[by_behaviour["Hallway"]][0]).read_text()
+    assert "#   Hallway.use_recurrent: mlx supports memory" in text
+    assert re.search(r"^#\s+memory:\n#\s+sequence_length: 32$", text, re.M)  # the unmapped memory, kept
+
+
+def test_old_curriculum_and_sampler_files(tmp_path, capsys):
+    folder, experiments, err = imported(
+        tmp_path,
+        capsys,
+        DATA / "old" / "trainer_config.yaml",
+        "--curriculum",
+        DATA / "old" / "curricula" / "wall_jump.yaml",
+        "--sampler",
+        DATA / "old" / "3dball_randomize.yaml",
+    )
+    for name in ("mass", "gravity", "scale", "big_wall_min_height", "big_wall_max_height", "small_wall_height"):
+        assert f"not mapped: environment_parameters.{name}: not accepted by this mlx" in err
+    assert "3dball_randomize.yaml:resampling-interval: ignored" in err
+    text = Path(next(iter(experiments.values()))[0]).read_text()
+    kept = yaml.safe_load("\n".join(line[4:] for line in text.splitlines() if line.startswith("#   ") and ":" in line))
+    assert kept is not None  # the commented block is YAML again once the comment marks go
+    lessons = convert_old_curriculum(yaml.safe_load((DATA / "old" / "curricula" / "wall_jump.yaml").read_text()), "x:")
+    small = lessons["small_wall_height"]["curriculum"]
+    assert [lesson["value"] for lesson in small] == [1.5, 2.0, 2.5, 4.0]
+    assert [lesson["completion_criteria"]["threshold"] for lesson in small[:3]] == [0.1, 0.3, 0.5]
+    assert small[0]["completion_criteria"]["behavior"] == "SmallWallJump" and "completion_criteria" not in small[3]
+
+
+def test_curriculum_folder_of_json_files(tmp_path):
+    """<= 0.14: one JSON curriculum per brain, named after it."""
+    (tmp_path / "BigWallJump.json").write_text(
+        '{"measure": "reward", "thresholds": [0.5], "min_lesson_length": 3, "parameters": {"h": [1.0, 4.0]}}'
+    )
+    lessons = load_curriculum_option(tmp_path)["h"]["curriculum"]
+    assert lessons[0]["completion_criteria"]["behavior"] == "BigWallJump"
+    assert lessons[0]["completion_criteria"]["measure"] == "reward" and lessons[1]["value"] == 4.0
+
+
+def test_poca_is_reported(tmp_path, capsys):
+    folder, experiments, err = imported(tmp_path, capsys, DATA / "poca" / "SoccerTwos.yaml")
+    assert "not mapped: behaviors.SoccerTwos.trainer_type: poca: MA-POCA" in err
+    assert "not mapped: behaviors.SoccerTwos.self_play: mlx has no self-play yet" in err
+    path, _ = experiments["soccertwos_poca"]
+    text = Path(path).read_text()
+    assert text.startswith("# @package _global_\n")
+    assert "# NOT MAPPED (2)" in text and "#   behaviors.SoccerTwos.self_play: mlx has no self-play" in text
+    assert re.search(r"^#\s+self_play:\n(#\s+\w+: .*\n)*#\s+play_against_latest_model_ratio: 0.5$", text, re.M)
+    tree = compose_experiment(folder, "soccertwos_poca")
+    assert tree["trainer"]["trainer_type"] == "ppo" and tree["trainer"]["hyperparameters"]["batch_size"] == 2048
+
+
+def test_gail_and_behavioral_cloning_are_reported(tmp_path, capsys):
+    folder, experiments, err = imported(tmp_path, capsys, DATA / "imitation" / "Crawler.yaml")
+    assert "not mapped: behaviors.Crawler.behavioral_cloning: mlx has no behavioral cloning yet" in err
+    assert "not mapped: behaviors.Crawler.reward_signals.gail: mlx has no gail reward signal" in err
+    assert "so the experiment uses extrinsic" in err  # gail was its only signal
+    tree = compose_experiment(folder, "crawler_ppo")
+    assert list(tree["trainer"]["reward_signals"]) == ["extrinsic"]
+
+
+def test_multiple_behaviours_with_different_settings_give_one_experiment_each(tmp_path, capsys):
+    code, out, _ = run_import(DATA / "ppo" / "WallJump.yaml", "--out", tmp_path / "wj.yaml", capsys=capsys)
+    assert code == 0 and "2 experiments" in out
+    assert sorted(written(out)) == ["wj_bigwalljump", "wj_smallwalljump"]
+    assert (tmp_path / "wj_bigwalljump.yaml").exists() and (tmp_path / "wj_smallwalljump.yaml").exists()
+
+
+def test_default_settings_merge_as_in_ml_agents(tmp_path, capsys):
+    source = tmp_path / "c.yaml"
+    source.write_text(
+        "default_settings:\n  trainer_type: ppo\n  max_steps: 12345\n  hyperparameters: {batch_size: 32}\n"
+        "behaviors:\n  A:\n    hyperparameters: {buffer_size: 640}\n    reward_signals: {curiosity: {strength: 0.1}}\n"
+        "  B:\n    hyperparameters: {buffer_size: 640}\n    reward_signals: {curiosity: {strength: 0.1}}\n"
+    )
+    folder, experiments, _ = imported(tmp_path, capsys, source)
+    assert list(experiments) == ["c_ppo"] and experiments["c_ppo"][1] == ["A", "B"]  # equal: one experiment
+    trainer = compose_experiment(folder, "c_ppo")["trainer"]
+    assert trainer["max_steps"] == 12345
+    assert trainer["hyperparameters"]["batch_size"] == 32 and trainer["hyperparameters"]["buffer_size"] == 640
+    # default_settings is filled with ML-Agents' defaults first, so extrinsic stays beside curiosity
+    assert sorted(trainer["reward_signals"]) == ["curiosity", "extrinsic"]
+    assert trainer["reward_signals"]["curiosity"]["strength"] == pytest.approx(0.1)
+
+
+def test_run_level_sections_map_to_mlx_keys(tmp_path, capsys):
+    source = tmp_path / "run.yaml"
+    source.write_text(
+        "behaviors:\n  3DBall:\n    trainer_type: sac\n"
+        "env_settings: {num_areas: 1, seed: 7, num_envs: 2, timeout_wait: 30}\n"
+        "engine_settings: {time_scale: 5, no_graphics: true}\n"
+        "checkpoint_settings: {run_id: imported, results_dir: elsewhere, force: true}\n"
+        "torch_settings: {device: cpu}\n"
+        "environment_parameters:\n  mass: 2.0\n  scale: {sampler_type: constant, sampler_parameters: {value: 1.5}}\n"
+    )
+    folder, _, err = imported(tmp_path, capsys, source)
+    assert err == ""
+    run = validate(compose_own_run_keys(folder, "run_sac"))
+    assert run.seed == 7 and run.run_id == "imported" and run.results_dir == "elsewhere" and run.force
+    assert run.env.name == "3dball" and run.env.num_envs == 2 and run.env.timeout_wait == 30
+    assert run.env.num_areas == 12  # ML-Agents' default of 1 leaves the env's own count
+    assert run.env.parameters == {"mass": 2.0, "scale": 1.5, "gravity": 9.81}  # constants -> env.parameters
+    assert run.engine_settings.time_scale == 5 and run.engine_settings.no_graphics
+    assert run.torch_settings.device == "cpu" and run.trainer.trainer_type == "sac"
+
+
+def test_env_path_selects_env_unity(tmp_path, capsys):
+    source = tmp_path / "u.yaml"
+    source.write_text("behaviors:\n  Walker: {}\nenv_settings: {env_path: builds/Walker, env_args: [-logFile, -]}\n")
+    folder, _, err = imported(tmp_path, capsys, source)
+    run = validate(compose_experiment(folder, "u_ppo"))
+    assert run.env.name == "unity" and run.env.path == "builds/Walker" and run.env.env_args == ["-logFile", "-"]
+
+
+def test_threaded_and_inference_are_reported(tmp_path, capsys):
+    source = tmp_path / "t.yaml"
+    source.write_text(
+        "behaviors:\n  X:\n    threaded: true\n    network_settings: {deterministic: true}\n"
+        "checkpoint_settings: {inference: true}\ndebug: true\n"
+    )
+    folder, _, err = imported(tmp_path, capsys, source)
+    for path in ("behaviors.X.threaded", "behaviors.X.network_settings.deterministic", "checkpoint_settings.inference"):
+        assert f"not mapped: {path}:" in err
+    assert "not mapped: debug:" in err
+    assert validate(compose_experiment(folder, "t_ppo")).trainer.threaded is False
+
+
+def test_a_run_configuration_yaml_imports_without_warnings(tmp_path, capsys):
+    """mlagents-learn's results/<run>/configuration.yaml lists every option at its default: nothing in
+    it asks for something mlx lacks."""
+    settings = yaml.safe_load((DATA / "ppo" / "3DBall.yaml").read_text())
+    ball = settings["behaviors"]["3DBall"]
+    ball["network_settings"].update(memory=None, goal_conditioning_type="hyper", deterministic=False)
+    ball.update(init_path=None, threaded=False, self_play=None, behavioral_cloning=None, checkpoint_interval=500000)
+    ball["reward_signals"]["extrinsic"]["network_settings"] = {"normalize": False, "hidden_units": 128}
+    settings.update(
+        default_settings=None,
+        environment_parameters=None,
+        debug=False,
+        torch_settings={"device": None},
+        env_settings={"env_path": None, "env_args": None, "base_port": 5005, "num_envs": 1, "num_areas": 1, "seed": -1},
+        checkpoint_settings={"run_id": "ppo", "load_model": False, "train_model": False, "inference": False},
+        engine_settings={"width": 84, "height": 84, "time_scale": 20, "no_graphics": False},
+    )
+    source = tmp_path / "configuration.yaml"
+    source.write_text(yaml.safe_dump(settings))
+    folder, _, err = imported(tmp_path, capsys, source)
+    assert err == ""
+    assert compose_experiment(folder, "configuration_ppo")["trainer"] == compose_tree("env=3dball")["trainer"]
+
+
+def test_utf8_bom_is_accepted(tmp_path, capsys):
+    """Windows editors write a byte-order mark that breaks ML-Agents on Windows; it is stripped."""
+    plain_dir, with_bom = tmp_path / "a", tmp_path / "3DBall.yaml"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + (DATA / "ppo" / "3DBall.yaml").read_bytes())
+    code, _, err = run_import(DATA / "ppo" / "3DBall.yaml", "--out", plain_dir / "x.yaml", capsys=capsys)
+    code_bom, _, err_bom = run_import(with_bom, "--out", tmp_path / "b" / "x.yaml", capsys=capsys)
+    assert code == code_bom == 0 and err == err_bom == ""
+    assert (plain_dir / "x.yaml").read_text() == (tmp_path / "b" / "x.yaml").read_text()
+
+
+def test_utf16_file_is_accepted(tmp_path, capsys):
+    source = tmp_path / "3DBall.yaml"
+    source.write_bytes((DATA / "ppo" / "3DBall.yaml").read_text().encode("utf-16"))  # with its BOM
+    code, _, err = run_import(source, "--out", tmp_path / "x.yaml", capsys=capsys)
+    assert code == 0 and err == ""
+
+
+BAD = {
+    "unknown_nested": (
+        "behaviors:\n  3DBall:\n    hyperparameters:\n      batch_sise: 64\n    trainer_type: ppo\n",
+        "unknown key 'behaviors.3DBall.hyperparameters.batch_sise' (did you mean 'batch_size'?); allowed there: ",
+    ),
+    "unknown_top": (
+        "behaviours:\n  3DBall: {trainer_type: ppo}\n",
+        "unknown key 'behaviours' (did you mean 'behaviors'?)",
+    ),
+    "unknown_signal": (
+        "behaviors:\n  B:\n    reward_signals: {curiousity: {strength: 0.1}}\n",
+        "unknown key 'behaviors.B.reward_signals.curiousity' (did you mean 'curiosity'?)",
+    ),
+    "unknown_flat": (
+        "default:\n  trainer: ppo\n  batch_sise: 3\nX:\n  max_steps: 5.0e5\n",
+        "unknown key 'default.batch_sise' (did you mean 'batch_size'?); it is not a key of ML-Agents' old flat format",
+    ),
+    "unknown_sampler_key": (
+        "behaviors:\n  B: {}\nenvironment_parameters:\n  m: {sampler_type: uniform, sampler_parameters: {min: 1}}\n",
+        "unknown key 'environment_parameters.m.sampler_parameters.min'",
+    ),
+    "syntax": ("behaviors:\n  3DBall:\n    trainer_type: ppo\n   max_steps: 10\n", ":4:4: YAML syntax error: "),
+    "trainer_type": ("behaviors:\n  X:\n    trainer_type: ppo2\n", "unknown trainer type 'ppo2'"),
+    "wrong_type": ("behaviors:\n  X:\n    max_steps: lots\n", "behaviors.X.max_steps must be a number (got 'lots')"),
+    "not_a_mapping": ("- 3DBall\n", "the top level must be a mapping"),
+    "empty": ("", "the file is empty"),
+    "refused_by_mlx": (
+        "behaviors:\n  X:\n    trainer_type: ppo\n    hyperparameters: {batch_size: 2000, buffer_size: 1000}\n",
+        "refused by mlx: trainer.hyperparameters.batch_size (2000) must not exceed",
+    ),
+    "hyperparameters_without_type": (
+        "behaviors:\n  X:\n    hyperparameters: {batch_size: 20}\n",
+        "hyperparameters were given but no trainer_type",
+    ),
+    "odd_memory": (
+        "behaviors:\n  X:\n    network_settings: {memory: {memory_size: 127}}\n",
+        "memory.memory_size must be even",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_clear_line_and_exit_2(case, tmp_path, capsys):
+    text, message = BAD[case]
+    source = tmp_path / "bad.yaml"
+    source.write_text(text)
+    code, out, err = run_import(source, "--out", tmp_path / "experiment", capsys=capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("mlx.import_mlagents: error: ") and message in err, err
+    assert out == "" and not (tmp_path / "experiment").exists()
+
+
+def test_missing_file_and_invalid_utf8(tmp_path, capsys):
+    code, _, err = run_import(tmp_path / "nope.yaml", capsys=capsys)
+    assert code == 2 and err == f"mlx.import_mlagents: error: {tmp_path / 'nope.yaml'}: no such file\n"
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("behaviors:\n  Bälle: {}\n".encode("latin-1"))
+    code, _, err = run_import(latin1, capsys=capsys)
+    assert code == 2 and "not UTF-8 text (byte 0xe4 at offset 14); save it as UTF-8" in err
+
+
+def test_existing_file_is_kept_without_force_and_strict_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "experiment"
+    assert run_import(DATA / "ppo" / "3DBall.yaml", "--out", out, capsys=capsys)[0] == 0
+    code, _, err = run_import(DATA / "ppo" / "3DBall.yaml", "--out", out, capsys=capsys)
+    assert code == 2 and "exists; pass --force" in err
+    assert run_import(DATA / "ppo" / "3DBall.yaml", "--out", out, "--force", capsys=capsys)[0] == 0
+    code, _, err = run_import(DATA / "poca" / "SoccerTwos.yaml", "--out", out, "--strict", capsys=capsys)
+    assert code == 1 and "not mapped (--strict); nothing written" in err
+    assert not (out / "soccertwos_poca.yaml").exists()
+
+
+def test_command_line_import_then_train(tmp_path):
+    """The user's two commands, as subprocesses: import, then train a few steps with the experiment."""
+    conf = tmp_path / "conf" / "experiment"
+    done = subprocess.run(
+        [sys.executable, "-m", "mlx.import_mlagents", str(DATA / "ppo" / "3DBall.yaml"), "--out", str(conf)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"python -m mlx experiment=3dball_ppo hydra.searchpath=[file://{conf.parent}]" in done.stdout
+    result = run_mlx(
+        "experiment=3dball_ppo",
+        f"hydra.searchpath=[file://{conf.parent}]",
+        "trainer.max_steps=1200",
+        "tracking=none",
+        "run_id=imported",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((tmp_path / "results" / "imported" / "configuration.yaml").read_text())
+    assert saved["trainer"]["time_horizon"] == 1000 and saved["trainer"]["hyperparameters"]["batch_size"] == 64
