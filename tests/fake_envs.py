@@ -3,8 +3,9 @@
     python tests/fake_envs.py MODE --mlagents-port PORT [Unity-style args ignored]
 
 MODE: wrong_version (hand-shakes as communication 0.9.0), garbage (sends bytes that are not a
-UnityMessageProto), stats (Basic, reporting statistics on the stats side channel), silent (connects,
-then never answers again). They speak through mlx's own client, as a real env process would.
+UnityMessageProto), stats (Basic, reporting statistics on the stats side channel), echo (Basic, sending
+back every message of the custom channel ECHO_ID, upper-cased), silent (connects, then never answers
+again). They speak through mlx's own client, as a real env process would.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import uuid
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from mlx.envs.basic import BasicEnv
 from mlx.envs.communicator_objects.unity_message_pb2 import UnityMessageProto
 from mlx.envs.remote import Session
 from mlx.envs.rpc import EnvClient
+from mlx.envs.side_channels import IncomingMessage, OutgoingMessage, SideChannel
 
 
 class StatsBasic(BasicEnv):
@@ -40,10 +43,40 @@ class StatsBasic(BasicEnv):
         ]
 
 
+ECHO_ID = uuid.UUID("6e1f4a3c-0d8b-4c1e-9a57-2f1c3b5d7e90")
+
+
+class EchoChannel(SideChannel):
+    """A custom side channel: the env side upper-cases every string it receives and sends it back."""
+
+    channel_id = ECHO_ID
+    name = "echo channel"
+
+    def __init__(self, reply: bool) -> None:
+        super().__init__()
+        self.reply = reply
+        self.received: list[str] = []
+
+    def send(self, text: str) -> None:
+        msg = OutgoingMessage()
+        msg.write_string(text)
+        self.queue_message(msg)
+
+    def on_message_received(self, message: IncomingMessage) -> None:
+        text = message.read_string()
+        self.received.append(text)
+        if self.reply:
+            self.send(text.upper())
+
+
 def main() -> int:
     mode = sys.argv[1]
     port = int(sys.argv[sys.argv.index("--mlagents-port") + 1])
     client = EnvClient(port)
+    if mode == "echo":
+        session = Session(lambda n, seed: BasicEnv(num_areas=max(n, 1), seed=seed), client, timeout_wait=30)
+        session.channels.add(EchoChannel(reply=True))
+        return session.run()
     if mode == "stats":
         return Session(lambda n, seed: StatsBasic(num_areas=max(n, 1), seed=seed), client, timeout_wait=30).run()
     if mode == "garbage":

@@ -307,3 +307,21 @@ def test_a_visual_env_with_masks_and_a_goal_signal_equals_the_native_env(png):
             native.step()
     finally:
         remote.close()
+
+
+def test_a_custom_side_channel_talks_both_ways():
+    """A user's channel (here on a server bound to every address, env.bind=0.0.0.0) sends to the env and
+    receives its answers."""
+    from tests.fake_envs import EchoChannel
+
+    echo = EchoChannel(reply=False)
+    env = UnityEnv(command=fake("echo"), base_port=0, num_areas=2, side_channels=[echo], bind="0.0.0.0")
+    try:
+        echo.send("hello")
+        echo.send("env")
+        random_steps(env, 1)  # sent with the step; the env's answer comes with its next message
+        assert echo.received == ["HELLO", "ENV"]
+        random_steps(env, 1)
+        assert echo.received == ["HELLO", "ENV"]  # each message once
+    finally:
+        env.close()
