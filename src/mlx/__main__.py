@@ -85,10 +85,16 @@ def _app(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from mlx.config import ConfigError
     from mlx.run import run
+    from mlx.sweep.jobs import job_tags
 
     try:
-        return run(cfg)
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        if cfg.get("sweep") is not None and not multirun:
+            choice = HydraConfig.get().runtime.choices.get("sweep")
+            raise ConfigError(f"sweep={choice} is an Optuna search: run it with -m (python -m mlx -m sweep={choice})")
+        return run(cfg, tags=job_tags())
     except user_error_types() as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # a sweep records the failed job and goes on

@@ -15,6 +15,8 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from mlx.sweep.schema import SweepSchema
+
 
 class ConfigError(ValueError):
     """A configuration value a user must change; the message names the key and what is allowed."""
@@ -194,6 +196,12 @@ class TrackingSettings:
     uri: str = "sqlite:///mlruns.db"
     experiment_name: str | None = None  # None: the env name
     log_checkpoints: bool = True
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags: +tracking.tags.group=baseline
+    # Set by the sweepers for each job of a multirun (see mlx.sweep): the sweep's MLflow parent run, the
+    # sweep's id and the Optuna trial number, all recorded as tags of the job's run.
+    parent_run_id: str | None = None
+    sweep_id: str | None = None
+    trial: int | None = None
 
 
 @dataclass
@@ -220,6 +228,7 @@ class MlxConfig:
     initialize_from: str | None = None
     stop_at_reward: float | None = None
     progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
+    sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
 
 
 def register_configs() -> None:
@@ -232,6 +241,11 @@ def register_configs() -> None:
         cs.store(group="trainer", name=f"{name}_schema", node=settings)
     cs.store(group="env", name="env_schema", node=EnvSettings)
     cs.store(group="tracking", name="tracking_schema", node=TrackingSettings)
+    from mlx.sweep.files import register_sweeps
+    from mlx.sweep.jobs import register_resolvers
+
+    register_resolvers()
+    register_sweeps()
 
 
 @dataclass
@@ -401,8 +415,12 @@ def validate_env_processes(env: EnvSettings) -> None:
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Turn the composed config into typed settings, or raise ConfigError naming the problem."""
+    from mlx.sweep.jobs import register_resolvers
+
+    register_resolvers()  # run_id's ${mlx_job:} also resolves in sweep worker processes
     tree = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if isinstance(cfg, DictConfig) else dict(cfg)
     assert isinstance(tree, dict)
+    tree.pop("sweep", None)  # the search's settings, not the run's
     trainer_tree = dict(tree.get("trainer") or {})
     trainer_type = trainer_tree.get("trainer_type")
     if trainer_type not in TRAINER_SETTINGS:

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,11 +27,16 @@ import mlx
 from mlx.config import RunConfig, validate
 from mlx.envs import make_env
 from mlx.envs.base import BaseEnv
-from mlx.tracking import Tracker, flatten, make_tracker
+from mlx.tracking import Tracker, flatten, make_tracker, run_tags
 from mlx.trainers import RLTrainer, make_trainer
 from mlx.trainers.base import StatSummary
 
 REWARD = "Environment/Cumulative Reward"
+
+# Called after each summary with (behaviour, step, mean reward or None when no episode ended); returning
+# True ends the run there, final checkpoint saved, as stop_at_reward does. Sweeps use it to report to
+# Optuna and to stop a pruned trial.
+SummaryHook = Callable[[str, int, "float | None"], bool]
 
 
 class RunError(RuntimeError):
@@ -193,8 +199,12 @@ def truncate_stats(path: Path, max_step: int) -> None:
 class Run:
     """Everything one training run owns; `train()` is the loop."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(
+        self, cfg: RunConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
+    ) -> None:
         self.cfg = cfg
+        self.on_summary = on_summary
+        self.tags = dict(tags or {})  # extra MLflow tags (a multirun job's overrides)
         self.paths = RunPaths(Path(cfg.results_dir) / cfg.run_id)
         self.status = TrainingStatus()
         self.tracker: Tracker = Tracker()
@@ -296,6 +306,8 @@ class Run:
                 "mlx.env": cfg.env.name,
                 "mlx.trainer": cfg.trainer.trainer_type,
                 "mlx.seed": str(cfg.seed),
+                **run_tags(cfg.tracking),
+                **self.tags,
             },
             resume_id,
         )
@@ -363,6 +375,7 @@ class Run:
         window_start = {name: (start, tr.step) for name, tr in self.trainers.items()}
         done = {name: tr.step >= t.max_steps for name, tr in self.trainers.items()}
         reached = dict.fromkeys(self.trainers, False)
+        stop = False
         env.reset()
         self.started = True
         while not all(done.values()):
@@ -388,6 +401,9 @@ class Run:
                         self.last_reward[name] = mean
                         if cfg.stop_at_reward is not None and mean >= cfg.stop_at_reward:
                             reached[name] = True
+                    if self.on_summary is not None and self.on_summary(name, trainer.step, mean):
+                        print(f"[INFO] {name}. Stopped early at step {trainer.step} (on_summary).", flush=True)
+                        stop = True
                 if trainer.step >= self.next_checkpoint[name]:
                     self.next_checkpoint[name] = (trainer.step // self.checkpoint_every + 1) * self.checkpoint_every
                     self.save_checkpoint(name, elapsed)
@@ -399,7 +415,7 @@ class Run:
                         f"{name} step {trainer.step}/{t.max_steps} [{100 * trainer.step / t.max_steps:.0f}%] "
                         f"{sps:.0f} steps/s, last mean reward {self.last_reward.get(name) or 0:.2f}, {elapsed:.0f} s"
                     )
-            if cfg.stop_at_reward is not None and all(reached.values()):
+            if stop or (cfg.stop_at_reward is not None and all(reached.values())):
                 break
         summaries.progress.clear()
         elapsed = self.elapsed_before + time.perf_counter() - start
@@ -458,10 +474,12 @@ def seeded(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def run(dict_cfg: DictConfig) -> float | None:
+def run(
+    dict_cfg: DictConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
+) -> float | None:
     """Run one training job from a composed Hydra config; returns the last mean reward."""
     cfg = seeded(validate(dict_cfg))
-    job = Run(cfg)
+    job = Run(cfg, on_summary, tags)
     job.build()
     status = "FAILED"
     try:

@@ -72,6 +72,19 @@ class MlflowTracker(Tracker):
         self.client.set_terminated(self.run_id, status=status)
 
 
+def run_tags(settings: TrackingSettings) -> dict[str, str]:
+    """Tags from the tracking settings: the user's own, and a sweep job's parent run, sweep id and trial.
+    `mlflow.parentRunId` is what nests a run under its sweep in the MLflow UI."""
+    tags = {str(k): str(v) for k, v in settings.tags.items()}
+    if settings.parent_run_id:
+        tags["mlflow.parentRunId"] = settings.parent_run_id
+    if settings.sweep_id:
+        tags["mlx.sweep_id"] = settings.sweep_id
+    if settings.trial is not None:
+        tags["mlx.trial"] = str(settings.trial)
+    return tags
+
+
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """{'a': {'b': 1}} -> {'a.b': 1}: MLflow params are flat."""
     out: dict[str, Any] = {}

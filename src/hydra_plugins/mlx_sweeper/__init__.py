@@ -1,0 +1,1 @@
+"""mlx's Hydra sweeper plugin (Hydra discovers plugins in the `hydra_plugins` namespace package)."""

@@ -1,0 +1,91 @@
+"""Grids: `python -m mlx -m seed=1,2,3 trainer.hyperparameters.learning_rate=1e-4,3e-4`.
+
+Hydra's basic sweeper semantics (every combination, in batches of max_batch_size, through the configured
+launcher), plus what makes the jobs one experiment in MLflow: a parent run named after the sweep, and
+`tracking.sweep_id` / `tracking.parent_run_id` on every job so each job's run is nested under it and
+tagged with its overrides. A failed job does not stop the others; the sweep then ends with its error.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from mlx.config import TrackingSettings
+
+
+def tracking_settings(config: Any) -> TrackingSettings:
+    values = OmegaConf.to_container(config.tracking, resolve=True)
+    assert isinstance(values, dict)
+    return TrackingSettings(**values)
+
+
+def experiment_name(config: Any) -> str:
+    return str(OmegaConf.select(config, "tracking.experiment_name") or OmegaConf.select(config, "env.name"))
+
+
+def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.utils import JobStatus
+
+    from mlx.__main__ import describe, user_error_types
+    from mlx.run import RunError
+    from mlx.sweep.tracking import open_parent_run
+
+    config = sweeper.config
+    parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), sweeper.max_batch_size)
+    n_jobs = sum(len(batch) for batch in batches)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / "multirun.yaml")
+    sweep_id = (
+        f"{OmegaConf.select(config, 'trainer.trainer_type')}-{OmegaConf.select(config, 'env.name')}-{sweep_dir.name}"
+    )
+    parent = open_parent_run(
+        tracking_settings(config),
+        experiment_name(config),
+        sweep_id,
+        "grid",
+        {"sweep.arguments": " ".join(arguments), "sweep.jobs": n_jobs},
+    )
+    internal = [f"tracking.sweep_id={sweep_id}"]
+    if parent is not None:
+        internal.append(f"tracking.parent_run_id={parent.run_id}")
+    where = f"; MLflow parent run {parent.run_id}" if parent else ""
+    print(f"[INFO] Sweep {sweep_id}: {n_jobs} jobs{where}.", flush=True)
+
+    returns: list[Any] = []
+    failed: list[Any] = []
+    status = "KILLED"
+    try:
+        job_idx = 0
+        for batch in batches:
+            jobs = [list(job) + internal for job in batch]
+            sweeper.validate_batch_is_legal(jobs)
+            results = sweeper.launcher.launch(jobs, initial_job_idx=job_idx)
+            job_idx += len(jobs)
+            for result in results:
+                if result.status == JobStatus.FAILED:
+                    failed.append(result)
+                    print(
+                        f"[WARNING] Job {' '.join(result.overrides or [])} failed: {describe(result._return_value)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            returns.append(results)
+        status = "FAILED" if failed else "FINISHED"
+    finally:
+        if parent is not None:
+            parent.finish(status)
+    if failed:
+        exc = failed[0]._return_value
+        if isinstance(exc, user_error_types()):
+            shown = " ".join(o for o in failed[0].overrides or [] if not o.startswith("tracking."))
+            raise RunError(f"{len(failed)} of {n_jobs} jobs failed; the first ({shown}): {describe(exc)}") from exc
+        raise exc
+    return returns
