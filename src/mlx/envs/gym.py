@@ -179,7 +179,7 @@ class GymEnv(BaseEnv):
         if parameters:
             raise EnvError(
                 f"env.parameters ({', '.join(sorted(parameters))}) are for native envs; a Gymnasium env takes "
-                f"the keyword arguments of gymnasium.make as env.kwargs, e.g. env.kwargs.{next(iter(parameters))}=..."
+                f"the keyword arguments of gymnasium.make as env.kwargs, e.g. +env.kwargs.{next(iter(parameters))}=..."
             )
         if num_areas < 1:
             raise EnvError(f"num_areas must be >= 1 (got {num_areas})")
