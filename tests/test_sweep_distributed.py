@@ -37,7 +37,7 @@ tracking:
 sweep:
   study_name: shared
   n_trials: {N_TRIALS}
-  sampler: random
+  sampler: {{type: random}}
   pruner: {{type: median, n_startup_trials: 3}}
   search_space:
     trainer.hyperparameters.learning_rate: {{type: float, low: 1.0e-5, high: 1.0e-2, log: true}}

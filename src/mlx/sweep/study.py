@@ -33,7 +33,6 @@ RUN_ID = "mlx.run_id"
 @functools.lru_cache(maxsize=8)
 def open_storage(url: str) -> Any:
     """One storage object per URL and process (trials of a sweep share its connection pool)."""
-    import optuna
 
     try:
         if url.startswith("journal:"):
@@ -47,10 +46,26 @@ def open_storage(url: str) -> Any:
             engine_kwargs["connect_args"] = {"timeout": 60}
         else:
             engine_kwargs["pool_pre_ping"] = True
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        return _rdb_storage(url, engine_kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure to open is the same user problem
         text = " ".join(str(exc).split())[:300]
         raise ConfigError(f"sweep.storage: cannot open '{url}' ({type(exc).__name__}: {text})") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> Any:
+    """Workers that start together on an empty database all create Optuna's tables; the losers of that
+    race get a duplicate-object error, and a moment later find the tables made: try again."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(settings: SamplerSettings, seed_offset: int = 0) -> Any:
