@@ -219,7 +219,13 @@ class MlxConfig:
     engine_settings: EngineSettings = field(default_factory=EngineSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     torch_settings: TorchSettings = field(default_factory=TorchSettings)
+    # ML-Agents' environment_parameters block (constants, samplers, curricula; see mlx.curriculum),
+    # filled by the curriculum/ and sampler/ groups; a parameter here overrides env.parameters.<name>.
     environment_parameters: dict[str, Any] = field(default_factory=dict)
+    # Per-behaviour trainer settings merged over `trainer` (ML-Agents' behaviors.<name> sections), e.g.
+    # +behaviors.BigWallJump.max_steps=20000000; validated like trainer.*.
+    behaviors: dict[str, Any] = field(default_factory=dict)
+    lesson: int | None = None  # start every curriculum at this lesson (clipped to its last one)
     run_id: str = MISSING
     seed: int = -1
     results_dir: str = "results"
@@ -267,6 +273,17 @@ class RunConfig:
     progress: str
     resolved: dict[str, Any]  # the whole resolved tree, for configuration.yaml and MLflow params
     engine_settings: EngineSettings = field(default_factory=EngineSettings)
+    environment_parameters: dict[str, Any] = field(default_factory=dict)  # name -> curriculum.EnvironmentParameter
+    behaviors: dict[str, TrainerSettings] = field(default_factory=dict)  # behaviours with their own settings
+    behavior_signals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ... and their reward signals
+    lesson: int | None = None
+
+    def trainer_for(self, behavior: str) -> TrainerSettings:
+        """The trainer settings of one behaviour: its behaviors.<name> section merged over trainer."""
+        return self.behaviors.get(behavior, self.trainer)
+
+    def signals_for(self, behavior: str) -> dict[str, Any]:
+        return self.behavior_signals.get(behavior, self.reward_signals)
 
 
 def _positive(value: float, key: str) -> None:
@@ -303,9 +320,8 @@ def _build_nested(cls: type, values: Any, key: str) -> Any:
         raise ConfigError(f"{where}: {reason}") from None
 
 
-def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any]) -> None:
-    """Checks that types cannot express; every message names the key and the fix."""
-    t = "trainer"
+def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t: str = "trainer") -> None:
+    """Checks that types cannot express; every message names the key (under ``t``) and the fix."""
     h = trainer.hyperparameters
     for name in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
         _positive(getattr(trainer, name), f"{t}.{name}")
@@ -425,17 +441,21 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     trainer_type = trainer_tree.get("trainer_type")
     if trainer_type not in TRAINER_SETTINGS:
         raise ConfigError(f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}")
-    cls = TRAINER_SETTINGS[trainer_type]
-    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), trainer_tree))
-    assert isinstance(typed, TrainerSettings)
-    signals: dict[str, Any] = {}
-    for name, values in (trainer_tree.get("reward_signals") or {}).items():
-        if name not in REWARD_SIGNALS:
+    typed, signals = _typed_trainer(trainer_tree, "trainer")
+    behaviors: dict[str, TrainerSettings] = {}
+    behavior_signals: dict[str, dict[str, Any]] = {}
+    for behavior, override in (tree.get("behaviors") or {}).items():
+        key = f"behaviors.{behavior}"
+        if not isinstance(override, dict):
+            raise ConfigError(f"{key} must be a mapping of trainer settings, e.g. {key}.max_steps=1000000")
+        if override.get("trainer_type", trainer_type) != trainer_type:
             raise ConfigError(
-                f"unknown reward signal 'trainer.reward_signals.{name}'; available: {', '.join(REWARD_SIGNALS)}"
+                f"{key}.trainer_type: every behaviour uses trainer={trainer_type} here; per-behaviour trainer types "
+                "are not supported, remove it"
             )
-        signals[name] = _build_nested(REWARD_SIGNALS[name], values, f"trainer.reward_signals.{name}")
-    validate_trainer(typed, signals)
+        behaviors[str(behavior)], behavior_signals[str(behavior)] = _typed_trainer(
+            _deep_merge(trainer_tree, override), key
+        )
 
     env = _build(EnvSettings, tree.get("env"), "env")
     _positive(env.num_areas, "env.num_areas")
@@ -445,10 +465,12 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     if tracking.backend not in ("mlflow", "none"):
         raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{tracking.backend}')")
     torch_settings = _build(TorchSettings, tree.get("torch_settings"), "torch_settings")
-    if tree.get("environment_parameters"):
-        raise ConfigError(
-            "environment_parameters (curriculum/sampler) are not supported yet; use env.parameters.<name>"
-        )
+    from mlx.curriculum import parse_environment_parameters
+
+    environment_parameters = parse_environment_parameters(tree.get("environment_parameters"))
+    lesson = tree.get("lesson")
+    if lesson is not None and (not isinstance(lesson, int) or isinstance(lesson, bool) or lesson < 0):
+        raise ConfigError(f"lesson must be a lesson number >= 0 (got {lesson!r}); 0 is the first lesson")
     run_id = str(tree["run_id"])
     if not run_id or "/" in run_id or run_id in (".", ".."):
         raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
@@ -470,4 +492,40 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         progress=str(tree.get("progress")),
         resolved=tree,
         engine_settings=engine_settings,
+        environment_parameters=environment_parameters,
+        behaviors=behaviors,
+        behavior_signals=behavior_signals,
+        lesson=lesson,
     )
+
+
+def _typed_trainer(trainer_tree: dict[str, Any], key: str) -> tuple[TrainerSettings, dict[str, Any]]:
+    """Trainer settings and reward signals from a resolved tree, validated; errors name keys under ``key``."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    cls = TRAINER_SETTINGS[trainer_tree["trainer_type"]]
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), trainer_tree))
+    except OmegaConfBaseException as exc:
+        if key == "trainer":
+            raise  # composition already checked trainer.*; keep OmegaConf's own report
+        where = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
+        raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
+    assert isinstance(typed, TrainerSettings)
+    signals: dict[str, Any] = {}
+    for name, values in (trainer_tree.get("reward_signals") or {}).items():
+        if name not in REWARD_SIGNALS:
+            raise ConfigError(
+                f"unknown reward signal '{key}.reward_signals.{name}'; available: {', '.join(REWARD_SIGNALS)}"
+            )
+        signals[name] = _build_nested(REWARD_SIGNALS[name], values, f"{key}.reward_signals.{name}")
+    validate_trainer(typed, signals, key)
+    return typed, signals
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, mappings merged key by key (as ML-Agents merges default_settings)."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

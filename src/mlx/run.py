@@ -24,7 +24,8 @@ import yaml
 from omegaconf import DictConfig
 
 import mlx
-from mlx.config import RunConfig, validate
+from mlx.config import ConfigError, RunConfig, validate
+from mlx.curriculum import EnvironmentParameterManager
 from mlx.envs import make_env
 from mlx.envs.base import BaseEnv
 from mlx.tracking import Tracker, flatten, make_tracker, run_tags
@@ -216,6 +217,8 @@ class Run:
         self.next_summary: dict[str, int] = {}
         self.next_checkpoint: dict[str, int] = {}
         self.last_reward: dict[str, float | None] = {}
+        self.checkpoint_every: dict[str, int] = {}
+        self.parameters: EnvironmentParameterManager | None = None  # environment_parameters, when given
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare_folder(self) -> None:
@@ -258,8 +261,29 @@ class Run:
         else:  # num_envs copies of a native env are more areas of one vectorised env (measured fastest)
             areas = cfg.env.num_areas * cfg.env.num_envs
             self.env = make_env(cfg.env.name, areas, cfg.seed, cfg.env.parameters, cfg.env.id, cfg.env.kwargs)
-        for name, spec in self.env.behavior_specs.items():
-            self.trainers[name] = make_trainer(name, spec, cfg.trainer, cfg.reward_signals, device, cfg.seed)
+        specs = self.env.behavior_specs
+        for name in cfg.behaviors:
+            if name not in specs:
+                raise ConfigError(
+                    f"behaviors.{name}: env={cfg.env.name} has no behaviour '{name}'; its behaviours: "
+                    f"{', '.join(sorted(specs))}"
+                )
+        for name, spec in specs.items():
+            self.trainers[name] = make_trainer(
+                name, spec, cfg.trainer_for(name), cfg.signals_for(name), device, cfg.seed
+            )
+        if cfg.environment_parameters:
+            self.parameters = EnvironmentParameterManager(cfg.environment_parameters, cfg.seed, cfg.lesson)
+            self.parameters.check_behaviors(specs, cfg.env.name)
+            self.parameters.apply(self.env)
+            for name, trainer in self.trainers.items():
+                trainer.stats.watch(REWARD, self._reward_listener(name))
+
+    def _reward_listener(self, behavior: str) -> Callable[[np.ndarray], None]:
+        """Episode returns of a behaviour go to the curriculum's reward buffer as trainers report them."""
+        params = self.parameters
+        assert params is not None
+        return lambda returns: params.record_rewards(behavior, returns)
 
     def restore(self) -> None:
         """resume: the newest checkpoint of each behaviour; initialize_from: another run's weights."""
@@ -274,10 +298,17 @@ class Run:
                 trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
-        elif cfg.initialize_from or cfg.trainer.init_path:
+            if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
+                assert self.env is not None
+                changed = self.parameters.load_state(self.status.behaviors)
+                self.parameters.apply(self.env, changed)
+                for name in changed:
+                    print(f"[INFO] Resumed: {self.parameters.describe(name)}", flush=True)
+        elif cfg.initialize_from or any(cfg.trainer_for(n).init_path for n in self.trainers):
             for name, trainer in self.trainers.items():
-                if cfg.trainer.init_path:  # ML-Agents' per-behaviour init_path: a checkpoint file
-                    path, source = Path(cfg.trainer.init_path), f"trainer.init_path={cfg.trainer.init_path}"
+                init_path = cfg.trainer_for(name).init_path
+                if init_path:  # ML-Agents' per-behaviour init_path: a checkpoint file
+                    path, source = Path(init_path), f"trainer.init_path={init_path}"
                 else:
                     path = Path(cfg.results_dir) / str(cfg.initialize_from) / name / "checkpoint.pt"
                     source = f"initialize_from={cfg.initialize_from}"
@@ -287,12 +318,12 @@ class Run:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
                 except (RuntimeError, KeyError) as exc:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
-        t = cfg.trainer
-        interval = (t.max_steps // t.keep_checkpoints) if t.even_checkpoints else t.checkpoint_interval
         for name, trainer in self.trainers.items():
+            t = cfg.trainer_for(name)
+            interval = (t.max_steps // t.keep_checkpoints) if t.even_checkpoints else t.checkpoint_interval
             self.next_summary[name] = (trainer.step // t.summary_freq + 1) * t.summary_freq
             self.next_checkpoint[name] = (trainer.step // interval + 1) * interval
-        self.checkpoint_every = interval
+            self.checkpoint_every[name] = interval
 
     def start_tracking(self) -> None:
         cfg = self.cfg
@@ -349,7 +380,7 @@ class Run:
                 "creation_time": time.time(),
             }
         )
-        keep = self.cfg.trainer.keep_checkpoints
+        keep = self.cfg.trainer_for(name).keep_checkpoints
         while len(entry["checkpoints"]) > keep:
             old = entry["checkpoints"].pop(0)
             Path(old["file_path"]).unlink(missing_ok=True)
@@ -358,14 +389,17 @@ class Run:
             entry["final_checkpoint"] = str(path)
             shutil.copyfile(path.with_suffix(".onnx"), self.paths.policy(name))
         self.status.metadata["time_elapsed"] = elapsed
+        if self.parameters is not None:  # lesson numbers saved with the checkpoints they belong to
+            self.status.behaviors.update(self.parameters.state())
         self.status.save(self.paths.status)
         return path
 
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> float | None:
         assert self.env is not None
-        cfg, env = self.cfg, self.env
-        t = cfg.trainer
+        cfg, env, params = self.cfg, self.env, self.parameters
+        settings = {name: cfg.trainer_for(name) for name in self.trainers}
+        max_steps = {name: s.max_steps for name, s in settings.items()}
         summaries = Summaries(
             self.paths.stats,
             self.tracker,
@@ -373,7 +407,7 @@ class Run:
         )
         start = time.perf_counter()
         window_start = {name: (start, tr.step) for name, tr in self.trainers.items()}
-        done = {name: tr.step >= t.max_steps for name, tr in self.trainers.items()}
+        done = {name: tr.step >= max_steps[name] for name, tr in self.trainers.items()}
         reached = dict.fromkeys(self.trainers, False)
         stop = False
         env.reset()
@@ -382,30 +416,45 @@ class Run:
             for name, trainer in self.trainers.items():
                 decision, terminal = env.get_steps(name)
                 env.set_actions(name, trainer.process(decision, terminal))
+            if params is not None:
+                params.before_step(env)  # fresh draws for envs that take one value at a time
             env.step()
             for stat in env.drain_stats():  # what the env reports itself (Unity's stats side channel)
                 for trainer in self.trainers.values():
                     trainer.stats.add_env_stat(stat)
             elapsed = self.elapsed = self.elapsed_before + time.perf_counter() - start
             for name, trainer in self.trainers.items():
+                t = settings[name]
                 if trainer.ready_to_update():
-                    trainer.update()
+                    if trainer.step < t.max_steps:
+                        trainer.update()
+                    else:  # past its max_steps it only acts while other behaviours train (ML-Agents)
+                        trainer.discard_experience()
                 if trainer.step >= self.next_summary[name]:
                     self.next_summary[name] = (trainer.step // t.summary_freq + 1) * t.summary_freq
                     now = time.perf_counter()
                     t0, s0 = window_start[name]
                     sps = (trainer.step - s0) / max(now - t0, 1e-9)
                     window_start[name] = (now, trainer.step)
+                    if params is not None:
+                        for param, number in params.lesson_numbers().items():
+                            trainer.stats.add(f"Environment/Lesson Number/{param}", number)
                     mean = summaries.write(name, trainer.step, elapsed, sps, trainer.stats.summarise())
                     if mean is not None:
                         self.last_reward[name] = mean
-                        if cfg.stop_at_reward is not None and mean >= cfg.stop_at_reward:
-                            reached[name] = True
+                    if cfg.stop_at_reward is not None:
+                        # The latest mean counts (a curriculum makes rewards fall between lessons), and only
+                        # once every curriculum is at its last lesson: the task, not an easier version.
+                        last = self.last_reward.get(name)
+                        reached[name] = (
+                            last is not None and last >= cfg.stop_at_reward and (params is None or params.completed())
+                        )
                     if self.on_summary is not None and self.on_summary(name, trainer.step, mean):
                         print(f"[INFO] {name}. Stopped early at step {trainer.step} (on_summary).", flush=True)
                         stop = True
                 if trainer.step >= self.next_checkpoint[name]:
-                    self.next_checkpoint[name] = (trainer.step // self.checkpoint_every + 1) * self.checkpoint_every
+                    every = self.checkpoint_every[name]
+                    self.next_checkpoint[name] = (trainer.step // every + 1) * every
                     self.save_checkpoint(name, elapsed)
                 done[name] = trainer.step >= t.max_steps or reached[name]
                 if summaries.progress.due():
@@ -415,6 +464,8 @@ class Run:
                         f"{name} step {trainer.step}/{t.max_steps} [{100 * trainer.step / t.max_steps:.0f}%] "
                         f"{sps:.0f} steps/s, last mean reward {self.last_reward.get(name) or 0:.2f}, {elapsed:.0f} s"
                     )
+            if params is not None:
+                self._advance_lessons(params, max_steps)
             if stop or (cfg.stop_at_reward is not None and all(reached.values())):
                 break
         summaries.progress.clear()
@@ -433,6 +484,20 @@ class Run:
         self.tracker.log_artifact(self.paths.stats, "run_logs")
         rewards = [r for r in self.last_reward.values() if r is not None]
         return float(np.mean(rewards)) if rewards else None
+
+    def _advance_lessons(self, params: EnvironmentParameterManager, max_steps: dict[str, int]) -> None:
+        """ML-Agents' reset_env_if_ready: move curricula on, send the new values, reset if a lesson asks."""
+        assert self.env is not None
+        changed, must_reset = params.update({n: tr.step for n, tr in self.trainers.items()}, max_steps)
+        if not changed:
+            return
+        for name in changed:
+            print(f"[INFO] {params.describe(name)}", flush=True)
+        params.apply(self.env, changed)
+        if must_reset:  # every area starts afresh with the new values; partial trajectories are dropped
+            self.env.reset()
+            for trainer in self.trainers.values():
+                trainer.reset_trajectories()
 
     def interrupted(self) -> None:
         """Ctrl-C: keep the work done so far in a checkpoint, so resume=true continues from here."""

@@ -65,6 +65,12 @@ def _hallway(**kwargs: Any) -> BaseEnv:
     return HallwayEnv(**kwargs)
 
 
+def _walljump(**kwargs: Any) -> BaseEnv:
+    from mlx.envs.walljump import WallJumpEnv
+
+    return WallJumpEnv(**kwargs)
+
+
 # Env config name (conf/env/<name>.yaml, `env=<name>`) -> factory taking num_areas, seed, parameters.
 NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "3dball": _ball3d,
@@ -75,6 +81,7 @@ NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
     "hallway": _hallway,
     "pushblock": _pushblock,
     "pyramids": _pyramids,
+    "walljump": _walljump,
 }
 
 

@@ -44,6 +44,8 @@ Environment parameters (ML-Agents' names and defaults): ``mass`` and ``scale`` a
 area's ball at each of its episode starts, so ``set_environment_parameter`` changes them for later
 episodes. ``mass`` has no effect on this dynamics (nor in Unity, where the only other body is
 kinematic). ``gravity`` acts at once on every area, as the Unity example's Physics.gravity callback.
+Samplers (``set_environment_sampler``, ML-Agents' parameter randomisation) give ``mass`` and ``scale`` a
+fresh draw per area at each episode start; ``gravity``, global, takes one value at a time.
 
 Observation (8 float32): q.z, q.x of the platform rotation, ball position minus platform position,
 ball velocity (world frame). Actions: 2 continuous, clipped to [-1, 1].
@@ -63,6 +65,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -77,6 +80,9 @@ from mlx.envs.base import (
     ObservationSpec,
     TerminalSteps,
 )
+
+if TYPE_CHECKING:
+    from mlx.samplers import AreaSampler
 
 BEHAVIOR_NAME = "3DBall"
 DT = 0.02
@@ -297,6 +303,14 @@ class Ball3DEnv(BaseEnv):
         else:
             self._stale.fill(True)
             self._any_stale = True
+
+    def set_environment_sampler(self, key: str, sampler: AreaSampler) -> bool:
+        """mass and scale are drawn per area at each episode start; gravity is global (one value at a time)."""
+        if key == "gravity":
+            self._params.check(key, 0.0)
+            return False
+        self._params.set_sampler(key, sampler)
+        return True
 
     def close(self) -> None:
         self._started = False
@@ -678,9 +692,9 @@ class Ball3DEnv(BaseEnv):
         self._pvh[s].reshape(6, self._n)[:, idx] = state[13:19]
         self._contact[idx] = False
         self._steps[idx] = 0
-        if self._any_stale:
-            hh = (HALF_SIZE + 0.5 * self._params["scale"]) / 2
-            self._mass[idx] = self._params["mass"]
+        if self._any_stale or self._params.samplers:  # samplers: a fresh draw for every new episode
+            hh = (HALF_SIZE + 0.5 * self._params.draw("scale", idx)) / 2
+            self._mass[idx] = self._params.draw("mass", idx)
             self._h3[1, idx] = hh
             self._y[3, 1, idx] = -hh
             self._stale[idx] = False

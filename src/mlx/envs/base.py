@@ -17,9 +17,12 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mlx.samplers import AreaSampler
 
 
 class ObservationType(IntEnum):
@@ -157,6 +160,9 @@ class EnvParameters:
 
     defaults: dict[str, float]
     values: dict[str, float] = field(default_factory=dict)
+    # Parameters drawn afresh per area at each episode start (set_environment_sampler); a value set
+    # with set() replaces the sampler.
+    samplers: dict[str, AreaSampler] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         merged = dict(self.defaults)
@@ -178,6 +184,19 @@ class EnvParameters:
     def set(self, key: str, value: float) -> None:
         self.check(key, value)
         self.values[key] = float(value)
+        self.samplers.pop(key, None)
+
+    def set_sampler(self, key: str, sampler: AreaSampler) -> None:
+        self.check(key, 0.0)
+        self.samplers[key] = sampler
+
+    def draw(self, key: str, areas: np.ndarray) -> np.ndarray:
+        """The values of ``key`` for the episodes these areas start now: one draw per area from its
+        sampler, or the current value for all."""
+        sampler = self.samplers.get(key)
+        if sampler is None:
+            return np.full(len(areas), self.values[key])
+        return sampler.draw(areas)
 
 
 class BaseEnv(abc.ABC):
@@ -204,6 +223,16 @@ class BaseEnv(abc.ABC):
     def set_environment_parameter(self, key: str, value: float) -> None:
         """Change an environment parameter; it takes effect at each agent's next episode start."""
         raise EnvError(f"{type(self).__name__} has no environment parameters (got '{key}')")
+
+    def set_environment_sampler(self, key: str, sampler: AreaSampler) -> bool:
+        """Draw ``key`` afresh for every area at each of its episode starts (ML-Agents' samplers), one
+        vectorised ``sampler.draw(areas)`` for the areas starting together.
+
+        Returns False when the env cannot (the default): the run loop then sets one fresh draw with
+        ``set_environment_parameter`` before every step, so areas starting an episode in the same step
+        share a value. Unknown keys raise EnvError as set_environment_parameter does.
+        """
+        return False
 
     def drain_stats(self) -> list[EnvStat]:
         """Statistics the env itself reports (a Unity build's StatsRecorder), handed over once each.

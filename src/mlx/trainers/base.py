@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,17 @@ class StatsRecorder:
     def __init__(self) -> None:
         self._values: dict[str, list[np.ndarray]] = defaultdict(list)
         self._sums: set[str] = set()  # statistics an env reports with aggregation SUM
+        self._watchers: dict[str, list[Callable[[np.ndarray], None]]] = defaultdict(list)
 
     def add(self, name: str, value: float | np.ndarray) -> None:
-        self._values[name].append(np.atleast_1d(np.asarray(value, dtype=np.float64)))
+        values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        self._values[name].append(values)
+        for watcher in self._watchers.get(name, ()):
+            watcher(values)
+
+    def watch(self, name: str, callback: Callable[[np.ndarray], None]) -> None:
+        """Call ``callback(values)`` whenever ``name`` is added (the curriculum watches episode rewards)."""
+        self._watchers[name].append(callback)
 
     def add_env_stat(self, stat: EnvStat) -> None:
         """An env's statistic with ML-Agents' aggregation: AVERAGE and HISTOGRAM keep every value (mean and
@@ -137,6 +146,10 @@ class RLTrainer(abc.ABC):
         """Large state kept beside checkpoints rather than in them (SAC's replay buffer)."""
 
     def load_extras(self, folder: Path) -> None: ...
+
+    def discard_experience(self) -> None:
+        """Drop collected experience without learning from it: a behaviour past its max_steps keeps acting
+        while other behaviours train (ML-Agents stops its updates), and its buffer must not grow."""
 
     def reset_trajectories(self) -> None:
         """Forget partial trajectories (called when the env is reset)."""

@@ -392,6 +392,10 @@ class PPOTrainer(RLTrainer):
         for name, signal in self.intrinsic.items():
             signal.load_state(state["reward_signals"][name])
 
+    def discard_experience(self) -> None:
+        self._buffer.clear()
+        self._buffered = 0
+
     def reset_trajectories(self) -> None:
         self.assembler.reset()
         self._memories[:] = 0.0
