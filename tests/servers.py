@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -86,6 +87,15 @@ def postgres(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iterator[str]
     root = Path(tempfile.mkdtemp(prefix="mlx-pg-"))
     if user:
         shutil.chown(root, user["user"], user["group"])
+        # nobody may not be able to reach the venv (a clone in a private folder): run a copy of the
+        # binaries from here, in the wheel's layout (they find lib/, share/ and the vendored
+        # ../../../pgserver.libs relative to bin/).
+        site = bin_dir.parents[2]
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(bin_dir.parent / part, root / "pgserver" / "pginstall" / part, symlinks=True)
+        shutil.copytree(site / "pgserver.libs", root / "pgserver.libs", symlinks=True)
+        bin_dir = root / "pgserver" / "pginstall" / "bin"
+        os.chmod(root, 0o755)
     data, log = root / "data", root / "postgres.log"
     init = subprocess.run(
         [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "utf8"],
@@ -120,7 +130,7 @@ def postgres(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iterator[str]
                 conn.execute(f"CREATE DATABASE {db}")
         yield url
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown: no waiting for clients
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

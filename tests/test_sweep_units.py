@@ -170,6 +170,35 @@ def test_journal_storage_opens_relative_and_absolute(tmp_path, monkeypatch):
         assert (path or tmp_path / "abs.log").exists()
 
 
+@pytest.mark.parametrize(
+    ("sampler", "pruner"), [("tpe", "median"), ("cmaes", "successive_halving"), ("random", "hyperband"), ("gp", "none")]
+)
+def test_every_sampler_and_pruner_runs_a_study(sampler, pruner):
+    """Each option the settings accept builds and drives a real study (CMA-ES needs cmaes, GP scipy)."""
+    from mlx.sweep.schema import PrunerSettings, SamplerSettings
+    from mlx.sweep.study import make_pruner, make_sampler
+
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=make_sampler(SamplerSettings(type=sampler, seed=1, n_startup_trials=2), seed_offset=0),
+        pruner=make_pruner(PrunerSettings(type=pruner, n_startup_trials=1), summary_freq=10, max_steps=40),
+    )
+    space = {"x": optuna.distributions.FloatDistribution(-1, 1), "n": optuna.distributions.IntDistribution(1, 4)}
+    for _ in range(4):
+        trial = study.ask(space)
+        value = -(trial.params["x"] ** 2) + trial.params["n"]
+        for step in (10, 20, 30, 40):
+            trial.report(value * step / 40, step)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, value)
+    assert len(study.trials) == 4 and all(t.state.is_finished() for t in study.trials)
+    expected = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner}
+    assert isinstance(study.pruner, expected.get(pruner, optuna.pruners.BasePruner))
+
+
 # ---- objectives ----------------------------------------------------------------------------------------
 def test_mean_reward_averages_the_last_summaries_that_saw_episodes():
     history = {"A": [(1, 1.0), (2, None), (3, 3.0), (4, 5.0)], "B": [(1, 2.0), (2, 4.0)]}
