@@ -181,3 +181,52 @@ def test_malformed_samplers_are_refused_naming_the_key(value, words):
         parse_value(value, "p")
     for word in words:
         assert word in str(info.value), str(info.value)
+
+
+def test_side_channel_descriptions_round_trip_and_custom_samplers_cannot_travel():
+    from mlx.envs.side_channels import EnvironmentParametersChannel, SamplerType
+    from mlx.samplers import from_side_channel, to_side_channel
+
+    assert to_side_channel(AreaSampler(ConstantSampler(2.5), seed=1)) == 2.5
+    multi = to_side_channel(AreaSampler(MultiRangeUniformSampler([[1, 2], [4, 6]]), seed=2**31 + 5))
+    assert multi.kind == SamplerType.MULTIRANGE_UNIFORM and multi.values == (1, 2, 4, 6) and multi.seed == 5
+    sender, receiver = EnvironmentParametersChannel(), EnvironmentParametersChannel()
+    for key, sampler in (
+        ("a", UniformSampler(0.5, 10)),
+        ("b", GaussianSampler(1, 2)),
+        ("c", MultiRangeUniformSampler([[1, 2]])),
+    ):
+        sender.set_sampler(key, to_side_channel(AreaSampler(sampler, seed=9)))
+    from mlx.envs.side_channels import IncomingMessage
+
+    for payload in sender.queue:
+        receiver.on_message_received(IncomingMessage(payload))
+    for key, sampler in (
+        ("a", UniformSampler(0.5, 10)),
+        ("b", GaussianSampler(1, 2)),
+        ("c", MultiRangeUniformSampler([[1, 2]])),
+    ):
+        back = from_side_channel(receiver.samplers[key])
+        assert back.sampler == sampler and back.seed == 9
+    with pytest.raises(EnvError, match="custom sampler"):
+        to_side_channel(AreaSampler(TwoPoint(0, 1), seed=0))
+    with pytest.raises(EnvError, match="resampling_interval=2 needs a native env"):
+        to_side_channel(AreaSampler(UniformSampler(0, 1), seed=0, resampling_interval=2))
+
+
+def test_an_env_process_hands_received_samplers_to_envs_that_draw_per_area():
+    from mlx.envs.remote import Session
+    from mlx.envs.side_channels import EnvironmentParametersChannel, IncomingMessage, Sampler, SamplerType
+
+    session = Session(lambda n, s: Ball3DEnv(n, s), client=None, num_areas=4, seed=0)  # type: ignore[arg-type]
+    session.env = Ball3DEnv(4, 0)
+    trainer = EnvironmentParametersChannel()
+    trainer.set_sampler("scale", Sampler(SamplerType.UNIFORM, 3, (0.75, 3.0)))
+    trainer.set_sampler("gravity", Sampler(SamplerType.UNIFORM, 4, (9.0, 10.0)))
+    for payload in trainer.queue:
+        session.params.on_message_received(IncomingMessage(payload))
+    session.apply_parameters()
+    assert session.env.parameters.samplers["scale"].sampler == UniformSampler(0.75, 3.0)  # drawn per area
+    assert session._rngs["scale"][1] is None and session._rngs["gravity"][1] is not None
+    session.draw_samplers()  # gravity is global: this process draws it
+    assert 9.0 <= session.env.parameters["gravity"] < 10.0

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from mlx.envs.base import EnvError
+from mlx.envs.side_channels import Sampler as ChannelSampler
+from mlx.envs.side_channels import SamplerType
 
 
 class Sampler(abc.ABC):
@@ -206,3 +208,40 @@ class AreaSampler:
         return (
             f"AreaSampler({self.sampler.describe()}, seed={self.seed}, resampling_interval={self.resampling_interval})"
         )
+
+
+def to_side_channel(area: AreaSampler) -> ChannelSampler | float:
+    """How a Unity build (or an env process) gets this sampler: ML-Agents' side-channel description, which
+    the env draws from itself, or a plain value for a constant. Custom samplers and resampling intervals
+    exist only in mlx's process: EnvError says so."""
+    s = area.sampler
+    if area.resampling_interval != 1:
+        raise EnvError(
+            f"resampling_interval={area.resampling_interval} needs a native env: a Unity env draws a fresh value "
+            "at every read of the parameter; use resampling_interval 1 there"
+        )
+    seed = area.seed % 2**31  # the channel carries an int32
+    if isinstance(s, ConstantSampler):
+        return float(s.value)
+    if isinstance(s, UniformSampler):
+        return ChannelSampler(SamplerType.UNIFORM, seed, (s.min_value, s.max_value))
+    if isinstance(s, GaussianSampler):
+        return ChannelSampler(SamplerType.GAUSSIAN, seed, (s.mean, s.st_dev))
+    if isinstance(s, MultiRangeUniformSampler):
+        return ChannelSampler(SamplerType.MULTIRANGE_UNIFORM, seed, tuple(v for pair in s.intervals for v in pair))
+    raise EnvError(
+        f"the custom sampler {s.describe()} runs in mlx's process and cannot be sent to a Unity env; use a native "
+        "env or one of constant, uniform, gaussian, multirangeuniform"
+    )
+
+
+def from_side_channel(channel: ChannelSampler) -> AreaSampler:
+    """The env side of the channel: a received sampler description as an AreaSampler with its seed."""
+    v = channel.values
+    if channel.kind == SamplerType.UNIFORM:
+        sampler: Sampler = UniformSampler(v[0], v[1])
+    elif channel.kind == SamplerType.GAUSSIAN:
+        sampler = GaussianSampler(v[0], v[1])
+    else:
+        sampler = MultiRangeUniformSampler([v[i : i + 2] for i in range(0, len(v), 2)])
+    return AreaSampler(sampler, channel.seed)

@@ -18,8 +18,10 @@ stats side channel. 3-D observations go as float data, or PNG-compressed with ``
 Unity camera sensor sends them).
 
 Seeds and areas: the trainer's handshake carries a seed (its seed + the worker index) and ``num_areas``
-(``env.num_areas``); ``--seed`` and ``--num-areas`` override them. Sampler parameters are drawn anew by
-this process before every reset and step (areas that start an episode in the same step share a draw).
+(``env.num_areas``); ``--seed`` and ``--num-areas`` override them. Sampler parameters go to envs that
+draw per area (``set_environment_sampler``: every episode its own draw, as a Unity build reading the
+parameter in OnEpisodeBegin); for the others this process draws anew before every reset and step (areas
+that start an episode in the same step share a draw).
 
 Errors (wrong version, unknown parameter, a trainer that is not there within ``--timeout-wait``) end the
 process with one line on stderr (or the log file) and exit code 2; the trainer reports that line.
@@ -67,9 +69,11 @@ from mlx.envs.side_channels import (
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     Sampler,
+    SideChannelError,
     SideChannelManager,
     StatsSideChannel,
 )
+from mlx.samplers import from_side_channel
 
 USAGE_ERROR = 2
 _OK_HEADER = field_bytes(0x0A, HeaderProto(status=STATUS_OK).SerializeToString())  # UnityMessageProto.header
@@ -142,7 +146,8 @@ class Session:
         self.ids: dict[str, EpisodeIds] = {}
         self.deciding: dict[str, int] = {}
         self._applied: dict[str, float] = {}
-        self._rngs: dict[str, tuple[Sampler, np.random.Generator]] = {}
+        # Samplers received: their generator when this process draws them, None when the env draws per area.
+        self._rngs: dict[str, tuple[Sampler, np.random.Generator | None]] = {}
 
     def say(self, text: str) -> None:
         print(f"[mlx.envs.remote] {text}", file=self.log, flush=True)
@@ -278,7 +283,12 @@ class Session:
                 self._applied[key] = value
         for key, sampler in self.params.samplers.items():
             if key not in self._rngs or self._rngs[key][0] != sampler:
-                self._rngs[key] = (sampler, sampler.rng())
+                try:
+                    per_area = from_side_channel(sampler)
+                except ValueError as exc:
+                    raise SideChannelError(f"environment parameters channel: sampler for '{key}': {exc}") from None
+                native = self.env.set_environment_sampler(key, per_area)
+                self._rngs[key] = (sampler, None if native else sampler.rng())
                 self._applied.pop(key, None)
         for key in [k for k in self._rngs if k not in self.params.samplers]:
             del self._rngs[key]
@@ -289,7 +299,8 @@ class Session:
     def draw_samplers(self) -> None:
         assert self.env is not None
         for key, (sampler, rng) in self._rngs.items():
-            self.env.set_environment_parameter(key, sampler.draw(rng))
+            if rng is not None:
+                self.env.set_environment_parameter(key, sampler.draw(rng))
 
     def close(self) -> None:
         if self.env is not None:

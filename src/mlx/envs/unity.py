@@ -43,7 +43,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -89,6 +89,9 @@ from mlx.envs.side_channels import (
     SideChannelManager,
     StatsSideChannel,
 )
+
+if TYPE_CHECKING:
+    from mlx.samplers import AreaSampler
 
 _CLOSE_WAIT_S = 5.0  # how long close() lets an env exit by itself before killing it
 _LOG_TAIL_LINES = 8
@@ -621,6 +624,18 @@ class UnityEnv(BaseEnv):
         """Let the envs draw ``key`` from a sampler themselves (ML-Agents' sampler parameters)."""
         self._parameters[key] = sampler
         self._params_channel.set_sampler(key, sampler)
+
+    def set_environment_sampler(self, key: str, sampler: AreaSampler) -> bool:
+        """The run's samplers travel over the environment-parameters side channel (constants as values):
+        every env draws them itself at each read, as ML-Agents' envs do. Custom samplers cannot travel."""
+        from mlx.samplers import to_side_channel
+
+        described = to_side_channel(sampler)
+        if isinstance(described, float):
+            self.set_environment_parameter(key, described)
+        else:
+            self.set_sampler(key, described)
+        return True
 
     def drain_stats(self) -> list[EnvStat]:
         return self._stats_channel.drain()
