@@ -198,3 +198,35 @@ def test_reward_thresholds_may_fall_between_lessons():
         }
     )
     assert len(params["p"].lessons) == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["+behaviors.BigWallJump.max_stepz=100"], ["behaviors.BigWallJump.max_stepz"]),
+        (["behaviors.SmallWallJump.max_steps=0"], ["behaviors.SmallWallJump.max_steps must be > 0"]),
+        (["+behaviors.BigWallJump.trainer_type=sac"], ["behaviors.BigWallJump.trainer_type", "trainer=ppo"]),
+        (["+behaviors.BigWallJump.hyperparameters.batch_size=4096"], ["behaviors.BigWallJump.hyperparameters"]),
+        (["lesson=-1"], ["lesson must be a lesson number >= 0"]),
+    ],
+)
+def test_per_behaviour_settings_and_lesson_are_validated(overrides, words):
+    from mlx.config import validate
+    from tests.conftest import compose_tree
+
+    with pytest.raises(ConfigError) as info:
+        validate(compose_tree("env=walljump", *overrides))
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_per_behaviour_settings_merge_over_trainer():
+    from mlx.config import validate
+    from tests.conftest import compose_tree
+
+    cfg = validate(compose_tree("env=walljump", "+behaviors.BigWallJump.hyperparameters.learning_rate=0.001"))
+    small, big = cfg.trainer_for("SmallWallJump"), cfg.trainer_for("BigWallJump")
+    assert (small.max_steps, big.max_steps) == (5_000_000, 20_000_000)  # upstream's, from tuned/walljump_ppo
+    assert big.hyperparameters.learning_rate == 0.001 and small.hyperparameters.learning_rate == 0.0003
+    assert big.hyperparameters.batch_size == small.hyperparameters.batch_size == 128  # the rest is shared
+    assert cfg.trainer_for("Other") is cfg.trainer

@@ -66,13 +66,7 @@ BAD = [
         "+environment_parameters.mass={sampler_type: uniform, sampler_parameters: {min_value: 10, max_value: 0.5}}",
         ["environment_parameters.mass.sampler_parameters", "greater than max_value"],
     ),
-    ("+environment_parameters.mass={sampler_type: lognormal, sampler_parameters: {}}", ["sampler_type", "gaussian"]),
-    ("+environment_parameters.masss=2.0", ["masss", "mass"]),
     ("env=walljump +behaviors.BigWallJum.max_steps=100", ["behaviors.BigWallJum", "BigWallJump, SmallWallJump"]),
-    ("env=walljump +behaviors.BigWallJump.max_stepz=100", ["behaviors.BigWallJump", "max_stepz"]),
-    ("env=walljump behaviors.SmallWallJump.max_steps=0", ["behaviors.SmallWallJump.max_steps", "> 0"]),
-    ("env=walljump +behaviors.BigWallJump.trainer_type=sac", ["behaviors.BigWallJump.trainer_type", "ppo"]),
-    ("lesson=-1", ["lesson", ">= 0"]),
 ]
 
 

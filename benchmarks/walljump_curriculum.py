@@ -1,0 +1,150 @@
+"""WallJump with and without the upstream curriculum, at the same budget.
+
+    python benchmarks/walljump_curriculum.py [--seed 1] [--big-steps 2000000] [--small-steps 500000]
+                                            [--num-areas 48] [--episodes 200]
+
+Two PPO runs with the upstream settings (tuned=walljump_ppo), one at a time, MLflow off:
+
+    python -m mlx env=walljump curriculum=walljump seed=S trainer.max_steps=B behaviors.SmallWallJump.max_steps=s
+    python -m mlx env=walljump                     seed=S trainer.max_steps=B behaviors.SmallWallJump.max_steps=s
+
+Upstream trains BigWallJump for 20M and SmallWallJump for 5M steps; the same 4:1 budgets are scaled down
+here (the curriculum's progress thresholds, 10/30/50% of each behaviour's max_steps, scale with them).
+``--num-areas`` (48, the scene has 24) only makes the runs faster: both runs use the same. Each final policy
+is then evaluated on the full task (upstream wall heights: none or 4 for SmallWallJump, 8 for BigWallJump)
+with ``python -m mlx mode=evaluate`` for ``--episodes`` episodes per behaviour, actions sampled as in
+training (ML-Agents' inference default). Writes benchmarks/results/walljump_curriculum.json (reward curves
+with lesson numbers, training time, final summaries, evaluation) and prints a table. The claim it checks:
+with the curriculum both behaviours reach a mean reward of 0.8 on the full task and beat the run without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BEHAVIORS = ("SmallWallJump", "BigWallJump")
+TARGET = 0.8
+
+
+def mlx(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlx", *overrides], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"mlx {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def train(run_id: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
+    start = time.perf_counter()
+    proc = mlx(
+        "env=walljump",
+        f"env.num_areas={args.num_areas}",
+        f"seed={args.seed}",
+        f"run_id={run_id}",
+        f"trainer.max_steps={args.big_steps}",
+        f"behaviors.SmallWallJump.max_steps={args.small_steps}",
+        "tracking=none",
+        "progress=plain",
+        *extra,
+        cwd=work,
+    )
+    rows = [json.loads(line) for line in (work / "results" / run_id / "run_logs" / "stats.jsonl").open()]
+    out: dict = {
+        "wall_seconds": round(time.perf_counter() - start, 1),
+        "training_seconds": rows[-1]["time_elapsed"],
+        "lesson_changes": [ln for ln in proc.stdout.splitlines() if "Parameter '" in ln],
+        "behaviors": {},
+    }
+    for name in BEHAVIORS:
+        mine = [r for r in rows if r["behavior"] == name]
+        curve = [
+            {
+                "step": r["step"],
+                "mean_reward": r["mean_reward"],
+                **{k.rsplit("/", 1)[1]: v for k, v in r.items() if k.startswith("Environment/Lesson Number/")},
+            }
+            for r in mine
+        ]
+        last = [r["mean_reward"] for r in mine[-3:] if r["mean_reward"] is not None]
+        out["behaviors"][name] = {
+            "steps": mine[-1]["step"],
+            "final_mean_reward": round(sum(last) / len(last), 4) if last else None,
+            "curve": curve,
+        }
+    return out
+
+
+def evaluate(run_id: str, args: argparse.Namespace, work: Path) -> dict:
+    mlx(
+        "env=walljump",
+        "mode=evaluate",
+        f"run_id={run_id}",
+        f"seed={args.seed + 1000}",
+        f"env.num_areas={args.num_areas}",
+        f"evaluate.episodes={args.episodes}",
+        "evaluate.deterministic=false",
+        "tracking=none",
+        cwd=work,
+    )
+    report = json.loads((work / "results" / run_id / "run_logs" / "evaluation.json").read_text())
+    return {name: {k: report[name][k] for k in ("episodes", "mean_return", "std_return")} for name in BEHAVIORS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--big-steps", type=int, default=2_000_000, help="BigWallJump's max_steps (upstream 20M)")
+    parser.add_argument("--small-steps", type=int, default=500_000, help="SmallWallJump's max_steps (upstream 5M)")
+    parser.add_argument("--num-areas", type=int, default=48)
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temp folder)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "walljump_curriculum.json")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="mlx-walljump-"))
+    work.mkdir(parents=True, exist_ok=True)
+    result: dict = {
+        "command": " ".join(sys.argv),
+        "machine": f"{platform.machine()}, {platform.system()}",
+        "seed": args.seed,
+        "num_areas": args.num_areas,
+        "max_steps": {"BigWallJump": args.big_steps, "SmallWallJump": args.small_steps},
+        "runs": {},
+    }
+    for name, extra in (("curriculum", ["curriculum=walljump"]), ("no_curriculum", [])):
+        run_id = f"walljump-{name}"
+        print(f"training {name} ...", flush=True)
+        trained = train(run_id, extra, args, work)
+        trained["evaluation"] = evaluate(run_id, args, work)
+        result["runs"][name] = trained
+        for behavior in BEHAVIORS:
+            e = trained["evaluation"][behavior]
+            print(f"  {name:14s} {behavior:14s} evaluation mean return {e['mean_return']:.3f}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")  # keep what is done if the next run fails
+    runs = result["runs"]
+    score = {n: {b: runs[n]["evaluation"][b]["mean_return"] for b in BEHAVIORS} for n in runs}
+    result["curriculum_reaches_target"] = all(v >= TARGET for v in score["curriculum"].values())
+    result["curriculum_beats_no_curriculum"] = all(
+        score["curriculum"][b] > score["no_curriculum"][b] for b in BEHAVIORS
+    )
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print("\n| run | behaviour | final training mean reward | evaluation mean return (full task) | training s |")
+    print("| --- | --- | --- | --- | --- |")
+    for n, run in runs.items():
+        for b in BEHAVIORS:
+            final = run["behaviors"][b]["final_mean_reward"]
+            print(f"| {n} | {b} | {final} | {score[n][b]:.3f} | {run['training_seconds']:.0f} |")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
