@@ -445,3 +445,12 @@ def test_job_suffix_is_empty_outside_a_multirun():
 def test_shipped_sweep_files_exist():
     root = Path(__file__).resolve().parents[1] / "sweeps"
     assert (root / "3dball_ppo.yaml").exists() and (root / "3dball_sac.yaml").exists()
+
+
+def test_compare_refuses_a_missing_store_in_one_line(tmp_path, capsys):
+    from mlx.compare import main
+
+    assert main(["--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--sweep", "x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mlx.compare: error: no MLflow store at")
+    assert not (tmp_path / "none.db").exists()

@@ -271,6 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.last_n < 1:
             raise CompareError(f"--last-n must be >= 1 (got {args.last_n})")
+        if args.tracking_uri.startswith("sqlite:///"):
+            store = Path(args.tracking_uri[len("sqlite:///") :])
+            if not store.exists():  # MLflow would create an empty store and find nothing in it
+                raise CompareError(
+                    f"no MLflow store at {store}; run from the folder you trained in or pass --tracking-uri"
+                )
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=args.tracking_uri)

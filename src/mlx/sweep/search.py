@@ -355,6 +355,11 @@ class Search:
                 returns.append(results)
                 self.check_not_all_failed(study)
             status = "FINISHED"
+        except KeyboardInterrupt:
+            raise  # status stays KILLED: a rerun retries this worker's running trials
+        except Exception:
+            status = "FAILED"
+            raise
         finally:
             heartbeat.stop()
             if self.parent is not None:
