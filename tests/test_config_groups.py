@@ -39,7 +39,7 @@ def test_option_composes_and_validates(group, option):
 
 TUNED = sorted(p.stem for p in (Path(CONF_DIR) / "tuned").glob("*.yaml"))
 # Tuned files that keep an upstream setting mlx refuses for now (the message a user gets).
-REFUSED = {"hallway_sac": "memory is supported with trainer=ppo only"}
+REFUSED: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", TUNED)

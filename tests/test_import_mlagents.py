@@ -144,15 +144,15 @@ def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
     folder, experiments, err = imported(tmp_path, capsys, DATA / "old" / "sac_trainer_config.yaml")
     assert "not mapped: default.num_update:" in err and "not mapped: default.train_interval:" in err
     assert "not mapped: FoodCollector.train_interval:" in err
-    assert "not mapped: Hallway.use_recurrent: mlx supports memory (LSTM) with ppo only" in err
+    assert "Hallway.use_recurrent" not in err  # SAC with memory maps (recurrent SAC)
     assert "not mapped: VisualHallway.gamma:" in err  # a pre-0.8 key, ignored since
     assert "not mapped: Tennis.self_play:" in err  # play_against_current_self_ratio (old name) accepted
     by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
     walker = validate(compose_experiment(folder, by_behaviour["Walker"]))
     assert walker.trainer.max_steps == 20_000_000 and walker.trainer.network_settings.num_layers == 4
-    text = Path(experiments[by_behaviour["Hallway"]][0]).read_text()
-    assert "#   Hallway.use_recurrent: mlx supports memory" in text
-    assert re.search(r"^#\s+memory:\n#\s+sequence_length: 32$", text, re.M)  # the unmapped memory, kept
+    hallway = validate(compose_experiment(folder, by_behaviour["Hallway"]))
+    assert hallway.trainer.network_settings.memory is not None
+    assert hallway.trainer.network_settings.memory.sequence_length == 32
 
 
 def test_old_curriculum_and_sampler_files(tmp_path, capsys):

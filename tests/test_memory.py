@@ -139,7 +139,51 @@ def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting():
 
 
 def test_only_memory_solves_the_cue_task():
-    with_memory = train(make_trainer(memory=True), 2500)
-    without = train(make_trainer(memory=False), 2500)
+    with_memory = train(make_trainer(memory=True), 400)  # solved by ~250 steps (1,000 episodes)
+    without = train(make_trainer(memory=False), 400)
     assert np.mean(with_memory[-400:]) > 0.9, np.mean(with_memory[-400:])
     assert np.mean(without[-400:]) < 0.65, np.mean(without[-400:])
+
+
+def make_sac_trainer(memory: bool, seed: int = 0):
+    from mlx.config import SACHyperparameters, SACSettings
+    from mlx.trainers.sac import SACTrainer
+
+    torch.manual_seed(seed)
+    settings = SACSettings(
+        hyperparameters=SACHyperparameters(
+            batch_size=64, buffer_size=20_000, learning_rate=1e-3, steps_per_update=8.0, init_entcoef=0.1
+        ),  # fmt: skip
+        max_steps=40_000,
+    )
+    settings.network_settings.hidden_units = 32
+    settings.network_settings.num_layers = 1
+    if memory:
+        settings.network_settings.memory = MemorySettings(sequence_length=4, memory_size=32)
+    return SACTrainer("Cue", CueEnv(1, 0).spec, settings, {"extrinsic": ExtrinsicSettings(gamma=0.9)},
+                      torch.device("cpu"), seed=seed)  # fmt: skip
+
+
+def test_sequence_builder_cuts_per_agent_and_pads_at_episode_end():
+    from mlx.trainers.replay import SequenceBuilder
+
+    builder = SequenceBuilder({"x": ((), np.float32)}, length=3, memory_size=1)
+    out = []
+    for t in range(4):  # agents 0 and 1 step together; agent 0's episode ends after its 2nd step
+        slots = np.array([0, 1])
+        ended = t == 1
+        slots = slots if not ended else np.array([0])
+        done = builder.add(slots, ended, np.full((len(slots), 1), 10.0 * t, np.float32), x=np.full(len(slots), t + 1.0))
+        out.append(done)
+    assert out[1]["x"].tolist() == [[1.0, 2.0, 0.0]] and out[1]["valid"].tolist() == [[True, True, False]]
+    assert out[1]["memories"].tolist() == [[0.0]]
+    assert out[2]["x"].tolist() == []  # agent 0 restarted at t=2; agent 1 (no step at t=1) holds 2 steps
+    assert out[3]["x"].tolist() == [[1.0, 3.0, 4.0]] and out[3]["memories"].tolist() == [[0.0]]  # agent 1 full
+    assert builder.count.tolist() == [2, 0] and builder.start_memory[0].tolist() == [20.0]  # agent 0: 3, 4
+
+
+def test_recurrent_sac_solves_the_cue_task_and_plain_sac_cannot():
+    with_memory = train(make_sac_trainer(memory=True), 300)  # solved by ~200 steps
+    without = train(make_sac_trainer(memory=False), 300)
+    assert np.mean(with_memory[-300:]) > 0.85, np.mean(with_memory[-300:])
+    assert np.mean(without[-300:]) < 0.65, np.mean(without[-300:])

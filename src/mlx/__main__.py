@@ -94,6 +94,10 @@ def _app(cfg: DictConfig) -> float | None:
         if cfg.get("sweep") is not None and not multirun:
             choice = HydraConfig.get().runtime.choices.get("sweep")
             raise ConfigError(f"sweep={choice} is an Optuna search: run it with -m (python -m mlx -m sweep={choice})")
+        if cfg.get("mode") == "evaluate":
+            from mlx.evaluate import evaluate
+
+            return evaluate(cfg)
         return run(cfg, tags=job_tags())
     except user_error_types() as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -211,6 +211,16 @@ class TorchSettings:
 
 
 @dataclass
+class EvaluateSettings:
+    """mode=evaluate: act with a trained policy (no learning) for `episodes` episodes per behaviour."""
+
+    episodes: int = 100
+    policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
+    deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
+    max_steps: int = 1_000_000  # agent steps per behaviour before giving up (a policy may never end an episode)
+
+
+@dataclass
 class MlxConfig:
     """The whole run. Top-level keys mirror mlagents-learn's checkpoint settings and command line."""
 
@@ -235,6 +245,8 @@ class MlxConfig:
     stop_at_reward: float | None = None
     progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
     sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
+    mode: str = "train"  # train, or evaluate (mlagents-learn's --inference): see mlx.evaluate
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
 
 
 def register_configs() -> None:
@@ -271,6 +283,8 @@ class RunConfig:
     initialize_from: str | None
     stop_at_reward: float | None
     progress: str
+    mode: str
+    evaluate: EvaluateSettings
     resolved: dict[str, Any]  # the whole resolved tree, for configuration.yaml and MLflow params
     engine_settings: EngineSettings = field(default_factory=EngineSettings)
     environment_parameters: dict[str, Any] = field(default_factory=dict)  # name -> curriculum.EnvironmentParameter
@@ -342,10 +356,6 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t
                 f"and c halves); got {m.memory_size}"
             )
         _positive(m.sequence_length, f"{t}.network_settings.memory.sequence_length")
-        if trainer.trainer_type == "sac":
-            raise ConfigError(
-                f"{t}.network_settings.memory is supported with trainer=ppo only so far; remove memory or use ppo"
-            )
     _positive(h.batch_size, f"{t}.hyperparameters.batch_size")
     _positive(h.buffer_size, f"{t}.hyperparameters.buffer_size")
     _positive(h.learning_rate, f"{t}.hyperparameters.learning_rate")
@@ -474,6 +484,12 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     run_id = str(tree["run_id"])
     if not run_id or "/" in run_id or run_id in (".", ".."):
         raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
+    mode = str(tree.get("mode", "train"))
+    if mode not in ("train", "evaluate"):
+        raise ConfigError(f"mode must be 'train' or 'evaluate' (got '{mode}')")
+    evaluate = _build(EvaluateSettings, tree.get("evaluate"), "evaluate")
+    _positive(evaluate.episodes, "evaluate.episodes")
+    _positive(evaluate.max_steps, "evaluate.max_steps")
     if tree.get("progress") not in ("auto", "plain"):
         raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
     return RunConfig(
@@ -490,6 +506,8 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         initialize_from=tree.get("initialize_from"),
         stop_at_reward=tree.get("stop_at_reward"),
         progress=str(tree.get("progress")),
+        mode=mode,
+        evaluate=evaluate,
         resolved=tree,
         engine_settings=engine_settings,
         environment_parameters=environment_parameters,

@@ -953,11 +953,7 @@ class Translator:
             if key in ("goal_conditioning_type", "conditioning_type"):
                 out["conditioning_type"] = item
             elif key == "memory":
-                if item is not None and trainer_type == "sac":
-                    self.skip(path, "mlx supports memory (LSTM) with ppo only so far; the network has no memory")
-                    self.keep((*keys, key), item)
-                else:
-                    out["memory"] = None if item is None else {**plain(_memory_defaults()), **item}
+                out["memory"] = None if item is None else {**plain(_memory_defaults()), **item}
             elif key in out:
                 out[key] = item
             elif item != NETWORK_NO_OP.get(key, object()):

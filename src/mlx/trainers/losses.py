@@ -73,6 +73,9 @@ class SACBatch(NamedTuple):
     mask: torch.Tensor  # [B, sum(branches)] action mask at obs (the policy's expectations respect it)
     next_obs: torch.Tensor  # [B, obs_size]
     terminated: torch.Tensor  # [B] 1.0 where the episode really ended (no bootstrap)
+    # With memory the fields above are [S, L, ...] sequences, plus (both None without memory):
+    memories: torch.Tensor | None = None  # [S, 2 * memory_size] actor + critic LSTM state at each start
+    valid: torch.Tensor | None = None  # [S, L] True on real (not padding) steps
 
 
 class SACOutputs(NamedTuple):

@@ -197,11 +197,16 @@ class Actor(nn.Module):
         return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
 
     def sac_sample(
-        self, obs: torch.Tensor, masks: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
-        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact)."""
-        mu, log_std, branch_logp, _ = self._heads(obs, masks)
+        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact).
+        With memory, obs holds sequences of sequence_length steps replayed from ``memories``."""
+        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
         batch = obs.shape[0]
         if mu is None:
             return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp

@@ -84,13 +84,15 @@ class Transitions:
     terminated: np.ndarray
     slots: np.ndarray  # the agents' dense slot indices
     episode_end: bool  # these transitions end their agents' episodes
+    memory: np.ndarray  # [n, M] the networks' memory when the action was chosen ([n, 0] without memory)
 
 
 class TransitionAssembler:
     """Remembers each agent's last observation and action until its next step brings reward and next obs."""
 
-    def __init__(self, spec: BehaviorSpec, obs_size: int) -> None:
+    def __init__(self, spec: BehaviorSpec, obs_size: int, memory_size: int = 0) -> None:
         self.spec = spec
+        self.memory = np.zeros((0, memory_size), np.float32)
         a = spec.action_spec
         self.mask_size = sum(a.discrete_branches)
         self.slots = AgentSlots()
@@ -102,7 +104,8 @@ class TransitionAssembler:
         self.episode_return = np.zeros(0)
         self.episode_length = np.zeros(0, np.int64)
 
-    def _slots_for(self, ids: np.ndarray) -> np.ndarray:
+    def slots_for(self, ids: np.ndarray) -> np.ndarray:
+        """Dense slot indices of agents (new agents get new slots)."""
         slots = self.slots.lookup(ids)
         grow = self.slots.count - len(self.pending)
         if grow > 0:
@@ -110,6 +113,7 @@ class TransitionAssembler:
             self.continuous = np.concatenate([self.continuous, np.zeros((grow, self.continuous.shape[1]), np.float32)])
             self.discrete = np.concatenate([self.discrete, np.zeros((grow, self.discrete.shape[1]), np.int32)])
             self.mask = np.concatenate([self.mask, np.ones((grow, self.mask_size), bool)])
+            self.memory = np.concatenate([self.memory, np.zeros((grow, self.memory.shape[1]), np.float32)])
             self.pending = np.concatenate([self.pending, np.zeros(grow, bool)])
             self.episode_return = np.concatenate([self.episode_return, np.zeros(grow)])
             self.episode_length = np.concatenate([self.episode_length, np.zeros(grow, np.int64)])
@@ -129,12 +133,13 @@ class TransitionAssembler:
             terminated,
             slots,
             ended,
+            self.memory[slots],
         )
 
     def end_episodes(self, terminal: TerminalSteps) -> tuple[Transitions | None, EpisodeStats]:
         if len(terminal) == 0:
             return None, EpisodeStats(np.zeros(0), np.zeros(0, np.int64))
-        slots = self._slots_for(terminal.agent_id)
+        slots = self.slots_for(terminal.agent_id)
         self.episode_return[slots] += terminal.reward
         stats = EpisodeStats(self.episode_return[slots].copy(), self.episode_length[slots].copy())
         self.episode_return[slots] = 0.0
@@ -149,7 +154,7 @@ class TransitionAssembler:
 
     def next_step(self, decision: DecisionSteps, obs: np.ndarray) -> Transitions | None:
         """Close the pending transitions of deciding agents with `obs` (their flat observations) as next_obs."""
-        slots = self._slots_for(decision.agent_id)
+        slots = self.slots_for(decision.agent_id)
         self.episode_return[slots] += decision.reward
         pending = self.pending[slots]
         if not pending.any():
@@ -165,8 +170,11 @@ class TransitionAssembler:
         continuous: np.ndarray,
         discrete: np.ndarray,
         mask: np.ndarray | None,
+        memory: np.ndarray | None = None,
     ) -> None:
-        slots = self._slots_for(decision.agent_id)
+        slots = self.slots_for(decision.agent_id)
+        if memory is not None:
+            self.memory[slots] = memory
         if self.mask_size:
             self.mask[slots] = True if mask is None else mask
         self.obs[slots] = obs
@@ -179,3 +187,53 @@ class TransitionAssembler:
         self.pending[:] = False
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
+
+
+class SequenceBuilder:
+    """Cuts each agent's transitions into sequences of ``length`` steps for recurrent SAC.
+
+    Transitions arrive in order per agent; a sequence is complete after ``length`` steps or at its
+    episode's end (then zero-padded, with ``valid`` False on the padding). Complete sequences come out
+    as arrays [S, length, ...] plus ``valid`` [S, length] and ``memories`` [S, M], the memory stored
+    with each sequence's first step, from which training replays the networks. Sequences never cross
+    episodes. Vectorised over agents: one call handles every agent of an env step.
+    """
+
+    def __init__(self, fields: dict[str, tuple[tuple[int, ...], np.dtype]], length: int, memory_size: int) -> None:
+        self.fields = fields
+        self.length = length
+        self.memory_size = memory_size
+        self.data = {name: np.zeros((0, length, *shape), dtype) for name, (shape, dtype) in fields.items()}
+        self.count = np.zeros(0, np.int64)
+        self.start_memory = np.zeros((0, memory_size), np.float32)
+
+    def _grow(self, slots: int) -> None:
+        extra = slots - len(self.count)
+        if extra <= 0:
+            return
+        for name, store in self.data.items():
+            self.data[name] = np.concatenate([store, np.zeros((extra, *store.shape[1:]), store.dtype)])
+        self.count = np.concatenate([self.count, np.zeros(extra, np.int64)])
+        self.start_memory = np.concatenate([self.start_memory, np.zeros((extra, self.memory_size), np.float32)])
+
+    def add(self, slots: np.ndarray, ended: bool, memory: np.ndarray, **arrays: np.ndarray) -> dict[str, np.ndarray]:
+        """Append one transition per agent; returns the sequences completed by it (possibly none)."""
+        self._grow(int(slots.max()) + 1 if len(slots) else 0)
+        pos = self.count[slots]
+        first = pos == 0
+        self.start_memory[slots[first]] = memory[first]
+        for name, store in self.data.items():
+            store[slots, pos] = arrays[name]
+        self.count[slots] = pos + 1
+        done = slots[(pos + 1 >= self.length) | ended]
+        out = {name: store[done].copy() for name, store in self.data.items()}
+        out["valid"] = np.arange(self.length)[None, :] < self.count[done][:, None]
+        out["memories"] = self.start_memory[done].copy()
+        for store in self.data.values():
+            store[done] = 0
+        self.count[done] = 0
+        return out
+
+    def reset(self) -> None:
+        """Forget sequences in progress (after an env reset)."""
+        self.count[:] = 0

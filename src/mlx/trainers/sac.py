@@ -27,7 +27,7 @@ from mlx.trainers.base import RLTrainer, checked_obs
 from mlx.trainers.encoders import ObsLayout, StateEncoder
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, EnsembleMLP, InputNormalizer, flat_obs_size
-from mlx.trainers.replay import ReplayBuffer, TransitionAssembler
+from mlx.trainers.replay import ReplayBuffer, SequenceBuilder, TransitionAssembler
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
@@ -47,13 +47,20 @@ class SACModule(pl.LightningModule):
         self.q_out = sum(self.branches) if self.branches else 1
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
         self.actor = Actor(spec, ns, conditional_sigma=True, tanh_squash=True)
-        # Vector-only behaviours feed the twin Q MLPs directly; cameras and goal signals first go through an
-        # encoder that both Q members share (trained by the Q losses only).
-        layout = ObsLayout(spec, ns.conditioning_type)
-        self.q_encoder = None if layout.plain else StateEncoder(spec, ns, use_memory=False)
-        q_in = layout.size if self.q_encoder is None else self.q_encoder.output_size
-        self.q = EnsembleMLP(2, q_in + a.continuous_size, ns.hidden_units, ns.num_layers, self.num_streams * self.q_out)
         self.value = Critic(spec, streams, ns)
+        # Vector-only behaviours feed the twin Q MLPs directly; cameras and goal signals first go through an
+        # encoder that both Q members share (trained by the Q losses only). With memory the Q members read
+        # the value network's recurrent features instead, so V and Q share one memory of the past.
+        layout = ObsLayout(spec, ns.conditioning_type)
+        self.recurrent = ns.memory is not None
+        self.q_encoder = None if layout.plain or self.recurrent else StateEncoder(spec, ns, use_memory=False)
+        if self.recurrent:
+            q_in = self.value.body.output_size
+        else:
+            q_in = layout.size if self.q_encoder is None else self.q_encoder.output_size
+        self.q = EnsembleMLP(2, q_in + a.continuous_size, ns.hidden_units, ns.num_layers, self.num_streams * self.q_out)
+        self.actor_memory = self.actor.memory_size
+        self.memory_size = self.actor.memory_size + self.value.memory_size
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
         init = math.log(settings.hyperparameters.init_entcoef)
         self.log_alpha_cont = torch.nn.Parameter(torch.full((1,), init)) if a.continuous_size else None
@@ -80,6 +87,8 @@ class SACModule(pl.LightningModule):
         return out.view(2, x.shape[0], self.num_streams, self.q_out)
 
     def training_step(self, batch: SACBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        if batch.memories is not None:
+            return self._sequence_step(batch)
         x = self.preprocess(batch.obs)
         with torch.no_grad():
             next_values = self.target_value(self.preprocess(batch.next_obs))
@@ -97,6 +106,38 @@ class SACModule(pl.LightningModule):
             log_alpha_disc=self.log_alpha_disc,
         )
         terms = sac_loss(out, batch, self.gammas, self.branches, self.target_entropy_cont, self.target_entropy_disc)
+        terms["loss"] = total_loss(terms)
+        return terms
+
+    def _sequence_step(self, batch: SACBatch) -> dict[str, torch.Tensor]:
+        """S sequences of L steps: actor and critic replayed from their stored memories, the target value
+        over (s_0, s'_0 .. s'_{L-1}) from the critic's, then the loss over real steps only."""
+        assert batch.memories is not None and batch.valid is not None
+        s, length = batch.valid.shape
+        fields = len(SACBatch._fields) - 2
+        steps = SACBatch(*(t.reshape(s * length, *t.shape[2:]) for t in batch[:fields]))
+        actor_mem, critic_mem = batch.memories[:, : self.actor_memory], batch.memories[:, self.actor_memory :]
+        x = self.preprocess(steps.obs)
+        mask = steps.mask if steps.mask.shape[-1] else None
+        cont, cont_log_prob, branch_log_probs = self.actor.sac_sample(x, mask, actor_mem, length)
+        h, _ = self.value.body(x, critic_mem, length)
+        with torch.no_grad():
+            after = torch.cat([batch.obs[:, :1], batch.next_obs], dim=1)  # [S, L + 1, D]
+            th, _ = self.target_value.body(self.preprocess(after.reshape(s * (length + 1), -1)), critic_mem, length + 1)
+            next_values = self.target_value.heads(th).view(s, length + 1, -1)[:, 1:].reshape(s * length, -1)
+        valid = batch.valid.reshape(-1)
+        out = SACOutputs(
+            q_taken=self._q(h, steps.continuous)[:, valid],
+            q_policy=self._q(h, cont, detach=True)[:, valid],
+            values=self.value.heads(h)[valid],
+            next_values=next_values[valid],
+            cont_log_prob=cont_log_prob[valid],
+            branch_log_probs=[b[valid] for b in branch_log_probs],
+            log_alpha_cont=self.log_alpha_cont,
+            log_alpha_disc=self.log_alpha_disc,
+        )
+        real = SACBatch(*(t[valid] for t in steps[:fields]))
+        terms = sac_loss(out, real, self.gammas, self.branches, self.target_entropy_cont, self.target_entropy_disc)
         terms["loss"] = total_loss(terms)
         return terms
 
@@ -134,19 +175,33 @@ class SACTrainer(RLTrainer):
         self.strengths = np.array([s.strength for s in reward_signals.values()], dtype=np.float32)
         a = spec.action_spec
         obs_size = flat_obs_size(spec)
-        self.buffer = ReplayBuffer(
-            self.hp.buffer_size,
-            {
-                "obs": ((obs_size,), np.float32),
-                "continuous": ((a.continuous_size,), np.float32),
-                "discrete": ((a.discrete_size,), np.int32),
-                "reward": ((), np.float32),
-                "mask": ((sum(a.discrete_branches),), np.bool_),
-                "next_obs": ((obs_size,), np.float32),
-                "terminated": ((), np.float32),
-            },
-        )
-        self.assembler = TransitionAssembler(spec, obs_size)
+        fields: dict[str, tuple[tuple[int, ...], Any]] = {
+            "obs": ((obs_size,), np.float32),
+            "continuous": ((a.continuous_size,), np.float32),
+            "discrete": ((a.discrete_size,), np.int32),
+            "reward": ((), np.float32),
+            "mask": ((sum(a.discrete_branches),), np.bool_),
+            "next_obs": ((obs_size,), np.float32),
+            "terminated": ((), np.float32),
+        }
+        self.memory_size = self.module.memory_size
+        memory = settings.network_settings.memory
+        self.sequence_length = memory.sequence_length if memory is not None else 1
+        if self.memory_size:
+            # The ring holds whole sequences: buffer_size transitions are buffer_size / L sequences.
+            length = self.sequence_length
+            self.sequences: SequenceBuilder | None = SequenceBuilder(fields, length, self.memory_size)
+            seq_fields = {k: ((length, *shape), dt) for k, (shape, dt) in fields.items()}
+            seq_fields["valid"] = ((length,), np.bool_)
+            seq_fields["memories"] = ((self.memory_size,), np.float32)
+            self.buffer = ReplayBuffer(max(1, self.hp.buffer_size // length), seq_fields)
+            self.sample_size = max(1, self.hp.batch_size // length)
+        else:
+            self.sequences = None
+            self.buffer = ReplayBuffer(self.hp.buffer_size, fields)
+            self.sample_size = self.hp.batch_size
+        self._memories = np.zeros((0, self.memory_size), np.float32)  # each agent slot's current memory
+        self.assembler = TransitionAssembler(spec, obs_size, self.memory_size)
         self.rng = np.random.default_rng(seed)
         self.update_steps = 1  # ML-Agents starts counting at 1
         # Reward signals with a model of their own, updated every reward_signal_steps_per_update agent steps.
@@ -168,15 +223,28 @@ class SACTrainer(RLTrainer):
             return
         if self.intrinsic:
             self._track_signal_returns(tr)
-        self.buffer.add(
-            obs=tr.obs,
-            continuous=tr.continuous,
-            discrete=tr.discrete,
-            reward=tr.reward,
-            mask=tr.mask,
-            next_obs=tr.next_obs,
-            terminated=tr.terminated.astype(np.float32),
-        )
+        arrays = {
+            "obs": tr.obs,
+            "continuous": tr.continuous,
+            "discrete": tr.discrete,
+            "reward": tr.reward,
+            "mask": tr.mask,
+            "next_obs": tr.next_obs,
+            "terminated": tr.terminated.astype(np.float32),
+        }
+        if self.sequences is None:
+            self.buffer.add(**arrays)
+            return
+        done = self.sequences.add(tr.slots, tr.episode_end, tr.memory, **arrays)
+        if len(done["valid"]):
+            self.buffer.add(**done)
+
+    def _memory_rows(self, agent_ids: np.ndarray) -> np.ndarray:
+        slots = self.assembler.slots_for(agent_ids)
+        grow = self.assembler.slots.count - len(self._memories)
+        if grow > 0:
+            self._memories = np.concatenate([self._memories, np.zeros((grow, self.memory_size), np.float32)])
+        return slots
 
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
         finished, episodes = self.assembler.end_episodes(terminal)
@@ -186,6 +254,8 @@ class SACTrainer(RLTrainer):
             if "extrinsic" in self.signals:
                 self.stats.add("Policy/Extrinsic Reward", episodes.returns * self.signals["extrinsic"].strength)
         self._store(finished)
+        if self.memory_size and len(terminal):
+            self._memories[self._memory_rows(terminal.agent_id)] = 0.0  # a new episode starts with no memory
         n = len(decision)
         if n == 0:
             return self.spec.action_spec.empty(0)
@@ -194,21 +264,39 @@ class SACTrainer(RLTrainer):
         mask_np = None
         if decision.action_mask is not None and self.spec.action_spec.discrete_size:
             mask_np = np.concatenate(decision.action_mask, axis=1).astype(bool)
+        memories = None
+        if self.memory_size:
+            rows = self._memory_rows(decision.agent_id)
+            memories = self._memories[rows]
+            self._advance_memories(rows, obs, mask_np)
         if self.step < self.hp.buffer_init_steps:
             actions = self._random_actions(n, mask_np)
         else:
             obs_t = self._tensor(obs)
+            mem_t = None if memories is None else self._tensor(memories[:, : self.module.actor_memory])
             with torch.inference_mode():
                 out = self.module.actor.sample(
-                    self.module.preprocess(obs_t), None if mask_np is None else self._tensor(mask_np)
+                    self.module.preprocess(obs_t), None if mask_np is None else self._tensor(mask_np), memories=mem_t
                 )
             self.stats.add("Policy/Entropy", float(out.entropy.mean()))
             actions = ActionTuple(out.continuous.cpu().numpy(), out.discrete.cpu().numpy().astype(np.int32))
         if self.module.normalizer is not None:
             self.module.normalizer.update(self._tensor(obs))
-        self.assembler.begin(decision, obs, actions.continuous, actions.discrete, mask_np)
+        self.assembler.begin(decision, obs, actions.continuous, actions.discrete, mask_np, memories)
         self.step += n
         return actions
+
+    def _advance_memories(self, rows: np.ndarray, obs: np.ndarray, mask: np.ndarray | None) -> None:
+        """Step both LSTMs (actor and critic) over this decision's observations: the memories stored with
+        the next step must have seen this one, whatever acts (the policy or buffer_init_steps' random)."""
+        split = self.module.actor_memory
+        mem = self._tensor(self._memories[rows])
+        with torch.inference_mode():
+            x = self.module.preprocess(self._tensor(obs))
+            _, actor_mem = self.module.actor.body(x, mem[:, :split])
+            _, critic_mem = self.module.value.body(x, mem[:, split:])
+        assert actor_mem is not None and critic_mem is not None
+        self._memories[rows] = torch.cat([actor_mem, critic_mem], dim=1).cpu().numpy()
 
     def _random_actions(self, n: int, mask: np.ndarray | None) -> ActionTuple:
         a = self.spec.action_spec
@@ -228,7 +316,14 @@ class SACTrainer(RLTrainer):
         return (self.step - self.hp.buffer_init_steps) / self.update_steps > self.hp.steps_per_update
 
     def ready_to_update(self) -> bool:
-        return len(self.buffer) >= self.hp.batch_size and self._updates_owed()
+        return len(self.buffer) >= self.sample_size and self._updates_owed()
+
+    def _real_steps(self, sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A sample's transitions as rows: sequences are flattened to their real (not padding) steps."""
+        if "valid" not in sample:
+            return sample
+        valid = sample["valid"]
+        return {k: v[valid] for k, v in sample.items() if k not in ("valid", "memories")}
 
     def _signal_batch(self, sample: dict[str, np.ndarray]) -> SignalBatch:
         return SignalBatch(
@@ -242,12 +337,12 @@ class SACTrainer(RLTrainer):
     def _rewards(self, sample: dict[str, np.ndarray]) -> np.ndarray:
         """[B, K] rewards per stream, times strength: the env's for extrinsic, the models' for the others."""
         if not self.intrinsic:
-            return sample["reward"][:, None] * self.strengths[None, :]
-        batch = self._signal_batch(sample)
-        cols = [
-            sample["reward"] if name == "extrinsic" else self.intrinsic[name].rewards(batch) for name in self.signals
-        ]
-        return np.stack(cols, axis=1) * self.strengths[None, :]
+            return sample["reward"][..., None] * self.strengths
+        lead = sample["reward"].shape  # [B], or [S, L] for sequences
+        rows = {k: v.reshape(-1, *v.shape[len(lead) :]) for k, v in sample.items() if k not in ("valid", "memories")}
+        batch = self._signal_batch(rows)
+        cols = [rows["reward"] if name == "extrinsic" else self.intrinsic[name].rewards(batch) for name in self.signals]
+        return (np.stack(cols, axis=1) * self.strengths).reshape(*lead, len(cols))
 
     def _track_signal_returns(self, tr: Any) -> None:
         """Policy/<Signal> Reward: each intrinsic signal's reward summed over an agent's episode, as for PPO."""
@@ -275,7 +370,7 @@ class SACTrainer(RLTrainer):
         sums: dict[str, float] = {}
         count = 0
         while (self.step - self.hp.buffer_init_steps) / self.signal_update_steps > self.signal_steps_per_update:
-            batch = self._signal_batch(self.buffer.sample(self.hp.batch_size, self.rng))
+            batch = self._signal_batch(self._real_steps(self.buffer.sample(self.sample_size, self.rng)))
             for signal in self.intrinsic.values():
                 for key, value in signal.update(batch).items():
                     sums[key] = sums.get(key, 0.0) + value
@@ -300,7 +395,7 @@ class SACTrainer(RLTrainer):
         value_estimates = []
         count = 0
         while self._updates_owed():
-            sample = self.buffer.sample(self.hp.batch_size, self.rng)
+            sample = self.buffer.sample(self.sample_size, self.rng)
             batch = SACBatch(
                 obs=self._tensor(sample["obs"]),
                 continuous=self._tensor(sample["continuous"]),
@@ -309,6 +404,8 @@ class SACTrainer(RLTrainer):
                 mask=self._tensor(sample["mask"]),
                 next_obs=self._tensor(sample["next_obs"]),
                 terminated=self._tensor(sample["terminated"]),
+                memories=self._tensor(sample["memories"]) if "memories" in sample else None,
+                valid=self._tensor(sample["valid"]) if "valid" in sample else None,
             )
             terms = self.module.training_step(batch, count)
             self.optimize(self.optimizer, terms["loss"])
@@ -368,3 +465,6 @@ class SACTrainer(RLTrainer):
 
     def reset_trajectories(self) -> None:
         self.assembler.reset()
+        self._memories[:] = 0.0
+        if self.sequences is not None:
+            self.sequences.reset()

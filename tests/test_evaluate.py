@@ -1,0 +1,51 @@
+"""mode=evaluate: a trained 3DBall policy, acted by torch (checkpoint) and by onnxruntime (exported
+policy), keeps the ball up for 100 episodes; a policy for another env is refused clearly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_mlx
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3DBall PPO run trained to a mean reward of 95 (the user's command, fixed seed)."""
+    workdir = tmp_path_factory.mktemp("evaluate")
+    proc = run_mlx("env=3dball", "seed=1", "run_id=a", "stop_at_reward=95", "tracking=none", "progress=plain",
+                   cwd=workdir, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return workdir
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("policy", ["checkpoint", "onnx"])
+def test_trained_3dball_policy_keeps_the_ball_up_over_100_episodes(trained, policy):
+    extra = ["evaluate.policy=results/a/3DBall.onnx"] if policy == "onnx" else []
+    proc = run_mlx("env=3dball", "run_id=a", "mode=evaluate", "tracking=none", "seed=7", *extra, cwd=trained,
+                   timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((trained / "results/a/run_logs/evaluation.json").read_text())["3DBall"]
+    assert report["episodes"] == 100
+    assert report["mean_return"] >= 95, report
+    assert "[INFO] 3DBall. Evaluated 100 episodes (deterministic actions): Mean Return:" in proc.stdout
+
+
+@pytest.mark.learning
+@pytest.mark.parametrize("policy", ["results/a/3DBall/checkpoint.pt", "results/a/3DBall.onnx"])
+def test_a_policy_for_another_env_is_refused_naming_both_layouts(trained, policy):
+    proc = run_mlx("env=3dballhard", "run_id=a", "mode=evaluate", "tracking=none", f"evaluate.policy={policy}",
+                   cwd=trained, timeout=300)  # fmt: skip
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mlx: error: "), proc.stderr
+    assert "3DBallHard" in lines[0] or "(45,)" in lines[0], lines[0]
+
+
+def test_evaluating_a_run_that_does_not_exist_says_what_to_do(tmp_path):
+    proc = run_mlx("env=basic", "run_id=nothing", "mode=evaluate", "tracking=none", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert "has no trained policy" in proc.stderr and "evaluate.policy=" in proc.stderr
