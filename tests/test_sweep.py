@@ -206,9 +206,10 @@ def test_optuna_sweep_prunes_records_best_and_resumes_after_sigkill(workdir):
     assert all(t.state in (states.COMPLETE, states.PRUNED) for t in trials if t.number not in killed_numbers)
     pruned = [t for t in trials if t.state == states.PRUNED]
     assert pruned, "the median pruner pruned nothing"
-    for t in pruned:  # stopped at the step it was pruned, not run to max_steps
+    for t in pruned:  # each stopped at the summary it was pruned at (possibly the last one)
         rows = (workdir / "results" / t.user_attrs["mlx.run_id"] / "run_logs" / "stats.jsonl").read_text()
-        assert json.loads(rows.splitlines()[-1])["step"] == max(t.intermediate_values) < 3000
+        assert json.loads(rows.splitlines()[-1])["step"] == max(t.intermediate_values)
+    assert any(max(t.intermediate_values) < 3000 for t in pruned), "no trial was stopped before max_steps"
 
     # The retry resumed the killed trial's folder: one continuous curve, no step twice.
     run_id = resumable.user_attrs["mlx.run_id"]
