@@ -252,16 +252,19 @@ class Search:
             storage.set_trial_user_attr(
                 storage.get_trial_id_from_study_id_trial_number(study_id, trial.number), ERROR, error
             )
+        if state == TrialState.PRUNED and trial.intermediate_values:  # Optuna's value of a pruned trial
+            value = trial.intermediate_values[max(trial.intermediate_values)]
+        # MLflow first, the study last: the study is the commit point. A worker killed in between leaves
+        # the trial RUNNING, so it is retried (from its final checkpoint) and recorded again.
+        self.record_in_mlflow(trial, state.name, value, error)
         if state == TrialState.COMPLETE:
-            frozen = study.tell(trial.number, value, skip_if_finished=True)
+            study.tell(trial.number, value, skip_if_finished=True)
         else:
-            frozen = study.tell(trial.number, state=state, skip_if_finished=True)
-        shown = frozen.value if frozen.value is not None else value
-        what = f"value {shown:.4g}" if shown is not None else error
+            study.tell(trial.number, state=state, skip_if_finished=True)
+        what = f"value {value:.4g}" if value is not None else error
         print(f"[INFO] Trial {trial.number} {state.name}: {what}.", flush=True)
         if state == TrialState.FAIL:
             print(f"[WARNING] Trial {trial.number} failed: {error}", file=sys.stderr, flush=True)
-        self.record_in_mlflow(trial, state.name, shown, error)
         return state.name
 
     def record_in_mlflow(self, trial: Any, state: str, value: float | None, error: str | None) -> None:
