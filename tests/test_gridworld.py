@@ -172,12 +172,12 @@ def test_beside_the_floor_are_the_walls_then_the_clear_colour():
     small, large = GridWorldEnv(1, seed=0), GridWorldEnv(1, seed=0, parameters={"gridSize": 10})
     small.reset()
     large.reset()
-    image = small.render()[0]  # gridSize 5: 12.8 px per cell, a 10-pixel wall band each side
+    image = small.render()[0] / 255  # gridSize 5: 12.8 px per cell, a 10-pixel wall band each side
     for band in (image[:, :10], image[:, -10:]):
         np.testing.assert_allclose(band, np.broadcast_to(WALL, band.shape), atol=0.003)
     assert np.abs(image[:, 10:-10] - np.asarray(WALL)).max(axis=-1).min() > 0.1
     # gridSize 10: 6.4 px per cell; the wall spans x in [-1.5, -0.5], columns 3.6 to 10.
-    row = large.render()[0][32]
+    row = large.render()[0][32] / 255
     np.testing.assert_allclose(row[:3], np.broadcast_to(CLEAR, (3, 3)), atol=0.003)
     np.testing.assert_allclose(row[4:10], np.broadcast_to(WALL, (6, 3)), atol=0.003)
     np.testing.assert_allclose(row[-3:], np.broadcast_to(CLEAR, (3, 3)), atol=0.003)

@@ -435,6 +435,46 @@ class Arena:
         """Zero the velocities of every body in some areas (an episode start)."""
         self.vel[:, :, _sel(areas)] = 0.0
 
+    def render(self, areas: Areas | Sequence[int] = None, pixels: int = 320) -> np.ndarray:
+        """Top-down pictures uint8 [m, H, W, 3] of some areas (all by default), ``pixels`` along the longer
+        side, +x right and +z up: the floor inside the bounds (the walls' colour around it), then the
+        present statics (triggers under solid ones), then the bodies (agents on top, with a white dot
+        toward their heading), each coloured by its current tag (mlx.envs.render.TAG_COLOURS)."""
+        from mlx.envs.render import FLOOR, Canvas, palette
+
+        idx = np.arange(self.n)[_sel(areas)]
+        colours = palette(self.tags)[self.tag[:, idx] + 1]  # [S, m, 3]
+        if self.has_bounds:
+            b = self.bounds[:, idx]
+            wall = 1.0  # a band of the walls' colour around the floor
+            window = (b[0].min() - wall, b[1].min() - wall, b[2].max() + wall, b[3].max() + wall)
+        else:  # no walls: everything present at the first render, with a margin
+            c, reach = self.center[:, :, idx], self.half[:, :, idx] + self.radius[None, :, idx]
+            on = self.active[:, idx]
+            window = ((c - reach)[0][on].min() - 2, (c - reach)[1][on].min() - 2,
+                      (c + reach)[0][on].max() + 2, (c + reach)[1][on].max() + 2)  # fmt: skip
+        canvas = Canvas(window, pixels)
+        if self.has_bounds:
+            out = canvas.blank(len(idx), palette(self.tags)[self.bounds_tag + 1])
+            centre, half = (b[0:2] + b[2:4]) / 2, (b[2:4] - b[0:2]) / 2
+            canvas.fill(out, centre[0], centre[1], half[0], half[1], FLOOR)
+        else:
+            out = canvas.blank(len(idx), FLOOR)
+        triggers = [s for s in range(self.W) if not self.solid[s]]
+        solids = [s for s in range(self.W) if self.solid[s]]
+        bodies = list(range(self.S - 1, self.W - 1, -1))  # the last bodies first, so agents end on top
+        for s in (*triggers, *solids, *bodies):
+            body = s >= self.W
+            canvas.fill(out, self.center[0, s, idx], self.center[1, s, idx], self.half[0, s, idx],
+                        self.half[1, s, idx], colours[s], self.radius[s, idx], self.active[s, idx],
+                        min_pixels=3.0 if body else 0.0)  # fmt: skip
+        for k in range(self.A):
+            s = self.W + k
+            size = np.maximum(self.radius[s, idx], np.minimum(self.half[0, s, idx], self.half[1, s, idx]))
+            h = self.heading[k, idx]
+            canvas.heading(out, self.center[0, s, idx], self.center[1, s, idx], np.sin(h), np.cos(h), size)
+        return out
+
     # ------------------------------------------------------------------------------------------------
     # agents
     # ------------------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ from mlx.envs.base import (
 )
 
 if TYPE_CHECKING:
+    from mlx.envs.visual3dball import Renderer
     from mlx.samplers import AreaSampler
 
 BEHAVIOR_NAME = "3DBall"
@@ -96,6 +97,7 @@ ROLLING_FACTOR = 5.0 / 7.0  # a solid sphere rolling without slipping, relative 
 BALANCED_REWARD = 0.1
 FALL_REWARD = -1.0
 DEFAULT_PARAMETERS = {"mass": 1.0, "scale": 1.0, "gravity": 9.81}
+RENDER_SIZE = 168  # render(): pictures for people, twice Visual3DBall's 84-pixel camera
 
 _F32 = np.float32
 # Ring of state slots: a decision uses DECISION_PERIOD + 1 consecutive slots (its start state and the
@@ -234,6 +236,7 @@ class Ball3DEnv(BaseEnv):
         self._obs_scale = np.array([1, 1, 1, 1 / DT, 1 / DT, 1 / DT], _F32)
         self._obs_scale_col = self._obs_scale[:, None]
         self._build_views()
+        self._renderer: Renderer | None = None  # render()'s camera, made on first use
 
     # ------------------------------------------------------------------------------------------
     # BaseEnv API
@@ -325,6 +328,18 @@ class Ball3DEnv(BaseEnv):
             q = self._qh[self._slot].T
         w, x, ny, z = q.T
         return np.stack([x, -ny, z, w], axis=1)
+
+    def render(self, areas: slice | Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Pictures [m, 168, 168, 3] of areas through Visual3DBall's camera (the same view and drawing, at
+        twice its sensor's resolution): the platform and the ball of each area's current episode."""
+        from mlx.envs.visual3dball import Renderer
+
+        if self._renderer is None:
+            self._renderer = Renderer(RENDER_SIZE)
+        idx = np.arange(self._n)[slice(None) if areas is None else areas]
+        ball = self._pvh[self._slot, 0][:, idx].T
+        radius = 2 * self._h3[1, idx] - HALF_SIZE  # the contact box's half height is (2.5 + r) / 2
+        return self._renderer.render(self.platform_rotations()[idx], ball, radius)
 
     # ------------------------------------------------------------------------------------------
     # test / debugging hook

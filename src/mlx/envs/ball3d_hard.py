@@ -18,7 +18,7 @@ in-place copy, for every area at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -114,6 +114,10 @@ class Ball3DHardEnv(BaseEnv):
             self._pending[key] = float(value)
         else:
             self._inner.set_environment_parameter(key, value)
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """3DBall's pictures (the scene is 3DBall's; only the observation differs)."""
+        return self._inner.render(areas)
 
     def close(self) -> None:
         self._inner.close()

@@ -15,6 +15,7 @@ Gymnasium adapter and the gRPC communicator all implement this one interface.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -241,6 +242,17 @@ class BaseEnv(abc.ABC):
         every behaviour; most envs report none.
         """
         return []
+
+    def render(self, areas: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+        """Pictures of some areas (all by default) in their current state, uint8 RGB [m, H, W, 3], for
+        people watching a policy (``python -m mlx mode=watch``); never an observation.
+
+        Native envs draw themselves (see mlx.envs.render); others raise EnvError (the default).
+        """
+        raise EnvError(
+            f"{type(self).__name__} cannot draw itself: mode=watch works with mlx's native envs "
+            "(3dball, 3dballhard, visual3dball, basic, gridworld, pushblock, pyramids, hallway, walljump)"
+        )
 
     def close(self) -> None:
         """Release processes and sockets; safe to call twice."""

@@ -394,10 +394,11 @@ class GridWorldEnv(BaseEnv):
             raise EnvError("debug_set_state: the agent and the goals must be on distinct cells of the grid")
         self._decision = self._decision_steps(self._decision.reward)
 
-    def render(self, areas: np.ndarray | None = None) -> np.ndarray:
-        """The camera images [m, 64, 84, 3] of the given areas (all by default) in their current state."""
+    def render(self, areas: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+        """The camera images of the given areas (all by default) in their current state, as the bytes of
+        the sensor's 8-bit render texture: uint8 [m, 64, 84, 3] (the observation is these / 255)."""
         idx = np.arange(self._n) if areas is None else np.asarray(areas, np.int64)
-        return self._render(idx)
+        return np.rint(self._render(idx) * 255).astype(np.uint8)
 
     # ------------------------------------------------------------------------------------------
     # internals

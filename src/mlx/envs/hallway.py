@@ -44,7 +44,7 @@ most 5 physics steps, 0.1 s, later than upstream); a goal touched on the last al
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -229,6 +229,10 @@ class HallwayEnv(BaseEnv):
         if self._decision is None:
             raise EnvError("call reset() before get_steps()")
         return self._decision, self._terminal
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Top-down pictures of areas, bodies and statics coloured by tag (Arena.render)."""
+        return self.arena.render(areas)
 
     def set_environment_parameter(self, key: str, value: float) -> None:
         self._params.set(key, value)

@@ -58,7 +58,7 @@ allowed decision, the goal counts (termination, not interruption).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -229,6 +229,10 @@ class PushBlockEnv(BaseEnv):
         if self._decision is None:
             raise EnvError("call reset() before get_steps()")
         return self._decision, self._terminal
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Top-down pictures of areas, bodies and statics coloured by tag (Arena.render)."""
+        return self.arena.render(areas)
 
     def set_environment_parameter(self, key: str, value: float) -> None:
         _check_parameter(key, value)

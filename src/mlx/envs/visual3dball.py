@@ -82,19 +82,19 @@ _CHUNK_PIXELS = 16 * SIZE * SIZE  # areas x pixels per chunk: float32 arrays of 
 _F32 = np.float32
 
 
-def project(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project(points: np.ndarray, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) in pixel units (row 0 at the top edge, col 0 at the left) of points [..., 3] given
-    relative to the platform centre: the camera's perspective projection."""
+    relative to the platform centre: the camera's perspective projection onto a size x size image."""
     rel = np.asarray(points, np.float64) - CAMERA_POSITION
     depth = rel @ CAMERA_FORWARD
-    scale = (SIZE / 2) / (_TAN_HALF_FOV * depth)
-    return SIZE / 2 - (rel @ CAMERA_UP) * scale, SIZE / 2 + (rel @ CAMERA_RIGHT) * scale
+    scale = (size / 2) / (_TAN_HALF_FOV * depth)
+    return size / 2 - (rel @ CAMERA_UP) * scale, size / 2 + (rel @ CAMERA_RIGHT) * scale
 
 
-def _pixel_coordinates() -> np.ndarray:
-    """Camera-plane coordinate of the pixel centres along a row or column, at unit depth: [84]. The ray
+def _pixel_coordinates(size: int = SIZE) -> np.ndarray:
+    """Camera-plane coordinate of the pixel centres along a row or column, at unit depth: [size]. The ray
     through pixel (row i, col j) is forward + c[j] * right - c[i] * up."""
-    return (np.arange(SIZE) + 0.5 - SIZE / 2) / (SIZE / 2) * _TAN_HALF_FOV
+    return (np.arange(size) + 0.5 - size / 2) / (size / 2) * _TAN_HALF_FOV
 
 
 def rotation_matrices(q: np.ndarray) -> np.ndarray:
@@ -128,26 +128,28 @@ class Renderer:
     Rays are never built per pixel: every quantity the ray tests need is linear in the ray, so affine in
     the pixel coordinates, and is evaluated as one broadcast addition (_affine). The platform test runs
     over the box bounding the chunk's projected cubes, the ball test over a window around each ball.
+    ``size`` is the image's width and height: the sensor's 84, or larger for watching a policy (mlx.watch).
     """
 
-    def __init__(self) -> None:
-        self.coords = _pixel_coordinates()  # [84]
+    def __init__(self, size: int = SIZE) -> None:
+        self.size = size
+        self.coords = _pixel_coordinates(size)  # [size]
         self.u = self.coords[None, :]  # column coordinate, rightward
         self.v = -self.coords[None, :]  # row coordinate, upward
         self.basis = np.stack([CAMERA_FORWARD, CAMERA_RIGHT, CAMERA_UP])  # [3 (const, u, v), 3 xyz]
-        self.chunk = max(1, _CHUNK_PIXELS // (SIZE * SIZE))
-        self.focal = (SIZE / 2) / _TAN_HALF_FOV  # pixels per unit of camera-plane coordinate
+        self.chunk = max(1, _CHUNK_PIXELS // (size * size))
+        self.focal = (size / 2) / _TAN_HALF_FOV  # pixels per unit of camera-plane coordinate
         self.corners = HALF_SIZE * np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)])
 
     def render(
         self, rotation: np.ndarray, ball: np.ndarray, radius: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
-        """uint8 images [m, 84, 84, 3] of platforms rotated by quaternions (x, y, z, w) [m, 4] with balls at
+        """uint8 images [m, size, size, 3] of platforms rotated by quaternions (x, y, z, w) [m, 4] with balls at
         ``ball`` [m, 3] (from the platform centre) of radius [m], written into ``out`` when given (any
         strides: the env renders straight into its frame stack)."""
         m = len(rotation)
         if out is None:
-            out = np.empty((m, SIZE, SIZE, CHANNELS), np.uint8)
+            out = np.empty((m, self.size, self.size, CHANNELS), np.uint8)
         rot = rotation_matrices(rotation)
         ball = np.asarray(ball, np.float64)
         radius = np.asarray(radius, np.float64)
@@ -158,7 +160,7 @@ class Renderer:
         return out
 
     def _platform(self, rot: np.ndarray, out: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-        """Draw the platforms (black elsewhere) into out [m, 84, 84, 3]; return their faces' ray tests.
+        """Draw the platforms (black elsewhere) into out [m, size, size, 3]; return their faces' ray tests.
 
         A ray enters the cube through the face of axis k on the camera's side (only when the camera is
         outside that slab) iff the entry point t_k = c_k / dl_k (c_k = s_k h - o_k, o the camera and dl
@@ -167,7 +169,7 @@ class Renderer:
         outside a convex body do not overlap, so each pixel shows at most one.
         """
         m = len(rot)
-        h = HALF_SIZE
+        h, size = HALF_SIZE, self.size
         rot_t = rot.transpose(0, 2, 1)
         o = rot_t @ CAMERA_POSITION  # [m, 3] camera in cube coordinates
         dl = np.einsum("mij,aj->mia", rot_t, self.basis)  # [m, axis, (const, u, v)]: the ray, per axis
@@ -176,9 +178,9 @@ class Renderer:
         shade = AMBIENT + DIFFUSE * np.maximum(side * facing, 0.0)  # [m, axis]
         colour = np.rint(255 * shade[:, :, None] * PLATFORM_COLOUR).astype(np.uint8)  # [m, axis, rgb]
         # Only the box around the chunk's silhouettes (the hulls of their projected corners) is tested.
-        row, col = project(np.einsum("mij,cj->mci", rot, self.corners))
-        r0, r1 = max(0, int(np.floor(row.min()))), min(SIZE, int(np.ceil(row.max())) + 1)
-        c0, c1 = max(0, int(np.floor(col.min()))), min(SIZE, int(np.ceil(col.max())) + 1)
+        row, col = project(np.einsum("mij,cj->mci", rot, self.corners), size)
+        r0, r1 = max(0, int(np.floor(row.min()))), min(size, int(np.ceil(row.max())) + 1)
+        c0, c1 = max(0, int(np.floor(col.min()))), min(size, int(np.ceil(col.max())) + 1)
         u, v = self.u[:, c0:c1], self.v[:, r0:r1]
         faces = []
         seen = np.zeros((3, m, r1 - r0, c1 - c0), bool)
@@ -206,16 +208,16 @@ class Renderer:
 
     def _ball(self, faces: list, ball: np.ndarray, radius: np.ndarray, out: np.ndarray) -> None:
         """Draw the balls over out where they are in front of the platform, in a window around each."""
-        m = len(ball)
+        m, full = len(ball), self.size
         rel = ball - CAMERA_POSITION  # [m, 3] sphere centre from the camera
         depth = rel @ CAMERA_FORWARD
         # Window: a bound on the projected radius (a sphere off the axis projects to a stretched ellipse).
         near = np.maximum(depth - radius, 1e-3)
         reach = 1.8 * self.focal * radius / near + 2
-        size = int(min(SIZE, 2 * np.ceil(reach.max()) + 1))
-        row, col = project(ball)
-        r0 = np.clip(np.round(row).astype(np.int64) - size // 2, 0, SIZE - size)
-        c0 = np.clip(np.round(col).astype(np.int64) - size // 2, 0, SIZE - size)
+        size = int(min(full, 2 * np.ceil(reach.max()) + 1))
+        row, col = project(ball, full)
+        r0 = np.clip(np.round(row).astype(np.int64) - size // 2, 0, full - size)
+        c0 = np.clip(np.round(col).astype(np.int64) - size // 2, 0, full - size)
         span = np.arange(size)
         u = self.coords[c0[:, None] + span]  # [m, size]
         v = -self.coords[r0[:, None] + span]
@@ -237,7 +239,7 @@ class Renderer:
         shade = AMBIENT + DIFFUSE * np.maximum(cos, 0.0)
         colour = np.rint(255 * shade[..., None] * BALL_COLOUR).astype(np.uint8)  # [m, size, size, 3]
         s0, s1, s2, s3 = out.strides
-        windows = as_strided(out, (m, SIZE - size + 1, SIZE - size + 1, size, size, CHANNELS), (s0, s1, s2, s1, s2, s3))
+        windows = as_strided(out, (m, full - size + 1, full - size + 1, size, size, CHANNELS), (s0, s1, s2, s1, s2, s3))
         areas = np.arange(m)
         current = windows[areas, r0, c0]
         windows[areas, r0, c0] = np.where(visible[..., None], colour, current)
@@ -324,6 +326,10 @@ class Visual3DBallEnv(BaseEnv):
     def set_environment_parameter(self, key: str, value: float) -> None:
         """mass and scale from each area's next episode, gravity at once (as 3DBall)."""
         self._inner.set_environment_parameter(key, value)
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """The agent's camera view of each area at twice the sensor's resolution (Ball3DEnv.render)."""
+        return self._inner.render(areas)
 
     def close(self) -> None:
         self._inner.close()

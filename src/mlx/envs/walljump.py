@@ -63,7 +63,7 @@ rest of the decision in it). Bodies start on the ground (upstream drops them fro
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -304,6 +304,44 @@ class WallJumpEnv(BaseEnv):
         """Wall heights are read at each episode start: every episode of every area gets its own draw."""
         self._params.set_sampler(key, sampler)
         return True
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None, pixels: int = 256) -> np.ndarray:
+        """Pictures of areas: the ground from above (+x right, +z up; ``pixels`` tall) and, to its right,
+        a side view on the same rows (height grows to the right) that shows the wall's height, the block
+        and the agent's jumps. The wall is lighter the higher it is; it is left out where it stays
+        below the ground's top (no wall). The void around the ground is where things fall."""
+        from mlx.envs.render import FLOOR, VOID, Canvas, tag_colour
+
+        idx = np.arange(self._n)[slice(None) if areas is None else areas]
+        m = len(idx)
+        x0, z0, x1, z1 = GROUND
+        zc, zh = (z0 + z1) / 2, (z1 - z0) / 2
+        top = Canvas((x0 - 1, z0 - 1, x1 + 1, z1 + 1), pixels)
+        side = Canvas((-0.5, z0 - 1, 7.0, z1 + 1), scale=top.scale)  # heights -0.5..7 m on the same rows
+        half_height = self.wall_height[idx] / 2  # the wall spans -h/2..h/2
+        shade = 0.55 + 0.45 * np.clip(self.wall_height[idx] / DEFAULT_PARAMETERS["big_wall_height"], 0, 1)
+        wall = (shade[:, None] * np.array(tag_colour("wall"))[None, :]).astype(np.uint8)
+        has_wall = half_height > GROUND_TOP
+        ax, ay, az = self.pos[:, idx]
+        bx, bz = self.block[:, idx]
+        goal, block, agent = tag_colour("goal"), tag_colour("block"), tag_colour("agent")
+        # From above: ground, goal, wall, block, agent with its heading.
+        above = top.blank(m, VOID)
+        top.fill(above, (x0 + x1) / 2, zc, (x1 - x0) / 2, zh, FLOOR)
+        top.fill(above, *GOAL_CENTER, *GOAL_HALF, goal)
+        top.fill(above, 0.0, WALL_Z, *WALL_HALF, wall, present=has_wall)
+        top.fill(above, bx, bz, BLOCK_HALF, BLOCK_HALF, block)
+        top.fill(above, ax, az, 0.0, 0.0, agent, radius=AGENT_HALF)
+        top.heading(above, ax, az, np.sin(self.heading[idx]), np.cos(self.heading[idx]), AGENT_HALF)
+        # From the side (a = height, b = z): the wall's foot is hidden by the ground drawn over it.
+        beside = side.blank(m, VOID)
+        side.fill(beside, (GOAL_Y[0] + GOAL_Y[1]) / 2, GOAL_CENTER[1], (GOAL_Y[1] - GOAL_Y[0]) / 2, GOAL_HALF[1], goal)
+        side.fill(beside, 0.0, WALL_Z, half_height, WALL_HALF[1], wall, present=has_wall)
+        side.fill(beside, (GROUND_TOP - 0.5) / 2, zc, (GROUND_TOP + 0.5) / 2, zh, FLOOR)
+        side.fill(beside, BLOCK_Y, bz, BLOCK_HALF_Y, BLOCK_HALF, block)
+        side.fill(beside, ay, az, AGENT_HALF, AGENT_HALF, agent)
+        gap = np.full((m, top.height, 2), 90, np.uint8)[..., None].repeat(3, -1)
+        return np.concatenate([above, gap, beside], axis=2)
 
     # ------------------------------------------------------------------------------------------------
     # episodes
