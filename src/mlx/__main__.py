@@ -98,6 +98,11 @@ def _app(cfg: DictConfig) -> float | None:
             from mlx.evaluate import evaluate
 
             return evaluate(cfg)
+        if cfg.get("mode") == "watch":
+            from mlx.watch import watch
+
+            watch(cfg)
+            return None
         return run(cfg, tags=job_tags())
     except user_error_types() as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -217,13 +217,20 @@ def table(groups: Sequence[Group], metric: str, last_n: int) -> str:
     return "\n".join(lines)
 
 
-def plot(groups: Sequence[Group], metric: str, out: Path, title: str) -> None:
+def figure(rows: int = 1, cols: int = 1, panel: tuple[float, float] = (8, 5)) -> tuple[Any, np.ndarray]:
+    """A matplotlib figure (headless Agg backend) of rows x cols panels of the given size in inches; the
+    panels as an array [rows, cols]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), dpi=120, squeeze=False)
+    return fig, axes
+
+
+def draw_groups(ax: Any, groups: Sequence[Group], metric: str, legend: bool = True) -> None:
+    """Each group's mean curve over its runs on one panel, with a band (± std; min-max for two runs)."""
     for g in sorted(groups, key=lambda g: g.label):
         steps, mean, low, high = g.curve()
         n = len(g.runs)
@@ -234,13 +241,25 @@ def plot(groups: Sequence[Group], metric: str, out: Path, title: str) -> None:
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     ax.set_xlabel("Agent steps")
     ax.set_ylabel(metric)
-    ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if legend:
+        ax.legend(fontsize=8, loc="best")
+
+
+def save_figure(fig: Any, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
+
+
+def plot(groups: Sequence[Group], metric: str, out: Path, title: str) -> None:
+    fig, axes = figure()
+    draw_groups(axes[0, 0], groups, metric)
+    axes[0, 0].set_title(title)
+    save_figure(fig, out)
 
 
 def parse_tags(items: Sequence[str]) -> dict[str, str]:

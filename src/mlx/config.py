@@ -221,6 +221,19 @@ class EvaluateSettings:
 
 
 @dataclass
+class WatchSettings:
+    """mode=watch: a trained policy plays a few areas; their pictures (env.render) become a GIF or MP4."""
+
+    episodes: int = 1  # the video ends once every shown area has ended this many episodes
+    areas: int = 1  # areas played and shown, in a grid
+    path: str | None = None  # a .gif or .mp4 file; None: results/<run_id>/<Behavior>.gif
+    fps: int = 20  # frames (decisions) per second of video
+    policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
+    deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
+    max_frames: int = 5000  # stop here even if episodes go on (a deterministic policy may loop forever)
+
+
+@dataclass
 class MlxConfig:
     """The whole run. Top-level keys mirror mlagents-learn's checkpoint settings and command line."""
 
@@ -245,8 +258,9 @@ class MlxConfig:
     stop_at_reward: float | None = None
     progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
     sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
-    mode: str = "train"  # train, or evaluate (mlagents-learn's --inference): see mlx.evaluate
+    mode: str = "train"  # train, evaluate (mlagents-learn's --inference, mlx.evaluate) or watch (mlx.watch)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
 
 def register_configs() -> None:
@@ -291,6 +305,7 @@ class RunConfig:
     behaviors: dict[str, TrainerSettings] = field(default_factory=dict)  # behaviours with their own settings
     behavior_signals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ... and their reward signals
     lesson: int | None = None
+    watch: WatchSettings = field(default_factory=WatchSettings)
 
     def trainer_for(self, behavior: str) -> TrainerSettings:
         """The trainer settings of one behaviour: its behaviors.<name> section merged over trainer."""
@@ -485,11 +500,18 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     if not run_id or "/" in run_id or run_id in (".", ".."):
         raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
     mode = str(tree.get("mode", "train"))
-    if mode not in ("train", "evaluate"):
-        raise ConfigError(f"mode must be 'train' or 'evaluate' (got '{mode}')")
+    if mode not in ("train", "evaluate", "watch"):
+        raise ConfigError(f"mode must be 'train', 'evaluate' or 'watch' (got '{mode}')")
     evaluate = _build(EvaluateSettings, tree.get("evaluate"), "evaluate")
     _positive(evaluate.episodes, "evaluate.episodes")
     _positive(evaluate.max_steps, "evaluate.max_steps")
+    watch = _build(WatchSettings, tree.get("watch"), "watch")
+    for key in ("episodes", "areas", "fps", "max_frames"):
+        _positive(getattr(watch, key), f"watch.{key}")
+    if watch.fps > 100:
+        raise ConfigError(f"watch.fps must be at most 100 (got {watch.fps}): GIF frame times are whole 10 ms")
+    if watch.path is not None and not watch.path.lower().endswith((".gif", ".mp4")):
+        raise ConfigError(f"watch.path must end in .gif or .mp4 (got '{watch.path}')")
     if tree.get("progress") not in ("auto", "plain"):
         raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
     return RunConfig(
@@ -514,6 +536,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         behaviors=behaviors,
         behavior_signals=behavior_signals,
         lesson=lesson,
+        watch=watch,
     )
 
 

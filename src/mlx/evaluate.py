@@ -111,20 +111,23 @@ class OnnxPolicy:
         return ActionTuple(np.asarray(cont, np.float32), np.asarray(disc).astype(np.int32))
 
 
-def load_policy(job: Run, name: str, trainer: RLTrainer, source: str | None, deterministic: bool) -> Any:
-    """The policy to evaluate for one behaviour: evaluate.policy, else the run's newest checkpoint or policy."""
+def load_policy(
+    job: Run, name: str, trainer: RLTrainer, source: str | None, deterministic: bool, setting: str = "evaluate.policy"
+) -> Any:
+    """The policy of one behaviour: ``source`` (the user's ``setting``, evaluate.policy or watch.policy), else
+    the run's newest checkpoint or policy."""
     if source is None:
         candidates = [job.paths.latest_checkpoint(name), job.paths.policy(name)]
         path = next((p for p in candidates if p.exists()), None)
         if path is None:
             raise RunError(
                 f"run '{job.cfg.run_id}' has no trained policy for behaviour {name} (looked for "
-                f"{candidates[0]} and {candidates[1]}); train it first or pass evaluate.policy=<file.pt|file.onnx>"
+                f"{candidates[0]} and {candidates[1]}); train it first or pass {setting}=<file.pt|file.onnx>"
             )
     else:
         path = Path(source)
         if not path.exists():
-            raise RunError(f"evaluate.policy={source}: no such file; give a .pt checkpoint or an .onnx policy")
+            raise RunError(f"{setting}={source}: no such file; give a .pt checkpoint or an .onnx policy")
     if path.suffix == ".onnx":
         return OnnxPolicy(path, trainer.spec, deterministic)
     state = load_checkpoint(path)
@@ -158,7 +161,7 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
         while any(len(returns[n]) < settings.episodes and steps[n] < settings.max_steps for n in policies):
             for name, policy in policies.items():
                 decision, terminal = env.get_steps(name)
-                _account(running[name], decision, terminal, returns[name], lengths[name])
+                account_episodes(running[name], decision, terminal, returns[name], lengths[name])
                 policy.forget(terminal.agent_id)
                 steps[name] += len(decision)
                 if len(decision):
@@ -199,7 +202,7 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
     return report
 
 
-def _account(
+def account_episodes(
     running: dict[int, list[float]],
     decision: DecisionSteps,
     terminal: TerminalSteps,

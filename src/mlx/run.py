@@ -482,8 +482,23 @@ class Run:
             if self.cfg.tracking.log_checkpoints:
                 self.tracker.log_artifact(path, f"checkpoints/{name}")
         self.tracker.log_artifact(self.paths.stats, "run_logs")
+        self.write_curves()
         rewards = [r for r in self.last_reward.values() if r is not None]
         return float(np.mean(rewards)) if rewards else None
+
+    def write_curves(self) -> None:
+        """run_logs/<Behavior>_curves.png from stats.jsonl (mlx.curves), logged to MLflow. A drawing failure
+        only warns: the final checkpoints and policies are saved by then."""
+        from mlx.curves import write_run_curves
+
+        try:
+            paths = write_run_curves(self.paths.root, list(self.trainers))
+        except Exception as exc:  # noqa: BLE001 - a plotting library's failure must not fail a finished run
+            print(f"[WARNING] Learning curves not drawn: {type(exc).__name__}: {one_line_error(exc)}", flush=True)
+            return
+        for path in paths:
+            print(f"[INFO] Learning curves: {path}", flush=True)
+            self.tracker.log_artifact(path, "run_logs")
 
     def _advance_lessons(self, params: EnvironmentParameterManager, max_steps: dict[str, int]) -> None:
         """ML-Agents' reset_env_if_ready: move curricula on, send the new values, reset if a lesson asks."""
