@@ -230,3 +230,53 @@ def test_per_behaviour_settings_merge_over_trainer():
     assert big.hyperparameters.learning_rate == 0.001 and small.hyperparameters.learning_rate == 0.0003
     assert big.hyperparameters.batch_size == small.hyperparameters.batch_size == 128  # the rest is shared
     assert cfg.trainer_for("Other") is cfg.trainer
+
+
+def test_a_lesson_with_require_reset_restarts_every_area_and_drops_partial_trajectories(tmp_path):
+    from mlx.config import validate
+    from mlx.run import Run
+    from tests.conftest import compose_tree
+
+    curriculum = (
+        "+environment_parameters.scale={curriculum: [{value: 1.0, completion_criteria: {behavior: 3DBall, "
+        "measure: progress, threshold: 0.3, require_reset: true}}, {value: 2.0}]}"
+    )
+    tree = compose_tree(
+        "env=3dball",
+        "env.num_areas=4",
+        "trainer.max_steps=2000",
+        "trainer.summary_freq=500",
+        "trainer.hyperparameters.buffer_size=400",
+        "trainer.hyperparameters.batch_size=50",
+        "tracking=none",
+        "progress=plain",
+        f"results_dir={tmp_path}",
+        curriculum,
+    )
+    job = Run(validate(tree))
+    job.build()
+    assert job.env is not None and job.parameters is not None
+    resets: list[int] = []
+    original_reset = job.env.reset
+    trainer = job.trainers["3DBall"]
+    original_forget = trainer.reset_trajectories
+    forgotten: list[int] = []
+
+    def counting_reset() -> None:
+        resets.append(trainer.step)
+        original_reset()
+
+    def counting_forget() -> None:
+        forgotten.append(trainer.step)
+        original_forget()
+
+    job.env.reset = counting_reset  # type: ignore[method-assign]
+    trainer.reset_trajectories = counting_forget  # type: ignore[method-assign]
+    job.prepare_folder()
+    job.restore()
+    job.start_tracking()
+    job.train()
+    job.close("FINISHED")
+    assert len(resets) == 2 and resets[1] > 0.3 * 2000  # the start, then the lesson change
+    assert forgotten == resets[1:]
+    assert job.parameters.lessons["scale"] == 1 and job.env.parameters["scale"] == 2.0
