@@ -16,18 +16,7 @@ from mlx.evaluate import OnnxPolicy
 from mlx.run import RunError
 from mlx.watch import grid, watch_run
 from tests.conftest import compose_tree, run_mlx
-
-# A real but short 3DBall run: its policy still drops the ball within a few dozen decisions.
-TINY = [
-    "env=3dball",
-    "env.num_areas=4",
-    "seed=3",
-    "trainer.hyperparameters.buffer_size=400",
-    "trainer.hyperparameters.batch_size=50",
-    "trainer.summary_freq=400",
-    "trainer.time_horizon=64",
-    "progress=plain",
-]
+from tests.test_cli import TINY  # a real but short 3DBall run: its policy still drops the ball quickly
 
 
 @pytest.fixture(scope="module")
