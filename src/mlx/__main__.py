@@ -98,6 +98,11 @@ def _app(cfg: DictConfig) -> float | None:
             from mlx.evaluate import evaluate
 
             return evaluate(cfg)
+        if cfg.get("mode") == "record":
+            from mlx.record import record
+
+            record(cfg)
+            return None
         if cfg.get("mode") == "watch":
             from mlx.watch import watch
 

@@ -111,9 +111,42 @@ class RNDSettings:
     learning_rate: float = 1.0e-4
 
 
+@dataclass
+class GAILSettings:
+    """Generative adversarial imitation (seed 003): a discriminator of network_settings tells the agent's
+    steps from the demonstrations' (demo_path: a .demo file or a folder of them)."""
+
+    gamma: float = 0.99
+    strength: float = 1.0
+    network_settings: NetworkSettings = field(default_factory=NetworkSettings)
+    learning_rate: float = 3.0e-4
+    encoding_size: int | None = None  # deprecated in ML-Agents; when set, the discriminator's hidden_units
+    use_actions: bool = False  # judge (observation, action, done) instead of observations alone
+    use_vail: bool = False  # variational information bottleneck (VAIL) in the discriminator
+    demo_path: str | None = None  # required
+
+
 # Reward signal name -> its settings class (config group reward_signals/<name>.yaml, module
 # mlx.trainers.rewards.<name>).
-REWARD_SIGNALS: dict[str, type] = {"extrinsic": ExtrinsicSettings, "curiosity": CuriositySettings, "rnd": RNDSettings}
+REWARD_SIGNALS: dict[str, type] = {
+    "extrinsic": ExtrinsicSettings,
+    "curiosity": CuriositySettings,
+    "rnd": RNDSettings,
+    "gail": GAILSettings,
+}
+
+
+@dataclass
+class BehavioralCloningSettings:
+    """ML-Agents' behavioral_cloning (seed 003): the policy also learns to copy the demonstrations, with its
+    own optimiser at strength * learning_rate, decayed linearly to 0 over `steps` agent steps (0: constant)."""
+
+    demo_path: str | None = None  # a .demo file or a folder of them; null: no behavioral cloning
+    steps: int = 0
+    strength: float = 1.0
+    samples_per_update: int = 0  # demonstration steps per update and epoch (0: all of them)
+    num_epoch: int | None = None  # None: 3 (ML-Agents' default); SAC: 1
+    batch_size: int | None = None  # None: the trainer's batch_size
 
 
 @dataclass
@@ -133,6 +166,8 @@ class TrainerSettings:
     checkpoint_interval: int = 500000
     init_path: str | None = None
     threaded: bool = False
+    # Off while its demo_path is null (a block rather than None, so the command line can set any key of it).
+    behavioral_cloning: BehavioralCloningSettings | None = field(default_factory=BehavioralCloningSettings)
 
 
 @dataclass
@@ -211,6 +246,19 @@ class TorchSettings:
 
 
 @dataclass
+class RecordSettings:
+    """mode=record: act with a trained policy (or a heuristic) and write the episodes to a .demo file."""
+
+    episodes: int = 10  # complete episodes per behaviour
+    path: str | None = None  # a .demo file, or a folder for <Behavior>.demo; None: results/<run_id>/demos/
+    name: str | None = None  # the demonstration's name in its meta data (<= 16 characters); None: the behaviour's
+    policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
+    heuristic: str | None = None  # instead of a policy: "random", or "package.module:function" (mlx.record)
+    deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
+    max_steps: int = 10_000_000  # agent steps per behaviour before giving up
+
+
+@dataclass
 class EvaluateSettings:
     """mode=evaluate: act with a trained policy (no learning) for `episodes` episodes per behaviour."""
 
@@ -260,6 +308,7 @@ class MlxConfig:
     sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
     mode: str = "train"  # train, evaluate (mlagents-learn's --inference, mlx.evaluate) or watch (mlx.watch)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    record: RecordSettings = field(default_factory=RecordSettings)  # mode=record: see mlx.record
     watch: WatchSettings = field(default_factory=WatchSettings)
 
 
@@ -306,6 +355,7 @@ class RunConfig:
     behavior_signals: dict[str, dict[str, Any]] = field(default_factory=dict)  # ... and their reward signals
     lesson: int | None = None
     watch: WatchSettings = field(default_factory=WatchSettings)
+    record: RecordSettings = field(default_factory=RecordSettings)
 
     def trainer_for(self, behavior: str) -> TrainerSettings:
         """The trainer settings of one behaviour: its behaviors.<name> section merged over trainer."""
@@ -396,6 +446,17 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t
             _positive(h.reward_signal_steps_per_update, f"{t}.hyperparameters.reward_signal_steps_per_update")
         if h.buffer_init_steps < 0:
             raise ConfigError(f"{t}.hyperparameters.buffer_init_steps must be >= 0 (got {h.buffer_init_steps})")
+    bc = trainer.behavioral_cloning
+    if bc is not None and bc.demo_path is not None:
+        key = f"{t}.behavioral_cloning"
+        _demo_path(bc.demo_path, f"{key}.demo_path")
+        _positive(bc.strength, f"{key}.strength")
+        for name in ("steps", "samples_per_update"):
+            if getattr(bc, name) < 0:
+                raise ConfigError(f"{key}.{name} must be >= 0 (got {getattr(bc, name)})")
+        for name in ("num_epoch", "batch_size"):
+            if getattr(bc, name) is not None:
+                _positive(getattr(bc, name), f"{key}.{name}")
     if not reward_signals:
         raise ConfigError(
             f"{t}.reward_signals is empty; at least one reward signal must remain (e.g. reward_signals=[extrinsic])"
@@ -406,9 +467,34 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t
             _positive(sig.learning_rate, f"{t}.reward_signals.{name}.learning_rate")
         if hasattr(sig, "network_settings"):
             _positive(sig.network_settings.hidden_units, f"{t}.reward_signals.{name}.network_settings.hidden_units")
+        if hasattr(sig, "demo_path"):
+            _demo_path(sig.demo_path, f"{t}.reward_signals.{name}.demo_path")
+        if getattr(sig, "encoding_size", None) is not None:
+            _positive(sig.encoding_size, f"{t}.reward_signals.{name}.encoding_size")
+        if name == "gail" and sig.network_settings.memory is not None:
+            raise ConfigError(
+                f"{t}.reward_signals.gail.network_settings.memory: the GAIL discriminator has no memory (it judges "
+                "single steps); remove it"
+            )
             _positive(sig.network_settings.num_layers, f"{t}.reward_signals.{name}.network_settings.num_layers")
         if not 0 <= sig.gamma < 1:
             raise ConfigError(f"{t}.reward_signals.{name}.gamma must be in [0, 1), strictly below 1 (got {sig.gamma})")
+
+
+def _demo_path(path: str | None, key: str) -> None:
+    """A demonstration setting must name an existing .demo file or folder (see mlx.demo.resolve_demo_path)."""
+    from mlx.demo import resolve_demo_path
+
+    if path is None:
+        raise ConfigError(
+            f"{key} is required: the .demo file (or folder of them) to imitate; record one with "
+            "python -m mlx mode=record run_id=<trained run> record.path=<file.demo>"
+        )
+    found = resolve_demo_path(path)
+    if not found.exists():
+        raise ConfigError(f"{key}: no .demo file or folder at '{path}'")
+    if found.is_file() and found.suffix != ".demo":
+        raise ConfigError(f"{key}: '{path}' is not a .demo file")
 
 
 def validate_env(env: EnvSettings) -> None:
@@ -453,6 +539,7 @@ def validate_env_processes(env: EnvSettings) -> None:
     for key in ("max_lifetime_restarts", "restarts_rate_limit_n"):
         if getattr(env, key) < -1:
             raise ConfigError(f"env.{key} must be >= 0, or -1 for no limit (got {getattr(env, key)})")
+
 
 def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     """Turn the composed config into typed settings, or raise ConfigError naming the problem."""
@@ -500,11 +587,16 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     if not run_id or "/" in run_id or run_id in (".", ".."):
         raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
     mode = str(tree.get("mode", "train"))
-    if mode not in ("train", "evaluate", "watch"):
-        raise ConfigError(f"mode must be 'train', 'evaluate' or 'watch' (got '{mode}')")
+    if mode not in ("train", "evaluate", "watch", "record"):
+        raise ConfigError(f"mode must be 'train', 'evaluate', 'watch' or 'record' (got '{mode}')")
     evaluate = _build(EvaluateSettings, tree.get("evaluate"), "evaluate")
     _positive(evaluate.episodes, "evaluate.episodes")
     _positive(evaluate.max_steps, "evaluate.max_steps")
+    record = _build(RecordSettings, tree.get("record"), "record")
+    _positive(record.episodes, "record.episodes")
+    _positive(record.max_steps, "record.max_steps")
+    if record.policy is not None and record.heuristic is not None:
+        raise ConfigError("record.policy and record.heuristic both given: a recording has one actor, remove one")
     watch = _build(WatchSettings, tree.get("watch"), "watch")
     for key in ("episodes", "areas", "fps", "max_frames"):
         _positive(getattr(watch, key), f"watch.{key}")
@@ -536,6 +628,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
         behaviors=behaviors,
         behavior_signals=behavior_signals,
         lesson=lesson,
+        record=record,
         watch=watch,
     )
 

@@ -167,6 +167,18 @@ class Actor(nn.Module):
             log_probs = [torch.log_softmax(chunk, dim=1) for chunk in torch.split(logits, self.branches, 1)]
         return mu, log_std, log_probs, new_memories
 
+    def distribution(
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
+        """The policy's parameters on a batch: Gaussian mean and log std (None without continuous actions)
+        and each branch's log-probabilities; what behavioral cloning fits to demonstrations."""
+        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
+        return mu, log_std, branch_logp
+
     def sample(
         self,
         obs: torch.Tensor,

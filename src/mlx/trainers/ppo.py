@@ -26,6 +26,7 @@ from mlx.config import PPOSettings, ScheduleType
 from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.advantages import gae
 from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
+from mlx.trainers.bc import make_behavioral_cloning
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, InputNormalizer, to_env_continuous
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
@@ -33,7 +34,7 @@ from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOO
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
 # Per-step fields of the update buffer besides PPOBatch's (used by reward signals).
-EXTRA_FIELDS = ("next_obs", "env_reward")
+EXTRA_FIELDS = ("next_obs", "env_reward", "done")
 
 
 class PPOModule(pl.LightningModule):
@@ -95,6 +96,14 @@ def to_sequences(padded: np.ndarray, length: int) -> np.ndarray:
     return out.reshape(e * chunks, length, *padded.shape[2:])
 
 
+def step_done(traj: Trajectories) -> np.ndarray:
+    """[E, T] 1.0 on the last step of each trajectory that ended its episode (terminated or interrupted)."""
+    done = np.zeros(traj.log_prob.shape, np.float32)
+    ended = np.flatnonzero(traj.episode_end)
+    done[ended, traj.lengths[ended] - 1] = 1.0
+    return done
+
+
 class PPOTrainer(RLTrainer):
     def __init__(
         self,
@@ -122,11 +131,15 @@ class PPOTrainer(RLTrainer):
         self.update_count = 0
         # Reward signals with a model of their own (curiosity, rnd, ...); extrinsic needs none.
         self.intrinsic = {
-            name: make_reward_signal(name, spec, sig, device)
+            name: make_reward_signal(name, spec, sig, device, behavior_name)
             for name, sig in reward_signals.items()
             if name != "extrinsic"
         }
         self._needs_next_obs = any(r.uses_next_obs for r in self.intrinsic.values())
+        # behavioral_cloning: a supervised pass over the demonstrations after each update (mlx.trainers.bc)
+        self.bc = make_behavioral_cloning(
+            behavior_name, spec, settings, self.module.actor, self.module.preprocess, device
+        )
         self._signal_returns = {name: np.zeros(0) for name in self.intrinsic}  # per agent slot, this episode
 
     # ---- acting -------------------------------------------------------------------------------
@@ -209,7 +222,8 @@ class PPOTrainer(RLTrainer):
             next_obs = concat_vector_obs(traj.flat_next_obs())
         else:
             next_obs = np.zeros((len(obs), 0), np.float32)
-        intrinsic = self._intrinsic_rewards(traj, obs, next_obs)
+        done = step_done(traj)
+        intrinsic = self._intrinsic_rewards(traj, obs, next_obs, done)
         advantages, returns = [], []
         for k, (name, sig) in enumerate(self.signals.items()):
             rewards = traj.env_reward * sig.strength if name == "extrinsic" else intrinsic[name]
@@ -230,6 +244,7 @@ class PPOTrainer(RLTrainer):
             "returns": np.stack(returns, axis=-1),
             "advantages": np.mean(advantages, axis=0),
             "env_reward": traj.env_reward,
+            "done": done,
         }
         if self.memory_size:
             chunk = self._sequences(traj, padded, obs, next_obs)
@@ -264,6 +279,7 @@ class PPOTrainer(RLTrainer):
         continuous: np.ndarray,
         discrete: np.ndarray,
         env_reward: np.ndarray,
+        done: np.ndarray,
     ) -> SignalBatch:
         return SignalBatch(
             obs=self._tensor(obs),
@@ -271,14 +287,22 @@ class PPOTrainer(RLTrainer):
             continuous=to_env_continuous(self._tensor(continuous)),
             discrete=self._tensor(discrete),
             env_reward=self._tensor(env_reward),
+            done=self._tensor(done),
         )
 
-    def _intrinsic_rewards(self, traj: Trajectories, obs: np.ndarray, next_obs: np.ndarray) -> dict[str, np.ndarray]:
+    def _intrinsic_rewards(
+        self, traj: Trajectories, obs: np.ndarray, next_obs: np.ndarray, done: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """Each intrinsic signal's rewards, times its strength, padded [E, T]; episode sums go to the stats."""
         if not self.intrinsic:
             return {}
         batch = self._signal_batch(
-            obs, next_obs, traj.flat(traj.continuous), traj.flat(traj.discrete), traj.flat(traj.env_reward)
+            obs,
+            next_obs,
+            traj.flat(traj.continuous),
+            traj.flat(traj.discrete),
+            traj.flat(traj.env_reward),
+            traj.flat(done),
         )
         out = {}
         for name, signal in self.intrinsic.items():
@@ -346,6 +370,9 @@ class PPOTrainer(RLTrainer):
             self.stats.add("Policy/Clip Fraction", float(sums["clip_fraction"]) / count)
             for key, total in signal_sums.items():
                 self.stats.add(key, total / count)
+        if self.bc is not None:
+            for key, value in self.bc.update(self.step).items():
+                self.stats.add(key, value)
         returns = data["returns"] if valid is None else data["returns"][valid]
         values = data["old_values"] if valid is None else data["old_values"][valid]
         var = returns.var()
@@ -357,16 +384,19 @@ class PPOTrainer(RLTrainer):
     def _update_signals(self, batch: PPOBatch, extra: dict[str, torch.Tensor], sums: dict[str, float]) -> None:
         """One optimiser step of every intrinsic signal on the real steps of this minibatch (ML-Agents' PPO)."""
         obs, cont, disc = batch.obs, batch.continuous, batch.discrete
-        next_obs, env_reward = extra["next_obs"], extra["env_reward"]
+        next_obs, env_reward, done = extra["next_obs"], extra["env_reward"], extra["done"]
         if batch.valid is not None:
             valid = batch.valid
-            obs, cont, disc, next_obs, env_reward = (t[valid] for t in (obs, cont, disc, next_obs, env_reward))
+            obs, cont, disc, next_obs, env_reward, done = (
+                t[valid] for t in (obs, cont, disc, next_obs, env_reward, done)
+            )
         signal_batch = SignalBatch(
             obs=obs,
             next_obs=next_obs,
             continuous=to_env_continuous(cont),
             discrete=disc,
             env_reward=env_reward,
+            done=done,
         )
         for signal in self.intrinsic.values():
             for key, value in signal.update(signal_batch).items():
@@ -381,6 +411,7 @@ class PPOTrainer(RLTrainer):
             "update_count": self.update_count,
             "torch_rng": torch.get_rng_state(),
             "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
+            "behavioral_cloning": self.bc.state() if self.bc is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -391,6 +422,8 @@ class PPOTrainer(RLTrainer):
         torch.set_rng_state(state["torch_rng"])
         for name, signal in self.intrinsic.items():
             signal.load_state(state["reward_signals"][name])
+        if self.bc is not None and state.get("behavioral_cloning") is not None:
+            self.bc.load_state(state["behavioral_cloning"])
 
     def discard_experience(self) -> None:
         self._buffer.clear()

@@ -24,6 +24,7 @@ import torch
 from mlx.config import SACSettings
 from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer, checked_obs
+from mlx.trainers.bc import make_behavioral_cloning
 from mlx.trainers.encoders import ObsLayout, StateEncoder
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
 from mlx.trainers.networks import Actor, Critic, EnsembleMLP, InputNormalizer, flat_obs_size
@@ -173,6 +174,13 @@ class SACTrainer(RLTrainer):
         )
         self.optimizer = self.module.configure_optimizers()
         self.strengths = np.array([s.strength for s in reward_signals.values()], dtype=np.float32)
+        # Reward signals with a model of their own, updated every reward_signal_steps_per_update agent steps.
+        self.intrinsic = {
+            name: make_reward_signal(name, spec, sig, device, behavior_name)
+            for name, sig in reward_signals.items()
+            if name != "extrinsic"
+        }
+        self._needs_done = any(r.uses_done for r in self.intrinsic.values())
         a = spec.action_spec
         obs_size = flat_obs_size(spec)
         fields: dict[str, tuple[tuple[int, ...], Any]] = {
@@ -184,6 +192,8 @@ class SACTrainer(RLTrainer):
             "next_obs": ((obs_size,), np.float32),
             "terminated": ((), np.float32),
         }
+        if self._needs_done:  # the step ended its episode (terminated or interrupted)
+            fields["done"] = ((), np.float32)
         self.memory_size = self.module.memory_size
         memory = settings.network_settings.memory
         self.sequence_length = memory.sequence_length if memory is not None else 1
@@ -204,15 +214,13 @@ class SACTrainer(RLTrainer):
         self.assembler = TransitionAssembler(spec, obs_size, self.memory_size)
         self.rng = np.random.default_rng(seed)
         self.update_steps = 1  # ML-Agents starts counting at 1
-        # Reward signals with a model of their own, updated every reward_signal_steps_per_update agent steps.
-        self.intrinsic = {
-            name: make_reward_signal(name, spec, sig, device)
-            for name, sig in reward_signals.items()
-            if name != "extrinsic"
-        }
         self.signal_update_steps = 1
         self._signal_returns: dict[str, np.ndarray] = {}  # per agent slot, this episode
         self.signal_steps_per_update = self.hp.reward_signal_steps_per_update or self.hp.steps_per_update
+        # behavioral_cloning: one supervised minibatch of the demonstrations per update (mlx.trainers.bc)
+        self.bc = make_behavioral_cloning(
+            behavior_name, spec, settings, self.module.actor, self.module.preprocess, device, off_policy=True
+        )
 
     # ---- acting -------------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -232,6 +240,8 @@ class SACTrainer(RLTrainer):
             "next_obs": tr.next_obs,
             "terminated": tr.terminated.astype(np.float32),
         }
+        if self._needs_done:
+            arrays["done"] = np.full(len(tr.reward), float(tr.episode_end), np.float32)
         if self.sequences is None:
             self.buffer.add(**arrays)
             return
@@ -332,6 +342,7 @@ class SACTrainer(RLTrainer):
             continuous=self._tensor(sample["continuous"]),
             discrete=self._tensor(sample["discrete"]),
             env_reward=self._tensor(sample["reward"]),
+            done=self._tensor(sample["done"]) if "done" in sample else None,
         )
 
     def _rewards(self, sample: dict[str, np.ndarray]) -> np.ndarray:
@@ -353,6 +364,7 @@ class SACTrainer(RLTrainer):
                 "continuous": tr.continuous,
                 "discrete": tr.discrete,
                 "reward": tr.reward,
+                "done": np.full(len(tr.reward), float(tr.episode_end), np.float32),
             }
         )
         for name, signal in self.intrinsic.items():
@@ -417,6 +429,9 @@ class SACTrainer(RLTrainer):
             value_estimates.append(terms["value_estimate"])
         if not count:
             return
+        if self.bc is not None:
+            for key, value in self.bc.update(self.step).items():
+                self.stats.add(key, value)
         self.stats.add("Losses/Q1 Loss", float(sums["q1_loss"]) / count)
         self.stats.add("Losses/Q2 Loss", float(sums["q2_loss"]) / count)
         self.stats.add("Losses/Value Loss", float(sums["value_loss"]) / count)
@@ -441,6 +456,7 @@ class SACTrainer(RLTrainer):
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": self.rng.bit_generator.state,
             "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
+            "behavioral_cloning": self.bc.state() if self.bc is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -451,6 +467,8 @@ class SACTrainer(RLTrainer):
         self.signal_update_steps = int(state.get("signal_update_steps", 1))
         for name, signal in self.intrinsic.items():
             signal.load_state(state["reward_signals"][name])
+        if self.bc is not None and state.get("behavioral_cloning") is not None:
+            self.bc.load_state(state["behavioral_cloning"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
 

@@ -10,8 +10,10 @@ from mlx.envs.base import BehaviorSpec
 from mlx.trainers.rewards.base import ExtrinsicSignal, RewardSignal, SignalBatch
 
 
-def make_reward_signal(name: str, spec: BehaviorSpec, settings: Any, device: torch.device) -> RewardSignal:
-    """Build the reward signal named in the config for one behaviour."""
+def make_reward_signal(
+    name: str, spec: BehaviorSpec, settings: Any, device: torch.device, behavior: str = ""
+) -> RewardSignal:
+    """Build the reward signal named in the config for one behaviour (``behavior`` names it in errors)."""
     if name == "extrinsic":
         signal: RewardSignal = ExtrinsicSignal(spec, settings)
     elif name == "curiosity":
@@ -22,6 +24,10 @@ def make_reward_signal(name: str, spec: BehaviorSpec, settings: Any, device: tor
         from mlx.trainers.rewards.rnd import RNDSignal
 
         signal = RNDSignal(spec, settings)
+    elif name == "gail":
+        from mlx.trainers.rewards.gail import GAILSignal
+
+        signal = GAILSignal(spec, settings, behavior)
     else:
         raise ValueError(f"unknown reward signal '{name}'")
     return signal.to(device)

@@ -27,12 +27,14 @@ class SignalBatch(NamedTuple):
     continuous: torch.Tensor  # [B, C] actions as the env received them, in [-1, 1]
     discrete: torch.Tensor  # [B, D] int
     env_reward: torch.Tensor  # [B]
+    done: torch.Tensor | None = None  # [B] 1.0 where the step ended its episode (given to signals with uses_done)
 
 
 class RewardSignal(nn.Module, abc.ABC):
     """One reward stream. Subclasses that learn set ``self.optimizer`` in their constructor."""
 
     uses_next_obs = False
+    uses_done = False  # the trainer fills SignalBatch.done (GAIL judges (obs, action, done) with use_actions)
 
     def __init__(self, spec: BehaviorSpec, settings: Any) -> None:
         super().__init__()
