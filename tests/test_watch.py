@@ -48,6 +48,15 @@ def test_every_run_ends_with_its_learning_curves_logged_to_mlflow(trained, tmp_p
     assert Path(copy).read_bytes() == png.read_bytes()
 
 
+def test_a_run_that_ends_before_its_first_summary_finishes_without_curves(tmp_path):
+    proc = run_mlx("env=basic", "run_id=short", "trainer.max_steps=100", "trainer.summary_freq=1000", "seed=1",
+                   "progress=plain", "tracking.uri=sqlite:///mlruns.db", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    logs = tmp_path / "results/short/run_logs"
+    assert not (logs / "stats.jsonl").exists() and not (logs / "Basic_curves.png").exists()
+    assert "Learning curves" not in proc.stdout
+
+
 def test_watch_plays_until_every_area_ended_its_episodes_and_writes_their_pictures(trained):
     policy = "results/w/3DBall.onnx"
     path = watch_run(watch_config(trained, "watch.areas=3", "watch.episodes=2", "seed=5",

@@ -481,7 +481,8 @@ class Run:
             self.tracker.log_artifact(self.paths.policy(name))
             if self.cfg.tracking.log_checkpoints:
                 self.tracker.log_artifact(path, f"checkpoints/{name}")
-        self.tracker.log_artifact(self.paths.stats, "run_logs")
+        if self.paths.stats.exists():  # a run that ended before its first summary has none
+            self.tracker.log_artifact(self.paths.stats, "run_logs")
         self.write_curves()
         rewards = [r for r in self.last_reward.values() if r is not None]
         return float(np.mean(rewards)) if rewards else None
