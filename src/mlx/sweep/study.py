@@ -56,13 +56,15 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> 
     """Workers that start together on an empty database all create Optuna's tables; the losers of that
     race get a duplicate-object error, and a moment later find the tables made: try again."""
     import optuna
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-        except (IntegrityError, ProgrammingError):
-            if attempt == attempts - 1:
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            # PostgreSQL: duplicate type/key; SQLite: "table ... already exists". Anything else is real.
+            racing = not isinstance(exc, OperationalError) or "already exists" in str(exc)
+            if not racing or attempt == attempts - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
