@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlx.config import validate
+from mlx.config import ConfigError, validate
 from mlx.import_mlagents import convert_old_curriculum, load_curriculum_option, main
 from tests.conftest import REPO, compose_tree, run_mlx
 
@@ -91,7 +91,7 @@ def test_every_upstream_config_imports_and_keeps_its_settings(source, tmp_path, 
     assert sorted(covered) == sorted(behaviours)
     for name, (_, names) in experiments.items():
         tree = compose_experiment(folder, name)
-        run = validate(tree)
+        run = validate(tree, check_files=False)  # Unity's .demo files that mlx has no recording of are warned
         section = behaviours[names[0]]
         # poca has no mlx trainer yet and is written as ppo (reported, see test_poca_is_reported)
         assert run.trainer.trainer_type == {"poca": "ppo"}.get(section["trainer_type"], section["trainer_type"])
@@ -201,13 +201,27 @@ def test_poca_is_reported(tmp_path, capsys):
     assert tree["trainer"]["trainer_type"] == "ppo" and tree["trainer"]["hyperparameters"]["batch_size"] == 2048
 
 
-def test_gail_and_behavioral_cloning_are_reported(tmp_path, capsys):
-    folder, experiments, err = imported(tmp_path, capsys, DATA / "imitation" / "Crawler.yaml")
-    assert "not mapped: behaviors.Crawler.behavioral_cloning: mlx has no behavioral cloning yet" in err
-    assert "not mapped: behaviors.Crawler.reward_signals.gail: mlx has no gail reward signal" in err
-    assert "so the experiment uses extrinsic" in err  # gail was its only signal
+def test_gail_and_behavioral_cloning_are_imported(tmp_path, capsys):
+    """Unity's demonstrations become mlx's recordings of the same task (demos/) where mlx has one; a
+    missing one is written as given with a warning, and the run refuses it in one line."""
+    folder, experiments, err = imported(tmp_path, capsys, DATA / "imitation" / "PushBlock.yaml")
+    assert err == ""
+    run = validate(compose_experiment(folder, "pushblock_ppo"))  # the files exist: fully valid
+    assert run.trainer.behavioral_cloning is not None
+    assert run.trainer.behavioral_cloning.demo_path == "demos/ExpertPushBlock.demo"
+    assert run.trainer.behavioral_cloning.steps == 50000
+    assert run.reward_signals["gail"].demo_path == "demos/ExpertPushBlock.demo"
+    assert run.reward_signals["gail"].strength == pytest.approx(0.01)
+    text = Path(experiments["pushblock_ppo"][0]).read_text()
+    assert "ExpertPushBlock.demo -> demos/ExpertPushBlock.demo" in text
+
+    folder, experiments, err = imported(tmp_path / "crawler", capsys, DATA / "imitation" / "Crawler.yaml")
+    assert "warning: behaviors.Crawler.behavioral_cloning.demo_path: no .demo file at" in err
+    assert "warning: behaviors.Crawler.reward_signals.gail.demo_path: no .demo file at" in err
     tree = compose_experiment(folder, "crawler_ppo")
-    assert list(tree["trainer"]["reward_signals"]) == ["extrinsic"]
+    assert list(tree["trainer"]["reward_signals"]) == ["gail"]
+    with pytest.raises(ConfigError, match="demo_path: no .demo file or folder at 'Project/Assets"):
+        validate(tree)
 
 
 def test_multiple_behaviours_with_different_settings_give_one_experiment_each(tmp_path, capsys):

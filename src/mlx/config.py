@@ -399,8 +399,11 @@ def _build_nested(cls: type, values: Any, key: str) -> Any:
         raise ConfigError(f"{where}: {reason}") from None
 
 
-def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t: str = "trainer") -> None:
-    """Checks that types cannot express; every message names the key (under ``t``) and the fix."""
+def validate_trainer(
+    trainer: TrainerSettings, reward_signals: dict[str, Any], t: str = "trainer", check_files: bool = True
+) -> None:
+    """Checks that types cannot express; every message names the key (under ``t``) and the fix.
+    ``check_files=False`` skips whether .demo files exist (an imported config, before they are recorded)."""
     h = trainer.hyperparameters
     for name in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
         _positive(getattr(trainer, name), f"{t}.{name}")
@@ -449,7 +452,8 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t
     bc = trainer.behavioral_cloning
     if bc is not None and bc.demo_path is not None:
         key = f"{t}.behavioral_cloning"
-        _demo_path(bc.demo_path, f"{key}.demo_path")
+        if check_files:
+            _demo_path(bc.demo_path, f"{key}.demo_path")
         _positive(bc.strength, f"{key}.strength")
         for name in ("steps", "samples_per_update"):
             if getattr(bc, name) < 0:
@@ -467,7 +471,7 @@ def validate_trainer(trainer: TrainerSettings, reward_signals: dict[str, Any], t
             _positive(sig.learning_rate, f"{t}.reward_signals.{name}.learning_rate")
         if hasattr(sig, "network_settings"):
             _positive(sig.network_settings.hidden_units, f"{t}.reward_signals.{name}.network_settings.hidden_units")
-        if hasattr(sig, "demo_path"):
+        if hasattr(sig, "demo_path") and (check_files or sig.demo_path is None):
             _demo_path(sig.demo_path, f"{t}.reward_signals.{name}.demo_path")
         if getattr(sig, "encoding_size", None) is not None:
             _positive(sig.encoding_size, f"{t}.reward_signals.{name}.encoding_size")
@@ -541,8 +545,9 @@ def validate_env_processes(env: EnvSettings) -> None:
             raise ConfigError(f"env.{key} must be >= 0, or -1 for no limit (got {getattr(env, key)})")
 
 
-def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
-    """Turn the composed config into typed settings, or raise ConfigError naming the problem."""
+def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunConfig:
+    """Turn the composed config into typed settings, or raise ConfigError naming the problem
+    (``check_files=False``: except missing .demo files, for configs checked before a run)."""
     from mlx.sweep.jobs import register_resolvers
 
     register_resolvers()  # run_id's ${mlx_job:} also resolves in sweep worker processes
@@ -553,7 +558,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     trainer_type = trainer_tree.get("trainer_type")
     if trainer_type not in TRAINER_SETTINGS:
         raise ConfigError(f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}")
-    typed, signals = _typed_trainer(trainer_tree, "trainer")
+    typed, signals = _typed_trainer(trainer_tree, "trainer", check_files)
     behaviors: dict[str, TrainerSettings] = {}
     behavior_signals: dict[str, dict[str, Any]] = {}
     for behavior, override in (tree.get("behaviors") or {}).items():
@@ -566,7 +571,7 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
                 "are not supported, remove it"
             )
         behaviors[str(behavior)], behavior_signals[str(behavior)] = _typed_trainer(
-            _deep_merge(trainer_tree, override), key
+            _deep_merge(trainer_tree, override), key, check_files
         )
 
     env = _build(EnvSettings, tree.get("env"), "env")
@@ -633,7 +638,9 @@ def validate(cfg: DictConfig | dict[str, Any]) -> RunConfig:
     )
 
 
-def _typed_trainer(trainer_tree: dict[str, Any], key: str) -> tuple[TrainerSettings, dict[str, Any]]:
+def _typed_trainer(
+    trainer_tree: dict[str, Any], key: str, check_files: bool = True
+) -> tuple[TrainerSettings, dict[str, Any]]:
     """Trainer settings and reward signals from a resolved tree, validated; errors name keys under ``key``."""
     from omegaconf.errors import OmegaConfBaseException
 
@@ -653,7 +660,7 @@ def _typed_trainer(trainer_tree: dict[str, Any], key: str) -> tuple[TrainerSetti
                 f"unknown reward signal '{key}.reward_signals.{name}'; available: {', '.join(REWARD_SIGNALS)}"
             )
         signals[name] = _build_nested(REWARD_SIGNALS[name], values, f"{key}.reward_signals.{name}")
-    validate_trainer(typed, signals, key)
+    validate_trainer(typed, signals, key, check_files)
     return typed, signals
 
 

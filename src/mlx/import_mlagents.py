@@ -35,7 +35,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import yaml
@@ -817,6 +817,8 @@ class Experiment:
     notes: list[str]
     # unmapped sections by their key path in ML-Agents' nested format, kept as comments
     kept: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    # mapped settings that still need something from the user before a run (e.g. a .demo file)
+    warnings: list[str] = field(default_factory=list)
 
 
 def deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -867,6 +869,7 @@ class Translator:
         self.behaviour = behaviour
         self.unmapped: list[tuple[str, str]] = []
         self.notes: list[str] = []
+        self.warnings: list[str] = []
         self.kept: dict[tuple[str, ...], Any] = {}
 
     def origin(self, *keys: str) -> str:
@@ -899,6 +902,25 @@ class Translator:
         root = ("default_settings",) if self.behaviour == "default_settings" else ("behaviors", self.behaviour)
         self.kept[(*root, *keys)] = value
 
+    def demo_path(self, path: str, keys: tuple[str, ...]) -> str:
+        """Unity's demonstrations live in its project; mlx ships its own recordings of the same tasks in
+        demos/ (same file names), used when the given path is not here. A missing file is written as given,
+        with a warning: the run refuses it until a .demo is recorded or another path is given."""
+        from mlx.demo import REPO_ROOT, resolve_demo_path
+
+        where = self.origin(*keys)
+        if resolve_demo_path(path).exists():
+            return path
+        ours = f"demos/{PurePath(path.replace(chr(92), '/')).name}"
+        if (REPO_ROOT / ours).is_file():
+            self.notes.append(f"{where}: {path} -> {ours} (mlx's recording of the same task, see demos/README.md)")
+            return ours
+        self.warnings.append(
+            f"{where}: no .demo file at '{path}'; record one with python -m mlx mode=record (see demos/README.md) "
+            "and set its path before running"
+        )
+        return path
+
     def trainer(self, settings: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """-> (mlx trainer option, trainer body without reward_signals, reward signal bodies)."""
         from mlx.config import TRAINER_SETTINGS
@@ -929,6 +951,12 @@ class Translator:
                         self.origin(key),
                         "mlx steps the env and updates the model in one thread (same learning, no overlap)",
                     )
+            elif key == "behavioral_cloning":  # null: off, which mlx's default block (demo_path null) is
+                if value is None:
+                    continue
+                body[key] = {**body[key], **value}
+                if value.get("demo_path") is not None:
+                    body[key]["demo_path"] = self.demo_path(str(value["demo_path"]), (key, "demo_path"))
             elif key in body:
                 body[key] = value
             elif key == "framework":
@@ -936,7 +964,6 @@ class Translator:
             elif value != TRAINER_NO_OP.get(key, object()):
                 reasons = {
                     "self_play": "mlx has no self-play yet",
-                    "behavioral_cloning": "mlx has no behavioral cloning yet",
                 }
                 self.skip(self.origin(key), reasons.get(key, f"mlx has no {key}"))
                 if isinstance(value, dict):
@@ -994,6 +1021,8 @@ class Translator:
                     else:  # ML-Agents: the deprecated encoding_size sets the hidden units
                         body.setdefault("network_settings", {})["hidden_units"] = item
                         self.notes.append(f"{kpath} (deprecated) -> network_settings.hidden_units: {item}")
+                elif key == "demo_path" and item is not None:
+                    body[key] = self.demo_path(str(item), ("reward_signals", name, key))
                 elif key in body:
                     body[key] = item
                 else:
@@ -1131,7 +1160,7 @@ def translate(src: Source, base_name: str, add_trainer_suffix: bool) -> list[Exp
         body: dict[str, Any] = {"trainer": {**trainer_body, "reward_signals": signals}}
         t.run_level(tree, overrides, body)
         env = env_options().get(re.sub(r"[^a-z0-9]", "", str(name).lower()))
-        exp = Experiment("", [str(name)], overrides, body, t.unmapped, t.notes, t.kept)
+        exp = Experiment("", [str(name)], overrides, body, t.unmapped, t.notes, t.kept, t.warnings)
         translated.append((str(name), exp, env))
     if not translated:
         reasons = "; ".join(f"{p}: {r}" for p, r in src.skipped)
@@ -1178,7 +1207,9 @@ def translate(src: Source, base_name: str, add_trainer_suffix: bool) -> list[Exp
             n += 1
             name = f"{stem}_{n}"
         used.add(name)
-        experiments.append(Experiment(name, names, first.overrides, first.body, unmapped, first.notes, kept))
+        warnings = [w for _, m, _ in members for w in m.warnings]
+        warnings = list(dict.fromkeys(warnings))
+        experiments.append(Experiment(name, names, first.overrides, first.body, unmapped, first.notes, kept, warnings))
     if several:
         for exp in experiments:
             exp.notes.append(
@@ -1226,10 +1257,10 @@ def render(exp: Experiment, source: Path, fmt: str) -> str:
         lines.append("# The unmapped sections in ML-Agents' format, for when mlx supports them:")
         dumped = yaml.safe_dump(nested, sort_keys=False, default_flow_style=False)
         lines.extend(f"#   {line}" for line in dumped.splitlines())
-    if exp.notes:
+    if exp.notes or exp.warnings:
         lines.append("#")
         lines.append("# Notes:")
-        lines.extend(f"#   {note}" for note in exp.notes)
+        lines.extend(f"#   {note}" for note in [*exp.warnings, *exp.notes])
     lines.append("defaults:")
     for group, option in exp.overrides.items():
         shown = f"[{', '.join(option)}]" if isinstance(option, list) else option
@@ -1271,7 +1302,8 @@ def verify_one(exp: Experiment, folder: Path, source: Path, fmt: str) -> str:
         text = render(exp, source, fmt)
         (folder / f"{exp.name}.yaml").write_text(text, encoding="utf-8")
         try:
-            validate(compose("config", overrides=[f"experiment={exp.name}"]))
+            # .demo files may be recorded after importing (warned about above); runs check them
+            validate(compose("config", overrides=[f"experiment={exp.name}"]), check_files=False)
             return text
         except ConfigError as exc:
             if "environment_parameters" not in exp.body or "environment_parameters" not in str(exc):
@@ -1352,6 +1384,8 @@ def run(args: argparse.Namespace) -> int:
         unmapped.extend(u for u in exp.unmapped if u not in unmapped)
     for path, reason in unmapped:
         print(f"{PROG}: warning: not mapped: {path}: {reason}", file=sys.stderr)
+    for warning in dict.fromkeys(w for exp in experiments for w in exp.warnings):
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     if args.strict and unmapped:
         print(f"{PROG}: error: {len(unmapped)} setting(s) not mapped (--strict); nothing written", file=sys.stderr)
         return UNMAPPED_STRICT

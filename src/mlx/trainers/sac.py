@@ -350,7 +350,8 @@ class SACTrainer(RLTrainer):
         if not self.intrinsic:
             return sample["reward"][..., None] * self.strengths
         lead = sample["reward"].shape  # [B], or [S, L] for sequences
-        rows = {k: v.reshape(-1, *v.shape[len(lead) :]) for k, v in sample.items() if k not in ("valid", "memories")}
+        n = int(np.prod(lead))
+        rows = {k: v.reshape(n, *v.shape[len(lead) :]) for k, v in sample.items() if k not in ("valid", "memories")}
         batch = self._signal_batch(rows)
         cols = [rows["reward"] if name == "extrinsic" else self.intrinsic[name].rewards(batch) for name in self.signals]
         return (np.stack(cols, axis=1) * self.strengths).reshape(*lead, len(cols))
