@@ -48,8 +48,8 @@ and block, frictionless walls), in one pass per physics step (PhysX iterates; an
 against a wall may overlap it by a few centimetres); bodies sit on the floor from the first step
 (upstream drops them from 1 m). A goal touched during a decision ends the episode at the end of that
 decision: the terminal observation is the decision's final state (at most 4 physics steps, 0.08 s, later
-than upstream), the terminal reward includes the decision's whole penalty (-0.001 instead of down to -0.0002), and the new
-episode starts at the next decision (upstream runs the rest of the decision as no-op steps of the new
+than upstream), the terminal reward includes the decision's whole penalty (-0.001 instead of down
+to -0.0002), and the new episode starts at the next decision (upstream runs the rest of the decision as no-op steps of the new
 episode). A new episode's parameters are applied before placing its bodies (upstream applies them right
 after, so one episode's spawn test uses the previous block size). When the goal is touched on the last
 allowed decision, the goal counts (termination, not interruption).
