@@ -42,18 +42,17 @@ PushBlockSettings.cs, Prefabs/PushBlockArea.prefab, Scenes/PushBlock.unity):
   0.75 m block and the 1.495 m goal and grazes the 1.5 m walls: it sees walls only (the graze counts
   as a hit, as a PhysX agent resting a hair into the floor has it).
 
-Approximations (see mlx.envs.arena for the physics model): the agent cube is a circle of radius 0.5;
-contacts are position projection with PhysX's default material (no bounce, friction 0.6 between agent
-and block, frictionless walls), in one pass per physics step (PhysX iterates; an agent pushing the block
-against a wall may overlap it by a few centimetres); bodies sit on the floor from the first step
-(upstream drops them from 1 m). A goal touched during a decision ends the episode at the end of that
-decision: the terminal observation is the decision's final state (at most 4 physics steps, 0.08 s, later
-than upstream), the terminal reward includes the decision's whole penalty (-0.001 instead of down
-to -0.0002), and the new episode starts at the next decision (upstream runs the rest of the decision as no-op steps of the new
-episode). A new episode's parameters are applied before placing its bodies (upstream applies them right
-after, so one episode's spawn test uses the previous block size). When the goal is touched on the last
-allowed decision, the goal counts (termination, not interruption).
-"""
+Approximations (see mlx.envs.arena for the physics model): the agent cube is a circle of radius 0.5; contacts
+are position projection with PhysX's default material (no bounce, friction 0.6 between agent and block,
+frictionless walls), in one pass per physics step (PhysX iterates; an agent pushing the block against a wall
+may overlap it by a few centimetres); bodies sit on the floor from the first step (upstream drops them from 1
+m). A goal touched during a decision ends the episode at the end of that decision: the terminal observation is
+the decision's final state (at most 4 physics steps, 0.08 s, later than upstream), the terminal reward
+includes the decision's whole penalty (-0.001 instead of down to -0.0002), and the new episode starts at the
+next decision (upstream runs the rest of the decision as no-op steps of the new episode). A new episode's
+parameters are applied before placing its bodies (upstream applies them right after, so one episode's spawn
+test uses the previous block size). When the goal is touched on the last allowed decision, the goal counts
+(termination, not interruption). """
 
 from __future__ import annotations
 
