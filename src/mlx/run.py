@@ -8,12 +8,15 @@ Files are written atomically, so a run killed at any moment leaves the last chec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -397,7 +400,7 @@ class Run:
     # ---- the loop -----------------------------------------------------------------------------
     def train(self) -> float | None:
         assert self.env is not None
-        cfg, env, params = self.cfg, self.env, self.parameters
+        cfg, env = self.cfg, self.env
         settings = {name: cfg.trainer_for(name) for name in self.trainers}
         max_steps = {name: s.max_steps for name, s in settings.items()}
         summaries = Summaries(
@@ -409,10 +412,28 @@ class Run:
         window_start = {name: (start, tr.step) for name, tr in self.trainers.items()}
         done = {name: tr.step >= max_steps[name] for name, tr in self.trainers.items()}
         reached = dict.fromkeys(self.trainers, False)
-        stop = False
         env.reset()
         self.started = True
+        with deferred_interrupt() as interrupt:
+            return self._loop(summaries, start, window_start, done, reached, settings, max_steps, interrupt)
+
+    def _loop(
+        self,
+        summaries: Summaries,
+        start: float,
+        window_start: dict[str, tuple[float, int]],
+        done: dict[str, bool],
+        reached: dict[str, bool],
+        settings: dict[str, Any],
+        max_steps: dict[str, int],
+        interrupt: threading.Event,
+    ) -> float | None:
+        assert self.env is not None
+        cfg, env, params = self.cfg, self.env, self.parameters
+        stop = False
         while not all(done.values()):
+            if interrupt.is_set():  # Ctrl-C, taken here between steps so nothing is left half-done
+                raise KeyboardInterrupt
             for name, trainer in self.trainers.items():
                 decision, terminal = env.get_steps(name)
                 env.set_actions(name, trainer.process(decision, terminal))
@@ -531,6 +552,29 @@ class Run:
         if self.env is not None:
             self.env.close()
         self.tracker.finish(status)
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C sets an event that the training loop checks between steps, rather than raising wherever the
+    signal lands (inside a checkpoint write, or holding a lock the clean-up then waits for). A second
+    Ctrl-C interrupts at once. Outside the main thread (signals cannot be caught there) nothing changes."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        print("\n[INFO] Stopping after this step (Ctrl-C again to stop at once).", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def one_line_error(exc: BaseException) -> str:
