@@ -5,8 +5,11 @@ An encoder phi maps observations to features; an inverse model predicts the acti
 model's error, 0.5 * |phi_hat(s') - phi(s')|^2, so states whose consequences the agent cannot yet
 predict pay; the inverse loss shapes phi to keep only what the agent's actions influence. As in
 ML-Agents: the loss is 10 * (0.2 * forward + 0.8 * inverse), both models have one 256-unit hidden layer,
-and the reward is capped so that strength * reward <= 1. One choice of ours: the forward loss does not
-move phi(s') (its target is detached), which keeps features from collapsing to make prediction trivial.
+and the reward is capped so that strength * reward <= 1. As in ML-Agents, the forward loss also trains
+the encoding of s' (its target is not detached): the inverse loss keeps the features informative, and the
+forward loss keeps them predictable, so the reward decays where the agent has been. With a detached
+target the forward error stayed about 100 times larger on Pyramids, the curiosity reward outweighed the
+env's +2 and PPO never learned the task (seed 1, 1.8M steps at mean reward -1.0; 1.75 at 1.26M without).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class CuriosityOutputs(NamedTuple):
 
 def curiosity_loss(out: CuriosityOutputs, batch: SignalBatch) -> dict[str, torch.Tensor]:
     """ICM loss terms of one minibatch (pure)."""
-    forward = 0.5 * (out.predicted_next - out.phi_next.detach()).square().sum(-1).mean()
+    forward = 0.5 * (out.predicted_next - out.phi_next).square().sum(-1).mean()
     inverse = out.predicted_continuous.new_zeros(())
     if out.predicted_continuous.shape[-1]:
         inverse = inverse + (out.predicted_continuous - batch.continuous).square().sum(-1).mean()
