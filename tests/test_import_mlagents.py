@@ -426,3 +426,20 @@ def test_command_line_import_then_train(tmp_path):
     assert result.returncode == 0, result.stderr
     saved = yaml.safe_load((tmp_path / "results" / "imported" / "configuration.yaml").read_text())
     assert saved["trainer"]["time_horizon"] == 1000 and saved["trainer"]["hyperparameters"]["batch_size"] == 64
+
+
+def test_old_pretraining_becomes_behavioral_cloning(tmp_path, capsys):
+    """0.9-0.13's `pretraining` block is 0.14's behavioral_cloning (same keys)."""
+    source = tmp_path / "trainer_config.yaml"
+    source.write_text(
+        "default:\n  trainer: ppo\n  batch_size: 128\n  buffer_size: 2048\n"
+        "Pyramids:\n  pretraining:\n    demo_path: Project/Assets/ML-Agents/Examples/Pyramids/Demos/ExpertPyramid.demo\n"
+        "    strength: 0.5\n    steps: 10000\n"
+    )
+    folder, experiments, err = imported(tmp_path, capsys, source)
+    assert "pretraining" not in err
+    (name,) = [n for n, (_, behaviours) in experiments.items() if "Pyramids" in behaviours]
+    run = validate(compose_experiment(folder, name))
+    bc = run.trainer.behavioral_cloning
+    assert bc is not None and bc.demo_path == "demos/ExpertPyramid.demo"
+    assert bc.strength == pytest.approx(0.5) and bc.steps == 10000

@@ -514,7 +514,6 @@ FLAT_UNMAPPED = {
     "trainer.hyperparameters.steps_per_update to about agents x num_update / train_interval)",
     "num_update": "SAC's num_update was replaced by steps_per_update in ML-Agents 0.16 (set "
     "trainer.hyperparameters.steps_per_update to about agents x num_update / train_interval)",
-    "pretraining": "mlx has no behavioral cloning (pretraining) yet",
     "demo_path": "demonstrations are for the behavioral cloning trainers, which mlx does not have",
     "batches_per_epoch": "a setting of the behavioral cloning trainers, which mlx does not have",
     "brain_to_imitate": "a setting of the online behavioral cloning trainer, which mlx does not have",
@@ -525,6 +524,7 @@ FLAT_LEGACY_CURIOSITY = ("use_curiosity", "curiosity_strength", "curiosity_enc_s
 FLAT_KEYS = set(
     ("trainer", "gamma", *FLAT_PPO, *FLAT_SAC, *FLAT_COMMON, *FLAT_NETWORK, *FLAT_TRAINER, *FLAT_MEMORY)
     + tuple(FLAT_UNMAPPED)
+    + ("pretraining",)
     + FLAT_LEGACY_CURIOSITY
 )
 OLD_BC_TRAINERS = ("offline_bc", "online_bc")
@@ -611,6 +611,8 @@ def convert_flat_section(name: str, merged: dict[str, Any], own: dict[str, Any],
     for key, reason in FLAT_UNMAPPED.items():
         if key in merged:
             unmapped.append((origin(key), reason))
+    if isinstance(merged.get("pretraining"), Mapping):  # renamed behavioral_cloning in ML-Agents 0.14
+        out["behavioral_cloning"] = dict(merged["pretraining"])
     signals = out.get("reward_signals")
     if "gamma" in merged:  # before 0.8 the discount was a flat key; 0.8 moved it into reward_signals
         if signals is None:
