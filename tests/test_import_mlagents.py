@@ -433,7 +433,8 @@ def test_old_pretraining_becomes_behavioral_cloning(tmp_path, capsys):
     source = tmp_path / "trainer_config.yaml"
     source.write_text(
         "default:\n  trainer: ppo\n  batch_size: 128\n  buffer_size: 2048\n"
-        "Pyramids:\n  pretraining:\n    demo_path: Project/Assets/ML-Agents/Examples/Pyramids/Demos/ExpertPyramid.demo\n"
+        "Pyramids:\n  pretraining:\n"
+        "    demo_path: Project/Assets/ML-Agents/Examples/Pyramids/Demos/ExpertPyramid.demo\n"
         "    strength: 0.5\n    steps: 10000\n"
     )
     folder, experiments, err = imported(tmp_path, capsys, source)
