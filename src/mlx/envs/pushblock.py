@@ -52,7 +52,7 @@ includes the decision's whole penalty (-0.001 instead of down to -0.0002), and t
 next decision (upstream runs the rest of the decision as no-op steps of the new episode). A new episode's
 parameters are applied before placing its bodies (upstream applies them right after, so one episode's spawn
 test uses the previous block size). When the goal is touched on the last allowed decision, the goal counts
-(termination, not interruption). """
+(termination, not interruption)."""
 
 from __future__ import annotations
 
