@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mlx.envs import NATIVE_ENVS, BaseEnv, make_env
+from mlx.envs.base import ActionTuple
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "env_throughput.json"
@@ -50,20 +51,25 @@ def measure(factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: flo
     env.reset()
     names = list(env.behavior_specs)
     counts = {name: len(env.get_steps(name)[0]) for name in names}
+    # Enough actions for every agent of a behaviour; envs whose deciding agents vary from step to step
+    # (WallJump: each area's agent is one of two behaviours per episode) take the first n rows.
+    cap = max(num_areas, *counts.values())
     batches = [
-        {name: env.behavior_specs[name].action_spec.random(counts[name], rng) for name in names}
-        for _ in range(ACTION_BATCHES)
+        {name: env.behavior_specs[name].action_spec.random(cap, rng) for name in names} for _ in range(ACTION_BATCHES)
     ]
+    deciding = dict(counts)
 
     def run(steps: int, offset: int) -> int:
         agent_steps = 0
         for i in range(steps):
             acts = batches[(offset + i) % ACTION_BATCHES]
             for name in names:
-                env.set_actions(name, acts[name])
+                a, n = acts[name], deciding[name]
+                env.set_actions(name, a if n == cap else ActionTuple(a.continuous[:n], a.discrete[:n]))
             env.step()
             for name in names:
-                agent_steps += len(env.get_steps(name)[0])
+                deciding[name] = len(env.get_steps(name)[0])
+                agent_steps += deciding[name]
         return agent_steps
 
     warm_start = time.perf_counter()
