@@ -122,6 +122,9 @@ class Mp4Writer:
             self.abort()
             raise RunError("no frame to write")
         self.generator.close()
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.temp, 0o666 & ~umask)  # mkstemp's 0600 would make the video private, unlike the GIFs
         os.replace(self.temp, self.path)
 
     def abort(self) -> None:
