@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import mlx, stats_rows  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 VARIANTS: dict[str, list[str]] = {
@@ -38,15 +39,6 @@ VARIANTS: dict[str, list[str]] = {
     "bc": ["experiment=pushblock_imitation", "reward_signals=[extrinsic]"],
     "gail": ["experiment=pushblock_imitation", "trainer.behavioral_cloning=null"],
 }
-
-
-def mlx(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlx", *overrides], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"mlx {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}")
-    return proc
 
 
 def train(variant: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
@@ -63,7 +55,7 @@ def train(variant: str, seed: int, args: argparse.Namespace, work: Path) -> dict
         cwd=work,
     )
     wall = time.perf_counter() - start
-    rows = [json.loads(line) for line in (work / "results" / run_id / "run_logs" / "stats.jsonl").open()]
+    rows = stats_rows(work / "results" / run_id)
     curve = [{"step": r["step"], "mean_reward": r["mean_reward"], "episodes": r.get("episodes")} for r in rows]
     mlx(  # the exported policy: the actor alone, whatever reward signals (value heads) the run had
         "env=pushblock",

@@ -23,10 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from common import mlx, stats_rows  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 VARIANTS: dict[str, list[str]] = {
@@ -46,12 +47,9 @@ def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
     folder = args.work / "results" / run_id
     if not finished(folder):
         budget = [f"trainer.max_steps={args.extrinsic_steps}"] if variant == "extrinsic" else []
-        cmd = [sys.executable, "-m", "mlx", *VARIANTS[variant], *budget, f"seed={seed}", f"run_id={run_id}",
-               f"stop_at_reward={args.target}", "tracking=none", "progress=plain", "force=true"]  # fmt: skip
-        proc = subprocess.run(cmd, cwd=args.work, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
-    rows = [json.loads(line) for line in (folder / "run_logs" / "stats.jsonl").read_text().splitlines()]
+        mlx(*VARIANTS[variant], *budget, f"seed={seed}", f"run_id={run_id}", f"stop_at_reward={args.target}",
+            "tracking=none", "progress=plain", "force=true", cwd=args.work)  # fmt: skip
+    rows = stats_rows(folder)
     means = [r["mean_reward"] for r in rows if r["mean_reward"] is not None]
     hit = next((r for r in rows if r["mean_reward"] is not None and r["mean_reward"] >= args.target), None)
     return {

@@ -23,24 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from common import mlx, stats_rows  # benchmarks/common.py
+
 HERE = Path(__file__).resolve().parent
 BEHAVIORS = ("SmallWallJump", "BigWallJump")
 TARGET = 0.8
-
-
-def mlx(*overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlx", *overrides], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"mlx {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}")
-    return proc
 
 
 def train(run_id: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
@@ -57,7 +49,7 @@ def train(run_id: str, extra: list[str], args: argparse.Namespace, work: Path) -
         *extra,
         cwd=work,
     )
-    rows = [json.loads(line) for line in (work / "results" / run_id / "run_logs" / "stats.jsonl").open()]
+    rows = stats_rows(work / "results" / run_id)
     out: dict = {
         "wall_seconds": round(time.perf_counter() - start, 1),
         "training_seconds": rows[-1]["time_elapsed"],
