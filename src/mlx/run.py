@@ -217,6 +217,7 @@ class Run:
         self.elapsed_before = 0.0
         self.elapsed = 0.0
         self.started = False  # set once the loop runs: before that there is nothing new to save
+        self.interrupt = threading.Event()  # set by Ctrl-C while train() runs under deferred_interrupt
         self.next_summary: dict[str, int] = {}
         self.next_checkpoint: dict[str, int] = {}
         self.last_reward: dict[str, float | None] = {}
@@ -414,25 +415,10 @@ class Run:
         reached = dict.fromkeys(self.trainers, False)
         env.reset()
         self.started = True
-        with deferred_interrupt() as interrupt:
-            return self._loop(summaries, start, window_start, done, reached, settings, max_steps, interrupt)
-
-    def _loop(
-        self,
-        summaries: Summaries,
-        start: float,
-        window_start: dict[str, tuple[float, int]],
-        done: dict[str, bool],
-        reached: dict[str, bool],
-        settings: dict[str, Any],
-        max_steps: dict[str, int],
-        interrupt: threading.Event,
-    ) -> float | None:
-        assert self.env is not None
-        cfg, env, params = self.cfg, self.env, self.parameters
+        params = self.parameters
         stop = False
         while not all(done.values()):
-            if interrupt.is_set():  # Ctrl-C, taken here between steps so nothing is left half-done
+            if self.interrupt.is_set():  # Ctrl-C (deferred_interrupt), taken between steps: nothing half-done
                 raise KeyboardInterrupt
             for name, trainer in self.trainers.items():
                 decision, terminal = env.get_steps(name)
@@ -555,13 +541,12 @@ class Run:
 
 
 @contextlib.contextmanager
-def deferred_interrupt() -> Iterator[threading.Event]:
-    """Ctrl-C sets an event that the training loop checks between steps, rather than raising wherever the
+def deferred_interrupt(event: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets ``event``, which the training loop checks between steps, rather than raising wherever the
     signal lands (inside a checkpoint write, or holding a lock the clean-up then waits for). A second
     Ctrl-C interrupts at once. Outside the main thread (signals cannot be caught there) nothing changes."""
-    event = threading.Event()
     if threading.current_thread() is not threading.main_thread():
-        yield event
+        yield
         return
 
     def handler(signum: int, frame: Any) -> None:
@@ -572,7 +557,7 @@ def deferred_interrupt() -> Iterator[threading.Event]:
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield event
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -611,7 +596,8 @@ def run(
         job.prepare_folder()
         job.restore()
         job.start_tracking()
-        result = job.train()
+        with deferred_interrupt(job.interrupt):
+            result = job.train()
         status = "FINISHED"
         return result
     except KeyboardInterrupt:
