@@ -19,6 +19,19 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
 
 
+def optimizer_step(
+    optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, advice: str, step: int | None = None
+) -> None:
+    """One gradient step. A non-finite loss stops training with ``advice`` rather than corrupting the
+    weights: the run then ends with the last good checkpoint on disk. ``what`` names the loss."""
+    if not torch.isfinite(loss):
+        at = "" if step is None else f" at step {step}"
+        raise TrainingError(f"the {what} loss became {loss.item()}{at}; the last checkpoint is kept. {advice}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
 @dataclass
 class StatSummary:
     mean: float
@@ -120,17 +133,14 @@ class RLTrainer(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def optimize(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-        """One gradient step. A non-finite loss stops training with advice rather than corrupting the
-        weights: the run then ends with the last good checkpoint on disk."""
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"the {type(self).__name__.removesuffix('Trainer')} loss became {loss.item()} at step "
-                f"{self.step}; the last checkpoint is kept. Try a lower trainer.hyperparameters.learning_rate "
-                "or trainer.network_settings.normalize=true"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        """One gradient step of this trainer's model (optimizer_step)."""
+        optimizer_step(
+            optimizer,
+            loss,
+            type(self).__name__.removesuffix("Trainer"),
+            "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true",
+            self.step,
+        )
 
     def load_weights(self, state: dict[str, Any]) -> None:
         """initialize_from: take another run's weights (and normaliser) but start counting anew."""

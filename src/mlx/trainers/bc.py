@@ -32,6 +32,7 @@ from torch import nn
 from mlx.config import BehavioralCloningSettings, ScheduleType
 from mlx.demo import load_demonstration
 from mlx.envs.base import BehaviorSpec
+from mlx.trainers.base import optimizer_step
 from mlx.trainers.networks import Actor, to_env_continuous
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
@@ -160,16 +161,9 @@ class BehavioralCloning:
             for i in range(self.batches):
                 rows = self.index[perm[i * self.batch : (i + 1) * self.batch]]
                 loss = self._loss(rows)
-                if not torch.isfinite(loss):
-                    from mlx.trainers.base import TrainingError
-
-                    raise TrainingError(
-                        f"the behavioral cloning loss became {loss.item()}; the last checkpoint is kept. Try a lower "
-                        "trainer.behavioral_cloning.strength"
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                optimizer_step(
+                    self.optimizer, loss, "behavioral cloning", "Try a lower trainer.behavioral_cloning.strength"
+                )
                 losses.append(loss.detach())
         return {"Losses/Pretraining Loss": float(torch.stack(losses).mean())}
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from mlx.envs.base import BehaviorSpec
+from mlx.trainers.base import optimizer_step
 
 
 class SignalBatch(NamedTuple):
@@ -63,16 +64,12 @@ class RewardSignal(nn.Module, abc.ABC):
 
     def _step(self, loss: torch.Tensor) -> None:
         assert self.optimizer is not None
-        if not torch.isfinite(loss):
-            from mlx.trainers.base import TrainingError
-
-            raise TrainingError(
-                f"the {type(self).__name__} loss became {loss.item()}; the last checkpoint is kept. Try a lower "
-                "learning_rate for this reward signal, or network_settings.normalize=true"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        optimizer_step(
+            self.optimizer,
+            loss,
+            type(self).__name__,
+            "Try a lower learning_rate for this reward signal, or network_settings.normalize=true",
+        )
 
 
 class ExtrinsicSignal(RewardSignal):
