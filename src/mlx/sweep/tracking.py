@@ -64,7 +64,15 @@ class ParentRun:
         have = self.client.get_run(self.run_id).data.params
         items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in have]
         for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+            batch = items[i : i + 100]
+            try:
+                self.client.log_batch(self.run_id, params=batch)
+            except Exception:
+                # Workers sharing the study open the same parent run and may log its params at the same moment
+                # (PostgreSQL then refuses the second insert); that is fine if the values that landed are ours.
+                now = self.client.get_run(self.run_id).data.params
+                if any(now.get(p.key) != p.value for p in batch):
+                    raise
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
