@@ -28,7 +28,8 @@ from mlx.trainers.advantages import gae
 from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
 from mlx.trainers.bc import make_behavioral_cloning
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
-from mlx.trainers.networks import Actor, Critic, InputNormalizer, to_env_continuous
+from mlx.trainers.networks import CONTINUOUS_CLIP, Actor, Critic, InputNormalizer, to_env_continuous
+from mlx.trainers.numpy_policy import NumpyPolicy
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
@@ -141,6 +142,13 @@ class PPOTrainer(RLTrainer):
             behavior_name, spec, settings, self.module.actor, self.module.preprocess, device
         )
         self._signal_returns = {name: np.zeros(0) for name in self.intrinsic}  # per agent slot, this episode
+        # Acting in numpy where it applies (mlx.trainers.numpy_policy: about 3x cheaper per step than torch).
+        module = self.module
+        self.numpy_policy = (
+            NumpyPolicy(module.actor, module.critic, module.normalizer, torch.initial_seed())
+            if NumpyPolicy.applies(module.actor, module.critic, device)
+            else None
+        )
 
     # ---- acting -------------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -169,36 +177,56 @@ class PPOTrainer(RLTrainer):
         n = len(decision)
         if n == 0:
             return self.spec.action_spec.empty(0)
-        obs = self._tensor(checked_obs(decision.obs, self.behavior_name, self.step))
+        obs = checked_obs(decision.obs, self.behavior_name, self.step)
         mask = None
         if decision.action_mask is not None and self.spec.action_spec.discrete_size:
-            mask = self._tensor(np.concatenate(decision.action_mask, axis=1).astype(bool))
+            mask = np.concatenate(decision.action_mask, axis=1).astype(bool)
         memories = None
-        if self.memory_size:
-            rows = self._memory_rows(decision.agent_id)
-            memories = self._memories[rows]
-        with torch.inference_mode():
-            x = self.module.preprocess(obs)
-            if memories is None:
-                out = self.module.actor.sample(x, mask)
-                values = self.module.critic(x).cpu().numpy()
-            else:
-                mem = self._tensor(memories)
-                split = self.module.actor_memory
-                out = self.module.actor.sample(x, mask, memories=mem[:, :split])
-                value_t, critic_mem = self.module.critic.values(x, mem[:, split:])
-                values = value_t.cpu().numpy()
-                assert out.memories is not None and critic_mem is not None
-                self._memories[rows] = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
-            env_cont = to_env_continuous(out.continuous).cpu().numpy()
-        self.stats.add("Policy/Entropy", float(out.entropy.mean()))
+        if self.numpy_policy is not None:
+            cont, disc, log_prob, entropy, values = self.numpy_policy.act(obs, mask)
+        else:
+            if self.memory_size:
+                rows = self._memory_rows(decision.agent_id)
+                memories = self._memories[rows]
+            cont, disc, log_prob, entropy, values, new_memories = self._act_torch(obs, mask, memories)
+            if new_memories is not None:
+                self._memories[rows] = new_memories
+        self.stats.add("Policy/Entropy", float(entropy.mean()))
         cut = self.assembler.record_rewards(decision, values)
         if cut is not None:
             self._add_trajectories(cut)
-        disc = out.discrete.cpu().numpy().astype(np.int32)
-        self.assembler.store(decision, out.continuous.cpu().numpy(), disc, out.log_prob.cpu().numpy(), values, memories)
+        self.assembler.store(decision, cont, disc, log_prob, values, memories)
         self.step += n
-        return ActionTuple(continuous=env_cont, discrete=disc)
+        env_cont = np.clip(cont, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+        return ActionTuple(continuous=env_cont.astype(np.float32), discrete=disc)
+
+    def _act_torch(
+        self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Raw continuous and discrete actions, log-probabilities, entropies, values and the memories after
+        this step (None without memory), with the torch networks."""
+        with torch.inference_mode():
+            x = self.module.preprocess(self._tensor(obs))
+            mask_t = None if mask is None else self._tensor(mask)
+            new_memories = None
+            if memories is None:
+                out = self.module.actor.sample(x, mask_t)
+                values = self.module.critic(x)
+            else:
+                mem = self._tensor(memories)
+                split = self.module.actor_memory
+                out = self.module.actor.sample(x, mask_t, memories=mem[:, :split])
+                values, critic_mem = self.module.critic.values(x, mem[:, split:])
+                assert out.memories is not None and critic_mem is not None
+                new_memories = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
+        return (
+            out.continuous.cpu().numpy(),
+            out.discrete.cpu().numpy().astype(np.int32),
+            out.log_prob.cpu().numpy(),
+            out.entropy.cpu().numpy(),
+            values.cpu().numpy(),
+            new_memories,
+        )
 
     def _bootstrap(self, traj: Trajectories) -> None:
         """Values of the states after interrupted trajectories (their agents' memories are still current)."""
@@ -412,6 +440,7 @@ class PPOTrainer(RLTrainer):
             "torch_rng": torch.get_rng_state(),
             "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
             "behavioral_cloning": self.bc.state() if self.bc is not None else None,
+            "numpy_rng": self.numpy_policy.state() if self.numpy_policy is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -424,6 +453,8 @@ class PPOTrainer(RLTrainer):
             signal.load_state(state["reward_signals"][name])
         if self.bc is not None and state.get("behavioral_cloning") is not None:
             self.bc.load_state(state["behavioral_cloning"])
+        if self.numpy_policy is not None and state.get("numpy_rng") is not None:
+            self.numpy_policy.load_state(state["numpy_rng"])
 
     def discard_experience(self) -> None:
         self._buffer.clear()
