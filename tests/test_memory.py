@@ -187,3 +187,16 @@ def test_recurrent_sac_solves_the_cue_task_and_plain_sac_cannot():
     without = train(make_sac_trainer(memory=False), 300)
     assert np.mean(with_memory[-300:]) > 0.85, np.mean(with_memory[-300:])
     assert np.mean(without[-300:]) < 0.65, np.mean(without[-300:])
+
+
+def test_lstm_starts_as_ml_agents_does():
+    """Forget gate biases of 1 + 1 (input and recurrent), other biases 0, Xavier-bounded weights."""
+    from mlx.trainers.encoders import memory_lstm
+
+    lstm = memory_lstm(32, 16)
+    forget = lstm.bias_ih_l0[16:32] + lstm.bias_hh_l0[16:32]
+    assert torch.equal(forget, torch.full((16,), 2.0))
+    others = torch.cat([lstm.bias_ih_l0[:16], lstm.bias_ih_l0[32:], lstm.bias_hh_l0[:16], lstm.bias_hh_l0[32:]])
+    assert torch.equal(others, torch.zeros_like(others))
+    bound = (6.0 / (32 + 64)) ** 0.5
+    assert lstm.weight_ih_l0.abs().max() <= bound and lstm.weight_ih_l0.abs().max() > 0.9 * bound
