@@ -1,12 +1,13 @@
 """Training speed with each visual encoder: PPO on GridWorld (84x64 RGB camera + goal signal).
 
-    python benchmarks/encoder_speed.py [--steps 6000] [--encoders simple nature_cnn resnet fully_connected]
+    python benchmarks/encoder_speed.py [--steps 6000] [--match3-steps 1024]
+                                       [--encoders simple nature_cnn resnet fully_connected match3]
 
 Runs the user's command `python -m mlx env=gridworld trainer.network_settings.vis_encode_type=<e>` (tuned
 upstream GridWorld settings: batch 32, buffer 256, 3 epochs) for --steps agent steps per encoder, MLflow off,
 and reads end-to-end agent-steps/s (env rendering + acting + updates) from its stats.jsonl; also reports each
-actor's parameter count. match3 is left out by default: it keeps the image's full resolution through 144
-channels, so on an 84x64 camera its dense layer alone has ~99M weights (it is sized for Match3's small boards).
+actor's parameter count. match3 keeps the image's full resolution through 144 channels, so on an 84x64
+camera its dense layer alone has ~99M weights (it is sized for Match3's small boards): it gets --match3-steps.
 Writes benchmarks/results/encoder_speed.json.
 """
 
@@ -56,18 +57,22 @@ def measure(encoder: str, steps: int, workdir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--encoders", nargs="+", default=["simple", "nature_cnn", "resnet", "fully_connected"])
+    parser.add_argument("--match3-steps", type=int, default=1024)
+    encoders = ["simple", "nature_cnn", "resnet", "fully_connected", "match3"]
+    parser.add_argument("--encoders", nargs="+", default=encoders)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for encoder in args.encoders:
-            row = measure(encoder, args.steps, Path(tmp))
+            row = measure(encoder, args.match3_steps if encoder == "match3" else args.steps, Path(tmp))
             results.append(row)
             print(json.dumps(row), flush=True)
     out = HERE / "results" / "encoder_speed.json"
     out.write_text(json.dumps({
         "benchmark": "PPO on GridWorld, end-to-end agent-steps/s per visual encoder",
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_before": [round(x, 2) for x in load_before]},
         "steps_per_encoder": args.steps,
         "results": results,
     }, indent=2) + "\n")  # fmt: skip
