@@ -32,6 +32,10 @@ def test_trained_3dball_policy_keeps_the_ball_up_over_100_episodes(trained, poli
     assert report["episodes"] == 100
     assert report["mean_return"] >= 95, report
     assert "[INFO] 3DBall. Evaluated 100 episodes (deterministic actions): Mean Return:" in proc.stdout
+    # The training run's Hydra record is kept; the evaluation's goes beside it.
+    assert "mode: train" in (trained / "results/a/.hydra/config.yaml").read_text()
+    assert "mode: evaluate" in (trained / "results/a/.hydra-evaluate/config.yaml").read_text()
+    assert (trained / "results/a/mlx-evaluate.log").exists()
 
 
 @pytest.mark.learning

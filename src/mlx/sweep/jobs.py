@@ -31,10 +31,18 @@ def job_suffix() -> str:
     return "" if num is None else f"-{num}"
 
 
+def mode_suffix(mode: str) -> str:
+    """'' for training; '-<mode>' for evaluate, record and watch, whose Hydra files (``.hydra-<mode>/``,
+    ``mlx-<mode>.log``) then sit beside the training run's instead of overwriting them."""
+    return "" if mode == "train" else f"-{mode}"
+
+
 def register_resolvers() -> None:
     """Idempotent; called wherever a job config may be resolved (the app, validate, sweep workers)."""
     if not OmegaConf.has_resolver("mlx_job"):
         OmegaConf.register_new_resolver("mlx_job", job_suffix)
+    if not OmegaConf.has_resolver("mlx_mode"):
+        OmegaConf.register_new_resolver("mlx_mode", mode_suffix)
 
 
 def job_overrides() -> list[str]:
