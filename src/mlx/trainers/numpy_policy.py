@@ -22,12 +22,17 @@ from torch import nn
 from mlx.trainers.networks import LOG_2PI, LOG_STD_MAX, LOG_STD_MIN, MASKED_LOGIT, Actor, Critic, InputNormalizer
 
 
+def _linear(layer: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
+    """(W.T, b) views of a dense layer: x @ W.T + b is its output."""
+    return layer.weight.detach().numpy().T, layer.bias.detach().numpy()
+
+
 def _layers(body: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray]]:
     """(W.T, b) views of a Linear/SiLU stack."""
     out = []
     for module in body:
         if isinstance(module, nn.Linear):
-            out.append((module.weight.detach().numpy().T, module.bias.detach().numpy()))
+            out.append(_linear(module))
         elif not isinstance(module, nn.SiLU):
             raise TypeError(f"unexpected layer {type(module).__name__}")
     return out
@@ -52,14 +57,10 @@ class NumpyPolicy:
             self.norm = (stats.mean.numpy(), stats.var.numpy())
         self.actor_body = _layers(actor.body.body)
         self.critic_body = _layers(critic.body.body)
-        self.value_head = (critic.heads.weight.detach().numpy().T, critic.heads.bias.detach().numpy())
-        self.mu = None if actor.mu is None else (actor.mu.weight.detach().numpy().T, actor.mu.bias.detach().numpy())
+        self.value_head = _linear(critic.heads)
+        self.mu = None if actor.mu is None else _linear(actor.mu)
         self.log_std = None if actor.mu is None else actor.log_std.detach().numpy()
-        self.logits = (
-            None
-            if actor.logits is None
-            else (actor.logits.weight.detach().numpy().T, actor.logits.bias.detach().numpy())
-        )
+        self.logits = None if actor.logits is None else _linear(actor.logits)
         self.branches = actor.branches
         self.bounds = np.cumsum((0, *self.branches))
 
@@ -102,7 +103,9 @@ class NumpyPolicy:
             logits = h @ w + b
             if mask is not None:
                 logits = np.where(mask, logits, np.float32(MASKED_LOGIT))
-            u = self.rng.random((n, len(self.branches)), dtype=np.float32)
+            # Inverse CDF: the first action whose cumulative probability exceeds u * total. A masked action
+            # (probability 0) never does; u < 1 in float64 keeps the threshold below the total.
+            u = self.rng.random((n, len(self.branches)))
             rows = np.arange(n)
             for i, (lo, hi) in enumerate(zip(self.bounds[:-1], self.bounds[1:], strict=True)):
                 z = logits[:, lo:hi]
@@ -110,18 +113,13 @@ class NumpyPolicy:
                 logp = z - np.log(np.exp(z).sum(1, keepdims=True))
                 p = np.exp(logp)
                 cdf = np.cumsum(p, 1)
-                choice = (cdf < u[:, i : i + 1] * cdf[:, -1:]).sum(1)
-                choice = np.minimum(choice, hi - lo - 1)
-                # rounding can leave a zero-probability (masked) action chosen at the very top: take the last allowed
-                bad = p[rows, choice] <= 0.0
-                if bad.any():
-                    choice[bad] = (hi - lo - 1) - np.argmax(p[bad][:, ::-1] > 0.0, axis=1)
+                choice = (cdf <= u[:, i : i + 1] * cdf[:, -1:]).sum(1)
                 disc[:, i] = choice
                 log_prob += logp[rows, choice]
                 entropy -= (p * logp).sum(1)
         w, b = self.value_head
         values = _forward(self.critic_body, x) @ w + b
-        return cont.astype(np.float32), disc, log_prob, entropy, values.astype(np.float32)
+        return cont, disc, log_prob, entropy, values
 
     def state(self) -> dict[str, Any]:
         return self.rng.bit_generator.state

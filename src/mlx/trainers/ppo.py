@@ -197,8 +197,8 @@ class PPOTrainer(RLTrainer):
             self._add_trajectories(cut)
         self.assembler.store(decision, cont, disc, log_prob, values, memories)
         self.step += n
-        env_cont = np.clip(cont, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
-        return ActionTuple(continuous=env_cont.astype(np.float32), discrete=disc)
+        env_cont = np.clip(cont, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP  # to_env_continuous, in numpy
+        return ActionTuple(continuous=env_cont, discrete=disc)
 
     def _act_torch(
         self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None
