@@ -1,7 +1,7 @@
 """WallJump with and without the upstream curriculum, at the same budget.
 
     python benchmarks/walljump_curriculum.py [--seed 1] [--big-steps 2000000] [--small-steps 500000]
-                                            [--num-areas 48] [--episodes 200]
+                                            [--num-areas 48] [--episodes 200] [--work DIR] [--runs NAME ...]
 
 Two PPO runs with the upstream settings (tuned=walljump_ppo), one at a time, MLflow off:
 
@@ -33,6 +33,7 @@ from common import mlx, stats_rows  # benchmarks/common.py
 HERE = Path(__file__).resolve().parent
 BEHAVIORS = ("SmallWallJump", "BigWallJump")
 TARGET = 0.8
+RUNS = {"curriculum": ["curriculum=walljump"], "no_curriculum": []}
 
 
 def train(run_id: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
@@ -100,6 +101,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "walljump_curriculum.json")
+    parser.add_argument(
+        "--runs",
+        nargs="*",
+        choices=RUNS,
+        default=list(RUNS),
+        help="train only these (e.g. one per process, side by side, with the same --work); the others are "
+        "read from --work/<run>.json, written when a run has been trained and evaluated (--runs alone: gather)",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="mlx-walljump-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -111,18 +120,27 @@ def main() -> None:
         "max_steps": {"BigWallJump": args.big_steps, "SmallWallJump": args.small_steps},
         "runs": {},
     }
-    for name, extra in (("curriculum", ["curriculum=walljump"]), ("no_curriculum", [])):
+    for name, extra in RUNS.items():
+        done = work / f"{name}.json"
+        if name not in args.runs:
+            if done.exists():
+                result["runs"][name] = json.loads(done.read_text())
+            continue
         run_id = f"walljump-{name}"
         print(f"training {name} ...", flush=True)
         trained = train(run_id, extra, args, work)
         trained["evaluation"] = evaluate(run_id, args, work)
         result["runs"][name] = trained
+        done.write_text(json.dumps(trained, indent=2) + "\n")
         for behavior in BEHAVIORS:
             e = trained["evaluation"][behavior]
             print(f"  {name:14s} {behavior:14s} evaluation mean return {e['mean_return']:.3f}", flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")  # keep what is done if the next run fails
     runs = result["runs"]
+    if len(runs) < len(RUNS):
+        print(f"trained {sorted(runs)}; run the others (--runs) with the same --work for the comparison")
+        return
     score = {n: {b: runs[n]["evaluation"][b]["mean_return"] for b in BEHAVIORS} for n in runs}
     result["curriculum_reaches_target"] = all(v >= TARGET for v in score["curriculum"].values())
     result["curriculum_beats_no_curriculum"] = all(

@@ -328,3 +328,25 @@ def test_nan_loss_stops_with_advice_before_touching_the_weights():
         trainer.update()
     after = trainer.module.actor.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_run_uses_torch_settings_num_threads_for_numpy_blas_too(tmp_path):
+    """OpenBLAS defaults to a thread per core; two runs side by side then spin against each other."""
+    from hydra import compose, initialize_config_dir
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mlx.__main__ import CONF_DIR
+    from mlx.config import register_configs, validate
+    from mlx.run import Run
+
+    register_configs()
+    with threadpool_limits(limits=None):  # restore this process's BLAS settings afterwards
+        for threads in (2, 1):
+            overrides = [*TINY, "run_id=t", "tracking=none", f"torch_settings.num_threads={threads}"]
+            with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+                cfg = validate(compose("config", overrides=[*overrides, f"results_dir={tmp_path}"]))
+            job = Run(cfg)
+            job.build()
+            job.env.close()
+            blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+            assert blas and all(lib["num_threads"] == threads for lib in blas)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import yaml
 from omegaconf import DictConfig
+from threadpoolctl import threadpool_limits
 
 import mlx
 from mlx.config import ConfigError, RunConfig, validate
@@ -255,6 +256,9 @@ class Run:
         """Env and trainers first: a bad env name or parameter is refused before any file is written."""
         cfg = self.cfg
         torch.set_num_threads(cfg.torch_settings.num_threads)
+        # numpy's BLAS too (acting, envs): by default OpenBLAS starts a thread per core, and its spinning
+        # threads made two WallJump runs side by side on 2 cores 2.6x slower each.
+        threadpool_limits(cfg.torch_settings.num_threads, user_api="blas")
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         device = torch.device(cfg.torch_settings.device)

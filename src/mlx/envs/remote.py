@@ -36,6 +36,7 @@ from typing import TextIO
 
 import grpc
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import mlx
 from mlx.envs import NATIVE_ENVS, make_env
@@ -328,6 +329,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser().parse_known_args(argv)
+    # One BLAS thread: env processes run beside the trainer and each other, and OpenBLAS's default of a
+    # spinning thread per core makes them compete for every core.
+    threadpool_limits(1, user_api="blas")
     log: TextIO = open(args.log_file, "a", buffering=1) if args.log_file else sys.stderr  # noqa: SIM115
     if unknown:
         print(f"[mlx.envs.remote] ignoring arguments {unknown}", file=log, flush=True)
