@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,18 @@ import torch
 
 from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, EnvStat, StatAggregation, TerminalSteps
 
+LOSS_ADVICE = "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true"
+
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
+
+
+def check_finite(loss: float, what: str, advice: str, step: int | None = None) -> None:
+    """Refuse a non-finite loss before any weight changes (see optimizer_step)."""
+    if not math.isfinite(loss):
+        at = "" if step is None else f" at step {step}"
+        raise TrainingError(f"the {what} loss became {loss}{at}; the last checkpoint is kept. {advice}")
 
 
 def optimizer_step(
@@ -24,9 +34,7 @@ def optimizer_step(
 ) -> None:
     """One gradient step. A non-finite loss stops training with ``advice`` rather than corrupting the
     weights: the run then ends with the last good checkpoint on disk. ``what`` names the loss."""
-    if not torch.isfinite(loss):
-        at = "" if step is None else f" at step {step}"
-        raise TrainingError(f"the {what} loss became {loss.item()}{at}; the last checkpoint is kept. {advice}")
+    check_finite(loss.item(), what, advice, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -134,13 +142,15 @@ class RLTrainer(abc.ABC):
 
     def optimize(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         """One gradient step of this trainer's model (optimizer_step)."""
-        optimizer_step(
-            optimizer,
-            loss,
-            type(self).__name__.removesuffix("Trainer"),
-            "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true",
-            self.step,
-        )
+        optimizer_step(optimizer, loss, self._loss_name, LOSS_ADVICE, self.step)
+
+    def check_loss(self, loss: float) -> None:
+        """What optimize checks, for a step taken elsewhere (PPO's numpy update)."""
+        check_finite(loss, self._loss_name, LOSS_ADVICE, self.step)
+
+    @property
+    def _loss_name(self) -> str:
+        return type(self).__name__.removesuffix("Trainer")
 
     def load_weights(self, state: dict[str, Any]) -> None:
         """initialize_from: take another run's weights (and normaliser) but start counting anew."""

@@ -1,0 +1,192 @@
+"""PPO's numpy update equals autograd and torch's Adam: loss terms, every gradient, the step, checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mlx.config import ExtrinsicSettings, MemorySettings, PPOSettings, RNDSettings
+from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.trainers import TrainingError
+from mlx.trainers.losses import PPOBatch
+from mlx.trainers.ppo import PPOTrainer
+
+STREAMS = {"extrinsic": ExtrinsicSettings(), "rnd": RNDSettings()}
+HYBRID = ActionSpec(continuous_size=2, discrete_branches=(4, 3))
+
+
+def make_trainer(action_spec: ActionSpec, seed: int = 0, memory: bool = False) -> PPOTrainer:
+    torch.manual_seed(seed)
+    settings = PPOSettings()
+    settings.network_settings.normalize = True
+    settings.network_settings.hidden_units = 32
+    if memory:
+        settings.network_settings.memory = MemorySettings(sequence_length=4, memory_size=8)
+    spec = BehaviorSpec((ObservationSpec((6,)),), action_spec)
+    trainer = PPOTrainer("B", spec, settings, STREAMS, torch.device("cpu"))
+    data = np.random.default_rng(1).normal(2.0, 3.0, (500, 6))
+    trainer.module.normalizer.update(torch.as_tensor(data, dtype=torch.float32))
+    with torch.no_grad():  # a trained-looking policy, not the near-uniform initial one
+        for p in trainer.module.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return trainer
+
+
+def buffer(trainer: PPOTrainer, n: int = 256) -> dict[str, np.ndarray]:
+    """Experience the policy could have produced, with old log-probabilities and values nearby, so the
+    ratio and the value are clipped on some rows and not on others."""
+    rng = np.random.default_rng(2)
+    obs = rng.normal(2.0, 3.0, (n, 6)).astype(np.float32)
+    width = sum(trainer.spec.action_spec.discrete_branches)
+    mask = rng.random((n, width)) > 0.3
+    if width:
+        mask[:, 0] = mask[:, 4] = True
+    assert trainer.numpy_policy is not None
+    cont, disc, log_prob, _, values = trainer.numpy_policy.act(obs, mask if width else None)
+    return {
+        "obs": obs,
+        "continuous": cont,
+        "discrete": disc.astype(np.int64),
+        "action_mask": mask,
+        "old_log_prob": (log_prob + rng.normal(0, 0.3, n)).astype(np.float32),
+        "old_values": (values + rng.normal(0, 0.3, values.shape)).astype(np.float32),
+        "returns": (values + rng.normal(0, 1.0, values.shape)).astype(np.float32),
+        "advantages": rng.normal(0, 1.0, n).astype(np.float32),
+    }
+
+
+def autograd(trainer: PPOTrainer, data: dict[str, np.ndarray], epsilon: float, beta: float):
+    module = trainer.module
+    module.epsilon, module.beta = epsilon, beta
+    module.zero_grad(set_to_none=True)
+    terms = module.training_step(PPOBatch(**{k: torch.as_tensor(v) for k, v in data.items()}), 0)
+    terms["loss"].backward()
+    grads = torch.cat([p.grad.reshape(-1) for p in trainer.numpy_update.params]).numpy()
+    return {k: v.item() for k, v in terms.items()}, grads
+
+
+@pytest.mark.parametrize(
+    "action_spec",
+    [HYBRID, ActionSpec(continuous_size=3), ActionSpec(discrete_branches=(5,))],
+    ids=["hybrid", "continuous", "discrete"],
+)
+def test_loss_and_gradients_match_autograd(action_spec):
+    trainer = make_trainer(action_spec)
+    fast = trainer.numpy_update
+    assert fast is not None
+    data = buffer(trainer)
+    ref_terms, ref_grad = autograd(trainer, data, epsilon=0.2, beta=0.01)
+    fast.load(data)
+    terms = fast.loss(np.arange(len(data["obs"])), 0.2, 0.01)
+    for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+        assert math.isclose(terms[key], ref_terms[key], rel_tol=1e-4, abs_tol=1e-5), key
+    assert 0.05 < terms["clip_fraction"] < 0.95  # both branches of the clipped surrogate are exercised
+    fast.backward()
+    scale = np.abs(ref_grad).max()
+    np.testing.assert_allclose(fast.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_a_minibatch_of_rows_is_the_same_rows_in_torch():
+    trainer = make_trainer(HYBRID)
+    fast = trainer.numpy_update
+    data = buffer(trainer)
+    rows = np.random.default_rng(3).permutation(len(data["obs"]))[:64]
+    ref_terms, ref_grad = autograd(trainer, {k: v[rows] for k, v in data.items()}, 0.1, 0.005)
+    fast.load(data)
+    assert math.isclose(fast.loss(rows, 0.1, 0.005)["loss"], ref_terms["loss"], rel_tol=1e-4)
+    fast.backward()
+    np.testing.assert_allclose(fast.grad, ref_grad, rtol=1e-3, atol=1e-5 * np.abs(ref_grad).max())
+
+
+def test_adam_steps_like_torch_and_checkpoints_keep_torch_format():
+    trainer = make_trainer(HYBRID)
+    fast = trainer.numpy_update
+    data = buffer(trainer)
+    twin = copy.deepcopy(trainer.module)  # the same weights, stepped by torch's Adam on the same gradients
+    twin_params = list(twin.parameters())
+    twin_opt = torch.optim.Adam(twin_params, lr=3e-4)
+    fast.load(data)
+    rng = np.random.default_rng(4)
+    for lr in (3e-4, 2e-4, 1e-4):
+        rows = rng.permutation(len(data["obs"]))[:64]
+        fast.loss(rows, 0.2, 0.005)
+        fast.backward()
+        grads = fast.grad.copy()
+        fast.loss(rows, 0.2, 0.005)
+        fast.apply(lr)
+        start = 0
+        for p in twin_params:
+            p.grad = torch.from_numpy(grads[start : start + p.numel()].reshape(p.shape).copy())
+            start += p.numel()
+        twin_opt.param_groups[0]["lr"] = lr
+        twin_opt.step()
+    mine = torch.cat([p.detach().reshape(-1) for p in trainer.module.parameters()])
+    theirs = torch.cat([p.detach().reshape(-1) for p in twin_params])
+    torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert np.shares_memory(fast.flat, trainer.module.actor.log_std.detach().numpy())  # one buffer, no copies
+
+    # The checkpoint carries torch's optimiser format with these moments; a fresh trainer adopts them.
+    state = trainer.state_dict()
+    moments = state["optimizer"]["state"]
+    assert all(int(s["step"]) == 3 for s in moments.values())
+    reference = twin_opt.state_dict()["state"]
+    for k, s in moments.items():
+        torch.testing.assert_close(s["exp_avg"], reference[k]["exp_avg"], rtol=1e-5, atol=1e-8)
+    other = make_trainer(HYBRID, seed=5)
+    other.load_state_dict(copy.deepcopy(state))
+    assert other.numpy_update.t == 3
+    np.testing.assert_array_equal(other.numpy_update.m, fast.m)
+    np.testing.assert_array_equal(other.numpy_update.flat, fast.flat)
+    # Both continue identically.
+    for t in (trainer, other):
+        t.numpy_update.load(data)
+        t.numpy_update.loss(np.arange(64), 0.2, 0.005)
+        t.numpy_update.apply(1e-4)
+    np.testing.assert_array_equal(other.numpy_update.flat, fast.flat)
+
+
+def test_a_whole_update_learns_as_the_torch_path_does():
+    """Same buffer, same minibatch order: the numpy path and training_step + Adam end in nearly the same
+    weights after an update of 3 epochs."""
+    runs = []
+    for use_numpy in (True, False):
+        trainer = make_trainer(HYBRID)
+        trainer.hp.batch_size = 64  # 8 minibatches per epoch
+        if not use_numpy:
+            trainer.numpy_update = None
+        data = buffer(trainer, 512)
+        extra = {"next_obs": np.zeros((512, 0), np.float32), "env_reward": np.zeros(512, np.float32)}
+        trainer._buffer = [{**data, **extra, "done": np.zeros(512, np.float32)}]
+        trainer._buffered = 512
+        trainer.intrinsic = {}
+        torch.manual_seed(7)  # the minibatch permutations
+        trainer.update()
+        runs.append(torch.cat([p.detach().reshape(-1) for p in trainer.module.parameters()]))
+    start = make_trainer(HYBRID)
+    before = torch.cat([p.detach().reshape(-1) for p in start.module.parameters()])
+    moved = (runs[1] - before).abs()
+    assert moved.max() > 3e-3  # the update did change the weights
+    assert (runs[0] - runs[1]).abs().max() < 1e-3 * moved.max()  # float rounding only
+
+
+def test_a_non_finite_loss_is_refused_before_any_weight_changes():
+    trainer = make_trainer(HYBRID)
+    data = buffer(trainer, 128)
+    data["returns"][5] = np.nan
+    trainer._buffer = [
+        {**data, "next_obs": np.zeros((128, 0), np.float32), "env_reward": np.zeros(128), "done": np.zeros(128)}
+    ]
+    trainer._buffered = 128
+    trainer.intrinsic = {}
+    before = trainer.numpy_update.flat.copy()
+    with pytest.raises(TrainingError, match="PPO loss became nan"):
+        trainer.update()
+    np.testing.assert_array_equal(trainer.numpy_update.flat, before)
+
+
+def test_only_where_it_computes_the_same_thing():
+    assert make_trainer(HYBRID, memory=True).numpy_update is None
