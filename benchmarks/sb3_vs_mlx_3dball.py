@@ -116,8 +116,10 @@ def sb3_once(seed: int, target: float, max_steps: int, max_seconds: float) -> di
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import VecNormalize
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)  # as mlx (torch_settings.num_threads): small MLPs are fastest on one thread
+    threadpool_limits(1, user_api="blas")  # as mlx runs do: one BLAS thread
     wall_start = time.perf_counter()
     shim = make_sb3_vec_env(seed)
     env = VecNormalize(shim, norm_obs=True, norm_reward=False)

@@ -270,7 +270,7 @@ class PPOTrainer(RLTrainer):
             returns.append(ret)
             self.stats.add(f"Policy/{name.capitalize()} Value Estimate", traj.flat(traj.values[..., k]))
         if self.module.normalizer is not None:
-            self.module.normalizer.update(self._tensor(obs))
+            self.module.normalizer.update(obs)  # numpy on CPU: no tensor needed
         padded = {
             "continuous": traj.continuous,
             "discrete": traj.discrete,
