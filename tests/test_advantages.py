@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlx.trainers.advantages import gae
+from mlx.trainers.advantages import discounted_reverse_cumsum, gae
 
 
 def reference_gae(rewards, values, bootstrap, gamma, lambd):
@@ -58,3 +58,15 @@ def test_padded_batch_matches_reference_per_trajectory(seed):
         np.testing.assert_allclose(adv[e, :n], ref_adv, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(ret[e, :n], ref_ret, rtol=1e-5, atol=1e-5)
         assert np.all(adv[e, n:] == 0) and np.all(ret[e, n:] == 0)
+
+
+@pytest.mark.parametrize("c", [0.0, 1e-3, 0.3, 0.9405, 1.0])
+def test_discounted_reverse_cumsum_is_the_recursion(c):
+    """Blocks (small c), one block (c near 1) and the edge cases give y_t = x_t + c * y_(t+1)."""
+    x = np.random.default_rng(0).normal(size=(3, 1500))
+    expected = np.zeros_like(x)
+    running = np.zeros(3)
+    for t in range(1499, -1, -1):
+        running = x[:, t] + c * running
+        expected[:, t] = running
+    np.testing.assert_allclose(discounted_reverse_cumsum(x, c), expected, rtol=1e-9, atol=1e-9)

@@ -34,12 +34,15 @@ class Normalizer(nn.Module):
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.tensor(1e-4))
 
-    @torch.no_grad()
     def update(self, x: torch.Tensor | np.ndarray) -> None:
         if isinstance(x, np.ndarray):
             if self.mean.device.type == "cpu":
                 return self._update_numpy(x)
             x = torch.as_tensor(x, device=self.mean.device)
+        self._update_torch(x)
+
+    @torch.no_grad()
+    def _update_torch(self, x: torch.Tensor) -> None:
         x = x.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
         n = x.shape[0]
         if n == 0:
@@ -62,7 +65,8 @@ class Normalizer(nn.Module):
             return
         mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
         batch_mean = x.mean(0, dtype=np.float64)
-        batch_var = x.var(0, dtype=np.float64)
+        centred = x - batch_mean
+        batch_var = np.einsum("ij,ij->j", centred, centred) / n  # np.var's generic path is several times slower
         total = float(count) + n
         delta = batch_mean - mean
         m2 = var * float(count) + batch_var * n + delta * delta * (float(count) * n / total)
@@ -101,11 +105,11 @@ class InputNormalizer(nn.Module):
         self.layout = ObsLayout(spec, ConditioningType(settings.conditioning_type))
         self.stats = Normalizer(self.layout.vector_size)
 
-    @torch.no_grad()
     def update(self, x: torch.Tensor | np.ndarray) -> None:
-        if isinstance(x, np.ndarray) and not self.layout.plain:
-            x = torch.as_tensor(x, device=self.stats.mean.device)
-        self.stats.update(x if isinstance(x, np.ndarray) else self.layout.vectors(x))
+        if isinstance(x, np.ndarray) and self.layout.plain:
+            return self.stats.update(x)
+        with torch.no_grad():
+            self.stats.update(self.layout.vectors(torch.as_tensor(x, device=self.stats.mean.device)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout.plain:
