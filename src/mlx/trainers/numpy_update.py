@@ -102,6 +102,7 @@ class NumpyUpdate:
         total = sum(p.numel() for p in self.params)
         flat = torch.empty(total)
         self._offsets: dict[int, tuple[int, int]] = {}
+        self._covered: set[int] = set()  # parameters the forward and backward passes read and write
         start = 0
         for p in self.params:
             n = p.numel()
@@ -128,6 +129,8 @@ class NumpyUpdate:
         self.log_std = None if actor.mu is None else self._param(actor.log_std)
         self.logits = None if actor.logits is None else self._dense(actor.logits)
         self.bounds = np.cumsum((0, *actor.branches))
+        if self._covered != set(self._offsets):
+            raise TypeError("NumpyUpdate: the module has parameters outside PPO's actor and critic layers")
         self._batch: _Batch | None = None
         self._saved: dict = {}
 
@@ -146,6 +149,7 @@ class NumpyUpdate:
     # ---- parameters and optimiser state ----------------------------------------------------------
     def _param(self, p: nn.Parameter) -> tuple[np.ndarray, np.ndarray]:
         start, n = self._offsets[id(p)]
+        self._covered.add(id(p))
         return self.flat[start : start + n].reshape(p.shape), self.grad[start : start + n].reshape(p.shape)
 
     def _dense(self, layer: nn.Linear) -> _Dense:
