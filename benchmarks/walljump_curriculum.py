@@ -3,13 +3,15 @@
     python benchmarks/walljump_curriculum.py [--seed 1] [--big-steps 2000000] [--small-steps 500000]
                                             [--num-areas 48] [--episodes 200] [--work DIR] [--runs NAME ...]
 
-Two PPO runs with the upstream settings (tuned=walljump_ppo), one at a time, MLflow off:
+Two PPO runs with the upstream settings (tuned=walljump_ppo), one at a time or one per process with
+``--runs`` and a shared ``--work``, MLflow off:
 
     python -m mlx env=walljump curriculum=walljump seed=S trainer.max_steps=B behaviors.SmallWallJump.max_steps=s
     python -m mlx env=walljump                     seed=S trainer.max_steps=B behaviors.SmallWallJump.max_steps=s
 
 Upstream trains BigWallJump for 20M and SmallWallJump for 5M steps; the same 4:1 budgets are scaled down
 here (the curriculum's progress thresholds, 10/30/50% of each behaviour's max_steps, scale with them).
+Each run ends when BigWallJump has used its budget (see ``train``).
 ``--num-areas`` (48, the scene has 24) only makes the runs faster: both runs use the same. Each final policy
 is then evaluated on the full task (upstream wall heights: none or 4 for SmallWallJump, 8 for BigWallJump)
 with ``python -m mlx mode=evaluate`` for ``--episodes`` episodes per behaviour, actions sampled as in
@@ -23,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,25 +40,56 @@ TARGET = 0.8
 RUNS = {"curriculum": ["curriculum=walljump"], "no_curriculum": []}
 
 
+def big_steps_done(folder: Path) -> int:
+    """BigWallJump's last logged step (0 before its first summary)."""
+    try:
+        rows = [r for r in stats_rows(folder) if r["behavior"] == "BigWallJump"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    return rows[-1]["step"] if rows else 0
+
+
 def train(run_id: str, extra: list[str], args: argparse.Namespace, work: Path) -> dict:
-    start = time.perf_counter()
-    proc = mlx(
-        "env=walljump",
-        f"env.num_areas={args.num_areas}",
-        f"seed={args.seed}",
-        f"run_id={run_id}",
-        f"trainer.max_steps={args.big_steps}",
-        f"behaviors.SmallWallJump.max_steps={args.small_steps}",
-        "tracking=none",
-        "progress=plain",
-        *extra,
-        cwd=work,
-    )
-    rows = stats_rows(work / "results" / run_id)
+    """Train (unless --no-train) until BigWallJump has used its budget, then summarise the run's statistics.
+
+    Without the curriculum BigWallJump's episodes mostly run to their time limit, so SmallWallJump gets a
+    small share of the steps and would need several times BigWallJump's budget to reach its own max_steps.
+    Both runs therefore end (SIGINT: the run saves and exits) when BigWallJump reached its budget; the
+    steps SmallWallJump got by then are in the results."""
+    folder = work / "results" / run_id
+    log = work / f"{run_id}.log"
+    if not args.no_train:
+        start = time.perf_counter()
+        overrides = [
+            "env=walljump",
+            f"env.num_areas={args.num_areas}",
+            f"seed={args.seed}",
+            f"run_id={run_id}",
+            f"trainer.max_steps={args.big_steps}",
+            f"behaviors.SmallWallJump.max_steps={args.small_steps}",
+            "tracking=none",
+            "progress=plain",
+            *extra,
+        ]
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "mlx", *overrides], cwd=work, stdout=out, stderr=subprocess.STDOUT
+            )
+            while proc.poll() is None:
+                if big_steps_done(folder) >= args.big_steps:
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(timeout=600)
+                    break
+                time.sleep(10)
+        if proc.returncode not in (0, 130, -signal.SIGINT):  # a SIGINT during the run's own exit ends it so
+            raise SystemExit(f"mlx {' '.join(overrides)} failed:\n{log.read_text()[-2000:]}")
+        (work / f"{run_id}.wall_seconds").write_text(f"{time.perf_counter() - start:.1f}")
+    rows = stats_rows(folder)
+    wall = work / f"{run_id}.wall_seconds"
     out: dict = {
-        "wall_seconds": round(time.perf_counter() - start, 1),
+        "wall_seconds": float(wall.read_text()) if wall.exists() else None,
         "training_seconds": rows[-1]["time_elapsed"],
-        "lesson_changes": [ln for ln in proc.stdout.splitlines() if "Parameter '" in ln],
+        "lesson_changes": [ln for ln in log.read_text().splitlines() if "Parameter '" in ln] if log.exists() else [],
         "behaviors": {},
     }
     for name in BEHAVIORS:
@@ -69,7 +104,7 @@ def train(run_id: str, extra: list[str], args: argparse.Namespace, work: Path) -
         ]
         last = [r["mean_reward"] for r in mine[-3:] if r["mean_reward"] is not None]
         out["behaviors"][name] = {
-            "steps": mine[-1]["step"],
+            "steps": mine[-1]["step"] if mine else 0,
             "final_mean_reward": round(sum(last) / len(last), 4) if last else None,
             "curve": curve,
         }
@@ -101,6 +136,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "walljump_curriculum.json")
+    parser.add_argument(
+        "--no-train", action="store_true", help="summarise and evaluate the runs already in --work (same --runs)"
+    )
     parser.add_argument(
         "--runs",
         nargs="*",
