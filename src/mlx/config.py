@@ -242,7 +242,7 @@ class TrackingSettings:
 @dataclass
 class TorchSettings:
     device: str = "cpu"
-    num_threads: int = 1  # small MLPs at ML-Agents batch sizes run fastest on one thread
+    num_threads: int = 1  # torch and numpy BLAS threads: small MLPs at ML-Agents batch sizes run fastest on one
 
 
 @dataclass
