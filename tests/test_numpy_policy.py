@@ -13,14 +13,24 @@ from mlx.trainers.ppo import PPOTrainer
 SIGNALS = {"extrinsic": ExtrinsicSettings()}
 
 
-def make_trainer(action_spec: ActionSpec, memory: bool = False) -> PPOTrainer:
-    torch.manual_seed(0)
+def make_trainer(
+    action_spec: ActionSpec,
+    memory: bool = False,
+    signals: dict | None = None,
+    hidden_units: int | None = None,
+    seed: int = 0,
+) -> PPOTrainer:
+    """A PPO trainer on 6 vector observations with a fitted normaliser and perturbed weights (shared by
+    the numpy acting and numpy update tests)."""
+    torch.manual_seed(seed)
     settings = PPOSettings()
     settings.network_settings.normalize = True
+    if hidden_units is not None:
+        settings.network_settings.hidden_units = hidden_units
     if memory:
         settings.network_settings.memory = MemorySettings(sequence_length=4, memory_size=8)
     spec = BehaviorSpec((ObservationSpec((6,)),), action_spec)
-    trainer = PPOTrainer("B", spec, settings, SIGNALS, torch.device("cpu"))
+    trainer = PPOTrainer("B", spec, settings, signals or SIGNALS, torch.device("cpu"))
     data = np.random.default_rng(1).normal(2.0, 3.0, (500, 6))
     trainer.module.normalizer.update(torch.as_tensor(data, dtype=torch.float32))
     with torch.no_grad():  # a trained-looking policy, not the near-uniform initial one

@@ -9,31 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from mlx.config import ExtrinsicSettings, MemorySettings, PPOSettings, RNDSettings
-from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.config import ExtrinsicSettings, RNDSettings
+from mlx.envs.base import ActionSpec
 from mlx.trainers import TrainingError
 from mlx.trainers.losses import PPOBatch
 from mlx.trainers.ppo import PPOTrainer
+from tests.test_numpy_policy import make_trainer as numpy_policy_trainer
 
 STREAMS = {"extrinsic": ExtrinsicSettings(), "rnd": RNDSettings()}
 HYBRID = ActionSpec(continuous_size=2, discrete_branches=(4, 3))
 
 
 def make_trainer(action_spec: ActionSpec, seed: int = 0, memory: bool = False) -> PPOTrainer:
-    torch.manual_seed(seed)
-    settings = PPOSettings()
-    settings.network_settings.normalize = True
-    settings.network_settings.hidden_units = 32
-    if memory:
-        settings.network_settings.memory = MemorySettings(sequence_length=4, memory_size=8)
-    spec = BehaviorSpec((ObservationSpec((6,)),), action_spec)
-    trainer = PPOTrainer("B", spec, settings, STREAMS, torch.device("cpu"))
-    data = np.random.default_rng(1).normal(2.0, 3.0, (500, 6))
-    trainer.module.normalizer.update(torch.as_tensor(data, dtype=torch.float32))
-    with torch.no_grad():  # a trained-looking policy, not the near-uniform initial one
-        for p in trainer.module.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return trainer
+    return numpy_policy_trainer(action_spec, memory=memory, signals=STREAMS, hidden_units=32, seed=seed)
 
 
 def buffer(trainer: PPOTrainer, n: int = 256) -> dict[str, np.ndarray]:

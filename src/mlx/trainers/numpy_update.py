@@ -12,7 +12,8 @@ It computes what ``PPOModule.training_step`` and ``torch.optim.Adam`` compute: t
 a gradient is not unique (a min or max tie splits the gradient evenly, clamp passes its bounds). The
 tests compare the loss terms, the gradients and whole updates with the torch path's.
 
-Where it applies, as ``NumpyPolicy``: a CPU module, vector observations alone, no memory, PPO's head.
+Where it applies: where ``NumpyPolicy`` does (a CPU module, vector observations alone, no memory, PPO's
+head).
 The module's parameters are moved into one flat CPU tensor (each Parameter becomes a view of it), so
 Adam is one call and every reader (acting, checkpoints, ONNX export, behavioral cloning)
 sees the same memory. Adam's moments are views of two flat tensors that the torch optimiser's state
@@ -133,18 +134,6 @@ class NumpyUpdate:
             raise TypeError("NumpyUpdate: the module has parameters outside PPO's actor and critic layers")
         self._batch: _Batch | None = None
         self._saved: dict = {}
-
-    @staticmethod
-    def applies(actor: Actor, critic: Critic, device: torch.device) -> bool:
-        """Where the numpy path computes the same thing: see the module docstring."""
-        return (
-            device.type == "cpu"
-            and actor.body.layout.plain
-            and actor.body.lstm is None
-            and critic.body.layout.plain
-            and not actor.conditional_sigma
-            and not actor.tanh_squash
-        )
 
     # ---- parameters and optimiser state ----------------------------------------------------------
     def _param(self, p: nn.Parameter) -> tuple[np.ndarray, np.ndarray]:

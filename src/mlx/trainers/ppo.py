@@ -147,15 +147,12 @@ class PPOTrainer(RLTrainer):
         # 3x cheaper than torch at ML-Agents' sizes). The update goes first: it moves the parameters into one
         # flat buffer, and the policy's views must see that buffer.
         module = self.module
+        in_numpy = NumpyPolicy.applies(module.actor, module.critic, device)
         self.numpy_update = (
-            NumpyUpdate(module.actor, module.critic, module.normalizer, self.optimizer)
-            if NumpyUpdate.applies(module.actor, module.critic, device)
-            else None
+            NumpyUpdate(module.actor, module.critic, module.normalizer, self.optimizer) if in_numpy else None
         )
         self.numpy_policy = (
-            NumpyPolicy(module.actor, module.critic, module.normalizer, torch.initial_seed())
-            if NumpyPolicy.applies(module.actor, module.critic, device)
-            else None
+            NumpyPolicy(module.actor, module.critic, module.normalizer, torch.initial_seed()) if in_numpy else None
         )
 
     # ---- acting -------------------------------------------------------------------------------
