@@ -108,8 +108,7 @@ class InputNormalizer(nn.Module):
     def update(self, x: torch.Tensor | np.ndarray) -> None:
         if isinstance(x, np.ndarray) and self.layout.plain:
             return self.stats.update(x)
-        with torch.no_grad():
-            self.stats.update(self.layout.vectors(torch.as_tensor(x, device=self.stats.mean.device)))
+        self.stats.update(self.layout.vectors(torch.as_tensor(x, device=self.stats.mean.device)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout.plain:

@@ -34,8 +34,9 @@ from mlx.trainers.networks import LOG_2PI, LOG_STD_MAX, LOG_STD_MIN, MASKED_LOGI
 F32 = np.float32
 
 
-class _Dense(NamedTuple):
-    """A dense layer's weight [out, in] and bias, and the views of the flat gradient that receive theirs."""
+class Dense(NamedTuple):
+    """A dense layer's weight [out, in] and bias (views of the flat parameters), and the views of the flat
+    gradient that receive theirs. NumpyPolicy acts through the same views."""
 
     w: np.ndarray
     b: np.ndarray
@@ -56,7 +57,15 @@ class _Batch(NamedTuple):
     advantages: np.ndarray  # [N]
 
 
-def _silu_forward(layers: list[_Dense], x: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
+def normalised(x: np.ndarray, norm: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Observation rows through the running normaliser (mean, var views), as ``Normalizer.forward``."""
+    if norm is None:
+        return x
+    mean, var = norm
+    return np.clip((x - mean) / np.sqrt(var + 1e-8), -5.0, 5.0).astype(F32, copy=False)
+
+
+def _silu_forward(layers: list[Dense], x: np.ndarray) -> tuple[np.ndarray, list[tuple[np.ndarray, ...]]]:
     """Dense + SiLU layers; returns the output and, per layer, (input, pre-activation, sigmoid)."""
     cache = []
     for layer in layers:
@@ -70,7 +79,7 @@ def _silu_forward(layers: list[_Dense], x: np.ndarray) -> tuple[np.ndarray, list
     return x, cache
 
 
-def _silu_backward(layers: list[_Dense], cache: list[tuple[np.ndarray, ...]], g: np.ndarray) -> None:
+def _silu_backward(layers: list[Dense], cache: list[tuple[np.ndarray, ...]], g: np.ndarray) -> None:
     """Gradients of the layers' weights from g = dLoss/d(output); the input needs none."""
     for k in range(len(layers) - 1, -1, -1):
         layer, (x, z, s) = layers[k], cache[k]
@@ -141,12 +150,12 @@ class NumpyUpdate:
         self._covered.add(id(p))
         return self.flat[start : start + n].reshape(p.shape), self.grad[start : start + n].reshape(p.shape)
 
-    def _dense(self, layer: nn.Linear) -> _Dense:
+    def _dense(self, layer: nn.Linear) -> Dense:
         w, gw = self._param(layer.weight)
         b, gb = self._param(layer.bias)
-        return _Dense(w, b, gw, gb)
+        return Dense(w, b, gw, gb)
 
-    def _stack(self, body: nn.Sequential) -> list[_Dense]:
+    def _stack(self, body: nn.Sequential) -> list[Dense]:
         layers = []
         for module in body:
             if isinstance(module, nn.Linear):
@@ -185,13 +194,9 @@ class NumpyUpdate:
     # ---- the update -------------------------------------------------------------------------------
     def load(self, data: dict[str, np.ndarray]) -> None:
         """The update buffer (PPOBatch's fields as numpy arrays, un-normalised observations)."""
-        x = data["obs"]
-        if self.norm is not None:
-            mean, var = self.norm
-            x = np.clip((x - mean) / np.sqrt(var + 1e-8), -5.0, 5.0).astype(F32, copy=False)
         mask = data["action_mask"]
         self._batch = _Batch(
-            x=x,
+            x=normalised(data["obs"], self.norm),
             continuous=data["continuous"],
             discrete=data["discrete"],
             mask=mask if mask.shape[-1] else None,

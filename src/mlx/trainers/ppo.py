@@ -144,16 +144,14 @@ class PPOTrainer(RLTrainer):
         )
         self._signal_returns = {name: np.zeros(0) for name in self.intrinsic}  # per agent slot, this episode
         # Acting and updating in numpy where they apply (mlx.trainers.numpy_policy, numpy_update: each about
-        # 3x cheaper than torch at ML-Agents' sizes). The update goes first: it moves the parameters into one
-        # flat buffer, and the policy's views must see that buffer.
+        # 3x cheaper than torch at ML-Agents' sizes). The update moves the parameters into one flat buffer
+        # and holds the numpy views of them that the policy acts through.
         module = self.module
         in_numpy = NumpyPolicy.applies(module.actor, module.critic, device)
         self.numpy_update = (
             NumpyUpdate(module.actor, module.critic, module.normalizer, self.optimizer) if in_numpy else None
         )
-        self.numpy_policy = (
-            NumpyPolicy(module.actor, module.critic, module.normalizer, torch.initial_seed()) if in_numpy else None
-        )
+        self.numpy_policy = NumpyPolicy(self.numpy_update, torch.initial_seed()) if self.numpy_update else None
 
     # ---- acting -------------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
