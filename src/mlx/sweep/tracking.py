@@ -76,7 +76,14 @@ class ParentRun:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value)[:5000])
+            text = str(value)[:5000]
+            try:
+                self.client.set_tag(self.run_id, key, text)
+            except Exception:
+                # Workers sharing the study may set the same tag of the parent run at the same moment: the
+                # server's upsert then inserts twice and PostgreSQL refuses the second (seen with
+                # mlx.best_overrides). The row exists now, so a second call updates it; a real error repeats.
+                self.client.set_tag(self.run_id, key, text)
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         self.client.log_metric(self.run_id, key, float(value), step=step)
