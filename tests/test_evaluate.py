@@ -1,13 +1,17 @@
 """mode=evaluate: a trained 3DBall policy, acted by torch (checkpoint) and by onnxruntime (exported
-policy), keeps the ball up for 100 episodes; a policy for another env is refused clearly."""
+policy), keeps the ball up for 100 episodes; a policy for another env is refused clearly; episodes are
+counted in the order they start, so short ones are not favoured."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from mlx.envs.base import DecisionSteps, TerminalSteps
+from mlx.evaluate import EpisodeCounter
 from tests.conftest import run_mlx
 
 
@@ -53,3 +57,25 @@ def test_evaluating_a_run_that_does_not_exist_says_what_to_do(tmp_path):
     proc = run_mlx("env=basic", "run_id=nothing", "mode=evaluate", "tracking=none", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "has no trained policy" in proc.stderr and "evaluate.policy=" in proc.stderr
+
+
+def steps(decide: list[int], ended: dict[int, float]) -> tuple[DecisionSteps, TerminalSteps]:
+    """One step: agents ``decide`` act (reward 0); ``ended`` maps agents whose episode ended to their reward."""
+    decision = DecisionSteps([np.zeros((len(decide), 1))], np.zeros(len(decide)), np.array(decide, int))
+    ids = np.array(list(ended), int)
+    terminal = TerminalSteps([np.zeros((len(ids), 1))], np.array(list(ended.values())), ids, np.zeros(len(ids), bool))
+    return decision, terminal
+
+
+def test_episodes_are_counted_in_the_order_they_start_not_the_order_they_end():
+    """Agents 0 and 1 win (+1) after every decision; agents 2 and 3 lose (-1) after 10. The first four
+    episodes to end are all wins (mean +1); the first four to start are two of each (mean 0)."""
+    counter = EpisodeCounter(4)
+    counter.add(*steps([0, 1, 2, 3], {}))
+    for t in range(1, 11):
+        assert not counter.done
+        long_ended = {2: -1.0, 3: -1.0} if t == 10 else {}
+        counter.add(*steps([0, 1] + ([] if t == 10 else [2, 3]), {0: 1.0, 1: 1.0, **long_ended}))
+    assert counter.done
+    assert sorted(counter.returns) == [-1.0, -1.0, 1.0, 1.0]
+    assert sorted(counter.lengths) == [1, 1, 10, 10]

@@ -1,8 +1,9 @@
 """`python -m mlx mode=evaluate run_id=<id>`: run a trained policy on its env, without learning.
 
 mlagents-learn's ``--inference``: the policy acts (deterministically by default: the mean of the
-Gaussian, the most likely discrete action) in every area until ``evaluate.episodes`` episodes have ended
-per behaviour, then the mean and spread of returns and episode lengths are printed and written to
+Gaussian, the most likely discrete action) in every area until the first ``evaluate.episodes`` episodes
+to start (not the first to end, which would favour short episodes) have ended per behaviour, then the
+mean and spread of returns and episode lengths are printed and written to
 ``results/<run_id>/run_logs/evaluation.json``. The policy is the run's newest checkpoint, or any
 ``evaluate.policy=<file>``: a ``.pt`` checkpoint (acted by torch) or an exported ``.onnx`` policy (acted
 by onnxruntime, exactly what Unity would load). Env settings (``env=...``, ``env.parameters.*``) may
@@ -152,16 +153,14 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
         name: load_policy(job, name, trainer, settings.policy, settings.deterministic)
         for name, trainer in job.trainers.items()
     }
-    returns: dict[str, list[float]] = {name: [] for name in policies}
-    lengths: dict[str, list[int]] = {name: [] for name in policies}
-    running: dict[str, dict[int, list[float]]] = {name: {} for name in policies}  # agent -> [return, length]
+    counters = {name: EpisodeCounter(settings.episodes) for name in policies}
     steps = dict.fromkeys(policies, 0)
     env.reset()
     try:
-        while any(len(returns[n]) < settings.episodes and steps[n] < settings.max_steps for n in policies):
+        while any(not counters[n].done and steps[n] < settings.max_steps for n in policies):
             for name, policy in policies.items():
                 decision, terminal = env.get_steps(name)
-                account_episodes(running[name], decision, terminal, returns[name], lengths[name])
+                counters[name].add(decision, terminal)
                 policy.forget(terminal.agent_id)
                 steps[name] += len(decision)
                 if len(decision):
@@ -169,20 +168,20 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
             env.step()
     finally:
         env.close()
-    for name in policies:
-        if len(returns[name]) < settings.episodes:
+    for name, counter in counters.items():
+        if len(counter.returns) < settings.episodes:
             print(
-                f"[WARNING] {name}. Only {len(returns[name])} of {settings.episodes} episodes ended within "
+                f"[WARNING] {name}. Only {len(counter.returns)} of {settings.episodes} episodes ended within "
                 f"evaluate.max_steps={settings.max_steps} agent steps (a deterministic policy can loop forever: "
                 "try evaluate.deterministic=false)",
                 flush=True,
             )
-            if not returns[name]:
+            if not counter.returns:
                 raise RunError(f"no episode of {name} ended within evaluate.max_steps={settings.max_steps}")
     report: dict[str, dict[str, float]] = {}
     for name in policies:
-        r = np.asarray(returns[name][: settings.episodes])
-        ln = np.asarray(lengths[name][: settings.episodes])
+        r = np.asarray(counters[name].returns)
+        ln = np.asarray(counters[name].lengths)
         report[name] = {
             "episodes": len(r),
             "mean_return": float(r.mean()),
@@ -200,6 +199,46 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps({"env": cfg.env.name, "parameters": cfg.env.parameters, **report}, indent=2).encode())
     return report
+
+
+class EpisodeCounter:
+    """The returns of one behaviour's first ``wanted`` episodes in the order they *start*.
+
+    Taking the first episodes to *end* would favour short ones: with many areas, quick successes (or quick
+    falls) end before long episodes do, and the mean would be biased. An episode is counted or not when it
+    starts, which depends only on earlier episodes, so the counted ones are a fair sample; evaluation then
+    runs until every counted episode has ended.
+    """
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.started = 0
+        self.running: dict[int, list[float]] = {}  # agent -> [return, length, counted (0/1)]
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+
+    @property
+    def done(self) -> bool:
+        return self.started >= self.wanted and not any(entry[2] for entry in self.running.values())
+
+    def _start(self) -> list[float]:
+        counted = self.started < self.wanted
+        self.started += counted
+        return [0.0, 0, float(counted)]
+
+    def add(self, decision: DecisionSteps, terminal: TerminalSteps) -> None:
+        """One step of the behaviour: close the episodes that ended, then add the decisions' rewards."""
+        for agent, reward in zip(terminal.agent_id.tolist(), terminal.reward.tolist(), strict=True):
+            entry = self.running.pop(agent, None) or self._start()
+            if entry[2]:
+                self.returns.append(entry[0] + reward)
+                self.lengths.append(int(entry[1]))
+        for agent, reward in zip(decision.agent_id.tolist(), decision.reward.tolist(), strict=True):
+            entry = self.running.get(agent)
+            if entry is None:
+                entry = self.running[agent] = self._start()
+            entry[0] += reward
+            entry[1] += 1
 
 
 def account_episodes(
