@@ -1,7 +1,7 @@
 """WallJump with and without the upstream curriculum, at the same budget.
 
     python benchmarks/walljump_curriculum.py [--seed 1] [--big-steps 2000000] [--small-steps 500000]
-                                            [--num-areas 48] [--episodes 200] [--work DIR] [--runs NAME ...]
+                                            [--num-areas 48] [--episodes 1000] [--work DIR] [--runs NAME ...]
 
 Two PPO runs with the upstream settings (tuned=walljump_ppo), one at a time or one per process with
 ``--runs`` and a shared ``--work``, MLflow off:
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--big-steps", type=int, default=2_000_000, help="BigWallJump's max_steps (upstream 20M)")
     parser.add_argument("--small-steps", type=int, default=500_000, help="SmallWallJump's max_steps (upstream 5M)")
     parser.add_argument("--num-areas", type=int, default=48)
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "walljump_curriculum.json")
     parser.add_argument(

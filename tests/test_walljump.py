@@ -112,6 +112,16 @@ def test_a_big_wall_needs_the_block_as_a_step():
     assert reward == 1.0
 
 
+@pytest.mark.parametrize(("height", "cleared"), [(6.0, True), (7.0, True), (7.5, False)])
+def test_walls_up_to_seven_are_jumped_without_the_block(height, cleared):
+    """Pressing jump from 5 m before the wall clears it up to height 7 (top 3.5 m): a new jump may start
+    while the agent is still up to ~0.55 m above the ground (the 1 m ground ray). So the curriculum's
+    lessons 0 and 1 (walls up to 7) can be passed by jumping alone (README, WallJump benchmark)."""
+    env = staged(height)
+    _, reward = run_until_end(env, lambda e: FORWARD_JUMP if e.pos[2, 0] > -8.0 else FORWARD, limit=40)
+    assert (reward == 1.0) is cleared
+
+
 def test_the_agent_pushes_the_block():
     env = staged(0.0, block=(6.37, -8.0))
     for _ in range(4):
