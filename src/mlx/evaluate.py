@@ -213,32 +213,36 @@ class EpisodeCounter:
     def __init__(self, wanted: int) -> None:
         self.wanted = wanted
         self.started = 0
-        self.running: dict[int, list[float]] = {}  # agent -> [return, length, counted (0/1)]
+        self.running: dict[int, list[float]] = {}  # agent -> [return, length] (account_episodes)
+        self.counted: set[int] = set()  # agents whose running episode is counted
         self.returns: list[float] = []
         self.lengths: list[int] = []
 
     @property
     def done(self) -> bool:
-        return self.started >= self.wanted and not any(entry[2] for entry in self.running.values())
+        return self.started >= self.wanted and not self.counted
 
-    def _start(self) -> list[float]:
+    def _claim(self) -> bool:
+        """Whether an episode starting now is counted."""
         counted = self.started < self.wanted
         self.started += counted
-        return [0.0, 0, float(counted)]
+        return counted
 
     def add(self, decision: DecisionSteps, terminal: TerminalSteps) -> None:
         """One step of the behaviour: close the episodes that ended, then add the decisions' rewards."""
-        for agent, reward in zip(terminal.agent_id.tolist(), terminal.reward.tolist(), strict=True):
-            entry = self.running.pop(agent, None) or self._start()
-            if entry[2]:
-                self.returns.append(entry[0] + reward)
-                self.lengths.append(int(entry[1]))
-        for agent, reward in zip(decision.agent_id.tolist(), decision.reward.tolist(), strict=True):
-            entry = self.running.get(agent)
-            if entry is None:
-                entry = self.running[agent] = self._start()
-            entry[0] += reward
-            entry[1] += 1
+        ended_ids = terminal.agent_id.tolist()
+        ended = set(ended_ids)
+        # An episode starts at an agent's first decision, or its first after its previous episode ended.
+        starts = [a for a in decision.agent_id.tolist() if a not in self.running or a in ended]
+        # An episode that ends before any decision of it was seen starts and ends now.
+        keep = [a in self.counted if a in self.running else self._claim() for a in ended_ids]
+        self.counted.difference_update(ended_ids)
+        returns: list[float] = []
+        lengths: list[int] = []
+        account_episodes(self.running, decision, terminal, returns, lengths)
+        self.returns += [r for r, k in zip(returns, keep, strict=True) if k]
+        self.lengths += [n for n, k in zip(lengths, keep, strict=True) if k]
+        self.counted.update(a for a in starts if self._claim())
 
 
 def account_episodes(
