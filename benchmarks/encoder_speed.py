@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 def parameters(encoder: str) -> int:
     from mlx.config import NetworkSettings
     from mlx.envs import make_env
-    from mlx.trainers.networks import Actor
+    from mlx.trainers.nn.networks import Actor
 
     spec = make_env("gridworld", 1, 0).behavior_specs["GridWorld"]
     actor = Actor(spec, NetworkSettings(hidden_units=128, num_layers=1, vis_encode_type=encoder))

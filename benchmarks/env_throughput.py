@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mlx.envs import NATIVE_ENVS, BaseEnv, make_env
-from mlx.envs.base import ActionTuple
+from mlx.envs.api import ActionTuple
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "env_throughput.json"

@@ -2,7 +2,7 @@
 
     python benchmarks/grpc_throughput.py [--areas 12 64] [--procs 1 4] [--seconds 3] [--train-steps 24000]
 
-Two measurements, each in-process and over gRPC with the env in ``python -m mlx.envs.remote`` processes
+Two measurements, each in-process and over gRPC with the env in ``python -m mlx.envs.unity.remote`` processes
 (what ``env=unity`` launching mlx-env, or ``env.subprocess=true``, runs):
 
 * env only: random actions, set_actions / step / get_steps as the run loop calls them, for about
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mlx.envs import BaseEnv, make_env
-from mlx.envs.unity import UnityEnv, remote_command
+from mlx.envs.unity.env import UnityEnv, remote_command
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "grpc_throughput.json"

@@ -3,7 +3,7 @@
     pip install -e '.[bench]'       # stable-baselines3 (leaves torch as pinned)
     python benchmarks/sb3_vs_mlx_3dball.py [--seeds 1 2 3] [--target 95] [--max-steps 500000] [--max-seconds 600]
 
-SB3 trains on 3DBall through mlx's Gymnasium adapter (mlx.envs.gym_export.MlxVectorEnv: one 3DBall env
+SB3 trains on 3DBall through mlx's Gymnasium adapter (mlx.envs.gym.export.MlxVectorEnv: one 3DBall env
 with 12 areas = 12 sub-envs), behind a thin shim from Gymnasium's vector API (SAME_STEP autoreset,
 ``final_obs``) to SB3's VecEnv API (``terminal_observation``, ``TimeLimit.truncated``), so SB3 gets the
 vectorised env and bootstraps truncated episodes exactly as mlx does. Its hyperparameters are those of
@@ -54,7 +54,7 @@ def make_sb3_vec_env(seed: int) -> Any:
     import gymnasium
     from stable_baselines3.common.vec_env import VecEnv
 
-    from mlx.envs.gym_export import MlxVectorEnv
+    from mlx.envs.gym.export import MlxVectorEnv
 
     class GymnasiumSameStepVecEnv(VecEnv):
         """A Gymnasium vector env with SAME_STEP autoreset seen through SB3's VecEnv API."""

@@ -54,10 +54,9 @@ def sac_update_speed(seconds: float = 5.0) -> dict:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from mlx.__main__ import CONF_DIR
-    from mlx.config import register_configs, validate
+    from mlx.config import CONF_DIR, register_configs, validate
     from mlx.envs import make_env
-    from mlx.trainers.sac import SACTrainer
+    from mlx.trainers.sac.trainer import SACTrainer
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -1,6 +1,6 @@
 """Regenerate the Python code of mlx's wire protocol from its .proto files.
 
-    .venv/bin/python scripts/gen_protos.py          # rewrites src/mlx/envs/communicator_objects/*_pb2*.py(i)
+    .venv/bin/python scripts/gen_protos.py          # rewrites src/mlx/envs/unity/communicator_objects/*_pb2*.py(i)
 
 Needs grpcio-tools (in the dev extra). The generated files are committed, so installing mlx never needs
 protoc; tests/test_protocol.py checks that the committed files equal a fresh generation.
@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-PACKAGE = Path("mlx/envs/communicator_objects")
+PACKAGE = Path("mlx/envs/unity/communicator_objects")
 # Only this file declares a service, so only it gets a *_pb2_grpc.py module.
 SERVICE_FILES = ("unity_message.proto",)
 

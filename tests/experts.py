@@ -1,13 +1,13 @@
 """Scripted demonstrators for the imitation tests (record.heuristic=tests.experts:<name>).
 
-Each is ``(env, behavior_name, decision_steps) -> ActionTuple``, the heuristic signature of mlx.record.
+Each is ``(env, behavior_name, decision_steps) -> ActionTuple``, the heuristic signature of mlx.modes.record.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlx.envs.base import ActionTuple, BaseEnv, DecisionSteps
+from mlx.envs.api import ActionTuple, BaseEnv, DecisionSteps
 
 
 def basic_right(env: BaseEnv, behavior: str, decision: DecisionSteps) -> ActionTuple:

@@ -1,4 +1,4 @@
-"""Env processes that misbehave on purpose (or report statistics), for tests of mlx.envs.unity.
+"""Env processes that misbehave on purpose (or report statistics), for tests of mlx.envs.unity.env.
 
     python tests/fake_envs.py MODE --mlagents-port PORT [Unity-style args ignored]
 
@@ -17,12 +17,12 @@ import uuid
 
 import numpy as np
 
-from mlx.envs.base import EnvStat, StatAggregation
-from mlx.envs.basic import BasicEnv
-from mlx.envs.communicator_objects.unity_message_pb2 import UnityMessageProto
-from mlx.envs.remote import Session
-from mlx.envs.rpc import EnvClient
-from mlx.envs.side_channels import IncomingMessage, OutgoingMessage, SideChannel
+from mlx.envs.api import EnvStat, StatAggregation
+from mlx.envs.native.basic import BasicEnv
+from mlx.envs.unity.communicator_objects.unity_message_pb2 import UnityMessageProto
+from mlx.envs.unity.remote import Session
+from mlx.envs.unity.rpc import EnvClient
+from mlx.envs.unity.side_channels import IncomingMessage, OutgoingMessage, SideChannel
 
 
 class StatsBasic(BasicEnv):

@@ -1,4 +1,4 @@
-"""The 2D arena engine (mlx.envs.arena): ray perception against hand-computed hits, contacts, pushing,
+"""The 2D arena engine (mlx.envs.native.arena): ray perception against hand-computed hits, contacts, pushing,
 friction, per-area layouts, spawning."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from mlx.envs.arena import (
+from mlx.envs.api import EnvError
+from mlx.envs.native.arena import (
     TOUCH_DISTANCE,
     Arena,
     BodySpec,
@@ -20,7 +21,6 @@ from mlx.envs.arena import (
     rounded_box_contact,
     sample_positions,
 )
-from mlx.envs.base import EnvError
 
 TAGS = ("block", "goal", "wall")
 NO_FRICTION = (0.0, 0.0)

@@ -1,4 +1,4 @@
-"""3DBall (mlx.envs.ball3d): API contract, Unity's rules, and the optimised physics checked against a
+"""3DBall (mlx.envs.native.ball3d): API contract, Unity's rules, and the optimised physics checked against a
 plain float64 rendering of the documented model."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.ball3d import BEHAVIOR_NAME, DT, MAX_DECISIONS, Ball3DEnv
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
+from mlx.envs.native.ball3d import BEHAVIOR_NAME, DT, MAX_DECISIONS, Ball3DEnv
 
 SIN5 = math.sin(math.radians(5.0))
 FLAT = (0.0, 0.0, 0.0, 1.0)  # identity rotation as Unity's (x, y, z, w)

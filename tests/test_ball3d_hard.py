@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.ball3d import BEHAVIOR_NAME as BALL
-from mlx.envs.ball3d_hard import BEHAVIOR_NAME, FRAME, STACK, Ball3DHardEnv
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
+from mlx.envs.native.ball3d import BEHAVIOR_NAME as BALL
+from mlx.envs.native.ball3d_hard import BEHAVIOR_NAME, FRAME, STACK, Ball3DHardEnv
 
 
 def act(n: int, rng: np.random.Generator) -> ActionTuple:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import NATIVE_ENVS, make_env
-from mlx.envs.base import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec
-from mlx.envs.basic import BasicEnv
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec
 from mlx.envs.checker import EnvCheckError, check_env, random_actions
+from mlx.envs.native.basic import BasicEnv
 
 
 @pytest.mark.parametrize("name", sorted(NATIVE_ENVS))

@@ -123,9 +123,8 @@ def test_initialize_from_starts_a_new_count_from_old_weights(workdir):
     import torch
     from hydra import compose, initialize_config_dir
 
-    from mlx.__main__ import CONF_DIR
-    from mlx.config import register_configs, validate
-    from mlx.run import Run
+    from mlx.config import CONF_DIR, register_configs, validate
+    from mlx.training.run import Run
 
     register_configs()
     src = torch.load(workdir / "results/src/3DBall/checkpoint.pt", weights_only=False)["trainer"]["module"]
@@ -266,10 +265,10 @@ def test_non_finite_observations_stop_the_run_and_keep_the_last_checkpoint(tmp_p
     import torch
     from hydra import compose, initialize_config_dir
 
-    from mlx.__main__ import CONF_DIR, describe
-    from mlx.config import register_configs, validate
-    from mlx.run import Run
+    from mlx.config import CONF_DIR, register_configs, validate
+    from mlx.errors import describe
     from mlx.trainers import TrainingError
+    from mlx.training.run import Run
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -309,7 +308,7 @@ def test_nan_loss_stops_with_advice_before_touching_the_weights():
     from mlx.config import ExtrinsicSettings, PPOHyperparameters, PPOSettings
     from mlx.envs import make_env
     from mlx.trainers import TrainingError
-    from mlx.trainers.ppo import PPOTrainer
+    from mlx.trainers.ppo.trainer import PPOTrainer
 
     env = make_env("3dball", 4, seed=0)
     settings = PPOSettings(hyperparameters=PPOHyperparameters(batch_size=16, buffer_size=64), time_horizon=8)
@@ -335,9 +334,8 @@ def test_a_run_uses_torch_settings_num_threads_for_numpy_blas_too(tmp_path):
     from hydra import compose, initialize_config_dir
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from mlx.__main__ import CONF_DIR
-    from mlx.config import register_configs, validate
-    from mlx.run import Run
+    from mlx.config import CONF_DIR, register_configs, validate
+    from mlx.training.run import Run
 
     register_configs()
     with threadpool_limits(limits=None):  # restore this process's BLAS settings afterwards

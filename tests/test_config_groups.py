@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx.__main__ import CONF_DIR
-from mlx.config import ConfigError, validate
+from mlx.config import CONF_DIR, ConfigError, validate
 from tests.conftest import compose_tree
 
 # Options that need a value the YAML cannot know (given here as a user would).

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from mlx.config import ConfigError
-from mlx.curriculum import (
+from mlx.envs.native.ball3d import Ball3DEnv
+from mlx.params.curriculum import (
     CompletionCriteria,
     EnvironmentParameterManager,
     need_increment,
     parse_environment_parameters,
 )
-from mlx.envs.ball3d import Ball3DEnv
 
 
 def lesson(value, behavior="B", measure="progress", threshold=0.5, min_lesson_length=0, **extra):
@@ -234,7 +234,7 @@ def test_per_behaviour_settings_merge_over_trainer():
 
 def test_a_lesson_with_require_reset_restarts_every_area_and_drops_partial_trajectories(tmp_path):
     from mlx.config import validate
-    from mlx.run import Run
+    from mlx.training.run import Run
     from tests.conftest import compose_tree
 
     curriculum = (

@@ -8,7 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlx.demo import (
+from mlx.envs import make_env
+from mlx.envs.api import (
+    ActionSpec,
+    ActionTuple,
+    BehaviorSpec,
+    DecisionSteps,
+    ObservationSpec,
+    ObservationType,
+    TerminalSteps,
+)
+from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoActionPairProto, AgentInfoProto
+from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
+from mlx.envs.unity.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
+from mlx.envs.unity.communicator_objects.observation_pb2 import ObservationProto
+from mlx.envs.unity.protocol import varint
+from mlx.formats.demo import (
     INITIAL_POS,
     DemoEpisode,
     DemoError,
@@ -19,22 +34,7 @@ from mlx.demo import (
     read_demo_file,
     write_demo,
 )
-from mlx.envs import make_env
-from mlx.envs.base import (
-    ActionSpec,
-    ActionTuple,
-    BehaviorSpec,
-    DecisionSteps,
-    ObservationSpec,
-    ObservationType,
-    TerminalSteps,
-)
-from mlx.envs.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoActionPairProto, AgentInfoProto
-from mlx.envs.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
-from mlx.envs.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
-from mlx.envs.communicator_objects.observation_pb2 import ObservationProto
-from mlx.envs.protocol import varint
-from mlx.record import RandomActor
+from mlx.modes.record import RandomActor
 
 
 def record_episodes(env_name: str, areas: int, episodes: int, seed: int = 0) -> tuple[str, BehaviorSpec, list]:

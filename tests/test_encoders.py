@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from mlx.config import ConditioningType, ConfigError, EncoderType, MemorySettings, NetworkSettings
-from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec, ObservationType
-from mlx.trainers.encoders import MIN_VISUAL_SIZE, ObsLayout, StateEncoder
-from mlx.trainers.networks import InputNormalizer, flat_obs_size
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec, ObservationType
+from mlx.trainers.nn.encoders import MIN_VISUAL_SIZE, ObsLayout, StateEncoder
+from mlx.trainers.nn.networks import InputNormalizer, flat_obs_size
 
 ACTIONS = ActionSpec(discrete_branches=(3,))
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlx.envs.base import DecisionSteps, TerminalSteps
-from mlx.evaluate import EpisodeCounter
+from mlx.envs.api import DecisionSteps, TerminalSteps
+from mlx.modes.evaluate import EpisodeCounter
 from tests.conftest import run_mlx
 
 

@@ -9,11 +9,11 @@ import torch
 
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOSettings, SACSettings
 from mlx.envs import make_env
-from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
-from mlx.export import onnx_actions
-from mlx.trainers.networks import to_env_continuous
-from mlx.trainers.ppo import PPOTrainer
-from mlx.trainers.sac import SACTrainer
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.formats.onnx import onnx_actions
+from mlx.trainers.nn.networks import to_env_continuous
+from mlx.trainers.ppo.trainer import PPOTrainer
+from mlx.trainers.sac.trainer import SACTrainer
 
 SIGNALS = {"extrinsic": ExtrinsicSettings()}
 

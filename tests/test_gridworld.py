@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.base import ActionTuple, EnvError, ObservationType
+from mlx.envs.api import ActionTuple, EnvError, ObservationType
 from mlx.envs.checker import check_env
-from mlx.envs.gridworld import (
+from mlx.envs.native.gridworld import (
     AGENT,
     BEHAVIOR_NAME,
     CLEAR,

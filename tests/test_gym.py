@@ -10,9 +10,9 @@ from gymnasium import spaces
 from mlx.config import ConfigError, validate_env
 from mlx.config import EnvSettings as Settings
 from mlx.envs import make_env
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
-from mlx.envs.gym import ActionMap, GymEnv, behavior_name, observation_map
+from mlx.envs.gym.adapter import ActionMap, GymEnv, behavior_name, observation_map
 from tests.conftest import run_mlx
 
 

@@ -1,4 +1,4 @@
-"""mlx envs as Gymnasium envs (mlx.envs.gym_export): spaces, SAME_STEP autoreset, seeding, refusals."""
+"""mlx envs as Gymnasium envs (mlx.envs.gym.export): spaces, SAME_STEP autoreset, seeding, refusals."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 from gymnasium.vector import AutoresetMode
 
 from mlx.envs import make_env
-from mlx.envs.base import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps, EnvError
-from mlx.envs.basic import BasicEnv
-from mlx.envs.gym_export import MlxGymEnv, MlxVectorEnv
+from mlx.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps, EnvError
+from mlx.envs.gym.export import MlxGymEnv, MlxVectorEnv
+from mlx.envs.native.basic import BasicEnv
 
 
 @pytest.mark.parametrize("name", ["3dball", "basic"])

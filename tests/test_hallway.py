@@ -1,4 +1,4 @@
-"""Hallway (mlx.envs.hallway): the env contract, upstream's rules (symbol and goal placement, right and
+"""Hallway (mlx.envs.native.hallway): the env contract, upstream's rules (symbol and goal placement, right and
 wrong goals, rewards, episode ends), the stacked ray and step-fraction observations, memory being
 needed, actions, parameters and seeding."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
-from mlx.envs.hallway import (
+from mlx.envs.native.hallway import (
     BEHAVIOR_NAME,
     DECISION_PENALTY,
     GOAL_X,

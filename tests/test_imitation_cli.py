@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlx.demo import load_demonstration, read_demo_file
-from mlx.record import demo_paths
+from mlx.formats.demo import load_demonstration, read_demo_file
+from mlx.modes.record import demo_paths
 from tests.conftest import REPO, mlx_command, run_mlx
 
 BASIC = ["env=basic", "env.num_areas=4", "tracking=none", "progress=plain", "seed=2"]
@@ -168,7 +168,7 @@ def test_a_trained_policy_is_recorded_and_cloned(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="paths")
 def test_relative_demo_paths_also_resolve_against_the_repository(tmp_path):
-    from mlx.demo import resolve_demo_path
+    from mlx.formats.demo import resolve_demo_path
 
     cwd = Path.cwd()
     os.chdir(tmp_path)  # no demos/ here: the repository's

@@ -44,8 +44,7 @@ def compose_own_run_keys(folder: Path, name: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from mlx.__main__ import CONF_DIR
-    from mlx.config import register_configs
+    from mlx.config import CONF_DIR, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
-from mlx.envs.base import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.trainers.losses import PPOBatch
-from mlx.trainers.ppo import PPOTrainer, to_sequences
+from mlx.trainers.ppo.trainer import PPOTrainer, to_sequences
 
 EPISODE = 4
 
@@ -147,7 +147,7 @@ def test_only_memory_solves_the_cue_task():
 
 def make_sac_trainer(memory: bool, seed: int = 0):
     from mlx.config import SACHyperparameters, SACSettings
-    from mlx.trainers.sac import SACTrainer
+    from mlx.trainers.sac.trainer import SACTrainer
 
     torch.manual_seed(seed)
     settings = SACSettings(
@@ -165,7 +165,7 @@ def make_sac_trainer(memory: bool, seed: int = 0):
 
 
 def test_sequence_builder_cuts_per_agent_and_pads_at_episode_end():
-    from mlx.trainers.replay import SequenceBuilder
+    from mlx.trainers.sac.replay import SequenceBuilder
 
     builder = SequenceBuilder({"x": ((), np.float32)}, length=3, memory_size=1)
     out = []
@@ -191,7 +191,7 @@ def test_recurrent_sac_solves_the_cue_task_and_plain_sac_cannot():
 
 def test_lstm_starts_as_ml_agents_does():
     """Forget gate biases of 1 + 1 (input and recurrent), other biases 0, Xavier-bounded weights."""
-    from mlx.trainers.encoders import memory_lstm
+    from mlx.trainers.nn.encoders import memory_lstm
 
     lstm = memory_lstm(32, 16)
     forget = lstm.bias_ih_l0[16:32] + lstm.bias_hh_l0[16:32]

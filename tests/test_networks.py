@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from mlx.config import NetworkSettings, ScheduleType
-from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
-from mlx.trainers.networks import Actor, Normalizer, gaussian_entropy, gaussian_log_prob, to_env_continuous
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.trainers.nn.networks import Actor, Normalizer, gaussian_entropy, gaussian_log_prob, to_env_continuous
 from mlx.trainers.schedules import decayed_value
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOSettings
-from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
-from mlx.trainers.numpy_policy import NumpyPolicy
-from mlx.trainers.ppo import PPOTrainer
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.trainers.ppo.numpy.policy import NumpyPolicy
+from mlx.trainers.ppo.trainer import PPOTrainer
 
 SIGNALS = {"extrinsic": ExtrinsicSettings()}
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from mlx.config import ExtrinsicSettings, RNDSettings
-from mlx.envs.base import ActionSpec
+from mlx.envs.api import ActionSpec
 from mlx.trainers import TrainingError
 from mlx.trainers.losses import PPOBatch
-from mlx.trainers.ppo import PPOTrainer
+from mlx.trainers.ppo.trainer import PPOTrainer
 from tests.test_numpy_policy import make_trainer as numpy_policy_trainer
 
 STREAMS = {"extrinsic": ExtrinsicSettings(), "rnd": RNDSettings()}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlx.envs.base import (
+from mlx.envs.api import (
     ActionSpec,
     ActionTuple,
     BehaviorSpec,
@@ -22,7 +22,7 @@ from mlx.envs.base import (
     StatAggregation,
     TerminalSteps,
 )
-from mlx.envs.communicator_objects import (
+from mlx.envs.unity.communicator_objects import (
     agent_pb2,
     brain_parameters_pb2,
     capabilities_pb2,
@@ -31,7 +31,8 @@ from mlx.envs.communicator_objects import (
     observation_pb2,
     unity_message_pb2,
 )
-from mlx.envs.protocol import (
+from mlx.envs.unity.env import RestartPolicy, _IdMap
+from mlx.envs.unity.protocol import (
     ProtocolError,
     action_protos,
     actions_from_protos,
@@ -44,8 +45,8 @@ from mlx.envs.protocol import (
     split_behavior_name,
     steps_from_infos,
 )
-from mlx.envs.remote import EpisodeIds
-from mlx.envs.side_channels import (
+from mlx.envs.unity.remote import EpisodeIds
+from mlx.envs.unity.side_channels import (
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     IncomingMessage,
@@ -56,7 +57,6 @@ from mlx.envs.side_channels import (
     StatsSideChannel,
     split_records,
 )
-from mlx.envs.unity import RestartPolicy, _IdMap
 from mlx.trainers.base import StatsRecorder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -469,7 +469,11 @@ def test_restart_policy_is_ml_agents_rules():
 
 def test_remote_accepts_a_unity_build_command_line():
     out = subprocess.run(
-        [sys.executable, "-m", "mlx.envs.remote", "--help"], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-m", "mlx.envs.unity.remote", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     for flag in ("--mlagents-port", "-logFile", "-nographics", "-batchmode", "--num-areas", "--seed"):
         assert flag in out
@@ -478,8 +482,8 @@ def test_remote_accepts_a_unity_build_command_line():
 def test_array_encoder_writes_the_same_messages_as_per_agent_protos():
     """encode_agent_infos (what env processes send) parses to exactly what agent_infos builds, masks on
     deciding agents only, ids of every varint length, groups and goal-signal observations included."""
-    from mlx.envs.base import ObservationType
-    from mlx.envs.protocol import encode_agent_infos
+    from mlx.envs.api import ObservationType
+    from mlx.envs.unity.protocol import encode_agent_infos
 
     rng = np.random.default_rng(6)
     decision, terminal = sample_steps(rng)

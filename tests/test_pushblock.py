@@ -1,4 +1,4 @@
-"""PushBlock (mlx.envs.pushblock): the env contract, upstream's rules (rewards, episode ends, spawn),
+"""PushBlock (mlx.envs.native.pushblock): the env contract, upstream's rules (rewards, episode ends, spawn),
 observations against hand-computed rays, actions, parameters and seeding."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
-from mlx.envs.pushblock import (
+from mlx.envs.native.pushblock import (
     BEHAVIOR_NAME,
     DECISION_PENALTY,
     GOAL_REWARD,

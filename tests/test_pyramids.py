@@ -1,4 +1,4 @@
-"""Pyramids (mlx.envs.pyramids): the env contract, upstream's rules (switch, pyramid, gold brick, rewards,
+"""Pyramids (mlx.envs.native.pyramids): the env contract, upstream's rules (switch, pyramid, gold brick, rewards,
 episode ends, room layout), the three ray sensors against hand-computed hits, actions, parameters, seeding."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
-from mlx.envs.pyramids import (
+from mlx.envs.native.pyramids import (
     BEHAVIOR_NAME,
     DECISION_PENALTY,
     GOLD_REWARD,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import NATIVE_ENVS, make_env
-from mlx.envs.base import ActionTuple, EnvError
-from mlx.envs.render import TAG_COLOURS, Canvas, tag_colour
-from mlx.envs.visual3dball import project
+from mlx.envs.api import ActionTuple, EnvError
+from mlx.envs.native.render import TAG_COLOURS, Canvas, tag_colour
+from mlx.envs.native.visual3dball import project
 
 AGENT = np.array(TAG_COLOURS["agent"])
 BLOCK = np.array(TAG_COLOURS["block"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mlx.config import ConfigError, CuriositySettings, NetworkSettings, RNDSettings, validate
-from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.rewards.curiosity import CuriosityOutputs, curiosity_loss
 from mlx.trainers.rewards.rnd import rnd_loss

@@ -10,8 +10,8 @@ import torch
 from mlx.config import ExtrinsicSettings, SACHyperparameters, SACSettings
 from mlx.envs import make_env
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss
-from mlx.trainers.replay import ReplayBuffer
-from mlx.trainers.sac import SACTrainer
+from mlx.trainers.sac.replay import ReplayBuffer
+from mlx.trainers.sac.trainer import SACTrainer
 
 FIELDS = {"x": ((2,), np.float32), "r": ((), np.float32)}
 
@@ -147,7 +147,7 @@ class HybridBandit:
     """
 
     def __init__(self, n: int, seed: int) -> None:
-        from mlx.envs.base import ActionSpec, BehaviorSpec, ObservationSpec
+        from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 
         self.n, self.rng = n, np.random.default_rng(seed)
         self.spec = BehaviorSpec((ObservationSpec((4,)),), ActionSpec(continuous_size=1, discrete_branches=(3,)))
@@ -163,7 +163,7 @@ class HybridBandit:
         return np.concatenate([self.sign[:, None], np.eye(3, dtype=np.float32)[self.cue]], axis=1)
 
     def steps(self, first: bool = False):
-        from mlx.envs.base import DecisionSteps, TerminalSteps
+        from mlx.envs.api import DecisionSteps, TerminalSteps
 
         last_obs = self.obs()
         if first:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from mlx.config import ConfigError
-from mlx.curriculum import EnvironmentParameterManager, parse_environment_parameters, parse_value
-from mlx.envs.ball3d import Ball3DEnv
-from mlx.envs.base import EnvError
-from mlx.samplers import (
+from mlx.envs.api import EnvError
+from mlx.envs.native.ball3d import Ball3DEnv
+from mlx.params.curriculum import EnvironmentParameterManager, parse_environment_parameters, parse_value
+from mlx.params.samplers import (
     AreaSampler,
     ConstantSampler,
     GaussianSampler,
@@ -184,8 +184,8 @@ def test_malformed_samplers_are_refused_naming_the_key(value, words):
 
 
 def test_side_channel_descriptions_round_trip_and_custom_samplers_cannot_travel():
-    from mlx.envs.side_channels import EnvironmentParametersChannel, SamplerType
-    from mlx.samplers import from_side_channel, to_side_channel
+    from mlx.envs.unity.side_channels import EnvironmentParametersChannel, SamplerType
+    from mlx.params.samplers import from_side_channel, to_side_channel
 
     assert to_side_channel(AreaSampler(ConstantSampler(2.5), seed=1)) == 2.5
     multi = to_side_channel(AreaSampler(MultiRangeUniformSampler([[1, 2], [4, 6]]), seed=2**31 + 5))
@@ -197,7 +197,7 @@ def test_side_channel_descriptions_round_trip_and_custom_samplers_cannot_travel(
         ("c", MultiRangeUniformSampler([[1, 2]])),
     ):
         sender.set_sampler(key, to_side_channel(AreaSampler(sampler, seed=9)))
-    from mlx.envs.side_channels import IncomingMessage
+    from mlx.envs.unity.side_channels import IncomingMessage
 
     for payload in sender.queue:
         receiver.on_message_received(IncomingMessage(payload))
@@ -215,8 +215,8 @@ def test_side_channel_descriptions_round_trip_and_custom_samplers_cannot_travel(
 
 
 def test_an_env_process_hands_received_samplers_to_envs_that_draw_per_area():
-    from mlx.envs.remote import Session
-    from mlx.envs.side_channels import EnvironmentParametersChannel, IncomingMessage, Sampler, SamplerType
+    from mlx.envs.unity.remote import Session
+    from mlx.envs.unity.side_channels import EnvironmentParametersChannel, IncomingMessage, Sampler, SamplerType
 
     session = Session(lambda n, s: Ball3DEnv(n, s), client=None, num_areas=4, seed=0)  # type: ignore[arg-type]
     session.env = Ball3DEnv(4, 0)

@@ -87,7 +87,7 @@ def test_grid_runs_as_children_of_one_parent_in_parallel_and_compare_plots_them(
 
     out = workdir / "curves.png"
     cmp = subprocess.run(
-        [*mlx_command()[:2], "mlx.compare", "--sweep", sweep_id, "--out", str(out)],
+        [*mlx_command()[:2], "mlx.tracking.compare", "--sweep", sweep_id, "--out", str(out)],
         cwd=workdir,
         capture_output=True,
         text=True,

@@ -308,7 +308,7 @@ def test_dead_trials_are_failed_once_and_retried_with_their_params(tmp_path):
 
 # ---- the run loop's hook ------------------------------------------------------------------------------------
 def test_on_summary_hook_sees_every_summary_and_can_stop_the_run(tmp_path, monkeypatch):
-    from mlx.run import run
+    from mlx.training.run import run
     from tests.conftest import compose_tree
 
     monkeypatch.chdir(tmp_path)
@@ -336,7 +336,7 @@ def test_on_summary_hook_sees_every_summary_and_can_stop_the_run(tmp_path, monke
 
 # ---- compare --------------------------------------------------------------------------------------------------
 def curve(name, seed, lr, values, steps=None):
-    from mlx.compare import RunCurve
+    from mlx.tracking.compare import RunCurve
 
     steps = steps or [100 * (i + 1) for i in range(len(values))]
     params = {"seed": str(seed), "run_id": name, "trainer.hyperparameters.learning_rate": lr, "env.name": "3dball"}
@@ -344,7 +344,7 @@ def curve(name, seed, lr, values, steps=None):
 
 
 def test_compare_groups_seeds_labels_by_what_differs_and_tabulates(tmp_path):
-    from mlx.compare import group_runs, plot, table
+    from mlx.tracking.compare import group_runs, plot, table
 
     runs = [
         curve("a1", 1, "0.0001", [0.0, 1.0, 2.0]),
@@ -368,7 +368,7 @@ def test_compare_groups_seeds_labels_by_what_differs_and_tabulates(tmp_path):
 
 
 def test_short_names_stay_unique():
-    from mlx.compare import short_names
+    from mlx.tracking.compare import short_names
 
     keys = ["trainer.hyperparameters.learning_rate", "trainer.reward_signals.curiosity.learning_rate", "seed"]
     assert short_names(keys) == {
@@ -404,8 +404,7 @@ def test_shipped_sweeps_parse_and_name_existing_keys():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from mlx.__main__ import CONF_DIR
-    from mlx.config import register_configs, validate
+    from mlx.config import CONF_DIR, register_configs, validate
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
@@ -448,9 +447,9 @@ def test_shipped_sweep_files_exist():
 
 
 def test_compare_refuses_a_missing_store_in_one_line(tmp_path, capsys):
-    from mlx.compare import main
+    from mlx.tracking.compare import main
 
     assert main(["--tracking-uri", f"sqlite:///{tmp_path}/none.db", "--sweep", "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("mlx.compare: error: no MLflow store at")
+    assert len(err) == 1 and err[0].startswith("mlx.tracking.compare: error: no MLflow store at")
     assert not (tmp_path / "none.db").exists()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from mlx.envs.base import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.trainers.trajectory import AgentSlots, TrajectoryAssembler
 
 SPEC = BehaviorSpec((ObservationSpec((1,)),), ActionSpec(continuous_size=1))

@@ -19,7 +19,7 @@ from tests.conftest import compose_tree, mlx_command, run_mlx
 def launcher(folder: Path, env_name: str) -> Path:
     """A stand-in for a Unity build: an executable that runs a native env as an ML-Agents env process."""
     path = folder / f"{env_name}_build.sh"
-    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mlx.envs.remote {env_name} "$@"\n')
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mlx.envs.unity.remote {env_name} "$@"\n')
     path.chmod(0o755)
     return path
 
@@ -172,9 +172,9 @@ def test_ppo_learns_3dball_with_the_env_in_two_processes_over_grpc(workdir):
 
 def test_native_num_envs_are_more_areas_in_process_or_env_processes_with_subprocess(tmp_path):
     """env.num_envs for a native env: num_envs x num_areas areas of one vectorised env (the default, and the
-    fastest: benchmarks/grpc_throughput.py), or one `mlx.envs.remote` process per copy with env.subprocess."""
-    from mlx.envs.unity import UnityEnv
-    from mlx.run import Run
+    fastest: benchmarks/grpc_throughput.py), or one `mlx.envs.unity.remote` process per copy with env.subprocess."""
+    from mlx.envs.unity.env import UnityEnv
+    from mlx.training.run import Run
 
     job = Run(validate(compose_tree("env=basic", "env.num_envs=3", "env.num_areas=2", f"results_dir={tmp_path}")))
     job.build()

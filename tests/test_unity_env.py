@@ -1,4 +1,4 @@
-"""mlx.envs.unity with real env processes over gRPC: stepping, ids, parameters, stats, restarts, refusals.
+"""mlx.envs.unity.env with real env processes over gRPC: stepping, ids, parameters, stats, restarts, refusals.
 
 Every test uses ports the OS picks (base_port=0) and short timeouts, so none can hang or collide.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlx.envs.base import EnvError, StatAggregation
-from mlx.envs.protocol import ProtocolError
-from mlx.envs.unity import RestartPolicy, UnityEnv, find_executable, remote_command
+from mlx.envs.api import EnvError, StatAggregation
+from mlx.envs.unity.env import RestartPolicy, UnityEnv, find_executable, remote_command
+from mlx.envs.unity.protocol import ProtocolError
 
 FAKE = str(Path(__file__).with_name("fake_envs.py"))
 
@@ -181,7 +181,7 @@ def test_an_env_that_stops_answering_is_given_up_after_timeout_wait():
 def test_an_env_process_without_a_trainer_exits_with_one_clear_line():
     port = free_port()
     proc = subprocess.run(
-        [sys.executable, "-m", "mlx.envs.remote", "basic", "--mlagents-port", str(port), "--timeout-wait", "1"],
+        [sys.executable, "-m", "mlx.envs.unity.remote", "basic", "--mlagents-port", str(port), "--timeout-wait", "1"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -190,7 +190,7 @@ def test_an_env_process_without_a_trainer_exits_with_one_clear_line():
     assert (
         proc.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"mlx.envs.remote: error: no trainer answered at localhost:{port} within 1 s")
+        .startswith(f"mlx.envs.unity.remote: error: no trainer answered at localhost:{port} within 1 s")
     )
 
 
@@ -226,13 +226,22 @@ def free_port() -> int:
 
 
 def test_an_env_process_plays_unitys_side_of_the_protocol_and_quits():
-    """Drive `python -m mlx.envs.remote` by hand, as mlagents-learn would: handshake, reset, step, QUIT."""
-    from mlx.envs.communicator_objects.unity_message_pb2 import QUIT, RESET, STEP, UnityMessageProto
-    from mlx.envs.rpc import EnvServer
+    """Drive `python -m mlx.envs.unity.remote` by hand, as mlagents-learn would: handshake, reset, step, QUIT."""
+    from mlx.envs.unity.communicator_objects.unity_message_pb2 import QUIT, RESET, STEP, UnityMessageProto
+    from mlx.envs.unity.rpc import EnvServer
 
     server = EnvServer(0)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx.envs.remote", "3dball", "--mlagents-port", str(server.port), "--num-areas", "2"],
+        [
+            sys.executable,
+            "-m",
+            "mlx.envs.unity.remote",
+            "3dball",
+            "--mlagents-port",
+            str(server.port),
+            "--num-areas",
+            "2",
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )

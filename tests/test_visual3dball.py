@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.ball3d import BEHAVIOR_NAME as BALL
-from mlx.envs.ball3d import HALF_SIZE
-from mlx.envs.base import ActionTuple, EnvError
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
-from mlx.envs.visual3dball import (
+from mlx.envs.native.ball3d import BEHAVIOR_NAME as BALL
+from mlx.envs.native.ball3d import HALF_SIZE
+from mlx.envs.native.visual3dball import (
     AMBIENT,
     BALL_COLOUR,
     BEHAVIOR_NAME,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from mlx.envs import make_env
-from mlx.envs.base import ActionTuple, EnvError
-from mlx.envs.walljump import BEHAVIORS, MAX_DECISIONS, WallJumpEnv
-from mlx.samplers import AreaSampler, UniformSampler
+from mlx.envs.api import ActionTuple, EnvError
+from mlx.envs.native.walljump import BEHAVIORS, MAX_DECISIONS, WallJumpEnv
+from mlx.params.samplers import AreaSampler, UniformSampler
 
 FORWARD, FORWARD_JUMP, IDLE = [1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 0, 0]
 

@@ -849,7 +849,7 @@ def plain(value: Any) -> Any:
 
 def env_options() -> dict[str, str]:
     """conf/env options a behaviour name can select: '3DBall' and '3dball' both match env=3dball."""
-    from mlx.__main__ import CONF_DIR
+    from mlx.config import CONF_DIR
 
     names = (p.stem for p in (Path(CONF_DIR) / "env").glob("*.yaml"))
     return {re.sub(r"[^a-z0-9]", "", n.lower()): n for n in names if n not in ("gym", "unity")}
@@ -857,7 +857,7 @@ def env_options() -> dict[str, str]:
 
 def signal_options() -> set[str]:
     """Reward signals mlx can run: a settings class in mlx.config and a reward_signals/ group option."""
-    from mlx.__main__ import CONF_DIR
+    from mlx.config import CONF_DIR
     from mlx.config import REWARD_SIGNALS as MLX_SIGNALS
 
     return {n for n in MLX_SIGNALS if (Path(CONF_DIR) / "reward_signals" / f"{n}.yaml").exists()}
@@ -908,7 +908,7 @@ class Translator:
         """Unity's demonstrations live in its project; mlx ships its own recordings of the same tasks in
         demos/ (same file names), used when the given path is not here. A missing file is written as given,
         with a warning: the run refuses it until a .demo is recorded or another path is given."""
-        from mlx.demo import REPO_ROOT, resolve_demo_path
+        from mlx.formats.demo import REPO_ROOT, resolve_demo_path
 
         where = self.origin(*keys)
         if resolve_demo_path(path).exists():
@@ -1278,8 +1278,7 @@ def verify(experiments: list[Experiment], source: Path, fmt: str) -> dict[str, s
     move to the unmapped list with mlx's reason. Returns name -> file text."""
     from hydra import initialize_config_dir
 
-    from mlx.__main__ import CONF_DIR
-    from mlx.config import register_configs
+    from mlx.config import CONF_DIR, register_configs
 
     register_configs()
     texts: dict[str, str] = {}
@@ -1296,8 +1295,8 @@ def verify(experiments: list[Experiment], source: Path, fmt: str) -> dict[str, s
 def verify_one(exp: Experiment, folder: Path, source: Path, fmt: str) -> str:
     from hydra import compose
 
-    from mlx.__main__ import describe, user_error_types
     from mlx.config import ConfigError, validate
+    from mlx.errors import describe, user_error_types
 
     who = ", ".join(exp.behaviours)
     while True:
@@ -1345,7 +1344,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def destinations(experiments: list[Experiment], out: Path | None) -> dict[str, Path]:
     """<name>.yaml in the --out folder (or the folder of a --out file, whose name gave the experiment's
     name), else in conf/experiment/: Hydra finds an option by its file name, which must end in .yaml."""
-    from mlx.__main__ import CONF_DIR
+    from mlx.config import CONF_DIR
 
     if out is None:
         folder = Path(CONF_DIR) / "experiment"
@@ -1359,7 +1358,7 @@ def destinations(experiments: list[Experiment], out: Path | None) -> dict[str, P
 def how_to_run(path: Path, name: str) -> str:
     """The command that selects a written experiment: conf/experiment/ needs nothing, another folder
     named experiment/ joins Hydra's search path, anything else must be moved there first."""
-    from mlx.__main__ import CONF_DIR
+    from mlx.config import CONF_DIR
 
     if path.parent.resolve() == (Path(CONF_DIR) / "experiment").resolve():
         return f"python -m mlx experiment={name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mlx.envs.base import (
+from mlx.envs.api import (
     ActionSpec,
     ActionTuple,
     BaseEnv,
@@ -18,55 +18,55 @@ from mlx.envs.base import (
 
 
 def _ball3d(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.ball3d import Ball3DEnv
+    from mlx.envs.native.ball3d import Ball3DEnv
 
     return Ball3DEnv(**kwargs)
 
 
 def _ball3d_hard(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.ball3d_hard import Ball3DHardEnv
+    from mlx.envs.native.ball3d_hard import Ball3DHardEnv
 
     return Ball3DHardEnv(**kwargs)
 
 
 def _basic(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.basic import BasicEnv
+    from mlx.envs.native.basic import BasicEnv
 
     return BasicEnv(**kwargs)
 
 
 def _gridworld(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.gridworld import GridWorldEnv
+    from mlx.envs.native.gridworld import GridWorldEnv
 
     return GridWorldEnv(**kwargs)
 
 
 def _visual3dball(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.visual3dball import Visual3DBallEnv
+    from mlx.envs.native.visual3dball import Visual3DBallEnv
 
     return Visual3DBallEnv(**kwargs)
 
 
 def _pushblock(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.pushblock import PushBlockEnv
+    from mlx.envs.native.pushblock import PushBlockEnv
 
     return PushBlockEnv(**kwargs)
 
 
 def _pyramids(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.pyramids import PyramidsEnv
+    from mlx.envs.native.pyramids import PyramidsEnv
 
     return PyramidsEnv(**kwargs)
 
 
 def _hallway(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.hallway import HallwayEnv
+    from mlx.envs.native.hallway import HallwayEnv
 
     return HallwayEnv(**kwargs)
 
 
 def _walljump(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.walljump import WallJumpEnv
+    from mlx.envs.native.walljump import WallJumpEnv
 
     return WallJumpEnv(**kwargs)
 
@@ -86,7 +86,7 @@ NATIVE_ENVS: Mapping[str, Callable[..., BaseEnv]] = {
 
 
 def _gym(**kwargs: Any) -> BaseEnv:
-    from mlx.envs.gym import GymEnv
+    from mlx.envs.gym.adapter import GymEnv
 
     return GymEnv(**kwargs)
 

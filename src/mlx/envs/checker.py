@@ -1,4 +1,4 @@
-"""An env checker for mlx envs: the API contract of mlx.envs.base, checked by running the env.
+"""An env checker for mlx envs: the API contract of mlx.envs.api, checked by running the env.
 
 Every env's tests call ``check_env``; a third-party env (or a Unity build over gRPC) can be checked the
 same way before a long training run. It steps the env with random actions (respecting action masks) and
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlx.envs.base import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
+from mlx.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
 
 
 class EnvCheckError(AssertionError):

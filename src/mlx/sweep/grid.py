@@ -32,9 +32,9 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.utils import JobStatus
 
-    from mlx.__main__ import describe, user_error_types
-    from mlx.run import RunError
+    from mlx.errors import describe, user_error_types
     from mlx.sweep.tracking import open_parent_run
+    from mlx.training.run import RunError
 
     config = sweeper.config
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)

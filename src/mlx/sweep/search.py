@@ -91,8 +91,8 @@ class TrialTask:
     def __call__(self, cfg: DictConfig) -> TrialOutcome:
         import optuna
 
-        from mlx.run import run
         from mlx.sweep.jobs import job_overrides, register_resolvers
+        from mlx.training.run import run
 
         register_resolvers()
         number = int(cfg.tracking.trial)
@@ -149,8 +149,8 @@ class Search:
     def check_space(self) -> None:
         """Every search key must compose and validate for at least one of its values, so a typo ends the
         sweep at once instead of failing every trial."""
-        from mlx.__main__ import describe, user_error_types
         from mlx.config import validate
+        from mlx.errors import describe, user_error_types
 
         loader = self.sweeper.hydra_context.config_loader
         base = [*self.fixed, "run_id=sweep-check"]
@@ -222,7 +222,7 @@ class Search:
         from hydra.core.utils import JobStatus
         from optuna.trial import TrialState
 
-        from mlx.__main__ import describe, user_error_types
+        from mlx.errors import describe, user_error_types
 
         error = None
         value = None
@@ -464,7 +464,7 @@ def experiment_config(search: Search, best: Any) -> str:
 
 
 def write_best(search: Search, best: Any) -> Path:
-    from mlx.run import atomic_write
+    from mlx.training.run import atomic_write
 
     folder = Path(search.results_dir) / "sweeps" / search.settings.study_name
     (folder / "experiment").mkdir(parents=True, exist_ok=True)

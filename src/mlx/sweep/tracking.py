@@ -1,6 +1,6 @@
 """MLflow records of a sweep: one parent run per sweep, each job's run nested under it.
 
-Jobs create their own runs (mlx.run, with `mlflow.parentRunId`, `mlx.sweep_id` and `mlx.trial` tags from
+Jobs create their own runs (mlx.training.run, with `mlflow.parentRunId`, `mlx.sweep_id` and `mlx.trial` tags from
 tracking.parent_run_id / sweep_id / trial); the sweeper adds what only it knows once a trial ends (its
 Optuna state, its objective) and records a FAILED child for a trial that failed before its run existed.
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from mlx.config import TrainerSettings
-from mlx.envs.base import BehaviorSpec
+from mlx.envs.api import BehaviorSpec
 from mlx.trainers.base import RLTrainer, TrainingError
 
 
@@ -21,11 +21,11 @@ def make_trainer(
 ) -> RLTrainer:
     """Build the trainer named by settings.trainer_type for one behaviour."""
     if settings.trainer_type == "ppo":
-        from mlx.trainers.ppo import PPOTrainer
+        from mlx.trainers.ppo.trainer import PPOTrainer
 
         return PPOTrainer(behavior_name, spec, settings, reward_signals, device)  # type: ignore[arg-type]
     if settings.trainer_type == "sac":
-        from mlx.trainers.sac import SACTrainer
+        from mlx.trainers.sac.trainer import SACTrainer
 
         return SACTrainer(behavior_name, spec, settings, reward_signals, device, seed)  # type: ignore[arg-type]
     raise ValueError(f"unknown trainer_type '{settings.trainer_type}'")

@@ -13,13 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlx.envs.base import ActionTuple, BehaviorSpec, DecisionSteps, EnvStat, StatAggregation, TerminalSteps
+from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, EnvStat, StatAggregation, TerminalSteps
+from mlx.errors import TrainingError
 
 LOSS_ADVICE = "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
 
 
 def check_finite(loss: float, what: str, advice: str, step: int | None = None) -> None:
@@ -157,8 +154,8 @@ class RLTrainer(abc.ABC):
         self.module.load_state_dict(state["module"])
 
     def export(self, path: Path) -> Path:
-        """Write the policy as ONNX in ML-Agents' layout (see mlx.export) for Unity or onnxruntime."""
-        from mlx.export import export_policy
+        """Write the policy as ONNX in ML-Agents' layout (see mlx.formats.onnx) for Unity or onnxruntime."""
+        from mlx.formats.onnx import export_policy
 
         return export_policy(self.spec, self.module.actor, self.module.normalizer, path)
 

@@ -30,10 +30,10 @@ import torch
 from torch import nn
 
 from mlx.config import BehavioralCloningSettings, ScheduleType
-from mlx.demo import load_demonstration
-from mlx.envs.base import BehaviorSpec
+from mlx.envs.api import BehaviorSpec
+from mlx.formats.demo import load_demonstration
 from mlx.trainers.base import optimizer_step
-from mlx.trainers.networks import Actor, to_env_continuous
+from mlx.trainers.nn.networks import Actor, to_env_continuous
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
 DEFAULT_NUM_EPOCH = 3

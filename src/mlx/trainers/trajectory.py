@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlx.envs.base import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from mlx.envs.base import BehaviorSpec
+from mlx.envs.api import BehaviorSpec
 from mlx.trainers.rewards.base import ExtrinsicSignal, RewardSignal, SignalBatch
 
 

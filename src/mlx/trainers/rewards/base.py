@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlx.envs.base import BehaviorSpec
+from mlx.envs.api import BehaviorSpec
 from mlx.trainers.base import optimizer_step
 
 

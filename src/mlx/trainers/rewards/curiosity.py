@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlx.envs.base import BehaviorSpec
-from mlx.trainers.encoders import StateEncoder
-from mlx.trainers.networks import InputNormalizer
+from mlx.envs.api import BehaviorSpec
+from mlx.trainers.nn.encoders import StateEncoder
+from mlx.trainers.nn.networks import InputNormalizer
 from mlx.trainers.rewards.base import RewardSignal, SignalBatch, one_hot_actions
 
 MODEL_HIDDEN = 256

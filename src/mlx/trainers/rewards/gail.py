@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlx.demo import load_demonstration
-from mlx.envs.base import BehaviorSpec, ObservationSpec
-from mlx.trainers.encoders import StateEncoder
-from mlx.trainers.networks import InputNormalizer, flat_obs_size
+from mlx.envs.api import BehaviorSpec, ObservationSpec
+from mlx.formats.demo import load_demonstration
+from mlx.trainers.nn.encoders import StateEncoder
+from mlx.trainers.nn.networks import InputNormalizer, flat_obs_size
 from mlx.trainers.rewards.base import RewardSignal, SignalBatch, one_hot_actions
 
 EPSILON = 1e-7

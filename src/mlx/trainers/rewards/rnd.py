@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlx.envs.base import BehaviorSpec
-from mlx.trainers.encoders import StateEncoder
-from mlx.trainers.networks import InputNormalizer
+from mlx.envs.api import BehaviorSpec
+from mlx.trainers.nn.encoders import StateEncoder
+from mlx.trainers.nn.networks import InputNormalizer
 from mlx.trainers.rewards.base import RewardSignal, SignalBatch
 
 

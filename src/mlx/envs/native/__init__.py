@@ -1,0 +1,1 @@
+"""Native ports of the ML-Agents example envs, vectorised over areas, and their engine."""

@@ -1,0 +1,809 @@
+"""A shared, vectorised 2D top-down arena engine for the ML-Agents example ports (PushBlock, Pyramids, Hallway).
+
+Those Unity examples are 3D scenes played on a flat floor: cubes slide on the ground, an agent moves by
+discrete commands (a velocity change forward or sideways, a turn), colliders are boxes, and perception
+is sphere casts parallel to the floor. This engine keeps the floor plane and simulates every area of an
+env at once with numpy array operations: a physics step is a fixed sequence of numpy calls whatever the
+number of areas (areas are the last array axis; bodies and statics are small fixed axes).
+
+Coordinates. Unity's floor axes ``x`` (right) and ``z`` (forward); ``y`` (up) only enters as each
+collider's vertical extent, used by the ray sensors (a ray at some height only meets the colliders it
+reaches). Headings are Unity yaw angles in radians: clockwise seen from above, forward = (sin h, cos h),
+right = (cos h, -sin h); ``transform.Rotate(Vector3.up, a)`` is ``heading += a``.
+
+Shapes. Every collider is a *rounded axis-aligned box*: half extents (hx, hz) plus a rounding radius. A
+circle is a rounded box with zero half extents; a box has zero radius. Approximations of Unity's
+colliders: a rotating agent cube is a circle (its half width as radius); boxes never rotate (the example
+blocks have frozen rotations, and the layouts are axis-aligned or turned by multiples of 90 degrees).
+
+* **Bounds**: the inner faces of an area's four outer walls, a rectangle per area (``bounds[4, n]``:
+  xmin, zmin, xmax, zmax). Bodies are clamped inside; rays see the walls with ``bounds_tag``.
+* **Statics**: box slots (interior walls, goals, zones, switches) whose placement, size, tag and presence
+  (``active``) may differ per area and change at any time: randomised layouts are array writes.
+* **Bodies**: dynamic slots (agents, blocks) with velocity, mass, drag and friction per area. The first
+  ``num_agents`` bodies are agents with a heading, driven by ``drive`` commands.
+
+State layout (area last): shape slots ``[statics..., bodies...]`` with ``center[2, S, n]``,
+``half[2, S, n]``, ``radius[S, n]``, ``active[S, n]``, ``tag[S, n]`` (ids into ``tags``, -1 untagged);
+``pos`` is the body part of ``center`` (a view), ``vel[2, K, n]``, ``heading[A, n]``.
+
+Physics step (``dt``), in Unity's order (scripts act in FixedUpdate, then PhysX simulates):
+
+1. agent commands act on every physics step until changed (ML-Agents' TakeActionsBetweenDecisions):
+   ``vel += run_speed * (forward * f + right * r)`` with the heading before the turn (ForceMode.
+   VelocityChange; the scripts compute the direction before calling Rotate), then
+   ``heading += radians(turn_speed) * dt * t`` (``transform.Rotate(up, Time.fixedDeltaTime * speed)``);
+2. damping ``vel *= max(0, 1 - drag * dt)`` (PhysX's linear damping, Unity's Rigidbody.drag);
+3. floor friction, Coulomb: the floor's normal impulse per step is ``m g dt``, so friction removes up to
+   ``mu_d g dt`` of speed and a body slower than ``mu_s g dt`` stops (static friction holds it). Each
+   body's material is combined with the floor's by averaging (Unity's default Average combine; a collider
+   without a material has PhysX's default 0.6 / 0.6);
+4. semi-implicit Euler ``pos += vel * dt``;
+5. contacts, ``iterations`` passes of: body pairs, then bodies against solid statics, then the bounds.
+   Overlapping shapes are pushed apart along the contact normal (pairs share the push by inverse mass)
+   and the approaching normal velocity is removed (restitution 0, PhysX's default material); pairs also
+   get Coulomb friction (the average of both materials' dynamic coefficients) on their relative
+   tangential velocity. Contacts with statics and bounds are frictionless.
+
+Approximations of PhysX: position projection after integration instead of a speculative velocity solver
+(a body moving more than its own half size plus a static's half size in one step can tunnel through that
+static; bounds cannot be tunnelled); pairs are solved one after another in a fixed order within a pass;
+no rotation from off-centre impacts; no vertical motion (bodies rest on the floor from the first step
+instead of dropping from their spawn height); one solver pass by default (PhysX iterates), so a body
+squeezed between another body and a wall may overlap the other body by a few centimetres for a step.
+
+Touches (Unity's OnCollisionEnter): every contact closer than ``TOUCH_DISTANCE`` (two colliders' default
+contact offsets of 0.01) is OR-ed into ``touch_static[K, W, n]``, ``touch_pair[P, n]`` and
+``touch_bounds[K, n]`` until ``clear_touches``. Non-solid statics (triggers) report overlaps, never push.
+
+Ray perception, exactly in ML-Agents' encoding (com.unity.ml-agents/Runtime/Sensors/RayPerceptionSensor.cs
+and RayPerceptionSensorComponentBase.cs): ``2 * raysPerDirection + 1`` rays at angles (degrees; 90 is
+forward, angles grow counter-clockwise seen from above, so 90 - d points right of forward)
+``90, 90 - d, 90 + d, 90 - 2d, 90 + 2d, ...`` with ``d = maxRayDegrees / raysPerDirection`` (ML-Agents'
+alternating order, its default). Each ray writes ``len(detectable_tags) + 2`` floats: a one-hot of the
+detectable tag it hit (all zeros when it hit an object whose tag is not in the list, or nothing), then 1
+if it hit nothing else 0, then the hit fraction (the sphere's travel to the hit / ray length; 1 when
+nothing is hit). With ``observation_stacks > 1`` the sensor outputs its last frames oldest first
+(StackingSensor), cleared to zeros at each episode start.
+
+The sphere cast is exact in the floor plane: a sphere of radius r at the sensor's height meets a collider
+whose vertical extent comes within r of that height, and in the plane it then acts as a circle of radius
+``sqrt(r^2 - gap^2)`` (a tangent touch, gap == r, counts as a hit with radius 0); a circle cast against a
+rounded box is a ray against the box grown by that radius, rounded corners included. Unity's SphereCast
+ignores colliders the sphere overlaps where it starts (so an agent never sees itself, nor an object it is
+pressed against); here that is a start closer than ``TOUCH_DISTANCE`` to the grown shape. The floor is no
+target (the casts start touching it, so Unity ignores it too).
+
+Building an env on it (mlx.envs.native.pushblock is a complete example)::
+
+    arena = Arena(n, [BodySpec.circle("agent", 0.5, mass=10, drag=4, tag="agent"),
+                      BodySpec.box("block", (1, 1), height=(0, 0.75), mass=10, drag=0.5, tag="block")],
+                  [StaticSpec("goal", (0, -10.5), (12.5, 2.15), (-1.5, 1.5), tag="goal")],
+                  bounds=(-12.5, -12.5, 12.5, 12.5), bounds_height=(-0.5, 1.5), num_agents=1,
+                  run_speed=3, turn_speed=200, gravity=9.81 * 2.5)
+    eyes = RaySensor(arena, RaySensorSpec(("block", "goal", "wall"), 3, 90, 0.5, 12, observation_stacks=3))
+    arena.drive(forward, right, turn)          # [A, n] commands looked up from the actions
+    arena.clear_touches(); arena.step(5)       # one decision: 5 physics steps
+    scored = arena.touch_static[arena.body("block"), arena.slot["goal"]]   # [n] bool
+    obs = eyes.observe()                       # [n, 105]; after resetting areas idx: eyes.restart(idx)
+
+Statics come first in the slots, so ``slot[name]`` of a static is its index on ``touch_static``'s W axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlx.envs.api import EnvError
+
+F32 = np.float32
+TOUCH_DISTANCE = 0.02  # two colliders' default contact offsets (Physics.defaultContactOffset = 0.01)
+DEFAULT_FRICTION = (0.6, 0.6)  # PhysX's default material (dynamic, static)
+_TINY = 1e-12
+Areas = np.ndarray | slice | None
+
+
+def _sel(areas: Areas) -> Any:
+    return slice(None) if areas is None else areas
+
+
+@dataclass(frozen=True)
+class BodySpec:
+    """A dynamic body present in every area (sizes, masses and drag may later differ per area).
+
+    ``half`` and ``radius`` give its rounded-box shape (see ``circle`` / ``box``); ``height`` is its
+    vertical extent (bottom, top) above the floor, which only the ray sensors use; ``friction`` is its
+    material's (dynamic, static) friction.
+    """
+
+    name: str
+    half: tuple[float, float] = (0.0, 0.0)
+    radius: float = 0.0
+    height: tuple[float, float] = (0.0, 1.0)
+    mass: float = 1.0
+    drag: float = 0.0
+    friction: tuple[float, float] = DEFAULT_FRICTION
+    tag: str | None = None
+
+    @classmethod
+    def circle(cls, name: str, radius: float, **kwargs: Any) -> BodySpec:
+        return cls(name=name, half=(0.0, 0.0), radius=radius, **kwargs)
+
+    @classmethod
+    def box(cls, name: str, half: tuple[float, float], **kwargs: Any) -> BodySpec:
+        return cls(name=name, half=half, radius=0.0, **kwargs)
+
+
+@dataclass(frozen=True)
+class StaticSpec:
+    """A static axis-aligned box slot (wall, goal, zone, switch) and its default placement in every area.
+
+    ``solid`` statics block bodies; the others are triggers that only report overlaps in ``touch_static``.
+    """
+
+    name: str
+    center: tuple[float, float] = (0.0, 0.0)
+    half: tuple[float, float] = (0.5, 0.5)
+    height: tuple[float, float] = (0.0, 1.0)
+    solid: bool = True
+    tag: str | None = None
+    active: bool = True
+
+
+def rounded_box_contact(d: np.ndarray, h: np.ndarray, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Contact of two rounded boxes from the offset ``d = c2 - c1`` of their centres ([2, ...]) and the
+    Minkowski sum of their shapes (half extents ``h = h1 + h2`` [2, ...], radius ``rho = r1 + r2``).
+
+    Returns the unit normal [2, ...] (from shape 1 to shape 2) and the penetration depth (negative: the
+    gap). A centre inside the summed box is pushed out along the axis of least overlap.
+    """
+    g = np.abs(d)
+    g -= h  # per axis: distance beyond the summed box (negative: overlap)
+    ea = np.maximum(g, 0.0)
+    dist = np.hypot(ea[0], ea[1])
+    gmax = np.maximum(g[0], g[1])
+    pen = rho - dist - np.minimum(gmax, 0.0)
+    sgn = np.copysign(1.0, d).astype(F32, copy=False)
+    inv = 1.0 / np.maximum(dist, F32(_TINY))
+    axis = g >= gmax  # inside: the axis of least overlap (ties go to x)
+    axis[1] &= ~axis[0]
+    n = np.where(dist > 0, ea * inv, axis)
+    n *= sgn
+    return n, pen
+
+
+def sample_positions(
+    rng: np.random.Generator,
+    count: int,
+    low: tuple[float, float],
+    high: tuple[float, float],
+    free: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    tries: int = 8,
+    max_rounds: int = 10_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unity's spawn loop (draw uniformly until a free spot is found) for ``count`` areas at once.
+
+    Each round draws ``tries`` candidates for every still-unplaced area; ``free(x, z, rows)`` gets
+    candidates shaped [tries, m] and the row numbers (0..count-1) of those m areas, and returns a boolean
+    [tries, m]; an area takes its first free candidate. The draws depend only on the generator's state,
+    so a seeded generator gives the same placements. Raises EnvError when some area finds no free spot.
+    """
+    x = np.zeros(count, F32)
+    z = np.zeros(count, F32)
+    rows = np.arange(count)
+    lo = np.asarray(low, F32)[:, None, None]
+    span = (np.asarray(high, F32) - np.asarray(low, F32))[:, None, None]
+    for _ in range(max_rounds):
+        if rows.size == 0:
+            return x, z
+        u = rng.random((2, tries, rows.size), dtype=F32) * span + lo
+        ok = np.asarray(free(u[0], u[1], rows), bool)
+        found = ok.any(0)
+        cols = np.flatnonzero(found)
+        first = ok.argmax(0)[cols]
+        x[rows[cols]] = u[0, first, cols]
+        z[rows[cols]] = u[1, first, cols]
+        rows = rows[~found]
+    raise EnvError(
+        f"could not find a free spawn position for {rows.size} area(s) after {max_rounds * tries} draws; "
+        "the spawn region is too crowded (check size parameters such as block_scale)"
+    )
+
+
+def box_overlaps(
+    x: np.ndarray, z: np.ndarray, half: tuple[float, float], cx: Any, cz: Any, hx: Any, hz: Any, radius: Any = 0.0
+) -> np.ndarray:
+    """Whether axis-aligned boxes centred at (x, z) with half extents ``half`` overlap rounded boxes
+    (strictly: touching is not overlapping). Physics.CheckBox for spawn tests; broadcasts."""
+    gx = np.abs(np.asarray(x) - cx) - (half[0] + np.asarray(hx))
+    gz = np.abs(np.asarray(z) - cz) - (half[1] + np.asarray(hz))
+    dist2 = np.maximum(gx, 0.0) ** 2 + np.maximum(gz, 0.0) ** 2
+    inside = (gx < 0) & (gz < 0)
+    return inside | ((np.asarray(radius) > 0) & (dist2 < np.asarray(radius) ** 2))
+
+
+class Arena:
+    """The bodies, statics and bounds of ``num_areas`` areas and their physics (see the module docstring).
+
+    ``bodies[:num_agents]`` are agents driven by ``drive``: ``run_speed`` is the velocity change per
+    physics step at command 1 (m/s), ``turn_speed`` the turn rate at command 1 (degrees per second).
+    Positions, velocities, headings, static placements and tags are public arrays to write directly; to
+    change sizes, masses, drag, friction, bounds or ``active``, use the setters (or call ``refresh()``).
+    """
+
+    def __init__(
+        self,
+        num_areas: int,
+        bodies: Sequence[BodySpec],
+        statics: Sequence[StaticSpec] = (),
+        *,
+        bounds: tuple[float, float, float, float] | None = None,
+        bounds_height: tuple[float, float] = (0.0, 1.0),
+        bounds_tag: str | None = "wall",
+        num_agents: int = 0,
+        run_speed: float = 0.0,
+        turn_speed: float = 0.0,
+        dt: float = 0.02,
+        gravity: float = 9.81,
+        ground_friction: tuple[float, float] = DEFAULT_FRICTION,
+        iterations: int = 1,
+        extra_tags: Sequence[str] = (),
+    ) -> None:
+        n = int(num_areas)
+        if n < 1:
+            raise EnvError(f"an arena needs num_areas >= 1, got {num_areas}")
+        if not 0 <= num_agents <= len(bodies):
+            raise EnvError(f"num_agents must be in 0..{len(bodies)} (the agents are the first bodies)")
+        self.n = n
+        self.body_specs = tuple(bodies)
+        self.static_specs = tuple(statics)
+        self.W, self.K, self.A = len(statics), len(bodies), int(num_agents)
+        self.S = self.W + self.K
+        self.dt = F32(dt)
+        self.gravity = float(gravity)
+        self.run_speed = F32(run_speed)
+        self.turn_step = F32(math.radians(turn_speed) * dt)
+        self.iterations = int(iterations)
+        names = [s.name for s in (*statics, *bodies)]
+        if len(set(names)) != len(names):
+            raise EnvError(f"arena slot names must be unique, got {names}")
+        self.slot = {name: i for i, name in enumerate(names)}
+        tags: list[str] = []
+        has_bounds = bounds is not None
+        for t in [s.tag for s in (*statics, *bodies)] + [bounds_tag if has_bounds else None, *extra_tags]:
+            if t is not None and t not in tags:
+                tags.append(t)
+        self.tags = tuple(tags)
+
+        specs = (*statics, *bodies)
+        self.center = np.zeros((2, self.S, n), F32)
+        self.half = np.zeros((2, self.S, n), F32)
+        self.radius = np.zeros((self.S, n), F32)
+        self.active = np.ones((self.S, n), bool)
+        self.tag = np.full((self.S, n), -1, np.int16)
+        # Vertical extents (bottom, top) per slot, fixed by the specs; only the ray sensors use them.
+        self.height = np.array([s.height for s in specs], np.float64).reshape(self.S, 2)
+        self.solid = np.array([s.solid for s in statics], bool)
+        for i, s in enumerate(statics):
+            self.center[:, i] = np.asarray(s.center, F32)[:, None]
+            self.half[:, i] = np.asarray(s.half, F32)[:, None]
+            self.active[i] = s.active
+            self.tag[i] = self.tag_id(s.tag)
+        for k, b in enumerate(bodies):
+            self.half[:, self.W + k] = np.asarray(b.half, F32)[:, None]
+            self.radius[self.W + k] = b.radius
+            self.tag[self.W + k] = self.tag_id(b.tag)
+        self.pos = self.center[:, self.W :]  # a view: body positions [2, K, n]
+        self.vel = np.zeros((2, self.K, n), F32)
+        self.heading = np.zeros((self.A, n), F32)
+        self.mass = np.repeat(np.array([b.mass for b in bodies], F32).reshape(self.K, 1), n, 1)
+        self.drag = np.repeat(np.array([b.drag for b in bodies], F32).reshape(self.K, 1), n, 1)
+        self.friction = np.repeat(np.array([b.friction for b in bodies], F32).reshape(self.K, 2).T[:, :, None], n, 2)
+        self.ground_friction = np.repeat(np.asarray(ground_friction, F32)[:, None], n, 1)  # [2, n]
+        self.has_bounds = has_bounds
+        self.bounds = np.repeat(np.asarray(bounds if has_bounds else (0, 0, 0, 0), F32)[:, None], n, 1)
+        self.bounds_height = tuple(bounds_height)
+        self.bounds_tag = self.tag_id(bounds_tag) if has_bounds else -1
+
+        self.pairs = [(i, j) for i in range(self.K) for j in range(i + 1, self.K)]
+        self.P = len(self.pairs)
+        self.pair_index = {p: q for q, p in enumerate(self.pairs)}
+        self.touch_static = np.zeros((self.K, self.W, n), bool)
+        self.touch_pair = np.zeros((self.P, n), bool)
+        self.touch_bounds = np.zeros((self.K, n), bool)
+        self._cmd = np.zeros((3, self.A, n), F32)  # forward, right (m/s per step), turn (rad per step)
+        self._turning = False
+        self._dv: np.ndarray | None = None
+        self.refresh()
+
+    # ------------------------------------------------------------------------------------------------
+    # set-up
+    # ------------------------------------------------------------------------------------------------
+
+    def tag_id(self, name: str | None) -> int:
+        """The integer id of a tag name (-1 for untagged); ids index ``self.tags``."""
+        if name is None:
+            return -1
+        try:
+            return self.tags.index(name)
+        except ValueError:
+            raise EnvError(f"unknown tag '{name}'; this arena has: {', '.join(self.tags)}") from None
+
+    def body(self, name: str) -> int:
+        """Body index (0..K-1) of a body slot name."""
+        return self.slot[name] - self.W
+
+    def place_static(
+        self, name: str, center: tuple[Any, Any], half: tuple[Any, Any] | None = None, areas: Areas = None
+    ) -> None:
+        """Move (and optionally resize) a static box in some areas (all by default)."""
+        i, sel = self.slot[name], _sel(areas)
+        self.center[0, i, sel] = center[0]
+        self.center[1, i, sel] = center[1]
+        if half is not None:
+            self.half[0, i, sel] = half[0]
+            self.half[1, i, sel] = half[1]
+            self.refresh()
+
+    def set_active(self, name: str, active: Any, areas: Areas = None) -> None:
+        self.active[self.slot[name], _sel(areas)] = active
+        self.refresh()
+
+    def set_body_size(
+        self, k: int, half: tuple[Any, Any] | None = None, radius: Any = None, areas: Areas = None
+    ) -> None:
+        sel = _sel(areas)
+        if half is not None:
+            self.half[0, self.W + k, sel] = half[0]
+            self.half[1, self.W + k, sel] = half[1]
+        if radius is not None:
+            self.radius[self.W + k, sel] = radius
+        self.refresh()
+
+    def set_drag(self, k: int, drag: Any, areas: Areas = None) -> None:
+        self.drag[k, _sel(areas)] = drag
+        self.refresh()
+
+    def set_mass(self, k: int, mass: Any, areas: Areas = None) -> None:
+        if np.any(np.asarray(mass) <= 0):
+            raise EnvError(f"body mass must be > 0, got {mass}")
+        self.mass[k, _sel(areas)] = mass
+        self.refresh()
+
+    def set_ground_friction(self, dynamic: Any, static: Any, areas: Areas = None) -> None:
+        sel = _sel(areas)
+        self.ground_friction[0, sel] = dynamic
+        self.ground_friction[1, sel] = static
+        self.refresh()
+
+    def set_bounds(self, bounds: Sequence[Any], areas: Areas = None) -> None:
+        for i in range(4):
+            self.bounds[i, _sel(areas)] = bounds[i]
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the per-area coefficients derived from sizes, masses, drag, friction, bounds, ``active``."""
+        W = self.W
+        g_dt = F32(self.gravity * float(self.dt))
+        self._damp = np.maximum(F32(1.0) - self.drag * self.dt, F32(0.0))[None]  # [1, K, n]
+        mu = (self.friction + self.ground_friction[:, None, :]) * F32(0.5)  # Average combine [2, K, n]
+        self._fric_decel = mu[0] * g_dt
+        self._fric_stick = mu[1] * g_dt
+        bh, br = self.half[:, W:], self.radius[W:]
+        body_active = self.active[W:]
+        # Bodies against statics [.., K, W, n]: Minkowski sums, presence, solidity, touch thresholds.
+        self._bs_half = bh[:, :, None, :] + self.half[:, None, :W, :]
+        self._bs_rho = br[:, None, :]
+        both = body_active[:, None, :] & self.active[None, :W, :]
+        self._bs_present = both
+        self._bs_solid = both & self.solid[None, :, None]
+        self._bs_touch = np.where(self.solid, F32(-TOUCH_DISTANCE), F32(0.0))[None, :, None]
+        # Pairs: per pair [2, n] / [n] arrays.
+        self._pp = []
+        for i, j in self.pairs:
+            wi, wj = F32(1.0) / self.mass[i], F32(1.0) / self.mass[j]
+            self._pp.append(
+                (
+                    bh[:, i] + bh[:, j],
+                    br[i] + br[j],
+                    wi,
+                    wj,
+                    F32(1.0) / (wi + wj),
+                    (self.friction[0, i] + self.friction[0, j]) * F32(0.5),
+                    body_active[i] & body_active[j],
+                )
+            )
+        # Bounds: the allowed range of each body centre [2, K, n].
+        grow = bh + br[None]
+        self._lo = self.bounds[0:2, None, :] + grow
+        self._hi = self.bounds[2:4, None, :] - grow
+        self._touch_lo = self._lo + F32(TOUCH_DISTANCE)
+        self._touch_hi = self._hi - F32(TOUCH_DISTANCE)
+        self._body_active = body_active
+
+    def clear_touches(self) -> None:
+        self.touch_static.fill(False)
+        self.touch_pair.fill(False)
+        self.touch_bounds.fill(False)
+
+    def stop(self, areas: Areas = None) -> None:
+        """Zero the velocities of every body in some areas (an episode start)."""
+        self.vel[:, :, _sel(areas)] = 0.0
+
+    def render(self, areas: Areas | Sequence[int] = None, pixels: int = 320) -> np.ndarray:
+        """Top-down pictures uint8 [m, H, W, 3] of some areas (all by default), ``pixels`` along the longer
+        side, +x right and +z up: the floor inside the bounds (the walls' colour around it), then the
+        present statics (triggers under solid ones), then the bodies (agents on top, with a white dot
+        toward their heading), each coloured by its current tag (mlx.envs.native.render.TAG_COLOURS)."""
+        from mlx.envs.native.render import FLOOR, Canvas, palette
+
+        idx = np.arange(self.n)[_sel(areas)]
+        colours = palette(self.tags)[self.tag[:, idx] + 1]  # [S, m, 3]
+        if self.has_bounds:
+            b = self.bounds[:, idx]
+            wall = 1.0  # a band of the walls' colour around the floor
+            window = (b[0].min() - wall, b[1].min() - wall, b[2].max() + wall, b[3].max() + wall)
+        else:  # no walls: everything present at the first render, with a margin
+            c, reach = self.center[:, :, idx], self.half[:, :, idx] + self.radius[None, :, idx]
+            on = self.active[:, idx]
+            window = ((c - reach)[0][on].min() - 2, (c - reach)[1][on].min() - 2,
+                      (c + reach)[0][on].max() + 2, (c + reach)[1][on].max() + 2)  # fmt: skip
+        canvas = Canvas(window, pixels)
+        if self.has_bounds:
+            out = canvas.blank(len(idx), palette(self.tags)[self.bounds_tag + 1])
+            centre, half = (b[0:2] + b[2:4]) / 2, (b[2:4] - b[0:2]) / 2
+            canvas.fill(out, centre[0], centre[1], half[0], half[1], FLOOR)
+        else:
+            out = canvas.blank(len(idx), FLOOR)
+        triggers = [s for s in range(self.W) if not self.solid[s]]
+        solids = [s for s in range(self.W) if self.solid[s]]
+        bodies = list(range(self.S - 1, self.W - 1, -1))  # the last bodies first, so agents end on top
+        for s in (*triggers, *solids, *bodies):
+            body = s >= self.W
+            canvas.fill(out, self.center[0, s, idx], self.center[1, s, idx], self.half[0, s, idx],
+                        self.half[1, s, idx], colours[s], self.radius[s, idx], self.active[s, idx],
+                        min_pixels=3.0 if body else 0.0)  # fmt: skip
+        for k in range(self.A):
+            s = self.W + k
+            size = np.maximum(self.radius[s, idx], np.minimum(self.half[0, s, idx], self.half[1, s, idx]))
+            h = self.heading[k, idx]
+            canvas.heading(out, self.center[0, s, idx], self.center[1, s, idx], np.sin(h), np.cos(h), size)
+        return out
+
+    # ------------------------------------------------------------------------------------------------
+    # agents
+    # ------------------------------------------------------------------------------------------------
+
+    def drive(self, forward: np.ndarray, right: np.ndarray, turn: np.ndarray) -> None:
+        """Commands [A, n] applied on every physics step until the next call: velocity changes of
+        ``run_speed * forward`` along the heading and ``run_speed * right`` to its right, and a turn of
+        ``turn_speed * dt * turn`` (positive: clockwise seen from above, i.e. to the right)."""
+        np.multiply(forward, self.run_speed, out=self._cmd[0])
+        np.multiply(right, self.run_speed, out=self._cmd[1])
+        np.multiply(turn, self.turn_step, out=self._cmd[2])
+        self._turning = bool(self._cmd[2].any())
+        self._dv = None
+
+    def forward(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit forward vectors (x, z) of the agents, [A, n] each."""
+        return np.sin(self.heading), np.cos(self.heading)
+
+    def _apply_commands(self) -> None:
+        if self._dv is None or self._turning:
+            s, c = np.sin(self.heading), np.cos(self.heading)
+            f, r = self._cmd[0], self._cmd[1]
+            self._dv = np.stack([f * s + r * c, f * c - r * s])
+        self.vel[:, : self.A] += self._dv
+        if self._turning:
+            self.heading += self._cmd[2]
+
+    # ------------------------------------------------------------------------------------------------
+    # physics
+    # ------------------------------------------------------------------------------------------------
+
+    def step(self, substeps: int = 1) -> None:
+        """Advance every area by ``substeps`` physics steps."""
+        vel, pos = self.vel, self.pos
+        for _ in range(substeps):
+            if self.A:
+                self._apply_commands()
+            vel *= self._damp
+            speed = np.hypot(vel[0], vel[1])
+            factor = np.maximum(F32(1.0) - self._fric_decel / np.maximum(speed, F32(_TINY)), F32(0.0))
+            factor *= speed > self._fric_stick
+            vel *= factor
+            pos += vel * self.dt
+            for _ in range(self.iterations):
+                for q in range(self.P):
+                    self._solve_pair(q)
+                if self.W:
+                    self._solve_statics()
+                if self.has_bounds:
+                    self._solve_bounds()
+
+    def _solve_pair(self, q: int) -> None:
+        i, j = self.pairs[q]
+        h, rho, wi, wj, inv, mu, present = self._pp[q]
+        pos, vel = self.pos, self.vel
+        n, pen = rounded_box_contact(pos[:, j] - pos[:, i], h, rho)
+        self.touch_pair[q] |= (pen > -TOUCH_DISTANCE) & present
+        k = np.where((pen > 0) & present, inv, F32(0.0))  # 1 / (w_i + w_j) where in contact
+        dp = n * (pen * k)
+        pos[:, i] -= dp * wi
+        pos[:, j] += dp * wj
+        # Relative velocity of j with respect to i: inelastic normal impulse, Coulomb friction along
+        # t = (-n_z, n_x). Impulses are per unit of (w_i + w_j): body k changes by impulse * w_k.
+        rv = vel[:, j] - vel[:, i]
+        vn = rv[0] * n[0] + rv[1] * n[1]
+        jn = np.maximum(-vn, F32(0.0))
+        jn *= k
+        vt = rv[1] * n[0] - rv[0] * n[1]
+        lim = mu * jn
+        jt = np.minimum(np.maximum(-vt * inv, -lim), lim)
+        imp = n * jn
+        imp[0] -= jt * n[1]
+        imp[1] += jt * n[0]
+        vel[:, i] -= imp * wi
+        vel[:, j] += imp * wj
+
+    def _solve_statics(self) -> None:
+        pos, vel, W = self.pos, self.vel, self.W
+        n, pen = rounded_box_contact(pos[:, :, None, :] - self.center[:, None, :W, :], self._bs_half, self._bs_rho)
+        self.touch_static |= (pen > self._bs_touch) & self._bs_present
+        hit = (pen > 0) & self._bs_solid
+        push = n * np.where(hit, pen, F32(0.0))
+        vn = vel[0][:, None, :] * n[0] + vel[1][:, None, :] * n[1]
+        rem = n * np.where(hit, np.minimum(vn, F32(0.0)), F32(0.0))
+        if W == 1:
+            pos += push[:, :, 0]
+            vel -= rem[:, :, 0]
+        else:
+            # Several statics may push one body: per axis, the largest push each way (no double
+            # counting when a body touches two boxes on the same side).
+            pos += np.maximum(push.max(2), F32(0.0)) + np.minimum(push.min(2), F32(0.0))
+            vel -= np.maximum(rem.max(2), F32(0.0)) + np.minimum(rem.min(2), F32(0.0))
+
+    def _solve_bounds(self) -> None:
+        pos, vel, lo, hi = self.pos, self.vel, self._lo, self._hi
+        below = pos < lo
+        above = pos > hi
+        np.maximum(pos, lo, out=pos)
+        np.minimum(pos, hi, out=pos)
+        # A clamped body keeps only the part of its velocity that leaves the wall.
+        np.copyto(vel, np.maximum(vel, F32(0.0)), where=below)
+        np.copyto(vel, np.minimum(vel, F32(0.0)), where=above)
+        near = (pos < self._touch_lo) | (pos > self._touch_hi)
+        self.touch_bounds |= (near[0] | near[1]) & self._body_active
+
+
+def ray_angles(rays_per_direction: int, max_ray_degrees: float) -> np.ndarray:
+    """ML-Agents' ray angles in degrees (90 = forward), alternating: 90, 90-d, 90+d, 90-2d, 90+2d, ..."""
+    delta = max_ray_degrees / rays_per_direction if rays_per_direction else 0.0
+    out = [90.0]
+    for i in range(rays_per_direction):
+        out += [90.0 - (i + 1) * delta, 90.0 + (i + 1) * delta]
+    return np.array(out, np.float64)
+
+
+@dataclass(frozen=True)
+class RaySensorSpec:
+    """A RayPerceptionSensorComponent3D's settings (ML-Agents' names). Rays are horizontal, at the agent's
+    centre height plus ``vertical_offset`` (ML-Agents' start and end vertical offsets, equal here)."""
+
+    detectable_tags: tuple[str, ...]
+    rays_per_direction: int = 3
+    max_ray_degrees: float = 70.0
+    sphere_cast_radius: float = 0.5
+    ray_length: float = 20.0
+    vertical_offset: float = 0.0
+    observation_stacks: int = 1
+    name: str = "RayPerceptionSensor"
+
+    @property
+    def num_rays(self) -> int:
+        return 2 * self.rays_per_direction + 1
+
+    @property
+    def frame_size(self) -> int:
+        return self.num_rays * (len(self.detectable_tags) + 2)
+
+    @property
+    def size(self) -> int:
+        return self.frame_size * max(1, self.observation_stacks)
+
+    @property
+    def observation_name(self) -> str:
+        """The name ML-Agents gives the sensor (a StackingSensor wraps it when stacking)."""
+        if self.observation_stacks > 1:
+            return f"StackingSensor_size{self.observation_stacks}_{self.name}"
+        return self.name
+
+
+class RaySensor:
+    """One agent's ray perception sensor over every area of an arena, with its observation stack.
+
+    ``perceive`` casts and returns one frame per area; ``observe`` casts, pushes the frame onto the stack
+    and returns the stacked observation ([n, size], oldest frame first); ``restart(areas)`` clears those
+    areas' stacks and returns their first observation of a new episode (call it after resetting them).
+    """
+
+    def __init__(self, arena: Arena, spec: RaySensorSpec, agent: int = 0) -> None:
+        if spec.rays_per_direction < 0 or spec.ray_length <= 0 or spec.sphere_cast_radius < 0:
+            raise EnvError(f"invalid ray sensor settings: {spec}")
+        if not 0 <= agent < arena.A:
+            raise EnvError(f"a ray sensor belongs to an agent (0..{arena.A - 1}), got {agent}")
+        self.arena, self.spec, self.agent = arena, spec, agent
+        self_slot = arena.W + agent
+        self.height = float(np.mean(arena.height[self_slot])) + spec.vertical_offset
+        targets, grow = [], []
+        for s in range(arena.S):
+            reach = self._reach(*arena.height[s])
+            if s != self_slot and reach is not None:
+                targets.append(s)
+                grow.append(reach)
+        self.targets = np.array(targets, np.intp)
+        self._grow = np.array(grow, F32)[:, None]  # in-plane radius added to each target [T, 1]
+        bounds_reach = self._reach(*arena.bounds_height) if arena.has_bounds else None
+        self.sees_bounds = bounds_reach is not None
+        self._bounds_grow = F32(bounds_reach or 0.0)
+        angles = np.radians(ray_angles(spec.rays_per_direction, spec.max_ray_degrees))
+        self._cos_a = np.cos(angles).astype(F32)[:, None]
+        self._sin_a = np.sin(angles).astype(F32)[:, None]
+        ntags = len(spec.detectable_tags)
+        # Arena tag id + 1 (so -1, untagged, is row 0) -> one-hot slot, or -1 when not detectable.
+        lut = np.full(len(arena.tags) + 1, -1, np.int16)
+        for slot, name in enumerate(spec.detectable_tags):
+            if name in arena.tags:
+                lut[arena.tags.index(name) + 1] = slot
+        self._lut = lut
+        self._tag_range = np.arange(ntags, dtype=np.int16)[None, :, None]
+        self.stacks = max(1, spec.observation_stacks)
+        self._stack = np.zeros((arena.n, self.stacks * spec.frame_size), F32)
+
+    def _reach(self, bottom: float, top: float) -> float | None:
+        """In-plane radius of the sphere against a collider of that vertical extent, or None if it passes."""
+        r = self.spec.sphere_cast_radius
+        gap = max(bottom - self.height, self.height - top, 0.0)
+        return math.sqrt(max(r * r - gap * gap, 0.0)) if gap <= r else None
+
+    def perceive(self, areas: np.ndarray | None = None) -> np.ndarray:
+        """One frame of ray observations [m, frame_size] float32 for all areas (or the given ones)."""
+        ar, spec = self.arena, self.spec
+        sel = _sel(areas)
+        m = ar.n if areas is None else len(areas)
+        R, ntags = spec.num_rays, len(spec.detectable_tags)
+        head = ar.heading[self.agent, sel]
+        sh, ch = np.sin(head), np.cos(head)
+        # Ray directions [R, m]: local angle a -> world (cos a cos h + sin a sin h, sin a cos h - cos a sin h).
+        dx = self._cos_a * ch + self._sin_a * sh
+        dz = self._sin_a * ch - self._cos_a * sh
+        ox = ar.pos[0, self.agent, sel]
+        oz = ar.pos[1, self.agent, sel]
+        tmin = np.full((R, m), np.inf, F32)
+        tags = np.full((R, m), -1, np.int16)
+        if self.targets.size:
+            tg = self.targets
+            t = _cast_rounded_boxes(
+                dx,
+                dz,
+                ar.center[0, tg][:, sel] - ox,
+                ar.center[1, tg][:, sel] - oz,
+                ar.half[0, tg][:, sel],
+                ar.half[1, tg][:, sel],
+                ar.radius[tg][:, sel] + self._grow,
+                ar.active[tg][:, sel],
+            )
+            best = t.argmin(1)  # [R, m]
+            tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
+            tags = np.take_along_axis(ar.tag[tg][:, sel], best, 0)
+        if self.sees_bounds:
+            tb = _cast_bounds(dx, dz, ox, oz, ar.bounds[:, sel], self._bounds_grow)
+            closer = tb < tmin
+            tmin = np.where(closer, tb, tmin)
+            tags = np.where(closer, np.int16(ar.bounds_tag), tags)
+        length = F32(spec.ray_length)
+        hit = tmin <= length
+        slot = self._lut[tags + 1]
+        # Built ray-major with areas last (contiguous writes), then transposed to [m, R * (tags + 2)].
+        frame = np.empty((R, ntags + 2, m), F32)
+        np.logical_and(slot[:, None, :] == self._tag_range, hit[:, None, :], out=frame[:, :ntags], casting="unsafe")
+        np.logical_not(hit, out=frame[:, ntags], casting="unsafe")
+        np.divide(tmin, length, out=frame[:, ntags + 1])
+        np.copyto(frame[:, ntags + 1], F32(1.0), where=~hit)
+        return frame.transpose(2, 0, 1).reshape(m, -1)
+
+    def observe(self) -> np.ndarray:
+        """Cast for every area, push the frame onto the stack; returns the stacked observation (a copy)."""
+        frame = self.perceive()
+        fs, st = self.spec.frame_size, self._stack
+        if self.stacks > 1:
+            st[:, :-fs] = st[:, fs:]
+        st[:, -fs:] = frame
+        return st.copy()
+
+    def clear(self, areas: np.ndarray | None = None) -> None:
+        """Zero the stacks of some areas (all by default), as ML-Agents does at an episode start."""
+        self._stack[_sel(areas)] = 0.0
+
+    def restart(self, areas: np.ndarray) -> np.ndarray:
+        """Clear the given areas' stacks and observe them once: their first observation [m, size]."""
+        rows = np.zeros((len(areas), self._stack.shape[1]), F32)
+        rows[:, -self.spec.frame_size :] = self.perceive(areas)
+        self._stack[areas] = rows
+        return rows
+
+
+def _safe_inverse(d: np.ndarray) -> np.ndarray:
+    return F32(1.0) / np.where(np.abs(d) < F32(_TINY), F32(_TINY), d)
+
+
+def _cast_bounds(
+    dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, grow: np.float32
+) -> np.ndarray:
+    """Distances [R, m] from origins inside the bounds to the first wall the grown ray meets; a wall the
+    origin starts within reach of is ignored (SphereCast's initial overlap)."""
+    out = []
+    for d, o, lo, hi in ((dx, ox, bounds[0], bounds[2]), (dz, oz, bounds[1], bounds[3])):
+        room_hi = hi - grow - o  # travel to the high wall (>= 0 inside)
+        room_lo = lo + grow - o  # travel to the low wall (<= 0 inside)
+        room_hi = np.where(room_hi < TOUCH_DISTANCE, np.inf, room_hi).astype(F32, copy=False)
+        room_lo = np.where(room_lo > -TOUCH_DISTANCE, -np.inf, room_lo).astype(F32, copy=False)
+        t = np.where(d > 0, room_hi, room_lo) * _safe_inverse(d)
+        out.append(np.where(t >= 0, t, np.inf).astype(F32, copy=False))  # a ray along the wall never meets it
+    return np.minimum(out[0], out[1])
+
+
+def _cast_rounded_boxes(
+    dx: np.ndarray,
+    dz: np.ndarray,
+    rx: np.ndarray,
+    rz: np.ndarray,
+    hx: np.ndarray,
+    hz: np.ndarray,
+    rad: np.ndarray,
+    present: np.ndarray,
+) -> np.ndarray:
+    """Distances [R, T, m] along unit rays (directions [R, m]) to rounded boxes [T, m] (centres relative
+    to the ray origins, half extents, rounding radii); inf where missed, absent, or where the origin
+    starts closer than TOUCH_DISTANCE to the shape (Unity's SphereCast ignores those colliders).
+
+    A slab test against the square that bounds the rounded box; where the entry point lies in one of the
+    square's corner regions, the answer is that corner's circle instead (the rounded boundary there).
+    """
+    ex = np.abs(rx) - hx
+    ez = np.abs(rz) - hz
+    gap = np.hypot(np.maximum(ex, F32(0.0)), np.maximum(ez, F32(0.0)))
+    skip = ((ex <= 0) & (ez <= 0)) | (gap < rad + F32(TOUCH_DISTANCE)) | ~present  # [T, m]
+
+    ddx = dx[:, None, :]
+    ddz = dz[:, None, :]
+    inv_x = _safe_inverse(ddx)
+    inv_z = _safe_inverse(ddz)
+    gx = hx + rad
+    gz = hz + rad
+    ax = (rx - gx)[None] * inv_x
+    bx = (rx + gx)[None] * inv_x
+    az = (rz - gz)[None] * inv_z
+    bz = (rz + gz)[None] * inv_z
+    tnear = np.maximum(np.minimum(ax, bx), np.minimum(az, bz))
+    tfar = np.minimum(np.maximum(ax, bx), np.maximum(az, bz))
+    square = (tnear <= tfar) & (tfar >= 0) & ~skip[None]
+    # Entry point (the origin itself if it starts inside the square) relative to the box centre; in a
+    # corner region when beyond both half extents.
+    tin = np.maximum(tnear, F32(0.0))
+    px = tin * ddx - rx[None]
+    pz = tin * ddz - rz[None]
+    corner = (np.abs(px) > hx[None]) & (np.abs(pz) > hz[None])
+    # That corner's circle: centre (relative to the origin) r + sign(p) h, radius rad.
+    kx = rx[None] + np.copysign(hx[None], px)
+    kz = rz[None] + np.copysign(hz[None], pz)
+    b = kx * ddx + kz * ddz
+    disc = b * b - (kx * kx + kz * kz - (rad * rad)[None])
+    tc = b - np.sqrt(np.maximum(disc, F32(0.0)))
+    t = np.where(corner, np.where((disc >= 0) & (tc >= 0), tc, np.inf), tnear)
+    return np.where(square & (t >= 0), t, np.inf).astype(F32, copy=False)

@@ -1,0 +1,290 @@
+"""Hallway: a vectorised port of Unity ML-Agents' Hallway example on the 2D arena engine.
+
+One agent per area walks down a walled hallway. A symbol block near the start shows either an O or an X
+(chosen at random per episode); at the far end stand two goals, an O and an X, swapped at random. The
+agent must reach the goal matching the symbol it saw, which is out of sight by then: the task needs
+memory. Facts taken from upstream (Project/Assets/ML-Agents/Examples/Hallway: HallwayAgent.cs,
+HallwaySettings.cs, Prefabs/SymbolFinderArea.prefab, Scenes/Hallway.unity):
+
+* Area (SymbolFinderArea): a 19 m x 49.5 m hallway (walls' inner faces at x = +-9.5 and z = +-24.75,
+  walls 4 m tall from 0.5 m below the floor). The scene has 16 areas, gravityMultiplier 2 (gravity 19.62,
+  which scales the floor friction) and agentRunSpeed 1.5.
+* Episode start (OnEpisodeBegin): the selection (O or X) is drawn; the matching symbol block (a 4 m wide,
+  1 m deep, 4 m tall box tagged ``symbol_O`` or ``symbol_X``) is placed at z uniform in [-5, 5] and, for
+  the O only, x uniform in [-3, 3] (the X stays at x = 0, as upstream), the other one is moved away (out
+  of every ray's and body's reach). The agent is placed at x uniform in [-3, 3], z uniform in [-20, -10]
+  (plus the ground's 0.015 m x offset, as the symbols), with a uniform random heading and zero velocity.
+  The goals stand at x = +7 and x = -7, which one is the O being drawn at random: each goal is a 4 x 4 m
+  plate 5 cm above the floor, centred 2.46 m in front of the end wall, with a 4 m tall sign against the
+  wall, both tagged ``symbol_O_Goal`` or ``symbol_X_Goal``.
+* Agent: a 1 m cube, mass 25, drag 2; a decision every 6 physics steps of 0.02 s with the action repeated
+  in between; MaxStep 3000 physics steps = 500 decisions, reaching it interrupts the episode
+  (``interrupted=True``).
+* Actions, one branch of 5 (the prefab's VectorActionSize; the docs' "4 actions" leave out 0, no-op):
+  0 no-op, 1 forward, 2 back, 3 turn right, 4 turn left. Moving is a velocity change of agentRunSpeed
+  1.5 m/s per physics step (ForceMode.VelocityChange); turning is 150 degrees per second.
+* Rewards (HallwayAgent.cs): -1/MaxStep on every physics step (-0.002 per decision; environments.md's
+  -0.0003 is per physics step); touching a goal ends the episode with SetReward(+1) for the goal that
+  matches the symbol and SetReward(-0.1) for the other, so that decision's reward is exactly +1 or -0.1.
+* Observations, as ML-Agents orders sensors (by name): ``StackingSensor_size3_RayPerceptionSensor``, a
+  RayPerceptionSensorComponent3D with tags (symbol_O_Goal, symbol_X_Goal, symbol_O, symbol_X, wall),
+  2 rays per direction over 70 degrees (5 rays), sphere cast radius 0.5, length 12, 3 observation stacks:
+  3 x 5 x 7 = 105 floats; then ``StackingSensor_size3_VectorSensor_size1``, the agent's StepCount /
+  MaxStep (physics steps, so 0, 0.002, 0.004, ... at its decisions) stacked 3 times: 3 floats. 108 floats
+  in all. The "30 observations" of the ML-Agents docs (and environments.md) are an older, legacy ray
+  layout; the prefab's sensors give 108. A stack is cleared to zeros at each episode start.
+
+Approximations (see mlx.envs.native.arena for the physics model): the agent cube is a circle of radius 0.5
+that never turns from contacts (upstream it may yaw on an off-centre impact); contacts are position
+projection with PhysX's default material; bodies rest on the floor from the first step (upstream the
+agent drops 0.5 m). A goal touched during a decision ends the episode at the end of that decision (at
+most 5 physics steps, 0.1 s, later than upstream); a goal touched on the last allowed decision counts
+(termination, not interruption). There are no environment parameters upstream; every name is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from mlx.envs.api import (
+    ActionSpec,
+    ActionTuple,
+    BaseEnv,
+    BehaviorSpec,
+    DecisionSteps,
+    EnvError,
+    EnvParameters,
+    ObservationSpec,
+    TerminalSteps,
+)
+from mlx.envs.native.arena import Arena, BodySpec, RaySensor, RaySensorSpec, StaticSpec
+
+BEHAVIOR_NAME = "Hallway"
+DT = 0.02
+DECISION_PERIOD = 6
+MAX_STEP = 3000  # physics steps (Agent.MaxStep)
+MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
+STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
+DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+RIGHT_REWARD, WRONG_REWARD = 1.0, -0.1  # SetReward: the whole reward of the decision that ends the episode
+GRAVITY = 9.81 * 2.0  # the scene's gravityMultiplier
+RUN_SPEED = 1.5  # HallwaySettings.agentRunSpeed (m/s per physics step, VelocityChange)
+TURN_SPEED = 150.0  # degrees per second (HallwayAgent.MoveAgent)
+AGENT_RADIUS = 0.5
+AGENT_HEIGHT = (0.0, 1.0)  # heights are above the floor's top (0.5 m above the area's origin upstream)
+AGENT_MASS, AGENT_DRAG = 25.0, 2.0
+BOUNDS = (-9.5, -24.75, 9.5, 24.75)  # walls' inner faces: xmin, zmin, xmax, zmax
+WALL_HEIGHT = (-1.0, 3.0)
+GROUND_X = 0.015  # the ground's x offset in the area, added to the agent's and symbols' spawn points
+AGENT_X, AGENT_Z, AGENT_Z_RANGE = 3.0, -15.0, 5.0
+SYMBOL_X, SYMBOL_Z_RANGE = 3.0, 5.0
+SYMBOL_HALF = (2.0, 0.5)
+SYMBOL_HEIGHT = (0.0, 4.0)
+GOAL_X = 7.0
+PLATE_Z, PLATE_HALF, PLATE_HEIGHT = 22.29, (2.0, 2.0), (-0.05, 0.05)
+SIGN_Z, SIGN_HALF, SIGN_HEIGHT = 24.79, (2.040585, 0.57245), (-0.00647, 4.00647)
+AWAY = (0.0, 1000.0)  # where the unused symbol waits (upstream: 1000 m below the floor)
+TAGS = ("symbol_O_Goal", "symbol_X_Goal", "symbol_O", "symbol_X", "wall")
+# Action -> (forward, right, turn) commands (HallwayAgent.MoveAgent).
+ACTIONS = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1]], np.float32)
+SENSOR = RaySensorSpec(TAGS, 2, 70.0, 0.5, 12.0, 0.0, 3, "RayPerceptionSensor")
+VECTOR_STACKS = 3
+VECTOR_NAME = f"StackingSensor_size{VECTOR_STACKS}_VectorSensor_size1"
+
+_F32 = np.float32
+
+
+class HallwayEnv(BaseEnv):
+    """``num_areas`` Hallway areas, one agent each (agent id = area index), behaviour ``Hallway``.
+
+    ``selection`` holds each area's symbol (0: O, 1: X) and ``o_goal_right`` whether its O goal is the
+    one at x = +7.
+    """
+
+    def __init__(self, num_areas: int = 16, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
+        n = int(num_areas)
+        if n < 1:
+            raise EnvError(f"Hallway needs num_areas >= 1, got {num_areas}")
+        self._n = n
+        # Upstream reads no environment parameters: any name is refused with the (empty) list.
+        self._params = EnvParameters(defaults={}, values=dict(parameters or {}))
+        self._rng = np.random.default_rng(seed)
+        statics = [
+            StaticSpec("symbol_O", AWAY, SYMBOL_HALF, SYMBOL_HEIGHT, tag="symbol_O"),
+            StaticSpec("symbol_X", AWAY, SYMBOL_HALF, SYMBOL_HEIGHT, tag="symbol_X"),
+            StaticSpec("plate_O", (GOAL_X, PLATE_Z), PLATE_HALF, PLATE_HEIGHT, tag="symbol_O_Goal"),
+            StaticSpec("sign_O", (GOAL_X, SIGN_Z), SIGN_HALF, SIGN_HEIGHT, tag="symbol_O_Goal"),
+            StaticSpec("plate_X", (-GOAL_X, PLATE_Z), PLATE_HALF, PLATE_HEIGHT, tag="symbol_X_Goal"),
+            StaticSpec("sign_X", (-GOAL_X, SIGN_Z), SIGN_HALF, SIGN_HEIGHT, tag="symbol_X_Goal"),
+        ]
+        agent = BodySpec.circle(
+            "agent", AGENT_RADIUS, height=AGENT_HEIGHT, mass=AGENT_MASS, drag=AGENT_DRAG, tag="agent"
+        )
+        self.arena = Arena(
+            n,
+            [agent],
+            statics,
+            bounds=BOUNDS,
+            bounds_height=WALL_HEIGHT,
+            bounds_tag="wall",
+            num_agents=1,
+            run_speed=RUN_SPEED,
+            turn_speed=TURN_SPEED,
+            dt=DT,
+            gravity=GRAVITY,
+        )
+        ar = self.arena
+        self._symbols = np.array([ar.slot["symbol_O"], ar.slot["symbol_X"]], np.intp)
+        self._o_goal = np.array([ar.slot["plate_O"], ar.slot["sign_O"]], np.intp)
+        self._x_goal = np.array([ar.slot["plate_X"], ar.slot["sign_X"]], np.intp)
+        self.sensor = RaySensor(ar, SENSOR)
+        self._spec = BehaviorSpec(
+            observation_specs=(
+                ObservationSpec((SENSOR.size,), SENSOR.observation_name),
+                ObservationSpec((VECTOR_STACKS,), VECTOR_NAME),
+            ),
+            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
+        )
+        self._ids = np.arange(n, dtype=np.int32)
+        self._ids.flags.writeable = False
+        self._steps = np.zeros(n, np.int32)  # decisions taken in the current episode
+        self._vector = np.zeros((n, VECTOR_STACKS), _F32)  # stacked StepCount / MaxStep, oldest first
+        self.selection = np.zeros(n, np.int8)
+        self.o_goal_right = np.zeros(n, bool)
+        self._no_op = np.zeros(n, np.intp)
+        self._started = False
+        self._decision: DecisionSteps | None = None
+        self._terminal = self._empty_terminal()
+
+    # ------------------------------------------------------------------------------------------------
+    # BaseEnv API
+    # ------------------------------------------------------------------------------------------------
+
+    @property
+    def behavior_specs(self) -> dict[str, BehaviorSpec]:
+        return {BEHAVIOR_NAME: self._spec}
+
+    @property
+    def num_areas(self) -> int:
+        return self._n
+
+    def reset(self) -> None:
+        every = np.arange(self._n)
+        self._reset_areas(every)
+        obs = [self.sensor.restart(every), self._vector.copy()]
+        self._act(self._no_op)
+        self._started = True
+        self._decision = DecisionSteps(obs=obs, reward=np.zeros(self._n, _F32), agent_id=self._ids)
+        self._terminal = self._empty_terminal()
+
+    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
+        self._check_behavior(behavior_name)
+        disc = np.asarray(actions.discrete)
+        if disc.shape != (self._n, 1):
+            raise EnvError(f"Hallway expects discrete actions of shape ({self._n}, 1), got {tuple(disc.shape)}")
+        cont = np.asarray(actions.continuous)
+        if cont.size:
+            raise EnvError(f"Hallway has no continuous actions, got shape {tuple(cont.shape)}")
+        act = disc[:, 0]
+        if act.min() < 0 or act.max() >= len(ACTIONS):
+            raise EnvError(f"Hallway actions must be in 0..{len(ACTIONS) - 1}, got {act.min()}..{act.max()}")
+        self._act(act)
+
+    def step(self) -> None:
+        if not self._started:
+            raise EnvError("call reset() before step()")
+        ar = self.arena
+        ar.clear_touches()
+        ar.step(DECISION_PERIOD)
+        touched = ar.touch_static[0]  # [W, n]
+        at_o = touched[self._o_goal].any(0)
+        at_x = touched[self._x_goal].any(0)
+        right = np.where(self.selection == 0, at_o, at_x)
+        scored = at_o | at_x
+        steps = self._steps
+        steps += 1
+        self._push_step_fraction()
+        reward = np.full(self._n, DECISION_PENALTY, _F32)
+        obs = [self.sensor.observe(), self._vector.copy()]
+        ended = scored | (steps >= MAX_DECISIONS)
+        if ended.any():
+            idx = np.flatnonzero(ended)
+            final = np.where(right[idx], _F32(RIGHT_REWARD), np.where(scored[idx], _F32(WRONG_REWARD), reward[idx]))
+            self._terminal = TerminalSteps(
+                obs=[o[idx] for o in obs], reward=final.astype(_F32), agent_id=self._ids[idx], interrupted=~scored[idx]
+            )
+            self._reset_areas(idx)
+            obs[0][idx] = self.sensor.restart(idx)
+            obs[1][idx] = self._vector[idx]
+            reward[idx] = 0.0
+        elif len(self._terminal):
+            self._terminal = self._empty_terminal()
+        self._act(self._no_op)  # until set_actions, agents do nothing (ML-Agents' empty action)
+        self._decision = DecisionSteps(obs=obs, reward=reward, agent_id=self._ids)
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        self._check_behavior(behavior_name)
+        if self._decision is None:
+            raise EnvError("call reset() before get_steps()")
+        return self._decision, self._terminal
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Top-down pictures of areas, bodies and statics coloured by tag (Arena.render)."""
+        return self.arena.render(areas)
+
+    def set_environment_parameter(self, key: str, value: float) -> None:
+        self._params.set(key, value)
+
+    # ------------------------------------------------------------------------------------------------
+    # internals
+    # ------------------------------------------------------------------------------------------------
+
+    def _act(self, actions: np.ndarray) -> None:
+        cmd = ACTIONS[actions].T[:, None, :]  # [3, 1, n]
+        self.arena.drive(cmd[0], cmd[1], cmd[2])
+
+    def _push_step_fraction(self) -> None:
+        """CollectObservations' StepCount / MaxStep pushed onto each area's stack (oldest first)."""
+        v = self._vector
+        v[:, :-1] = v[:, 1:]
+        v[:, -1] = self._steps * (DECISION_PERIOD / MAX_STEP)
+
+    def _reset_areas(self, idx: np.ndarray) -> None:
+        """OnEpisodeBegin for the given areas: symbol, agent and goals placed; stacks cleared."""
+        ar, rng, m = self.arena, self._rng, idx.size
+        sel = rng.integers(0, 2, m).astype(np.int8)
+        self.selection[idx] = sel
+        shown = self._symbols[sel]  # the slot of each area's symbol
+        hidden = self._symbols[1 - sel]
+        sx = np.where(sel == 0, rng.uniform(-SYMBOL_X, SYMBOL_X, m), 0.0) + GROUND_X
+        sz = rng.uniform(-SYMBOL_Z_RANGE, SYMBOL_Z_RANGE, m)
+        ar.center[0, shown, idx], ar.center[1, shown, idx] = sx, sz
+        ar.center[0, hidden, idx], ar.center[1, hidden, idx] = AWAY
+        ar.active[shown, idx] = True
+        ar.active[hidden, idx] = False
+        ar.pos[0, 0, idx] = rng.uniform(-AGENT_X, AGENT_X, m) + GROUND_X
+        ar.pos[1, 0, idx] = AGENT_Z + rng.uniform(-AGENT_Z_RANGE, AGENT_Z_RANGE, m)
+        ar.heading[0, idx] = rng.uniform(0.0, 2.0 * np.pi, m)
+        ar.stop(idx)
+        o_right = rng.integers(0, 2, m) == 0
+        self.o_goal_right[idx] = o_right
+        ox = np.where(o_right, GOAL_X, -GOAL_X).astype(_F32)
+        ar.center[0, self._o_goal[:, None], idx[None, :]] = ox
+        ar.center[0, self._x_goal[:, None], idx[None, :]] = -ox
+        ar.refresh()
+        self._steps[idx] = 0
+        self._vector[idx] = 0.0
+
+    def _check_behavior(self, name: str) -> None:
+        if name != BEHAVIOR_NAME:
+            raise EnvError(f"unknown behavior '{name}'; this env has: {BEHAVIOR_NAME}")
+
+    def _empty_terminal(self) -> TerminalSteps:
+        return TerminalSteps(
+            obs=[np.zeros((0, *o.shape), _F32) for o in self._spec.observation_specs],
+            reward=np.zeros(0, _F32),
+            agent_id=np.zeros(0, np.int32),
+            interrupted=np.zeros(0, bool),
+        )

@@ -1,0 +1,1 @@
+"""ML-Agents' gRPC protocol: Unity builds, mlx env processes (`mlx-env`), side channels."""

@@ -1,0 +1,91 @@
+"""Every error a user can meet and fix, and the one line they see for it.
+
+A user error ends a run with one line on stderr (``mlx: error: ...``) naming the problem and the fix, and
+exit code 2; nothing already saved is lost. Bugs are not user errors: they keep their traceback.
+Library exceptions (Hydra, OmegaConf) are imported where they are classified, not at import time, so that
+``import mlx.errors`` stays cheap for every module that raises.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+USAGE_ERROR = 2
+
+
+class ConfigError(ValueError):
+    """A configuration value a user must change; the message names the key and what is allowed."""
+
+
+class EnvError(RuntimeError):
+    """A problem with an environment a user can act on (bad parameter, disconnect, ...)."""
+
+
+class RunError(RuntimeError):
+    """The run cannot start as asked (existing run_id, nothing to resume, ...); says how to fix it."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
+
+
+def one_line(message: str) -> str:
+    """Fold a multi-line library message into one line, dropping Hydra's search-path listing and
+    OmegaConf's debugging details."""
+    kept = []
+    for line in str(message).splitlines():
+        line = line.strip()
+        if line.startswith(("Config search path", "provider=")):
+            break
+        if not line or line.startswith(("full_key:", "object_type=", "reference_type=")):
+            continue
+        if line.endswith("_schema"):  # ConfigStore schemas are not options a user picks
+            continue
+        kept.append(line)
+    text = " ".join(kept)
+    text = re.sub(r"Available options in '([^']+)':", r"; available options in '\1':", text)
+    return re.sub(r"\s+", " ", text).replace(" ;", ";")
+
+
+def one_line_error(exc: BaseException) -> str:
+    """An exception as one short line, for logs and status files."""
+    return " ".join(str(exc).split())[:300]
+
+
+def describe(exc: BaseException) -> str:
+    """The one line a user sees for a configuration or run error."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
+        parent = getattr(cause, "parent_node", None)
+        known = sorted(str(k) for k in parent) if parent is not None and hasattr(parent, "keys") else []
+        hint = f"; allowed keys there: {', '.join(known)}" if known else ""
+        return f"unknown key '{cause.full_key}'{hint}"
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+        return f"{cause.full_key}: {one_line(str(cause))}"
+    return one_line(str(exc))
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """mlx's user errors and the configuration libraries' own (a bad override, a missing group option)."""
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return (
+        ConfigError,
+        EnvError,
+        RunError,
+        TrainingError,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+        OmegaConfBaseException,
+    )
+
+
+def fail(exc: BaseException) -> None:
+    """Print the user's one line and exit with USAGE_ERROR."""
+    print(f"mlx: error: {describe(exc)}", file=sys.stderr)
+    sys.exit(USAGE_ERROR)

@@ -1,0 +1,1 @@
+"""What `mode=` runs besides training: evaluate, watch, record. Env + policy only."""

@@ -1,0 +1,1 @@
+"""Environment parameters: samplers and curricula (ML-Agents' environment_parameters)."""

@@ -1,0 +1,1 @@
+"""Experiment records: the MLflow writer, run comparison and learning curves."""

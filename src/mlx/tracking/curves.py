@@ -1,0 +1,119 @@
+"""Learning curves of one run, from its run_logs/stats.jsonl: run_logs/<Behavior>_curves.png.
+
+Written at the end of every training run and logged to MLflow beside stats.jsonl (artifact folder
+run_logs/); ``python -m mlx.tracking.curves results/<run_id>`` draws them again for any run folder, e.g. one
+stopped with Ctrl-C. One PNG per behaviour, one panel per statistic: the cumulative reward with a band
+of ± its std over the summary period's episodes, the episode length, the policy's entropy, then every
+``Losses/*`` statistic the trainer reported (PPO: policy and value loss; SAC: policy, Q and entropy
+coefficient losses; reward signals add theirs). The panels are drawn by mlx.tracking.compare's plotting code,
+so they look like ``python -m mlx.tracking.compare``'s curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlx.tracking.compare import Group, RunCurve, draw_groups, figure, save_figure
+
+REWARD = "Environment/Cumulative Reward"
+KEY_STATISTICS = ("Environment/Episode Length", "Policy/Entropy")
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    """The summary rows of a stats.jsonl (a line cut short by a kill is skipped)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "behavior" in row and "step" in row:
+            rows.append(row)
+    return rows
+
+
+def panels(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The statistics to draw, in order: reward, the key statistics, the losses (those present)."""
+    names = {k for row in rows for k, v in row.items() if v is not None}
+    losses = sorted(k for k in names if k.startswith("Losses/"))
+    return [REWARD, *(k for k in KEY_STATISTICS if k in names), *losses]
+
+
+def write_curves(stats: Path, behavior: str, out: Path, title: str = "") -> Path | None:
+    """Draw one behaviour's curves from a stats.jsonl into out (PNG); None when it has no summary yet."""
+    rows = [r for r in read_stats(stats) if r["behavior"] == behavior] if stats.exists() else []
+    if not rows:
+        return None
+    rows.sort(key=lambda r: r["step"])
+    names = panels(rows)
+    cols = 2 if len(names) > 1 else 1
+    fig, axes = figure(math.ceil(len(names) / cols), cols, panel=(6, 3.6))
+    for ax, name in zip(axes.flat, names, strict=False):
+        key = "mean_reward" if name == REWARD else name
+        kept = [r for r in rows if r.get(key) is not None]
+        steps = np.array([r["step"] for r in kept], np.int64)
+        values = np.array([r[key] for r in kept], np.float64)
+        curve = RunCurve(run_id=behavior, name=behavior, params={}, tags={}, steps=steps, values=values)
+        draw_groups(ax, [Group(key=(), runs=[curve], label=behavior)], name, legend=False)
+        if name == REWARD and len(kept):
+            std = np.array([r.get("std_reward") or 0.0 for r in kept], np.float64)
+            band = ax.fill_between(steps, values - std, values + std, alpha=0.2, linewidth=0)
+            ax.legend([band], ["± std over the episodes of a summary"], fontsize=8, loc="best")
+        if not len(kept):
+            ax.text(0.5, 0.5, "no episode ended yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel("")  # the title names it
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle(title or behavior)
+    save_figure(fig, out)
+    return out
+
+
+def write_run_curves(root: Path, behaviors: Sequence[str] | None = None) -> list[Path]:
+    """Curves of every behaviour of a run folder (results/<run_id>) into its run_logs/."""
+    stats = root / "run_logs" / "stats.jsonl"
+    if behaviors is None:
+        behaviors = sorted({r["behavior"] for r in read_stats(stats)}) if stats.exists() else []
+    written = []
+    for name in behaviors:
+        path = write_curves(stats, name, root / "run_logs" / f"{name}_curves.png", f"{root.name}: {name}")
+        if path is not None:
+            written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlx.tracking.curves", description="Draw a run's learning curves into its run_logs/ (PNG)."
+    )
+    parser.add_argument("run", help="a run folder, e.g. results/<run_id>")
+    args = parser.parse_args(argv)
+    root = Path(args.run)
+    stats = root / "run_logs" / "stats.jsonl"
+    if not stats.exists():
+        print(
+            f"mlx.tracking.curves: error: {stats} does not exist; give a run folder such as results/<run_id>",
+            file=sys.stderr,
+        )
+        return 2
+    written = write_run_curves(root)
+    if not written:
+        print(f"mlx.tracking.curves: error: {stats} has no summary yet (a run writes one every summary_freq steps)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

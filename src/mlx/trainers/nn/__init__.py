@@ -1,0 +1,1 @@
+"""Network pieces shared by every trainer: encoders, actor, critic, normaliser."""

@@ -1,0 +1,356 @@
+"""Policy and value networks: observation normaliser, MLP bodies, action distributions, value heads.
+
+Distributions are written as plain tensor math rather than torch.distributions objects: acting happens
+once per env step on small batches, where object construction and argument validation cost more than
+the maths.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlx.config import ConditioningType, NetworkSettings
+from mlx.envs.api import BehaviorSpec
+from mlx.trainers.nn.encoders import ObsLayout, StateEncoder
+
+LOG_2PI = math.log(2.0 * math.pi)
+# ML-Agents samples an unbounded Gaussian and sends clamp(a, -3, 3) / 3 to the env.
+CONTINUOUS_CLIP = 3.0
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+MASKED_LOGIT = -1e8
+
+
+class Normalizer(nn.Module):
+    """Running mean and variance of vector observations (Chan's parallel update), clipped to +-5 sigma."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        self.register_buffer("count", torch.tensor(1e-4))
+
+    def update(self, x: torch.Tensor | np.ndarray) -> None:
+        if isinstance(x, np.ndarray):
+            if self.mean.device.type == "cpu":
+                return self._update_numpy(x)
+            x = torch.as_tensor(x, device=self.mean.device)
+        self._update_torch(x)
+
+    @torch.no_grad()
+    def _update_torch(self, x: torch.Tensor) -> None:
+        x = x.reshape(-1, self.mean.shape[0]).to(self.mean.dtype)
+        n = x.shape[0]
+        if n == 0:
+            return
+        batch_mean = x.mean(0)
+        batch_var = x.var(0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def _update_numpy(self, x: np.ndarray) -> None:
+        """The same update on numpy views of the CPU buffers: a dozen small torch ops cost about 0.5 ms,
+        paid at every trajectory PPO adds (often every other env step early in a run)."""
+        x = x.reshape(-1, self.mean.shape[0])
+        n = len(x)
+        if n == 0:
+            return
+        mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
+        batch_mean = x.mean(0, dtype=np.float64)
+        centred = x - batch_mean
+        batch_var = np.einsum("ij,ij->j", centred, centred) / n  # np.var's generic path is several times slower
+        total = float(count) + n
+        delta = batch_mean - mean
+        m2 = var * float(count) + batch_var * n + delta * delta * (float(count) * n / total)
+        mean += (delta * (n / total)).astype(np.float32)
+        var[:] = m2 / total
+        count[...] = total
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-5.0, 5.0)
+
+
+def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
+    """ML-Agents' vector encoder: `layers` dense layers with Swish (SiLU) activations."""
+    mods: list[nn.Module] = []
+    size = in_size
+    for _ in range(layers):
+        lin = nn.Linear(size, hidden)
+        nn.init.kaiming_normal_(lin.weight, nonlinearity="linear")
+        nn.init.zeros_(lin.bias)
+        mods += [lin, nn.SiLU()]
+        size = hidden
+    return nn.Sequential(*mods)
+
+
+def flat_obs_size(spec: BehaviorSpec) -> int:
+    """Floats in one agent step's flat observation row (every spec flattened, cameras included)."""
+    return ObsLayout(spec, ConditioningType.none).size
+
+
+class InputNormalizer(nn.Module):
+    """The running normaliser applied to the vector columns of flat rows (cameras and hypernetwork goals
+    pass through unchanged), shared by every network of a module."""
+
+    def __init__(self, spec: BehaviorSpec, settings: NetworkSettings) -> None:
+        super().__init__()
+        self.layout = ObsLayout(spec, ConditioningType(settings.conditioning_type))
+        self.stats = Normalizer(self.layout.vector_size)
+
+    def update(self, x: torch.Tensor | np.ndarray) -> None:
+        if isinstance(x, np.ndarray) and self.layout.plain:
+            return self.stats.update(x)
+        self.stats.update(self.layout.vectors(torch.as_tensor(x, device=self.stats.mean.device)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layout.plain:
+            return self.stats(x)
+        if not self.layout.vector_size:
+            return x
+        cols = self.layout.vector_columns.to(x.device)  # type: ignore[union-attr]
+        return x.index_copy(1, cols, self.stats(x.index_select(1, cols)))
+
+
+@dataclass
+class PolicyOutput:
+    """What acting produces for a batch: the sampled raw actions and their log-probability."""
+
+    continuous: torch.Tensor  # [B, C] raw Gaussian samples (env gets clamp(., -3, 3) / 3)
+    discrete: torch.Tensor  # [B, D] int64
+    log_prob: torch.Tensor  # [B] joint log-probability of all action components
+    entropy: torch.Tensor  # [B]
+    memories: torch.Tensor | None = None  # [B, memory_size] after this step (networks with memory)
+
+
+class Actor(nn.Module):
+    """Gaussian head and/or one categorical per discrete branch.
+
+    PPO (ML-Agents' defaults): state-independent log std, unbounded samples sent to the env as
+    clamp(a, -3, 3) / 3. SAC: `conditional_sigma` (log std from the body) and `tanh_squash` (samples
+    squashed into [-1, 1], with the log-density corrected for the squashing).
+    """
+
+    def __init__(
+        self,
+        spec: BehaviorSpec,
+        settings: NetworkSettings,
+        conditional_sigma: bool = False,
+        tanh_squash: bool = False,
+    ) -> None:
+        super().__init__()
+        action_spec = spec.action_spec
+        self.action_spec = action_spec
+        self.conditional_sigma = conditional_sigma
+        self.tanh_squash = tanh_squash
+        self.body = StateEncoder(spec, settings)
+        self.memory_size = self.body.memory_size
+        hidden = self.body.output_size
+        self.mu: nn.Linear | None = None
+        if action_spec.continuous_size:
+            size = action_spec.continuous_size
+            self.mu = nn.Linear(hidden, 2 * size if conditional_sigma else size)
+            nn.init.kaiming_normal_(self.mu.weight, nonlinearity="linear")
+            self.mu.weight.data.mul_(0.2)
+            nn.init.zeros_(self.mu.bias)
+            if not conditional_sigma:
+                self.log_std = nn.Parameter(torch.zeros(size))
+        self.branches = tuple(action_spec.discrete_branches)
+        self.logits: nn.Linear | None = None
+        if self.branches:
+            self.logits = nn.Linear(hidden, sum(self.branches))
+            nn.init.kaiming_normal_(self.logits.weight, nonlinearity="linear")
+            self.logits.weight.data.mul_(0.1)
+            nn.init.zeros_(self.logits.bias)
+
+    def _heads(
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor], torch.Tensor | None]:
+        h, new_memories = self.body(obs, memories, sequence_length)
+        mu = log_std = None
+        if self.mu is not None:
+            out = self.mu(h)
+            if self.conditional_sigma:
+                mu, log_std = out.chunk(2, dim=-1)
+            else:
+                mu, log_std = out, self.log_std
+            log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        log_probs: list[torch.Tensor] = []
+        if self.logits is not None:
+            logits = self.logits(h)
+            if masks is not None:
+                logits = logits.masked_fill(~masks, MASKED_LOGIT)
+            log_probs = [torch.log_softmax(chunk, dim=1) for chunk in torch.split(logits, self.branches, 1)]
+        return mu, log_std, log_probs, new_memories
+
+    def distribution(
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor]]:
+        """The policy's parameters on a batch: Gaussian mean and log std (None without continuous actions)
+        and each branch's log-probabilities; what behavioral cloning fits to demonstrations."""
+        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
+        return mu, log_std, branch_logp
+
+    def sample(
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        deterministic: bool = False,
+        memories: torch.Tensor | None = None,
+    ) -> PolicyOutput:
+        mu, log_std, branch_logp, new_memories = self._heads(obs, masks, memories)
+        batch = obs.shape[0]
+        log_prob = torch.zeros(batch, device=obs.device)
+        entropy = torch.zeros(batch, device=obs.device)
+        cont = torch.zeros(batch, 0, device=obs.device)
+        if mu is not None:
+            assert log_std is not None
+            cont = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
+            log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
+            entropy = entropy + gaussian_entropy(log_std).expand(batch)
+            if self.tanh_squash:
+                log_prob = log_prob - tanh_log_det(cont)
+                cont = torch.tanh(cont)
+        disc_cols = []
+        for logp in branch_logp:
+            choice = logp.argmax(1) if deterministic else torch.multinomial(logp.exp(), 1).squeeze(1)
+            disc_cols.append(choice)
+            log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
+            entropy = entropy - (logp.exp() * logp).sum(1)
+        disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
+        return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
+
+    def sac_sample(
+        self,
+        obs: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
+        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact).
+        With memory, obs holds sequences of sequence_length steps replayed from ``memories``."""
+        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
+        batch = obs.shape[0]
+        if mu is None:
+            return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp
+        assert log_std is not None
+        u = mu + torch.randn_like(mu) * log_std.exp()
+        log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)
+        return torch.tanh(u), log_prob, branch_logp
+
+    def evaluate(
+        self,
+        obs: torch.Tensor,
+        cont: torch.Tensor,
+        disc: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        memories: torch.Tensor | None = None,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probability and entropy of given raw (unsquashed) actions (for PPO's ratio). With memory,
+        obs holds sequences of sequence_length steps and memories their initial LSTM states."""
+        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
+        batch = obs.shape[0]
+        log_prob = torch.zeros(batch, device=obs.device)
+        entropy = torch.zeros(batch, device=obs.device)
+        if mu is not None:
+            assert log_std is not None
+            log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
+            entropy = entropy + gaussian_entropy(log_std).expand(batch)
+        for i, logp in enumerate(branch_logp):
+            log_prob = log_prob + logp.gather(1, disc[:, i : i + 1].long()).squeeze(1)
+            entropy = entropy - (logp.exp() * logp).sum(1)
+        return log_prob, entropy
+
+
+def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Joint log-density of a diagonal Gaussian, summed over action dimensions."""
+    z = (x - mu) * torch.exp(-log_std)
+    return (-0.5 * z.square() - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
+    """log |d tanh(u) / du| summed over dimensions, in a numerically stable form."""
+    return (2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    return (log_std + 0.5 * (LOG_2PI + 1.0)).sum(-1)
+
+
+def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
+    """The env-facing continuous action: ML-Agents' clamp(a, -3, 3) / 3, always inside [-1, 1]."""
+    return raw.clamp(-CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+
+
+class Critic(nn.Module):
+    """Its own body and one value head per reward stream (ML-Agents: each stream has its own gamma)."""
+
+    def __init__(self, spec: BehaviorSpec, streams: list[str], settings: NetworkSettings) -> None:
+        super().__init__()
+        self.streams = list(streams)
+        self.body = StateEncoder(spec, settings)
+        self.memory_size = self.body.memory_size
+        self.heads = nn.Linear(self.body.output_size, len(self.streams))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Values [B, K], one column per reward stream (networks without memory)."""
+        return self.heads(self.body(obs)[0])
+
+    def values(
+        self, obs: torch.Tensor, memories: torch.Tensor | None, sequence_length: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Values [B, K] and the memories after the last step (None without memory)."""
+        h, new_memories = self.body(obs, memories, sequence_length)
+        return self.heads(h), new_memories
+
+
+class EnsembleMLP(nn.Module):
+    """`members` independent MLPs evaluated with one batched matmul per layer (SAC's twin Q networks).
+
+    forward(x, detach=True) uses detached weights: the policy loss needs Q's gradient with respect to
+    the action but must not train Q, and one backward pass then serves every loss.
+    """
+
+    def __init__(self, members: int, in_size: int, hidden: int, layers: int, out_size: int) -> None:
+        super().__init__()
+        sizes = [in_size] + [hidden] * layers + [out_size]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            w = torch.empty(members, a, b)
+            for m in range(members):
+                nn.init.kaiming_normal_(w[m].T, nonlinearity="linear")  # same scale as the MLPs above
+            if i == len(sizes) - 2:
+                w.mul_(0.1)
+            self.weights.append(nn.Parameter(w))
+            self.biases.append(nn.Parameter(torch.zeros(members, 1, b)))
+
+    def forward(self, x: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        """x: [B, in] (shared by members) or [M, B, in]; returns [M, B, out]."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.weights[0].shape[0], -1, -1)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if detach:
+                w, b = w.detach(), b.detach()
+            x = torch.baddbmm(b, x, w)
+            if i < last:
+                x = nn.functional.silu(x)
+        return x

@@ -1,0 +1,1 @@
+"""PPO (`trainer=ppo`): the on-policy trainer and its numpy fast path."""

@@ -1,0 +1,1 @@
+"""SAC (`trainer=sac`): the off-policy trainer and its replay buffer."""

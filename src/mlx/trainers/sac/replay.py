@@ -1,0 +1,239 @@
+"""Off-policy experience: a bounded, preallocated replay buffer and a per-agent transition assembler.
+
+The buffer is a ring of numpy arrays allocated once at `buffer_size`, so memory never grows past it;
+it saves and loads exactly (save_replay_buffer). The assembler turns consecutive env steps of each
+agent into (obs, action, reward, next_obs, terminated) transitions with array operations over agents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.trainers.base import concat_vector_obs
+from mlx.trainers.trajectory import AgentSlots, EpisodeStats
+
+
+class ReplayBuffer:
+    """Fixed-capacity ring of named arrays; the oldest transitions are overwritten first."""
+
+    def __init__(self, capacity: int, fields: dict[str, tuple[tuple[int, ...], np.dtype]]) -> None:
+        self.capacity = capacity
+        self.data = {name: np.zeros((capacity, *shape), dtype=dtype) for name, (shape, dtype) in fields.items()}
+        self.size = 0
+        self.cursor = 0  # next row to write
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.data.values())
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, **arrays: np.ndarray) -> None:
+        n = len(next(iter(arrays.values())))
+        if n == 0:
+            return
+        if n > self.capacity:  # only the newest `capacity` rows can be kept
+            arrays = {k: v[-self.capacity :] for k, v in arrays.items()}
+            n = self.capacity
+        rows = (self.cursor + np.arange(n)) % self.capacity
+        for name, store in self.data.items():
+            store[rows] = arrays[name]
+        self.cursor = int((self.cursor + n) % self.capacity)
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        idx = rng.integers(0, self.size, size=n)
+        return {name: store[idx] for name, store in self.data.items()}
+
+    def save(self, path: Path) -> None:
+        """Write the filled part atomically (np.savez, then rename)."""
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        filled = {f"data_{k}": v[: self.size] for k, v in self.data.items()}
+        np.savez(tmp, size=self.size, cursor=self.cursor, capacity=self.capacity, **filled)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        with np.load(path) as f:
+            size, cursor = int(f["size"]), int(f["cursor"])
+            if size > self.capacity:
+                raise ValueError(
+                    f"{path} holds {size} transitions but buffer_size is {self.capacity}; raise buffer_size"
+                )
+            for name, store in self.data.items():
+                key = f"data_{name}"
+                if key not in f or f[key].shape[1:] != store.shape[1:]:
+                    raise ValueError(f"{path} does not match this behaviour's observations/actions ({name})")
+                store[:size] = f[key]
+            self.size = size
+            self.cursor = cursor % self.capacity if size == self.capacity else size
+
+
+@dataclass
+class Transitions:
+    obs: np.ndarray
+    continuous: np.ndarray
+    discrete: np.ndarray
+    reward: np.ndarray
+    mask: np.ndarray  # action mask at obs (True = allowed)
+    next_obs: np.ndarray
+    terminated: np.ndarray
+    slots: np.ndarray  # the agents' dense slot indices
+    episode_end: bool  # these transitions end their agents' episodes
+    memory: np.ndarray  # [n, M] the networks' memory when the action was chosen ([n, 0] without memory)
+
+
+class TransitionAssembler:
+    """Remembers each agent's last observation and action until its next step brings reward and next obs."""
+
+    def __init__(self, spec: BehaviorSpec, obs_size: int, memory_size: int = 0) -> None:
+        self.spec = spec
+        self.memory = np.zeros((0, memory_size), np.float32)
+        a = spec.action_spec
+        self.mask_size = sum(a.discrete_branches)
+        self.slots = AgentSlots()
+        self.obs = np.zeros((0, obs_size), np.float32)
+        self.continuous = np.zeros((0, a.continuous_size), np.float32)
+        self.discrete = np.zeros((0, a.discrete_size), np.int32)
+        self.mask = np.zeros((0, self.mask_size), bool)
+        self.pending = np.zeros(0, bool)
+        self.episode_return = np.zeros(0)
+        self.episode_length = np.zeros(0, np.int64)
+
+    def slots_for(self, ids: np.ndarray) -> np.ndarray:
+        """Dense slot indices of agents (new agents get new slots)."""
+        slots = self.slots.lookup(ids)
+        grow = self.slots.count - len(self.pending)
+        if grow > 0:
+            self.obs = np.concatenate([self.obs, np.zeros((grow, self.obs.shape[1]), np.float32)])
+            self.continuous = np.concatenate([self.continuous, np.zeros((grow, self.continuous.shape[1]), np.float32)])
+            self.discrete = np.concatenate([self.discrete, np.zeros((grow, self.discrete.shape[1]), np.int32)])
+            self.mask = np.concatenate([self.mask, np.ones((grow, self.mask_size), bool)])
+            self.memory = np.concatenate([self.memory, np.zeros((grow, self.memory.shape[1]), np.float32)])
+            self.pending = np.concatenate([self.pending, np.zeros(grow, bool)])
+            self.episode_return = np.concatenate([self.episode_return, np.zeros(grow)])
+            self.episode_length = np.concatenate([self.episode_length, np.zeros(grow, np.int64)])
+        return slots
+
+    def _close(
+        self, slots: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray, ended: bool
+    ) -> Transitions:
+        self.pending[slots] = False
+        return Transitions(
+            self.obs[slots],
+            self.continuous[slots],
+            self.discrete[slots],
+            reward.astype(np.float32),
+            self.mask[slots],
+            next_obs,
+            terminated,
+            slots,
+            ended,
+            self.memory[slots],
+        )
+
+    def end_episodes(self, terminal: TerminalSteps) -> tuple[Transitions | None, EpisodeStats]:
+        if len(terminal) == 0:
+            return None, EpisodeStats(np.zeros(0), np.zeros(0, np.int64))
+        slots = self.slots_for(terminal.agent_id)
+        self.episode_return[slots] += terminal.reward
+        stats = EpisodeStats(self.episode_return[slots].copy(), self.episode_length[slots].copy())
+        self.episode_return[slots] = 0.0
+        self.episode_length[slots] = 0
+        pending = self.pending[slots]
+        if not pending.any():
+            return None, stats
+        next_obs = concat_vector_obs([o[pending] for o in terminal.obs])
+        return self._close(
+            slots[pending], terminal.reward[pending], next_obs, ~terminal.interrupted[pending].astype(bool), ended=True
+        ), stats
+
+    def next_step(self, decision: DecisionSteps, obs: np.ndarray) -> Transitions | None:
+        """Close the pending transitions of deciding agents with `obs` (their flat observations) as next_obs."""
+        slots = self.slots_for(decision.agent_id)
+        self.episode_return[slots] += decision.reward
+        pending = self.pending[slots]
+        if not pending.any():
+            return None
+        return self._close(
+            slots[pending], decision.reward[pending], obs[pending], np.zeros(int(pending.sum()), bool), ended=False
+        )
+
+    def begin(
+        self,
+        decision: DecisionSteps,
+        obs: np.ndarray,
+        continuous: np.ndarray,
+        discrete: np.ndarray,
+        mask: np.ndarray | None,
+        memory: np.ndarray | None = None,
+    ) -> None:
+        slots = self.slots_for(decision.agent_id)
+        if memory is not None:
+            self.memory[slots] = memory
+        if self.mask_size:
+            self.mask[slots] = True if mask is None else mask
+        self.obs[slots] = obs
+        self.continuous[slots] = continuous
+        self.discrete[slots] = discrete
+        self.pending[slots] = True
+        self.episode_length[slots] += 1
+
+    def reset(self) -> None:
+        self.pending[:] = False
+        self.episode_return[:] = 0.0
+        self.episode_length[:] = 0
+
+
+class SequenceBuilder:
+    """Cuts each agent's transitions into sequences of ``length`` steps for recurrent SAC.
+
+    Transitions arrive in order per agent; a sequence is complete after ``length`` steps or at its
+    episode's end (then zero-padded, with ``valid`` False on the padding). Complete sequences come out
+    as arrays [S, length, ...] plus ``valid`` [S, length] and ``memories`` [S, M], the memory stored
+    with each sequence's first step, from which training replays the networks. Sequences never cross
+    episodes. Vectorised over agents: one call handles every agent of an env step.
+    """
+
+    def __init__(self, fields: dict[str, tuple[tuple[int, ...], np.dtype]], length: int, memory_size: int) -> None:
+        self.fields = fields
+        self.length = length
+        self.memory_size = memory_size
+        self.data = {name: np.zeros((0, length, *shape), dtype) for name, (shape, dtype) in fields.items()}
+        self.count = np.zeros(0, np.int64)
+        self.start_memory = np.zeros((0, memory_size), np.float32)
+
+    def _grow(self, slots: int) -> None:
+        extra = slots - len(self.count)
+        if extra <= 0:
+            return
+        for name, store in self.data.items():
+            self.data[name] = np.concatenate([store, np.zeros((extra, *store.shape[1:]), store.dtype)])
+        self.count = np.concatenate([self.count, np.zeros(extra, np.int64)])
+        self.start_memory = np.concatenate([self.start_memory, np.zeros((extra, self.memory_size), np.float32)])
+
+    def add(self, slots: np.ndarray, ended: bool, memory: np.ndarray, **arrays: np.ndarray) -> dict[str, np.ndarray]:
+        """Append one transition per agent; returns the sequences completed by it (possibly none)."""
+        self._grow(int(slots.max()) + 1 if len(slots) else 0)
+        pos = self.count[slots]
+        first = pos == 0
+        self.start_memory[slots[first]] = memory[first]
+        for name, store in self.data.items():
+            store[slots, pos] = arrays[name]
+        self.count[slots] = pos + 1
+        done = slots[(pos + 1 >= self.length) | ended]
+        out = {name: store[done].copy() for name, store in self.data.items()}
+        out["valid"] = np.arange(self.length)[None, :] < self.count[done][:, None]
+        out["memories"] = self.start_memory[done].copy()
+        for store in self.data.values():
+            store[done] = 0
+        self.count[done] = 0
+        return out
+
+    def reset(self) -> None:
+        """Forget sequences in progress (after an env reset)."""
+        self.count[:] = 0

@@ -1,0 +1,1 @@
+"""One training run: the collect/update loop, its callbacks, checkpoints and status files."""
