@@ -1,0 +1,185 @@
+"""Two commits side by side: 3DBall PPO and SAC time to 95, and native-env throughput, old vs new.
+
+    python benchmarks/commits_side_by_side.py --old <rev> [--new <rev>] [--seeds 1 2 3] [--envs 3dball pushblock]
+
+What a change that should not alter speed (a restructuring) is held to: each measurement runs once per
+commit, the two commits alternating (old, new, old, new, ...) so that whatever else loads the machine
+falls on both alike. Each commit is checked out into a temporary git worktree and imported from there
+(PYTHONPATH=<worktree>/src, its own conf/); --new defaults to the working tree itself. Training runs are
+the command users type (`python -m mlx trainer=<t> env=3dball seed=S stop_at_reward=95`, tracking off),
+timed by the run's own clock (seconds to the target in stats.jsonl). Env throughput uses only the env API
+both commits share (make_env, set_actions/step/get_steps). Prints a table of medians and new/old ratios
+and writes benchmarks/results/commits_side_by_side.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from statistics import median
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results" / "commits_side_by_side.json"
+
+# Env throughput in a fresh interpreter of the commit under test: agent-steps/s under random actions.
+THROUGHPUT = """
+import json, sys, time
+import numpy as np
+from mlx.envs import make_env
+name, areas, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+env = make_env(name, num_areas=areas, seed=0)
+rng = np.random.default_rng(0)
+env.reset()
+names = list(env.behavior_specs)
+cap = max(areas, *(len(env.get_steps(n)[0]) for n in names))
+batches = [{n: env.behavior_specs[n].action_spec.random(cap, rng) for n in names} for _ in range(16)]
+
+def one(i):
+    done = 0
+    for n in names:
+        k = len(env.get_steps(n)[0])
+        a = batches[i % 16][n]
+        env.set_actions(n, type(a)(a.continuous[:k], a.discrete[:k]))
+        done += k
+    env.step()
+    return done
+
+for i in range(20):
+    one(i)
+steps, i, start = 0, 0, time.perf_counter()
+while time.perf_counter() - start < seconds:
+    steps += one(i)
+    i += 1
+print(json.dumps({"agent_steps_per_sec": steps / (time.perf_counter() - start)}))
+"""
+
+
+def checkout(rev: str, folder: Path) -> Path:
+    """A worktree of rev under folder (the repository's own history; nothing is fetched)."""
+    path = folder / rev.replace("/", "_")
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "-f", str(path), rev], cwd=REPO, check=True, capture_output=True
+    )
+    return path
+
+
+def python_env(tree: Path) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(tree / "src"), PYTHONUNBUFFERED="1")
+
+
+def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Path) -> dict:
+    run_id = f"side-{trainer}-{seed}"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlx",
+        f"trainer={trainer}",
+        "env=3dball",
+        f"seed={seed}",
+        f"run_id={run_id}",
+        f"stop_at_reward={target}",
+        "tracking=none",
+        "progress=plain",
+    ]
+    proc = subprocess.run(cmd, cwd=work, env=python_env(tree), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"{tree.name}: training failed (seed {seed}):\n{proc.stderr[-3000:]}")
+    stats = work / "results" / run_id / "run_logs" / "stats.jsonl"
+    rows = [json.loads(line) for line in stats.read_text().splitlines()]
+    shutil.rmtree(work / "results" / run_id)
+    hit = next((r for r in rows if r["mean_reward"] is not None and r["mean_reward"] >= target), None)
+    if hit is None:
+        raise SystemExit(f"{tree.name}: {trainer} seed {seed} did not reach {target}")
+    return {"steps": hit["step"], "seconds": hit["time_elapsed"]}
+
+
+def throughput(tree: Path, env: str, areas: int, seconds: float) -> float:
+    proc = subprocess.run(
+        [sys.executable, "-c", THROUGHPUT, env, str(areas), str(seconds)],
+        env=python_env(tree),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.splitlines()[-1])["agent_steps_per_sec"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old", required=True, help="the commit to compare against (e.g. the one before a change)")
+    parser.add_argument("--new", default=None, help="a commit; default: this working tree as it is")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--trainers", nargs="+", default=["ppo", "sac"])
+    parser.add_argument("--target", type=float, default=95.0)
+    parser.add_argument("--envs", nargs="+", default=["3dball", "pushblock", "walljump"])
+    parser.add_argument("--agents", type=int, nargs="+", default=[12, 4096])
+    parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput measurements per commit and case")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        trees = {"old": checkout(args.old, folder), "new": checkout(args.new, folder) if args.new else REPO}
+        work = folder / "work"
+        work.mkdir()
+        rows: dict[str, dict[str, list[float]]] = {}
+
+        def record(case: str, which: str, value: float) -> None:
+            rows.setdefault(case, {"old": [], "new": []})[which].append(value)
+            print(f"{case:40s} {which}: {value:,.1f}", flush=True)
+
+        try:
+            for trainer in args.trainers:
+                for seed in args.seeds:
+                    for which in ("old", "new") if seed % 2 else ("new", "old"):
+                        result = time_to_reward(trees[which], trainer, seed, args.target, work)
+                        record(f"3DBall {trainer.upper()} seconds to {args.target:g}", which, result["seconds"])
+                        record(f"3DBall {trainer.upper()} steps to {args.target:g}", which, result["steps"])
+            for env in args.envs:
+                for areas in args.agents:
+                    for repeat in range(args.repeats):
+                        for which in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
+                            rate = throughput(trees[which], env, areas, args.seconds)
+                            record(f"{env} env agent-steps/s at {areas} areas", which, rate)
+        finally:
+            for tree in trees.values():
+                if tree != REPO:
+                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+
+    def rev(name: str | None) -> str:
+        out = subprocess.run(["git", "rev-parse", "--short", name or "HEAD"], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() + ("" if name else " + working tree")
+
+    table = {
+        case: {
+            "old_median": median(v["old"]),
+            "new_median": median(v["new"]),
+            "new_over_old": median(v["new"]) / median(v["old"]),
+            "old": v["old"],
+            "new": v["new"],
+        }
+        for case, v in rows.items()
+    }
+    print(f"\n{'case':40s} {'old':>12s} {'new':>12s} {'new/old':>8s}")
+    for case, t in table.items():
+        print(f"{case:40s} {t['old_median']:12,.1f} {t['new_median']:12,.1f} {t['new_over_old']:8.3f}")
+    RESULTS.parent.mkdir(exist_ok=True)
+    summary = {
+        "old": rev(args.old),
+        "new": rev(args.new),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "cases": table,
+    }
+    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
