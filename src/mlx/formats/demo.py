@@ -58,7 +58,7 @@ SUPPORTED_API_VERSIONS = (0, 1)
 INITIAL_POS = 33  # where the brain parameters start: the meta data has the 33 bytes before them
 MAX_NAME = 16  # Unity's DemonstrationRecorder limit on demonstration names
 MAX_OBS_FLOATS = 1 << 26  # per observation of one step: anything larger is a corrupt shape
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class DemoError(EnvError):
