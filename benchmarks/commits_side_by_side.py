@@ -71,8 +71,14 @@ def checkout(rev: str, folder: Path) -> Path:
     return path
 
 
-def python_env(tree: Path) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(tree / "src"), PYTHONUNBUFFERED="1")
+# glibc's malloc otherwise returns and re-maps the large per-step arrays of envs at many areas: how often
+# depends on the process's allocation history (imports included), which swung both commits' rates by up to
+# 30% from run to run. Fixed thresholds, the same for both commits, keep the comparison about the code.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
+
+
+def python_env(tree: Path, **extra: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(tree / "src"), PYTHONUNBUFFERED="1", **extra)
 
 
 def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Path) -> dict:
@@ -104,7 +110,7 @@ def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Pat
 def throughput(tree: Path, env: str, areas: int, seconds: float) -> float:
     proc = subprocess.run(
         [sys.executable, "-c", THROUGHPUT, env, str(areas), str(seconds)],
-        env=python_env(tree),
+        env=python_env(tree, **STEADY_MALLOC),
         capture_output=True,
         text=True,
         check=True,
