@@ -4,6 +4,7 @@ where to look and what to write instead."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -23,17 +24,18 @@ def non_negative(value: float, key: str) -> None:
         raise ConfigError(f"{key} must be >= 0 (got {value})")
 
 
-def _mapping(values: Any, key: str) -> dict[str, Any]:
+def mapping(values: Any, key: str) -> dict[str, Any]:
+    """A section as a fresh dict (None: empty), or ConfigError naming its key."""
     if values is None:
         return {}
-    if not isinstance(values, dict):
+    if not isinstance(values, Mapping):
         raise ConfigError(f"{key} must be a mapping (got {values!r})")
-    return values
+    return dict(values)
 
 
 def build(cls: type, values: Any, key: str) -> Any:
     """Construct a flat settings dataclass from a plain dict, naming unknown keys and allowed ones."""
-    values = _mapping(values, key)
+    values = mapping(values, key)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
@@ -43,7 +45,7 @@ def build(cls: type, values: Any, key: str) -> Any:
 
 def build_nested(cls: type, values: Any, key: str) -> Any:
     """Like build, for settings with nested dataclasses (network_settings): typed by OmegaConf."""
-    values = _mapping(values, key)
+    values = mapping(values, key)
     try:
         return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), values))
     except OmegaConfBaseException as exc:

@@ -31,8 +31,7 @@ class MemorySettings:
     def check(self, key: str) -> None:
         if self.memory_size <= 0 or self.memory_size % 2:
             raise ConfigError(
-                f"{key}.memory_size must be even and > 0 (it holds the LSTM's h and c halves; "
-                f"got {self.memory_size})"
+                f"{key}.memory_size must be even and > 0 (it holds the LSTM's h and c halves; got {self.memory_size})"
             )
         positive(self.sequence_length, f"{key}.sequence_length")
 

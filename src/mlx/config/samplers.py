@@ -9,7 +9,7 @@ import abc
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,15 +32,28 @@ def _finite(value: Any, name: str) -> None:
 
 
 class _NumberFields(Sampler):
-    """A built-in sampler whose fields are all numbers: each must be finite, then ``check`` relates them."""
+    """A built-in sampler whose fields are all numbers: each must be finite, then ``check`` relates them.
+    numpy draws it in one call, ``rng.<method>(*fields, size)``, and ``shown`` formats it from its fields."""
+
+    method: ClassVar[str]
+    shown: ClassVar[str]
 
     def __post_init__(self) -> None:
-        for f in fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
-            _finite(getattr(self, f.name), f.name)
+        for name, value in self._fields().items():
+            _finite(value, name)
         self.check()
+
+    def _fields(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]  # dataclasses
 
     def check(self) -> None:
         """ValueError naming the fields when their values contradict each other."""
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return getattr(rng, self.method)(*self._fields().values(), size)
+
+    def describe(self) -> str:
+        return self.shown.format(**self._fields())
 
 
 @dataclass(frozen=True)
@@ -48,12 +61,10 @@ class ConstantSampler(_NumberFields):
     """Always ``value`` (ML-Agents' ``constant``; a plain number in the config means the same)."""
 
     value: float
+    shown: ClassVar[str] = "{value:g}"
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return np.full(size, float(self.value))
-
-    def describe(self) -> str:
-        return f"{self.value:g}"
 
 
 @dataclass(frozen=True)
@@ -62,16 +73,12 @@ class UniformSampler(_NumberFields):
 
     min_value: float
     max_value: float
+    method: ClassVar[str] = "uniform"
+    shown: ClassVar[str] = "uniform[{min_value:g}, {max_value:g})"
 
     def check(self) -> None:
         if self.min_value > self.max_value:
             raise ValueError(f"min_value ({self.min_value}) is greater than max_value ({self.max_value}); swap them")
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return rng.uniform(self.min_value, self.max_value, size)
-
-    def describe(self) -> str:
-        return f"uniform[{self.min_value:g}, {self.max_value:g})"
 
 
 @dataclass(frozen=True)
@@ -80,16 +87,12 @@ class GaussianSampler(_NumberFields):
 
     mean: float
     st_dev: float
+    method: ClassVar[str] = "normal"
+    shown: ClassVar[str] = "gaussian(mean={mean:g}, st_dev={st_dev:g})"
 
     def check(self) -> None:
         if self.st_dev < 0:
             raise ValueError(f"st_dev must be >= 0 (got {self.st_dev})")
-
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return rng.normal(self.mean, self.st_dev, size)
-
-    def describe(self) -> str:
-        return f"gaussian(mean={self.mean:g}, st_dev={self.st_dev:g})"
 
 
 @dataclass(frozen=True, init=False)

@@ -180,6 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return run(args)
-    except ConfigImportError as exc:
+    except ConfigError as exc:  # ConfigImportError, or mlx's schema refusing part of the input
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return USAGE_ERROR

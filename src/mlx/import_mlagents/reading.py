@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlx.config.checks import mapping
+from mlx.errors import ConfigError
 
-class ConfigImportError(ValueError):
-    """The input cannot be imported; the message names the file or key and the fix."""
+
+class ConfigImportError(ConfigError):
+    """The input cannot be imported; the message names the file or key and the fix. A ConfigError, as
+    every refusal of mlx's own schema met while importing (e.g. a malformed environment parameter) is."""
 
 
 def read_yaml(path: Path) -> Any:
@@ -123,14 +127,6 @@ def unknown_key(path: str, key: Any, allowed: Any, what: str | None = None) -> C
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     where = f"{path}.{key}" if path else str(key)
     return ConfigImportError(f"unknown key '{where}'{hint}; {what or 'allowed there: ' + ', '.join(names)}")
-
-
-def mapping(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigImportError(f"{path} must be a mapping of settings (got {value!r})")
-    return dict(value)
 
 
 def check(value: Any, schema: Any, path: str) -> Any:

@@ -23,7 +23,6 @@ from mlx.config import (
 from mlx.config import (
     TRAINER_SETTINGS,
     BehavioralCloningSettings,
-    ConfigError,
     EngineSettings,
     LearnedSignalSettings,
     MemorySettings,
@@ -182,18 +181,6 @@ CHECKPOINT_DEFAULTS = {
 # engine_settings: the same names and defaults in mlx as in mlagents-learn.
 ENGINE_SETTINGS = table(EngineSettings)
 ENGINE_DEFAULTS = dataclasses.asdict(EngineSettings())
-TORCH_SETTINGS = {"device": Opt(STR)}
-TOP_LEVEL = (
-    "behaviors",
-    "default_settings",
-    "environment_parameters",
-    "env_settings",
-    "engine_settings",
-    "checkpoint_settings",
-    "torch_settings",
-    "debug",
-)
-LEGACY_TOP_LEVEL = ("curriculum", "parameter_randomization")  # ML-Agents 0.17-0.18
 # Numbers inside environment_parameters that YAML 1.1 may read as text (1e-3), coerced as ML-Agents does.
 PARAMETER_NUMBERS = {"threshold": FLOAT, "min_lesson_length": INT, "seed": INT}
 
@@ -251,10 +238,7 @@ def environment_parameters(value: Any, path: str) -> dict[str, Any]:
     """ML-Agents' environment_parameters with their numbers coerced, checked by mlx's own parser (the one
     validate runs): a parameter mlx would refuse is bad input, named by its dotted key."""
     tree = _numbers(mapping(value, path), path)
-    try:
-        parse_environment_parameters(tree, path)
-    except ConfigError as exc:
-        raise ConfigImportError(str(exc)) from None
+    parse_environment_parameters(tree, path)
     return tree
 
 
