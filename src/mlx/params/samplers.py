@@ -37,9 +37,9 @@ from mlx.config.samplers import (
     Sampler,
     UniformSampler,
 )
-from mlx.envs.api import EnvError
 from mlx.envs.unity.side_channels import Sampler as ChannelSampler
 from mlx.envs.unity.side_channels import SamplerType
+from mlx.errors import EnvError
 
 # The samplers are defined (and checked) with the config schema; this is their documented home for users.
 __all__ = [
