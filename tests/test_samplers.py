@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from mlx.config import ConfigError
+from mlx.config.parameters import parse_environment_parameters, parse_value
 from mlx.envs.api import EnvError
 from mlx.envs.native.ball3d import Ball3DEnv
-from mlx.params.curriculum import EnvironmentParameterManager, parse_environment_parameters, parse_value
+from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.params.samplers import (
     AreaSampler,
     ConstantSampler,

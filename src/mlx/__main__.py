@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from mlx.config import CONF_DIR, register_configs
 from mlx.errors import fail, user_error_types
+from mlx.sweep.files import register_sweeps
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -21,7 +22,7 @@ def _app(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from mlx.config import ConfigError
+    from mlx.errors import ConfigError
     from mlx.sweep.jobs import job_tags
     from mlx.training.run import run
 
@@ -55,6 +56,7 @@ def _app(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
     register_configs()
+    register_sweeps()
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlx.config.paths import REPO_ROOT, resolve_demo_path
 from mlx.envs.api import ActionSpec, ActionTuple, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
 from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoActionPairProto
 from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import BrainParametersProto
@@ -58,7 +59,6 @@ SUPPORTED_API_VERSIONS = (0, 1)
 INITIAL_POS = 33  # where the brain parameters start: the meta data has the 33 bytes before them
 MAX_NAME = 16  # Unity's DemonstrationRecorder limit on demonstration names
 MAX_OBS_FLOATS = 1 << 26  # per observation of one step: anything larger is a corrupt shape
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class DemoError(EnvError):
@@ -156,16 +156,6 @@ class Demonstration:
 
 
 # ---- paths --------------------------------------------------------------------------------------------
-def resolve_demo_path(path: str | os.PathLike[str]) -> Path:
-    """A demo path as given, or, if relative and absent there, relative to the mlx checkout (where the
-    committed ``demos/`` live), so configs naming ``demos/<file>.demo`` work from any directory."""
-    p = Path(path).expanduser()
-    if p.exists() or p.is_absolute():
-        return p
-    repo = REPO_ROOT / p
-    return repo if repo.exists() else p
-
-
 def demo_files(path: str | os.PathLike[str]) -> list[Path]:
     """The .demo files at ``path``: the file itself, or every .demo file of a folder (sorted)."""
     p = resolve_demo_path(path)

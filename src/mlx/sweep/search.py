@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlx.config import ConfigError
+from mlx.errors import ConfigError
 from mlx.sweep.objective import Reporter, read_history
 from mlx.sweep.settings import (
     Dimension,
@@ -91,7 +91,8 @@ class TrialTask:
     def __call__(self, cfg: DictConfig) -> TrialOutcome:
         import optuna
 
-        from mlx.sweep.jobs import job_overrides, register_resolvers
+        from mlx.config import register_resolvers
+        from mlx.sweep.jobs import job_overrides
         from mlx.training.run import run
 
         register_resolvers()

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from mlx.config import ConfigError
-from mlx.sweep.schema import ObjectiveSettings, PrunerSettings, SamplerSettings, SweepSchema
+from mlx.config.sweep import ObjectiveSettings, PrunerSettings, SamplerSettings, SweepSchema
+from mlx.errors import ConfigError
 
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "cmaes", "random", "gp")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from mlx.config import ConfigError
+from mlx.errors import ConfigError
 from mlx.sweep.settings import PrunerSettings, SamplerSettings, SweepSettings, journal_path
 
 WORKER = "mlx:worker"

@@ -1,9 +1,8 @@
-"""The typed shape of the `sweep:` node (registered through mlx.config.MlxConfig).
+"""The typed shape of the `sweep:` node (part of mlx.config.MlxConfig, so Hydra types sweeps/<name>.yaml).
 
 Typed so that every key exists with its default even when a sweep file leaves it out: a worker can say
 `sweep.storage=postgresql://...` or `sweep.pruner.type=none` on the command line for any sweep, and a
-misspelt key fails while Hydra composes. Values (ranges, names, URLs) are checked by settings.py.
-No mlx imports here: mlx.config imports this module.
+misspelt key fails while Hydra composes. Values (ranges, names, URLs) are checked by mlx.sweep.settings.
 """
 
 from __future__ import annotations
