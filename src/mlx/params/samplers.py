@@ -36,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from mlx.envs.api import EnvError
-from mlx.envs.unity.side_channels import Sampler as ChannelSampler
-from mlx.envs.unity.side_channels import SamplerType
+from mlx.envs.unity.side_channels import ChannelSampler, SamplerType
 
 
 class Sampler(abc.ABC):
