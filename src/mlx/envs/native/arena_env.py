@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlx.envs.native.arena import Arena, BodySpec, StaticSpec
-from mlx.envs.native.base import F32, NativeEnv
+from mlx.envs.native.base import NativeEnv
 
 
 class ArenaEnv(NativeEnv):
@@ -59,7 +59,8 @@ class ArenaEnv(NativeEnv):
         self.arena.drive(cmd[0], cmd[1], cmd[2])
 
     def _no_actions(self) -> None:
-        self._act(None, np.zeros((self.n, 0), F32), np.zeros((self.n, 1), np.intp))
+        cmd = self.commands[0][:, None, None]  # ML-Agents' empty action: action 0 of the branch
+        self.arena.drive(cmd[0], cmd[1], cmd[2])
 
     def _advance(self) -> tuple[np.ndarray, np.ndarray]:
         self.arena.clear_touches()

@@ -24,6 +24,7 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.envs.native.ball3d_view import Ball3DView
+from mlx.envs.native.base import FrameStack
 
 BEHAVIOR_NAME = "3DBallHard"
 FRAME = 5  # q.z, q.x, dx, dy, dz: 3DBall's observation without the velocity
@@ -43,7 +44,7 @@ class Ball3DHardEnv(Ball3DView):
         )
         super().__init__(num_areas, seed, parameters, spec)
         self._pending: dict[str, float] = {}
-        self._stack = np.zeros((self.n, FRAME * STACK), np.float32)
+        self._stack = FrameStack(self.n, FRAME, STACK)
 
     def reset(self) -> None:
         for key, value in self._pending.items():
@@ -60,20 +61,18 @@ class Ball3DHardEnv(Ball3DView):
             self._inner.set_environment_parameter(key, value)
 
     def _first(self, decision: DecisionSteps) -> list[np.ndarray]:
-        self._stack.fill(0.0)
-        self._stack[:, -FRAME:] = decision.obs[0][:, :FRAME]
-        return [self._stack.copy()]
+        return [self._stack.restart(slice(None), decision.obs[0][:, :FRAME]).copy()]
 
     def _last(self, terminal: TerminalSteps) -> list[np.ndarray]:
+        """The stack with the final decision's frame pushed on (the stack itself moves on in _next)."""
         final = np.empty((len(terminal), FRAME * STACK), np.float32)
-        final[:, :-FRAME] = self._stack[terminal.agent_id, FRAME:]
+        final[:, :-FRAME] = self._stack.data[terminal.agent_id, FRAME:]
         final[:, -FRAME:] = terminal.obs[0][:, :FRAME]
         return [final]
 
     def _next(self, decision: DecisionSteps, terminal: TerminalSteps) -> list[np.ndarray]:
-        stack = self._stack
-        stack[:, :-FRAME] = stack[:, FRAME:]
-        stack[:, -FRAME:] = decision.obs[0][:, :FRAME]
-        if len(terminal):
-            stack[terminal.agent_id, :-FRAME] = 0.0  # a new episode starts with a cleared stack
-        return [stack.copy()]
+        frames = decision.obs[0][:, :FRAME]
+        self._stack.push(frames)
+        if len(terminal):  # a new episode starts with a cleared stack
+            self._stack.restart(terminal.agent_id, frames[terminal.agent_id])
+        return [self._stack.data.copy()]

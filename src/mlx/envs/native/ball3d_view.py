@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.envs.native.ball3d import BEHAVIOR_NAME as INNER_BEHAVIOR
 from mlx.envs.native.ball3d import DEFAULT_PARAMETERS, Ball3DEnv
 from mlx.envs.native.base import NativeEnv
@@ -48,7 +48,7 @@ class Ball3DView(NativeEnv):
         self._publish(self._next(decision, terminal), decision.reward)
 
     def _act(self, rows: np.ndarray | None, continuous: np.ndarray, discrete: np.ndarray) -> None:
-        self._inner.set_actions(INNER_BEHAVIOR, ActionTuple(continuous, discrete))
+        self._inner._act(rows, continuous, discrete)  # checked already: the specs' actions are the same
 
     def set_environment_parameter(self, key: str, value: float) -> None:
         """mass and scale from each area's next episode, gravity at once (as 3DBall)."""

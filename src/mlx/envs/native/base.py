@@ -25,6 +25,8 @@ and ``_publish``.
 Envs with several behaviours (WallJump) set ``behavior`` (each agent's behaviour index for its current
 episode): DecisionSteps and TerminalSteps are split by it, and set_actions takes the rows of that
 behaviour's deciding agents.
+
+``FrameStack`` is ML-Agents' StackingSensor for any of them (ray sensors, vector observations).
 """
 
 from __future__ import annotations
@@ -134,12 +136,17 @@ class NativeEnv(BaseEnv):
         self._publish(obs, reward, self._mask())
 
     def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        b = self._behavior_index(behavior_name)
-        self._require_reset("get_steps")
+        b = self._index.get(behavior_name)  # inlined checks: this runs every step
+        if b is None:
+            raise unknown_behavior(behavior_name, self.behaviors)
+        if not self._started:
+            raise EnvError("call reset() before get_steps()")
         return self._decisions[b], self._terminals[b]
 
     def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
-        b = self._behavior_index(behavior_name)
+        b = self._index.get(behavior_name)
+        if b is None:
+            raise unknown_behavior(behavior_name, self.behaviors)
         rows = self._rows[b]
         n = self.n if rows is None else len(rows)
         spec = self._action_spec
@@ -219,12 +226,6 @@ class NativeEnv(BaseEnv):
     # bookkeeping shared by every port
     # ------------------------------------------------------------------------------------------------
 
-    def _behavior_index(self, name: str) -> int:
-        b = self._index.get(name)
-        if b is None:
-            raise unknown_behavior(name, self.behaviors)
-        return b
-
     def _require_reset(self, call: str) -> None:
         if not self._started:
             raise EnvError(f"call reset() before {call}()")
@@ -268,3 +269,24 @@ class NativeEnv(BaseEnv):
             self._rows[b] = rows
             part = None if mask is None else [m[rows] for m in mask]
             self._decisions.append(DecisionSteps([o[rows] for o in obs], reward[rows], self._ids[rows], part))
+
+
+class FrameStack:
+    """ML-Agents' StackingSensor over every area: the last ``stacks`` frames of ``frame`` floats, oldest first,
+    as one [n, stacks * frame] float32 array (``data``), cleared to zeros at each episode start."""
+
+    def __init__(self, n: int, frame: int, stacks: int) -> None:
+        self.frame = frame
+        self.data = np.zeros((n, stacks * frame), F32)
+
+    def push(self, rows: np.ndarray) -> np.ndarray:
+        """Every area's newest frame [n, frame]; returns the stacks (``data`` itself, not a copy)."""
+        self.data[:, : -self.frame] = self.data[:, self.frame :]
+        self.data[:, -self.frame :] = rows
+        return self.data
+
+    def restart(self, idx: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """New episodes in areas idx: their stacks hold only their first frames [m, frame]; returns them."""
+        self.data[idx] = 0.0
+        self.data[idx, -self.frame :] = rows
+        return self.data[idx]

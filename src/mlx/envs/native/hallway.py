@@ -51,7 +51,7 @@ import numpy as np
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.envs.native.arena import BodySpec, StaticSpec
 from mlx.envs.native.arena_env import ArenaEnv
-from mlx.envs.native.base import F32
+from mlx.envs.native.base import F32, FrameStack
 from mlx.envs.native.rays import RaySensor, RaySensorSpec
 
 BEHAVIOR_NAME = "Hallway"
@@ -127,7 +127,7 @@ class HallwayEnv(ArenaEnv):
         self._o_goal = np.array([ar.slot["plate_O"], ar.slot["sign_O"]], np.intp)
         self._x_goal = np.array([ar.slot["plate_X"], ar.slot["sign_X"]], np.intp)
         self.sensor = RaySensor(ar, SENSOR)
-        self._vector = np.zeros((n, VECTOR_STACKS), F32)  # stacked StepCount / MaxStep, oldest first
+        self._vector = FrameStack(n, 1, VECTOR_STACKS)  # StepCount / MaxStep
         self.selection = np.zeros(n, np.int8)
         self.o_goal_right = np.zeros(n, bool)
 
@@ -143,17 +143,12 @@ class HallwayEnv(ArenaEnv):
         return reward, scored
 
     def _observe(self) -> list[np.ndarray]:
-        self._push_step_fraction()
-        return [self.sensor.observe(), self._vector.copy()]
+        """The rays, and CollectObservations' StepCount / MaxStep pushed onto each area's stack."""
+        fraction = self._steps * (DECISION_PERIOD / MAX_STEP)
+        return [self.sensor.observe(), self._vector.push(fraction[:, None]).copy()]
 
     def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
-        return [self.sensor.restart(idx), self._vector[idx]]
-
-    def _push_step_fraction(self) -> None:
-        """CollectObservations' StepCount / MaxStep pushed onto each area's stack (oldest first)."""
-        v = self._vector
-        v[:, :-1] = v[:, 1:]
-        v[:, -1] = self._steps * (DECISION_PERIOD / MAX_STEP)
+        return [self.sensor.restart(idx), self._vector.restart(idx, np.zeros((idx.size, 1), F32))]
 
     def _reset_areas(self, idx: np.ndarray) -> None:
         """OnEpisodeBegin for the given areas: symbol, agent and goals placed; stacks cleared."""
@@ -178,4 +173,3 @@ class HallwayEnv(ArenaEnv):
         ar.center[0, self._o_goal[:, None], idx[None, :]] = ox
         ar.center[0, self._x_goal[:, None], idx[None, :]] = -ox
         ar.refresh()
-        self._vector[idx] = 0.0

@@ -33,6 +33,7 @@ import numpy as np
 
 from mlx.envs.api import EnvError
 from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE, Arena, _sel
+from mlx.envs.native.base import FrameStack
 
 
 def ray_angles(rays_per_direction: int, max_ray_degrees: float) -> np.ndarray:
@@ -158,8 +159,7 @@ class RaySensor(_Rays):
         bounds_reach = self._reach(*arena.bounds_height) if arena.has_bounds else None
         self.sees_bounds = bounds_reach is not None
         self._bounds_grow = F32(bounds_reach or 0.0)
-        self.stacks = max(1, spec.observation_stacks)
-        self._stack = np.zeros((arena.n, self.stacks * spec.frame_size), F32)
+        self._frames = FrameStack(arena.n, spec.frame_size, max(1, spec.observation_stacks))
 
     def _reach(self, bottom: float, top: float) -> float | None:
         """In-plane radius of the sphere against a collider of that vertical extent, or None if it passes."""
@@ -200,23 +200,11 @@ class RaySensor(_Rays):
 
     def observe(self) -> np.ndarray:
         """Cast for every area, push the frame onto the stack; returns the stacked observation (a copy)."""
-        frame = self.perceive()
-        fs, st = self.spec.frame_size, self._stack
-        if self.stacks > 1:
-            st[:, :-fs] = st[:, fs:]
-        st[:, -fs:] = frame
-        return st.copy()
-
-    def clear(self, areas: np.ndarray | None = None) -> None:
-        """Zero the stacks of some areas (all by default), as ML-Agents does at an episode start."""
-        self._stack[_sel(areas)] = 0.0
+        return self._frames.push(self.perceive()).copy()
 
     def restart(self, areas: np.ndarray) -> np.ndarray:
         """Clear the given areas' stacks and observe them once: their first observation [m, size]."""
-        rows = np.zeros((len(areas), self._stack.shape[1]), F32)
-        rows[:, -self.spec.frame_size :] = self.perceive(areas)
-        self._stack[areas] = rows
-        return rows
+        return self._frames.restart(areas, self.perceive(areas))
 
 
 def _safe_inverse(d: np.ndarray) -> np.ndarray:

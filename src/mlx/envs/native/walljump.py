@@ -69,7 +69,7 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
 from mlx.envs.native.arena import rounded_box_contact
-from mlx.envs.native.base import F32, NativeEnv
+from mlx.envs.native.base import F32, FrameStack, NativeEnv
 from mlx.envs.native.rays import cast_rounded_boxes, encode_frame, ray_basis, ray_directions
 from mlx.envs.native.render import FLOOR, VOID, Canvas, tag_colour
 
@@ -123,24 +123,6 @@ SENSOR_NAMES = (
 FRAME_SIZES = (RAY_FRAME, RAY_FRAME, VECTOR_FRAME)
 
 
-class _Stack:
-    """An observation stack over areas (ML-Agents' StackingSensor): oldest frame first, zeroed at
-    each episode start."""
-
-    def __init__(self, n: int, frame: int) -> None:
-        self.frame = frame
-        self.data = np.zeros((n, STACKS * frame), F32)
-
-    def push(self, rows: np.ndarray) -> np.ndarray:
-        self.data[:, : -self.frame] = self.data[:, self.frame :]
-        self.data[:, -self.frame :] = rows
-        return self.data
-
-    def restart(self, idx: np.ndarray, rows: np.ndarray) -> None:
-        self.data[idx] = 0.0
-        self.data[idx, -self.frame :] = rows
-
-
 class WallJumpEnv(NativeEnv):
     """``num_areas`` WallJump areas, one agent each (agent id = area index), behaviours SmallWallJump and
     BigWallJump; each agent decides under the behaviour of its current episode (``behavior``)."""
@@ -177,7 +159,7 @@ class WallJumpEnv(NativeEnv):
         self._side = np.zeros(n, F32)
         self._turn = np.zeros(n, F32)
         self._jump = np.zeros(n, bool)
-        self._stacks = [_Stack(n, f) for f in FRAME_SIZES]
+        self._stacks = [FrameStack(n, f, STACKS) for f in FRAME_SIZES]
         self._block_half = np.full((2, 1), BLOCK_HALF, F32)
         self._wall_center = np.array([[0.0], [WALL_Z]], F32)
         self._wall_half = np.array([[WALL_HALF[0]], [WALL_HALF[1]]], F32)
@@ -281,10 +263,7 @@ class WallJumpEnv(NativeEnv):
         self._ground_check()
 
     def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
-        frames = self._perceive(idx)
-        for stack, f in zip(self._stacks, frames, strict=True):
-            stack.restart(idx, f)
-        return [s.data[idx] for s in self._stacks]
+        return [s.restart(idx, f) for s, f in zip(self._stacks, self._perceive(idx), strict=True)]
 
     def _set_commands(self, idx: np.ndarray, disc: np.ndarray) -> None:
         d = np.asarray(disc, np.int64)

@@ -8,7 +8,7 @@ communication version), then answers every input: RESET resets the env (environm
 side channel applied first), STEP applies the actions and steps it, QUIT or a close (status 400) ends the
 process with exit code 0. It accepts the arguments mlx and mlagents-learn give a Unity build
 (``-logFile <file>``, ``-nographics``, ``-batchmode``; other unknown arguments are ignored with a warning),
-so ``env=unity env.path=<launcher>`` runs it like an executable; see ``mlx.envs.unity.env.remote_command``.
+so ``env=unity env.path=<launcher>`` runs it like an executable; see ``mlx.envs.unity.workers.remote_command``.
 
 What it sends is what a Unity build sends: behaviour names with ``?team=0``, BrainParameters with the
 first agents of each behaviour, a new agent id for every episode (Unity's episode ids; the trainer maps
