@@ -31,7 +31,8 @@ from mlx.envs.unity.communicator_objects import (
     observation_pb2,
     unity_message_pb2,
 )
-from mlx.envs.unity.env import RestartPolicy, _IdMap
+from mlx.envs.unity.env import RestartPolicy
+from mlx.envs.unity.merge import RecycledIds
 from mlx.envs.unity.protocol import (
     ProtocolError,
     action_protos,
@@ -47,10 +48,10 @@ from mlx.envs.unity.protocol import (
 )
 from mlx.envs.unity.remote import EpisodeIds
 from mlx.envs.unity.side_channels import (
+    ChannelSampler,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     IncomingMessage,
-    Sampler,
     SamplerType,
     SideChannelError,
     SideChannelManager,
@@ -72,7 +73,7 @@ def test_committed_generated_code_equals_a_fresh_generation(tmp_path):
     fresh = gen.generate(tmp_path)
     assert len(fresh) == 15  # 7 x (_pb2.py, _pb2.pyi) + unity_message_pb2_grpc.py
     for path in fresh:
-        committed = REPO / "src" / "mlx" / "envs" / "communicator_objects" / path.name
+        committed = REPO / "src" / "mlx" / "envs" / "unity" / "communicator_objects" / path.name
         assert committed.read_bytes() == path.read_bytes(), f"{committed.name} is stale: run scripts/gen_protos.py"
 
 
@@ -218,15 +219,15 @@ def test_engine_configuration_bytes_follow_the_layout():
 def test_environment_parameters_round_trip_floats_and_samplers():
     sender, receiver = EnvironmentParametersChannel(), EnvironmentParametersChannel()
     sender.set_float_parameter("gravity", 9.5)
-    sender.set_sampler("mass", Sampler(SamplerType.UNIFORM, 7, (0.5, 2.0)))
-    sender.set_sampler("scale", Sampler(SamplerType.MULTIRANGE_UNIFORM, 3, (0.5, 1.0, 2.0, 3.0)))
+    sender.set_sampler("mass", ChannelSampler(SamplerType.UNIFORM, 7, (0.5, 2.0)))
+    sender.set_sampler("scale", ChannelSampler(SamplerType.MULTIRANGE_UNIFORM, 3, (0.5, 1.0, 2.0, 3.0)))
     data = SideChannelManager([sender]).pack()
     # key "gravity": int32 length 7 + utf-8, type 0, float32 value
     first = split_records(data)[0][1]
     assert first == struct.pack("<i", 7) + b"gravity" + struct.pack("<if", 0, 9.5)
     SideChannelManager([receiver]).dispatch(data)
     assert receiver.floats == {"gravity": 9.5}
-    assert receiver.samplers["mass"] == Sampler(SamplerType.UNIFORM, 7, (0.5, 2.0))
+    assert receiver.samplers["mass"] == ChannelSampler(SamplerType.UNIFORM, 7, (0.5, 2.0))
     multi = receiver.samplers["scale"]
     draws = [multi.draw(rng) for rng in [multi.rng()] for _ in range(200)]
     assert all(0.5 <= x <= 1.0 or 2.0 <= x <= 3.0 for x in draws)
@@ -441,7 +442,7 @@ def test_episode_ids_change_every_episode_on_the_env_side():
 
 
 def test_trainer_side_ids_are_stable_and_recycled_after_an_episode():
-    m = _IdMap()
+    m = RecycledIds()
     m.begin_step()
     m.release()
     a = m.get(0, np.array([100, 101]))

@@ -37,8 +37,7 @@ from mlx.config.samplers import (
     Sampler,
     UniformSampler,
 )
-from mlx.envs.unity.side_channels import Sampler as ChannelSampler
-from mlx.envs.unity.side_channels import SamplerType
+from mlx.envs.unity.side_channels import ChannelSampler, SamplerType
 from mlx.errors import EnvError
 
 # The samplers are defined (and checked) with the config schema; this is their documented home for users.

@@ -172,7 +172,7 @@ def behavior_spec(params: BrainParametersProto, agent: AgentInfoProto) -> Behavi
 def encode_png(image: np.ndarray) -> tuple[bytes, list[int]]:
     """A [C, H, W] observation in [0, 1] as PNG bytes (several PNGs back to back above 3 channels) and its
     channel mapping, as Unity's camera sensors send them (quantised to 8 bits)."""
-    from PIL import Image
+    from PIL import Image  # lazy: start-up speed (only PNG-compressed camera observations need it)
 
     c = image.shape[0]
     pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
@@ -194,7 +194,7 @@ def encode_png(image: np.ndarray) -> tuple[bytes, list[int]]:
 
 def decode_png(data: bytes, shape: Sequence[int], mapping: Sequence[int], where: str) -> np.ndarray:
     """PNG bytes (one or several PNGs) back into a float32 [C, H, W] array in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: start-up speed (only PNG observations need it)
 
     channels: list[np.ndarray] = []
     starts = [i for i in _png_offsets(data)]

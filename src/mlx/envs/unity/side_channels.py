@@ -197,7 +197,7 @@ class SamplerType(IntEnum):
 
 
 @dataclass(frozen=True)
-class Sampler:
+class ChannelSampler:
     """An environment parameter drawn anew by the env (ML-Agents' samplers), seeded by the trainer."""
 
     kind: SamplerType
@@ -230,7 +230,7 @@ class EnvironmentParametersChannel(SideChannel):
     def __init__(self) -> None:
         super().__init__()
         self.floats: dict[str, float] = {}  # env side: received values, in arrival order
-        self.samplers: dict[str, Sampler] = {}
+        self.samplers: dict[str, ChannelSampler] = {}
 
     def set_float_parameter(self, key: str, value: float) -> None:
         msg = OutgoingMessage()
@@ -239,7 +239,7 @@ class EnvironmentParametersChannel(SideChannel):
         msg.write_float32(value)
         self.queue_message(msg)
 
-    def set_sampler(self, key: str, sampler: Sampler) -> None:
+    def set_sampler(self, key: str, sampler: ChannelSampler) -> None:
         msg = OutgoingMessage()
         msg.write_string(key)
         msg.write_int32(self.SAMPLER)
@@ -270,7 +270,7 @@ class EnvironmentParametersChannel(SideChannel):
             else:
                 raise SideChannelError(f"{self.name}: unknown sampler type {sampler_kind} for '{key}'")
             self.floats.pop(key, None)
-            self.samplers[key] = Sampler(SamplerType(sampler_kind), seed, values)
+            self.samplers[key] = ChannelSampler(SamplerType(sampler_kind), seed, values)
         else:
             raise SideChannelError(f"{self.name}: unknown parameter type {kind} for '{key}'")
 
