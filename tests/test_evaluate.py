@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlx.envs.api import DecisionSteps, TerminalSteps
-from mlx.modes.evaluate import EpisodeCounter
+from mlx.modes.episodes import EpisodeCounter
 from tests.conftest import run_mlx
 
 

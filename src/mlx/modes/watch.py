@@ -29,8 +29,11 @@ from omegaconf import DictConfig
 from mlx.config import RunConfig, validate
 from mlx.envs import NATIVE_ENVS
 from mlx.envs.native.render import FLOOR, HEADING, TAG_COLOURS, UNTAGGED, VOID
-from mlx.modes.evaluate import account_episodes, load_policy
-from mlx.training.run import Run, RunError, atomic_write, seeded
+from mlx.errors import RunError
+from mlx.modes.episodes import account_episodes
+from mlx.modes.policy import load_policy, policy_file
+from mlx.training.checkpoints import RunPaths, atomic_write
+from mlx.training.setup import configure_process, open_env, seeded
 
 MIN_SIDE = 256  # small pictures (GridWorld's 84 x 64 camera) are enlarged by a whole factor to about this
 CAPTION = 14  # pixels of caption band under each area's picture
@@ -189,15 +192,20 @@ def watch_run(cfg: RunConfig) -> Path:
             f"{where} cannot be drawn: use mode=evaluate for its returns"
         )
     cfg.env.num_areas, cfg.env.num_envs = settings.areas, 1  # exactly the areas shown
-    job = Run(cfg)
-    job.build()
-    assert job.env is not None
-    env = job.env
-    policies = {
-        name: load_policy(job, name, trainer, settings.policy, settings.deterministic, "watch.policy")
-        for name, trainer in job.trainers.items()
-    }
-    path = Path(settings.path) if settings.path else job.paths.root / f"{'-'.join(policies)}.gif"
+    configure_process(cfg)
+    paths = RunPaths.of(cfg)
+    env, _ = open_env(cfg, paths.run_logs)
+    try:
+        policies = {
+            name: load_policy(
+                cfg, name, spec, policy_file(cfg, name, settings.policy, "watch.policy"), settings.deterministic
+            )
+            for name, spec in env.behavior_specs.items()
+        }
+    except BaseException:
+        env.close()
+        raise
+    path = Path(settings.path) if settings.path else paths.root / f"{'-'.join(policies)}.gif"
     n = settings.areas
     # Per area (native envs: agent id = area index): episodes ended, running and last returns.
     ended = np.zeros(n, np.int64)
