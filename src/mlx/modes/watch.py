@@ -61,7 +61,7 @@ class GifWriter:
         self.palette: Any = None
 
     def add(self, frame: np.ndarray) -> None:
-        from PIL import Image
+        from PIL import Image  # lazy for start-up speed (PIL)
 
         if self.palette is None:
             swatches = np.array([*TAG_COLOURS.values(), UNTAGGED, FLOOR, VOID, HEADING, GAP_COLOUR, TEXT_COLOUR])
@@ -93,7 +93,7 @@ class Mp4Writer:
 
     def __init__(self, path: Path, fps: int) -> None:
         try:
-            import imageio_ffmpeg
+            import imageio_ffmpeg  # lazy for start-up speed (imageio_ffmpeg)
         except ImportError:
             raise RunError(
                 f"watch.path={path} needs the imageio-ffmpeg package for MP4 (pip install 'mlx[video]', or "
@@ -165,14 +165,14 @@ def grid(pictures: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
 
 @functools.cache
 def _font() -> Any:
-    from PIL import ImageFont
+    from PIL import ImageFont  # lazy for start-up speed (PIL)
 
     return ImageFont.load_default(size=CAPTION - 3)
 
 
 def caption(frame: np.ndarray, corners: list[tuple[int, int]], texts: list[str]) -> np.ndarray:
     """Write each area's caption into its band (Pillow's built-in font)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # lazy for start-up speed (PIL)
 
     image = Image.fromarray(frame)
     draw = ImageDraw.Draw(image)

@@ -13,7 +13,7 @@ INTERNAL_KEYS = ("tracking.parent_run_id", "tracking.sweep_id", "tracking.trial"
 
 
 def _multirun_job_num() -> int | None:
-    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig  # lazy for start-up speed (hydra)
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
@@ -47,7 +47,7 @@ def register_resolvers() -> None:
 
 def job_overrides() -> list[str]:
     """This job's command-line overrides without the sweepers' bookkeeping ones."""
-    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig  # lazy for start-up speed (hydra)
 
     if not HydraConfig.initialized():
         return []

@@ -51,29 +51,19 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
 
 
-@dataclass
 class RunPaths:
-    root: Path
+    """Where a run's files are (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.configuration = root / "configuration.yaml"
+        self.run_logs = root / "run_logs"
+        self.stats = self.run_logs / "stats.jsonl"
+        self.status = self.run_logs / "training_status.json"
 
     @classmethod
     def of(cls, cfg: RunConfig) -> RunPaths:
         return cls(Path(cfg.results_dir) / cfg.run_id)
-
-    @property
-    def configuration(self) -> Path:
-        return self.root / "configuration.yaml"
-
-    @property
-    def run_logs(self) -> Path:
-        return self.root / "run_logs"
-
-    @property
-    def stats(self) -> Path:
-        return self.run_logs / "stats.jsonl"
-
-    @property
-    def status(self) -> Path:
-        return self.run_logs / "training_status.json"
 
     def behavior_dir(self, behavior: str) -> Path:
         return self.root / behavior
