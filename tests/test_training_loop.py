@@ -12,9 +12,9 @@ from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import RLTrainer
-from mlx.training.callbacks import CheckpointEvery, OnSummary, StopAtReward, checkpoint_interval
+from mlx.training.callbacks import CheckpointEvery, OnSummary, ProgressLine, StopAtReward, checkpoint_interval
 from mlx.training.loop import Callback, Loop, hooks
-from mlx.training.summaries import REWARD, Summaries
+from mlx.training.summaries import REWARD, Progress, Summaries
 
 AREAS = 4  # Basic: one agent per area, so a step is 4 agent steps
 
@@ -140,3 +140,14 @@ def test_ctrl_c_is_taken_between_steps(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         loop.run()
     assert loop.started and loop.trainers["Basic"].step == 40
+
+
+def test_the_progress_line_shows_between_summaries_and_is_cleared_before_any_other_line(tmp_path):
+    import io
+
+    stream = io.StringIO()
+    loop = make_loop(tmp_path, [ProgressLine(Progress(True, stream))])
+    loop.run()
+    shown = stream.getvalue()
+    assert "Basic step 4/400 [1%]" in shown and "steps/s, last mean reward 0.00" in shown
+    assert shown.endswith("\r\x1b[2K")  # cleared when the loop ends
