@@ -28,20 +28,20 @@ from mlx.formats.demo import (
     DemoEpisode,
     DemoError,
     DemoMeta,
-    EpisodeRecorder,
     load_demonstration,
     meta_bytes,
     read_demo_file,
     write_demo,
 )
-from mlx.modes.record import RandomActor
+from mlx.modes.episodes import EpisodeRecorder
+from mlx.modes.policy import RandomPolicy
 
 
 def record_episodes(env_name: str, areas: int, episodes: int, seed: int = 0) -> tuple[str, BehaviorSpec, list]:
     """Episodes of an mlx env played by random (mask-respecting) actions, as mode=record collects them."""
     env = make_env(env_name, areas, seed, {})
     name, spec = next(iter(env.behavior_specs.items()))
-    actor = RandomActor(spec.action_spec, seed)
+    actor = RandomPolicy(spec.action_spec, seed)
     recorder = EpisodeRecorder(spec)
     env.reset()
     while not recorder.ready(episodes):

@@ -55,6 +55,7 @@ def one_line_error(exc: BaseException) -> str:
 
 def describe(exc: BaseException) -> str:
     """The one line a user sees for a configuration or run error."""
+    # lazy for start-up speed (omegaconf)
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
@@ -70,6 +71,7 @@ def describe(exc: BaseException) -> str:
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """mlx's user errors and the configuration libraries' own (a bad override, a missing group option)."""
+    # lazy for start-up speed (hydra)
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 

@@ -149,7 +149,7 @@ def export_policy(spec: BehaviorSpec, actor: Actor, normalizer: nn.Module | None
 def _name_outputs(model_bytes: bytes, names: list[str]) -> bytes:
     """Give every graph output its ML-Agents name: the exporter cannot rename outputs it folded into
     constants (version_number, ...), so those get an Identity node carrying the right name."""
-    import onnx
+    import onnx  # lazy for start-up speed (onnx)
     from onnx import helper
 
     model = onnx.load_from_string(model_bytes)
@@ -164,7 +164,7 @@ def _name_outputs(model_bytes: bytes, names: list[str]) -> bytes:
 
 def onnx_actions(path: Path, obs: list[np.ndarray], masks: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run an exported policy with onnxruntime (deterministic and sampled outputs by name)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy for start-up speed (onnxruntime)
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {f"obs_{i}": o.astype(np.float32) for i, o in enumerate(obs)}

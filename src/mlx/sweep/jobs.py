@@ -11,7 +11,7 @@ INTERNAL_KEYS = ("tracking.parent_run_id", "tracking.sweep_id", "tracking.trial"
 
 def job_overrides() -> list[str]:
     """This job's command-line overrides without the sweepers' bookkeeping ones."""
-    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.hydra_config import HydraConfig  # lazy for start-up speed (hydra)
 
     if not HydraConfig.initialized():
         return []
