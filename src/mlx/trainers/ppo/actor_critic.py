@@ -40,7 +40,8 @@ class ActorCritic(Protocol):
         ...
 
     def loss(self, rows: torch.Tensor) -> Mapping[str, float | torch.Tensor]:
-        """The loss terms of these buffer rows (``ppo_loss``'s, plus ``loss``); changes nothing."""
+        """The loss terms of these buffer rows (``ppo_loss``'s, as floats or tensors, plus ``loss`` as a
+        float, to be checked before ``step``); changes nothing."""
         ...
 
     def step(self) -> None:
@@ -128,10 +129,10 @@ class TorchActorCritic:
         assert self._batch is not None
         return self._batch
 
-    def loss(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, rows: torch.Tensor) -> dict[str, float | torch.Tensor]:
         terms = self.module.training_step(self.minibatch(rows), 0)
         self._loss = terms["loss"]
-        return terms
+        return {**terms, "loss": self._loss.item()}
 
     def step(self) -> None:
         assert self._loss is not None, "loss() first"
