@@ -5,21 +5,24 @@ Why: at ML-Agents' sizes PyTorch's per-op dispatch, not arithmetic, is the cost.
 step on a few agents (12 on 3DBall), about 40 torch ops; it takes many small optimiser steps (batch 64 on
 3DBall: 561 per 12,000-step buffer), each about a hundred ops (forward, autograd's backward, the
 optimiser). Written out in numpy, over views of the module's parameters and normaliser, each costs about
-a third; this path is most of why mlx trains 3DBall about 4x faster than Stable-Baselines3.
+a third, and acting plus updating are most of a 3DBall run's time (README: the SB3 comparison).
 
 One forward pass (``silu_layers`` and the heads in ``_policy``/``_values``), one set of Gaussian and
 categorical helpers and one normaliser view (``NormalizerView``) serve both acting and the update. The
 update keeps what the backward pass needs; the backward pass follows autograd's choices where a gradient
 is not unique (a min or max tie splits the gradient evenly, clamp passes its bounds).
 
-Contract (tests/test_numpy_policy.py, tests/test_numpy_update.py): it computes what the torch path
-computes. Acting: log-probabilities, entropies and values equal ``Actor.evaluate`` and ``Critic``'s;
-discrete samples follow the policy's probabilities and never pick a masked action; continuous samples have
-the policy's mean and std; the weights read are the live ones. Update: the loss terms and every gradient
-equal ``PPOModule.training_step`` + autograd's (``losses.ppo_loss``: clipped surrogate, clipped value loss,
-entropy bonus), Adam steps as ``torch.optim.Adam``, a whole update ends in the torch path's weights up to
-float rounding, a non-finite loss is refused before any weight changes, checkpoints keep torch's
-optimiser format and round-trip, and so does the sampling generator.
+Contract (tests/test_numpy_policy.py, tests/test_numpy_update.py; a change here keeps them passing as they
+are): it computes what the torch path computes.
+- Acting: log-probabilities, entropies and values equal ``Actor.evaluate``'s and ``Critic``'s (1e-4);
+  discrete samples follow the policy's probabilities and never pick a masked action; continuous samples
+  have the policy's mean and std; the weights read are the live ones (changed in place, seen at once).
+- Update: the loss terms (1e-4 relative) and every gradient (1e-3 relative) equal
+  ``PPOModule.training_step`` + autograd's (``losses.ppo_loss``: clipped surrogate, clipped value loss,
+  entropy bonus), on the whole buffer or on any minibatch of its rows; Adam steps as ``torch.optim.Adam``;
+  a whole update (epochs x minibatches) ends in the torch path's weights up to float rounding (within
+  1e-3 of how far the update moved them); a non-finite loss is refused before any weight changes.
+- Checkpoints: torch's optimiser format, loadable by either path, and the sampling generator round-trip.
 
 Where it applies (``applies``): a CPU module, vector observations alone (no cameras, no goal signals), no
 memory, PPO's head (state-independent log std, no squashing); otherwise PPO uses the torch path.
