@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,6 +26,38 @@ LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 MASKED_LOGIT = -1e8
 
 
+class NormalizerView(NamedTuple):
+    """Numpy views of a CPU Normalizer's buffers. Both directions work in place on the module's memory:
+    ``update`` (the running statistics, without a dozen small torch ops) and ``normalised`` (what PPO's
+    numpy fast path feeds its networks), so torch, numpy and checkpoints always see the same statistics."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    count: np.ndarray
+
+    def normalised(self, x: np.ndarray) -> np.ndarray:
+        """Observation rows as ``Normalizer.forward`` returns them."""
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -5.0, 5.0).astype(np.float32, copy=False)
+
+    def update(self, x: np.ndarray) -> None:
+        """Chan's update, as ``Normalizer._update_torch``: a dozen small torch ops cost about 0.5 ms, paid at
+        every trajectory PPO adds (often every other env step early in a run)."""
+        mean, var, count = self  # locals: `self.mean += ...` would re-assign a read-only field
+        x = x.reshape(-1, mean.shape[0])
+        n = len(x)
+        if n == 0:
+            return
+        batch_mean = x.mean(0, dtype=np.float64)
+        centred = x - batch_mean
+        batch_var = np.einsum("ij,ij->j", centred, centred) / n  # np.var's generic path is several times slower
+        total = float(count) + n
+        delta = batch_mean - mean
+        m2 = var * float(count) + batch_var * n + delta * delta * (float(count) * n / total)
+        mean += (delta * (n / total)).astype(np.float32)
+        var[:] = m2 / total
+        count[...] = total
+
+
 class Normalizer(nn.Module):
     """Running mean and variance of vector observations (Chan's parallel update), clipped to +-5 sigma."""
 
@@ -34,10 +67,14 @@ class Normalizer(nn.Module):
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.tensor(1e-4))
 
+    def numpy(self) -> NormalizerView:
+        """Views of the buffers (CPU only); valid until the buffers are replaced (``to``, a new device)."""
+        return NormalizerView(self.mean.numpy(), self.var.numpy(), self.count.numpy())
+
     def update(self, x: torch.Tensor | np.ndarray) -> None:
         if isinstance(x, np.ndarray):
             if self.mean.device.type == "cpu":
-                return self._update_numpy(x)
+                return self.numpy().update(x)
             x = torch.as_tensor(x, device=self.mean.device)
         self._update_torch(x)
 
@@ -55,24 +92,6 @@ class Normalizer(nn.Module):
         m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
         self.var.copy_(m2 / total)
         self.count.copy_(total)
-
-    def _update_numpy(self, x: np.ndarray) -> None:
-        """The same update on numpy views of the CPU buffers: a dozen small torch ops cost about 0.5 ms,
-        paid at every trajectory PPO adds (often every other env step early in a run)."""
-        x = x.reshape(-1, self.mean.shape[0])
-        n = len(x)
-        if n == 0:
-            return
-        mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
-        batch_mean = x.mean(0, dtype=np.float64)
-        centred = x - batch_mean
-        batch_var = np.einsum("ij,ij->j", centred, centred) / n  # np.var's generic path is several times slower
-        total = float(count) + n
-        delta = batch_mean - mean
-        m2 = var * float(count) + batch_var * n + delta * delta * (float(count) * n / total)
-        mean += (delta * (n / total)).astype(np.float32)
-        var[:] = m2 / total
-        count[...] = total
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-5.0, 5.0)

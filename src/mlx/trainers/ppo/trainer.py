@@ -29,8 +29,7 @@ from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
 from mlx.trainers.bc import make_behavioral_cloning
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
 from mlx.trainers.nn.networks import CONTINUOUS_CLIP, Actor, Critic, InputNormalizer, to_env_continuous
-from mlx.trainers.ppo.numpy.policy import NumpyPolicy
-from mlx.trainers.ppo.numpy.update import NumpyUpdate
+from mlx.trainers.ppo.actor_critic import make_actor_critic
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
@@ -143,15 +142,9 @@ class PPOTrainer(RLTrainer):
             behavior_name, spec, settings, self.module.actor, self.module.preprocess, device
         )
         self._signal_returns = {name: np.zeros(0) for name in self.intrinsic}  # per agent slot, this episode
-        # Acting and updating in numpy where they apply (mlx.trainers.ppo.numpy.policy, numpy_update: each about
-        # 3x cheaper than torch at ML-Agents' sizes). The update moves the parameters into one flat buffer
-        # and holds the numpy views of them that the policy acts through.
-        module = self.module
-        in_numpy = NumpyPolicy.applies(module.actor, module.critic, device)
-        self.numpy_update = (
-            NumpyUpdate(module.actor, module.critic, module.normalizer, self.optimizer) if in_numpy else None
-        )
-        self.numpy_policy = NumpyPolicy(self.numpy_update, torch.initial_seed()) if self.numpy_update else None
+        # Acting and updating: in numpy where it applies (about 3x cheaper than torch at ML-Agents' sizes), else
+        # with torch; the same interface either way (mlx.trainers.ppo.actor_critic).
+        self.actor_critic = make_actor_critic(self.module, self.optimizer, device)
 
     # ---- acting -------------------------------------------------------------------------------
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
@@ -185,15 +178,12 @@ class PPOTrainer(RLTrainer):
         if decision.action_mask is not None and self.spec.action_spec.discrete_size:
             mask = np.concatenate(decision.action_mask, axis=1).astype(bool)
         memories = None
-        if self.numpy_policy is not None:
-            cont, disc, log_prob, entropy, values = self.numpy_policy.act(obs, mask)
-        else:
-            if self.memory_size:
-                rows = self._memory_rows(decision.agent_id)
-                memories = self._memories[rows]
-            cont, disc, log_prob, entropy, values, new_memories = self._act_torch(obs, mask, memories)
-            if new_memories is not None:
-                self._memories[rows] = new_memories
+        if self.memory_size:
+            rows = self._memory_rows(decision.agent_id)
+            memories = self._memories[rows]
+        cont, disc, log_prob, entropy, values, new_memories = self.actor_critic.act(obs, mask, memories)
+        if new_memories is not None:
+            self._memories[rows] = new_memories
         self.stats.add("Policy/Entropy", float(entropy.mean()))
         cut = self.assembler.record_rewards(decision, values)
         if cut is not None:
@@ -202,34 +192,6 @@ class PPOTrainer(RLTrainer):
         self.step += n
         env_cont = np.clip(cont, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP  # to_env_continuous, in numpy
         return ActionTuple(continuous=env_cont, discrete=disc)
-
-    def _act_torch(
-        self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Raw continuous and discrete actions, log-probabilities, entropies, values and the memories after
-        this step (None without memory), with the torch networks."""
-        with torch.inference_mode():
-            x = self.module.preprocess(self._tensor(obs))
-            mask_t = None if mask is None else self._tensor(mask)
-            new_memories = None
-            if memories is None:
-                out = self.module.actor.sample(x, mask_t)
-                values = self.module.critic(x)
-            else:
-                mem = self._tensor(memories)
-                split = self.module.actor_memory
-                out = self.module.actor.sample(x, mask_t, memories=mem[:, :split])
-                values, critic_mem = self.module.critic.values(x, mem[:, split:])
-                assert out.memories is not None and critic_mem is not None
-                new_memories = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
-        return (
-            out.continuous.cpu().numpy(),
-            out.discrete.cpu().numpy().astype(np.int32),
-            out.log_prob.cpu().numpy(),
-            out.entropy.cpu().numpy(),
-            values.cpu().numpy(),
-            new_memories,
-        )
 
     def _bootstrap(self, traj: Trajectories) -> None:
         """Values of the states after interrupted trajectories (their agents' memories are still current)."""
@@ -369,11 +331,7 @@ class PPOTrainer(RLTrainer):
         real = adv if valid is None else adv[valid]
         data["advantages"] = ((adv - real.mean()) / (real.std() + 1e-10)).astype(np.float32)
         extra = {k: self._tensor(data.pop(k)) for k in EXTRA_FIELDS}
-        fast = self.numpy_update
-        if fast is not None:
-            fast.load(data)
-        tensors = PPOBatch(**{k: self._tensor(v) for k, v in data.items()})
-        n = len(tensors.obs)  # steps, or sequences with memory
+        n = len(data["obs"])  # steps, or sequences with memory
         lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
         self.module.epsilon = self._schedule(self.hp.epsilon_schedule, self.hp.epsilon, EPSILON_FLOOR)
         self.module.beta = self._schedule(self.hp.beta_schedule, self.hp.beta, BETA_FLOOR)
@@ -384,23 +342,17 @@ class PPOTrainer(RLTrainer):
         signal_sums: dict[str, float] = {}
         count = 0
         self.module.train()
+        net = self.actor_critic
+        net.load(data, self.module.epsilon, self.module.beta)
         for _ in range(self.hp.num_epoch):
             perm = torch.randperm(n, device=self.device)
             for i in range(max(1, n // bs)):
                 idx = perm[i * bs : (i + 1) * bs]
-                batch = None
-                if fast is not None:
-                    terms = fast.loss(idx.numpy(), self.module.epsilon, self.module.beta)
-                    self.check_loss(terms["loss"])
-                    fast.apply(lr)
-                else:
-                    batch = PPOBatch(*(None if t is None else t[idx] for t in tensors))
-                    terms = self.module.training_step(batch, i)
-                    self.optimize(self.optimizer, terms["loss"])
+                terms = net.loss(idx)
+                self.check_loss(float(terms["loss"]))  # before the step: a non-finite loss changes nothing
+                net.step()
                 if self.intrinsic:
-                    if batch is None:
-                        batch = PPOBatch(*(None if t is None else t[idx] for t in tensors))
-                    self._update_signals(batch, {k: v[idx] for k, v in extra.items()}, signal_sums)
+                    self._update_signals(net.minibatch(idx), {k: v[idx] for k, v in extra.items()}, signal_sums)
                 for key in ("policy_loss", "value_loss", "approx_kl", "clip_fraction"):
                     sums[key] = sums.get(key, 0.0) + terms[key]
                 count += 1
@@ -454,19 +406,17 @@ class PPOTrainer(RLTrainer):
             "torch_rng": torch.get_rng_state(),
             "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
             "behavioral_cloning": self.bc.state() if self.bc is not None else None,
-            "numpy_rng": self.numpy_policy.state() if self.numpy_policy is not None else None,
+            "numpy_rng": self.actor_critic.sampler_state(),
         }
 
     def _optimizer_state(self) -> dict[str, Any]:
-        if self.numpy_update is not None:
-            self.numpy_update.sync_optimizer_state()
+        self.actor_critic.sync_optimizer_state()
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.numpy_update is not None:
-            self.numpy_update.adopt_optimizer_state()
+        self.actor_critic.adopt_optimizer_state()
         self.step = int(state["step"])
         self.update_count = int(state["update_count"])
         torch.set_rng_state(state["torch_rng"])
@@ -474,8 +424,7 @@ class PPOTrainer(RLTrainer):
             signal.load_state(state["reward_signals"][name])
         if self.bc is not None and state.get("behavioral_cloning") is not None:
             self.bc.load_state(state["behavioral_cloning"])
-        if self.numpy_policy is not None and state.get("numpy_rng") is not None:
-            self.numpy_policy.load_state(state["numpy_rng"])
+        self.actor_critic.load_sampler_state(state.get("numpy_rng"))
 
     def discard_experience(self) -> None:
         self._buffer.clear()
