@@ -19,6 +19,8 @@ from mlx.config.trainer import TRAINER_SETTINGS, TrainerSettings, deep_merge, ty
 from mlx.errors import ConfigError
 
 MODES = ("train", "evaluate", "watch", "record")
+# The settings blocks of the modes that act with a trained policy, by their key (and mode=<key>).
+MODE_SETTINGS = {"evaluate": EvaluateSettings, "record": RecordSettings, "watch": WatchSettings}
 
 
 @dataclass
@@ -163,24 +165,24 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
         raise ConfigError(f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}")
     trainer, signals = typed_trainer(trainer_tree, "trainer", check_files)
     behaviors, behavior_signals = _behaviors(tree, trainer_tree, check_files)
-    sections: dict[str, Any] = {}
-    for name, cls in (
-        ("env", EnvSettings),
-        ("engine_settings", EngineSettings),
-        ("tracking", TrackingSettings),
-        ("torch_settings", TorchSettings),
-    ):
-        sections[name] = build(cls, tree.get(name), name)
-        if hasattr(sections[name], "check"):
-            sections[name].check()
+    env = build(EnvSettings, tree.get("env"), "env")
+    env.check()
+    engine_settings = build(EngineSettings, tree.get("engine_settings"), "engine_settings")
+    tracking = build(TrackingSettings, tree.get("tracking"), "tracking")
+    tracking.check()
+    torch_settings = build(TorchSettings, tree.get("torch_settings"), "torch_settings")
     environment_parameters = parse_environment_parameters(tree.get("environment_parameters"))
     _check_top_level(tree)
-    for name, cls in (("evaluate", EvaluateSettings), ("record", RecordSettings), ("watch", WatchSettings)):
-        sections[name] = build(cls, tree.get(name), name)
-        sections[name].check()
+    modes = {name: build(cls, tree.get(name), name) for name, cls in MODE_SETTINGS.items()}
+    for settings in modes.values():
+        settings.check()
     return RunConfig(
         trainer=trainer,
         reward_signals=signals,
+        env=env,
+        engine_settings=engine_settings,
+        tracking=tracking,
+        torch_settings=torch_settings,
         run_id=str(tree["run_id"]),
         seed=int(tree["seed"]),
         results_dir=str(tree["results_dir"]),
@@ -195,5 +197,5 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
         behaviors=behaviors,
         behavior_signals=behavior_signals,
         lesson=tree.get("lesson"),
-        **sections,
+        **modes,
     )

@@ -37,11 +37,13 @@ class _NumberFields(Sampler):
 
     method: ClassVar[str]
     shown: ClassVar[str]
+    _args: tuple[float, ...]  # the fields in order, set once (not a dataclass field: this base is no dataclass)
 
     def __post_init__(self) -> None:
         for name, value in self._fields().items():
             _finite(value, name)
         self.check()
+        object.__setattr__(self, "_args", tuple(self._fields().values()))  # read per draw: kept, not rebuilt
 
     def _fields(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]  # dataclasses
@@ -50,7 +52,7 @@ class _NumberFields(Sampler):
         """ValueError naming the fields when their values contradict each other."""
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return getattr(rng, self.method)(*self._fields().values(), size)
+        return getattr(rng, self.method)(*self._args, size)
 
     def describe(self) -> str:
         return self.shown.format(**self._fields())

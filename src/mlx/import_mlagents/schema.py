@@ -31,6 +31,7 @@ from mlx.config import (
     SACHyperparameters,
     TrainerSettings,
 )
+from mlx.config.checks import mapping
 from mlx.config.parameters import parse_environment_parameters
 from mlx.import_mlagents.reading import (
     BOOL,
@@ -42,7 +43,6 @@ from mlx.import_mlagents.reading import (
     Opt,
     check,
     choice,
-    mapping,
     unknown_key,
 )
 
