@@ -17,6 +17,12 @@ from mlx.envs.native.arena import Arena, BodySpec, StaticSpec
 from mlx.envs.native.base import NativeEnv
 
 
+def episode_budget(max_step: int, decision_period: int) -> tuple[int, float]:
+    """(decisions per episode, reward per decision) of an agent with Agent.MaxStep ``max_step`` physics steps
+    that pays ML-Agents' existential penalty, AddReward(-1 / MaxStep) on every physics step."""
+    return max_step // decision_period, -1.0 / max_step * decision_period
+
+
 class ArenaEnv(NativeEnv):
     """A port on the arena engine (PushBlock, Pyramids, Hallway): one agent per area steered by one discrete
     branch whose actions are rows of ``commands`` (forward, right, turn); a decision is ``decision_period``

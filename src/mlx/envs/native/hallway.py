@@ -50,17 +50,14 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.envs.native.arena import BodySpec, StaticSpec
-from mlx.envs.native.arena_env import ArenaEnv
+from mlx.envs.native.arena_env import ArenaEnv, episode_budget
 from mlx.envs.native.base import F32, FrameStack
 from mlx.envs.native.rays import RaySensor, RaySensorSpec
 
 BEHAVIOR_NAME = "Hallway"
-DT = 0.02
 DECISION_PERIOD = 6
 MAX_STEP = 3000  # physics steps (Agent.MaxStep)
-MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
-STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
-DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+MAX_DECISIONS, DECISION_PENALTY = episode_budget(MAX_STEP, DECISION_PERIOD)
 RIGHT_REWARD, WRONG_REWARD = 1.0, -0.1  # SetReward: the whole reward of the decision that ends the episode
 GRAVITY = 9.81 * 2.0  # the scene's gravityMultiplier
 RUN_SPEED = 1.5  # HallwaySettings.agentRunSpeed (m/s per physics step, VelocityChange)
@@ -98,7 +95,7 @@ class HallwayEnv(ArenaEnv):
     max_decisions = MAX_DECISIONS
     commands = ACTIONS
     decision_period = DECISION_PERIOD
-    run_speed, turn_speed, gravity, dt = RUN_SPEED, TURN_SPEED, GRAVITY, DT
+    run_speed, turn_speed, gravity = RUN_SPEED, TURN_SPEED, GRAVITY
 
     def __init__(self, num_areas: int = 16, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
         spec = BehaviorSpec(

@@ -63,17 +63,14 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
 from mlx.envs.native.arena import BodySpec, StaticSpec, box_overlaps, sample_positions
-from mlx.envs.native.arena_env import ArenaEnv
+from mlx.envs.native.arena_env import ArenaEnv, episode_budget
 from mlx.envs.native.base import F32
 from mlx.envs.native.rays import RaySensor, RaySensorSpec
 
 BEHAVIOR_NAME = "PushBlock"
-DT = 0.02
 DECISION_PERIOD = 5
 MAX_STEP = 5000  # physics steps (Agent.MaxStep)
-MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
-STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
-DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+MAX_DECISIONS, DECISION_PENALTY = episode_budget(MAX_STEP, DECISION_PERIOD)
 GOAL_REWARD = 5.0
 GRAVITY = 9.81 * 2.5  # ProjectSettingsOverrides.gravityMultiplier in the PushBlock scene
 AREA_HALF = 12.5  # ground collider extents
@@ -110,7 +107,7 @@ class PushBlockEnv(ArenaEnv):
     max_decisions = MAX_DECISIONS
     commands = ACTIONS
     decision_period = DECISION_PERIOD
-    run_speed, turn_speed, gravity, dt = RUN_SPEED, TURN_SPEED, GRAVITY, DT
+    run_speed, turn_speed, gravity = RUN_SPEED, TURN_SPEED, GRAVITY
 
     def __init__(self, num_areas: int = 32, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
         spec = BehaviorSpec(

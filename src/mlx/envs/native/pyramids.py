@@ -73,17 +73,14 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.envs.native.arena import BodySpec, StaticSpec
-from mlx.envs.native.arena_env import ArenaEnv
+from mlx.envs.native.arena_env import ArenaEnv, episode_budget
 from mlx.envs.native.base import F32
 from mlx.envs.native.rays import RaySensor, RaySensorSpec, TiltedRaySensor
 
 BEHAVIOR_NAME = "Pyramids"
-DT = 0.02
 DECISION_PERIOD = 5
 MAX_STEP = 5000  # physics steps (Agent.MaxStep)
-MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
-STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
-DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+MAX_DECISIONS, DECISION_PENALTY = episode_budget(MAX_STEP, DECISION_PERIOD)
 GOLD_REWARD = 2.0  # SetReward: the whole reward of the decision that touches the gold brick
 GRAVITY = 9.81
 RUN_SPEED = 2.0  # m/s per physics step (ForceMode.VelocityChange)
@@ -145,7 +142,7 @@ class PyramidsEnv(ArenaEnv):
     max_decisions = MAX_DECISIONS
     commands = ACTIONS
     decision_period = DECISION_PERIOD
-    run_speed, turn_speed, gravity, dt = RUN_SPEED, TURN_SPEED, GRAVITY, DT
+    run_speed, turn_speed, gravity = RUN_SPEED, TURN_SPEED, GRAVITY
 
     def __init__(self, num_areas: int = 16, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
         obs_specs = [ObservationSpec((spec.size,), spec.observation_name) for spec, _ in SENSORS]

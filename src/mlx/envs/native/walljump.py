@@ -175,7 +175,7 @@ class WallJumpEnv(NativeEnv):
     # ------------------------------------------------------------------------------------------------
 
     def _act(self, rows: np.ndarray | None, continuous: np.ndarray, discrete: np.ndarray) -> None:
-        self._set_commands(rows, discrete)
+        self._set_commands(np.arange(self.n) if rows is None else rows, discrete)  # None: before reset()
 
     def _no_actions(self) -> None:
         self._set_commands(np.arange(self.n), np.zeros((self.n, 4), np.int64))
