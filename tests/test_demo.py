@@ -18,10 +18,15 @@ from mlx.envs.api import (
     ObservationType,
     TerminalSteps,
 )
-from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoActionPairProto, AgentInfoProto
-from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
-from mlx.envs.unity.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
-from mlx.envs.unity.communicator_objects.observation_pb2 import ObservationProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
+    ActionSpecProto,
+    AgentActionProto,
+    AgentInfoActionPairProto,
+    AgentInfoProto,
+    BrainParametersProto,
+    DemonstrationMetaProto,
+    ObservationProto,
+)
 from mlx.envs.unity.protocol import varint
 from mlx.formats.demo import (
     INITIAL_POS,

@@ -42,9 +42,12 @@ import numpy as np
 
 from mlx.config.paths import REPO_ROOT, resolve_demo_path
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
-from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoActionPairProto
-from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import BrainParametersProto
-from mlx.envs.unity.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
+    AgentActionProto,
+    AgentInfoActionPairProto,
+    BrainParametersProto,
+    DemonstrationMetaProto,
+)
 from mlx.envs.unity.protocol import (
     agent_infos,
     behavior_spec,

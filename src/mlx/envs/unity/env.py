@@ -54,7 +54,7 @@ from mlx.envs.api import (
     TerminalSteps,
     unknown_behavior,
 )
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import (
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
     RESET,
     STEP,
     UnityInputProto,

@@ -34,10 +34,15 @@ from mlx.envs.api import (
     ObservationType,
     TerminalSteps,
 )
-from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoProto
-from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
-from mlx.envs.unity.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
-from mlx.envs.unity.communicator_objects.observation_pb2 import PNG, ObservationProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
+    PNG,
+    ActionSpecProto,
+    AgentActionProto,
+    AgentInfoProto,
+    BrainParametersProto,
+    ObservationProto,
+    UnityRLCapabilitiesProto,
+)
 
 COMMUNICATION_VERSION = "1.5.0"
 ACADEMY_NAME = "AcademySingleton"

@@ -41,7 +41,7 @@ from threadpoolctl import threadpool_limits
 import mlx
 from mlx.envs import NATIVE_ENVS, env_class, make_env
 from mlx.envs.api import BaseEnv, BehaviorSpec, EnvError, IdMap
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import (
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
     QUIT,
     RESET,
     STEP,

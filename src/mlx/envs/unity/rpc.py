@@ -29,7 +29,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import UnityMessageProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import UnityMessageProto
 from mlx.envs.unity.protocol import STATUS_CLOSE, ProtocolError
 
 SERVICE = "communicator_objects.UnityToExternalProto"

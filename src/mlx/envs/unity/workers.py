@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlx.envs.api import BehaviorSpec, EnvError
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import UnityOutputProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import UnityOutputProto
 from mlx.envs.unity.rpc import EnvServer
 
 LOG_TAIL_LINES = 8

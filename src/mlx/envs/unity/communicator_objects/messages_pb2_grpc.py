@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from mlx.envs.unity.communicator_objects import unity_message_pb2 as mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2
+from mlx.envs.unity.communicator_objects import messages_pb2 as mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in mlx/envs/unity/communicator_objects/unity_message_pb2_grpc.py depends on'
+        + ' but the generated code in mlx/envs/unity/communicator_objects/messages_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,8 +36,8 @@ class UnityToExternalProtoStub:
         """
         self.Exchange = channel.unary_unary(
                 '/communicator_objects.UnityToExternalProto/Exchange',
-                request_serializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2.UnityMessageProto.SerializeToString,
-                response_deserializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2.UnityMessageProto.FromString,
+                request_serializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2.UnityMessageProto.SerializeToString,
+                response_deserializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2.UnityMessageProto.FromString,
                 _registered_method=True)
 
 
@@ -56,8 +56,8 @@ def add_UnityToExternalProtoServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Exchange': grpc.unary_unary_rpc_method_handler(
                     servicer.Exchange,
-                    request_deserializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2.UnityMessageProto.FromString,
-                    response_serializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2.UnityMessageProto.SerializeToString,
+                    request_deserializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2.UnityMessageProto.FromString,
+                    response_serializer=mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2.UnityMessageProto.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,8 +85,8 @@ class UnityToExternalProto:
             request,
             target,
             '/communicator_objects.UnityToExternalProto/Exchange',
-            mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2.UnityMessageProto.SerializeToString,
-            mlx_dot_envs_dot_unity_dot_communicator__objects_dot_unity__message__pb2.UnityMessageProto.FromString,
+            mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2.UnityMessageProto.SerializeToString,
+            mlx_dot_envs_dot_unity_dot_communicator__objects_dot_messages__pb2.UnityMessageProto.FromString,
             options,
             channel_credentials,
             insecure,
