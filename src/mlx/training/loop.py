@@ -81,7 +81,6 @@ class Loop:
             name: (tr.step // self.settings[name].summary_freq + 1) * self.settings[name].summary_freq
             for name, tr in self.trainers.items()
         }
-        self._start = time.perf_counter()
         self._window: dict[str, tuple[float, int]] = {}  # per behaviour: (time, step) the rate is measured from
         self._hooks = {name: hooks(self.callbacks, name) for name in vars(Callback) if not name.startswith("_")}
 
@@ -100,7 +99,7 @@ class Loop:
 
     def run(self) -> None:
         """Until every behaviour reached its max_steps, a callback finished it, or a callback stops the run."""
-        self._start = start = time.perf_counter()
+        start = time.perf_counter()
         self._window = {name: (start, tr.step) for name, tr in self.trainers.items()}
         done = {name: tr.step >= self.settings[name].max_steps for name, tr in self.trainers.items()}
         after_update, after_step = self._hooks["after_update"], self._hooks["after_step"]
