@@ -163,14 +163,7 @@ class RandomPolicy:
         pass
 
     def act(self, decision: DecisionSteps) -> ActionTuple:
-        n = len(decision)
-        cont = self.rng.uniform(-1.0, 1.0, size=(n, self.spec.continuous_size)).astype(np.float32)
-        cols = []
-        for b, size in enumerate(self.spec.discrete_branches):
-            allowed = np.ones((n, size), bool) if decision.action_mask is None else decision.action_mask[b]
-            cols.append(np.where(allowed, self.rng.random((n, size)), -1.0).argmax(axis=1))
-        disc = np.stack(cols, axis=1) if cols else np.zeros((n, 0))
-        return ActionTuple(cont, disc.astype(np.int32))
+        return self.spec.random(len(decision), self.rng, decision.action_mask)
 
 
 class HeuristicPolicy:
