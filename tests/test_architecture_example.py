@@ -63,3 +63,15 @@ def test_the_example_env_ends_episodes_by_reaching_and_by_max_decisions(reach):
     assert reached > 10 and interrupted == 4
     with pytest.raises(EnvError, match="target_range"):
         make_env("reach", num_areas=1, seed=0, parameters={"target_range": 0.0})
+
+
+def test_the_example_env_is_an_env_option_without_a_config_file(reach):
+    """`env=reach` composes and validates from the registry line alone (conf/env/reach.yaml is optional)."""
+    from mlx.config import validate
+    from tests.conftest import compose_tree
+
+    assert not (DOC.parents[1] / "conf" / "env" / "reach.yaml").exists()
+    cfg = validate(compose_tree("env=reach", "trainer=ppo"))
+    assert cfg.env.name == "reach"
+    env = make_env(cfg.env.name, num_areas=cfg.env.num_areas, seed=cfg.seed, parameters=cfg.env.parameters)
+    assert list(env.behavior_specs) == ["Reach"]
