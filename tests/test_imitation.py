@@ -14,9 +14,9 @@ from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, BaseEnv
 from mlx.formats.demo import EpisodeRecorder, load_demonstration, write_demo
 from mlx.modes.record import RandomActor
-from mlx.trainers import make_trainer
 from mlx.trainers.bc import bc_loss, sequence_index
 from mlx.trainers.nn.networks import to_env_continuous
+from mlx.trainers.registry import make_trainer
 from mlx.trainers.rewards import SignalBatch, make_reward_signal
 from mlx.trainers.rewards.gail import Discrimination, gail_loss
 from tests import experts

@@ -9,7 +9,8 @@ import torch
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.trainers.losses import PPOBatch
-from mlx.trainers.ppo.trainer import PPOTrainer, to_sequences
+from mlx.trainers.on_policy import to_sequences
+from mlx.trainers.ppo.trainer import PPOTrainer
 
 EPISODE = 4
 
@@ -95,7 +96,7 @@ def test_memory_is_carried_between_decisions_and_zeroed_at_episode_end():
     env = CueEnv(4, 0)
     d, t = env.steps(first=True)
     trainer.process(d, t)
-    assert np.abs(trainer._memories).sum() > 0  # the LSTM state after the first decision
+    assert np.abs(trainer.agents.memories).sum() > 0  # the LSTM state after the first decision
     env.act(np.zeros((4, 1), int))
     for _ in range(EPISODE - 1):
         d, t = env.steps()
@@ -103,11 +104,11 @@ def test_memory_is_carried_between_decisions_and_zeroed_at_episode_end():
         env.act(np.zeros((4, 1), int))
     d, t = env.steps()
     assert len(t) == 4
-    before = trainer._memories.copy()
+    before = trainer.agents.memories.copy()
     trainer.process(d, t)
     # Every episode ended: the memory used for the new first decision was zero, so the stored input
     # memory of that step is zero while the previous step's was not.
-    stored = trainer.assembler.memory[trainer.assembler.slots_for(d.agent_id), 0]
+    stored = trainer.assembler.steps.memory[trainer.agents.lookup(d.agent_id), 0]
     assert np.abs(before).sum() > 0 and np.abs(stored).sum() == 0
 
 
@@ -179,7 +180,7 @@ def test_sequence_builder_cuts_per_agent_and_pads_at_episode_end():
     assert out[1]["memories"].tolist() == [[0.0]]
     assert out[2]["x"].tolist() == []  # agent 0 restarted at t=2; agent 1 (no step at t=1) holds 2 steps
     assert out[3]["x"].tolist() == [[1.0, 3.0, 4.0]] and out[3]["memories"].tolist() == [[0.0]]  # agent 1 full
-    assert builder.count.tolist() == [2, 0] and builder.start_memory[0].tolist() == [20.0]  # agent 0: 3, 4
+    assert builder.table.count.tolist() == [2, 0] and builder.table.start_memory[0].tolist() == [20.0]  # agent 0: 3, 4
 
 
 def test_recurrent_sac_solves_the_cue_task_and_plain_sac_cannot():

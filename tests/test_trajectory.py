@@ -3,7 +3,8 @@
 import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
-from mlx.trainers.trajectory import AgentSlots, TrajectoryAssembler
+from mlx.trainers.agents import AgentSlots
+from mlx.trainers.trajectory import TrajectoryAssembler
 
 SPEC = BehaviorSpec((ObservationSpec((1,)),), ActionSpec(continuous_size=1))
 

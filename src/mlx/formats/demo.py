@@ -52,6 +52,7 @@ from mlx.envs.unity.protocol import (
     varint,
     wire_behavior_name,
 )
+from mlx.trainers.agents import AgentSlots
 
 API_VERSION = 1
 SUPPORTED_API_VERSIONS = (0, 1)
@@ -558,8 +559,6 @@ class EpisodeRecorder:
     """
 
     def __init__(self, spec: BehaviorSpec) -> None:
-        from mlx.trainers.trajectory import AgentSlots
-
         self.spec = spec
         self.completed = 0  # episodes ended so far, over all agents
         self.slots = AgentSlots()  # agent id -> the order in which agents were first seen

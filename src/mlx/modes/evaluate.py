@@ -24,7 +24,6 @@ from omegaconf import DictConfig
 from mlx.config import RunConfig, validate
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer, checked_obs
-from mlx.trainers.nn.networks import to_env_continuous
 from mlx.training.run import Run, RunError, atomic_write, load_checkpoint, one_line_error, seeded
 
 
@@ -37,7 +36,6 @@ class TorchPolicy:
         self.deterministic = deterministic
         self.memory_size = self.module.actor.memory_size
         self.memories: dict[int, np.ndarray] = {}
-        self.squashed = self.module.actor.tanh_squash
 
     def forget(self, agent_ids: np.ndarray) -> None:
         for agent in agent_ids.tolist():
@@ -58,7 +56,7 @@ class TorchPolicy:
         if out.memories is not None:
             for agent, memory in zip(ids, out.memories.numpy(), strict=True):
                 self.memories[agent] = memory
-        cont = out.continuous if self.squashed else to_env_continuous(out.continuous)
+        cont = self.module.actor.env_continuous(out.continuous)
         return ActionTuple(cont.numpy(), out.discrete.numpy().astype(np.int32))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 CONTINUOUS_CLIP = 3.0
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 MASKED_LOGIT = -1e8
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
 class Normalizer(nn.Module):
@@ -78,19 +80,6 @@ class Normalizer(nn.Module):
         return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-5.0, 5.0)
 
 
-def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
-    """ML-Agents' vector encoder: `layers` dense layers with Swish (SiLU) activations."""
-    mods: list[nn.Module] = []
-    size = in_size
-    for _ in range(layers):
-        lin = nn.Linear(size, hidden)
-        nn.init.kaiming_normal_(lin.weight, nonlinearity="linear")
-        nn.init.zeros_(lin.bias)
-        mods += [lin, nn.SiLU()]
-        size = hidden
-    return nn.Sequential(*mods)
-
-
 def flat_obs_size(spec: BehaviorSpec) -> int:
     """Floats in one agent step's flat observation row (every spec flattened, cameras included)."""
     return ObsLayout(spec, ConditioningType.none).size
@@ -135,7 +124,9 @@ class Actor(nn.Module):
 
     PPO (ML-Agents' defaults): state-independent log std, unbounded samples sent to the env as
     clamp(a, -3, 3) / 3. SAC: `conditional_sigma` (log std from the body) and `tanh_squash` (samples
-    squashed into [-1, 1], with the log-density corrected for the squashing).
+    squashed into [-1, 1], with the log-density corrected for the squashing). The actor alone decides how
+    its continuous actions reach the env (``to_env``, ``env_continuous``): acting, export and evaluation
+    all ask it.
     """
 
     def __init__(
@@ -169,6 +160,20 @@ class Actor(nn.Module):
             nn.init.kaiming_normal_(self.logits.weight, nonlinearity="linear")
             self.logits.weight.data.mul_(0.1)
             nn.init.zeros_(self.logits.bias)
+
+    def to_env(self, u: torch.Tensor) -> torch.Tensor:
+        """A Gaussian sample (or mean) -> the env's continuous action in [-1, 1]: tanh when squashed,
+        ML-Agents' clamp(u, -3, 3) / 3 otherwise."""
+        return torch.tanh(u) if self.tanh_squash else to_env_continuous(u)
+
+    def env_continuous(self, sampled: ArrayT) -> ArrayT:
+        """What ``sample`` returned as continuous actions (squashed already, or raw) -> what the env
+        receives; numpy arrays or tensors."""
+        if self.tanh_squash:
+            return sampled
+        if isinstance(sampled, np.ndarray):
+            return np.clip(sampled, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+        return to_env_continuous(sampled)
 
     def _heads(
         self,
@@ -300,13 +305,25 @@ def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
 
 
 class Critic(nn.Module):
-    """Its own body and one value head per reward stream (ML-Agents: each stream has its own gamma)."""
+    """A body and one value head per reward stream (ML-Agents: each stream has its own gamma).
 
-    def __init__(self, spec: BehaviorSpec, streams: list[str], settings: NetworkSettings) -> None:
+    The body is its own, or with ``shared_body`` the actor's (ML-Agents' shared_critic: one network
+    body for policy and value, trained by both losses); a shared body's memory is the actor's, so the
+    critic then keeps none of its own (memory_size 0).
+    """
+
+    def __init__(
+        self,
+        spec: BehaviorSpec,
+        streams: list[str],
+        settings: NetworkSettings,
+        shared_body: StateEncoder | None = None,
+    ) -> None:
         super().__init__()
         self.streams = list(streams)
-        self.body = StateEncoder(spec, settings)
-        self.memory_size = self.body.memory_size
+        self.shared = shared_body is not None
+        self.body = shared_body if shared_body is not None else StateEncoder(spec, settings)
+        self.memory_size = 0 if self.shared else self.body.memory_size
         self.heads = nn.Linear(self.body.output_size, len(self.streams))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

@@ -7,30 +7,27 @@ from typing import Any
 import torch
 
 from mlx.envs.api import BehaviorSpec
-from mlx.trainers.rewards.base import ExtrinsicSignal, RewardSignal, SignalBatch
+from mlx.trainers.rewards.base import ExtrinsicSignal, RewardSignal, SignalBatch, SignalInputs
+from mlx.trainers.rewards.curiosity import CuriositySignal
+from mlx.trainers.rewards.gail import GAILSignal
+from mlx.trainers.rewards.rnd import RNDSignal
+
+# Config name -> class; every class is built as cls(spec, settings, behavior).
+REWARD_SIGNALS: dict[str, type[RewardSignal]] = {
+    "extrinsic": ExtrinsicSignal,
+    "curiosity": CuriositySignal,
+    "rnd": RNDSignal,
+    "gail": GAILSignal,
+}
 
 
 def make_reward_signal(
     name: str, spec: BehaviorSpec, settings: Any, device: torch.device, behavior: str = ""
 ) -> RewardSignal:
     """Build the reward signal named in the config for one behaviour (``behavior`` names it in errors)."""
-    if name == "extrinsic":
-        signal: RewardSignal = ExtrinsicSignal(spec, settings)
-    elif name == "curiosity":
-        from mlx.trainers.rewards.curiosity import CuriositySignal
-
-        signal = CuriositySignal(spec, settings)
-    elif name == "rnd":
-        from mlx.trainers.rewards.rnd import RNDSignal
-
-        signal = RNDSignal(spec, settings)
-    elif name == "gail":
-        from mlx.trainers.rewards.gail import GAILSignal
-
-        signal = GAILSignal(spec, settings, behavior)
-    else:
+    if name not in REWARD_SIGNALS:
         raise ValueError(f"unknown reward signal '{name}'")
-    return signal.to(device)
+    return REWARD_SIGNALS[name](spec, settings, behavior).to(device)
 
 
-__all__ = ["RewardSignal", "SignalBatch", "make_reward_signal"]
+__all__ = ["REWARD_SIGNALS", "RewardSignal", "SignalBatch", "SignalInputs", "make_reward_signal"]

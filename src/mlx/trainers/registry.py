@@ -1,0 +1,35 @@
+"""Trainer name (config `trainer=<name>`, settings.trainer_type) -> its class: the one table to extend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from mlx.config import TrainerSettings
+from mlx.envs.api import BehaviorSpec
+from mlx.trainers.base import RLTrainer
+from mlx.trainers.ppo.trainer import PPOTrainer
+from mlx.trainers.sac.trainer import SACTrainer
+
+TRAINERS: dict[str, type[RLTrainer]] = {
+    "ppo": PPOTrainer,
+    "sac": SACTrainer,
+}
+
+
+def make_trainer(
+    behavior_name: str,
+    spec: BehaviorSpec,
+    settings: TrainerSettings,
+    reward_signals: dict[str, Any],
+    device: torch.device,
+    seed: int = 0,
+) -> RLTrainer:
+    """Build the trainer named by settings.trainer_type for one behaviour."""
+    if settings.trainer_type not in TRAINERS:
+        raise ValueError(f"unknown trainer_type '{settings.trainer_type}'")
+    return TRAINERS[settings.trainer_type](behavior_name, spec, settings, reward_signals, device, seed)  # type: ignore[call-arg]
+
+
+__all__ = ["TRAINERS", "RLTrainer", "make_trainer"]
