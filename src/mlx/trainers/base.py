@@ -106,8 +106,9 @@ class RLTrainer(abc.ABC):
 
     What every trainer shares lives here: the reward signals (the env's own reward included), the
     per-agent layer (`mlx.trainers.agents`), behavioral cloning and the checkpoint entries they own.
-    Subclasses build their module first, then call ``_build_shared`` (so the signals' weights are drawn
-    from the RNG after the module's, as they always were).
+    Building follows one order (the RNG draws the module's weights first, then the signals', as it always
+    did): ``build_module``, its optimiser, the shared pieces, then ``_build_experience`` (the on- and
+    off-policy bases' buffers; a trainer adds its own there).
     """
 
     def __init__(
@@ -128,29 +129,33 @@ class RLTrainer(abc.ABC):
         self.step = 0  # agent steps taken by this behaviour (ML-Agents' step count)
         self.stats = StatsRecorder()
         self.streams = list(reward_signals)  # one value head per stream, in config order
+        self.gammas = [sig.gamma for sig in reward_signals.values()]
         memory = settings.network_settings.memory
         self.sequence_length = memory.sequence_length if memory is not None else 1
-        self.module: torch.nn.Module
-
-    def _build_shared(self, reward_signals: dict[str, Any], memory_size: int, off_policy: bool) -> None:
-        """After the module: the reward signals, the per-agent layer and behavioral cloning."""
-        self.memory_size = memory_size  # actor's then critic's memory floats per agent (0 without memory)
+        self.module = self.build_module()
+        self.optimizer: torch.optim.Optimizer = self.module.configure_optimizers()
+        self.memory_size: int = self.module.memory_size  # actor's then critic's memory floats per agent
         self.reward_signals = {
-            name: make_reward_signal(name, self.spec, sig, self.device, self.behavior_name)
-            for name, sig in reward_signals.items()
+            name: make_reward_signal(name, spec, sig, device, behavior_name) for name, sig in reward_signals.items()
         }
         self.intrinsic = {name: s for name, s in self.reward_signals.items() if s.learns}  # updated by the trainer
-        self.agents = Agents(memory_size, self.streams)
+        self.agents = Agents(self.memory_size, self.streams)
         # behavioral_cloning: a supervised pass over the demonstrations after each update (mlx.trainers.bc)
         self.bc = make_behavioral_cloning(
-            self.behavior_name,
-            self.spec,
-            self.settings,
-            self.module.actor,
-            self.module.preprocess,
-            self.device,
-            off_policy=off_policy,
+            behavior_name, spec, settings, self.module.actor, self.module.preprocess, device, off_policy=self.off_policy
         )
+        self._build_experience()
+
+    off_policy = False  # learns from a replay buffer (behavioral cloning then takes one minibatch per update)
+
+    @abc.abstractmethod
+    def build_module(self) -> Any:
+        """The LightningModule: actor (``.actor``), critic(s), ``normalizer``, ``preprocess``, ``memory_size``
+        and ``configure_optimizers``."""
+
+    @abc.abstractmethod
+    def _build_experience(self) -> None:
+        """Where experience collects (assembler, buffer): after the module and the shared pieces."""
 
     @abc.abstractmethod
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:

@@ -2,7 +2,7 @@
 sequences with memory), rewards per stream computed when a sample is drawn, reward-signal updates at
 their own rate, uniform random actions for ``buffer_init_steps``, and the buffer beside checkpoints.
 
-A subclass builds its module and optimiser, then calls ``_build_off_policy``; in ``process`` it closes
+A subclass builds its module (``build_module``); in ``process`` it closes
 pending transitions (``_begin_step``), acts, and opens new ones with ``assembler.begin``; ``update``
 draws from ``buffer`` while ``_updates_owed()``.
 """
@@ -26,9 +26,10 @@ NOT_SEQUENCE_FIELDS = ("valid", "memories")
 class OffPolicyTrainer(RLTrainer):
     """Transitions in, a replay buffer out (see the module docstring)."""
 
-    def _build_off_policy(self, reward_signals: dict[str, Any], memory_size: int) -> None:
-        """After the module: the shared pieces (RLTrainer._build_shared), the assembler and the buffer."""
-        self._build_shared(reward_signals, memory_size, off_policy=True)
+    off_policy = True
+
+    def _build_experience(self) -> None:
+        memory_size = self.memory_size
         self._needs_done = any(r.uses_done for r in self.reward_signals.values())
         a = self.spec.action_spec
         obs_size = flat_obs_size(self.spec)

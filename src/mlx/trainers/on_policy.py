@@ -1,7 +1,7 @@
 """What on-policy trainers share (PPO now, POCA next): per-agent trajectories, advantages per reward
 stream, the update buffer, reward-signal updates per minibatch and the decayed hyperparameters.
 
-A subclass builds its module and optimiser, then calls ``_build_on_policy``; it acts in ``process``
+A subclass builds its module (``build_module``); it acts in ``process``
 (storing each step with ``assembler.store``), values interrupted trajectories in ``_bootstrap``, and
 optimises in ``update`` over ``_buffer``: chunks of named per-step arrays (per sequence with memory).
 Memory (``network_settings.memory``): each step's input memory is stored with the step; trajectories are
@@ -51,11 +51,9 @@ def step_done(traj: Trajectories) -> np.ndarray:
 class OnPolicyTrainer(RLTrainer):
     """Trajectories in, advantages and an update buffer out (see the module docstring)."""
 
-    def _build_on_policy(self, reward_signals: dict[str, Any], memory_size: int) -> None:
-        """After the module: the shared pieces (RLTrainer._build_shared), the assembler and the buffer."""
-        self._build_shared(reward_signals, memory_size, off_policy=False)
+    def _build_experience(self) -> None:
         self.assembler = TrajectoryAssembler(
-            self.spec, self.settings.time_horizon, len(self.streams), memory_size, self.agents
+            self.spec, self.settings.time_horizon, len(self.streams), self.memory_size, self.agents
         )
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0

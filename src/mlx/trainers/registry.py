@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from mlx.config import TrainerSettings
 from mlx.envs.api import BehaviorSpec
 from mlx.trainers.base import RLTrainer
@@ -18,18 +16,12 @@ TRAINERS: dict[str, type[RLTrainer]] = {
 }
 
 
-def make_trainer(
-    behavior_name: str,
-    spec: BehaviorSpec,
-    settings: TrainerSettings,
-    reward_signals: dict[str, Any],
-    device: torch.device,
-    seed: int = 0,
-) -> RLTrainer:
-    """Build the trainer named by settings.trainer_type for one behaviour."""
+def make_trainer(behavior_name: str, spec: BehaviorSpec, settings: TrainerSettings, *args: Any) -> RLTrainer:
+    """Build the trainer named by settings.trainer_type for one behaviour; ``args``: the rest of
+    RLTrainer's arguments (reward signal settings, device, seed)."""
     if settings.trainer_type not in TRAINERS:
         raise ValueError(f"unknown trainer_type '{settings.trainer_type}'")
-    return TRAINERS[settings.trainer_type](behavior_name, spec, settings, reward_signals, device, seed)  # type: ignore[call-arg]
+    return TRAINERS[settings.trainer_type](behavior_name, spec, settings, *args)
 
 
 __all__ = ["TRAINERS", "RLTrainer", "make_trainer"]

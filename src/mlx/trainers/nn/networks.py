@@ -240,25 +240,6 @@ class Actor(nn.Module):
         disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
         return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
 
-    def sac_sample(
-        self,
-        obs: torch.Tensor,
-        masks: torch.Tensor | None = None,
-        memories: torch.Tensor | None = None,
-        sequence_length: int = 1,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
-        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact).
-        With memory, obs holds sequences of sequence_length steps replayed from ``memories``."""
-        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
-        batch = obs.shape[0]
-        if mu is None:
-            return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp
-        assert log_std is not None
-        u = mu + torch.randn_like(mu) * log_std.exp()
-        log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)
-        return torch.tanh(u), log_prob, branch_logp
-
     def evaluate(
         self,
         obs: torch.Tensor,
@@ -282,6 +263,19 @@ class Actor(nn.Module):
             log_prob = log_prob + logp.gather(1, disc[:, i : i + 1].long()).squeeze(1)
             entropy = entropy - (logp.exp() * logp).sum(1)
         return log_prob, entropy
+
+
+def squashed_sample(
+    mu: torch.Tensor | None, log_std: torch.Tensor | None, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What SAC's update needs of the Gaussian (from Actor.distribution): a reparameterised tanh-squashed
+    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions)."""
+    if mu is None:
+        return torch.zeros(batch, 0, device=device), torch.zeros(batch, device=device)
+    assert log_std is not None
+    u = mu + torch.randn_like(mu) * log_std.exp()
+    log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)  # before tanh: autograd's order as always
+    return torch.tanh(u), log_prob
 
 
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:

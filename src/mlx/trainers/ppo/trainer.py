@@ -94,19 +94,12 @@ class PPOModule(pl.LightningModule):
 
 
 class PPOTrainer(OnPolicyTrainer):
-    def __init__(
-        self,
-        behavior_name: str,
-        spec: BehaviorSpec,
-        settings: PPOSettings,
-        reward_signals: dict[str, Any],
-        device: torch.device,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(behavior_name, spec, settings, reward_signals, device, seed)
-        self.module = PPOModule(spec, settings, self.streams).to(device)
-        self.optimizer = self.module.configure_optimizers()
-        self._build_on_policy(reward_signals, self.module.memory_size)
+    def build_module(self) -> PPOModule:
+        return PPOModule(self.spec, self.settings, self.streams).to(self.device)
+
+    def _build_experience(self) -> None:
+        super()._build_experience()
+        device = self.device
         # Acting and updating in numpy where they apply (mlx.trainers.ppo.numpy.policy, numpy_update: each about
         # 3x cheaper than torch at ML-Agents' sizes). The update moves the parameters into one flat buffer
         # and holds the numpy views of them that the policy acts through.

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -26,7 +25,7 @@ from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.base import action_mask, checked_obs
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
 from mlx.trainers.nn.encoders import ObsLayout, StateEncoder
-from mlx.trainers.nn.networks import Actor, Critic, EnsembleMLP, InputNormalizer
+from mlx.trainers.nn.networks import Actor, Critic, EnsembleMLP, InputNormalizer, squashed_sample
 from mlx.trainers.off_policy import OffPolicyTrainer
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
@@ -92,7 +91,8 @@ class SACModule(pl.LightningModule):
         with torch.no_grad():
             next_values = self.target_value(self.preprocess(batch.next_obs))
         mask = batch.mask if batch.mask.shape[-1] else None
-        cont, cont_log_prob, branch_log_probs = self.actor.sac_sample(x, mask)
+        mu, log_std, branch_log_probs = self.actor.distribution(x, mask)
+        cont, cont_log_prob = squashed_sample(mu, log_std, x.shape[0], x.device)
         qx = self.q_features(x)
         out = SACOutputs(
             q_taken=self._q(qx, batch.continuous),
@@ -118,7 +118,8 @@ class SACModule(pl.LightningModule):
         actor_mem, critic_mem = batch.memories[:, : self.actor_memory], batch.memories[:, self.actor_memory :]
         x = self.preprocess(steps.obs)
         mask = steps.mask if steps.mask.shape[-1] else None
-        cont, cont_log_prob, branch_log_probs = self.actor.sac_sample(x, mask, actor_mem, length)
+        mu, log_std, branch_log_probs = self.actor.distribution(x, mask, actor_mem, length)
+        cont, cont_log_prob = squashed_sample(mu, log_std, x.shape[0], x.device)
         h, _ = self.value.body(x, critic_mem, length)
         with torch.no_grad():
             after = torch.cat([batch.obs[:, :1], batch.next_obs], dim=1)  # [S, L + 1, D]
@@ -153,20 +154,8 @@ class SACModule(pl.LightningModule):
 
 
 class SACTrainer(OffPolicyTrainer):
-    def __init__(
-        self,
-        behavior_name: str,
-        spec: BehaviorSpec,
-        settings: SACSettings,
-        reward_signals: dict[str, Any],
-        device: torch.device,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(behavior_name, spec, settings, reward_signals, device, seed)
-        gammas = [s.gamma for s in reward_signals.values()]
-        self.module = SACModule(spec, settings, self.streams, gammas).to(device)
-        self.optimizer = self.module.configure_optimizers()
-        self._build_off_policy(reward_signals, self.module.memory_size)
+    def build_module(self) -> SACModule:
+        return SACModule(self.spec, self.settings, self.streams, self.gammas).to(self.device)
 
     # ---- acting -------------------------------------------------------------------------------
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
