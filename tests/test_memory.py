@@ -4,6 +4,7 @@ that only memory can solve."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
@@ -53,11 +54,11 @@ class CueEnv:
         self.t += 1
 
 
-def make_trainer(memory: bool, seed: int = 0) -> PPOTrainer:
+def make_trainer(memory: bool, seed: int = 0, shared_critic: bool = False) -> PPOTrainer:
     torch.manual_seed(seed)
     settings = PPOSettings(
         hyperparameters=PPOHyperparameters(
-            batch_size=128, buffer_size=512, learning_rate=3e-3, beta=0.01, num_epoch=3
+            batch_size=128, buffer_size=512, learning_rate=3e-3, beta=0.01, num_epoch=3, shared_critic=shared_critic
         ),  # fmt: skip
         time_horizon=16,
         max_steps=40_000,
@@ -112,8 +113,9 @@ def test_memory_is_carried_between_decisions_and_zeroed_at_episode_end():
     assert np.abs(before).sum() > 0 and np.abs(stored).sum() == 0
 
 
-def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting():
-    trainer = make_trainer(memory=True)
+@pytest.mark.parametrize("shared_critic", [False, True])
+def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting(shared_critic):
+    trainer = make_trainer(memory=True, shared_critic=shared_critic)
     trainer.hp.num_epoch = 0  # keep the data: we evaluate it ourselves below
     env = CueEnv(8, 1)
     d, t = env.steps(first=True)
@@ -132,7 +134,7 @@ def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting():
             x, batch.continuous.reshape(s * length, 0), batch.discrete.reshape(s * length, -1), None,
             batch.memories[:, :split], length,
         )  # fmt: skip
-        values, _ = module.critic.values(x, batch.memories[:, split:], length)
+        values, _ = module.critic.values(x, module.critic_memories(batch.memories), length)
     valid = batch.valid.reshape(-1)
     torch.testing.assert_close(log_prob[valid], batch.old_log_prob.reshape(-1)[valid], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(values[valid], batch.old_values.reshape(s * length, -1)[valid], atol=1e-5, rtol=1e-5)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mlx.config import ConfigError, ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
+from mlx.config import ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.trainers.losses import PPOBatch
 from mlx.trainers.ppo.trainer import PPOTrainer
@@ -72,9 +72,16 @@ def test_default_bodies_stay_separate_and_the_shared_one_acts_in_torch():
     assert shared.numpy_update is None and shared.numpy_policy is None
 
 
-def test_shared_critic_with_memory_is_refused_naming_the_key():
-    with pytest.raises(ConfigError, match="trainer.hyperparameters.shared_critic"):
-        make_trainer(shared=True, memory=True)
+def test_with_memory_the_shared_body_carries_the_actors_memory_only():
+    trainer = make_trainer(shared=True, memory=True)
+    module = trainer.module
+    assert module.memory_size == module.actor.memory_size == 8
+    x, memories = torch.randn(3, 8), torch.randn(3, 8)
+    with torch.no_grad():
+        values, critic_memories = module.critic.values(x, module.critic_memories(memories))
+        h, _ = module.actor.body(x, memories)
+    assert critic_memories.shape == (3, 0)
+    torch.testing.assert_close(values, module.critic.heads(h))  # the value heads read the policy's body
 
 
 @pytest.mark.learning

@@ -327,8 +327,11 @@ class Critic(nn.Module):
     def values(
         self, obs: torch.Tensor, memories: torch.Tensor | None, sequence_length: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Values [B, K] and the memories after the last step (None without memory)."""
+        """Values [B, K] and the critic's memories after the last step (None without memory; none of its
+        own, [B, 0], with a shared body: the actor carries that memory)."""
         h, new_memories = self.body(obs, memories, sequence_length)
+        if self.shared and new_memories is not None:
+            new_memories = new_memories[:, :0]
         return self.heads(h), new_memories
 
 

@@ -25,7 +25,6 @@ import torch
 
 from mlx.config import PPOSettings
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
-from mlx.errors import ConfigError
 from mlx.trainers.base import action_mask, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
 from mlx.trainers.nn.networks import Actor, Critic, InputNormalizer
@@ -45,15 +44,11 @@ class PPOModule(pl.LightningModule):
         self.settings = settings
         ns = settings.network_settings
         shared = settings.hyperparameters.shared_critic
-        if shared and ns.memory is not None:
-            raise ConfigError(
-                "trainer.hyperparameters.shared_critic=true is not supported with network_settings.memory; "
-                "set one of them off"
-            )
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
         self.actor = Actor(spec, ns)
         self.critic = Critic(spec, streams, ns, self.actor.body if shared else None)
         self.actor_memory = self.actor.memory_size  # floats of the actor's memory (0 without memory)
+        # An agent's memory: the actor's, then the critic's (none of its own with a shared body).
         self.memory_size = self.actor.memory_size + self.critic.memory_size
         # Set by the trainer from the schedules before each update.
         self.epsilon = settings.hyperparameters.epsilon
@@ -61,6 +56,11 @@ class PPOModule(pl.LightningModule):
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         return self.normalizer(obs) if self.normalizer is not None else obs
+
+    def critic_memories(self, memories: torch.Tensor) -> torch.Tensor:
+        """The critic's input memory from agents' memories: its own part, or the actor's when they share
+        a body (ML-Agents' shared critic reads the policy's memory)."""
+        return memories[:, : self.actor_memory] if self.critic.shared else memories[:, self.actor_memory :]
 
     def training_step(self, batch: PPOBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         if batch.memories is not None:
@@ -79,7 +79,7 @@ class PPOModule(pl.LightningModule):
         steps = PPOBatch(*(t.reshape(s * length, *t.shape[2:]) for t in batch[: len(PPOBatch._fields) - 2]))
         x = self.preprocess(steps.obs)
         mask = steps.action_mask if steps.action_mask.shape[-1] else None
-        actor_mem, critic_mem = batch.memories[:, : self.actor_memory], batch.memories[:, self.actor_memory :]
+        actor_mem, critic_mem = batch.memories[:, : self.actor_memory], self.critic_memories(batch.memories)
         log_prob, entropy = self.actor.evaluate(x, steps.continuous, steps.discrete, mask, actor_mem, length)
         values, _ = self.critic.values(x, critic_mem, length)
         valid = batch.valid.reshape(-1)
@@ -152,7 +152,7 @@ class PPOTrainer(OnPolicyTrainer):
                 mem = self._tensor(memories)
                 split = self.module.actor_memory
                 out = self.module.actor.sample(x, mask_t, memories=mem[:, :split])
-                values, critic_mem = self.module.critic.values(x, mem[:, split:])
+                values, critic_mem = self.module.critic.values(x, self.module.critic_memories(mem))
                 assert out.memories is not None and critic_mem is not None
                 new_memories = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
         return (
@@ -171,7 +171,7 @@ class PPOTrainer(OnPolicyTrainer):
         with torch.inference_mode():
             x = self.module.preprocess(next_obs)
             if self.memory_size:
-                mem = self._tensor(self.agents.memories[traj.slots[needs], self.module.actor_memory :])
+                mem = self.module.critic_memories(self._tensor(self.agents.memories[traj.slots[needs]]))
                 values = self.module.critic.values(x, mem)[0]
             else:
                 values = self.module.critic(x)
