@@ -180,17 +180,17 @@ class RLTrainer(abc.ABC):
         if self.memory_size and len(terminal):
             self.agents.forget_memories(terminal.agent_id)
 
-    def _signal_rewards(self, inputs: SignalInputs, slots: np.ndarray, ended: np.ndarray) -> list[np.ndarray]:
-        """Each stream's rewards [B] (times strength) for transitions of agents ``slots``; the episode
-        returns of the agents ``ended`` go to the stats as Policy/<Signal> Reward."""
-        out = []
-        for name, signal in self.reward_signals.items():
-            rewards = signal.scaled_rewards(inputs)
-            out.append(rewards)
-            returns = self.agents.add_signal_rewards(name, slots, rewards, ended)
+    def _signal_rewards(self, inputs: SignalInputs) -> list[np.ndarray]:
+        """Each stream's rewards [B] (times its strength), in stream order."""
+        return [signal.scaled_rewards(inputs) for signal in self.reward_signals.values()]
+
+    def _add_signal_returns(self, slots: np.ndarray, amounts: list[np.ndarray], ended: np.ndarray) -> None:
+        """Add each stream's rewards ``amounts`` [B] of agents ``slots`` to their episode returns; the returns
+        of the agents ``ended`` (their episodes ended with these rewards) go to Policy/<Signal> Reward."""
+        for name, amount in zip(self.streams, amounts, strict=True):
+            returns = self.agents.add_signal_rewards(name, slots, amount, ended)
             if returns is not None:
                 self.stats.add(f"Policy/{name.capitalize()} Reward", returns)
-        return out
 
     def _step_signals(self, batch: SignalBatch, sums: dict[str, float]) -> None:
         """One optimiser step of every learning signal on ``batch``; statistics summed into ``sums``."""

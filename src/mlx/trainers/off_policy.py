@@ -94,8 +94,8 @@ class OffPolicyTrainer(RLTrainer):
         }
         done = np.full(len(tr.reward), float(tr.episode_end), np.float32)
         # Policy/<Signal> Reward: each signal's reward summed over an agent's episode, as for PPO.
-        ended = tr.slots if tr.episode_end else tr.slots[:0]
-        self._signal_rewards(self._signal_inputs({**arrays, "done": done}), tr.slots, ended)
+        rewards = self._signal_rewards(self._signal_inputs({**arrays, "done": done}))
+        self._add_signal_returns(tr.slots, rewards, tr.slots if tr.episode_end else tr.slots[:0])
         if self._needs_done:
             arrays["done"] = done
         if self.sequences is None:
@@ -137,8 +137,7 @@ class OffPolicyTrainer(RLTrainer):
         lead = sample["reward"].shape  # [B], or [S, L] for sequences
         n = int(np.prod(lead))
         rows = {k: v.reshape(n, *v.shape[len(lead) :]) for k, v in sample.items() if k not in NOT_SEQUENCE_FIELDS}
-        inputs = self._signal_inputs(rows)
-        cols = [signal.scaled_rewards(inputs) for signal in self.reward_signals.values()]
+        cols = self._signal_rewards(self._signal_inputs(rows))
         return np.stack(cols, axis=1).reshape(*lead, len(cols))
 
     def _update_signals(self) -> None:

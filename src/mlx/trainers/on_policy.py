@@ -103,10 +103,10 @@ class OnPolicyTrainer(RLTrainer):
             traj.flat(done),
             self.device,
         )
-        lengths = traj.lengths
-        rows = np.repeat(traj.slots, lengths)  # each flat step's agent
-        rewards = self._signal_rewards(inputs, rows, traj.slots[traj.episode_end])
-        advantages, returns = self._advantages(traj, [traj.padded(r) for r in rewards])
+        rewards = [traj.padded(r) for r in self._signal_rewards(inputs)]
+        sums = [r.sum(axis=1, dtype=np.float64) for r in rewards]  # each trajectory's, per stream
+        self._add_signal_returns(traj.slots, sums, traj.slots[traj.episode_end])
+        advantages, returns = self._advantages(traj, rewards)
         if self.module.normalizer is not None:
             self.module.normalizer.update(obs)  # numpy on CPU: no tensor needed
         padded = {

@@ -1,11 +1,11 @@
 """Proximal Policy Optimization, as ML-Agents' PPO trainer defines it (seed 003).
 
 `PPOModule` is the LightningModule: networks, `training_step` (a pure loss of a minibatch) and the
-optimiser. `PPOTrainer` is the algorithm's experience side: it acts and runs the update epochs; the
-trajectories, advantages per reward stream and the update buffer are the on-policy base's
-(`mlx.trainers.on_policy`). It drives the module's `training_step` with
-its own loop instead of Lightning's Trainer: at ML-Agents' small batch sizes (64 for 3DBall) Lightning's
-per-step overhead roughly doubles the cost of an optimiser step (DESIGN.md measurements).
+optimiser. `PPOTrainer` is the algorithm's experience side: it acts and runs the update epochs (the
+trajectories, advantages per reward stream and the update buffer are the on-policy base's,
+`mlx.trainers.on_policy`). It drives the module's `training_step` with its own loop instead of
+Lightning's Trainer: at ML-Agents' small batch sizes (64 for 3DBall) Lightning's per-step overhead
+roughly doubles the cost of an optimiser step (DESIGN.md measurements).
 
 Memory (``network_settings.memory``): actor and critic each end in an LSTM; every agent's (h, c) is
 carried between its decisions and zeroed when its episode ends; minibatches hold batch_size /
