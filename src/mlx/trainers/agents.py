@@ -113,10 +113,6 @@ class Agents:
         self.signal_returns = self.table({name: Column((), np.float64) for name in signals})
 
     @property
-    def count(self) -> int:
-        return self.slots.count
-
-    @property
     def memories(self) -> np.ndarray:
         """[rows, memory_size] each agent's current memory (actor's then critic's)."""
         return self.memory.values

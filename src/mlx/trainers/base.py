@@ -111,6 +111,8 @@ class RLTrainer(abc.ABC):
     off-policy bases' buffers; a trainer adds its own there).
     """
 
+    off_policy = False  # learns from a replay buffer (behavioral cloning then takes one minibatch per update)
+
     def __init__(
         self,
         behavior_name: str,
@@ -145,8 +147,6 @@ class RLTrainer(abc.ABC):
             behavior_name, spec, settings, self.module.actor, self.module.preprocess, device, off_policy=self.off_policy
         )
         self._build_experience()
-
-    off_policy = False  # learns from a replay buffer (behavioral cloning then takes one minibatch per update)
 
     @abc.abstractmethod
     def build_module(self) -> Any:
