@@ -153,10 +153,10 @@ class Agents:
     def add_signal_rewards(
         self, name: str, slots: np.ndarray, rewards: np.ndarray, ended: np.ndarray
     ) -> np.ndarray | None:
-        """Add each agent's rewards of one signal (``slots`` may repeat); return the episode returns of
-        the agents in ``ended`` (whose episodes ended with these rewards) and restart them, or None."""
+        """Add each agent's rewards of one signal (``slots`` distinct); return the episode returns of the
+        agents in ``ended`` (whose episodes ended with these rewards) and restart them, or None."""
         totals = getattr(self.signal_returns, name)
-        np.add.at(totals, slots, rewards)
+        totals[slots] += rewards
         if not len(ended):
             return None
         out = totals[ended]

@@ -17,7 +17,7 @@ import numpy as np
 from mlx.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.nn.networks import flat_obs_size
-from mlx.trainers.rewards import SignalInputs
+from mlx.trainers.rewards import SignalInputs, SignalRows
 from mlx.trainers.sac.replay import ReplayBuffer, SequenceBuilder, TransitionAssembler, Transitions
 
 NOT_SEQUENCE_FIELDS = ("valid", "memories")
@@ -74,11 +74,19 @@ class OffPolicyTrainer(RLTrainer):
         if obs is not None:
             self._store(self.assembler.next_step(decision, obs))
 
-    def _signal_inputs(self, rows: dict[str, np.ndarray]) -> SignalInputs:
-        done = rows.get("done")
-        return SignalInputs(
-            rows["obs"], rows["next_obs"], rows["continuous"], rows["discrete"], rows["reward"], done, self.device
-        )
+    def _signal_inputs(self, sample: dict[str, np.ndarray]) -> SignalInputs:
+        """The signals' view of transitions (rows [B, ...], or sequences [S, L, ...] read as S * L rows)."""
+        lead = sample["reward"].ndim
+
+        def rows(key: str) -> np.ndarray:
+            value = sample[key]
+            return value if lead == 1 else value.reshape(-1, *value.shape[lead:])
+
+        def signal_rows() -> SignalRows:
+            done = rows("done") if "done" in sample else None
+            return SignalRows(rows("obs"), rows("next_obs"), rows("continuous"), rows("discrete"), rows("reward"), done)
+
+        return SignalInputs(rows("reward"), signal_rows, self.device)
 
     def _store(self, tr: Transitions | None) -> None:
         if tr is None:
@@ -134,11 +142,8 @@ class OffPolicyTrainer(RLTrainer):
 
     def _rewards(self, sample: dict[str, np.ndarray]) -> np.ndarray:
         """[B, K] rewards per stream (each signal's, times its strength), or [S, L, K] for sequences."""
-        lead = sample["reward"].shape  # [B], or [S, L] for sequences
-        n = int(np.prod(lead))
-        rows = {k: v.reshape(n, *v.shape[len(lead) :]) for k, v in sample.items() if k not in NOT_SEQUENCE_FIELDS}
-        cols = self._signal_rewards(self._signal_inputs(rows))
-        return np.stack(cols, axis=1).reshape(*lead, len(cols))
+        cols = self._signal_rewards(self._signal_inputs(sample))
+        return np.stack(cols, axis=1).reshape(*sample["reward"].shape, len(cols))
 
     def _update_signals(self) -> None:
         """ML-Agents' SAC trains reward-signal models on their own samples, at their own rate."""

@@ -23,7 +23,7 @@ from mlx.envs.api import TerminalSteps
 from mlx.trainers.advantages import gae
 from mlx.trainers.base import RLTrainer, concat_vector_obs
 from mlx.trainers.losses import PPOBatch
-from mlx.trainers.rewards import SignalBatch, SignalInputs
+from mlx.trainers.rewards import SignalBatch, SignalInputs, SignalRows
 from mlx.trainers.schedules import decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
@@ -94,13 +94,17 @@ class OnPolicyTrainer(RLTrainer):
         else:
             next_obs = np.zeros((len(obs), 0), np.float32)
         done = step_done(traj)
+        env_reward = traj.flat(traj.env_reward)
         inputs = SignalInputs(
-            obs,
-            next_obs,
-            self.module.actor.env_continuous(traj.flat(traj.continuous)),
-            traj.flat(traj.discrete),
-            traj.flat(traj.env_reward),
-            traj.flat(done),
+            env_reward,
+            lambda: SignalRows(
+                obs,
+                next_obs,
+                self.module.actor.env_continuous(traj.flat(traj.continuous)),
+                traj.flat(traj.discrete),
+                env_reward,
+                traj.flat(done),
+            ),
             self.device,
         )
         rewards = [traj.padded(r) for r in self._signal_rewards(inputs)]

@@ -9,7 +9,7 @@ agent in Python; here one step touches every agent at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -39,13 +39,19 @@ class Trajectories:
     slots: np.ndarray  # [E] the agents' dense slot indices (stable per agent id)
     episode_end: np.ndarray  # [E] True where the agent's episode ended with this trajectory
     memory: np.ndarray | None = None  # [E, T, M] each step's input memory (networks with memory)
+    _valid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def valid(self, t: int | None = None) -> np.ndarray:
-        """[E, T] True where a step exists."""
-        return np.arange(self.log_prob.shape[1] if t is None else t)[None, :] < self.lengths[:, None]
+        """[E, T] True where a step exists (computed once: flat and padded ask for it a dozen times)."""
+        horizon = self.log_prob.shape[1]
+        if t is not None and t != horizon:
+            return np.arange(t)[None, :] < self.lengths[:, None]
+        if self._valid is None:
+            self._valid = np.arange(horizon)[None, :] < self.lengths[:, None]
+        return self._valid
 
     def flat(self, array: np.ndarray) -> np.ndarray:
         """The valid entries of a padded [E, T, ...] array, trajectory after trajectory."""

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from mlx.envs.api import BehaviorSpec
-from mlx.trainers.rewards.base import ExtrinsicSignal, RewardSignal, SignalBatch, SignalInputs
+from mlx.trainers.rewards.base import ExtrinsicSignal, RewardSignal, SignalBatch, SignalInputs, SignalRows
 from mlx.trainers.rewards.curiosity import CuriositySignal
 from mlx.trainers.rewards.gail import GAILSignal
 from mlx.trainers.rewards.rnd import RNDSignal
@@ -30,4 +30,4 @@ def make_reward_signal(
     return REWARD_SIGNALS[name](spec, settings, behavior).to(device)
 
 
-__all__ = ["REWARD_SIGNALS", "RewardSignal", "SignalBatch", "SignalInputs", "make_reward_signal"]
+__all__ = ["REWARD_SIGNALS", "RewardSignal", "SignalBatch", "SignalInputs", "SignalRows", "make_reward_signal"]

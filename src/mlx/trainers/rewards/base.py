@@ -11,7 +11,7 @@ trainers use) multiplies by ``strength``.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,10 +33,8 @@ class SignalBatch(NamedTuple):
     done: torch.Tensor | None = None  # [B] 1.0 where the step ended its episode (given to signals with uses_done)
 
 
-@dataclass
-class SignalInputs:
-    """Transitions as numpy rows, as the trainers hold them; turned into a `SignalBatch` (tensors) once,
-    and only when a signal reads tensors (the extrinsic signal reads the env reward as it is)."""
+class SignalRows(NamedTuple):
+    """Transitions as numpy rows, as the trainers hold them (see SignalBatch)."""
 
     obs: np.ndarray
     next_obs: np.ndarray
@@ -44,15 +42,25 @@ class SignalInputs:
     discrete: np.ndarray
     env_reward: np.ndarray
     done: np.ndarray | None
-    device: torch.device
-    _batch: SignalBatch | None = None
+
+
+class SignalInputs:
+    """What the signals score: the env reward [B] at hand, the other rows and their tensors (a
+    `SignalBatch`) made once and only when a signal reads them (the extrinsic signal never does)."""
+
+    def __init__(self, env_reward: np.ndarray, rows: Callable[[], SignalRows], device: torch.device) -> None:
+        self.env_reward = env_reward
+        self._rows = rows
+        self._device = device
+        self._batch: SignalBatch | None = None
 
     def batch(self) -> SignalBatch:
         if self._batch is None:
-            t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
-            done = None if self.done is None else t(self.done)
+            rows = self._rows()
+            t = lambda a: torch.as_tensor(a, device=self._device)  # noqa: E731
+            done = None if rows.done is None else t(rows.done)
             self._batch = SignalBatch(
-                t(self.obs), t(self.next_obs), t(self.continuous), t(self.discrete), t(self.env_reward), done
+                t(rows.obs), t(rows.next_obs), t(rows.continuous), t(rows.discrete), t(rows.env_reward), done
             )
         return self._batch
 
