@@ -10,8 +10,9 @@ import torch
 
 from mlx.config import ConfigError, CuriositySettings, NetworkSettings, RNDSettings, validate
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
-from mlx.trainers.rewards import SignalBatch, make_reward_signal
+from mlx.trainers.rewards.base import SignalBatch
 from mlx.trainers.rewards.curiosity import CuriosityOutputs, curiosity_loss
+from mlx.trainers.rewards.registry import make_reward_signal
 from mlx.trainers.rewards.rnd import rnd_loss
 from mlx.trainers.trajectory import Trajectories
 from tests.conftest import compose_tree

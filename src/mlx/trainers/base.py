@@ -18,7 +18,8 @@ from mlx.formats.onnx import export_policy
 from mlx.trainers.agents import Agents, EpisodeStats
 from mlx.trainers.bc import make_behavioral_cloning
 from mlx.trainers.optimize import LOSS_ADVICE, check_finite, optimizer_step
-from mlx.trainers.rewards import SignalBatch, SignalInputs, make_reward_signal
+from mlx.trainers.rewards.base import SignalBatch, SignalInputs
+from mlx.trainers.rewards.registry import make_reward_signal
 
 
 @dataclass

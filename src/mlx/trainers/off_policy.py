@@ -17,7 +17,7 @@ import numpy as np
 from mlx.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.nn.networks import flat_obs_size
-from mlx.trainers.rewards import SignalInputs, SignalRows
+from mlx.trainers.rewards.base import SignalInputs, SignalRows
 from mlx.trainers.sac.replay import ReplayBuffer, SequenceBuilder, TransitionAssembler, Transitions
 
 NOT_SEQUENCE_FIELDS = ("valid", "memories")

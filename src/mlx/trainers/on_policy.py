@@ -23,7 +23,7 @@ from mlx.envs.api import TerminalSteps
 from mlx.trainers.advantages import gae
 from mlx.trainers.base import RLTrainer, concat_vector_obs
 from mlx.trainers.losses import PPOBatch
-from mlx.trainers.rewards import SignalBatch, SignalInputs, SignalRows
+from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
 from mlx.trainers.schedules import decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
