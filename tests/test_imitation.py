@@ -15,11 +15,12 @@ from mlx.envs.api import ActionTuple, BaseEnv
 from mlx.formats.demo import load_demonstration, write_demo
 from mlx.modes.episodes import EpisodeRecorder
 from mlx.modes.policy import RandomPolicy
-from mlx.trainers import make_trainer
 from mlx.trainers.bc import bc_loss, sequence_index
 from mlx.trainers.nn.networks import to_env_continuous
-from mlx.trainers.rewards import SignalBatch, make_reward_signal
+from mlx.trainers.registry import make_trainer
+from mlx.trainers.rewards.base import SignalBatch
 from mlx.trainers.rewards.gail import Discrimination, gail_loss
+from mlx.trainers.rewards.registry import make_reward_signal
 from tests import experts
 from tests.conftest import compose_tree
 

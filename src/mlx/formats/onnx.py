@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mlx.envs.api import BehaviorSpec
-from mlx.trainers.nn.networks import CONTINUOUS_CLIP, MASKED_LOGIT, Actor
+from mlx.trainers.nn.networks import MASKED_LOGIT, Actor
 
 MODEL_VERSION = 3
 OPSET = 17
@@ -90,12 +90,7 @@ class ExportedPolicy(nn.Module):
                 mu, log_std = out, actor.log_std.expand_as(out)
             log_std = log_std.clamp(-20.0, 2.0)
             sample = mu + torch.randn_like(mu) * log_std.exp()
-            squash = (
-                torch.tanh
-                if actor.tanh_squash
-                else (lambda t: t.clamp(-CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP)
-            )
-            outputs += [squash(sample), self.continuous_shape * 1.0, squash(mu)]
+            outputs += [actor.to_env(sample), self.continuous_shape * 1.0, actor.to_env(mu)]
         if actor.logits is not None:
             assert masks is not None
             logits = actor.logits(h)

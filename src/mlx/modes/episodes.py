@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, IdMap, TerminalSteps
 from mlx.formats.demo import DemoEpisode
-from mlx.trainers.trajectory import AgentSlots
 
 
 class EpisodeCounter:
@@ -86,7 +85,7 @@ class EpisodeRecorder:
     def __init__(self, spec: BehaviorSpec) -> None:
         self.spec = spec
         self.completed = 0  # episodes ended so far, over all agents
-        self.slots = AgentSlots()  # agent id -> the order in which agents were first seen
+        self.slots = IdMap()  # agent id -> the order in which agents were first seen
         self.ends = np.zeros(0, np.int64)  # episodes ended per agent slot
         self._chunks: list[dict[str, np.ndarray]] = []
         self._rows = 0

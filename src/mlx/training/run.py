@@ -28,7 +28,7 @@ from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, one_line_error
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.tracker import Tracker, flatten, make_tracker, run_tags
-from mlx.trainers import RLTrainer, make_trainer
+from mlx.trainers.registry import RLTrainer, make_trainer
 from mlx.training.callbacks import (
     CheckpointEvery,
     Curriculum,

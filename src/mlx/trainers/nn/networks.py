@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 CONTINUOUS_CLIP = 3.0
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 MASKED_LOGIT = -1e8
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
 class NormalizerView(NamedTuple):
@@ -97,19 +98,6 @@ class Normalizer(nn.Module):
         return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-5.0, 5.0)
 
 
-def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
-    """ML-Agents' vector encoder: `layers` dense layers with Swish (SiLU) activations."""
-    mods: list[nn.Module] = []
-    size = in_size
-    for _ in range(layers):
-        lin = nn.Linear(size, hidden)
-        nn.init.kaiming_normal_(lin.weight, nonlinearity="linear")
-        nn.init.zeros_(lin.bias)
-        mods += [lin, nn.SiLU()]
-        size = hidden
-    return nn.Sequential(*mods)
-
-
 def flat_obs_size(spec: BehaviorSpec) -> int:
     """Floats in one agent step's flat observation row (every spec flattened, cameras included)."""
     return ObsLayout(spec, ConditioningType.none).size
@@ -154,7 +142,9 @@ class Actor(nn.Module):
 
     PPO (ML-Agents' defaults): state-independent log std, unbounded samples sent to the env as
     clamp(a, -3, 3) / 3. SAC: `conditional_sigma` (log std from the body) and `tanh_squash` (samples
-    squashed into [-1, 1], with the log-density corrected for the squashing).
+    squashed into [-1, 1], with the log-density corrected for the squashing). The actor alone decides how
+    its continuous actions reach the env (``to_env``, ``env_continuous``): acting, export and evaluation
+    all ask it.
     """
 
     def __init__(
@@ -188,6 +178,20 @@ class Actor(nn.Module):
             nn.init.kaiming_normal_(self.logits.weight, nonlinearity="linear")
             self.logits.weight.data.mul_(0.1)
             nn.init.zeros_(self.logits.bias)
+
+    def to_env(self, u: torch.Tensor) -> torch.Tensor:
+        """A Gaussian sample (or mean) -> the env's continuous action in [-1, 1]: tanh when squashed,
+        ML-Agents' clamp(u, -3, 3) / 3 otherwise."""
+        return torch.tanh(u) if self.tanh_squash else to_env_continuous(u)
+
+    def env_continuous(self, sampled: ArrayT) -> ArrayT:
+        """What ``sample`` returned as continuous actions (squashed already, or raw) -> what the env
+        receives; numpy arrays or tensors."""
+        if self.tanh_squash:
+            return sampled
+        if isinstance(sampled, np.ndarray):
+            return np.clip(sampled, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+        return to_env_continuous(sampled)
 
     def _heads(
         self,
@@ -254,25 +258,6 @@ class Actor(nn.Module):
         disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
         return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
 
-    def sac_sample(
-        self,
-        obs: torch.Tensor,
-        masks: torch.Tensor | None = None,
-        memories: torch.Tensor | None = None,
-        sequence_length: int = 1,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
-        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact).
-        With memory, obs holds sequences of sequence_length steps replayed from ``memories``."""
-        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
-        batch = obs.shape[0]
-        if mu is None:
-            return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp
-        assert log_std is not None
-        u = mu + torch.randn_like(mu) * log_std.exp()
-        log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)
-        return torch.tanh(u), log_prob, branch_logp
-
     def evaluate(
         self,
         obs: torch.Tensor,
@@ -298,6 +283,19 @@ class Actor(nn.Module):
         return log_prob, entropy
 
 
+def squashed_sample(
+    mu: torch.Tensor | None, log_std: torch.Tensor | None, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What SAC's update needs of the Gaussian (from Actor.distribution): a reparameterised tanh-squashed
+    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions)."""
+    if mu is None:
+        return torch.zeros(batch, 0, device=device), torch.zeros(batch, device=device)
+    assert log_std is not None
+    u = mu + torch.randn_like(mu) * log_std.exp()
+    log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)  # before tanh: autograd's order as always
+    return torch.tanh(u), log_prob
+
+
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """Joint log-density of a diagonal Gaussian, summed over action dimensions."""
     z = (x - mu) * torch.exp(-log_std)
@@ -319,13 +317,25 @@ def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
 
 
 class Critic(nn.Module):
-    """Its own body and one value head per reward stream (ML-Agents: each stream has its own gamma)."""
+    """A body and one value head per reward stream (ML-Agents: each stream has its own gamma).
 
-    def __init__(self, spec: BehaviorSpec, streams: list[str], settings: NetworkSettings) -> None:
+    The body is its own, or with ``shared_body`` the actor's (ML-Agents' shared_critic: one network
+    body for policy and value, trained by both losses); a shared body's memory is the actor's, so the
+    critic then keeps none of its own (memory_size 0).
+    """
+
+    def __init__(
+        self,
+        spec: BehaviorSpec,
+        streams: list[str],
+        settings: NetworkSettings,
+        shared_body: StateEncoder | None = None,
+    ) -> None:
         super().__init__()
         self.streams = list(streams)
-        self.body = StateEncoder(spec, settings)
-        self.memory_size = self.body.memory_size
+        self.shared = shared_body is not None
+        self.body = shared_body if shared_body is not None else StateEncoder(spec, settings)
+        self.memory_size = 0 if self.shared else self.body.memory_size
         self.heads = nn.Linear(self.body.output_size, len(self.streams))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -335,8 +345,11 @@ class Critic(nn.Module):
     def values(
         self, obs: torch.Tensor, memories: torch.Tensor | None, sequence_length: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Values [B, K] and the memories after the last step (None without memory)."""
+        """Values [B, K] and the critic's memories after the last step (None without memory; none of its
+        own, [B, 0], with a shared body: the actor carries that memory)."""
         h, new_memories = self.body(obs, memories, sequence_length)
+        if self.shared and new_memories is not None:
+            new_memories = new_memories[:, :0]
         return self.heads(h), new_memories
 
 

@@ -70,7 +70,7 @@ class ActorCritic(Protocol):
 def make_actor_critic(module: PPOModule, optimizer: torch.optim.Optimizer, device: torch.device) -> ActorCritic:
     """The numpy actor-critic where it computes the same thing (a CPU module, vector observations, no
     memory), else the torch one."""
-    if NumpyActorCritic.applies(module.actor, module.critic, device):
+    if NumpyActorCritic.applies(module.actor, module.critic, device) and not module.critic.shared:
         return NumpyActorCritic(module.actor, module.critic, module.normalizer, optimizer, torch.initial_seed())
     return TorchActorCritic(module, optimizer, device)
 
@@ -103,7 +103,7 @@ class TorchActorCritic:
                 mem = self._tensor(memories)
                 split = module.actor_memory
                 out = module.actor.sample(x, mask_t, memories=mem[:, :split])
-                values, critic_mem = module.critic.values(x, mem[:, split:])
+                values, critic_mem = module.critic.values(x, module.critic_memories(mem))
                 assert out.memories is not None and critic_mem is not None
                 new_memories = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
         return (
