@@ -21,7 +21,7 @@ from mlx.config import RunConfig, TrainerSettings
 from mlx.envs.api import ActionSpec, ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
 from mlx.errors import RunError, one_line_error
 from mlx.trainers.base import checked_obs
-from mlx.trainers.nn.networks import Actor, InputNormalizer, to_env_continuous
+from mlx.trainers.nn.networks import Actor, InputNormalizer
 from mlx.training.checkpoints import RunPaths, load_checkpoint
 
 # How each trainer builds its actor (the checkpoint's "actor." weights fit only this shape): SAC's log std
@@ -102,7 +102,7 @@ class TorchPolicy:
             out = actor.sample(self.module.preprocess(obs), mask, self.deterministic, memories)
         if out.memories is not None:
             self.memories.keep(ids, out.memories.numpy())
-        cont = out.continuous if actor.tanh_squash else to_env_continuous(out.continuous)
+        cont = actor.env_continuous(out.continuous)
         return ActionTuple(cont.numpy(), out.discrete.numpy().astype(np.int32))
 
 
