@@ -93,9 +93,9 @@ def test_a_checkpoint_acts_as_its_trainer_without_building_the_trainer(tmp_path,
     from mlx.config import validate
     from mlx.envs import make_env
     from mlx.modes.policy import TorchPolicy, load_policy
-    from mlx.trainers.registry import make_trainer
     from mlx.trainers.base import concat_vector_obs
     from mlx.trainers.nn.networks import to_env_continuous
+    from mlx.trainers.registry import make_trainer
     from tests.conftest import compose_tree
 
     cfg = validate(compose_tree("env=3dball", *overrides, f"results_dir={tmp_path}"))

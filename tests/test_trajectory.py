@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
-from mlx.trainers.agents import Agents, AgentSlots, Column
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, IdMap, ObservationSpec, TerminalSteps
+from mlx.trainers.agents import Agents, Column
 from mlx.trainers.trajectory import TrajectoryAssembler
 
 SPEC = BehaviorSpec((ObservationSpec((1,)),), ActionSpec(continuous_size=1))
@@ -31,7 +31,7 @@ def act(asm, d, value=0.0):
 
 
 def test_agent_slots_map_arbitrary_ids_stably():
-    slots = AgentSlots()
+    slots = IdMap()
     a = slots.lookup(np.array([100, 7, 42]))
     b = slots.lookup(np.array([42, 5, 100]))
     assert list(a) == [0, 1, 2] or len(set(a)) == 3

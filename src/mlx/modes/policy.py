@@ -21,12 +21,8 @@ from mlx.config import RunConfig, TrainerSettings
 from mlx.envs.api import ActionSpec, ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
 from mlx.errors import RunError, one_line_error
 from mlx.trainers.base import checked_obs
-from mlx.trainers.nn.networks import Actor, InputNormalizer
+from mlx.trainers.nn.networks import InputNormalizer, actor_for
 from mlx.training.checkpoints import RunPaths, load_checkpoint
-
-# How each trainer builds its actor (the checkpoint's "actor." weights fit only this shape): SAC's log std
-# comes from the body and its samples are squashed by tanh; PPO's are clamped to [-3, 3] / 3 for the env.
-ACTOR_OPTIONS: dict[str, dict[str, bool]] = {"ppo": {}, "sac": {"conditional_sigma": True, "tanh_squash": True}}
 
 Heuristic = Callable[[BaseEnv, str, DecisionSteps], ActionTuple]
 
@@ -66,7 +62,7 @@ class ActingModule(nn.Module):
     def __init__(self, spec: BehaviorSpec, settings: TrainerSettings) -> None:
         super().__init__()
         ns = settings.network_settings
-        self.actor = Actor(spec, ns, **ACTOR_OPTIONS[settings.trainer_type])
+        self.actor = actor_for(settings.trainer_type, spec, ns)
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
 
     def load_weights(self, module_state: dict[str, torch.Tensor]) -> None:

@@ -15,32 +15,7 @@ from typing import Any
 
 import numpy as np
 
-
-class AgentSlots:
-    """Maps arbitrary agent ids to dense slot indices without a Python loop over agents."""
-
-    def __init__(self) -> None:
-        self._ids = np.zeros(0, dtype=np.int64)  # sorted
-        self._slots = np.zeros(0, dtype=np.int64)
-        self.count = 0
-
-    def lookup(self, agent_ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(agent_ids, dtype=np.int64)
-        pos = np.searchsorted(self._ids, ids)
-        found = (
-            (pos < len(self._ids)) & (self._ids[np.minimum(pos, len(self._ids) - 1)] == ids)
-            if len(self._ids)
-            else np.zeros(len(ids), dtype=bool)
-        )
-        if not found.all():
-            new = np.unique(ids[~found])
-            order = np.concatenate([self._ids, new])
-            slots = np.concatenate([self._slots, np.arange(self.count, self.count + len(new))])
-            self.count += len(new)
-            sort = np.argsort(order, kind="stable")
-            self._ids, self._slots = order[sort], slots[sort]
-            pos = np.searchsorted(self._ids, ids)
-        return self._slots[pos]
+from mlx.envs.api import IdMap
 
 
 @dataclass(frozen=True)
@@ -106,7 +81,7 @@ class Agents:
     """
 
     def __init__(self, memory_size: int = 0, signals: Iterable[str] = ()) -> None:
-        self.slots = AgentSlots()
+        self.slots = IdMap()
         self._tables: list[AgentTable] = []
         self.episode = self.table({"returns": Column((), np.float64), "lengths": Column((), np.int64)})
         self.memory = self.table({"values": Column((memory_size,), np.float32)})

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mlx.envs.api import ActionTuple, DecisionSteps, TerminalSteps
+from mlx.envs.api import DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.nn.networks import flat_obs_size
 from mlx.trainers.rewards.base import SignalInputs, SignalRows
@@ -112,19 +112,6 @@ class OffPolicyTrainer(RLTrainer):
         out = self.sequences.add(tr.slots, tr.episode_end, tr.memory, **arrays)
         if len(out["valid"]):
             self.buffer.add(**out)
-
-    def _random_actions(self, n: int, mask: np.ndarray | None) -> ActionTuple:
-        a = self.spec.action_spec
-        cont = self.rng.uniform(-1.0, 1.0, size=(n, a.continuous_size)).astype(np.float32)
-        cols = []
-        offset = 0
-        for size in a.discrete_branches:
-            allowed = np.ones((n, size), bool) if mask is None else mask[:, offset : offset + size]
-            scores = np.where(allowed, self.rng.random((n, size)), -1.0)
-            cols.append(scores.argmax(1))
-            offset += size
-        disc = np.stack(cols, 1).astype(np.int32) if cols else np.zeros((n, 0), np.int32)
-        return ActionTuple(cont, disc)
 
     # ---- updating -----------------------------------------------------------------------------
     def _updates_owed(self) -> bool:

@@ -283,6 +283,17 @@ class Actor(nn.Module):
         return log_prob, entropy
 
 
+# How each trainer builds its actor (a checkpoint's "actor." weights fit only that shape): PPO's log std is a
+# parameter of its own and its actions are clamped to [-3, 3] / 3 for the env; SAC's log std comes from the
+# body and its samples are squashed by tanh. Trainers and the modes' policies build actors here.
+ACTOR_OPTIONS: dict[str, dict[str, bool]] = {"ppo": {}, "sac": {"conditional_sigma": True, "tanh_squash": True}}
+
+
+def actor_for(trainer_type: str, spec: BehaviorSpec, settings: NetworkSettings) -> Actor:
+    """The actor of trainer ``trainer_type`` (``trainer.trainer_type``) for a behaviour."""
+    return Actor(spec, settings, **ACTOR_OPTIONS[trainer_type])
+
+
 def squashed_sample(
     mu: torch.Tensor | None, log_std: torch.Tensor | None, batch: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ from mlx.config import PPOSettings
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.base import action_mask, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
-from mlx.trainers.nn.networks import Actor, Critic, InputNormalizer
+from mlx.trainers.nn.networks import Critic, InputNormalizer, actor_for
 from mlx.trainers.on_policy import EXTRA_FIELDS, OnPolicyTrainer
 from mlx.trainers.ppo.actor_critic import make_actor_critic
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
@@ -44,7 +44,7 @@ class PPOModule(pl.LightningModule):
         ns = settings.network_settings
         shared = settings.hyperparameters.shared_critic
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
-        self.actor = Actor(spec, ns)
+        self.actor = actor_for("ppo", spec, ns)
         self.critic = Critic(spec, streams, ns, self.actor.body if shared else None)
         self.actor_memory = self.actor.memory_size  # floats of the actor's memory (0 without memory)
         # An agent's memory: the actor's, then the critic's (none of its own with a shared body).

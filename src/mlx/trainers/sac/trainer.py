@@ -25,7 +25,7 @@ from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.base import action_mask, checked_obs
 from mlx.trainers.losses import SACBatch, SACOutputs, sac_loss, total_loss
 from mlx.trainers.nn.encoders import ObsLayout, StateEncoder
-from mlx.trainers.nn.networks import Actor, Critic, EnsembleMLP, InputNormalizer, squashed_sample
+from mlx.trainers.nn.networks import Critic, EnsembleMLP, InputNormalizer, actor_for, squashed_sample
 from mlx.trainers.off_policy import OffPolicyTrainer
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
@@ -44,7 +44,7 @@ class SACModule(pl.LightningModule):
         self.num_streams = len(streams)
         self.q_out = sum(self.branches) if self.branches else 1
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
-        self.actor = Actor(spec, ns, conditional_sigma=True, tanh_squash=True)
+        self.actor = actor_for("sac", spec, ns)
         self.value = Critic(spec, streams, ns)
         # Vector-only behaviours feed the twin Q MLPs directly; cameras and goal signals first go through an
         # encoder that both Q members share (trained by the Q losses only). With memory the Q members read
@@ -171,7 +171,7 @@ class SACTrainer(OffPolicyTrainer):
             memories = self.agents.memories[rows]
             self._advance_memories(rows, obs, mask_np)
         if self.step < self.hp.buffer_init_steps:
-            actions = self._random_actions(n, mask_np)
+            actions = self.spec.action_spec.random(n, self.rng, mask_np)  # buffer_init_steps: uniform
         else:
             obs_t = self._tensor(obs)
             mem_t = None if memories is None else self._tensor(memories[:, : self.module.actor_memory])
