@@ -28,10 +28,10 @@ from mlx.envs.unity.communicator_objects.messages_pb2 import (
     ObservationProto,
 )
 from mlx.envs.unity.protocol import varint
+from mlx.errors import DemoError
 from mlx.formats.demo import (
     INITIAL_POS,
     DemoEpisode,
-    DemoError,
     DemoMeta,
     load_demonstration,
     meta_bytes,

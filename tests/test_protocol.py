@@ -26,7 +26,6 @@ from mlx.envs.unity.communicator_objects import messages_pb2
 from mlx.envs.unity.env import RestartPolicy
 from mlx.envs.unity.merge import RecycledIds
 from mlx.envs.unity.protocol import (
-    ProtocolError,
     action_protos,
     actions_from_protos,
     agent_infos,
@@ -45,11 +44,11 @@ from mlx.envs.unity.side_channels import (
     EnvironmentParametersChannel,
     IncomingMessage,
     SamplerType,
-    SideChannelError,
     SideChannelManager,
     StatsSideChannel,
     split_records,
 )
+from mlx.errors import ProtocolError, SideChannelError
 from mlx.trainers.base import StatsRecorder
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 
 from mlx.envs.api import EnvError, StatAggregation
 from mlx.envs.unity.env import RestartPolicy, UnityEnv, find_executable, remote_command
-from mlx.envs.unity.protocol import ProtocolError
+from mlx.errors import ProtocolError
 
 FAKE = str(Path(__file__).with_name("fake_envs.py"))
 

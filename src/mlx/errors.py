@@ -30,6 +30,35 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
 
 
+class ProtocolError(EnvError):
+    """A message that breaks the protocol (wrong version, bad shape, unknown behaviour, garbage bytes)."""
+
+
+class EnvDisconnected(ProtocolError):
+    """The env went away (process exited, call cancelled, no message within the timeout)."""
+
+
+class SideChannelError(EnvError):
+    """Side-channel bytes that cannot be read (truncated, garbled, or from an incompatible version)."""
+
+
+class DemoError(EnvError):
+    """A demonstration file or folder that cannot be used; the message names it and the problem."""
+
+
+class ConfigImportError(ConfigError):
+    """The input cannot be imported; the message names the file or key and the fix. A ConfigError, as
+    every refusal of mlx's own schema met while importing (e.g. a malformed environment parameter) is."""
+
+
+class CompareError(ValueError):
+    """Bad selection; the message says what matched nothing and what exists."""
+
+
+class EnvCheckError(AssertionError):
+    """The env breaks the mlx env contract; the message says where and how."""
+
+
 def one_line(message: str) -> str:
     """Fold a multi-line library message into one line, dropping Hydra's search-path listing and
     OmegaConf's debugging details."""

@@ -26,10 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mlx.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
-
-
-class EnvCheckError(AssertionError):
-    """The env breaks the mlx env contract; the message says where and how."""
+from mlx.errors import EnvCheckError
 
 
 def _fail(behavior: str, step: int, what: str) -> None:

@@ -56,16 +56,13 @@ from mlx.envs.unity.protocol import (
     varint,
     wire_behavior_name,
 )
+from mlx.errors import DemoError
 
 API_VERSION = 1
 SUPPORTED_API_VERSIONS = (0, 1)
 INITIAL_POS = 33  # where the brain parameters start: the meta data has the 33 bytes before them
 MAX_NAME = 16  # Unity's DemonstrationRecorder limit on demonstration names
 MAX_OBS_FLOATS = 1 << 26  # per observation of one step: anything larger is a corrupt shape
-
-
-class DemoError(EnvError):
-    """A demonstration file or folder that cannot be used; the message names it and the problem."""
 
 
 @dataclass(frozen=True)

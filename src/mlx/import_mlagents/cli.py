@@ -14,9 +14,9 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from mlx.config import CONF_DIR, ConfigError, register_configs, validate
-from mlx.errors import describe, user_error_types
+from mlx.errors import ConfigImportError, describe, user_error_types
 from mlx.import_mlagents.legacy import normalise
-from mlx.import_mlagents.reading import ConfigImportError, read_yaml
+from mlx.import_mlagents.reading import read_yaml
 from mlx.import_mlagents.translate import Experiment, sanitise, translate
 
 PROG = "mlx.import_mlagents"

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from mlx.config.checks import mapping
-from mlx.import_mlagents.reading import BOOL, FLOAT, INT, STR, ConfigImportError, Opt, check, read_yaml, unknown_key
+from mlx.errors import ConfigImportError
+from mlx.import_mlagents.reading import BOOL, FLOAT, INT, STR, Opt, check, read_yaml, unknown_key
 from mlx.import_mlagents.schema import LEGACY_TOP_LEVEL, NETWORK, PPO_HYPER, SAC_HYPER, TOP_LEVEL, TRAINER
 
 FLAT_PPO = ("beta", "epsilon", "lambd", "num_epoch")

@@ -13,12 +13,7 @@ from typing import Any
 import yaml
 
 from mlx.config.checks import mapping
-from mlx.errors import ConfigError
-
-
-class ConfigImportError(ConfigError):
-    """The input cannot be imported; the message names the file or key and the fix. A ConfigError, as
-    every refusal of mlx's own schema met while importing (e.g. a malformed environment parameter) is."""
+from mlx.errors import ConfigImportError
 
 
 def read_yaml(path: Path) -> Any:

@@ -33,18 +33,8 @@ from mlx.config import (
 )
 from mlx.config.checks import mapping
 from mlx.config.parameters import parse_environment_parameters
-from mlx.import_mlagents.reading import (
-    BOOL,
-    FLOAT,
-    INT,
-    STR,
-    STR_LIST,
-    ConfigImportError,
-    Opt,
-    check,
-    choice,
-    unknown_key,
-)
+from mlx.errors import ConfigImportError
+from mlx.import_mlagents.reading import BOOL, FLOAT, INT, STR, STR_LIST, Opt, check, choice, unknown_key
 
 
 def coercer(tp: Any) -> Any:

@@ -16,8 +16,9 @@ from typing import Any
 from mlx.config import CONF_DIR, REPO_ROOT, TRAINER_SETTINGS, MemorySettings, resolve_demo_path
 from mlx.config import REWARD_SIGNALS as MLX_SIGNALS
 from mlx.config.checks import mapping
+from mlx.errors import ConfigImportError
 from mlx.import_mlagents.legacy import OLD_BC_TRAINERS, Source
-from mlx.import_mlagents.reading import BOOL, ConfigImportError, check
+from mlx.import_mlagents.reading import BOOL, check
 from mlx.import_mlagents.schema import (
     CHECKPOINT_DEFAULTS,
     CHECKPOINT_SETTINGS,

@@ -25,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from mlx.errors import CompareError
+
 REWARD = "Environment/Cumulative Reward"
 USAGE_ERROR = 2
 # Params that differ between the seeds of one configuration without changing what is compared.
 BOOKKEEPING = ("seed", "run_id", "resume", "force", "progress", "results_dir", "initialize_from")
 BOOKKEEPING_PREFIXES = ("tracking.",)
-
-
-class CompareError(ValueError):
-    """Bad selection; the message says what matched nothing and what exists."""
 
 
 @dataclass

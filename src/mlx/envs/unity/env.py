@@ -70,7 +70,6 @@ from mlx.envs.unity.protocol import (
     EDITOR_PORT,
     PORT_ARG,
     STATUS_OK,
-    ProtocolError,
     action_protos,
     behavior_spec,
     capabilities,
@@ -78,7 +77,7 @@ from mlx.envs.unity.protocol import (
     split_behavior_name,
     steps_from_infos,
 )
-from mlx.envs.unity.rpc import EnvDisconnected, EnvServer
+from mlx.envs.unity.rpc import EnvServer
 from mlx.envs.unity.side_channels import (
     ChannelSampler,
     EngineConfigurationChannel,
@@ -88,6 +87,7 @@ from mlx.envs.unity.side_channels import (
     StatsSideChannel,
 )
 from mlx.envs.unity.workers import RestartPolicy, Worker, find_executable, kill_all, log_tail, remote_command
+from mlx.errors import EnvDisconnected, ProtocolError
 from mlx.params.samplers import AreaSampler, to_side_channel
 
 _CLOSE_WAIT_S = 5.0  # how long close() lets an env exit by itself before killing it

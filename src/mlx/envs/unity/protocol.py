@@ -29,7 +29,6 @@ from mlx.envs.api import (
     ActionTuple,
     BehaviorSpec,
     DecisionSteps,
-    EnvError,
     ObservationSpec,
     ObservationType,
     TerminalSteps,
@@ -43,6 +42,7 @@ from mlx.envs.unity.communicator_objects.messages_pb2 import (
     ObservationProto,
     UnityRLCapabilitiesProto,
 )
+from mlx.errors import ProtocolError
 
 COMMUNICATION_VERSION = "1.5.0"
 ACADEMY_NAME = "AcademySingleton"
@@ -54,10 +54,6 @@ STATUS_CLOSE = 400
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
 _TEAM = re.compile(r"^(?P<name>.*)\?team=(?P<team>-?\d+)$")
-
-
-class ProtocolError(EnvError):
-    """A message that breaks the protocol (wrong version, bad shape, unknown behaviour, garbage bytes)."""
 
 
 def capabilities() -> UnityRLCapabilitiesProto:

@@ -55,7 +55,6 @@ from mlx.envs.unity.protocol import (
     COMMUNICATION_VERSION,
     EDITOR_PORT,
     STATUS_OK,
-    ProtocolError,
     actions_from_protos,
     agent_infos,
     brain_parameters,
@@ -70,10 +69,10 @@ from mlx.envs.unity.side_channels import (
     ChannelSampler,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
-    SideChannelError,
     SideChannelManager,
     StatsSideChannel,
 )
+from mlx.errors import ProtocolError, SideChannelError
 from mlx.params.samplers import from_side_channel
 
 USAGE_ERROR = 2

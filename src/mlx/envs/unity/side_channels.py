@@ -24,7 +24,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from mlx.envs.api import EnvError, EnvStat, StatAggregation
+from mlx.envs.api import EnvStat, StatAggregation
+from mlx.errors import SideChannelError
 
 ENGINE_CONFIGURATION_ID = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
 ENVIRONMENT_PARAMETERS_ID = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
@@ -34,10 +35,6 @@ FLOAT_PROPERTIES_ID = uuid.UUID("60ccf7d0-4f7e-11ea-b238-784f4387d1f7")
 _I32 = struct.Struct("<i")
 _F32 = struct.Struct("<f")
 _HEADER = 16 + _I32.size
-
-
-class SideChannelError(EnvError):
-    """Side-channel bytes that cannot be read (truncated, garbled, or from an incompatible version)."""
 
 
 class OutgoingMessage:
