@@ -10,6 +10,7 @@ import torch
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.trainers.losses import PPOBatch
+from mlx.trainers.ppo.actor_critic import TorchActorCritic
 from mlx.trainers.ppo.trainer import PPOTrainer
 from tests.conftest import run_mlx
 
@@ -69,7 +70,7 @@ def test_default_bodies_stay_separate_and_the_shared_one_acts_in_torch():
     plain, shared = make_trainer(shared=False), make_trainer(shared=True)
     assert plain.module.critic.body is not plain.module.actor.body
     # The numpy fast path computes separate bodies: a shared critic acts and learns with torch.
-    assert shared.numpy_update is None and shared.numpy_policy is None
+    assert isinstance(shared.actor_critic, TorchActorCritic)
 
 
 def test_with_memory_the_shared_body_carries_the_actors_memory_only():

@@ -11,7 +11,7 @@ from mlx.config import PPOSettings
 from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.tracking.tracker import Tracker
-from mlx.trainers.base import RLTrainer
+from mlx.trainers.base import RLTrainer, StatsRecorder
 from mlx.training.callbacks import CheckpointEvery, OnSummary, ProgressLine, StopAtReward, checkpoint_interval
 from mlx.training.loop import Callback, Loop, hooks
 from mlx.training.summaries import REWARD, Progress, Summaries
@@ -24,8 +24,15 @@ class ScriptedTrainer(RLTrainer):
     steps, and counts the updates it had to skip past max_steps."""
 
     def __init__(self, name: str, spec: BehaviorSpec, reward: Any = lambda step: 0.0, every: int = 40) -> None:
-        super().__init__(name, spec)
+        # What the loop reads of a trainer; RLTrainer.__init__ would also build a module and experience.
+        self.behavior_name, self.spec, self.step, self.stats = name, spec, 0, StatsRecorder()
         self.reward, self.every, self.updates, self.discarded = reward, every, 0, 0
+
+    def build_module(self) -> None:
+        raise NotImplementedError  # scripted: no network
+
+    def _build_experience(self) -> None:
+        raise NotImplementedError  # scripted: no experience
 
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
         self.step += len(decision)
