@@ -15,7 +15,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = Path("mlx/envs/unity/communicator_objects")
 # Only this file declares a service, so only it gets a *_pb2_grpc.py module.
-SERVICE_FILES = ("unity_message.proto",)
+SERVICE_FILES = ("messages.proto",)
 
 
 def proto_files() -> list[Path]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from mlx.envs.api import EnvStat, StatAggregation
 from mlx.envs.native.basic import BasicEnv
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import UnityMessageProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import UnityMessageProto
 from mlx.envs.unity.remote import Session
 from mlx.envs.unity.rpc import EnvClient
 from mlx.envs.unity.side_channels import IncomingMessage, OutgoingMessage, SideChannel

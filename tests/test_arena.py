@@ -13,14 +13,12 @@ from mlx.envs.native.arena import (
     TOUCH_DISTANCE,
     Arena,
     BodySpec,
-    RaySensor,
-    RaySensorSpec,
     StaticSpec,
     box_overlaps,
-    ray_angles,
     rounded_box_contact,
     sample_positions,
 )
+from mlx.envs.native.rays import RaySensor, RaySensorSpec, ray_angles
 
 TAGS = ("block", "goal", "wall")
 NO_FRICTION = (0.0, 0.0)

@@ -249,7 +249,7 @@ def test_unknown_parameter_and_behavior():
     with pytest.raises(EnvError, match="gravty"):
         env.set_environment_parameter("gravty", 1.0)
     env.reset()
-    with pytest.raises(EnvError, match="unknown behavior"):
+    with pytest.raises(EnvError, match="unknown behaviour"):
         env.get_steps("3DBallHard")
 
 

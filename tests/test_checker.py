@@ -7,8 +7,9 @@ import pytest
 
 from mlx.envs import NATIVE_ENVS, make_env
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec
-from mlx.envs.checker import EnvCheckError, check_env, random_actions
+from mlx.envs.checker import check_env, random_actions
 from mlx.envs.native.basic import BasicEnv
+from mlx.errors import EnvCheckError
 
 
 @pytest.mark.parametrize("name", sorted(NATIVE_ENVS))

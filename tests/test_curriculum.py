@@ -7,13 +7,9 @@ import numpy as np
 import pytest
 
 from mlx.config import ConfigError
+from mlx.config.parameters import CompletionCriteria, parse_environment_parameters
 from mlx.envs.native.ball3d import Ball3DEnv
-from mlx.params.curriculum import (
-    CompletionCriteria,
-    EnvironmentParameterManager,
-    need_increment,
-    parse_environment_parameters,
-)
+from mlx.params.curriculum import EnvironmentParameterManager, need_increment
 
 
 def lesson(value, behavior="B", measure="progress", threshold=0.5, min_lesson_length=0, **extra):

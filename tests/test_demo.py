@@ -18,30 +18,35 @@ from mlx.envs.api import (
     ObservationType,
     TerminalSteps,
 )
-from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoActionPairProto, AgentInfoProto
-from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
-from mlx.envs.unity.communicator_objects.demonstration_meta_pb2 import DemonstrationMetaProto
-from mlx.envs.unity.communicator_objects.observation_pb2 import ObservationProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
+    ActionSpecProto,
+    AgentActionProto,
+    AgentInfoActionPairProto,
+    AgentInfoProto,
+    BrainParametersProto,
+    DemonstrationMetaProto,
+    ObservationProto,
+)
 from mlx.envs.unity.protocol import varint
+from mlx.errors import DemoError
 from mlx.formats.demo import (
     INITIAL_POS,
     DemoEpisode,
-    DemoError,
     DemoMeta,
-    EpisodeRecorder,
     load_demonstration,
     meta_bytes,
     read_demo_file,
     write_demo,
 )
-from mlx.modes.record import RandomActor
+from mlx.modes.episodes import EpisodeRecorder
+from mlx.modes.policy import RandomPolicy
 
 
 def record_episodes(env_name: str, areas: int, episodes: int, seed: int = 0) -> tuple[str, BehaviorSpec, list]:
     """Episodes of an mlx env played by random (mask-respecting) actions, as mode=record collects them."""
     env = make_env(env_name, areas, seed, {})
     name, spec = next(iter(env.behavior_specs.items()))
-    actor = RandomActor(spec.action_spec, seed)
+    actor = RandomPolicy(spec.action_spec, seed)
     recorder = EpisodeRecorder(spec)
     env.reset()
     while not recorder.ready(episodes):

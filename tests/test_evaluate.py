@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mlx.envs.api import DecisionSteps, TerminalSteps
-from mlx.modes.evaluate import EpisodeCounter
+from mlx.modes.episodes import EpisodeCounter
 from tests.conftest import run_mlx
 
 
@@ -79,3 +79,42 @@ def test_episodes_are_counted_in_the_order_they_start_not_the_order_they_end():
     assert counter.done
     assert sorted(counter.returns) == [-1.0, -1.0, 1.0, 1.0]
     assert sorted(counter.lengths) == [1, 1, 10, 10]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["trainer=ppo"], ["trainer=sac"], ["trainer=ppo", "trainer.network_settings.normalize=true"], ["network=lstm"]],
+)
+def test_a_checkpoint_acts_as_its_trainer_without_building_the_trainer(tmp_path, overrides):
+    """mode=evaluate builds only the actor and normaliser from a checkpoint: the same actions as the trainer
+    that wrote it (first decision, so every agent's memory is zero)."""
+    import torch
+
+    from mlx.config import validate
+    from mlx.envs import make_env
+    from mlx.modes.policy import TorchPolicy, load_policy
+    from mlx.trainers.base import concat_vector_obs
+    from mlx.trainers.nn.networks import to_env_continuous
+    from mlx.trainers.registry import make_trainer
+    from tests.conftest import compose_tree
+
+    cfg = validate(compose_tree("env=3dball", *overrides, f"results_dir={tmp_path}"))
+    env = make_env("3dball", 3, 0)
+    spec = env.behavior_specs["3DBall"]
+    trainer = make_trainer("3DBall", spec, cfg.trainer_for("3DBall"), cfg.signals_for("3DBall"), torch.device("cpu"))
+    env.reset()
+    for _ in range(20):  # the normaliser moves away from its start
+        decision, terminal = env.get_steps("3DBall")
+        env.set_actions("3DBall", trainer.process(decision, terminal))
+        env.step()
+    torch.save({"trainer": trainer.state_dict(), "behavior_spec": repr(spec)}, tmp_path / "c.pt")
+    policy = load_policy(cfg, "3DBall", spec, tmp_path / "c.pt", deterministic=True)
+    assert isinstance(policy, TorchPolicy) and not hasattr(policy, "optimizer")
+    decision, _ = env.get_steps("3DBall")
+    actor = trainer.module.actor
+    memories = torch.zeros(len(decision), actor.memory_size) if actor.memory_size else None
+    with torch.inference_mode():
+        x = trainer.module.preprocess(torch.as_tensor(concat_vector_obs(decision.obs)))
+        out = actor.sample(x, None, True, memories).continuous
+    expected = out if actor.tanh_squash else to_env_continuous(out)
+    np.testing.assert_allclose(policy.act(decision).continuous, expected.numpy(), rtol=1e-6, atol=1e-6)

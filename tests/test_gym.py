@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from mlx.config import ConfigError, validate_env
+from mlx.config import ConfigError
 from mlx.config import EnvSettings as Settings
 from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, EnvError
@@ -188,9 +188,9 @@ def test_missing_id_and_native_parameters_are_refused():
     with pytest.raises(EnvError, match="env.kwargs"):
         make_env("gym", 2, 0, {"gravity": 9.0}, env_id="Pendulum-v1")
     with pytest.raises(ConfigError, match="env.id is required for env=gym"):
-        validate_env(Settings(name="gym"))
+        Settings(name="gym").check()
     with pytest.raises(ConfigError, match="env.id is only for env=gym"):
-        validate_env(Settings(name="3dball", id="CartPole-v1"))
+        Settings(name="3dball", id="CartPole-v1").check()
     with pytest.raises(EnvError, match="only for env=gym"):
         make_env("basic", 2, 0, env_id="CartPole-v1")
 

@@ -12,13 +12,15 @@ import torch
 from mlx.config import GAILSettings, NetworkSettings, validate
 from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, BaseEnv
-from mlx.formats.demo import EpisodeRecorder, load_demonstration, write_demo
-from mlx.modes.record import RandomActor
-from mlx.trainers import make_trainer
+from mlx.formats.demo import load_demonstration, write_demo
+from mlx.modes.episodes import EpisodeRecorder
+from mlx.modes.policy import RandomPolicy
 from mlx.trainers.bc import bc_loss, sequence_index
 from mlx.trainers.nn.networks import to_env_continuous
-from mlx.trainers.rewards import SignalBatch, make_reward_signal
+from mlx.trainers.registry import make_trainer
+from mlx.trainers.rewards.base import SignalBatch
 from mlx.trainers.rewards.gail import Discrimination, gail_loss
+from mlx.trainers.rewards.registry import make_reward_signal
 from tests import experts
 from tests.conftest import compose_tree
 
@@ -57,7 +59,7 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "basic_expert": record("basic", experts.basic_right, 8, folder / "basic_expert.demo"),
         "basic_left": record("basic", experts.basic_left, 24, folder / "basic_left.demo"),
-        "basic_random": record("basic", RandomActor(spec.action_spec, 1), 30, folder / "basic_random.demo"),
+        "basic_random": record("basic", RandomPolicy(spec.action_spec, 1), 30, folder / "basic_random.demo"),
         "ball_expert": record("3dball", experts.ball3d_pd_noisy, 6, folder / "ball_expert.demo", areas=6),
     }
 

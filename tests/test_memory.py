@@ -4,12 +4,14 @@ that only memory can solve."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOHyperparameters, PPOSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.trainers.losses import PPOBatch
-from mlx.trainers.ppo.trainer import PPOTrainer, to_sequences
+from mlx.trainers.on_policy import to_sequences
+from mlx.trainers.ppo.trainer import PPOTrainer
 
 EPISODE = 4
 
@@ -52,11 +54,11 @@ class CueEnv:
         self.t += 1
 
 
-def make_trainer(memory: bool, seed: int = 0) -> PPOTrainer:
+def make_trainer(memory: bool, seed: int = 0, shared_critic: bool = False) -> PPOTrainer:
     torch.manual_seed(seed)
     settings = PPOSettings(
         hyperparameters=PPOHyperparameters(
-            batch_size=128, buffer_size=512, learning_rate=3e-3, beta=0.01, num_epoch=3
+            batch_size=128, buffer_size=512, learning_rate=3e-3, beta=0.01, num_epoch=3, shared_critic=shared_critic
         ),  # fmt: skip
         time_horizon=16,
         max_steps=40_000,
@@ -95,7 +97,7 @@ def test_memory_is_carried_between_decisions_and_zeroed_at_episode_end():
     env = CueEnv(4, 0)
     d, t = env.steps(first=True)
     trainer.process(d, t)
-    assert np.abs(trainer._memories).sum() > 0  # the LSTM state after the first decision
+    assert np.abs(trainer.agents.memories).sum() > 0  # the LSTM state after the first decision
     env.act(np.zeros((4, 1), int))
     for _ in range(EPISODE - 1):
         d, t = env.steps()
@@ -103,16 +105,17 @@ def test_memory_is_carried_between_decisions_and_zeroed_at_episode_end():
         env.act(np.zeros((4, 1), int))
     d, t = env.steps()
     assert len(t) == 4
-    before = trainer._memories.copy()
+    before = trainer.agents.memories.copy()
     trainer.process(d, t)
     # Every episode ended: the memory used for the new first decision was zero, so the stored input
     # memory of that step is zero while the previous step's was not.
-    stored = trainer.assembler.memory[trainer.assembler.slots_for(d.agent_id), 0]
+    stored = trainer.assembler.steps.memory[trainer.agents.lookup(d.agent_id), 0]
     assert np.abs(before).sum() > 0 and np.abs(stored).sum() == 0
 
 
-def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting():
-    trainer = make_trainer(memory=True)
+@pytest.mark.parametrize("shared_critic", [False, True])
+def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting(shared_critic):
+    trainer = make_trainer(memory=True, shared_critic=shared_critic)
     trainer.hp.num_epoch = 0  # keep the data: we evaluate it ourselves below
     env = CueEnv(8, 1)
     d, t = env.steps(first=True)
@@ -131,7 +134,7 @@ def test_sequence_replay_reproduces_the_log_probs_and_values_of_acting():
             x, batch.continuous.reshape(s * length, 0), batch.discrete.reshape(s * length, -1), None,
             batch.memories[:, :split], length,
         )  # fmt: skip
-        values, _ = module.critic.values(x, batch.memories[:, split:], length)
+        values, _ = module.critic.values(x, module.critic_memories(batch.memories), length)
     valid = batch.valid.reshape(-1)
     torch.testing.assert_close(log_prob[valid], batch.old_log_prob.reshape(-1)[valid], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(values[valid], batch.old_values.reshape(s * length, -1)[valid], atol=1e-5, rtol=1e-5)
@@ -179,7 +182,7 @@ def test_sequence_builder_cuts_per_agent_and_pads_at_episode_end():
     assert out[1]["memories"].tolist() == [[0.0]]
     assert out[2]["x"].tolist() == []  # agent 0 restarted at t=2; agent 1 (no step at t=1) holds 2 steps
     assert out[3]["x"].tolist() == [[1.0, 3.0, 4.0]] and out[3]["memories"].tolist() == [[0.0]]  # agent 1 full
-    assert builder.count.tolist() == [2, 0] and builder.start_memory[0].tolist() == [20.0]  # agent 0: 3, 4
+    assert builder.table.count.tolist() == [2, 0] and builder.table.start_memory[0].tolist() == [20.0]  # agent 0: 3, 4
 
 
 def test_recurrent_sac_solves_the_cue_task_and_plain_sac_cannot():

@@ -7,7 +7,7 @@ import torch
 
 from mlx.config import ExtrinsicSettings, MemorySettings, PPOSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
-from mlx.trainers.ppo.numpy.policy import NumpyPolicy
+from mlx.trainers.ppo.numpy.actor_critic import NumpyActorCritic
 from mlx.trainers.ppo.trainer import PPOTrainer
 
 SIGNALS = {"extrinsic": ExtrinsicSettings()}
@@ -39,6 +39,12 @@ def make_trainer(
     return trainer
 
 
+def numpy_path(trainer: PPOTrainer) -> NumpyActorCritic | None:
+    """The trainer's numpy actor-critic, None where it acts and updates with torch."""
+    net = trainer.actor_critic
+    return net if isinstance(net, NumpyActorCritic) else None
+
+
 def torch_reference(trainer: PPOTrainer, obs, cont, disc, mask):
     module = trainer.module
     with torch.no_grad():
@@ -51,13 +57,13 @@ def torch_reference(trainer: PPOTrainer, obs, cont, disc, mask):
 
 def test_hybrid_actions_match_the_torch_networks():
     trainer = make_trainer(ActionSpec(continuous_size=2, discrete_branches=(4, 3)))
-    policy = trainer.numpy_policy
+    policy = numpy_path(trainer)
     assert policy is not None
     rng = np.random.default_rng(2)
     obs = rng.normal(2.0, 3.0, (500, 6)).astype(np.float32)
     mask = rng.random((500, 7)) > 0.4
     mask[:, 0] = mask[:, 4] = True
-    cont, disc, log_prob, entropy, values = policy.act(obs, mask)
+    cont, disc, log_prob, entropy, values, _ = policy.act(obs, mask)
     ref_lp, ref_ent, ref_values = torch_reference(trainer, obs, cont, disc, mask)
     np.testing.assert_allclose(log_prob, ref_lp, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(entropy, ref_ent, rtol=1e-4, atol=1e-4)
@@ -67,12 +73,12 @@ def test_hybrid_actions_match_the_torch_networks():
 
 def test_discrete_samples_follow_the_policy_probabilities():
     trainer = make_trainer(ActionSpec(discrete_branches=(5,)))
-    policy = trainer.numpy_policy
+    policy = numpy_path(trainer)
     assert policy is not None
     obs = np.tile(np.random.default_rng(3).normal(size=(1, 6)).astype(np.float32), (40000, 1))
     mask = np.ones((40000, 5), bool)
     mask[:, 2] = False
-    _, disc, log_prob, _, _ = policy.act(obs, mask)
+    _, disc, log_prob, _, _, _ = policy.act(obs, mask)
     probs = np.zeros(5)
     probs[disc[:5, 0]] = np.exp(log_prob[:5])
     freq = np.bincount(disc[:, 0], minlength=5) / len(disc)
@@ -83,12 +89,12 @@ def test_discrete_samples_follow_the_policy_probabilities():
 
 def test_continuous_samples_have_the_policy_std_and_see_live_weights():
     trainer = make_trainer(ActionSpec(continuous_size=2))
-    policy = trainer.numpy_policy
+    policy = numpy_path(trainer)
     assert policy is not None
     obs = np.ones((20000, 6), np.float32)
     with torch.no_grad():
         trainer.module.actor.log_std.copy_(torch.tensor([-1.0, 0.5]))  # in place, as the optimiser does
-    cont, _, _, entropy, _ = policy.act(obs, None)
+    cont, _, _, entropy, _, _ = policy.act(obs, None)
     np.testing.assert_allclose(cont.std(0), np.exp([-1.0, 0.5]), rtol=0.03)
     with torch.no_grad():
         mean = trainer.module.actor.sample(trainer.module.preprocess(torch.as_tensor(obs[:1])), deterministic=True)
@@ -97,15 +103,16 @@ def test_continuous_samples_have_the_policy_std_and_see_live_weights():
 
 
 def test_memory_networks_act_with_torch():
-    assert make_trainer(ActionSpec(continuous_size=1), memory=True).numpy_policy is None
+    assert numpy_path(make_trainer(ActionSpec(continuous_size=1), memory=True)) is None
 
 
 def test_checkpoint_keeps_the_sampling_generator():
     trainer = make_trainer(ActionSpec(continuous_size=2))
-    assert trainer.numpy_policy is not None
+    policy = numpy_path(trainer)
+    assert policy is not None
     state = trainer.state_dict()
     obs = np.zeros((4, 6), np.float32)
-    first = trainer.numpy_policy.act(obs, None)[0]
+    first = policy.act(obs, None)[0]
     trainer.load_state_dict(state)
-    np.testing.assert_array_equal(trainer.numpy_policy.act(obs, None)[0], first)
-    assert isinstance(trainer.numpy_policy, NumpyPolicy)
+    np.testing.assert_array_equal(policy.act(obs, None)[0], first)
+    assert isinstance(trainer.actor_critic, NumpyActorCritic)

@@ -13,8 +13,10 @@ from mlx.config import ExtrinsicSettings, RNDSettings
 from mlx.envs.api import ActionSpec
 from mlx.trainers import TrainingError
 from mlx.trainers.losses import PPOBatch
+from mlx.trainers.ppo.actor_critic import TorchActorCritic
 from mlx.trainers.ppo.trainer import PPOTrainer
 from tests.test_numpy_policy import make_trainer as numpy_policy_trainer
+from tests.test_numpy_policy import numpy_path
 
 STREAMS = {"extrinsic": ExtrinsicSettings(), "rnd": RNDSettings()}
 HYBRID = ActionSpec(continuous_size=2, discrete_branches=(4, 3))
@@ -33,8 +35,9 @@ def buffer(trainer: PPOTrainer, n: int = 256) -> dict[str, np.ndarray]:
     mask = rng.random((n, width)) > 0.3
     if width:
         mask[:, 0] = mask[:, 4] = True
-    assert trainer.numpy_policy is not None
-    cont, disc, log_prob, _, values = trainer.numpy_policy.act(obs, mask if width else None)
+    policy = numpy_path(trainer)
+    assert policy is not None
+    cont, disc, log_prob, _, values, _ = policy.act(obs, mask if width else None)
     return {
         "obs": obs,
         "continuous": cont,
@@ -53,7 +56,7 @@ def autograd(trainer: PPOTrainer, data: dict[str, np.ndarray], epsilon: float, b
     module.zero_grad(set_to_none=True)
     terms = module.training_step(PPOBatch(**{k: torch.as_tensor(v) for k, v in data.items()}), 0)
     terms["loss"].backward()
-    grads = torch.cat([p.grad.reshape(-1) for p in trainer.numpy_update.params]).numpy()
+    grads = torch.cat([p.grad.reshape(-1) for p in numpy_path(trainer).flat.params]).numpy()
     return {k: v.item() for k, v in terms.items()}, grads
 
 
@@ -64,48 +67,49 @@ def autograd(trainer: PPOTrainer, data: dict[str, np.ndarray], epsilon: float, b
 )
 def test_loss_and_gradients_match_autograd(action_spec):
     trainer = make_trainer(action_spec)
-    fast = trainer.numpy_update
+    fast = numpy_path(trainer)
     assert fast is not None
     data = buffer(trainer)
     ref_terms, ref_grad = autograd(trainer, data, epsilon=0.2, beta=0.01)
-    fast.load(data)
-    terms = fast.loss(np.arange(len(data["obs"])), 0.2, 0.01)
+    fast.load(data, 0.2, 0.01)
+    terms = fast.loss(np.arange(len(data["obs"])))
     for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
         assert math.isclose(terms[key], ref_terms[key], rel_tol=1e-4, abs_tol=1e-5), key
     assert 0.05 < terms["clip_fraction"] < 0.95  # both branches of the clipped surrogate are exercised
     fast.backward()
     scale = np.abs(ref_grad).max()
-    np.testing.assert_allclose(fast.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
+    np.testing.assert_allclose(fast.flat.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
 
 
 def test_a_minibatch_of_rows_is_the_same_rows_in_torch():
     trainer = make_trainer(HYBRID)
-    fast = trainer.numpy_update
+    fast = numpy_path(trainer)
     data = buffer(trainer)
     rows = np.random.default_rng(3).permutation(len(data["obs"]))[:64]
     ref_terms, ref_grad = autograd(trainer, {k: v[rows] for k, v in data.items()}, 0.1, 0.005)
-    fast.load(data)
-    assert math.isclose(fast.loss(rows, 0.1, 0.005)["loss"], ref_terms["loss"], rel_tol=1e-4)
+    fast.load(data, 0.1, 0.005)
+    assert math.isclose(fast.loss(rows)["loss"], ref_terms["loss"], rel_tol=1e-4)
     fast.backward()
-    np.testing.assert_allclose(fast.grad, ref_grad, rtol=1e-3, atol=1e-5 * np.abs(ref_grad).max())
+    np.testing.assert_allclose(fast.flat.grad, ref_grad, rtol=1e-3, atol=1e-5 * np.abs(ref_grad).max())
 
 
 def test_adam_steps_like_torch_and_checkpoints_keep_torch_format():
     trainer = make_trainer(HYBRID)
-    fast = trainer.numpy_update
+    fast = numpy_path(trainer)
     data = buffer(trainer)
     twin = copy.deepcopy(trainer.module)  # the same weights, stepped by torch's Adam on the same gradients
     twin_params = list(twin.parameters())
     twin_opt = torch.optim.Adam(twin_params, lr=3e-4)
-    fast.load(data)
+    fast.load(data, 0.2, 0.005)
     rng = np.random.default_rng(4)
     for lr in (3e-4, 2e-4, 1e-4):
         rows = rng.permutation(len(data["obs"]))[:64]
-        fast.loss(rows, 0.2, 0.005)
+        fast.loss(rows)
         fast.backward()
-        grads = fast.grad.copy()
-        fast.loss(rows, 0.2, 0.005)
-        fast.apply(lr)
+        grads = fast.flat.grad.copy()
+        fast.loss(rows)
+        trainer.optimizer.param_groups[0]["lr"] = lr
+        fast.step()
         start = 0
         for p in twin_params:
             p.grad = torch.from_numpy(grads[start : start + p.numel()].reshape(p.shape).copy())
@@ -115,7 +119,7 @@ def test_adam_steps_like_torch_and_checkpoints_keep_torch_format():
     mine = torch.cat([p.detach().reshape(-1) for p in trainer.module.parameters()])
     theirs = torch.cat([p.detach().reshape(-1) for p in twin_params])
     torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
-    assert np.shares_memory(fast.flat, trainer.module.actor.log_std.detach().numpy())  # one buffer, no copies
+    assert np.shares_memory(fast.flat.values, trainer.module.actor.log_std.detach().numpy())  # one buffer, no copies
 
     # The checkpoint carries torch's optimiser format with these moments; a fresh trainer adopts them.
     state = trainer.state_dict()
@@ -126,15 +130,16 @@ def test_adam_steps_like_torch_and_checkpoints_keep_torch_format():
         torch.testing.assert_close(s["exp_avg"], reference[k]["exp_avg"], rtol=1e-5, atol=1e-8)
     other = make_trainer(HYBRID, seed=5)
     other.load_state_dict(copy.deepcopy(state))
-    assert other.numpy_update.t == 3
-    np.testing.assert_array_equal(other.numpy_update.m, fast.m)
-    np.testing.assert_array_equal(other.numpy_update.flat, fast.flat)
+    assert numpy_path(other).flat.t == 3
+    np.testing.assert_array_equal(numpy_path(other).flat.m, fast.flat.m)
+    np.testing.assert_array_equal(numpy_path(other).flat.values, fast.flat.values)
     # Both continue identically.
     for t in (trainer, other):
-        t.numpy_update.load(data)
-        t.numpy_update.loss(np.arange(64), 0.2, 0.005)
-        t.numpy_update.apply(1e-4)
-    np.testing.assert_array_equal(other.numpy_update.flat, fast.flat)
+        t.optimizer.param_groups[0]["lr"] = 1e-4
+        numpy_path(t).load(data, 0.2, 0.005)
+        numpy_path(t).loss(np.arange(64))
+        numpy_path(t).step()
+    np.testing.assert_array_equal(numpy_path(other).flat.values, fast.flat.values)
 
 
 def test_a_whole_update_learns_as_the_torch_path_does():
@@ -144,9 +149,9 @@ def test_a_whole_update_learns_as_the_torch_path_does():
     for use_numpy in (True, False):
         trainer = make_trainer(HYBRID)
         trainer.hp.batch_size = 64  # 8 minibatches per epoch
-        if not use_numpy:
-            trainer.numpy_update = None
         data = buffer(trainer, 512)
+        if not use_numpy:
+            trainer.actor_critic = TorchActorCritic(trainer.module, trainer.optimizer, trainer.device)
         extra = {"next_obs": np.zeros((512, 0), np.float32), "env_reward": np.zeros(512, np.float32)}
         trainer._buffer = [{**data, **extra, "done": np.zeros(512, np.float32)}]
         trainer._buffered = 512
@@ -170,11 +175,11 @@ def test_a_non_finite_loss_is_refused_before_any_weight_changes():
     ]
     trainer._buffered = 128
     trainer.intrinsic = {}
-    before = trainer.numpy_update.flat.copy()
+    before = numpy_path(trainer).flat.values.copy()
     with pytest.raises(TrainingError, match="PPO loss became nan"):
         trainer.update()
-    np.testing.assert_array_equal(trainer.numpy_update.flat, before)
+    np.testing.assert_array_equal(numpy_path(trainer).flat.values, before)
 
 
 def test_only_where_it_computes_the_same_thing():
-    assert make_trainer(HYBRID, memory=True).numpy_update is None
+    assert numpy_path(make_trainer(HYBRID, memory=True)) is None

@@ -22,18 +22,10 @@ from mlx.envs.api import (
     StatAggregation,
     TerminalSteps,
 )
-from mlx.envs.unity.communicator_objects import (
-    agent_pb2,
-    brain_parameters_pb2,
-    capabilities_pb2,
-    demonstration_meta_pb2,
-    engine_configuration_pb2,
-    observation_pb2,
-    unity_message_pb2,
-)
-from mlx.envs.unity.env import RestartPolicy, _IdMap
+from mlx.envs.unity.communicator_objects import messages_pb2
+from mlx.envs.unity.env import RestartPolicy
+from mlx.envs.unity.merge import RecycledIds
 from mlx.envs.unity.protocol import (
-    ProtocolError,
     action_protos,
     actions_from_protos,
     agent_infos,
@@ -47,16 +39,16 @@ from mlx.envs.unity.protocol import (
 )
 from mlx.envs.unity.remote import EpisodeIds
 from mlx.envs.unity.side_channels import (
+    ChannelSampler,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
     IncomingMessage,
-    Sampler,
     SamplerType,
-    SideChannelError,
     SideChannelManager,
     StatsSideChannel,
     split_records,
 )
+from mlx.errors import ProtocolError, SideChannelError
 from mlx.trainers.base import StatsRecorder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,9 +62,9 @@ def test_committed_generated_code_equals_a_fresh_generation(tmp_path):
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     fresh = gen.generate(tmp_path)
-    assert len(fresh) == 15  # 7 x (_pb2.py, _pb2.pyi) + unity_message_pb2_grpc.py
+    assert len(fresh) == 3  # messages_pb2.py, messages_pb2.pyi, messages_pb2_grpc.py (one .proto)
     for path in fresh:
-        committed = REPO / "src" / "mlx" / "envs" / "communicator_objects" / path.name
+        committed = REPO / "src" / "mlx" / "envs" / "unity" / "communicator_objects" / path.name
         assert committed.read_bytes() == path.read_bytes(), f"{committed.name} is stale: run scripts/gen_protos.py"
 
 
@@ -82,20 +74,20 @@ def fields(message: type) -> dict[str, int]:
 
 def test_field_numbers_are_ml_agents_ones():
     """Wire compatibility is field numbers and types: these are the schema facts of protocol.md."""
-    assert fields(unity_message_pb2.HeaderProto) == {"status": 1, "message": 2}
-    assert fields(unity_message_pb2.UnityMessageProto) == {"header": 1, "unity_output": 2, "unity_input": 3}
-    assert fields(unity_message_pb2.UnityOutputProto) == {"rl_output": 1, "rl_initialization_output": 2}
-    assert fields(unity_message_pb2.UnityInputProto) == {"rl_input": 1, "rl_initialization_input": 2}
-    assert fields(unity_message_pb2.UnityRLOutputProto) == {"agentInfos": 2, "side_channel": 3}
-    assert fields(unity_message_pb2.UnityRLInputProto) == {"agent_actions": 1, "command": 4, "side_channel": 5}
-    assert fields(unity_message_pb2.UnityRLInitializationInputProto) == {
+    assert fields(messages_pb2.HeaderProto) == {"status": 1, "message": 2}
+    assert fields(messages_pb2.UnityMessageProto) == {"header": 1, "unity_output": 2, "unity_input": 3}
+    assert fields(messages_pb2.UnityOutputProto) == {"rl_output": 1, "rl_initialization_output": 2}
+    assert fields(messages_pb2.UnityInputProto) == {"rl_input": 1, "rl_initialization_input": 2}
+    assert fields(messages_pb2.UnityRLOutputProto) == {"agentInfos": 2, "side_channel": 3}
+    assert fields(messages_pb2.UnityRLInputProto) == {"agent_actions": 1, "command": 4, "side_channel": 5}
+    assert fields(messages_pb2.UnityRLInitializationInputProto) == {
         "seed": 1,
         "communication_version": 2,
         "package_version": 3,
         "capabilities": 4,
         "num_areas": 5,
     }
-    assert fields(unity_message_pb2.UnityRLInitializationOutputProto) == {
+    assert fields(messages_pb2.UnityRLInitializationOutputProto) == {
         "name": 1,
         "communication_version": 2,
         "log_path": 3,
@@ -103,7 +95,7 @@ def test_field_numbers_are_ml_agents_ones():
         "package_version": 7,
         "capabilities": 8,
     }
-    assert fields(capabilities_pb2.UnityRLCapabilitiesProto) == {
+    assert fields(messages_pb2.UnityRLCapabilitiesProto) == {
         "baseRLCapabilities": 1,
         "concatenatedPngObservations": 2,
         "compressedChannelMapping": 3,
@@ -112,7 +104,7 @@ def test_field_numbers_are_ml_agents_ones():
         "variableLengthObservation": 6,
         "multiAgentGroups": 7,
     }
-    assert fields(agent_pb2.AgentInfoProto) == {
+    assert fields(messages_pb2.AgentInfoProto) == {
         "reward": 7,
         "done": 8,
         "max_step_reached": 9,
@@ -122,14 +114,14 @@ def test_field_numbers_are_ml_agents_ones():
         "group_id": 14,
         "group_reward": 15,
     }
-    assert fields(agent_pb2.AgentActionProto) == {
+    assert fields(messages_pb2.AgentActionProto) == {
         "vector_actions_deprecated": 1,
         "value": 4,
         "continuous_actions": 6,
         "discrete_actions": 7,
     }
-    assert fields(agent_pb2.AgentInfoActionPairProto) == {"agent_info": 1, "action_info": 2}
-    assert fields(observation_pb2.ObservationProto) == {
+    assert fields(messages_pb2.AgentInfoActionPairProto) == {"agent_info": 1, "action_info": 2}
+    assert fields(messages_pb2.ObservationProto) == {
         "shape": 1,
         "compression_type": 2,
         "compressed_data": 3,
@@ -139,13 +131,13 @@ def test_field_numbers_are_ml_agents_ones():
         "observation_type": 7,
         "name": 8,
     }
-    assert fields(brain_parameters_pb2.ActionSpecProto) == {
+    assert fields(messages_pb2.ActionSpecProto) == {
         "num_continuous_actions": 1,
         "num_discrete_actions": 2,
         "discrete_branch_sizes": 3,
         "action_descriptions": 4,
     }
-    assert fields(brain_parameters_pb2.BrainParametersProto) == {
+    assert fields(messages_pb2.BrainParametersProto) == {
         "vector_action_size_deprecated": 3,
         "vector_action_descriptions_deprecated": 5,
         "vector_action_space_type_deprecated": 6,
@@ -153,14 +145,14 @@ def test_field_numbers_are_ml_agents_ones():
         "is_training": 8,
         "action_spec": 9,
     }
-    assert fields(demonstration_meta_pb2.DemonstrationMetaProto) == {
+    assert fields(messages_pb2.DemonstrationMetaProto) == {
         "api_version": 1,
         "demonstration_name": 2,
         "number_steps": 3,
         "number_episodes": 4,
         "mean_reward": 5,
     }
-    assert fields(engine_configuration_pb2.EngineConfigurationProto) == {
+    assert fields(messages_pb2.EngineConfigurationProto) == {
         "width": 1,
         "height": 2,
         "quality_level": 3,
@@ -168,17 +160,17 @@ def test_field_numbers_are_ml_agents_ones():
         "target_frame_rate": 5,
         "show_monitor": 6,
     }
-    assert (unity_message_pb2.STEP, unity_message_pb2.RESET, unity_message_pb2.QUIT) == (0, 1, 2)
-    assert (observation_pb2.NONE, observation_pb2.PNG) == (0, 1)
-    assert unity_message_pb2.DESCRIPTOR.package == "communicator_objects"
-    service = unity_message_pb2.DESCRIPTOR.services_by_name["UnityToExternalProto"]
+    assert (messages_pb2.STEP, messages_pb2.RESET, messages_pb2.QUIT) == (0, 1, 2)
+    assert (messages_pb2.NONE, messages_pb2.PNG) == (0, 1)
+    assert messages_pb2.DESCRIPTOR.package == "communicator_objects"
+    service = messages_pb2.DESCRIPTOR.services_by_name["UnityToExternalProto"]
     assert service.full_name == "communicator_objects.UnityToExternalProto"
     assert [m.name for m in service.methods] == ["Exchange"]
 
 
 def test_a_known_message_has_the_exact_bytes_upstream_expects():
     # AgentInfoProto{reward=0.5, done=true, id=3}: tags 0x3d (7, fixed32), 0x40 (8, varint), 0x50 (10, varint).
-    info = agent_pb2.AgentInfoProto(reward=0.5, done=True, id=3)
+    info = messages_pb2.AgentInfoProto(reward=0.5, done=True, id=3)
     assert info.SerializeToString() == b"\x3d" + struct.pack("<f", 0.5) + b"\x40\x01\x50\x03"
 
 
@@ -218,15 +210,15 @@ def test_engine_configuration_bytes_follow_the_layout():
 def test_environment_parameters_round_trip_floats_and_samplers():
     sender, receiver = EnvironmentParametersChannel(), EnvironmentParametersChannel()
     sender.set_float_parameter("gravity", 9.5)
-    sender.set_sampler("mass", Sampler(SamplerType.UNIFORM, 7, (0.5, 2.0)))
-    sender.set_sampler("scale", Sampler(SamplerType.MULTIRANGE_UNIFORM, 3, (0.5, 1.0, 2.0, 3.0)))
+    sender.set_sampler("mass", ChannelSampler(SamplerType.UNIFORM, 7, (0.5, 2.0)))
+    sender.set_sampler("scale", ChannelSampler(SamplerType.MULTIRANGE_UNIFORM, 3, (0.5, 1.0, 2.0, 3.0)))
     data = SideChannelManager([sender]).pack()
     # key "gravity": int32 length 7 + utf-8, type 0, float32 value
     first = split_records(data)[0][1]
     assert first == struct.pack("<i", 7) + b"gravity" + struct.pack("<if", 0, 9.5)
     SideChannelManager([receiver]).dispatch(data)
     assert receiver.floats == {"gravity": 9.5}
-    assert receiver.samplers["mass"] == Sampler(SamplerType.UNIFORM, 7, (0.5, 2.0))
+    assert receiver.samplers["mass"] == ChannelSampler(SamplerType.UNIFORM, 7, (0.5, 2.0))
     multi = receiver.samplers["scale"]
     draws = [multi.draw(rng) for rng in [multi.rng()] for _ in range(200)]
     assert all(0.5 <= x <= 1.0 or 2.0 <= x <= 3.0 for x in draws)
@@ -326,9 +318,9 @@ def test_steps_survive_the_wire_with_masks_groups_and_interruptions():
     assert [i.done for i in infos] == [True, True, False, False, False]  # terminal steps first
     assert list(infos[2].action_mask) == [False] * 5  # wire flags: True = masked
     assert list(infos[3].action_mask) == [False, False, True, False, False]
-    wire = unity_message_pb2.UnityRLOutputProto()
+    wire = messages_pb2.UnityRLOutputProto()
     wire.agentInfos["B?team=0"].value.extend(infos)
-    parsed = unity_message_pb2.UnityRLOutputProto.FromString(wire.SerializeToString())
+    parsed = messages_pb2.UnityRLOutputProto.FromString(wire.SerializeToString())
     dec, term, d_ids, t_ids = steps_from_infos(parsed.agentInfos["B?team=0"].value, HYBRID, "B")
     assert d_ids.tolist() == [10, 11, 12] and t_ids.tolist() == [5, 9]
     for got, want in zip(dec.obs, decision.obs, strict=True):
@@ -349,14 +341,14 @@ def test_spec_from_brain_parameters_and_first_agent():
     decision, terminal = sample_steps(rng)
     infos = agent_infos(decision, terminal, np.arange(3), np.arange(2), HYBRID.observation_specs)
     params = brain_parameters("B?team=0", HYBRID.action_spec)
-    spec = behavior_spec(brain_parameters_pb2.BrainParametersProto.FromString(params.SerializeToString()), infos[0])
+    spec = behavior_spec(messages_pb2.BrainParametersProto.FromString(params.SerializeToString()), infos[0])
     assert spec == HYBRID
     # mlx's [h, w, c] image (2, 4, 5) travels as ML-Agents' [c, h, w]: shape and data order
     assert list(infos[0].observations[1].shape) == [5, 2, 4]
     np.testing.assert_array_equal(
         infos[0].observations[1].float_data.data, terminal.obs[1][0].transpose(2, 0, 1).ravel()
     )
-    legacy = brain_parameters_pb2.BrainParametersProto(
+    legacy = messages_pb2.BrainParametersProto(
         brain_name="Old?team=0", vector_action_size_deprecated=[3, 2], vector_action_space_type_deprecated=0
     )
     assert behavior_spec(legacy, infos[0]).action_spec == ActionSpec(discrete_branches=(3, 2))
@@ -388,7 +380,7 @@ def test_compressed_observations_decode_into_the_batch():
     decision, terminal = sample_steps(rng)
     decision.obs[1] = (np.round(decision.obs[1] * 255) / 255).astype(np.float32)
     infos = agent_infos(decision, terminal, np.arange(3), np.arange(3, 5), HYBRID.observation_specs, compress=True)
-    assert infos[2].observations[1].compression_type == observation_pb2.PNG
+    assert infos[2].observations[1].compression_type == messages_pb2.PNG
     dec, _, _, _ = steps_from_infos(infos, HYBRID, "B")
     np.testing.assert_allclose(dec.obs[1], decision.obs[1], atol=1e-6)
 
@@ -441,7 +433,7 @@ def test_episode_ids_change_every_episode_on_the_env_side():
 
 
 def test_trainer_side_ids_are_stable_and_recycled_after_an_episode():
-    m = _IdMap()
+    m = RecycledIds()
     m.begin_step()
     m.release()
     a = m.get(0, np.array([100, 101]))
@@ -493,18 +485,18 @@ def test_array_encoder_writes_the_same_messages_as_per_agent_protos():
     )
     d_ids, t_ids = np.array([0, 127, 128]), np.array([2**14, 2**31 - 1])
     protos = agent_infos(decision, terminal, d_ids, t_ids, specs)
-    assert protos[0].observations[0].observation_type == observation_pb2.GOAL_SIGNAL
+    assert protos[0].observations[0].observation_type == messages_pb2.GOAL_SIGNAL
     assert list(protos[0].observations[1].shape) == [5, 2, 4]  # mlx [h, w, c] is [c, h, w] on the wire
-    want = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto(value=protos)
-    got = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
+    want = messages_pb2.UnityRLOutputProto.ListAgentInfoProto(value=protos)
+    got = messages_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
         encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
     )
     assert got == want
     decision.action_mask, decision.group_id, terminal.group_id = None, None, None
     decision.group_reward, terminal.group_reward = None, None
-    plain = unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto(
+    plain = messages_pb2.UnityRLOutputProto.ListAgentInfoProto(
         value=agent_infos(decision, terminal, d_ids, t_ids, specs)
     )
-    assert plain == unity_message_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
+    assert plain == messages_pb2.UnityRLOutputProto.ListAgentInfoProto.FromString(
         encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
     )

@@ -235,7 +235,7 @@ def test_bad_actions_are_refused():
         env.set_actions(BEHAVIOR_NAME, act(env, 7))
     with pytest.raises(EnvError, match="continuous"):
         env.set_actions(BEHAVIOR_NAME, ActionTuple(np.zeros((4, 2), np.float32), np.zeros((4, 1), np.int32)))
-    with pytest.raises(EnvError, match="unknown behavior"):
+    with pytest.raises(EnvError, match="unknown behaviour"):
         env.get_steps("Pushblock")
 
 

@@ -255,7 +255,7 @@ def test_bad_input_is_refused():
         env.set_actions(BEHAVIOR_NAME, ActionTuple(np.zeros((2, 0), np.float32), np.zeros((3, 1), np.int32)))
     with pytest.raises(EnvError, match="0..4"):
         env.set_actions(BEHAVIOR_NAME, act(env, 5))
-    with pytest.raises(EnvError, match="unknown behavior"):
+    with pytest.raises(EnvError, match="unknown behaviour"):
         env.get_steps("PushBlock")
     with pytest.raises(EnvError, match="num_areas"):
         PyramidsEnv(num_areas=0)

@@ -10,8 +10,8 @@ import pytest
 
 from mlx.envs import NATIVE_ENVS, make_env
 from mlx.envs.api import ActionTuple, EnvError
+from mlx.envs.native.camera import project
 from mlx.envs.native.render import TAG_COLOURS, Canvas, tag_colour
-from mlx.envs.native.visual3dball import project
 
 AGENT = np.array(TAG_COLOURS["agent"])
 BLOCK = np.array(TAG_COLOURS["block"])

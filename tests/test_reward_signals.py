@@ -1,4 +1,4 @@
-"""Intrinsic reward signals (curiosity, RND): what they reward, their losses, config and checkpoints."""
+"""Reward signals (extrinsic, curiosity, RND): what they reward, their losses, config and checkpoints."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mlx.config import ConfigError, CuriositySettings, NetworkSettings, RNDSettings, validate
+from mlx.config import ConfigError, CuriositySettings, ExtrinsicSettings, NetworkSettings, RNDSettings, validate
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
-from mlx.trainers.rewards import SignalBatch, make_reward_signal
+from mlx.trainers.rewards.base import ExtrinsicSignal, SignalBatch, SignalInputs
 from mlx.trainers.rewards.curiosity import CuriosityOutputs, curiosity_loss
+from mlx.trainers.rewards.registry import make_reward_signal
 from mlx.trainers.rewards.rnd import rnd_loss
 from mlx.trainers.trajectory import Trajectories
 from tests.conftest import compose_tree
@@ -136,3 +137,20 @@ def _tree(signals: dict) -> dict:
 def test_bad_signal_settings_are_refused_naming_the_key(signals, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         validate(_tree(signals))
+
+
+def test_the_env_reward_is_a_signal_built_like_the_others():
+    """Extrinsic: built from the registry, no model to train, its stream is the env reward times strength,
+    and it never needs the other rows (nor their tensors)."""
+    signal = make_reward_signal("extrinsic", SPEC, ExtrinsicSettings(strength=0.5), torch.device("cpu"))
+    assert isinstance(signal, ExtrinsicSignal) and not signal.learns
+    env_reward = np.array([1.0, -2.0, 0.25], np.float32)
+
+    def rows():
+        raise AssertionError("the extrinsic signal read more than the env reward")
+
+    np.testing.assert_array_equal(
+        signal.scaled_rewards(SignalInputs(env_reward, rows, torch.device("cpu"))), [0.5, -1.0, 0.125]
+    )
+    curious = make_reward_signal("curiosity", SPEC, CuriositySettings(), torch.device("cpu"))
+    assert curious.learns

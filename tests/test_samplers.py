@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from mlx.config import ConfigError
+from mlx.config.parameters import parse_environment_parameters, parse_value
 from mlx.envs.api import EnvError
 from mlx.envs.native.ball3d import Ball3DEnv
-from mlx.params.curriculum import EnvironmentParameterManager, parse_environment_parameters, parse_value
+from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.params.samplers import (
     AreaSampler,
     ConstantSampler,
@@ -216,7 +217,8 @@ def test_side_channel_descriptions_round_trip_and_custom_samplers_cannot_travel(
 
 def test_an_env_process_hands_received_samplers_to_envs_that_draw_per_area():
     from mlx.envs.unity.remote import Session
-    from mlx.envs.unity.side_channels import EnvironmentParametersChannel, IncomingMessage, Sampler, SamplerType
+    from mlx.envs.unity.side_channels import ChannelSampler as Sampler
+    from mlx.envs.unity.side_channels import EnvironmentParametersChannel, IncomingMessage, SamplerType
 
     session = Session(lambda n, s: Ball3DEnv(n, s), client=None, num_areas=4, seed=0)  # type: ignore[arg-type]
     session.env = Ball3DEnv(4, 0)

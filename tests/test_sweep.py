@@ -136,12 +136,12 @@ sweep:
 
 
 def study_trials(workdir: Path) -> list:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     url = f"sqlite:///{workdir}/optuna.db"
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}})
-    except OperationalError:  # the worker is creating the tables right now: look again later
+    except (OperationalError, IntegrityError):  # the worker is creating the tables right now: look again later
         return []
     try:
         study_id = storage.get_study_id_from_name("tiny_ppo")

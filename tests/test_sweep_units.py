@@ -175,7 +175,7 @@ def test_journal_storage_opens_relative_and_absolute(tmp_path, monkeypatch):
 )
 def test_every_sampler_and_pruner_runs_a_study(sampler, pruner):
     """Each option the settings accept builds and drives a real study (CMA-ES needs cmaes, GP scipy)."""
-    from mlx.sweep.schema import PrunerSettings, SamplerSettings
+    from mlx.config.sweep import PrunerSettings, SamplerSettings
     from mlx.sweep.study import make_pruner, make_sampler
 
     study = optuna.create_study(
@@ -405,8 +405,10 @@ def test_shipped_sweeps_parse_and_name_existing_keys():
     from omegaconf import OmegaConf
 
     from mlx.config import CONF_DIR, register_configs, validate
+    from mlx.sweep.files import register_sweeps
 
     register_configs()
+    register_sweeps()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for name, trainer in (("3dball_ppo", "ppo"), ("3dball_sac", "sac")):
             base = ["run_id=test", "seed=0", f"sweep={name}"]
@@ -436,7 +438,8 @@ def test_checkpoint_step_needs_every_behaviour_checkpoint(tmp_path):
 
 
 def test_job_suffix_is_empty_outside_a_multirun():
-    from mlx.sweep.jobs import job_suffix, job_tags
+    from mlx.config.resolvers import job_suffix
+    from mlx.sweep.jobs import job_tags
 
     assert job_suffix() == "" and job_tags() == {}
 

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
-from mlx.trainers.trajectory import AgentSlots, TrajectoryAssembler
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, IdMap, ObservationSpec, TerminalSteps
+from mlx.trainers.agents import Agents, Column
+from mlx.trainers.trajectory import TrajectoryAssembler
 
 SPEC = BehaviorSpec((ObservationSpec((1,)),), ActionSpec(continuous_size=1))
 
@@ -30,7 +31,7 @@ def act(asm, d, value=0.0):
 
 
 def test_agent_slots_map_arbitrary_ids_stably():
-    slots = AgentSlots()
+    slots = IdMap()
     a = slots.lookup(np.array([100, 7, 42]))
     b = slots.lookup(np.array([42, 5, 100]))
     assert list(a) == [0, 1, 2] or len(set(a)) == 3
@@ -81,3 +82,27 @@ def test_flat_keeps_only_valid_steps_in_order():
     act(asm, decision([0], [1.0], [0.0]))
     traj, _ = asm.end_episodes(terminal([0, 1], [0.0, 0.0], [0.0, 0.0], [False, False]))
     np.testing.assert_array_equal(traj.flat(traj.obs[0])[:, 0], [0.0, 1.0, 10.0])
+
+
+def test_every_per_agent_table_grows_with_the_slot_table_keeping_its_rows():
+    agents = Agents(memory_size=2, signals=["extrinsic", "curiosity"])
+    steps = agents.table({"x": Column((3,), np.float32), "allowed": Column((), bool, True)})
+    first = agents.lookup(np.array([10, 20]))
+    steps.x[first] = 1.0
+    agents.memories[first] = 5.0
+    more = agents.lookup(np.arange(100, 140))  # 40 new agents: every table grows at once
+    assert steps.rows >= 42 and agents.memory.rows == steps.rows == agents.episode.rows
+    np.testing.assert_array_equal(steps.x[first], 1.0)
+    assert steps.allowed[more].all() and not steps.x[more].any()  # new rows start at their fill value
+    np.testing.assert_array_equal(agents.memories[first], 5.0)
+    agents.forget_memories(np.array([20]))
+    assert agents.memories[first[1]].sum() == 0 and agents.memories[first[0]].sum() == 10
+
+
+def test_signal_returns_are_summed_per_agent_until_its_episode_ends():
+    agents = Agents(signals=["extrinsic"])
+    slots = agents.lookup(np.array([3, 4]))
+    assert agents.add_signal_rewards("extrinsic", slots, np.array([1.0, 2.0]), slots[:0]) is None
+    ended = agents.add_signal_rewards("extrinsic", slots, np.array([0.5, 0.5]), slots[:1])
+    np.testing.assert_array_equal(ended, [1.5])
+    np.testing.assert_array_equal(agents.signal_returns.extrinsic[slots], [0.0, 2.5])

@@ -18,7 +18,7 @@ import pytest
 
 from mlx.envs.api import EnvError, StatAggregation
 from mlx.envs.unity.env import RestartPolicy, UnityEnv, find_executable, remote_command
-from mlx.envs.unity.protocol import ProtocolError
+from mlx.errors import ProtocolError
 
 FAKE = str(Path(__file__).with_name("fake_envs.py"))
 
@@ -227,7 +227,7 @@ def free_port() -> int:
 
 def test_an_env_process_plays_unitys_side_of_the_protocol_and_quits():
     """Drive `python -m mlx.envs.unity.remote` by hand, as mlagents-learn would: handshake, reset, step, QUIT."""
-    from mlx.envs.unity.communicator_objects.unity_message_pb2 import QUIT, RESET, STEP, UnityMessageProto
+    from mlx.envs.unity.communicator_objects.messages_pb2 import QUIT, RESET, STEP, UnityMessageProto
     from mlx.envs.unity.rpc import EnvServer
 
     server = EnvServer(0)

@@ -11,22 +11,20 @@ from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
 from mlx.envs.native.ball3d import BEHAVIOR_NAME as BALL
-from mlx.envs.native.ball3d import HALF_SIZE
-from mlx.envs.native.visual3dball import (
+from mlx.envs.native.camera import (
     AMBIENT,
     BALL_COLOUR,
-    BEHAVIOR_NAME,
     CAMERA_POSITION,
     DIFFUSE,
+    HALF_SIZE,
     LIGHT,
     PLATFORM_COLOUR,
     SIZE,
-    STACK,
     Renderer,
-    Visual3DBallEnv,
     project,
     rotation_matrices,
 )
+from mlx.envs.native.visual3dball import BEHAVIOR_NAME, STACK, Visual3DBallEnv
 
 
 def act(n: int, rng: np.random.Generator) -> ActionTuple:

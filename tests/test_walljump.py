@@ -207,7 +207,7 @@ def test_bad_actions_are_refused():
         env.set_actions(name, ActionTuple(np.zeros((n, 0), np.float32), np.zeros((n, 3), np.int32)))
     with pytest.raises(EnvError, match=r"0\.\.1"):
         env.set_actions(name, ActionTuple(np.zeros((n, 0), np.float32), np.full((n, 4), 2, np.int32)))
-    with pytest.raises(EnvError, match="unknown behavior"):
+    with pytest.raises(EnvError, match="unknown behaviour"):
         env.get_steps("WallJump")
 
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 from mlx.config import ConfigError, validate
 from mlx.envs import make_env
-from mlx.modes.evaluate import OnnxPolicy
+from mlx.errors import RunError
+from mlx.modes.policy import OnnxPolicy
 from mlx.modes.watch import grid, watch_run
-from mlx.training.run import RunError
 from tests.conftest import compose_tree, run_mlx
 from tests.test_cli import TINY  # a real but short 3DBall run: its policy still drops the ball quickly
 

@@ -10,26 +10,24 @@ import os
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mlx.config import CONF_DIR, register_configs
-from mlx.errors import fail, user_error_types
+from mlx.errors import ConfigError, fail, user_error_types
+from mlx.sweep.files import register_sweeps
+from mlx.sweep.jobs import job_tags
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def _app(cfg: DictConfig) -> float | None:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    from mlx.config import ConfigError
-    from mlx.sweep.jobs import job_tags
-    from mlx.training.run import run
-
     try:
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         if cfg.get("sweep") is not None and not multirun:
             choice = HydraConfig.get().runtime.choices.get("sweep")
             raise ConfigError(f"sweep={choice} is an Optuna search: run it with -m (python -m mlx -m sweep={choice})")
+        # Each mode is imported once chosen, for start-up speed (torch; lightning for training only).
         if cfg.get("mode") == "evaluate":
             from mlx.modes.evaluate import evaluate
 
@@ -44,6 +42,8 @@ def _app(cfg: DictConfig) -> float | None:
 
             watch(cfg)
             return None
+        from mlx.training.run import run
+
         return run(cfg, tags=job_tags())
     except user_error_types() as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -55,6 +55,7 @@ def _app(cfg: DictConfig) -> float | None:
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
     register_configs()
+    register_sweeps()
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:

@@ -30,6 +30,35 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
 
 
+class ProtocolError(EnvError):
+    """A message that breaks the protocol (wrong version, bad shape, unknown behaviour, garbage bytes)."""
+
+
+class EnvDisconnected(ProtocolError):
+    """The env went away (process exited, call cancelled, no message within the timeout)."""
+
+
+class SideChannelError(EnvError):
+    """Side-channel bytes that cannot be read (truncated, garbled, or from an incompatible version)."""
+
+
+class DemoError(EnvError):
+    """A demonstration file or folder that cannot be used; the message names it and the problem."""
+
+
+class ConfigImportError(ConfigError):
+    """The input cannot be imported; the message names the file or key and the fix. A ConfigError, as
+    every refusal of mlx's own schema met while importing (e.g. a malformed environment parameter) is."""
+
+
+class CompareError(ValueError):
+    """Bad selection; the message says what matched nothing and what exists."""
+
+
+class EnvCheckError(AssertionError):
+    """The env breaks the mlx env contract; the message says where and how."""
+
+
 def one_line(message: str) -> str:
     """Fold a multi-line library message into one line, dropping Hydra's search-path listing and
     OmegaConf's debugging details."""
@@ -55,6 +84,7 @@ def one_line_error(exc: BaseException) -> str:
 
 def describe(exc: BaseException) -> str:
     """The one line a user sees for a configuration or run error."""
+    # lazy for start-up speed (omegaconf)
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
@@ -70,6 +100,7 @@ def describe(exc: BaseException) -> str:
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """mlx's user errors and the configuration libraries' own (a bad override, a missing group option)."""
+    # lazy for start-up speed (hydra)
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 

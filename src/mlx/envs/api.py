@@ -15,7 +15,7 @@ Gymnasium adapter and the gRPC communicator all implement this one interface.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
@@ -69,15 +69,29 @@ class ActionSpec:
             discrete=np.zeros((n_agents, self.discrete_size), dtype=np.int32),
         )
 
-    def random(self, n_agents: int, rng: np.random.Generator) -> ActionTuple:
-        """Uniform random actions; used for env benchmarks and SAC's buffer_init_steps."""
+    def random(
+        self, n_agents: int, rng: np.random.Generator, mask: Sequence[np.ndarray] | np.ndarray | None = None
+    ) -> ActionTuple:
+        """Uniform random actions, discrete ones drawn only among those ``mask`` allows: the one random
+        policy of mlx (env checks and benchmarks, SAC's buffer_init_steps, mode=record's random actor).
+
+        ``mask`` is DecisionSteps.action_mask (one bool [n, branch] array per branch) or those arrays
+        concatenated [n, sum(branches)]; None allows everything. Draws, in order: the continuous block
+        (uniform in [-1, 1]), then per branch one uniform score per action; the action is the allowed one
+        with the highest score.
+        """
         cont = rng.uniform(-1.0, 1.0, size=(n_agents, self.continuous_size)).astype(np.float32)
-        disc = (
-            np.stack([rng.integers(0, b, size=n_agents) for b in self.discrete_branches], axis=1)
-            if self.discrete_branches
-            else np.zeros((n_agents, 0))
-        )
-        return ActionTuple(continuous=cont, discrete=disc.astype(np.int32))
+        cols = []
+        offset = 0
+        for b, size in enumerate(self.discrete_branches):
+            scores = rng.random((n_agents, size))
+            if mask is not None:
+                allowed = mask[:, offset : offset + size] if isinstance(mask, np.ndarray) else mask[b]
+                scores = np.where(allowed, scores, -1.0)
+            cols.append(scores.argmax(axis=1))
+            offset += size
+        disc = np.stack(cols, axis=1).astype(np.int32) if cols else np.zeros((n_agents, 0), np.int32)
+        return ActionTuple(continuous=cont, discrete=disc)
 
 
 @dataclass(frozen=True)
@@ -196,6 +210,52 @@ class EnvParameters:
         if sampler is None:
             return np.full(len(areas), self.values[key])
         return sampler.draw(areas)
+
+
+def unknown_behavior(name: str, known: Sequence[str]) -> EnvError:
+    """The one refusal of a behaviour name an env does not have (raise it)."""
+    return EnvError(f"unknown behaviour '{name}'; this env has: {', '.join(known) or '(none)'}")
+
+
+class IdMap:
+    """Integer ids (agent ids, wire ids) -> integer values, for whole batches without a Python loop per id.
+
+    The keys are kept sorted, so a lookup is one ``searchsorted``; ids not seen before get values from
+    ``fresh(k)`` (by default the next k of 0, 1, 2, ...: dense slots), in ascending id order.
+    """
+
+    def __init__(self, fresh: Callable[[int], np.ndarray] | None = None) -> None:
+        self._keys = np.zeros(0, dtype=np.int64)  # sorted
+        self._values = np.zeros(0, dtype=np.int64)
+        self._fresh = fresh
+        self.count = 0  # ids seen so far
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The values of ``ids`` (any shape of int array), adding the unseen ones."""
+        ids = np.asarray(ids, dtype=np.int64)
+        keys = self._keys
+        pos = np.searchsorted(keys, ids)
+        if len(keys):
+            found = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == ids)
+        else:
+            found = np.zeros(ids.shape, dtype=bool)
+        if not found.all():
+            new = np.unique(ids[~found])
+            values = np.arange(self.count, self.count + len(new)) if self._fresh is None else self._fresh(len(new))
+            self.count += len(new)
+            keys = np.concatenate([keys, new])
+            order = np.argsort(keys, kind="stable")
+            self._keys, self._values = keys[order], np.concatenate([self._values, values])[order]
+            pos = np.searchsorted(self._keys, ids)
+        return self._values[pos]
+
+    def assign(self, ids: np.ndarray, values: np.ndarray) -> None:
+        """Give ids already seen new values."""
+        self._values[np.searchsorted(self._keys, np.asarray(ids, dtype=np.int64))] = values
+
+    def reassign_all(self, values: Callable[[int], np.ndarray]) -> None:
+        """Give every id seen a new value: ``values(count)`` in ascending id order."""
+        self._values = np.asarray(values(len(self._keys)), dtype=np.int64)
 
 
 class BaseEnv(abc.ABC):

@@ -26,10 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from mlx.envs.api import ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
-
-
-class EnvCheckError(AssertionError):
-    """The env breaks the mlx env contract; the message says where and how."""
+from mlx.errors import EnvCheckError
 
 
 def _fail(behavior: str, step: int, what: str) -> None:
@@ -91,16 +88,8 @@ def _check_masks(batch: DecisionSteps, spec: BehaviorSpec, behavior: str, step: 
 
 
 def random_actions(spec: BehaviorSpec, decision: DecisionSteps, rng: np.random.Generator) -> ActionTuple:
-    """Uniform random actions among those the masks allow."""
-    n = len(decision)
-    actions = spec.action_spec.random(n, rng)
-    if decision.action_mask is not None and n:
-        for b, mask in enumerate(decision.action_mask):
-            weights = np.asarray(mask, np.float64)
-            cum = np.cumsum(weights, axis=1)
-            pick = rng.uniform(0, cum[:, -1])
-            actions.discrete[:, b] = np.minimum((cum <= pick[:, None]).sum(axis=1), mask.shape[1] - 1)
-    return actions
+    """Uniform random actions among those the masks allow (ActionSpec.random)."""
+    return spec.action_spec.random(len(decision), rng, decision.action_mask)
 
 
 def _check_refusals(env: BaseEnv, name: str, spec: BehaviorSpec, decision: DecisionSteps) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mlx.envs.api import BehaviorSpec
-from mlx.trainers.nn.networks import CONTINUOUS_CLIP, MASKED_LOGIT, Actor
+from mlx.trainers.nn.networks import MASKED_LOGIT, Actor
 
 MODEL_VERSION = 3
 OPSET = 17
@@ -90,12 +90,7 @@ class ExportedPolicy(nn.Module):
                 mu, log_std = out, actor.log_std.expand_as(out)
             log_std = log_std.clamp(-20.0, 2.0)
             sample = mu + torch.randn_like(mu) * log_std.exp()
-            squash = (
-                torch.tanh
-                if actor.tanh_squash
-                else (lambda t: t.clamp(-CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP)
-            )
-            outputs += [squash(sample), self.continuous_shape * 1.0, squash(mu)]
+            outputs += [actor.to_env(sample), self.continuous_shape * 1.0, actor.to_env(mu)]
         if actor.logits is not None:
             assert masks is not None
             logits = actor.logits(h)
@@ -149,7 +144,7 @@ def export_policy(spec: BehaviorSpec, actor: Actor, normalizer: nn.Module | None
 def _name_outputs(model_bytes: bytes, names: list[str]) -> bytes:
     """Give every graph output its ML-Agents name: the exporter cannot rename outputs it folded into
     constants (version_number, ...), so those get an Identity node carrying the right name."""
-    import onnx
+    import onnx  # lazy for start-up speed (onnx)
     from onnx import helper
 
     model = onnx.load_from_string(model_bytes)
@@ -164,7 +159,7 @@ def _name_outputs(model_bytes: bytes, names: list[str]) -> bytes:
 
 def onnx_actions(path: Path, obs: list[np.ndarray], masks: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run an exported policy with onnxruntime (deterministic and sampled outputs by name)."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy for start-up speed (onnxruntime)
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {f"obs_{i}": o.astype(np.float32) for i, o in enumerate(obs)}

@@ -19,64 +19,18 @@ file is kept unless ``force=true``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig
 
 from mlx.config import ConfigError, RecordSettings, RunConfig, validate
-from mlx.envs.api import ActionSpec, ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
-from mlx.formats.demo import DemoMeta, EpisodeRecorder, write_demo
-from mlx.trainers.base import RLTrainer
-from mlx.training.run import Run, RunError, one_line_error, seeded
-
-Heuristic = Callable[[BaseEnv, str, DecisionSteps], ActionTuple]
-
-
-class RandomActor:
-    """Uniform random actions among the allowed ones (a baseline demonstrator)."""
-
-    def __init__(self, spec: ActionSpec, seed: int) -> None:
-        self.spec = spec
-        self.rng = np.random.default_rng(seed)
-
-    def forget(self, agent_ids: np.ndarray) -> None:
-        pass
-
-    def act(self, decision: DecisionSteps) -> ActionTuple:
-        n = len(decision)
-        cont = self.rng.uniform(-1.0, 1.0, size=(n, self.spec.continuous_size)).astype(np.float32)
-        cols = []
-        for b, size in enumerate(self.spec.discrete_branches):
-            allowed = np.ones((n, size), bool) if decision.action_mask is None else decision.action_mask[b]
-            cols.append(np.where(allowed, self.rng.random((n, size)), -1.0).argmax(axis=1))
-        disc = np.stack(cols, axis=1) if cols else np.zeros((n, 0))
-        return ActionTuple(cont, disc.astype(np.int32))
-
-
-class HeuristicActor:
-    """A user's scripted demonstrator, called with the env so that it may read the scene's state."""
-
-    def __init__(self, fn: Heuristic, env: BaseEnv, behavior: str, spec: BehaviorSpec, source: str) -> None:
-        self.fn, self.env, self.behavior, self.spec, self.source = fn, env, behavior, spec, source
-
-    def forget(self, agent_ids: np.ndarray) -> None:
-        pass
-
-    def act(self, decision: DecisionSteps) -> ActionTuple:
-        out = self.fn(self.env, self.behavior, decision)
-        a, n = self.spec.action_spec, len(decision)
-        try:
-            cont = np.asarray(out.continuous, np.float32).reshape(n, a.continuous_size)
-            disc = np.asarray(out.discrete).astype(np.int32).reshape(n, a.discrete_size)
-        except (AttributeError, ValueError):
-            raise RunError(
-                f"record.heuristic={self.source} must return an ActionTuple of {n} continuous rows of "
-                f"{a.continuous_size} and discrete rows of {a.discrete_size} for {self.behavior}"
-            ) from None
-        return ActionTuple(cont, disc)
+from mlx.envs.api import BaseEnv, BehaviorSpec
+from mlx.errors import RunError, one_line_error
+from mlx.formats.demo import DemoMeta, write_demo
+from mlx.modes.episodes import EpisodeRecorder
+from mlx.modes.policy import Heuristic, HeuristicPolicy, Policy, RandomPolicy, load_policy, policy_file
+from mlx.training.checkpoints import RunPaths
+from mlx.training.setup import configure_process, open_env, seeded
 
 
 def load_heuristic(source: str) -> Heuristic:
@@ -93,25 +47,16 @@ def load_heuristic(source: str) -> Heuristic:
     return fn
 
 
-def make_actor(job: Run, name: str, trainer: RLTrainer, settings: RecordSettings) -> Any:
+def demonstrator(cfg: RunConfig, env: BaseEnv, name: str, spec: BehaviorSpec, settings: RecordSettings) -> Policy:
     """The demonstrator of one behaviour: a heuristic, record.policy, or the run's newest checkpoint."""
-    from mlx.modes.evaluate import load_policy
-
     if settings.heuristic == "random":
-        return RandomActor(trainer.spec.action_spec, job.cfg.seed)
+        return RandomPolicy(spec.action_spec, cfg.seed)
     if settings.heuristic is not None:
-        assert job.env is not None
-        return HeuristicActor(load_heuristic(settings.heuristic), job.env, name, trainer.spec, settings.heuristic)
-    if settings.policy is not None and not Path(settings.policy).exists():
-        raise RunError(f"record.policy={settings.policy}: no such file; give a .pt checkpoint or an .onnx policy")
-    if settings.policy is None and not any(
-        p.exists() for p in (job.paths.latest_checkpoint(name), job.paths.policy(name))
-    ):
-        raise RunError(
-            f"run '{job.cfg.run_id}' has no trained policy for behaviour {name}; train it first, or pass "
-            "record.policy=<file.pt|file.onnx> or record.heuristic=random|<module:function>"
-        )
-    return load_policy(job, name, trainer, settings.policy, settings.deterministic)
+        fn = load_heuristic(settings.heuristic)
+        return HeuristicPolicy(fn, env, name, spec, f"record.heuristic={settings.heuristic}")
+    also = " or record.heuristic=random|<module:function>"
+    path = policy_file(cfg, name, settings.policy, "record.policy", also)
+    return load_policy(cfg, name, spec, path, settings.deterministic)
 
 
 def demo_paths(cfg: RunConfig, behaviors: list[str]) -> dict[str, Path]:
@@ -130,17 +75,16 @@ def demo_paths(cfg: RunConfig, behaviors: list[str]) -> dict[str, Path]:
 
 def record_run(cfg: RunConfig) -> dict[str, DemoMeta]:
     settings = cfg.record
-    job = Run(cfg)
-    job.build()
-    assert job.env is not None
-    env = job.env
+    configure_process(cfg)
+    env, _ = open_env(cfg, RunPaths.of(cfg).run_logs)
+    specs = env.behavior_specs
     try:
-        paths = demo_paths(cfg, list(job.trainers))
+        paths = demo_paths(cfg, list(specs))
         for path in paths.values():
             if path.exists() and not cfg.force:
                 raise RunError(f"{path} exists; pass force=true to overwrite it or choose another record.path")
-        actors = {name: make_actor(job, name, trainer, settings) for name, trainer in job.trainers.items()}
-        recorders = {name: EpisodeRecorder(trainer.spec) for name, trainer in job.trainers.items()}
+        actors = {name: demonstrator(cfg, env, name, spec, settings) for name, spec in specs.items()}
+        recorders = {name: EpisodeRecorder(spec) for name, spec in specs.items()}
         steps = dict.fromkeys(actors, 0)
 
         def recording(name: str) -> bool:
@@ -171,7 +115,7 @@ def record_run(cfg: RunConfig) -> dict[str, DemoMeta]:
             )
             if not episodes:
                 raise RunError(f"no episode of {name} ended within record.max_steps={settings.max_steps}")
-        meta = write_demo(paths[name], job.trainers[name].spec, name, episodes, settings.name or name)
+        meta = write_demo(paths[name], specs[name], name, episodes, settings.name or name)
         out[name] = meta
         print(
             f"[INFO] {name}. Recorded {meta.number_episodes} episodes ({meta.number_steps} steps, mean reward "

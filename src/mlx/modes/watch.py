@@ -29,8 +29,11 @@ from omegaconf import DictConfig
 from mlx.config import RunConfig, validate
 from mlx.envs import NATIVE_ENVS
 from mlx.envs.native.render import FLOOR, HEADING, TAG_COLOURS, UNTAGGED, VOID
-from mlx.modes.evaluate import account_episodes, load_policy
-from mlx.training.run import Run, RunError, atomic_write, seeded
+from mlx.errors import RunError
+from mlx.modes.episodes import account_episodes
+from mlx.modes.policy import load_policy, policy_file
+from mlx.training.checkpoints import RunPaths, atomic_write
+from mlx.training.setup import configure_process, open_env, seeded
 
 MIN_SIDE = 256  # small pictures (GridWorld's 84 x 64 camera) are enlarged by a whole factor to about this
 CAPTION = 14  # pixels of caption band under each area's picture
@@ -58,7 +61,7 @@ class GifWriter:
         self.palette: Any = None
 
     def add(self, frame: np.ndarray) -> None:
-        from PIL import Image
+        from PIL import Image  # lazy for start-up speed (PIL)
 
         if self.palette is None:
             swatches = np.array([*TAG_COLOURS.values(), UNTAGGED, FLOOR, VOID, HEADING, GAP_COLOUR, TEXT_COLOUR])
@@ -90,7 +93,7 @@ class Mp4Writer:
 
     def __init__(self, path: Path, fps: int) -> None:
         try:
-            import imageio_ffmpeg
+            import imageio_ffmpeg  # lazy for start-up speed (imageio_ffmpeg)
         except ImportError:
             raise RunError(
                 f"watch.path={path} needs the imageio-ffmpeg package for MP4 (pip install 'mlx[video]', or "
@@ -162,14 +165,14 @@ def grid(pictures: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
 
 @functools.cache
 def _font() -> Any:
-    from PIL import ImageFont
+    from PIL import ImageFont  # lazy for start-up speed (PIL)
 
     return ImageFont.load_default(size=CAPTION - 3)
 
 
 def caption(frame: np.ndarray, corners: list[tuple[int, int]], texts: list[str]) -> np.ndarray:
     """Write each area's caption into its band (Pillow's built-in font)."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw  # lazy for start-up speed (PIL)
 
     image = Image.fromarray(frame)
     draw = ImageDraw.Draw(image)
@@ -189,15 +192,20 @@ def watch_run(cfg: RunConfig) -> Path:
             f"{where} cannot be drawn: use mode=evaluate for its returns"
         )
     cfg.env.num_areas, cfg.env.num_envs = settings.areas, 1  # exactly the areas shown
-    job = Run(cfg)
-    job.build()
-    assert job.env is not None
-    env = job.env
-    policies = {
-        name: load_policy(job, name, trainer, settings.policy, settings.deterministic, "watch.policy")
-        for name, trainer in job.trainers.items()
-    }
-    path = Path(settings.path) if settings.path else job.paths.root / f"{'-'.join(policies)}.gif"
+    configure_process(cfg)
+    paths = RunPaths.of(cfg)
+    env, _ = open_env(cfg, paths.run_logs)
+    try:
+        policies = {
+            name: load_policy(
+                cfg, name, spec, policy_file(cfg, name, settings.policy, "watch.policy"), settings.deterministic
+            )
+            for name, spec in env.behavior_specs.items()
+        }
+    except BaseException:
+        env.close()
+        raise
+    path = Path(settings.path) if settings.path else paths.root / f"{'-'.join(policies)}.gif"
     n = settings.areas
     # Per area (native envs: agent id = area index): episodes ended, running and last returns.
     ended = np.zeros(n, np.int64)

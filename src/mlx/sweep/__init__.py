@@ -10,6 +10,6 @@ study.py     Optuna storage, study, sampler, pruner; workers, heartbeats, retrie
 search.py    the Optuna loop (ask, launch through Hydra, tell) and the best trial's reusable config
 grid.py      grids: Hydra's basic sweeper plus one MLflow parent run
 tracking.py  the sweep's MLflow parent run and its children's final tags
-jobs.py      what a job of a multirun knows: its run_id suffix and its MLflow tags
+jobs.py      what a job of a multirun knows: its overrides and its MLflow tags
 The Hydra plugin itself is src/hydra_plugins/mlx_sweeper (Hydra finds plugins only in that package).
 """

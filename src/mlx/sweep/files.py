@@ -44,7 +44,7 @@ def package_of(text: str) -> str:
 def register_sweeps() -> dict[str, Path]:
     """Store every sweep file as `sweep/<name>`; a file that does not parse is stored as a node whose
     `sweep.load_error` says so, and the sweeper reports it only when that sweep is chosen."""
-    from hydra.core.config_store import ConfigStore
+    from hydra.core.config_store import ConfigStore  # lazy for start-up speed (hydra)
 
     cs = ConfigStore.instance()
     found: dict[str, Path] = {}

@@ -12,9 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from omegaconf import OmegaConf
 
 from mlx.config import TrackingSettings
+from mlx.errors import RunError, describe, user_error_types
+from mlx.sweep.tracking import open_parent_run
 
 
 def tracking_settings(config: Any) -> TrackingSettings:
@@ -28,14 +33,6 @@ def experiment_name(config: Any) -> str:
 
 
 def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.utils import JobStatus
-
-    from mlx.errors import describe, user_error_types
-    from mlx.sweep.tracking import open_parent_run
-    from mlx.training.run import RunError
-
     config = sweeper.config
     parser = OverridesParser.create(config_loader=sweeper.hydra_context.config_loader)
     batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), sweeper.max_batch_size)

@@ -13,6 +13,7 @@ for trials until `n_trials` are done; trials of a killed worker are retried from
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from dataclasses import dataclass
@@ -20,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mlx.config import ConfigError
+from mlx.config import register_resolvers, validate
+from mlx.errors import ConfigError, describe, user_error_types
+from mlx.sweep.grid import experiment_name, tracking_settings
+from mlx.sweep.jobs import job_overrides
 from mlx.sweep.objective import Reporter, read_history
 from mlx.sweep.settings import (
     Dimension,
@@ -34,6 +40,7 @@ from mlx.sweep.settings import (
 )
 from mlx.sweep.study import (
     ERROR,
+    KILLED,
     RETRY_OF,
     RETRY_RUN_ID,
     RUN_ID,
@@ -44,6 +51,8 @@ from mlx.sweep.study import (
     open_study,
     recover_dead_trials,
 )
+from mlx.sweep.tracking import OVERRIDES, TRIAL, TRIAL_STATE, mlflow_run_id_of, open_parent_run
+from mlx.training.checkpoints import atomic_write
 
 ALL_FAILED_LIMIT = 3  # this many finished trials, all failed: the sweep itself is wrong, stop it
 
@@ -58,8 +67,6 @@ class TrialOutcome:
 
 def checkpoint_step(results_dir: str | Path, run_id: str) -> int | None:
     """The step every behaviour of a run can resume from (None: no checkpoint to resume)."""
-    import json
-
     root = Path(results_dir) / run_id
     try:
         status = json.loads((root / "run_logs" / "training_status.json").read_text())
@@ -89,9 +96,9 @@ class TrialTask:
     param_names: tuple[str, ...]
 
     def __call__(self, cfg: DictConfig) -> TrialOutcome:
+        # lazy for start-up speed: optuna, and torch through the training run
         import optuna
 
-        from mlx.sweep.jobs import job_overrides, register_resolvers
         from mlx.training.run import run
 
         register_resolvers()
@@ -122,8 +129,6 @@ class Search:
     """One worker of one study: setup checks, the ask/launch/tell loop, the best trial's files."""
 
     def __init__(self, sweeper: Any, arguments: list[str]) -> None:
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
         self.sweeper = sweeper
         self.config = sweeper.config
         node = OmegaConf.to_container(self.config.sweep, resolve=True, enum_to_str=True)
@@ -149,9 +154,6 @@ class Search:
     def check_space(self) -> None:
         """Every search key must compose and validate for at least one of its values, so a typo ends the
         sweep at once instead of failing every trial."""
-        from mlx.config import validate
-        from mlx.errors import describe, user_error_types
-
         loader = self.sweeper.hydra_context.config_loader
         base = [*self.fixed, "run_id=sweep-check"]
 
@@ -211,18 +213,13 @@ class Search:
 
     def mark_killed(self, run_id: str) -> None:
         """The MLflow run of a dead trial that starts over: KILLED, so it is not taken for a result."""
-        from mlx.sweep.tracking import TRIAL_STATE, mlflow_run_id_of
-
         old = mlflow_run_id_of(self.results_dir, run_id)
         if self.parent is not None and old is not None:
             self.parent.mark_killed(old)
             self.parent.client.set_tag(old, TRIAL_STATE, "KILLED")
 
     def tell(self, study: Any, trial: Any, result: Any, job_overrides: list[str]) -> str:
-        from hydra.core.utils import JobStatus
-        from optuna.trial import TrialState
-
-        from mlx.errors import describe, user_error_types
+        from optuna.trial import TrialState  # lazy for start-up speed
 
         error = None
         value = None
@@ -268,8 +265,6 @@ class Search:
         return state.name
 
     def record_in_mlflow(self, trial: Any, state: str, value: float | None, error: str | None) -> None:
-        from mlx.sweep.tracking import OVERRIDES, TRIAL, TRIAL_STATE, mlflow_run_id_of
-
         if self.parent is None:
             return
         run_id = trial.user_attrs.get(RETRY_RUN_ID) or f"{self.run_id_prefix}-trial{trial.number}"
@@ -287,10 +282,7 @@ class Search:
         self.parent.record_child(child, tags, metrics, error)
 
     def run(self) -> list[Any]:
-        from optuna.trial import TrialState
-
-        from mlx.sweep.grid import experiment_name, tracking_settings
-        from mlx.sweep.tracking import open_parent_run
+        from optuna.trial import TrialState  # lazy for start-up speed
 
         s = self.settings
         self.check_space()
@@ -371,9 +363,7 @@ class Search:
         return returns
 
     def check_not_all_failed(self, study: Any) -> None:
-        from optuna.trial import TrialState
-
-        from mlx.sweep.study import KILLED
+        from optuna.trial import TrialState  # lazy for start-up speed
 
         finished = [
             t for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not t.user_attrs.get(KILLED)
@@ -464,8 +454,6 @@ def experiment_config(search: Search, best: Any) -> str:
 
 
 def write_best(search: Search, best: Any) -> Path:
-    from mlx.training.run import atomic_write
-
     folder = Path(search.results_dir) / "sweeps" / search.settings.study_name
     (folder / "experiment").mkdir(parents=True, exist_ok=True)
     record = {

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from mlx.config import ConfigError
-from mlx.sweep.schema import ObjectiveSettings, PrunerSettings, SamplerSettings, SweepSchema
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+from mlx.config.sweep import ObjectiveSettings, PrunerSettings, SamplerSettings, SweepSchema
+from mlx.errors import ConfigError
 
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "cmaes", "random", "gp")
@@ -61,6 +63,7 @@ class Dimension:
         return self.key.lstrip("+")
 
     def distribution(self) -> Any:
+        # lazy for start-up speed (optuna)
         from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
         if self.kind == "categorical":
@@ -211,8 +214,6 @@ def parse_search_space(node: Any, where: str = "sweep.search_space") -> list[Dim
 def dimension_from_override(override: Any) -> Dimension:
     """A command-line sweep (`key=a,b`, `choice(...)`, `range(a,b)`, `interval(a,b)`, `tag(log, ...)`) as a
     search dimension, so `-m sweep=NAME key=interval(0.1,0.3)` widens the search like hydra-optuna did."""
-    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
-
     key = override.get_key_element()
     value = override.value()
     log = "log" in getattr(value, "tags", set())
@@ -237,7 +238,7 @@ def check_storage_url(url: Any, key: str = "sweep.storage") -> str:
     if url.startswith("journal:"):
         journal_path(url, key)
         return url
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # lazy for start-up speed (sqlalchemy)
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     try:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from mlx.config import ConfigError
+from mlx.errors import ConfigError
 from mlx.sweep.settings import PrunerSettings, SamplerSettings, SweepSettings, journal_path
 
 WORKER = "mlx:worker"
@@ -36,7 +36,7 @@ def open_storage(url: str) -> Any:
 
     try:
         if url.startswith("journal:"):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+            from optuna.storages.journal import JournalFileBackend, JournalStorage  # lazy for start-up speed (optuna)
 
             path = journal_path(url)
             return JournalStorage(JournalFileBackend(path))
@@ -55,7 +55,7 @@ def open_storage(url: str) -> Any:
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> Any:
     """Workers that start together on an empty database all create Optuna's tables; the losers of that
     race get a duplicate-object error, and a moment later find the tables made: try again."""
-    import optuna
+    import optuna  # lazy for start-up speed (optuna)
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     for attempt in range(attempts):
@@ -72,7 +72,7 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> 
 
 def make_sampler(settings: SamplerSettings, seed_offset: int = 0) -> Any:
     """seed_offset (trials already in the study) keeps a rerun from replaying the first run's draws."""
-    import optuna
+    import optuna  # lazy for start-up speed (optuna)
 
     seed = None if settings.seed is None else settings.seed + seed_offset
     startup = {} if settings.n_startup_trials is None else {"n_startup_trials": settings.n_startup_trials}
@@ -87,7 +87,7 @@ def make_sampler(settings: SamplerSettings, seed_offset: int = 0) -> Any:
 
 def make_pruner(settings: PrunerSettings, summary_freq: int, max_steps: int) -> Any:
     """Resources are agent steps: the first rung defaults to one summary, the last to max_steps."""
-    import optuna
+    import optuna  # lazy for start-up speed (optuna)
 
     if settings.type == "median":
         return optuna.pruners.MedianPruner(
@@ -109,7 +109,7 @@ def make_pruner(settings: PrunerSettings, summary_freq: int, max_steps: int) -> 
 
 def open_study(settings: SweepSettings, summary_freq: int, max_steps: int) -> Any:
     """Create the study, or load it (a rerun, another worker); refuse one that optimises the other way."""
-    import optuna
+    import optuna  # lazy for start-up speed (optuna)
 
     storage = open_storage(settings.storage)
     try:
@@ -224,7 +224,7 @@ def recover_dead_trials(study: Any, storage: Any, study_id: int, stale_after: fl
     Marking FAIL is the claim: the storage refuses to finish a trial twice, so when two workers find the
     same dead trial only the one whose update lands enqueues its retry.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.exceptions import UpdateFinishedTrialError  # lazy for start-up speed (optuna)
     from optuna.trial import TrialState
 
     recovered = []
@@ -249,7 +249,7 @@ def recover_dead_trials(study: Any, storage: Any, study_id: int, stale_after: fl
 
 def budget(trials: Iterable[Any], n_trials: int) -> tuple[int, int]:
     """(new trials still allowed, trials waiting to run). Retries replace the trial they retry."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # lazy for start-up speed (optuna)
 
     slots = waiting = 0
     for trial in trials:

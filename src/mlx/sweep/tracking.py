@@ -10,6 +10,7 @@ there is none; if two created one at the same moment, every worker keeps the old
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ PARENT = "mlflow.parentRunId"
 
 
 def _experiment_id(client: Any, name: str) -> str:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
 
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -59,7 +60,7 @@ class ParentRun:
         self.sweep_id = sweep_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # lazy for start-up speed (mlflow)
 
         have = self.client.get_run(self.run_id).data.params
         items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in have]
@@ -129,7 +130,7 @@ def open_parent_run(
     """Find the sweep's parent run (a rerun, another worker) or create it; None when tracking is off."""
     if settings.backend == "none":
         return None
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 
     client = MlflowClient(tracking_uri=settings.uri)
     experiment_id = _experiment_id(client, experiment)
@@ -151,8 +152,6 @@ def open_parent_run(
 
 def mlflow_run_id_of(results_dir: str, run_id: str) -> str | None:
     """The MLflow run a job recorded in its training_status.json (None if it never got that far)."""
-    import json
-
     path = Path(results_dir) / run_id / "run_logs" / "training_status.json"
     try:
         return json.loads(path.read_text()).get("metadata", {}).get("mlflow_run_id")

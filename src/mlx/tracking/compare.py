@@ -25,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from mlx.errors import CompareError
+
 REWARD = "Environment/Cumulative Reward"
 USAGE_ERROR = 2
 # Params that differ between the seeds of one configuration without changing what is compared.
 BOOKKEEPING = ("seed", "run_id", "resume", "force", "progress", "results_dir", "initialize_from")
 BOOKKEEPING_PREFIXES = ("tracking.",)
-
-
-class CompareError(ValueError):
-    """Bad selection; the message says what matched nothing and what exists."""
 
 
 @dataclass
@@ -146,7 +144,7 @@ def select_runs(
     run_ids: Sequence[str],
 ) -> list[Any]:
     """MLflow runs matching every filter given; parents of sweeps are left out."""
-    from mlflow.entities import ViewType
+    from mlflow.entities import ViewType  # lazy for start-up speed (mlflow)
 
     if run_ids:
         runs = [client.get_run(r) for r in run_ids]
@@ -220,10 +218,10 @@ def table(groups: Sequence[Group], metric: str, last_n: int) -> str:
 def figure(rows: int = 1, cols: int = 1, panel: tuple[float, float] = (8, 5)) -> tuple[Any, np.ndarray]:
     """A matplotlib figure (headless Agg backend) of rows x cols panels of the given size in inches; the
     panels as an array [rows, cols]."""
-    import matplotlib
+    import matplotlib  # lazy for start-up speed (matplotlib)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy for start-up speed (matplotlib)
 
     fig, axes = plt.subplots(rows, cols, figsize=(panel[0] * cols, panel[1] * rows), dpi=120, squeeze=False)
     return fig, axes
@@ -247,7 +245,7 @@ def draw_groups(ax: Any, groups: Sequence[Group], metric: str, legend: bool = Tr
 
 
 def save_figure(fig: Any, out: Path) -> None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy for start-up speed (matplotlib)
 
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise CompareError(
                     f"no MLflow store at {store}; run from the folder you trained in or pass --tracking-uri"
                 )
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 
         client = MlflowClient(tracking_uri=args.tracking_uri)
         runs = select_runs(client, args.experiment, args.sweep, parse_tags(args.tag), args.run_id)
@@ -309,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlx.tracking.compare: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except Exception as exc:  # noqa: BLE001 - an unreachable server or a bad URI is the user's to fix
-        from mlflow.exceptions import MlflowException
+        from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
 
         if not isinstance(exc, MlflowException):
             raise

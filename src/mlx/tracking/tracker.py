@@ -37,7 +37,7 @@ class MlflowTracker(Tracker):
         tags: Mapping[str, str],
         resume_run_id: str | None = None,
     ) -> None:
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 
         self.settings = settings
         self.client = MlflowClient(tracking_uri=settings.uri)
@@ -51,14 +51,14 @@ class MlflowTracker(Tracker):
             self.run_id = run.info.run_id
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # lazy for start-up speed (mlflow)
 
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
         for i in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # lazy for start-up speed (mlflow)
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,26 +14,12 @@ import torch
 
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, EnvStat, StatAggregation, TerminalSteps
 from mlx.errors import TrainingError
-
-LOSS_ADVICE = "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true"
-
-
-def check_finite(loss: float, what: str, advice: str, step: int | None = None) -> None:
-    """Refuse a non-finite loss before any weight changes (see optimizer_step)."""
-    if not math.isfinite(loss):
-        at = "" if step is None else f" at step {step}"
-        raise TrainingError(f"the {what} loss became {loss}{at}; the last checkpoint is kept. {advice}")
-
-
-def optimizer_step(
-    optimizer: torch.optim.Optimizer, loss: torch.Tensor, what: str, advice: str, step: int | None = None
-) -> None:
-    """One gradient step. A non-finite loss stops training with ``advice`` rather than corrupting the
-    weights: the run then ends with the last good checkpoint on disk. ``what`` names the loss."""
-    check_finite(loss.item(), what, advice, step)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+from mlx.formats.onnx import export_policy
+from mlx.trainers.agents import Agents, EpisodeStats
+from mlx.trainers.bc import make_behavioral_cloning
+from mlx.trainers.optimize import LOSS_ADVICE, check_finite, optimizer_step
+from mlx.trainers.rewards.base import SignalBatch, SignalInputs
+from mlx.trainers.rewards.registry import make_reward_signal
 
 
 @dataclass
@@ -109,15 +94,69 @@ def checked_obs(obs: list[np.ndarray], behavior: str, step: int) -> np.ndarray:
     return flat
 
 
-class RLTrainer(abc.ABC):
-    """One behaviour's learner: turns env steps into actions and experience, and updates its module."""
+def action_mask(decision: DecisionSteps, spec: BehaviorSpec) -> np.ndarray | None:
+    """The deciding agents' action masks as one [n, sum(branches)] bool array (True where allowed), or None
+    when every action is allowed."""
+    if decision.action_mask is None or not spec.action_spec.discrete_size:
+        return None
+    return np.concatenate(decision.action_mask, axis=1).astype(bool)
 
-    def __init__(self, behavior_name: str, spec: BehaviorSpec) -> None:
+
+class RLTrainer(abc.ABC):
+    """One behaviour's learner: turns env steps into actions and experience, and updates its module.
+
+    What every trainer shares lives here: the reward signals (the env's own reward included), the
+    per-agent layer (`mlx.trainers.agents`), behavioral cloning and the checkpoint entries they own.
+    Building follows one order (the RNG draws the module's weights first, then the signals', as it always
+    did): ``build_module``, its optimiser, the shared pieces, then ``_build_experience`` (the on- and
+    off-policy bases' buffers; a trainer adds its own there).
+    """
+
+    off_policy = False  # learns from a replay buffer (behavioral cloning then takes one minibatch per update)
+
+    def __init__(
+        self,
+        behavior_name: str,
+        spec: BehaviorSpec,
+        settings: Any,
+        reward_signals: dict[str, Any],
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
         self.behavior_name = behavior_name
         self.spec = spec
+        self.settings = settings
+        self.hp = settings.hyperparameters
+        self.device = device
+        self.seed = seed  # the run's seed (SAC seeds its sampling with it; PPO draws from torch's)
         self.step = 0  # agent steps taken by this behaviour (ML-Agents' step count)
         self.stats = StatsRecorder()
-        self.module: torch.nn.Module
+        self.streams = list(reward_signals)  # one value head per stream, in config order
+        self.gammas = [sig.gamma for sig in reward_signals.values()]
+        memory = settings.network_settings.memory
+        self.sequence_length = memory.sequence_length if memory is not None else 1
+        self.module = self.build_module()
+        self.optimizer: torch.optim.Optimizer = self.module.configure_optimizers()
+        self.memory_size: int = self.module.memory_size  # actor's then critic's memory floats per agent
+        self.reward_signals = {
+            name: make_reward_signal(name, spec, sig, device, behavior_name) for name, sig in reward_signals.items()
+        }
+        self.intrinsic = {name: s for name, s in self.reward_signals.items() if s.learns}  # updated by the trainer
+        self.agents = Agents(self.memory_size, self.streams)
+        # behavioral_cloning: a supervised pass over the demonstrations after each update (mlx.trainers.bc)
+        self.bc = make_behavioral_cloning(
+            behavior_name, spec, settings, self.module.actor, self.module.preprocess, device, off_policy=self.off_policy
+        )
+        self._build_experience()
+
+    @abc.abstractmethod
+    def build_module(self) -> Any:
+        """The LightningModule: actor (``.actor``), critic(s), ``normalizer``, ``preprocess``, ``memory_size``
+        and ``configure_optimizers``."""
+
+    @abc.abstractmethod
+    def _build_experience(self) -> None:
+        """Where experience collects (assembler, buffer): after the module and the shared pieces."""
 
     @abc.abstractmethod
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
@@ -130,12 +169,60 @@ class RLTrainer(abc.ABC):
     def update(self) -> None:
         """Optimise the module on the collected experience; statistics go to self.stats."""
 
-    @abc.abstractmethod
+    # ---- the per-agent layer ------------------------------------------------------------------
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(array, device=self.device)
+
+    def _end_episodes(self, episodes: EpisodeStats, terminal: TerminalSteps) -> None:
+        """Report the episodes that ended; their agents' next episodes start with no memory."""
+        if len(episodes.returns):
+            self.stats.add("Environment/Cumulative Reward", episodes.returns)
+            self.stats.add("Environment/Episode Length", episodes.lengths)
+        if self.memory_size and len(terminal):
+            self.agents.forget_memories(terminal.agent_id)
+
+    def _signal_rewards(self, inputs: SignalInputs) -> list[np.ndarray]:
+        """Each stream's rewards [B] (times its strength), in stream order."""
+        return [signal.scaled_rewards(inputs) for signal in self.reward_signals.values()]
+
+    def _add_signal_returns(self, slots: np.ndarray, amounts: list[np.ndarray], ended: np.ndarray) -> None:
+        """Add each stream's rewards ``amounts`` [B] of agents ``slots`` to their episode returns; the returns
+        of the agents ``ended`` (their episodes ended with these rewards) go to Policy/<Signal> Reward."""
+        for name, amount in zip(self.streams, amounts, strict=True):
+            returns = self.agents.add_signal_rewards(name, slots, amount, ended)
+            if returns is not None:
+                self.stats.add(f"Policy/{name.capitalize()} Reward", returns)
+
+    def _step_signals(self, batch: SignalBatch, sums: dict[str, float]) -> None:
+        """One optimiser step of every learning signal on ``batch``; statistics summed into ``sums``."""
+        for signal in self.intrinsic.values():
+            for key, value in signal.update(batch).items():
+                sums[key] = sums.get(key, 0.0) + value
+
+    # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: weights, optimiser, normaliser, step, RNG."""
+        return {
+            "module": self.module.state_dict(),
+            "optimizer": self._optimizer_state(),
+            "step": self.step,
+            "torch_rng": torch.get_rng_state(),
+            "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
+            "behavioral_cloning": self.bc.state() if self.bc is not None else None,
+        }
 
-    @abc.abstractmethod
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        for name, signal in self.intrinsic.items():
+            signal.load_state(state["reward_signals"][name])
+        if self.bc is not None and state.get("behavioral_cloning") is not None:
+            self.bc.load_state(state["behavioral_cloning"])
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        return self.optimizer.state_dict()
 
     def optimize(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         """One gradient step of this trainer's model (optimizer_step)."""
@@ -155,8 +242,6 @@ class RLTrainer(abc.ABC):
 
     def export(self, path: Path) -> Path:
         """Write the policy as ONNX in ML-Agents' layout (see mlx.formats.onnx) for Unity or onnxruntime."""
-        from mlx.formats.onnx import export_policy
-
         return export_policy(self.spec, self.module.actor, self.module.normalizer, path)
 
     def save_extras(self, folder: Path) -> None:
@@ -169,4 +254,5 @@ class RLTrainer(abc.ABC):
         while other behaviours train (ML-Agents stops its updates), and its buffer must not grow."""
 
     def reset_trajectories(self) -> None:
-        """Forget partial trajectories (called when the env is reset)."""
+        """Forget partial trajectories and memories (called when the env is reset)."""
+        self.agents.reset()

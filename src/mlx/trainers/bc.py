@@ -32,8 +32,8 @@ from torch import nn
 from mlx.config import BehavioralCloningSettings, ScheduleType
 from mlx.envs.api import BehaviorSpec
 from mlx.formats.demo import load_demonstration
-from mlx.trainers.base import optimizer_step
-from mlx.trainers.nn.networks import Actor, to_env_continuous
+from mlx.trainers.nn.networks import Actor
+from mlx.trainers.optimize import optimizer_step
 from mlx.trainers.schedules import LEARNING_RATE_FLOOR, decayed_value
 
 DEFAULT_NUM_EPOCH = 3
@@ -144,7 +144,7 @@ class BehavioralCloning:
         if mu is not None:
             assert log_std is not None
             u = mu + torch.randn_like(mu) * log_std.exp()
-            cont = (torch.tanh(u) if self.actor.tanh_squash else to_env_continuous(u))[keep]
+            cont = self.actor.to_env(u)[keep]
         terms = bc_loss(cont, [lp[keep] for lp in branch_logp], self.continuous[idx][keep], self.discrete[idx][keep])
         return terms["loss_bc"]
 

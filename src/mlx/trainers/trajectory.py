@@ -9,11 +9,12 @@ agent in Python; here one step touches every agent at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.trainers.agents import NO_EPISODES, Agents, Column, EpisodeStats
 
 
 @dataclass
@@ -38,13 +39,19 @@ class Trajectories:
     slots: np.ndarray  # [E] the agents' dense slot indices (stable per agent id)
     episode_end: np.ndarray  # [E] True where the agent's episode ended with this trajectory
     memory: np.ndarray | None = None  # [E, T, M] each step's input memory (networks with memory)
+    _valid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
     def valid(self, t: int | None = None) -> np.ndarray:
-        """[E, T] True where a step exists."""
-        return np.arange(self.log_prob.shape[1] if t is None else t)[None, :] < self.lengths[:, None]
+        """[E, T] True where a step exists (computed once: flat and padded ask for it a dozen times)."""
+        horizon = self.log_prob.shape[1]
+        if t is not None and t != horizon:
+            return np.arange(t)[None, :] < self.lengths[:, None]
+        if self._valid is None:
+            self._valid = np.arange(horizon)[None, :] < self.lengths[:, None]
+        return self._valid
 
     def flat(self, array: np.ndarray) -> np.ndarray:
         """The valid entries of a padded [E, T, ...] array, trajectory after trajectory."""
@@ -69,129 +76,84 @@ class Trajectories:
         return out
 
 
-@dataclass
-class EpisodeStats:
-    """Returns and lengths of the episodes that ended at one step."""
-
-    returns: np.ndarray
-    lengths: np.ndarray
-
-
-class AgentSlots:
-    """Maps arbitrary agent ids to dense slot indices without a Python loop over agents."""
-
-    def __init__(self) -> None:
-        self._ids = np.zeros(0, dtype=np.int64)  # sorted
-        self._slots = np.zeros(0, dtype=np.int64)
-        self.count = 0
-
-    def lookup(self, agent_ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(agent_ids, dtype=np.int64)
-        pos = np.searchsorted(self._ids, ids)
-        found = (
-            (pos < len(self._ids)) & (self._ids[np.minimum(pos, len(self._ids) - 1)] == ids)
-            if len(self._ids)
-            else np.zeros(len(ids), dtype=bool)
-        )
-        if not found.all():
-            new = np.unique(ids[~found])
-            order = np.concatenate([self._ids, new])
-            slots = np.concatenate([self._slots, np.arange(self.count, self.count + len(new))])
-            self.count += len(new)
-            sort = np.argsort(order, kind="stable")
-            self._ids, self._slots = order[sort], slots[sort]
-            pos = np.searchsorted(self._ids, ids)
-        return self._slots[pos]
-
-
 class TrajectoryAssembler:
     """Collects transitions per agent and emits finished trajectories (see the module docstring)."""
 
-    def __init__(self, spec: BehaviorSpec, time_horizon: int, num_streams: int, memory_size: int = 0) -> None:
+    def __init__(
+        self,
+        spec: BehaviorSpec,
+        time_horizon: int,
+        num_streams: int,
+        memory_size: int = 0,
+        agents: Agents | None = None,
+    ) -> None:
         self.spec = spec
         self.horizon = time_horizon
         self.num_streams = num_streams
         self.memory_size = memory_size
-        self.slots = AgentSlots()
-        self._capacity = 0
-        self._grow(16)
+        self.agents = agents if agents is not None else Agents()
+        h, a = time_horizon, spec.action_spec
+        columns = {f"obs{i}": Column((h, *o.shape), np.float32) for i, o in enumerate(spec.observation_specs)}
+        self.steps = self.agents.table(
+            {
+                **columns,
+                "continuous": Column((h, a.continuous_size), np.float32),
+                "discrete": Column((h, a.discrete_size), np.int32),
+                "log_prob": Column((h,), np.float32),
+                "action_mask": Column((h, sum(a.discrete_branches)), bool),
+                "values": Column((h, num_streams), np.float32),
+                "env_reward": Column((h,), np.float32),
+                "memory": Column((h, memory_size), np.float32),
+                "length": Column((), np.int64),
+                "awaiting": Column((), bool),
+            }
+        )
+        self._obs_names = list(columns)
 
-    def _grow(self, capacity: int) -> None:
-        old = self._capacity
-        h = self.horizon
-        a = self.spec.action_spec
-
-        def alloc(shape: tuple[int, ...], dtype: type, current: np.ndarray | None) -> np.ndarray:
-            arr = np.zeros((capacity, *shape), dtype=dtype)
-            if current is not None:
-                arr[:old] = current
-            return arr
-
-        first = old == 0
-        self.obs = [
-            alloc((h, *o.shape), np.float32, None if first else self.obs[i])
-            for i, o in enumerate(self.spec.observation_specs)
-        ]
-        self.continuous = alloc((h, a.continuous_size), np.float32, None if first else self.continuous)
-        self.discrete = alloc((h, a.discrete_size), np.int32, None if first else self.discrete)
-        self.log_prob = alloc((h,), np.float32, None if first else self.log_prob)
-        self.action_mask = alloc((h, sum(a.discrete_branches)), bool, None if first else self.action_mask)
-        self.values = alloc((h, self.num_streams), np.float32, None if first else self.values)
-        self.env_reward = alloc((h,), np.float32, None if first else self.env_reward)
-        self.memory = alloc((h, self.memory_size), np.float32, None if first else self.memory)
-        self.length = alloc((), np.int64, None if first else self.length)
-        self.awaiting = alloc((), bool, None if first else self.awaiting)
-        self.episode_return = alloc((), np.float64, None if first else self.episode_return)
-        self.episode_length = alloc((), np.int64, None if first else self.episode_length)
-        self._capacity = capacity
-
-    def slots_for(self, agent_ids: np.ndarray) -> np.ndarray:
-        """Dense slot indices of agents (new agents get new slots)."""
-        slots = self.slots.lookup(agent_ids)
-        if self.slots.count > self._capacity:
-            self._grow(max(self.slots.count, 2 * self._capacity))
-        return slots
+    @property
+    def obs(self) -> list[np.ndarray]:
+        """[rows, horizon, *shape] per observation spec."""
+        return [getattr(self.steps, name) for name in self._obs_names]
 
     def _emit(
         self, slots: np.ndarray, bootstrap: np.ndarray, needs: np.ndarray, next_obs: list[np.ndarray], ended: bool
     ) -> Trajectories:
-        t = int(self.length[slots].max())
+        st = self.steps
+        t = int(st.length[slots].max())
         out = Trajectories(
             obs=[o[slots, :t] for o in self.obs],
-            continuous=self.continuous[slots, :t],
-            discrete=self.discrete[slots, :t],
-            log_prob=self.log_prob[slots, :t],
-            values=self.values[slots, :t],
-            env_reward=self.env_reward[slots, :t],
-            action_mask=self.action_mask[slots, :t],
-            lengths=self.length[slots].copy(),
+            continuous=st.continuous[slots, :t],
+            discrete=st.discrete[slots, :t],
+            log_prob=st.log_prob[slots, :t],
+            values=st.values[slots, :t],
+            env_reward=st.env_reward[slots, :t],
+            action_mask=st.action_mask[slots, :t],
+            lengths=st.length[slots].copy(),
             bootstrap_value=bootstrap,
             needs_bootstrap=needs,
             next_obs=next_obs,
             slots=slots.copy(),
             episode_end=np.full(len(slots), ended),
-            memory=self.memory[slots, :t] if self.memory_size else None,
+            memory=st.memory[slots, :t] if self.memory_size else None,
         )
-        self.length[slots] = 0
+        st.length[slots] = 0
         return out
 
     def end_episodes(self, terminal: TerminalSteps) -> tuple[Trajectories | None, EpisodeStats]:
         """Record the last rewards of agents whose episode ended; emit their trajectories."""
         if len(terminal) == 0:
-            return None, EpisodeStats(np.zeros(0), np.zeros(0, dtype=np.int64))
-        slots = self.slots_for(terminal.agent_id)
+            return None, NO_EPISODES
+        st = self.steps
+        slots = self.agents.lookup(terminal.agent_id)
         reward = terminal.reward.astype(np.float32)
-        self.episode_return[slots] += reward
-        stats = EpisodeStats(self.episode_return[slots].copy(), self.episode_length[slots].copy())
-        self.episode_return[slots] = 0.0
-        self.episode_length[slots] = 0
-        pending = self.awaiting[slots]
+        stats = self.agents.end_episodes(slots, reward)
+        pending = st.awaiting[slots]
         slots, reward = slots[pending], reward[pending]
         interrupted = terminal.interrupted[pending]
         if len(slots) == 0:
             return None, stats
-        self.env_reward[slots, self.length[slots] - 1] = reward
-        self.awaiting[slots] = False
+        st.env_reward[slots, st.length[slots] - 1] = reward
+        st.awaiting[slots] = False
         bootstrap = np.zeros((len(slots), self.num_streams), dtype=np.float32)
         next_obs = [o[pending] for o in terminal.obs]
         return self._emit(slots, bootstrap, interrupted.astype(bool), next_obs, ended=True), stats
@@ -199,14 +161,15 @@ class TrajectoryAssembler:
     def record_rewards(self, decision: DecisionSteps, values: np.ndarray) -> Trajectories | None:
         """Give pending transitions their reward; emit trajectories that reached time_horizon,
         bootstrapped with `values` [n, K], the current value estimates of the deciding agents."""
-        slots = self.slots_for(decision.agent_id)
+        st = self.steps
+        slots = self.agents.lookup(decision.agent_id)
         reward = decision.reward.astype(np.float32)
-        self.episode_return[slots] += reward
-        pending = self.awaiting[slots]
+        self.agents.add_rewards(slots, reward)
+        pending = st.awaiting[slots]
         ps = slots[pending]
-        self.env_reward[ps, self.length[ps] - 1] = reward[pending]
-        self.awaiting[ps] = False
-        full = pending & (self.length[slots] >= self.horizon)
+        st.env_reward[ps, st.length[ps] - 1] = reward[pending]
+        st.awaiting[ps] = False
+        full = pending & (st.length[slots] >= self.horizon)
         if not full.any():
             return None
         needs = np.zeros(int(full.sum()), dtype=bool)
@@ -221,30 +184,29 @@ class TrajectoryAssembler:
         log_prob: np.ndarray,
         values: np.ndarray,
         memories: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
     ) -> None:
-        """Store the transitions begun now (observation, action, log-prob, values); reward comes next step."""
-        slots = self.slots_for(decision.agent_id)
-        idx = self.length[slots]
+        """Store the transitions begun now (observation, action, log-prob, values, and the action mask
+        [n, sum(branches)], None: all allowed); reward comes next step."""
+        st = self.steps
+        slots = self.agents.lookup(decision.agent_id)
+        idx = st.length[slots]
         for store, obs in zip(self.obs, decision.obs, strict=True):
             store[slots, idx] = obs
-        self.continuous[slots, idx] = continuous
-        self.discrete[slots, idx] = discrete
-        self.log_prob[slots, idx] = log_prob
-        self.values[slots, idx] = values
+        st.continuous[slots, idx] = continuous
+        st.discrete[slots, idx] = discrete
+        st.log_prob[slots, idx] = log_prob
+        st.values[slots, idx] = values
         if memories is not None:
-            self.memory[slots, idx] = memories
-        if self.action_mask.shape[-1]:
-            self.action_mask[slots, idx] = (
-                True if decision.action_mask is None else np.concatenate(decision.action_mask, axis=1)
-            )
-        self.env_reward[slots, idx] = 0.0
-        self.length[slots] = idx + 1
-        self.awaiting[slots] = True
-        self.episode_length[slots] += 1
+            st.memory[slots, idx] = memories
+        if st.action_mask.shape[-1]:
+            st.action_mask[slots, idx] = True if mask is None else mask
+        st.env_reward[slots, idx] = 0.0
+        st.length[slots] = idx + 1
+        st.awaiting[slots] = True
+        self.agents.count_steps(slots)
 
     def reset(self) -> None:
         """Forget every trajectory in progress (used after an env reset)."""
-        self.length[:] = 0
-        self.awaiting[:] = False
-        self.episode_return[:] = 0.0
-        self.episode_length[:] = 0
+        self.steps.reset("length", "awaiting")
+        self.agents.reset()

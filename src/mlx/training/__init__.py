@@ -1,1 +1,9 @@
-"""One training run: the collect/update loop, its callbacks, checkpoints and status files."""
+"""One training run.
+
+run.py          Run: results folder, env, trainers, tracking, the loop, final files; run() is mode=train
+loop.py         the collect/update loop (CleanRL-short) and the Callback hooks it calls
+callbacks.py    its side concerns: checkpoints, stop_at_reward, progress line, curriculum, on_summary hook
+checkpoints.py  the run's files: RunPaths, atomic writes, checkpoints, training_status.json
+summaries.py    the console line, stats.jsonl rows and tracker metrics of each summary; the progress line
+setup.py        what every mode does first: seed, thread limits, the env and its parameters
+"""

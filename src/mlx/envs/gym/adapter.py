@@ -55,6 +55,7 @@ from mlx.envs.api import (
     EnvError,
     ObservationSpec,
     TerminalSteps,
+    unknown_behavior,
 )
 
 
@@ -216,7 +217,7 @@ class GymEnv(BaseEnv):
 
     def _check_name(self, behavior_name: str) -> None:
         if behavior_name != self.name:
-            raise EnvError(f"unknown behaviour '{behavior_name}'; this env has: {self.name}")
+            raise unknown_behavior(behavior_name, [self.name])
 
     def _no_terminal(self) -> TerminalSteps:
         shape = self.obs_map.spec.shape

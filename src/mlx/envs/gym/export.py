@@ -43,7 +43,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from mlx.envs import make_env
-from mlx.envs.api import ActionSpec, ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, EnvError
+from mlx.envs.api import ActionSpec, ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, unknown_behavior
 
 EnvSource = str | Callable[[int], BaseEnv]
 
@@ -111,7 +111,7 @@ class MlxVectorEnv(gymnasium.vector.VectorEnv):
             behavior_name = next(iter(specs))
         if behavior_name not in specs:
             self.env.close()
-            raise EnvError(f"unknown behaviour '{behavior_name}'; this env has: {', '.join(specs)}")
+            raise unknown_behavior(behavior_name, list(specs))
         self.behavior_name = behavior_name
         self.spec_mlx = specs[behavior_name]
         self.single_observation_space = observation_space(self.spec_mlx)

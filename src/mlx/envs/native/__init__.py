@@ -1,1 +1,7 @@
-"""Native ports of the ML-Agents example envs, vectorised over areas, and their engine."""
+"""Native ports of the ML-Agents example envs, vectorised over areas.
+
+``base`` (NativeEnv, FrameStack) is what every port builds on; ``arena`` (2D physics), ``arena_env``
+(its ports' base), ``rays`` (ray perception), ``camera`` (the 3DBall scene's camera), ``ball3d_kernel``
+and ``ball3d_view`` are shared pieces; ``render`` draws pictures for people. Each other module is one
+example env, registered in mlx.envs.registry.
+"""

@@ -56,25 +56,9 @@ Touches (Unity's OnCollisionEnter): every contact closer than ``TOUCH_DISTANCE``
 contact offsets of 0.01) is OR-ed into ``touch_static[K, W, n]``, ``touch_pair[P, n]`` and
 ``touch_bounds[K, n]`` until ``clear_touches``. Non-solid statics (triggers) report overlaps, never push.
 
-Ray perception, exactly in ML-Agents' encoding (com.unity.ml-agents/Runtime/Sensors/RayPerceptionSensor.cs
-and RayPerceptionSensorComponentBase.cs): ``2 * raysPerDirection + 1`` rays at angles (degrees; 90 is
-forward, angles grow counter-clockwise seen from above, so 90 - d points right of forward)
-``90, 90 - d, 90 + d, 90 - 2d, 90 + 2d, ...`` with ``d = maxRayDegrees / raysPerDirection`` (ML-Agents'
-alternating order, its default). Each ray writes ``len(detectable_tags) + 2`` floats: a one-hot of the
-detectable tag it hit (all zeros when it hit an object whose tag is not in the list, or nothing), then 1
-if it hit nothing else 0, then the hit fraction (the sphere's travel to the hit / ray length; 1 when
-nothing is hit). With ``observation_stacks > 1`` the sensor outputs its last frames oldest first
-(StackingSensor), cleared to zeros at each episode start.
+Ray perception (ML-Agents' RayPerceptionSensor over these colliders) is in mlx.envs.native.rays.
 
-The sphere cast is exact in the floor plane: a sphere of radius r at the sensor's height meets a collider
-whose vertical extent comes within r of that height, and in the plane it then acts as a circle of radius
-``sqrt(r^2 - gap^2)`` (a tangent touch, gap == r, counts as a hit with radius 0); a circle cast against a
-rounded box is a ray against the box grown by that radius, rounded corners included. Unity's SphereCast
-ignores colliders the sphere overlaps where it starts (so an agent never sees itself, nor an object it is
-pressed against); here that is a start closer than ``TOUCH_DISTANCE`` to the grown shape. The floor is no
-target (the casts start touching it, so Unity ignores it too).
-
-Building an env on it (mlx.envs.native.pushblock is a complete example)::
+Building an env on it (mlx.envs.native.pushblock is a complete example; RaySensor from mlx.envs.native.rays)::
 
     arena = Arena(n, [BodySpec.circle("agent", 0.5, mass=10, drag=4, tag="agent"),
                       BodySpec.box("block", (1, 1), height=(0, 0.75), mass=10, drag=0.5, tag="block")],
@@ -100,6 +84,7 @@ from typing import Any
 import numpy as np
 
 from mlx.envs.api import EnvError
+from mlx.envs.native.render import FLOOR, Canvas, palette
 
 F32 = np.float32
 TOUCH_DISTANCE = 0.02  # two colliders' default contact offsets (Physics.defaultContactOffset = 0.01)
@@ -381,11 +366,6 @@ class Arena:
         self.ground_friction[1, sel] = static
         self.refresh()
 
-    def set_bounds(self, bounds: Sequence[Any], areas: Areas = None) -> None:
-        for i in range(4):
-            self.bounds[i, _sel(areas)] = bounds[i]
-        self.refresh()
-
     def refresh(self) -> None:
         """Recompute the per-area coefficients derived from sizes, masses, drag, friction, bounds, ``active``."""
         W = self.W
@@ -440,8 +420,6 @@ class Arena:
         side, +x right and +z up: the floor inside the bounds (the walls' colour around it), then the
         present statics (triggers under solid ones), then the bodies (agents on top, with a white dot
         toward their heading), each coloured by its current tag (mlx.envs.native.render.TAG_COLOURS)."""
-        from mlx.envs.native.render import FLOOR, Canvas, palette
-
         idx = np.arange(self.n)[_sel(areas)]
         colours = palette(self.tags)[self.tag[:, idx] + 1]  # [S, m, 3]
         if self.has_bounds:
@@ -579,231 +557,3 @@ class Arena:
         np.copyto(vel, np.minimum(vel, F32(0.0)), where=above)
         near = (pos < self._touch_lo) | (pos > self._touch_hi)
         self.touch_bounds |= (near[0] | near[1]) & self._body_active
-
-
-def ray_angles(rays_per_direction: int, max_ray_degrees: float) -> np.ndarray:
-    """ML-Agents' ray angles in degrees (90 = forward), alternating: 90, 90-d, 90+d, 90-2d, 90+2d, ..."""
-    delta = max_ray_degrees / rays_per_direction if rays_per_direction else 0.0
-    out = [90.0]
-    for i in range(rays_per_direction):
-        out += [90.0 - (i + 1) * delta, 90.0 + (i + 1) * delta]
-    return np.array(out, np.float64)
-
-
-@dataclass(frozen=True)
-class RaySensorSpec:
-    """A RayPerceptionSensorComponent3D's settings (ML-Agents' names). Rays are horizontal, at the agent's
-    centre height plus ``vertical_offset`` (ML-Agents' start and end vertical offsets, equal here)."""
-
-    detectable_tags: tuple[str, ...]
-    rays_per_direction: int = 3
-    max_ray_degrees: float = 70.0
-    sphere_cast_radius: float = 0.5
-    ray_length: float = 20.0
-    vertical_offset: float = 0.0
-    observation_stacks: int = 1
-    name: str = "RayPerceptionSensor"
-
-    @property
-    def num_rays(self) -> int:
-        return 2 * self.rays_per_direction + 1
-
-    @property
-    def frame_size(self) -> int:
-        return self.num_rays * (len(self.detectable_tags) + 2)
-
-    @property
-    def size(self) -> int:
-        return self.frame_size * max(1, self.observation_stacks)
-
-    @property
-    def observation_name(self) -> str:
-        """The name ML-Agents gives the sensor (a StackingSensor wraps it when stacking)."""
-        if self.observation_stacks > 1:
-            return f"StackingSensor_size{self.observation_stacks}_{self.name}"
-        return self.name
-
-
-class RaySensor:
-    """One agent's ray perception sensor over every area of an arena, with its observation stack.
-
-    ``perceive`` casts and returns one frame per area; ``observe`` casts, pushes the frame onto the stack
-    and returns the stacked observation ([n, size], oldest frame first); ``restart(areas)`` clears those
-    areas' stacks and returns their first observation of a new episode (call it after resetting them).
-    """
-
-    def __init__(self, arena: Arena, spec: RaySensorSpec, agent: int = 0) -> None:
-        if spec.rays_per_direction < 0 or spec.ray_length <= 0 or spec.sphere_cast_radius < 0:
-            raise EnvError(f"invalid ray sensor settings: {spec}")
-        if not 0 <= agent < arena.A:
-            raise EnvError(f"a ray sensor belongs to an agent (0..{arena.A - 1}), got {agent}")
-        self.arena, self.spec, self.agent = arena, spec, agent
-        self_slot = arena.W + agent
-        self.height = float(np.mean(arena.height[self_slot])) + spec.vertical_offset
-        targets, grow = [], []
-        for s in range(arena.S):
-            reach = self._reach(*arena.height[s])
-            if s != self_slot and reach is not None:
-                targets.append(s)
-                grow.append(reach)
-        self.targets = np.array(targets, np.intp)
-        self._grow = np.array(grow, F32)[:, None]  # in-plane radius added to each target [T, 1]
-        bounds_reach = self._reach(*arena.bounds_height) if arena.has_bounds else None
-        self.sees_bounds = bounds_reach is not None
-        self._bounds_grow = F32(bounds_reach or 0.0)
-        angles = np.radians(ray_angles(spec.rays_per_direction, spec.max_ray_degrees))
-        self._cos_a = np.cos(angles).astype(F32)[:, None]
-        self._sin_a = np.sin(angles).astype(F32)[:, None]
-        ntags = len(spec.detectable_tags)
-        # Arena tag id + 1 (so -1, untagged, is row 0) -> one-hot slot, or -1 when not detectable.
-        lut = np.full(len(arena.tags) + 1, -1, np.int16)
-        for slot, name in enumerate(spec.detectable_tags):
-            if name in arena.tags:
-                lut[arena.tags.index(name) + 1] = slot
-        self._lut = lut
-        self._tag_range = np.arange(ntags, dtype=np.int16)[None, :, None]
-        self.stacks = max(1, spec.observation_stacks)
-        self._stack = np.zeros((arena.n, self.stacks * spec.frame_size), F32)
-
-    def _reach(self, bottom: float, top: float) -> float | None:
-        """In-plane radius of the sphere against a collider of that vertical extent, or None if it passes."""
-        r = self.spec.sphere_cast_radius
-        gap = max(bottom - self.height, self.height - top, 0.0)
-        return math.sqrt(max(r * r - gap * gap, 0.0)) if gap <= r else None
-
-    def perceive(self, areas: np.ndarray | None = None) -> np.ndarray:
-        """One frame of ray observations [m, frame_size] float32 for all areas (or the given ones)."""
-        ar, spec = self.arena, self.spec
-        sel = _sel(areas)
-        m = ar.n if areas is None else len(areas)
-        R, ntags = spec.num_rays, len(spec.detectable_tags)
-        head = ar.heading[self.agent, sel]
-        sh, ch = np.sin(head), np.cos(head)
-        # Ray directions [R, m]: local angle a -> world (cos a cos h + sin a sin h, sin a cos h - cos a sin h).
-        dx = self._cos_a * ch + self._sin_a * sh
-        dz = self._sin_a * ch - self._cos_a * sh
-        ox = ar.pos[0, self.agent, sel]
-        oz = ar.pos[1, self.agent, sel]
-        tmin = np.full((R, m), np.inf, F32)
-        tags = np.full((R, m), -1, np.int16)
-        if self.targets.size:
-            tg = self.targets
-            t = _cast_rounded_boxes(
-                dx,
-                dz,
-                ar.center[0, tg][:, sel] - ox,
-                ar.center[1, tg][:, sel] - oz,
-                ar.half[0, tg][:, sel],
-                ar.half[1, tg][:, sel],
-                ar.radius[tg][:, sel] + self._grow,
-                ar.active[tg][:, sel],
-            )
-            best = t.argmin(1)  # [R, m]
-            tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
-            tags = np.take_along_axis(ar.tag[tg][:, sel], best, 0)
-        if self.sees_bounds:
-            tb = _cast_bounds(dx, dz, ox, oz, ar.bounds[:, sel], self._bounds_grow)
-            closer = tb < tmin
-            tmin = np.where(closer, tb, tmin)
-            tags = np.where(closer, np.int16(ar.bounds_tag), tags)
-        length = F32(spec.ray_length)
-        hit = tmin <= length
-        slot = self._lut[tags + 1]
-        # Built ray-major with areas last (contiguous writes), then transposed to [m, R * (tags + 2)].
-        frame = np.empty((R, ntags + 2, m), F32)
-        np.logical_and(slot[:, None, :] == self._tag_range, hit[:, None, :], out=frame[:, :ntags], casting="unsafe")
-        np.logical_not(hit, out=frame[:, ntags], casting="unsafe")
-        np.divide(tmin, length, out=frame[:, ntags + 1])
-        np.copyto(frame[:, ntags + 1], F32(1.0), where=~hit)
-        return frame.transpose(2, 0, 1).reshape(m, -1)
-
-    def observe(self) -> np.ndarray:
-        """Cast for every area, push the frame onto the stack; returns the stacked observation (a copy)."""
-        frame = self.perceive()
-        fs, st = self.spec.frame_size, self._stack
-        if self.stacks > 1:
-            st[:, :-fs] = st[:, fs:]
-        st[:, -fs:] = frame
-        return st.copy()
-
-    def clear(self, areas: np.ndarray | None = None) -> None:
-        """Zero the stacks of some areas (all by default), as ML-Agents does at an episode start."""
-        self._stack[_sel(areas)] = 0.0
-
-    def restart(self, areas: np.ndarray) -> np.ndarray:
-        """Clear the given areas' stacks and observe them once: their first observation [m, size]."""
-        rows = np.zeros((len(areas), self._stack.shape[1]), F32)
-        rows[:, -self.spec.frame_size :] = self.perceive(areas)
-        self._stack[areas] = rows
-        return rows
-
-
-def _safe_inverse(d: np.ndarray) -> np.ndarray:
-    return F32(1.0) / np.where(np.abs(d) < F32(_TINY), F32(_TINY), d)
-
-
-def _cast_bounds(
-    dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, grow: np.float32
-) -> np.ndarray:
-    """Distances [R, m] from origins inside the bounds to the first wall the grown ray meets; a wall the
-    origin starts within reach of is ignored (SphereCast's initial overlap)."""
-    out = []
-    for d, o, lo, hi in ((dx, ox, bounds[0], bounds[2]), (dz, oz, bounds[1], bounds[3])):
-        room_hi = hi - grow - o  # travel to the high wall (>= 0 inside)
-        room_lo = lo + grow - o  # travel to the low wall (<= 0 inside)
-        room_hi = np.where(room_hi < TOUCH_DISTANCE, np.inf, room_hi).astype(F32, copy=False)
-        room_lo = np.where(room_lo > -TOUCH_DISTANCE, -np.inf, room_lo).astype(F32, copy=False)
-        t = np.where(d > 0, room_hi, room_lo) * _safe_inverse(d)
-        out.append(np.where(t >= 0, t, np.inf).astype(F32, copy=False))  # a ray along the wall never meets it
-    return np.minimum(out[0], out[1])
-
-
-def _cast_rounded_boxes(
-    dx: np.ndarray,
-    dz: np.ndarray,
-    rx: np.ndarray,
-    rz: np.ndarray,
-    hx: np.ndarray,
-    hz: np.ndarray,
-    rad: np.ndarray,
-    present: np.ndarray,
-) -> np.ndarray:
-    """Distances [R, T, m] along unit rays (directions [R, m]) to rounded boxes [T, m] (centres relative
-    to the ray origins, half extents, rounding radii); inf where missed, absent, or where the origin
-    starts closer than TOUCH_DISTANCE to the shape (Unity's SphereCast ignores those colliders).
-
-    A slab test against the square that bounds the rounded box; where the entry point lies in one of the
-    square's corner regions, the answer is that corner's circle instead (the rounded boundary there).
-    """
-    ex = np.abs(rx) - hx
-    ez = np.abs(rz) - hz
-    gap = np.hypot(np.maximum(ex, F32(0.0)), np.maximum(ez, F32(0.0)))
-    skip = ((ex <= 0) & (ez <= 0)) | (gap < rad + F32(TOUCH_DISTANCE)) | ~present  # [T, m]
-
-    ddx = dx[:, None, :]
-    ddz = dz[:, None, :]
-    inv_x = _safe_inverse(ddx)
-    inv_z = _safe_inverse(ddz)
-    gx = hx + rad
-    gz = hz + rad
-    ax = (rx - gx)[None] * inv_x
-    bx = (rx + gx)[None] * inv_x
-    az = (rz - gz)[None] * inv_z
-    bz = (rz + gz)[None] * inv_z
-    tnear = np.maximum(np.minimum(ax, bx), np.minimum(az, bz))
-    tfar = np.minimum(np.maximum(ax, bx), np.maximum(az, bz))
-    square = (tnear <= tfar) & (tfar >= 0) & ~skip[None]
-    # Entry point (the origin itself if it starts inside the square) relative to the box centre; in a
-    # corner region when beyond both half extents.
-    tin = np.maximum(tnear, F32(0.0))
-    px = tin * ddx - rx[None]
-    pz = tin * ddz - rz[None]
-    corner = (np.abs(px) > hx[None]) & (np.abs(pz) > hz[None])
-    # That corner's circle: centre (relative to the origin) r + sign(p) h, radius rad.
-    kx = rx[None] + np.copysign(hx[None], px)
-    kz = rz[None] + np.copysign(hz[None], pz)
-    b = kx * ddx + kz * ddz
-    disc = b * b - (kx * kx + kz * kz - (rad * rad)[None])
-    tc = b - np.sqrt(np.maximum(disc, F32(0.0)))
-    t = np.where(corner, np.where((disc >= 0) & (tc >= 0), tc, np.inf), tnear)
-    return np.where(square & (t >= 0), t, np.inf).astype(F32, copy=False)

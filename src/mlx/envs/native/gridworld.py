@@ -52,18 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlx.envs.api import (
-    ActionSpec,
-    ActionTuple,
-    BaseEnv,
-    BehaviorSpec,
-    DecisionSteps,
-    EnvError,
-    EnvParameters,
-    ObservationSpec,
-    ObservationType,
-    TerminalSteps,
-)
+from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec, ObservationType
+from mlx.envs.native.base import NativeEnv
 
 BEHAVIOR_NAME = "GridWorld"
 HEIGHT, WIDTH = 64, 84  # upstream CameraSensor: 84 wide x 64 high, RGB
@@ -220,26 +210,23 @@ def _paint(out: np.ndarray, layout: _Layout, owners: np.ndarray, cells: np.ndarr
         windows[o[:, None], layout.cell_rows[c], layout.cell_col0[c][:, None]] = layout.sprite_rows[k, c, :, : 3 * w]
 
 
-class GridWorldEnv(BaseEnv):
+class GridWorldEnv(NativeEnv):
     """``num_areas`` GridWorld areas, one agent each (agent id = area index), behaviour GridWorld."""
 
+    behaviors = (BEHAVIOR_NAME,)
+    parameter_defaults = DEFAULT_PARAMETERS
+    max_decisions = MAX_STEP
+
     def __init__(self, num_areas: int = 9, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
-        n = int(num_areas)
-        if n < 1:
-            raise EnvError(f"GridWorld needs num_areas >= 1, got {num_areas}")
-        self._n = n
-        self._params = EnvParameters(defaults=dict(DEFAULT_PARAMETERS), values=dict(parameters or {}))
-        self._check_combination(self._params.values)
-        self._rng = np.random.default_rng(seed)
-        self._spec = BehaviorSpec(
+        spec = BehaviorSpec(
             observation_specs=(
                 ObservationSpec(shape=(HEIGHT, WIDTH, 3), name="CameraSensor"),
                 ObservationSpec(shape=(2,), name="GoalSensor", observation_type=ObservationType.GOAL_SIGNAL),
             ),
             action_spec=ActionSpec(discrete_branches=(NUM_ACTIONS,)),
         )
-        self._agent_id = np.arange(n, dtype=np.int32)
-        self._agent_id.flags.writeable = False
+        super().__init__(num_areas, seed, parameters, spec)
+        n = self.n
         self._layouts: dict[int, _Layout] = {}
         # Per-area state; an area's grid size and goal counts are those of its current episode.
         self._grid = np.zeros(n, np.int64)
@@ -247,96 +234,45 @@ class GridWorldEnv(BaseEnv):
         self._goal_cells = np.zeros((n, 0), np.int64)  # cell = x * g + z; padding slots hold the agent's
         self._goal_types = np.zeros((n, 0), np.int64)  # GREEN_PLUS / RED_EX, -1 for padding
         self._goal = np.zeros(n, np.int64)  # the episode's goal colour
-        self._steps = np.zeros(n, np.int64)
         self._action = np.zeros(n, np.int64)
         self._eye = np.eye(2, dtype=_F32)
-        self._decision: DecisionSteps | None = None
-        self._terminal = self._empty_terminal()
 
-    # ------------------------------------------------------------------------------------------
-    # BaseEnv API
-    # ------------------------------------------------------------------------------------------
+    def _act(self, rows: np.ndarray | None, continuous: np.ndarray, discrete: np.ndarray) -> None:
+        self._action = discrete[:, 0].astype(np.int64)
 
-    @property
-    def behavior_specs(self) -> dict[str, BehaviorSpec]:
-        return {BEHAVIOR_NAME: self._spec}
+    def _no_actions(self) -> None:
+        self._action[:] = 0  # no new actions before the next step: no-op
 
-    @property
-    def parameters(self) -> EnvParameters:
-        return self._params
-
-    @property
-    def num_areas(self) -> int:
-        return self._n
-
-    def reset(self) -> None:
-        """New episodes in every area; all agents then wait for a decision with reward 0."""
-        self._reset_areas(np.arange(self._n))
-        self._action[:] = 0
-        self._decision = self._decision_steps(np.zeros(self._n, _F32))
-        self._terminal = self._empty_terminal()
-
-    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
-        self._check_behavior(behavior_name)
-        disc = np.asarray(actions.discrete)
-        if disc.shape != (self._n, 1):
-            raise EnvError(f"GridWorld expects discrete actions of shape ({self._n}, 1), got {tuple(disc.shape)}")
-        cont = np.asarray(actions.continuous)
-        if cont.size:
-            raise EnvError(f"GridWorld has no continuous actions, got shape {tuple(cont.shape)}")
-        if not np.issubdtype(disc.dtype, np.integer):
-            raise EnvError(f"GridWorld expects integer discrete actions, got dtype {disc.dtype}")
-        if disc.size and (disc.min() < 0 or disc.max() >= NUM_ACTIONS):
-            raise EnvError(f"GridWorld actions must be in 0..{NUM_ACTIONS - 1}, got {disc.min()}..{disc.max()}")
-        self._action = disc[:, 0].astype(np.int64)
-
-    def step(self) -> None:
-        """One decision for every agent: move (walls block), step penalty, goal test, MaxStep."""
-        if self._decision is None:
-            raise EnvError("call reset() before step()")
+    def _advance(self) -> tuple[np.ndarray, np.ndarray]:
+        """One decision for every agent: move (walls block), step penalty, goal test."""
         grid = self._grid
         target = self._pos + MOVES[self._action]
         inside = ((target >= 0) & (target < grid[:, None])).all(axis=1)
         self._pos[inside] = target[inside]
-        self._action[:] = 0  # no new actions before the next step: no-op
-        self._steps += 1
-
         cell = self._pos[:, 0] * grid + self._pos[:, 1]
         on_goal = (self._goal_cells == cell[:, None]) & (self._goal_types >= 0)  # [n, K]
         reached = on_goal.any(axis=1)
-        kind = self._goal_types[self._agent_id, on_goal.argmax(axis=1)]
-        reward = np.full(self._n, STEP_REWARD, _F32)
+        kind = self._goal_types[self._ids, on_goal.argmax(axis=1)]
+        reward = np.full(self.n, STEP_REWARD, _F32)
         reward[reached] = np.where(kind[reached] == self._goal[reached], GOAL_REWARD, WRONG_GOAL_REWARD)
-        timed_out = self._steps >= MAX_STEP
-        ended = reached | timed_out
-        if ended.any():
-            idx = np.flatnonzero(ended)
-            self._terminal = TerminalSteps(
-                obs=[self._render(idx), self._eye[self._goal[idx]]],
-                reward=reward[idx],
-                agent_id=self._agent_id[idx],
-                interrupted=~reached[idx],
-            )
-            reward[idx] = 0.0
-            self._reset_areas(idx)
-        elif len(self._terminal):
-            self._terminal = self._empty_terminal()
-        self._decision = self._decision_steps(reward)
+        return reward, reached
 
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        self._check_behavior(behavior_name)
-        if self._decision is None:
-            raise EnvError("call reset() before get_steps()")
-        return self._decision, self._terminal
+    def _observe(self) -> list[np.ndarray]:
+        return self._restart_observations(np.arange(self.n))
 
-    def set_environment_parameter(self, key: str, value: float) -> None:
-        """Applies to each area from its next episode start (GridArea reads the parameters at reset)."""
-        self._params.check(key, value)
-        self._check_combination({**self._params.values, key: float(value)})
-        self._params.set(key, value)
+    def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
+        return [self._render(idx), self._eye[self._goal[idx]]]
 
-    def close(self) -> None:
-        self._decision = None
+    def _mask(self) -> list[np.ndarray]:
+        """Moves into the walls are masked (GridAgent.WriteDiscreteActionMask)."""
+        grid = self._grid
+        x, z = self._pos[:, 0], self._pos[:, 1]
+        mask = np.ones((self.n, NUM_ACTIONS), bool)
+        mask[:, 1] = z < grid - 1
+        mask[:, 2] = z > 0
+        mask[:, 3] = x > 0
+        mask[:, 4] = x < grid - 1
+        return [mask]
 
     # ------------------------------------------------------------------------------------------
     # state access for tests and tools
@@ -371,8 +307,7 @@ class GridWorldEnv(BaseEnv):
         kinds stay); goal: the goal colour [m] (GREEN_PLUS or RED_EX). Cells must be distinct and on the
         area's grid.
         """
-        if self._decision is None:
-            raise EnvError("call reset() before debug_set_state()")
+        self._require_reset("debug_set_state")
         idx = np.asarray(areas, np.int64)
         grid = self._grid[idx]
         if agent is not None:
@@ -392,12 +327,12 @@ class GridWorldEnv(BaseEnv):
         taken = np.where(real, self._goal_cells[idx], -1 - np.arange(real.shape[1]))
         if not on_grid or (taken == cells[:, None]).any() or any(len(set(r)) < len(r) for r in taken.tolist()):
             raise EnvError("debug_set_state: the agent and the goals must be on distinct cells of the grid")
-        self._decision = self._decision_steps(self._decision.reward)
+        self._publish(self._observe(), self._decisions[0].reward, self._mask())
 
     def render(self, areas: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
         """The camera images of the given areas (all by default) in their current state, as the bytes of
         the sensor's 8-bit render texture: uint8 [m, 64, 84, 3] (the observation is these / 255)."""
-        idx = np.arange(self._n) if areas is None else np.asarray(areas, np.int64)
+        idx = np.arange(self.n) if areas is None else np.asarray(areas, np.int64)
         return np.rint(self._render(idx) * 255).astype(np.uint8)
 
     # ------------------------------------------------------------------------------------------
@@ -434,21 +369,6 @@ class GridWorldEnv(BaseEnv):
             _paint(out, layout, rows, pos[:, 0] * g + pos[:, 1], np.full(rows.size, AGENT))
         return out
 
-    def _decision_steps(self, reward: np.ndarray) -> DecisionSteps:
-        grid = self._grid
-        x, z = self._pos[:, 0], self._pos[:, 1]
-        mask = np.ones((self._n, NUM_ACTIONS), bool)
-        mask[:, 1] = z < grid - 1
-        mask[:, 2] = z > 0
-        mask[:, 3] = x > 0
-        mask[:, 4] = x < grid - 1
-        return DecisionSteps(
-            obs=[self._render(np.arange(self._n)), self._eye[self._goal]],
-            reward=reward,
-            agent_id=self._agent_id,
-            action_mask=[mask],
-        )
-
     def _reset_areas(self, idx: np.ndarray) -> None:
         """GridArea.AreaReset and GridAgent.OnEpisodeBegin for the given areas, with today's parameters."""
         g = int(self._params["gridSize"])
@@ -472,10 +392,8 @@ class GridWorldEnv(BaseEnv):
         kinds[:plus], kinds[plus:k] = GREEN_PLUS, RED_EX
         self._goal_types[idx] = kinds
         self._goal[idx] = goal
-        self._steps[idx] = 0
 
-    @staticmethod
-    def _check_combination(values: Mapping[str, float]) -> None:
+    def _check_parameters(self, values: Mapping[str, float]) -> None:
         """Whole numbers, a grid of 2..32 cells a side, and a cell for the agent and every goal."""
         for key, value in values.items():
             if value != int(value):
@@ -490,16 +408,3 @@ class GridWorldEnv(BaseEnv):
                 f"a {g}x{g} grid has no room for the agent and {plus + ex} goals "
                 f"(numPlusGoals {plus} + numExGoals {ex}); raise gridSize or lower the goal counts"
             )
-
-    def _check_behavior(self, name: str) -> None:
-        if name != BEHAVIOR_NAME:
-            raise EnvError(f"unknown behaviour '{name}'; this env has: {BEHAVIOR_NAME}")
-
-    @staticmethod
-    def _empty_terminal() -> TerminalSteps:
-        return TerminalSteps(
-            obs=[np.zeros((0, HEIGHT, WIDTH, 3), _F32), np.zeros((0, 2), _F32)],
-            reward=np.zeros(0, _F32),
-            agent_id=np.zeros(0, np.int32),
-            interrupted=np.zeros(0, bool),
-        )

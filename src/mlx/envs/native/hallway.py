@@ -44,30 +44,20 @@ most 5 physics steps, 0.1 s, later than upstream); a goal touched on the last al
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
-from mlx.envs.api import (
-    ActionSpec,
-    ActionTuple,
-    BaseEnv,
-    BehaviorSpec,
-    DecisionSteps,
-    EnvError,
-    EnvParameters,
-    ObservationSpec,
-    TerminalSteps,
-)
-from mlx.envs.native.arena import Arena, BodySpec, RaySensor, RaySensorSpec, StaticSpec
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.envs.native.arena import BodySpec, StaticSpec
+from mlx.envs.native.arena_env import ArenaEnv, episode_budget
+from mlx.envs.native.base import F32, FrameStack
+from mlx.envs.native.rays import RaySensor, RaySensorSpec
 
 BEHAVIOR_NAME = "Hallway"
-DT = 0.02
 DECISION_PERIOD = 6
 MAX_STEP = 3000  # physics steps (Agent.MaxStep)
-MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
-STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
-DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+MAX_DECISIONS, DECISION_PENALTY = episode_budget(MAX_STEP, DECISION_PERIOD)
 RIGHT_REWARD, WRONG_REWARD = 1.0, -0.1  # SetReward: the whole reward of the decision that ends the episode
 GRAVITY = 9.81 * 2.0  # the scene's gravityMultiplier
 RUN_SPEED = 1.5  # HallwaySettings.agentRunSpeed (m/s per physics step, VelocityChange)
@@ -93,24 +83,30 @@ SENSOR = RaySensorSpec(TAGS, 2, 70.0, 0.5, 12.0, 0.0, 3, "RayPerceptionSensor")
 VECTOR_STACKS = 3
 VECTOR_NAME = f"StackingSensor_size{VECTOR_STACKS}_VectorSensor_size1"
 
-_F32 = np.float32
 
-
-class HallwayEnv(BaseEnv):
+class HallwayEnv(ArenaEnv):
     """``num_areas`` Hallway areas, one agent each (agent id = area index), behaviour ``Hallway``.
 
     ``selection`` holds each area's symbol (0: O, 1: X) and ``o_goal_right`` whether its O goal is the
     one at x = +7.
     """
 
+    behaviors = (BEHAVIOR_NAME,)  # upstream reads no environment parameters: every name is refused
+    max_decisions = MAX_DECISIONS
+    commands = ACTIONS
+    decision_period = DECISION_PERIOD
+    run_speed, turn_speed, gravity = RUN_SPEED, TURN_SPEED, GRAVITY
+
     def __init__(self, num_areas: int = 16, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
-        n = int(num_areas)
-        if n < 1:
-            raise EnvError(f"Hallway needs num_areas >= 1, got {num_areas}")
-        self._n = n
-        # Upstream reads no environment parameters: any name is refused with the (empty) list.
-        self._params = EnvParameters(defaults={}, values=dict(parameters or {}))
-        self._rng = np.random.default_rng(seed)
+        spec = BehaviorSpec(
+            observation_specs=(
+                ObservationSpec((SENSOR.size,), SENSOR.observation_name),
+                ObservationSpec((VECTOR_STACKS,), VECTOR_NAME),
+            ),
+            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
+        )
+        super().__init__(num_areas, seed, parameters, spec)
+        n = self.n
         statics = [
             StaticSpec("symbol_O", AWAY, SYMBOL_HALF, SYMBOL_HEIGHT, tag="symbol_O"),
             StaticSpec("symbol_X", AWAY, SYMBOL_HALF, SYMBOL_HEIGHT, tag="symbol_X"),
@@ -122,134 +118,34 @@ class HallwayEnv(BaseEnv):
         agent = BodySpec.circle(
             "agent", AGENT_RADIUS, height=AGENT_HEIGHT, mass=AGENT_MASS, drag=AGENT_DRAG, tag="agent"
         )
-        self.arena = Arena(
-            n,
-            [agent],
-            statics,
-            bounds=BOUNDS,
-            bounds_height=WALL_HEIGHT,
-            bounds_tag="wall",
-            num_agents=1,
-            run_speed=RUN_SPEED,
-            turn_speed=TURN_SPEED,
-            dt=DT,
-            gravity=GRAVITY,
-        )
+        self.arena = self._build_arena([agent], statics, BOUNDS, WALL_HEIGHT)
         ar = self.arena
         self._symbols = np.array([ar.slot["symbol_O"], ar.slot["symbol_X"]], np.intp)
         self._o_goal = np.array([ar.slot["plate_O"], ar.slot["sign_O"]], np.intp)
         self._x_goal = np.array([ar.slot["plate_X"], ar.slot["sign_X"]], np.intp)
         self.sensor = RaySensor(ar, SENSOR)
-        self._spec = BehaviorSpec(
-            observation_specs=(
-                ObservationSpec((SENSOR.size,), SENSOR.observation_name),
-                ObservationSpec((VECTOR_STACKS,), VECTOR_NAME),
-            ),
-            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
-        )
-        self._ids = np.arange(n, dtype=np.int32)
-        self._ids.flags.writeable = False
-        self._steps = np.zeros(n, np.int32)  # decisions taken in the current episode
-        self._vector = np.zeros((n, VECTOR_STACKS), _F32)  # stacked StepCount / MaxStep, oldest first
+        self._vector = FrameStack(n, 1, VECTOR_STACKS)  # StepCount / MaxStep
         self.selection = np.zeros(n, np.int8)
         self.o_goal_right = np.zeros(n, bool)
-        self._no_op = np.zeros(n, np.intp)
-        self._started = False
-        self._decision: DecisionSteps | None = None
-        self._terminal = self._empty_terminal()
 
-    # ------------------------------------------------------------------------------------------------
-    # BaseEnv API
-    # ------------------------------------------------------------------------------------------------
-
-    @property
-    def behavior_specs(self) -> dict[str, BehaviorSpec]:
-        return {BEHAVIOR_NAME: self._spec}
-
-    @property
-    def num_areas(self) -> int:
-        return self._n
-
-    def reset(self) -> None:
-        every = np.arange(self._n)
-        self._reset_areas(every)
-        obs = [self.sensor.restart(every), self._vector.copy()]
-        self._act(self._no_op)
-        self._started = True
-        self._decision = DecisionSteps(obs=obs, reward=np.zeros(self._n, _F32), agent_id=self._ids)
-        self._terminal = self._empty_terminal()
-
-    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
-        self._check_behavior(behavior_name)
-        disc = np.asarray(actions.discrete)
-        if disc.shape != (self._n, 1):
-            raise EnvError(f"Hallway expects discrete actions of shape ({self._n}, 1), got {tuple(disc.shape)}")
-        cont = np.asarray(actions.continuous)
-        if cont.size:
-            raise EnvError(f"Hallway has no continuous actions, got shape {tuple(cont.shape)}")
-        act = disc[:, 0]
-        if act.min() < 0 or act.max() >= len(ACTIONS):
-            raise EnvError(f"Hallway actions must be in 0..{len(ACTIONS) - 1}, got {act.min()}..{act.max()}")
-        self._act(act)
-
-    def step(self) -> None:
-        if not self._started:
-            raise EnvError("call reset() before step()")
-        ar = self.arena
-        ar.clear_touches()
-        ar.step(DECISION_PERIOD)
-        touched = ar.touch_static[0]  # [W, n]
+    def _outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        touched = self.arena.touch_static[0]  # [W, n]
         at_o = touched[self._o_goal].any(0)
         at_x = touched[self._x_goal].any(0)
         right = np.where(self.selection == 0, at_o, at_x)
         scored = at_o | at_x
-        steps = self._steps
-        steps += 1
-        self._push_step_fraction()
-        reward = np.full(self._n, DECISION_PENALTY, _F32)
-        obs = [self.sensor.observe(), self._vector.copy()]
-        ended = scored | (steps >= MAX_DECISIONS)
-        if ended.any():
-            idx = np.flatnonzero(ended)
-            final = np.where(right[idx], _F32(RIGHT_REWARD), np.where(scored[idx], _F32(WRONG_REWARD), reward[idx]))
-            self._terminal = TerminalSteps(
-                obs=[o[idx] for o in obs], reward=final.astype(_F32), agent_id=self._ids[idx], interrupted=~scored[idx]
-            )
-            self._reset_areas(idx)
-            obs[0][idx] = self.sensor.restart(idx)
-            obs[1][idx] = self._vector[idx]
-            reward[idx] = 0.0
-        elif len(self._terminal):
-            self._terminal = self._empty_terminal()
-        self._act(self._no_op)  # until set_actions, agents do nothing (ML-Agents' empty action)
-        self._decision = DecisionSteps(obs=obs, reward=reward, agent_id=self._ids)
+        # SetReward: the whole reward of the decision that touches a goal.
+        penalty = np.full(self.n, DECISION_PENALTY, F32)
+        reward = np.where(right, F32(RIGHT_REWARD), np.where(scored, F32(WRONG_REWARD), penalty)).astype(F32)
+        return reward, scored
 
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        self._check_behavior(behavior_name)
-        if self._decision is None:
-            raise EnvError("call reset() before get_steps()")
-        return self._decision, self._terminal
+    def _observe(self) -> list[np.ndarray]:
+        """The rays, and CollectObservations' StepCount / MaxStep pushed onto each area's stack."""
+        fraction = self._steps * (DECISION_PERIOD / MAX_STEP)
+        return [self.sensor.observe(), self._vector.push(fraction[:, None]).copy()]
 
-    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Top-down pictures of areas, bodies and statics coloured by tag (Arena.render)."""
-        return self.arena.render(areas)
-
-    def set_environment_parameter(self, key: str, value: float) -> None:
-        self._params.set(key, value)
-
-    # ------------------------------------------------------------------------------------------------
-    # internals
-    # ------------------------------------------------------------------------------------------------
-
-    def _act(self, actions: np.ndarray) -> None:
-        cmd = ACTIONS[actions].T[:, None, :]  # [3, 1, n]
-        self.arena.drive(cmd[0], cmd[1], cmd[2])
-
-    def _push_step_fraction(self) -> None:
-        """CollectObservations' StepCount / MaxStep pushed onto each area's stack (oldest first)."""
-        v = self._vector
-        v[:, :-1] = v[:, 1:]
-        v[:, -1] = self._steps * (DECISION_PERIOD / MAX_STEP)
+    def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
+        return [self.sensor.restart(idx), self._vector.restart(idx, np.zeros((idx.size, 1), F32))]
 
     def _reset_areas(self, idx: np.ndarray) -> None:
         """OnEpisodeBegin for the given areas: symbol, agent and goals placed; stacks cleared."""
@@ -270,21 +166,7 @@ class HallwayEnv(BaseEnv):
         ar.stop(idx)
         o_right = rng.integers(0, 2, m) == 0
         self.o_goal_right[idx] = o_right
-        ox = np.where(o_right, GOAL_X, -GOAL_X).astype(_F32)
+        ox = np.where(o_right, GOAL_X, -GOAL_X).astype(F32)
         ar.center[0, self._o_goal[:, None], idx[None, :]] = ox
         ar.center[0, self._x_goal[:, None], idx[None, :]] = -ox
         ar.refresh()
-        self._steps[idx] = 0
-        self._vector[idx] = 0.0
-
-    def _check_behavior(self, name: str) -> None:
-        if name != BEHAVIOR_NAME:
-            raise EnvError(f"unknown behavior '{name}'; this env has: {BEHAVIOR_NAME}")
-
-    def _empty_terminal(self) -> TerminalSteps:
-        return TerminalSteps(
-            obs=[np.zeros((0, *o.shape), _F32) for o in self._spec.observation_specs],
-            reward=np.zeros(0, _F32),
-            agent_id=np.zeros(0, np.int32),
-            interrupted=np.zeros(0, bool),
-        )

@@ -57,30 +57,20 @@ test uses the previous block size). When the goal is touched on the last allowed
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
-from mlx.envs.api import (
-    ActionSpec,
-    ActionTuple,
-    BaseEnv,
-    BehaviorSpec,
-    DecisionSteps,
-    EnvError,
-    EnvParameters,
-    ObservationSpec,
-    TerminalSteps,
-)
-from mlx.envs.native.arena import Arena, BodySpec, RaySensor, RaySensorSpec, StaticSpec, box_overlaps, sample_positions
+from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
+from mlx.envs.native.arena import BodySpec, StaticSpec, box_overlaps, sample_positions
+from mlx.envs.native.arena_env import ArenaEnv, episode_budget
+from mlx.envs.native.base import F32
+from mlx.envs.native.rays import RaySensor, RaySensorSpec
 
 BEHAVIOR_NAME = "PushBlock"
-DT = 0.02
 DECISION_PERIOD = 5
 MAX_STEP = 5000  # physics steps (Agent.MaxStep)
-MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
-STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
-DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+MAX_DECISIONS, DECISION_PENALTY = episode_budget(MAX_STEP, DECISION_PERIOD)
 GOAL_REWARD = 5.0
 GRAVITY = 9.81 * 2.5  # ProjectSettingsOverrides.gravityMultiplier in the PushBlock scene
 AREA_HALF = 12.5  # ground collider extents
@@ -108,65 +98,32 @@ SENSORS = (
     RaySensorSpec(TAGS, 3, 90.0, 0.5, 12.0, 0.0, 3, "RayPerceptionSensor"),
 )
 
-_F32 = np.float32
 
-
-class PushBlockEnv(BaseEnv):
+class PushBlockEnv(ArenaEnv):
     """``num_areas`` PushBlock areas, one agent each (agent id = area index), behaviour ``PushBlock``."""
 
+    behaviors = (BEHAVIOR_NAME,)
+    parameter_defaults = DEFAULT_PARAMETERS
+    max_decisions = MAX_DECISIONS
+    commands = ACTIONS
+    decision_period = DECISION_PERIOD
+    run_speed, turn_speed, gravity = RUN_SPEED, TURN_SPEED, GRAVITY
+
     def __init__(self, num_areas: int = 32, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
-        n = int(num_areas)
-        if n < 1:
-            raise EnvError(f"PushBlock needs num_areas >= 1, got {num_areas}")
-        self._n = n
-        self._params = EnvParameters(defaults=dict(DEFAULT_PARAMETERS), values=dict(parameters or {}))
-        for key, value in self._params.values.items():
-            _check_parameter(key, value)
-        self._rng = np.random.default_rng(seed)
+        spec = BehaviorSpec(
+            observation_specs=tuple(ObservationSpec((s.size,), s.observation_name) for s in SENSORS),
+            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
+        )
+        super().__init__(num_areas, seed, parameters, spec)
         bodies = [
             BodySpec.circle("agent", AGENT_RADIUS, height=AGENT_HEIGHT, mass=AGENT_MASS, drag=AGENT_DRAG, tag="agent"),
             BodySpec.box("block", (1.0, 1.0), height=BLOCK_HEIGHT, mass=BLOCK_MASS, drag=0.5, tag="block"),
         ]
         goal = StaticSpec("goal", GOAL_CENTER, GOAL_HALF, GOAL_HEIGHT, solid=True, tag="goal")
-        self.arena = Arena(
-            n,
-            bodies,
-            [goal],
-            bounds=(-AREA_HALF, -AREA_HALF, AREA_HALF, AREA_HALF),
-            bounds_height=WALL_HEIGHT,
-            bounds_tag="wall",
-            num_agents=1,
-            run_speed=RUN_SPEED,
-            turn_speed=TURN_SPEED,
-            dt=DT,
-            gravity=GRAVITY,
-            ground_friction=(0.0, 0.0),
-        )
+        bounds = (-AREA_HALF, -AREA_HALF, AREA_HALF, AREA_HALF)
+        self.arena = self._build_arena(bodies, [goal], bounds, WALL_HEIGHT, ground_friction=(0.0, 0.0))
         self._goal = self.arena.slot["goal"]
         self.sensors = [RaySensor(self.arena, spec) for spec in SENSORS]
-        self._spec = BehaviorSpec(
-            observation_specs=tuple(ObservationSpec((s.size,), s.observation_name) for s in SENSORS),
-            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
-        )
-        self._ids = np.arange(n, dtype=np.int32)
-        self._ids.flags.writeable = False
-        self._steps = np.zeros(n, np.int32)  # decisions taken in the current episode
-        self._no_op = np.zeros(n, np.intp)
-        self._started = False
-        self._decision: DecisionSteps | None = None
-        self._terminal = self._empty_terminal()
-
-    # ------------------------------------------------------------------------------------------------
-    # BaseEnv API
-    # ------------------------------------------------------------------------------------------------
-
-    @property
-    def behavior_specs(self) -> dict[str, BehaviorSpec]:
-        return {BEHAVIOR_NAME: self._spec}
-
-    @property
-    def num_areas(self) -> int:
-        return self._n
 
     def reset(self) -> None:
         """New episodes in every area (agents facing the goal, as in the prefab); all decide, reward 0."""
@@ -174,76 +131,18 @@ class PushBlockEnv(BaseEnv):
         ar.heading[:] = INITIAL_HEADING
         ar.pos[:, 0] = 0.0  # the prefab's agent position: the first spawn test avoids it
         ar.pos[0, 1], ar.pos[1, 1] = INITIAL_BLOCK
-        every = np.arange(self._n)
-        self._reset_areas(every)
-        obs = [s.restart(every) for s in self.sensors]
-        self._act(self._no_op)
-        self._started = True
-        self._decision = DecisionSteps(obs=obs, reward=np.zeros(self._n, _F32), agent_id=self._ids)
-        self._terminal = self._empty_terminal()
+        super().reset()
 
-    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
-        self._check_behavior(behavior_name)
-        disc = np.asarray(actions.discrete)
-        if disc.shape != (self._n, 1):
-            raise EnvError(f"PushBlock expects discrete actions of shape ({self._n}, 1), got {tuple(disc.shape)}")
-        cont = np.asarray(actions.continuous)
-        if cont.size:
-            raise EnvError(f"PushBlock has no continuous actions, got shape {tuple(cont.shape)}")
-        act = disc[:, 0]
-        if act.min() < 0 or act.max() >= len(ACTIONS):
-            raise EnvError(f"PushBlock actions must be in 0..{len(ACTIONS) - 1}, got {act.min()}..{act.max()}")
-        self._act(act)
+    def _outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        scored = self.arena.touch_static[1, self._goal]
+        reward = np.full(self.n, DECISION_PENALTY, F32) + np.where(scored, F32(GOAL_REWARD), F32(0.0))
+        return reward, scored
 
-    def step(self) -> None:
-        if not self._started:
-            raise EnvError("call reset() before step()")
-        ar = self.arena
-        ar.clear_touches()
-        ar.step(DECISION_PERIOD)
-        scored = ar.touch_static[1, self._goal]
-        steps = self._steps
-        steps += 1
-        reward = np.full(self._n, DECISION_PENALTY, _F32)
-        obs = [s.observe() for s in self.sensors]
-        ended = scored | (steps >= MAX_DECISIONS)
-        if ended.any():
-            idx = np.flatnonzero(ended)
-            won = scored[idx]
-            final = reward[idx] + np.where(won, _F32(GOAL_REWARD), _F32(0.0))
-            self._terminal = TerminalSteps(
-                obs=[o[idx] for o in obs], reward=final, agent_id=self._ids[idx], interrupted=~won
-            )
-            self._reset_areas(idx)
-            for o, s in zip(obs, self.sensors, strict=True):
-                o[idx] = s.restart(idx)
-            reward[idx] = 0.0
-        elif len(self._terminal):
-            self._terminal = self._empty_terminal()
-        self._act(self._no_op)  # until set_actions, agents do nothing (ML-Agents' empty action)
-        self._decision = DecisionSteps(obs=obs, reward=reward, agent_id=self._ids)
+    def _observe(self) -> list[np.ndarray]:
+        return [s.observe() for s in self.sensors]
 
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        self._check_behavior(behavior_name)
-        if self._decision is None:
-            raise EnvError("call reset() before get_steps()")
-        return self._decision, self._terminal
-
-    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Top-down pictures of areas, bodies and statics coloured by tag (Arena.render)."""
-        return self.arena.render(areas)
-
-    def set_environment_parameter(self, key: str, value: float) -> None:
-        _check_parameter(key, value)
-        self._params.set(key, value)
-
-    # ------------------------------------------------------------------------------------------------
-    # internals
-    # ------------------------------------------------------------------------------------------------
-
-    def _act(self, actions: np.ndarray) -> None:
-        cmd = ACTIONS[actions].T[:, None, :]  # [3, 1, n]
-        self.arena.drive(cmd[0], cmd[1], cmd[2])
+    def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
+        return [s.restart(idx) for s in self.sensors]
 
     def _reset_areas(self, idx: np.ndarray) -> None:
         """OnEpisodeBegin (and SetResetParameters) for the given areas."""
@@ -275,23 +174,10 @@ class PushBlockEnv(BaseEnv):
         ar.pos[0, 1, idx], ar.pos[1, 1, idx] = bx, bz
         ar.pos[0, 0, idx], ar.pos[1, 0, idx] = nx, nz
         ar.stop(idx)
-        self._steps[idx] = 0
 
-    def _check_behavior(self, name: str) -> None:
-        if name != BEHAVIOR_NAME:
-            raise EnvError(f"unknown behavior '{name}'; this env has: {BEHAVIOR_NAME}")
-
-    def _empty_terminal(self) -> TerminalSteps:
-        return TerminalSteps(
-            obs=[np.zeros((0, s.size), _F32) for s in SENSORS],
-            reward=np.zeros(0, _F32),
-            agent_id=np.zeros(0, np.int32),
-            interrupted=np.zeros(0, bool),
-        )
-
-
-def _check_parameter(key: str, value: float) -> None:
-    if key == "block_scale" and not value > 0:
-        raise EnvError(f"environment parameter 'block_scale' must be > 0 (got {value})")
-    if key in ("dynamic_friction", "static_friction", "block_drag") and value < 0:
-        raise EnvError(f"environment parameter '{key}' must be >= 0 (got {value})")
+    def _check_parameters(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            if key == "block_scale" and not value > 0:
+                raise EnvError(f"environment parameter 'block_scale' must be > 0 (got {value})")
+            if key in ("dynamic_friction", "static_friction", "block_drag") and value < 0:
+                raise EnvError(f"environment parameter '{key}' must be >= 0 (got {value})")

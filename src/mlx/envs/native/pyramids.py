@@ -67,30 +67,20 @@ There are no environment parameters upstream; every name is refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
-from mlx.envs.api import (
-    ActionSpec,
-    ActionTuple,
-    BaseEnv,
-    BehaviorSpec,
-    DecisionSteps,
-    EnvError,
-    EnvParameters,
-    ObservationSpec,
-    TerminalSteps,
-)
-from mlx.envs.native.arena import TOUCH_DISTANCE, Arena, BodySpec, RaySensor, RaySensorSpec, StaticSpec, ray_angles
+from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+from mlx.envs.native.arena import BodySpec, StaticSpec
+from mlx.envs.native.arena_env import ArenaEnv, episode_budget
+from mlx.envs.native.base import F32
+from mlx.envs.native.rays import RaySensor, RaySensorSpec, TiltedRaySensor
 
 BEHAVIOR_NAME = "Pyramids"
-DT = 0.02
 DECISION_PERIOD = 5
 MAX_STEP = 5000  # physics steps (Agent.MaxStep)
-MAX_DECISIONS = MAX_STEP // DECISION_PERIOD
-STEP_PENALTY = -1.0 / MAX_STEP  # per physics step
-DECISION_PENALTY = STEP_PENALTY * DECISION_PERIOD
+MAX_DECISIONS, DECISION_PENALTY = episode_budget(MAX_STEP, DECISION_PERIOD)
 GOLD_REWARD = 2.0  # SetReward: the whole reward of the decision that touches the gold brick
 GRAVITY = 9.81
 RUN_SPEED = 2.0  # m/s per physics step (ForceMode.VelocityChange)
@@ -144,131 +134,23 @@ SENSORS = (
 VECTOR_NAME = "VectorSensor_size4"
 VECTOR_SIZE = 4
 
-_F32 = np.float32
 
-
-class TiltedRaySensor:
-    """A ray perception sensor whose rays rise linearly: ML-Agents' end vertical offset above a start
-    offset of 0 (the rays of RayPerceptionSensor1/2). Same encoding and interface as arena.RaySensor.
-
-    A ray's sphere centre at horizontal distance s is at height h0 + s * rise / length. A collider is hit
-    at the first s where the footprint grown by the sphere radius (square corners) is entered and the
-    sphere's vertical span overlaps the collider's; a collider the sphere overlaps at the start is
-    ignored (SphereCast). The hit fraction is s / length, as along the tilted ray.
-    """
-
-    def __init__(self, arena: Arena, spec: RaySensorSpec, rise: float, agent: int = 0) -> None:
-        if rise <= 0:
-            raise EnvError(f"a tilted ray sensor needs a positive rise, got {rise} (use arena.RaySensor)")
-        self.arena, self.spec, self.agent = arena, spec, agent
-        r = spec.sphere_cast_radius
-        self.slope = rise / spec.ray_length
-        h0 = float(np.mean(arena.height[arena.W + agent])) + spec.vertical_offset
-        self.targets = np.array([s for s in range(arena.S) if s != arena.W + agent], np.intp)
-        heights = arena.height[self.targets]
-        self._bottom = heights[:, 0][None, :, None].astype(_F32)  # [1, T, 1]
-        self._top = heights[:, 1][None, :, None].astype(_F32)
-        # Distances over which the sphere's vertical span overlaps each collider's (rising rays).
-        self._s_lo = ((heights[:, 0] - r - h0) / self.slope).astype(_F32)[None, :, None]
-        self._s_hi = ((heights[:, 1] + r - h0) / self.slope).astype(_F32)[None, :, None]
-        self._overlaps_start = (self._s_lo <= 0) & (self._s_hi >= 0)  # [1, T, 1]
-        self._bounds_s_hi = _F32((arena.bounds_height[1] + r - h0) / self.slope)
-        self.h0 = _F32(h0)
-        angles = np.radians(ray_angles(spec.rays_per_direction, spec.max_ray_degrees))
-        self._cos_a = np.cos(angles).astype(_F32)[:, None]
-        self._sin_a = np.sin(angles).astype(_F32)[:, None]
-        lut = np.full(len(arena.tags) + 1, -1, np.int16)
-        for slot, name in enumerate(spec.detectable_tags):
-            if name in arena.tags:
-                lut[arena.tags.index(name) + 1] = slot
-        self._lut = lut
-        self._tag_range = np.arange(len(spec.detectable_tags), dtype=np.int16)[None, :, None]
-
-    def perceive(self, areas: np.ndarray | None = None) -> np.ndarray:
-        """One frame [m, frame_size] float32 for all areas (or the given ones)."""
-        ar, spec = self.arena, self.spec
-        sel = slice(None) if areas is None else areas
-        r = _F32(spec.sphere_cast_radius)
-        head = ar.heading[self.agent, sel]
-        sh, ch = np.sin(head), np.cos(head)
-        dx = self._cos_a * ch + self._sin_a * sh  # [R, m]
-        dz = self._sin_a * ch - self._cos_a * sh
-        ox = ar.pos[0, self.agent, sel]
-        oz = ar.pos[1, self.agent, sel]
-        tg = self.targets
-        rx = (ar.center[0, tg][:, sel] - ox)[None]  # [1, T, m]
-        rz = (ar.center[1, tg][:, sel] - oz)[None]
-        grow = ar.radius[tg][:, sel] + r
-        gx = (ar.half[0, tg][:, sel] + grow)[None]
-        gz = (ar.half[1, tg][:, sel] + grow)[None]
-        inv_x = _F32(1.0) / np.where(np.abs(dx) < 1e-12, _F32(1e-12), dx)[:, None, :]
-        inv_z = _F32(1.0) / np.where(np.abs(dz) < 1e-12, _F32(1e-12), dz)[:, None, :]
-        ax, bx = (rx - gx) * inv_x, (rx + gx) * inv_x
-        az, bz = (rz - gz) * inv_z, (rz + gz) * inv_z
-        tnear = np.maximum(np.minimum(ax, bx), np.minimum(az, bz))
-        tfar = np.minimum(np.maximum(ax, bx), np.maximum(az, bz))
-        inside = (np.abs(rx) < gx - TOUCH_DISTANCE) & (np.abs(rz) < gz - TOUCH_DISTANCE)
-        skip = (inside & self._overlaps_start) | ~ar.active[tg][:, sel][None]
-        t = np.maximum(np.maximum(tnear, self._s_lo), _F32(0.0))
-        hit = (t <= tfar) & (t <= self._s_hi) & ~skip
-        t = np.where(hit, t, np.inf).astype(_F32, copy=False)
-        # Equal entry distances (a gold brick on its pyramid share a footprint): the collider nearer to
-        # the sphere's centre height is met first.
-        h = self.h0 + self.slope * t
-        gap = np.maximum(np.maximum(self._bottom - h, h - self._top), _F32(0.0))
-        best = np.argmin(np.where(hit, t + _F32(1e-3) * gap, np.inf), axis=1)  # [R, m]
-        tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
-        tags = np.take_along_axis(ar.tag[tg][:, sel], best, 0)
-        if ar.has_bounds:
-            tb = self._cast_bounds(dx, dz, ox, oz, ar.bounds[:, sel], r)
-            closer = tb < tmin
-            tmin = np.where(closer, tb, tmin)
-            tags = np.where(closer, np.int16(ar.bounds_tag), tags)
-        length = _F32(spec.ray_length)
-        hit_any = tmin <= length
-        slot = self._lut[tags + 1]
-        ntags = len(spec.detectable_tags)
-        frame = np.empty((spec.num_rays, ntags + 2, len(ox)), _F32)
-        np.logical_and(slot[:, None, :] == self._tag_range, hit_any[:, None, :], out=frame[:, :ntags], casting="unsafe")
-        np.logical_not(hit_any, out=frame[:, ntags], casting="unsafe")
-        np.divide(tmin, length, out=frame[:, ntags + 1])
-        np.copyto(frame[:, ntags + 1], _F32(1.0), where=~hit_any)
-        return frame.transpose(2, 0, 1).reshape(len(ox), -1)
-
-    def _cast_bounds(
-        self, dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, r: np.float32
-    ) -> np.ndarray:
-        """Distance [R, m] to the first outer wall a ray meets below the walls' top, else inf."""
-        out = []
-        for d, o, lo, hi in ((dx, ox, bounds[0], bounds[2]), (dz, oz, bounds[1], bounds[3])):
-            room_hi = hi - r - o
-            room_lo = lo + r - o
-            room_hi = np.where(room_hi < TOUCH_DISTANCE, np.inf, room_hi)
-            room_lo = np.where(room_lo > -TOUCH_DISTANCE, -np.inf, room_lo)
-            safe = np.where(np.abs(d) < 1e-12, _F32(1e-12), d)
-            t = np.where(d > 0, room_hi, room_lo) / safe
-            out.append(np.where(t >= 0, t, np.inf))
-        tb = np.minimum(out[0], out[1]).astype(_F32)
-        return np.where(tb <= self._bounds_s_hi, tb, np.inf).astype(_F32)
-
-    def observe(self) -> np.ndarray:
-        return self.perceive()
-
-    def restart(self, areas: np.ndarray) -> np.ndarray:
-        return self.perceive(areas)
-
-
-class PyramidsEnv(BaseEnv):
+class PyramidsEnv(ArenaEnv):
     """``num_areas`` Pyramids areas, one agent each (agent id = area index), behaviour ``Pyramids``."""
 
+    behaviors = (BEHAVIOR_NAME,)  # upstream reads no environment parameters: every name is refused
+    max_decisions = MAX_DECISIONS
+    commands = ACTIONS
+    decision_period = DECISION_PERIOD
+    run_speed, turn_speed, gravity = RUN_SPEED, TURN_SPEED, GRAVITY
+
     def __init__(self, num_areas: int = 16, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
-        n = int(num_areas)
-        if n < 1:
-            raise EnvError(f"Pyramids needs num_areas >= 1, got {num_areas}")
-        self._n = n
-        # Upstream reads no environment parameters: any name is refused with the (empty) list.
-        self._params = EnvParameters(defaults={}, values=dict(parameters or {}))
-        self._rng = np.random.default_rng(seed)
+        obs_specs = [ObservationSpec((spec.size,), spec.observation_name) for spec, _ in SENSORS]
+        spec = BehaviorSpec(
+            observation_specs=(*obs_specs, ObservationSpec((VECTOR_SIZE,), VECTOR_NAME)),
+            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
+        )
+        super().__init__(num_areas, seed, parameters, spec)
         walls = [
             StaticSpec(f"wall{i}", (cx, cz), (hx, hz), WALL_HEIGHT, tag="wall")
             for i, (cx, cz, hx, hz) in enumerate(WALLS)
@@ -290,20 +172,7 @@ class PyramidsEnv(BaseEnv):
         agent = BodySpec.circle(
             "agent", AGENT_RADIUS, height=AGENT_HEIGHT, mass=AGENT_MASS, drag=AGENT_DRAG, tag="agent"
         )
-        self.arena = Arena(
-            n,
-            [agent],
-            [*walls, *objects],
-            bounds=BOUNDS,
-            bounds_height=OUTER_WALL_HEIGHT,
-            bounds_tag="wall",
-            num_agents=1,
-            run_speed=RUN_SPEED,
-            turn_speed=TURN_SPEED,
-            dt=DT,
-            gravity=GRAVITY,
-            extra_tags=("switchOn",),
-        )
+        self.arena = self._build_arena([agent], [*walls, *objects], BOUNDS, OUTER_WALL_HEIGHT, extra_tags=("switchOn",))
         ar = self.arena
         self._slot = {name: ar.slot[name] for name in ("switch", "pyramid", "gold_top", "rubble", "gold")}
         self._stones = np.array([ar.slot[f"stone{i}"] for i in range(NUM_STONES)], np.intp)
@@ -311,61 +180,11 @@ class PyramidsEnv(BaseEnv):
         self.sensors: list[RaySensor | TiltedRaySensor] = [
             RaySensor(ar, spec) if rise == 0 else TiltedRaySensor(ar, spec, rise) for spec, rise in SENSORS
         ]
-        obs_specs = [ObservationSpec((spec.size,), spec.observation_name) for spec, _ in SENSORS]
-        self._spec = BehaviorSpec(
-            observation_specs=(*obs_specs, ObservationSpec((VECTOR_SIZE,), VECTOR_NAME)),
-            action_spec=ActionSpec(discrete_branches=(len(ACTIONS),)),
-        )
-        self._ids = np.arange(n, dtype=np.int32)
-        self._ids.flags.writeable = False
-        self._steps = np.zeros(n, np.int32)  # decisions taken in the current episode
-        self.switch_on = np.zeros(n, bool)
-        self.pyramid_room = np.zeros(n, np.intp)
-        self._no_op = np.zeros(n, np.intp)
-        self._started = False
-        self._decision: DecisionSteps | None = None
-        self._terminal = self._empty_terminal()
+        self.switch_on = np.zeros(self.n, bool)
+        self.pyramid_room = np.zeros(self.n, np.intp)
 
-    # ------------------------------------------------------------------------------------------------
-    # BaseEnv API
-    # ------------------------------------------------------------------------------------------------
-
-    @property
-    def behavior_specs(self) -> dict[str, BehaviorSpec]:
-        return {BEHAVIOR_NAME: self._spec}
-
-    @property
-    def num_areas(self) -> int:
-        return self._n
-
-    def reset(self) -> None:
-        every = np.arange(self._n)
-        self._reset_areas(every)
-        self._act(self._no_op)
-        self._started = True
-        self._decision = DecisionSteps(obs=self._observe(), reward=np.zeros(self._n, _F32), agent_id=self._ids)
-        self._terminal = self._empty_terminal()
-
-    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
-        self._check_behavior(behavior_name)
-        disc = np.asarray(actions.discrete)
-        if disc.shape != (self._n, 1):
-            raise EnvError(f"Pyramids expects discrete actions of shape ({self._n}, 1), got {tuple(disc.shape)}")
-        cont = np.asarray(actions.continuous)
-        if cont.size:
-            raise EnvError(f"Pyramids has no continuous actions, got shape {tuple(cont.shape)}")
-        act = disc[:, 0]
-        if act.min() < 0 or act.max() >= len(ACTIONS):
-            raise EnvError(f"Pyramids actions must be in 0..{len(ACTIONS) - 1}, got {act.min()}..{act.max()}")
-        self._act(act)
-
-    def step(self) -> None:
-        if not self._started:
-            raise EnvError("call reset() before step()")
-        ar = self.arena
-        ar.clear_touches()
-        ar.step(DECISION_PERIOD)
-        touched = ar.touch_static[0]  # [W, n]
+    def _outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        touched = self.arena.touch_static[0]  # [W, n]
         won = touched[self._slot["gold"]].copy()
         knocked = touched[self._slot["pyramid"]] & ~won
         pressed = touched[self._slot["switch"]] & ~self.switch_on
@@ -373,47 +192,12 @@ class PyramidsEnv(BaseEnv):
             self._press(np.flatnonzero(pressed))
         if knocked.any():
             self._knock(np.flatnonzero(knocked))
-        steps = self._steps
-        steps += 1
-        reward = np.full(self._n, DECISION_PENALTY, _F32)
-        obs = self._observe()
-        ended = won | (steps >= MAX_DECISIONS)
-        if ended.any():
-            idx = np.flatnonzero(ended)
-            win = won[idx]
-            final = np.where(win, _F32(GOLD_REWARD), reward[idx])
-            self._terminal = TerminalSteps(
-                obs=[o[idx] for o in obs], reward=final, agent_id=self._ids[idx], interrupted=~win
-            )
-            self._reset_areas(idx)
-            for o, new in zip(obs, self._observe(idx), strict=True):
-                o[idx] = new
-            reward[idx] = 0.0
-        elif len(self._terminal):
-            self._terminal = self._empty_terminal()
-        self._act(self._no_op)  # until set_actions, agents do nothing (ML-Agents' empty action)
-        self._decision = DecisionSteps(obs=obs, reward=reward, agent_id=self._ids)
+        reward = np.full(self.n, DECISION_PENALTY, F32)
+        reward[won] = GOLD_REWARD  # SetReward: the whole reward of the decision that touches the gold brick
+        return reward, won
 
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        self._check_behavior(behavior_name)
-        if self._decision is None:
-            raise EnvError("call reset() before get_steps()")
-        return self._decision, self._terminal
-
-    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Top-down pictures of areas, bodies and statics coloured by tag (Arena.render)."""
-        return self.arena.render(areas)
-
-    def set_environment_parameter(self, key: str, value: float) -> None:
-        self._params.set(key, value)
-
-    # ------------------------------------------------------------------------------------------------
-    # internals
-    # ------------------------------------------------------------------------------------------------
-
-    def _act(self, actions: np.ndarray) -> None:
-        cmd = ACTIONS[actions].T[:, None, :]  # [3, 1, n]
-        self.arena.drive(cmd[0], cmd[1], cmd[2])
+    def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
+        return self._observe(idx)
 
     def _observe(self, areas: np.ndarray | None = None) -> list[np.ndarray]:
         """Every sensor's observation [m, size] (ML-Agents' name order) for all areas or the given ones."""
@@ -422,7 +206,7 @@ class PyramidsEnv(BaseEnv):
         rays = [s.perceive(areas) for s in self.sensors]
         fx, fz = np.sin(ar.heading[0, sel]), np.cos(ar.heading[0, sel])
         vx, vz = ar.vel[0, 0, sel], ar.vel[1, 0, sel]
-        vec = np.zeros((len(fx), VECTOR_SIZE), _F32)
+        vec = np.zeros((len(fx), VECTOR_SIZE), F32)
         vec[:, 0] = self.switch_on[sel]
         vec[:, 1] = vx * fz - vz * fx  # InverseTransformDirection(velocity): right, up, forward
         vec[:, 3] = vx * fx + vz * fz
@@ -430,7 +214,7 @@ class PyramidsEnv(BaseEnv):
 
     def _place(self, rooms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """PlaceObject: uniform positions within SPAWN_HALF of the given rooms' centres (any shape)."""
-        u = self._rng.uniform(-SPAWN_HALF, SPAWN_HALF, (2, *rooms.shape)).astype(_F32)
+        u = self._rng.uniform(-SPAWN_HALF, SPAWN_HALF, (2, *rooms.shape)).astype(F32)
         return ROOMS[rooms, 0] + u[0], ROOMS[rooms, 1] + u[1]
 
     def _reset_areas(self, idx: np.ndarray) -> None:
@@ -439,7 +223,7 @@ class PyramidsEnv(BaseEnv):
         rooms = np.argsort(self._rng.random((m, len(ROOMS))), axis=1)  # a random permutation per area
         ax, az = self._place(rooms[:, 0])
         ar.pos[0, 0, idx], ar.pos[1, 0, idx] = ax, az
-        ar.heading[0, idx] = np.radians(self._rng.integers(0, 360, m)).astype(_F32)
+        ar.heading[0, idx] = np.radians(self._rng.integers(0, 360, m)).astype(F32)
         ar.stop(idx)
         sx, sz = self._place(rooms[:, 1])
         sw = self._slot["switch"]
@@ -453,7 +237,6 @@ class PyramidsEnv(BaseEnv):
         for name in ("pyramid", "gold_top", "rubble", "gold"):
             ar.active[self._slot[name], idx] = False
         ar.refresh()
-        self._steps[idx] = 0
 
     def _press(self, idx: np.ndarray) -> None:
         """The switch turns on and the brick pyramid, gold brick on top, appears in its room."""
@@ -477,15 +260,3 @@ class PyramidsEnv(BaseEnv):
             ar.center[0, s, idx], ar.center[1, s, idx] = px, pz
             ar.active[s, idx] = active
         ar.refresh()
-
-    def _check_behavior(self, name: str) -> None:
-        if name != BEHAVIOR_NAME:
-            raise EnvError(f"unknown behavior '{name}'; this env has: {BEHAVIOR_NAME}")
-
-    def _empty_terminal(self) -> TerminalSteps:
-        return TerminalSteps(
-            obs=[np.zeros((0, *o.shape), _F32) for o in self._spec.observation_specs],
-            reward=np.zeros(0, _F32),
-            agent_id=np.zeros(0, np.int32),
-            interrupted=np.zeros(0, bool),
-        )

@@ -64,27 +64,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mlx.envs.api import (
-    ActionSpec,
-    ActionTuple,
-    BaseEnv,
-    BehaviorSpec,
-    DecisionSteps,
-    EnvError,
-    EnvParameters,
-    ObservationSpec,
-    TerminalSteps,
-)
-from mlx.envs.native.arena import _cast_rounded_boxes, ray_angles, rounded_box_contact
+from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
+from mlx.envs.native.arena import rounded_box_contact
+from mlx.envs.native.base import F32, FrameStack, NativeEnv
+from mlx.envs.native.rays import cast_rounded_boxes, encode_frame, ray_basis, ray_directions
+from mlx.envs.native.render import FLOOR, VOID, Canvas, tag_colour
 
-if TYPE_CHECKING:
-    from mlx.params.samplers import AreaSampler
-
-F32 = np.float32
 SMALL, BIG = 0, 1
 BEHAVIORS = ("SmallWallJump", "BigWallJump")
 DT = 0.02
@@ -135,44 +123,24 @@ SENSOR_NAMES = (
 FRAME_SIZES = (RAY_FRAME, RAY_FRAME, VECTOR_FRAME)
 
 
-class _Stack:
-    """An observation stack over areas (ML-Agents' StackingSensor): oldest frame first, zeroed at
-    each episode start."""
-
-    def __init__(self, n: int, frame: int) -> None:
-        self.frame = frame
-        self.data = np.zeros((n, STACKS * frame), F32)
-
-    def push(self, rows: np.ndarray) -> np.ndarray:
-        self.data[:, : -self.frame] = self.data[:, self.frame :]
-        self.data[:, -self.frame :] = rows
-        return self.data
-
-    def restart(self, idx: np.ndarray, rows: np.ndarray) -> None:
-        self.data[idx] = 0.0
-        self.data[idx, -self.frame :] = rows
-
-
-class WallJumpEnv(BaseEnv):
+class WallJumpEnv(NativeEnv):
     """``num_areas`` WallJump areas, one agent each (agent id = area index), behaviours SmallWallJump and
-    BigWallJump; each agent decides under the behaviour of its current episode."""
+    BigWallJump; each agent decides under the behaviour of its current episode (``behavior``)."""
+
+    behaviors = BEHAVIORS
+    parameter_defaults = DEFAULT_PARAMETERS
+    sampled_parameters = tuple(DEFAULT_PARAMETERS)  # wall heights are read at each episode start
+    max_decisions = MAX_DECISIONS
 
     def __init__(self, num_areas: int = 24, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
-        n = int(num_areas)
-        if n < 1:
-            raise EnvError(f"WallJump needs num_areas >= 1, got {num_areas}")
-        self._n = n
-        self._params = EnvParameters(defaults=dict(DEFAULT_PARAMETERS), values=dict(parameters or {}))
-        for key, value in self._params.values.items():
-            _check_parameter(key, value)
-        self._rng = np.random.default_rng(seed)
-        self._spec = BehaviorSpec(
+        spec = BehaviorSpec(
             observation_specs=tuple(
                 ObservationSpec((STACKS * f,), name) for f, name in zip(FRAME_SIZES, SENSOR_NAMES, strict=True)
             ),
             action_spec=ActionSpec(discrete_branches=(3, 3, 3, 2)),
         )
-        self._ids = np.arange(n, dtype=np.int32)
+        super().__init__(num_areas, seed, parameters, spec)
+        n = self.n
         # Agent state: position (x, y, z) of the cube's centre, velocity, heading (Unity yaw), jump timer.
         self.pos = np.zeros((3, n), F32)
         self.vel = np.zeros((3, n), F32)
@@ -184,7 +152,6 @@ class WallJumpEnv(BaseEnv):
         self.block_vel = np.zeros((2, n), F32)
         self.wall_height = np.zeros(n, F32)  # the wall's local scale y: top at height / 2
         self.behavior = np.zeros(n, np.intp)  # SMALL or BIG: who decides this episode
-        self._steps = np.zeros(n, np.int32)
         self._outcome = np.zeros(n, F32)  # +1 goal, -1 fall, 0 still running (latched within a decision)
         self._penalty = np.zeros(n, F32)  # this decision's step penalties so far
         # Commands from the last actions, acting on every physics step until changed.
@@ -192,7 +159,7 @@ class WallJumpEnv(BaseEnv):
         self._side = np.zeros(n, F32)
         self._turn = np.zeros(n, F32)
         self._jump = np.zeros(n, bool)
-        self._stacks = [_Stack(n, f) for f in FRAME_SIZES]
+        self._stacks = [FrameStack(n, f, STACKS) for f in FRAME_SIZES]
         self._block_half = np.full((2, 1), BLOCK_HALF, F32)
         self._wall_center = np.array([[0.0], [WALL_Z]], F32)
         self._wall_half = np.array([[WALL_HALF[0]], [WALL_HALF[1]]], F32)
@@ -201,60 +168,19 @@ class WallJumpEnv(BaseEnv):
         self._wall_gap2 = np.zeros(n, F32)
         self._below = np.zeros(n, F32)
         self._small = np.ones(n, bool)
-        angles = np.radians(ray_angles(RAYS_PER_DIRECTION, MAX_RAY_DEGREES))
-        self._cos_a = np.cos(angles).astype(F32)[:, None]
-        self._sin_a = np.sin(angles).astype(F32)[:, None]
-        self._tag_range = np.arange(len(TAGS))[None, :, None]
-        self._started = False
-        self._deciding: list[np.ndarray] = [np.zeros(0, np.intp), np.zeros(0, np.intp)]
-        self._decision: list[DecisionSteps] = []
-        self._terminal: list[TerminalSteps] = [self._empty_terminal(), self._empty_terminal()]
+        self._rays = ray_basis(RAYS_PER_DIRECTION, MAX_RAY_DEGREES)
 
     # ------------------------------------------------------------------------------------------------
-    # BaseEnv API
+    # NativeEnv hooks
     # ------------------------------------------------------------------------------------------------
 
-    @property
-    def behavior_specs(self) -> dict[str, BehaviorSpec]:
-        return {name: self._spec for name in BEHAVIORS}
+    def _act(self, rows: np.ndarray | None, continuous: np.ndarray, discrete: np.ndarray) -> None:
+        self._set_commands(np.arange(self.n) if rows is None else rows, discrete)  # None: before reset()
 
-    @property
-    def num_areas(self) -> int:
-        return self._n
+    def _no_actions(self) -> None:
+        self._set_commands(np.arange(self.n), np.zeros((self.n, 4), np.int64))
 
-    @property
-    def parameters(self) -> EnvParameters:
-        return self._params
-
-    def reset(self) -> None:
-        every = np.arange(self._n)
-        self._reset_areas(every)
-        self._set_commands(every, np.zeros((self._n, 4), np.int64))
-        obs = self._restart_observations(every)
-        self._started = True
-        self._publish(obs, np.zeros(self._n, F32))
-        self._terminal = [self._empty_terminal(), self._empty_terminal()]
-
-    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
-        b = self._behavior_index(behavior_name)
-        idx = self._deciding[b]
-        disc = np.asarray(actions.discrete)
-        if disc.shape != (len(idx), 4):
-            raise EnvError(
-                f"{behavior_name} expects discrete actions of shape ({len(idx)}, 4) for its deciding agents, "
-                f"got {tuple(disc.shape)}"
-            )
-        cont = np.asarray(actions.continuous)
-        if cont.size:
-            raise EnvError(f"WallJump has no continuous actions, got shape {tuple(cont.shape)}")
-        if disc.size and (disc.min() < 0 or (disc > np.array([2, 2, 2, 1])).any()):
-            raise EnvError(f"{behavior_name} actions must be in 0..2, 0..2, 0..2, 0..1 per branch, got {disc.tolist()}")
-        self._set_commands(idx, disc)
-
-    def step(self) -> None:
-        if not self._started:
-            raise EnvError("call reset() before step()")
-        n = self._n
+    def _advance(self) -> tuple[np.ndarray, np.ndarray]:
         self._outcome[:] = 0.0
         self._penalty[:] = 0.0
         for _ in range(DECISION_PERIOD):
@@ -262,57 +188,23 @@ class WallJumpEnv(BaseEnv):
             self._penalty += np.where(running, F32(STEP_PENALTY), F32(0.0))
             self._physics_step()
             self._check_outcomes(running)
-        self._steps += 1
-        reward = np.where(self._outcome != 0, self._outcome, self._penalty).astype(F32)
-        frames = self._perceive(None)
-        obs = [s.push(f) for s, f in zip(self._stacks, frames, strict=True)]
-        ended = (self._outcome != 0) | (self._steps >= MAX_DECISIONS)
-        terminal = [self._empty_terminal(), self._empty_terminal()]
-        if ended.any():
-            idx = np.flatnonzero(ended)
-            interrupted = self._outcome[idx] == 0
-            for b in (SMALL, BIG):
-                mine = self.behavior[idx] == b
-                rows = idx[mine]
-                if rows.size:
-                    terminal[b] = TerminalSteps(
-                        obs=[o[rows].copy() for o in obs],
-                        reward=reward[rows],
-                        agent_id=self._ids[rows],
-                        interrupted=interrupted[mine],
-                    )
-            self._reset_areas(idx)
-            self._restart_observations(idx)  # writes the new episodes' first frames into obs (the stacks)
-            reward[idx] = 0.0
-        self._terminal = terminal
-        # Until set_actions, agents do nothing (ML-Agents' empty action).
-        self._set_commands(np.arange(n), np.zeros((n, 4), np.int64))
-        self._publish(obs, reward)
+        ended = self._outcome != 0
+        return np.where(ended, self._outcome, self._penalty).astype(F32), ended
 
-    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
-        b = self._behavior_index(behavior_name)
-        if not self._decision:
-            raise EnvError("call reset() before get_steps()")
-        return self._decision[b], self._terminal[b]
+    def _observe(self) -> list[np.ndarray]:
+        return [s.push(f) for s, f in zip(self._stacks, self._perceive(None), strict=True)]
 
-    def set_environment_parameter(self, key: str, value: float) -> None:
-        self._params.check(key, value)
-        _check_parameter(key, value)
-        self._params.set(key, value)
-
-    def set_environment_sampler(self, key: str, sampler: AreaSampler) -> bool:
-        """Wall heights are read at each episode start: every episode of every area gets its own draw."""
-        self._params.set_sampler(key, sampler)
-        return True
+    def _check_parameters(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
+            if value < 0:
+                raise EnvError(f"environment parameter '{key}' is a wall height and must be >= 0 (got {value})")
 
     def render(self, areas: Sequence[int] | np.ndarray | None = None, pixels: int = 256) -> np.ndarray:
         """Pictures of areas: the ground from above (+x right, +z up; ``pixels`` tall) and, to its right,
         a side view on the same rows (height grows to the right) that shows the wall's height, the block
         and the agent's jumps. The wall is lighter the higher it is; it is left out where it stays
         below the ground's top (no wall). The void around the ground is where things fall."""
-        from mlx.envs.native.render import FLOOR, VOID, Canvas, tag_colour
-
-        idx = np.arange(self._n)[slice(None) if areas is None else areas]
+        idx = np.arange(self.n)[slice(None) if areas is None else areas]
         m = len(idx)
         x0, z0, x1, z1 = GROUND
         zc, zh = (z0 + z1) / 2, (z1 - z0) / 2
@@ -347,16 +239,6 @@ class WallJumpEnv(BaseEnv):
     # episodes
     # ------------------------------------------------------------------------------------------------
 
-    def _publish(self, obs: list[np.ndarray], reward: np.ndarray) -> None:
-        """DecisionSteps per behaviour: every agent decides, under its current episode's behaviour."""
-        self._decision = []
-        for b in (SMALL, BIG):
-            rows = np.flatnonzero(self.behavior == b)
-            self._deciding[b] = rows
-            self._decision.append(
-                DecisionSteps(obs=[o[rows] for o in obs], reward=reward[rows], agent_id=self._ids[rows])
-            )
-
     def _reset_areas(self, idx: np.ndarray) -> None:
         """OnEpisodeBegin then ConfigureAgent for the given areas (their heading carries over)."""
         m = idx.size
@@ -371,7 +253,6 @@ class WallJumpEnv(BaseEnv):
         self.vel[:, idx] = 0.0
         self.jump_left[idx] = 0.0
         self.resting[idx] = True
-        self._steps[idx] = 0
         config = rng.integers(0, 5, size=m)
         for c, key in enumerate(CONFIG_PARAMETER[:3]):
             rows = idx[(config == c) if c < 2 else (config >= 2)]
@@ -382,10 +263,7 @@ class WallJumpEnv(BaseEnv):
         self._ground_check()
 
     def _restart_observations(self, idx: np.ndarray) -> list[np.ndarray]:
-        frames = self._perceive(idx)
-        for stack, f in zip(self._stacks, frames, strict=True):
-            stack.restart(idx, f)
-        return [s.data[idx] for s in self._stacks]
+        return [s.restart(idx, f) for s, f in zip(self._stacks, self._perceive(idx), strict=True)]
 
     def _set_commands(self, idx: np.ndarray, disc: np.ndarray) -> None:
         d = np.asarray(disc, np.int64)
@@ -573,21 +451,19 @@ class WallJumpEnv(BaseEnv):
         hz = np.array([[WALL_HALF[1]], [GOAL_HALF[1]], [BLOCK_HALF]], F32) * np.ones(m, F32)
         y0 = np.stack([-top, np.full(m, GOAL_Y[0], F32), np.full(m, BLOCK_Y - BLOCK_HALF_Y, F32)])
         y1 = np.stack([top, np.full(m, GOAL_Y[1], F32), np.full(m, BLOCK_Y + BLOCK_HALF_Y, F32)])
-        sh, ch = np.sin(head), np.cos(head)
-        dx = self._cos_a * ch + self._sin_a * sh  # [R, m]
-        dz = self._sin_a * ch - self._cos_a * sh
+        dx, dz = ray_directions(self._rays, head)  # [R, m]
         rel_x, rel_z = cx - x, cz - z
         rad = F32(CAST_RADIUS)
         # The horizontal sensor at the centre's height: a box within r vertically is a rounded box of
         # radius sqrt(r^2 - gap^2) in the plane (exact for a sphere).
         gap = np.maximum(np.maximum(y0 - y, y - y1), F32(0.0))
         grow = np.sqrt(np.maximum(rad * rad - gap * gap, F32(0.0)))
-        t_low = _cast_rounded_boxes(dx, dz, rel_x, rel_z, hx, hz, grow, gap <= rad)
+        t_low = cast_rounded_boxes(dx, dz, rel_x, rel_z, hx, hz, grow, gap <= rad)
         # The rising sensor: from 2.5 m above the centre to 5 m above at 20 m; a hit where the ray enters
         # the box grown by r while still below its grown top.
         h0 = y + F32(OFFSET_START)
         slope = F32((OFFSET_END - OFFSET_START) / RAY_LENGTH)
-        t_off = _cast_rounded_boxes(dx, dz, rel_x, rel_z, hx, hz, np.full_like(hx, rad), np.ones_like(hx, bool))
+        t_off = cast_rounded_boxes(dx, dz, rel_x, rel_z, hx, hz, np.full_like(hx, rad), np.ones_like(hx, bool))
         h_at = h0 + slope * t_off
         t_off = np.where((h_at <= y1[None] + rad) & (h_at >= y0[None] - rad), t_off, np.inf).astype(F32)
         inside = (np.abs(rel_x) < hx + rad) & (np.abs(rel_z) < hz + rad) & (h0 <= y1 + rad) & (h0 >= y0 - rad)
@@ -598,35 +474,8 @@ class WallJumpEnv(BaseEnv):
         )
         return [self._encode(t_off), self._encode(t_low), vector.astype(F32)]
 
-    def _encode(self, t: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _encode(t: np.ndarray) -> np.ndarray:
         """[R, T, m] distances -> [m, R * 5]: one-hot tag of the nearest hit, miss flag, hit fraction."""
-        best = t.argmin(1)  # [R, m]
-        tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
-        hit = tmin <= F32(RAY_LENGTH)
-        R, m = tmin.shape
-        frame = np.empty((R, len(TAGS) + 2, m), F32)
-        frame[:, : len(TAGS)] = (best[:, None, :] == self._tag_range) & hit[:, None, :]
-        frame[:, len(TAGS)] = ~hit
-        frame[:, len(TAGS) + 1] = np.where(hit, tmin / F32(RAY_LENGTH), F32(1.0))
-        return frame.transpose(2, 0, 1).reshape(m, -1)
-
-    # ------------------------------------------------------------------------------------------------
-
-    def _behavior_index(self, name: str) -> int:
-        try:
-            return BEHAVIORS.index(name)
-        except ValueError:
-            raise EnvError(f"unknown behavior '{name}'; this env has: {', '.join(BEHAVIORS)}") from None
-
-    def _empty_terminal(self) -> TerminalSteps:
-        return TerminalSteps(
-            obs=[np.zeros((0, STACKS * f), F32) for f in FRAME_SIZES],
-            reward=np.zeros(0, F32),
-            agent_id=np.zeros(0, np.int32),
-            interrupted=np.zeros(0, bool),
-        )
-
-
-def _check_parameter(key: str, value: float) -> None:
-    if value < 0:
-        raise EnvError(f"environment parameter '{key}' is a wall height and must be >= 0 (got {value})")
+        best = t.argmin(1)  # [R, m]: the boxes are in TAGS order
+        return encode_frame(np.take_along_axis(t, best[:, None, :], 1)[:, 0, :], best, len(TAGS), RAY_LENGTH)

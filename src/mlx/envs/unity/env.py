@@ -30,20 +30,16 @@ receive from every worker, and what they queue is sent to every worker.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -56,8 +52,9 @@ from mlx.envs.api import (
     EnvError,
     EnvStat,
     TerminalSteps,
+    unknown_behavior,
 )
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import (
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
     RESET,
     STEP,
     UnityInputProto,
@@ -66,13 +63,13 @@ from mlx.envs.unity.communicator_objects.unity_message_pb2 import (
     UnityRLInitializationInputProto,
     UnityRLInputProto,
 )
+from mlx.envs.unity.merge import Part, RecycledIds, concat
 from mlx.envs.unity.protocol import (
     BASE_PORT,
     COMMUNICATION_VERSION,
     EDITOR_PORT,
     PORT_ARG,
     STATUS_OK,
-    ProtocolError,
     action_protos,
     behavior_spec,
     capabilities,
@@ -80,21 +77,20 @@ from mlx.envs.unity.protocol import (
     split_behavior_name,
     steps_from_infos,
 )
-from mlx.envs.unity.rpc import EnvDisconnected, EnvServer
+from mlx.envs.unity.rpc import EnvServer
 from mlx.envs.unity.side_channels import (
+    ChannelSampler,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
-    Sampler,
     SideChannel,
     SideChannelManager,
     StatsSideChannel,
 )
-
-if TYPE_CHECKING:
-    from mlx.params.samplers import AreaSampler
+from mlx.envs.unity.workers import RestartPolicy, Worker, find_executable, kill_all, log_tail, remote_command
+from mlx.errors import EnvDisconnected, ProtocolError
+from mlx.params.samplers import AreaSampler, to_side_channel
 
 _CLOSE_WAIT_S = 5.0  # how long close() lets an env exit by itself before killing it
-_LOG_TAIL_LINES = 8
 
 # Factories of custom side channels every UnityEnv built from the config gets (register_side_channel).
 _REGISTERED_CHANNELS: list[Callable[[], SideChannel]] = []
@@ -117,128 +113,6 @@ class EngineConfig:
     target_frame_rate: int | None = -1
     capture_frame_rate: int | None = 60
     no_graphics: bool = False
-
-
-@dataclass(frozen=True)
-class RestartPolicy:
-    """ML-Agents' limits on relaunching crashed envs (-1: no limit)."""
-
-    max_lifetime_restarts: int = 10
-    rate_limit_n: int = 1
-    rate_limit_period_s: float = 60.0
-
-    def refusal(self, restarts: int, recent: Sequence[float], now: float) -> str | None:
-        """Why one more restart is not allowed, or None if it is."""
-        if self.max_lifetime_restarts != -1 and restarts >= self.max_lifetime_restarts:
-            return f"it was restarted {restarts} times already (env.max_lifetime_restarts={self.max_lifetime_restarts})"
-        window = [t for t in recent if now - t < self.rate_limit_period_s]
-        if self.rate_limit_n != -1 and len(window) >= self.rate_limit_n:
-            return (
-                f"it was restarted {len(window)} time(s) in the last {self.rate_limit_period_s:g} s "
-                f"(env.restarts_rate_limit_n={self.rate_limit_n}, "
-                f"env.restarts_rate_limit_period_s={self.rate_limit_period_s:g})"
-            )
-        return None
-
-
-class _IdMap:
-    """Wire agent ids (per worker; Unity's episode ids) -> small stable ids the trainers key on."""
-
-    def __init__(self) -> None:
-        self._maps: dict[int, dict[int, int]] = {}
-        self._free: deque[int] = deque()
-        self._next = 0
-        self._released: list[int] = []
-
-    def _new(self) -> int:
-        if self._free:
-            return self._free.popleft()
-        self._next += 1
-        return self._next - 1
-
-    def end(self, worker: int, wire: np.ndarray) -> np.ndarray:
-        """Ids of agents whose episode ended; their numbers are free again after this step."""
-        m = self._maps.setdefault(worker, {})
-        out = np.array([m.pop(i) if i in m else self._new() for i in wire.tolist()], dtype=np.int64)
-        self._released.extend(out.tolist())
-        return out
-
-    def get(self, worker: int, wire: np.ndarray) -> np.ndarray:
-        m = self._maps.setdefault(worker, {})
-        out = []
-        for i in wire.tolist():
-            k = m.get(i)
-            if k is None:
-                k = m[i] = self._new()
-            out.append(k)
-        return np.array(out, dtype=np.int64)
-
-    def begin_step(self) -> None:
-        self._released = []
-
-    def release(self) -> None:
-        """Free the numbers of this step's ended episodes (before mapping this step's deciders, so an agent
-        that ends an episode and starts the next in one step keeps its number)."""
-        self._free.extend(self._released)
-        self._released = []
-
-    def retire(self, worker: int) -> None:
-        """Forget a worker's agents without freeing their numbers (restart, reset): their trajectories
-        were cut, and a new agent must not continue one."""
-        self._maps.pop(worker, None)
-
-
-@dataclass
-class _Part:
-    """The agents of one worker and one wire behaviour name within a merged batch."""
-
-    worker: int
-    wire_name: str
-    n_decision: int
-
-
-@dataclass
-class _Worker:
-    index: int
-    port: int
-    server: EnvServer
-    proc: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-    restarts: int = 0
-    restart_times: list[float] = field(default_factory=list)
-    specs: dict[str, BehaviorSpec] = field(default_factory=dict)  # wire name -> spec
-    output: UnityOutputProto | None = None  # its last message, not yet merged
-
-    def describe(self) -> str:
-        pid = f", pid {self.proc.pid}" if self.proc is not None else ""
-        return f"env worker {self.index} (port {self.port}{pid})"
-
-
-def find_executable(path: str) -> str:
-    """The file to run for env.path, trying the names a Unity build has on each platform."""
-    p = Path(path).expanduser()
-    candidates = [p, p.with_name(p.name + ".x86_64"), p.with_name(p.name + ".x86"), p.with_name(p.name + ".exe")]
-    if p.suffix == ".app" or p.with_name(p.name + ".app").is_dir():
-        app = p if p.suffix == ".app" else p.with_name(p.name + ".app")
-        macos = app / "Contents" / "MacOS"
-        candidates += sorted(macos.iterdir()) if macos.is_dir() else []
-    for c in candidates:
-        if c.is_file():
-            if not os.access(c, os.X_OK):
-                raise EnvError(f"env.path {c} is not executable; make it so (chmod +x {c})")
-            return str(c.resolve())
-    found = shutil.which(path)
-    if found:
-        return found
-    tried = ", ".join(str(c) for c in candidates[:4])
-    raise EnvError(f"env.path: no executable at {path} (tried {tried}); give the path of a Unity build or launcher")
-
-
-def _log_tail(path: Path | None) -> str:
-    if path is None or not path.exists():
-        return ""
-    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()][-_LOG_TAIL_LINES:]
-    return f"; last lines of {path}: " + " | ".join(ln.strip() for ln in lines) if lines else ""
 
 
 class UnityEnv(BaseEnv):
@@ -284,7 +158,7 @@ class UnityEnv(BaseEnv):
         self._policy = restarts or RestartPolicy()
         # Without a folder, env logs go to a temporary one: a crashed env's last lines are always reported.
         self._log_folder = Path(log_folder or tempfile.mkdtemp(prefix="mlx-env-logs-")).resolve()
-        self._parameters: dict[str, float | Sampler] = dict(parameters or {})
+        self._parameters: dict[str, float | ChannelSampler] = dict(parameters or {})
         self._params_channel = EnvironmentParametersChannel()
         self._stats_channel = StatsSideChannel()
         self._channels = SideChannelManager(
@@ -292,18 +166,18 @@ class UnityEnv(BaseEnv):
         )
         self._specs: dict[str, BehaviorSpec] = {}
         self._steps: dict[str, tuple[DecisionSteps, TerminalSteps]] = {}
-        self._parts: dict[str, list[_Part]] = {}
+        self._parts: dict[str, list[Part]] = {}
         self._actions: dict[str, ActionTuple] = {}
-        self._ids = _IdMap()
+        self._ids = RecycledIds()
         self._fresh = False  # results of a reset not yet stepped: reset() need not reset again
         self._closed = False
-        self._workers: list[_Worker] = []
-        self._finalizer = weakref.finalize(self, _kill_all, self._workers)
+        self._workers: list[Worker] = []
+        self._finalizer = weakref.finalize(self, kill_all, self._workers)
         try:
             for i in range(num_envs):
                 port = 0 if base_port == 0 else base_port + i
                 server = EnvServer(port, bind=bind, max_message_bytes=max_message_bytes)
-                self._workers.append(_Worker(i, server.port, server))
+                self._workers.append(Worker(i, server.port, server))
             if self._command is None:
                 print(
                     f"[INFO] Listening on port {self._workers[0].port}. "
@@ -321,7 +195,7 @@ class UnityEnv(BaseEnv):
             raise
 
     # ---- processes ------------------------------------------------------------------------------
-    def _launch(self, w: _Worker) -> None:
+    def _launch(self, w: Worker) -> None:
         if self._command is None:
             return
         args = list(self._command)
@@ -350,7 +224,7 @@ class UnityEnv(BaseEnv):
                 log.close()
         print(f"[INFO] Launched {w.describe()}: {' '.join(args)}", flush=True)
 
-    def _gone(self, w: _Worker) -> Callable[[], str | None]:
+    def _gone(self, w: Worker) -> Callable[[], str | None]:
         def check() -> str | None:
             if w.proc is None:
                 return None
@@ -358,11 +232,11 @@ class UnityEnv(BaseEnv):
             if code is None:
                 return None
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            return f"{w.describe()} {how}{_log_tail(w.log_path)}"
+            return f"{w.describe()} {how}{log_tail(w.log_path)}"
 
         return check
 
-    def _receive(self, w: _Worker) -> UnityMessageProto:
+    def _receive(self, w: Worker) -> UnityMessageProto:
         try:
             msg = w.server.receive(self._timeout, self._gone(w))
         except ProtocolError as exc:
@@ -373,7 +247,7 @@ class UnityEnv(BaseEnv):
             raise EnvDisconnected(f"{w.describe()} closed the connection (status {msg.header.status}{detail})")
         return msg
 
-    def _stop(self, w: _Worker) -> None:
+    def _stop(self, w: Worker) -> None:
         if w.proc is not None and w.proc.poll() is None:
             try:
                 os.killpg(w.proc.pid, signal.SIGKILL)
@@ -391,13 +265,13 @@ class UnityEnv(BaseEnv):
         if e.capture_frame_rate is not None:
             engine.set_configuration(capture_frame_rate=e.capture_frame_rate)
         for key, value in self._parameters.items():
-            if isinstance(value, Sampler):
+            if isinstance(value, ChannelSampler):
                 params.set_sampler(key, value)
             else:
                 params.set_float_parameter(key, value)
         return SideChannelManager([engine, params]).pack() + self._channels.pack()
 
-    def _start(self, w: _Worker) -> None:
+    def _start(self, w: Worker) -> None:
         """Handshake with a freshly started env, then reset it; its first agents wait in w.output."""
         try:
             hello = self._receive(w)
@@ -411,7 +285,7 @@ class UnityEnv(BaseEnv):
             )
             raise EnvDisconnected(
                 f"{w.describe()}: nothing connected to port {w.port} within {self._timeout:g} s "
-                f"(env.timeout_wait); {hint}{_log_tail(w.log_path)}"
+                f"(env.timeout_wait); {hint}{log_tail(w.log_path)}"
             ) from None
         init = hello.unity_output.rl_initialization_output
         if not hello.unity_output.HasField("rl_initialization_output"):
@@ -449,7 +323,7 @@ class UnityEnv(BaseEnv):
         return msg
 
     # ---- restarts -------------------------------------------------------------------------------
-    def _restart(self, w: _Worker, reason: str) -> None:
+    def _restart(self, w: Worker, reason: str) -> None:
         if self._command is None:
             raise EnvError(f"{reason}; the Editor cannot be restarted by mlx: press Play again and resume the run")
         now = time.monotonic()
@@ -466,7 +340,7 @@ class UnityEnv(BaseEnv):
         self._launch(w)
         self._start(w)
 
-    def _collect(self, w: _Worker) -> None:
+    def _collect(self, w: Worker) -> None:
         """Wait for a worker's next message; a crash or timeout restarts it (its reset output stands in).
         A relaunched env that fails again counts as another restart, so the policy bounds the attempts."""
         try:
@@ -482,7 +356,7 @@ class UnityEnv(BaseEnv):
                 reason = str(exc)
 
     # ---- merging workers' agents ----------------------------------------------------------------
-    def _learn_specs(self, w: _Worker, out: UnityOutputProto) -> None:
+    def _learn_specs(self, w: Worker, out: UnityOutputProto) -> None:
         infos = out.rl_output.agentInfos
         for params in out.rl_initialization_output.brain_parameters:
             agents = infos[params.brain_name].value if params.brain_name in infos else []
@@ -513,7 +387,7 @@ class UnityEnv(BaseEnv):
     def _merge(self) -> None:
         """Turn every worker's last message into one DecisionSteps/TerminalSteps per behaviour."""
         self._ids.begin_step()
-        per: dict[str, list[tuple[_Part, DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]]] = {}
+        per: dict[str, list[tuple[Part, DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]]] = {}
         for w in self._workers:
             out = w.output
             assert out is not None
@@ -524,7 +398,7 @@ class UnityEnv(BaseEnv):
                     continue
                 name, _ = split_behavior_name(wire_name)
                 dec, term, d_wire, t_wire = steps_from_infos(agents, w.specs[wire_name], wire_name)
-                per.setdefault(name, []).append((_Part(w.index, wire_name, len(dec)), dec, term, d_wire, t_wire))
+                per.setdefault(name, []).append((Part(w.index, wire_name, len(dec)), dec, term, d_wire, t_wire))
             if out.rl_output.side_channel:
                 for unknown in self._channels.dispatch(out.rl_output.side_channel):
                     print(f"[WARNING] {w.describe()} sent side-channel data for unknown channel {unknown}", flush=True)
@@ -537,7 +411,7 @@ class UnityEnv(BaseEnv):
         for name, spec in self._specs.items():
             parts = per.get(name, [])
             self._parts[name] = [p[0] for p in parts]
-            self._steps[name] = _concat(spec, parts, d_ids.get(name, []), t_ids.get(name, []))
+            self._steps[name] = concat(spec, parts, d_ids.get(name, []), t_ids.get(name, []))
 
     # ---- BaseEnv --------------------------------------------------------------------------------
     @property
@@ -592,9 +466,7 @@ class UnityEnv(BaseEnv):
         try:
             return self._steps[behavior_name]
         except KeyError:
-            raise EnvError(
-                f"unknown behaviour '{behavior_name}'; this env has: {', '.join(sorted(self._specs)) or '(none)'}"
-            ) from None
+            raise unknown_behavior(behavior_name, sorted(self._specs)) from None
 
     def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
         decision, _ = self.get_steps(behavior_name)
@@ -620,7 +492,7 @@ class UnityEnv(BaseEnv):
         self._parameters[key] = float(value)
         self._params_channel.set_float_parameter(key, float(value))
 
-    def set_sampler(self, key: str, sampler: Sampler) -> None:
+    def set_sampler(self, key: str, sampler: ChannelSampler) -> None:
         """Let the envs draw ``key`` from a sampler themselves (ML-Agents' sampler parameters)."""
         self._parameters[key] = sampler
         self._params_channel.set_sampler(key, sampler)
@@ -628,8 +500,6 @@ class UnityEnv(BaseEnv):
     def set_environment_sampler(self, key: str, sampler: AreaSampler) -> bool:
         """The run's samplers travel over the environment-parameters side channel (constants as values):
         every env draws them itself at each read, as ML-Agents' envs do. Custom samplers cannot travel."""
-        from mlx.params.samplers import to_side_channel
-
         described = to_side_channel(sampler)
         if isinstance(described, float):
             self.set_environment_parameter(key, described)
@@ -664,75 +534,6 @@ class UnityEnv(BaseEnv):
                 except subprocess.TimeoutExpired:
                     self._stop(w)
         self._finalizer.detach()
-
-
-def _kill_all(workers: list[_Worker]) -> None:
-    """Last resort at interpreter exit: no env process outlives the trainer."""
-    for w in workers:
-        if w.proc is not None and w.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(w.proc.pid, signal.SIGKILL)
-
-
-def _concat(
-    spec: BehaviorSpec,
-    parts: list[tuple[_Part, DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]],
-    d_ids: list[np.ndarray],
-    t_ids: list[np.ndarray],
-) -> tuple[DecisionSteps, TerminalSteps]:
-    """One behaviour's batches of several workers/teams, concatenated in part order."""
-    n_obs = len(spec.observation_specs)
-    if not parts:
-        empty_obs = [np.zeros((0, *o.shape), np.float32) for o in spec.observation_specs]
-        empty_mask = [np.zeros((0, b), bool) for b in spec.action_spec.discrete_branches] or None
-        return (
-            DecisionSteps(empty_obs, np.zeros(0, np.float32), np.zeros(0, np.int64), empty_mask),
-            TerminalSteps(list(empty_obs), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, bool)),
-        )
-    decs = [p[1] for p in parts]
-    terms = [p[2] for p in parts]
-    if len(parts) == 1:
-        dec, term = decs[0], terms[0]
-        dec.agent_id, term.agent_id = d_ids[0], t_ids[0]
-    else:
-        dec = DecisionSteps(
-            obs=[np.concatenate([d.obs[k] for d in decs]) for k in range(n_obs)],
-            reward=np.concatenate([d.reward for d in decs]),
-            agent_id=np.concatenate(d_ids),
-            action_mask=_concat_masks(spec, decs),
-            group_id=_concat_optional([d.group_id for d in decs], [len(d) for d in decs], np.int32),
-            group_reward=_concat_optional([d.group_reward for d in decs], [len(d) for d in decs], np.float32),
-        )
-        term = TerminalSteps(
-            obs=[np.concatenate([t.obs[k] for t in terms]) for k in range(n_obs)],
-            reward=np.concatenate([t.reward for t in terms]),
-            agent_id=np.concatenate(t_ids),
-            interrupted=np.concatenate([t.interrupted for t in terms]),
-            group_id=_concat_optional([t.group_id for t in terms], [len(t) for t in terms], np.int32),
-            group_reward=_concat_optional([t.group_reward for t in terms], [len(t) for t in terms], np.float32),
-        )
-    return dec, term
-
-
-def _concat_masks(spec: BehaviorSpec, decs: list[DecisionSteps]) -> list[np.ndarray] | None:
-    branches = spec.action_spec.discrete_branches
-    if not branches or all(d.action_mask is None for d in decs):
-        return None
-    return [
-        np.concatenate([d.action_mask[k] if d.action_mask is not None else np.ones((len(d), b), bool) for d in decs])
-        for k, b in enumerate(branches)
-    ]
-
-
-def _concat_optional(arrays: list[np.ndarray | None], sizes: list[int], dtype: type) -> np.ndarray | None:
-    if all(a is None for a in arrays):
-        return None
-    return np.concatenate([a if a is not None else np.zeros(n, dtype) for a, n in zip(arrays, sizes, strict=True)])
-
-
-def remote_command(env_name: str, python: str | None = None) -> list[str]:
-    """The argv that runs a native mlx env as an ML-Agents environment process (see mlx.envs.unity.remote)."""
-    return [python or sys.executable, "-m", "mlx.envs.unity.remote", env_name]
 
 
 def make_unity_env(env: Any, engine: Any, seed: int, log_folder: Path | None) -> UnityEnv:

@@ -29,15 +29,20 @@ from mlx.envs.api import (
     ActionTuple,
     BehaviorSpec,
     DecisionSteps,
-    EnvError,
     ObservationSpec,
     ObservationType,
     TerminalSteps,
 )
-from mlx.envs.unity.communicator_objects.agent_pb2 import AgentActionProto, AgentInfoProto
-from mlx.envs.unity.communicator_objects.brain_parameters_pb2 import ActionSpecProto, BrainParametersProto
-from mlx.envs.unity.communicator_objects.capabilities_pb2 import UnityRLCapabilitiesProto
-from mlx.envs.unity.communicator_objects.observation_pb2 import PNG, ObservationProto
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
+    PNG,
+    ActionSpecProto,
+    AgentActionProto,
+    AgentInfoProto,
+    BrainParametersProto,
+    ObservationProto,
+    UnityRLCapabilitiesProto,
+)
+from mlx.errors import ProtocolError
 
 COMMUNICATION_VERSION = "1.5.0"
 ACADEMY_NAME = "AcademySingleton"
@@ -49,10 +54,6 @@ STATUS_CLOSE = 400
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
 _TEAM = re.compile(r"^(?P<name>.*)\?team=(?P<team>-?\d+)$")
-
-
-class ProtocolError(EnvError):
-    """A message that breaks the protocol (wrong version, bad shape, unknown behaviour, garbage bytes)."""
 
 
 def capabilities() -> UnityRLCapabilitiesProto:
@@ -172,7 +173,7 @@ def behavior_spec(params: BrainParametersProto, agent: AgentInfoProto) -> Behavi
 def encode_png(image: np.ndarray) -> tuple[bytes, list[int]]:
     """A [C, H, W] observation in [0, 1] as PNG bytes (several PNGs back to back above 3 channels) and its
     channel mapping, as Unity's camera sensors send them (quantised to 8 bits)."""
-    from PIL import Image
+    from PIL import Image  # lazy: start-up speed (only PNG-compressed camera observations need it)
 
     c = image.shape[0]
     pixels = np.clip(np.rint(np.asarray(image, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
@@ -194,7 +195,7 @@ def encode_png(image: np.ndarray) -> tuple[bytes, list[int]]:
 
 def decode_png(data: bytes, shape: Sequence[int], mapping: Sequence[int], where: str) -> np.ndarray:
     """PNG bytes (one or several PNGs) back into a float32 [C, H, W] array in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # lazy: start-up speed (only PNG observations need it)
 
     channels: list[np.ndarray] = []
     starts = [i for i in _png_offsets(data)]

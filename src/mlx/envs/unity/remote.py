@@ -8,7 +8,7 @@ communication version), then answers every input: RESET resets the env (environm
 side channel applied first), STEP applies the actions and steps it, QUIT or a close (status 400) ends the
 process with exit code 0. It accepts the arguments mlx and mlagents-learn give a Unity build
 (``-logFile <file>``, ``-nographics``, ``-batchmode``; other unknown arguments are ignored with a warning),
-so ``env=unity env.path=<launcher>`` runs it like an executable; see ``mlx.envs.unity.env.remote_command``.
+so ``env=unity env.path=<launcher>`` runs it like an executable; see ``mlx.envs.unity.workers.remote_command``.
 
 What it sends is what a Unity build sends: behaviour names with ``?team=0``, BrainParameters with the
 first agents of each behaviour, a new agent id for every episode (Unity's episode ids; the trainer maps
@@ -39,9 +39,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import mlx
-from mlx.envs import NATIVE_ENVS, make_env
-from mlx.envs.api import BaseEnv, BehaviorSpec, EnvError
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import (
+from mlx.envs import NATIVE_ENVS, env_class, make_env
+from mlx.envs.api import BaseEnv, BehaviorSpec, EnvError, IdMap
+from mlx.envs.unity.communicator_objects.messages_pb2 import (
     QUIT,
     RESET,
     STEP,
@@ -55,7 +55,6 @@ from mlx.envs.unity.protocol import (
     COMMUNICATION_VERSION,
     EDITOR_PORT,
     STATUS_OK,
-    ProtocolError,
     actions_from_protos,
     agent_infos,
     brain_parameters,
@@ -67,13 +66,13 @@ from mlx.envs.unity.protocol import (
 )
 from mlx.envs.unity.rpc import EnvClient
 from mlx.envs.unity.side_channels import (
+    ChannelSampler,
     EngineConfigurationChannel,
     EnvironmentParametersChannel,
-    Sampler,
-    SideChannelError,
     SideChannelManager,
     StatsSideChannel,
 )
+from mlx.errors import ProtocolError, SideChannelError
 from mlx.params.samplers import from_side_channel
 
 USAGE_ERROR = 2
@@ -84,32 +83,19 @@ class EpisodeIds:
     """Native agent ids -> wire ids that change every episode, as Unity's do (vectorised lookups)."""
 
     def __init__(self) -> None:
-        self._native = np.zeros(0, dtype=np.int64)  # sorted
-        self._wire = np.zeros(0, dtype=np.int64)
+        self._map = IdMap(self._fresh)
         self._next = 0
 
     def lookup(self, native: np.ndarray) -> np.ndarray:
-        ids = np.asarray(native, dtype=np.int64)
-        pos = np.searchsorted(self._native, ids)
-        clipped = np.minimum(pos, max(len(self._native) - 1, 0))
-        found = (pos < len(self._native)) & (self._native[clipped] == ids) if len(self._native) else pos < 0
-        if not found.all():
-            new = np.unique(ids[~found])
-            native_all = np.concatenate([self._native, new])
-            wire_all = np.concatenate([self._wire, self._fresh(len(new))])
-            order = np.argsort(native_all, kind="stable")
-            self._native, self._wire = native_all[order], wire_all[order]
-            pos = np.searchsorted(self._native, ids)
-        return self._wire[pos]
+        return self._map.lookup(native)
 
     def renew(self, native: np.ndarray) -> None:
         """The agents' episodes ended: their next episode gets new wire ids."""
         if len(native):
-            pos = np.searchsorted(self._native, np.asarray(native, dtype=np.int64))
-            self._wire[pos] = self._fresh(len(pos))
+            self._map.assign(native, self._fresh(len(native)))
 
     def renew_all(self) -> None:
-        self._wire = self._fresh(len(self._native))
+        self._map.reassign_all(self._fresh)
 
     def _fresh(self, n: int) -> np.ndarray:
         out = np.arange(self._next, self._next + n, dtype=np.int64)
@@ -148,7 +134,7 @@ class Session:
         self.deciding: dict[str, int] = {}
         self._applied: dict[str, float] = {}
         # Samplers received: their generator when this process draws them, None when the env draws per area.
-        self._rngs: dict[str, tuple[Sampler, np.random.Generator | None]] = {}
+        self._rngs: dict[str, tuple[ChannelSampler, np.random.Generator | None]] = {}
 
     def say(self, text: str) -> None:
         print(f"[mlx.envs.unity.remote] {text}", file=self.log, flush=True)
@@ -339,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def make(num_areas: int, seed: int) -> BaseEnv:
         if num_areas > 0:
             return make_env(args.env, num_areas=num_areas, seed=seed)
-        return NATIVE_ENVS[args.env](seed=seed)  # the env's own default number of areas
+        return env_class(args.env)(seed=seed)  # the env's own default number of areas
 
     session = Session(
         make,

@@ -29,16 +29,13 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from mlx.envs.unity.communicator_objects.unity_message_pb2 import UnityMessageProto
-from mlx.envs.unity.protocol import STATUS_CLOSE, ProtocolError
+from mlx.envs.unity.communicator_objects.messages_pb2 import UnityMessageProto
+from mlx.envs.unity.protocol import STATUS_CLOSE
+from mlx.errors import EnvDisconnected, ProtocolError
 
 SERVICE = "communicator_objects.UnityToExternalProto"
 METHOD = f"/{SERVICE}/Exchange"
 _POLL_S = 0.05  # how often a waiting receive() checks that the env process is still alive
-
-
-class EnvDisconnected(ProtocolError):
-    """The env went away (process exited, call cancelled, no message within the timeout)."""
 
 
 @dataclass

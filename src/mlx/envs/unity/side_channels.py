@@ -24,7 +24,8 @@ from enum import IntEnum
 
 import numpy as np
 
-from mlx.envs.api import EnvError, EnvStat, StatAggregation
+from mlx.envs.api import EnvStat, StatAggregation
+from mlx.errors import SideChannelError
 
 ENGINE_CONFIGURATION_ID = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
 ENVIRONMENT_PARAMETERS_ID = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
@@ -34,10 +35,6 @@ FLOAT_PROPERTIES_ID = uuid.UUID("60ccf7d0-4f7e-11ea-b238-784f4387d1f7")
 _I32 = struct.Struct("<i")
 _F32 = struct.Struct("<f")
 _HEADER = 16 + _I32.size
-
-
-class SideChannelError(EnvError):
-    """Side-channel bytes that cannot be read (truncated, garbled, or from an incompatible version)."""
 
 
 class OutgoingMessage:
@@ -197,7 +194,7 @@ class SamplerType(IntEnum):
 
 
 @dataclass(frozen=True)
-class Sampler:
+class ChannelSampler:
     """An environment parameter drawn anew by the env (ML-Agents' samplers), seeded by the trainer."""
 
     kind: SamplerType
@@ -230,7 +227,7 @@ class EnvironmentParametersChannel(SideChannel):
     def __init__(self) -> None:
         super().__init__()
         self.floats: dict[str, float] = {}  # env side: received values, in arrival order
-        self.samplers: dict[str, Sampler] = {}
+        self.samplers: dict[str, ChannelSampler] = {}
 
     def set_float_parameter(self, key: str, value: float) -> None:
         msg = OutgoingMessage()
@@ -239,7 +236,7 @@ class EnvironmentParametersChannel(SideChannel):
         msg.write_float32(value)
         self.queue_message(msg)
 
-    def set_sampler(self, key: str, sampler: Sampler) -> None:
+    def set_sampler(self, key: str, sampler: ChannelSampler) -> None:
         msg = OutgoingMessage()
         msg.write_string(key)
         msg.write_int32(self.SAMPLER)
@@ -270,7 +267,7 @@ class EnvironmentParametersChannel(SideChannel):
             else:
                 raise SideChannelError(f"{self.name}: unknown sampler type {sampler_kind} for '{key}'")
             self.floats.pop(key, None)
-            self.samplers[key] = Sampler(SamplerType(sampler_kind), seed, values)
+            self.samplers[key] = ChannelSampler(SamplerType(sampler_kind), seed, values)
         else:
             raise SideChannelError(f"{self.name}: unknown parameter type {kind} for '{key}'")
 

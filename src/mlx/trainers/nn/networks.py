@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +24,39 @@ LOG_2PI = math.log(2.0 * math.pi)
 CONTINUOUS_CLIP = 3.0
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 MASKED_LOGIT = -1e8
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+
+class NormalizerView(NamedTuple):
+    """Numpy views of a CPU Normalizer's buffers. Both directions work in place on the module's memory:
+    ``update`` (the running statistics, without a dozen small torch ops) and ``normalised`` (what PPO's
+    numpy fast path feeds its networks), so torch, numpy and checkpoints always see the same statistics."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    count: np.ndarray
+
+    def normalised(self, x: np.ndarray) -> np.ndarray:
+        """Observation rows as ``Normalizer.forward`` returns them."""
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -5.0, 5.0).astype(np.float32, copy=False)
+
+    def update(self, x: np.ndarray) -> None:
+        """Chan's update, as ``Normalizer._update_torch``: a dozen small torch ops cost about 0.5 ms, paid at
+        every trajectory PPO adds (often every other env step early in a run)."""
+        mean, var, count = self  # locals: `self.mean += ...` would re-assign a read-only field
+        x = x.reshape(-1, mean.shape[0])
+        n = len(x)
+        if n == 0:
+            return
+        batch_mean = x.mean(0, dtype=np.float64)
+        centred = x - batch_mean
+        batch_var = np.einsum("ij,ij->j", centred, centred) / n  # np.var's generic path is several times slower
+        total = float(count) + n
+        delta = batch_mean - mean
+        m2 = var * float(count) + batch_var * n + delta * delta * (float(count) * n / total)
+        mean += (delta * (n / total)).astype(np.float32)
+        var[:] = m2 / total
+        count[...] = total
 
 
 class Normalizer(nn.Module):
@@ -34,10 +68,14 @@ class Normalizer(nn.Module):
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.tensor(1e-4))
 
+    def numpy(self) -> NormalizerView:
+        """Views of the buffers (CPU only); valid until the buffers are replaced (``to``, a new device)."""
+        return NormalizerView(self.mean.numpy(), self.var.numpy(), self.count.numpy())
+
     def update(self, x: torch.Tensor | np.ndarray) -> None:
         if isinstance(x, np.ndarray):
             if self.mean.device.type == "cpu":
-                return self._update_numpy(x)
+                return self.numpy().update(x)
             x = torch.as_tensor(x, device=self.mean.device)
         self._update_torch(x)
 
@@ -56,39 +94,8 @@ class Normalizer(nn.Module):
         self.var.copy_(m2 / total)
         self.count.copy_(total)
 
-    def _update_numpy(self, x: np.ndarray) -> None:
-        """The same update on numpy views of the CPU buffers: a dozen small torch ops cost about 0.5 ms,
-        paid at every trajectory PPO adds (often every other env step early in a run)."""
-        x = x.reshape(-1, self.mean.shape[0])
-        n = len(x)
-        if n == 0:
-            return
-        mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
-        batch_mean = x.mean(0, dtype=np.float64)
-        centred = x - batch_mean
-        batch_var = np.einsum("ij,ij->j", centred, centred) / n  # np.var's generic path is several times slower
-        total = float(count) + n
-        delta = batch_mean - mean
-        m2 = var * float(count) + batch_var * n + delta * delta * (float(count) * n / total)
-        mean += (delta * (n / total)).astype(np.float32)
-        var[:] = m2 / total
-        count[...] = total
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self.mean) / torch.sqrt(self.var + 1e-8)).clamp(-5.0, 5.0)
-
-
-def mlp(in_size: int, hidden: int, layers: int) -> nn.Sequential:
-    """ML-Agents' vector encoder: `layers` dense layers with Swish (SiLU) activations."""
-    mods: list[nn.Module] = []
-    size = in_size
-    for _ in range(layers):
-        lin = nn.Linear(size, hidden)
-        nn.init.kaiming_normal_(lin.weight, nonlinearity="linear")
-        nn.init.zeros_(lin.bias)
-        mods += [lin, nn.SiLU()]
-        size = hidden
-    return nn.Sequential(*mods)
 
 
 def flat_obs_size(spec: BehaviorSpec) -> int:
@@ -135,7 +142,9 @@ class Actor(nn.Module):
 
     PPO (ML-Agents' defaults): state-independent log std, unbounded samples sent to the env as
     clamp(a, -3, 3) / 3. SAC: `conditional_sigma` (log std from the body) and `tanh_squash` (samples
-    squashed into [-1, 1], with the log-density corrected for the squashing).
+    squashed into [-1, 1], with the log-density corrected for the squashing). The actor alone decides how
+    its continuous actions reach the env (``to_env``, ``env_continuous``): acting, export and evaluation
+    all ask it.
     """
 
     def __init__(
@@ -169,6 +178,20 @@ class Actor(nn.Module):
             nn.init.kaiming_normal_(self.logits.weight, nonlinearity="linear")
             self.logits.weight.data.mul_(0.1)
             nn.init.zeros_(self.logits.bias)
+
+    def to_env(self, u: torch.Tensor) -> torch.Tensor:
+        """A Gaussian sample (or mean) -> the env's continuous action in [-1, 1]: tanh when squashed,
+        ML-Agents' clamp(u, -3, 3) / 3 otherwise."""
+        return torch.tanh(u) if self.tanh_squash else to_env_continuous(u)
+
+    def env_continuous(self, sampled: ArrayT) -> ArrayT:
+        """What ``sample`` returned as continuous actions (squashed already, or raw) -> what the env
+        receives; numpy arrays or tensors."""
+        if self.tanh_squash:
+            return sampled
+        if isinstance(sampled, np.ndarray):
+            return np.clip(sampled, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP
+        return to_env_continuous(sampled)
 
     def _heads(
         self,
@@ -235,25 +258,6 @@ class Actor(nn.Module):
         disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
         return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
 
-    def sac_sample(
-        self,
-        obs: torch.Tensor,
-        masks: torch.Tensor | None = None,
-        memories: torch.Tensor | None = None,
-        sequence_length: int = 1,
-    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-        """What SAC's update needs: a reparameterised squashed continuous sample with its log-density
-        [B] (zeros if none), and each discrete branch's full log-probabilities (expectations are exact).
-        With memory, obs holds sequences of sequence_length steps replayed from ``memories``."""
-        mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
-        batch = obs.shape[0]
-        if mu is None:
-            return torch.zeros(batch, 0, device=obs.device), torch.zeros(batch, device=obs.device), branch_logp
-        assert log_std is not None
-        u = mu + torch.randn_like(mu) * log_std.exp()
-        log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)
-        return torch.tanh(u), log_prob, branch_logp
-
     def evaluate(
         self,
         obs: torch.Tensor,
@@ -279,6 +283,30 @@ class Actor(nn.Module):
         return log_prob, entropy
 
 
+# How each trainer builds its actor (a checkpoint's "actor." weights fit only that shape): PPO's log std is a
+# parameter of its own and its actions are clamped to [-3, 3] / 3 for the env; SAC's log std comes from the
+# body and its samples are squashed by tanh. Trainers and the modes' policies build actors here.
+ACTOR_OPTIONS: dict[str, dict[str, bool]] = {"ppo": {}, "sac": {"conditional_sigma": True, "tanh_squash": True}}
+
+
+def actor_for(trainer_type: str, spec: BehaviorSpec, settings: NetworkSettings) -> Actor:
+    """The actor of trainer ``trainer_type`` (``trainer.trainer_type``) for a behaviour."""
+    return Actor(spec, settings, **ACTOR_OPTIONS[trainer_type])
+
+
+def squashed_sample(
+    mu: torch.Tensor | None, log_std: torch.Tensor | None, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What SAC's update needs of the Gaussian (from Actor.distribution): a reparameterised tanh-squashed
+    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions)."""
+    if mu is None:
+        return torch.zeros(batch, 0, device=device), torch.zeros(batch, device=device)
+    assert log_std is not None
+    u = mu + torch.randn_like(mu) * log_std.exp()
+    log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)  # before tanh: autograd's order as always
+    return torch.tanh(u), log_prob
+
+
 def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
     """Joint log-density of a diagonal Gaussian, summed over action dimensions."""
     z = (x - mu) * torch.exp(-log_std)
@@ -300,13 +328,25 @@ def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
 
 
 class Critic(nn.Module):
-    """Its own body and one value head per reward stream (ML-Agents: each stream has its own gamma)."""
+    """A body and one value head per reward stream (ML-Agents: each stream has its own gamma).
 
-    def __init__(self, spec: BehaviorSpec, streams: list[str], settings: NetworkSettings) -> None:
+    The body is its own, or with ``shared_body`` the actor's (ML-Agents' shared_critic: one network
+    body for policy and value, trained by both losses); a shared body's memory is the actor's, so the
+    critic then keeps none of its own (memory_size 0).
+    """
+
+    def __init__(
+        self,
+        spec: BehaviorSpec,
+        streams: list[str],
+        settings: NetworkSettings,
+        shared_body: StateEncoder | None = None,
+    ) -> None:
         super().__init__()
         self.streams = list(streams)
-        self.body = StateEncoder(spec, settings)
-        self.memory_size = self.body.memory_size
+        self.shared = shared_body is not None
+        self.body = shared_body if shared_body is not None else StateEncoder(spec, settings)
+        self.memory_size = 0 if self.shared else self.body.memory_size
         self.heads = nn.Linear(self.body.output_size, len(self.streams))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -316,8 +356,11 @@ class Critic(nn.Module):
     def values(
         self, obs: torch.Tensor, memories: torch.Tensor | None, sequence_length: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Values [B, K] and the memories after the last step (None without memory)."""
+        """Values [B, K] and the critic's memories after the last step (None without memory; none of its
+        own, [B, 0], with a shared body: the actor carries that memory)."""
         h, new_memories = self.body(obs, memories, sequence_length)
+        if self.shared and new_memories is not None:
+            new_memories = new_memories[:, :0]
         return self.heads(h), new_memories
 
 

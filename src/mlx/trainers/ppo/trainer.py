@@ -1,55 +1,53 @@
 """Proximal Policy Optimization, as ML-Agents' PPO trainer defines it (seed 003).
 
 `PPOModule` is the LightningModule: networks, `training_step` (a pure loss of a minibatch) and the
-optimiser. `PPOTrainer` is the algorithm's experience side: it acts, assembles trajectories, estimates
-advantages per reward stream and runs the update epochs. It drives the module's `training_step` with
-its own loop instead of Lightning's Trainer: at ML-Agents' small batch sizes (64 for 3DBall) Lightning's
-per-step overhead roughly doubles the cost of an optimiser step (DESIGN.md measurements).
+optimiser. `PPOTrainer` is the algorithm's experience side: it acts and runs the update epochs (the
+trajectories, advantages per reward stream and the update buffer are the on-policy base's,
+`mlx.trainers.on_policy`). It drives the module's `training_step` with its own loop instead of
+Lightning's Trainer: at ML-Agents' small batch sizes (64 for 3DBall) Lightning's per-step overhead
+roughly doubles the cost of an optimiser step (DESIGN.md measurements).
 
 Memory (``network_settings.memory``): actor and critic each end in an LSTM; every agent's (h, c) is
-carried between its decisions and zeroed when its episode ends. Each step's input memory is stored with
-the step; trajectories are cut into sequences of ``sequence_length`` steps (the last one padded), each
-replayed from the memory stored at its first step, and minibatches hold batch_size / sequence_length
-whole sequences, as in ML-Agents. Padded steps are masked out of every loss.
+carried between its decisions and zeroed when its episode ends; minibatches hold batch_size /
+sequence_length whole sequences, as in ML-Agents.
+
+``hyperparameters.shared_critic`` (ML-Agents' PPO): actor and critic share one network body, the value
+heads sitting on the policy's body, so both losses train it.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from mlx.config import PPOSettings, ScheduleType
+from mlx.config import PPOSettings
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
-from mlx.trainers.advantages import gae
-from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
-from mlx.trainers.bc import make_behavioral_cloning
+from mlx.trainers.base import action_mask, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
-from mlx.trainers.nn.networks import CONTINUOUS_CLIP, Actor, Critic, InputNormalizer, to_env_continuous
-from mlx.trainers.ppo.numpy.policy import NumpyPolicy
-from mlx.trainers.ppo.numpy.update import NumpyUpdate
-from mlx.trainers.rewards import SignalBatch, make_reward_signal
-from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
-from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
-
-# Per-step fields of the update buffer besides PPOBatch's (used by reward signals).
-EXTRA_FIELDS = ("next_obs", "env_reward", "done")
+from mlx.trainers.nn.networks import Critic, InputNormalizer, actor_for
+from mlx.trainers.on_policy import EXTRA_FIELDS, OnPolicyTrainer
+from mlx.trainers.ppo.actor_critic import make_actor_critic
+from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
+from mlx.trainers.trajectory import Trajectories
 
 
 class PPOModule(pl.LightningModule):
-    """Actor and critic (separate bodies, one value head per reward stream) with a shared normaliser."""
+    """Actor and critic (one value head per reward stream) with a shared normaliser; separate bodies, or
+    one (the actor's) with shared_critic."""
 
     def __init__(self, spec: BehaviorSpec, settings: PPOSettings, streams: list[str]) -> None:
         super().__init__()
         self.settings = settings
         ns = settings.network_settings
+        shared = settings.hyperparameters.shared_critic
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
-        self.actor = Actor(spec, ns)
-        self.critic = Critic(spec, streams, ns)
+        self.actor = actor_for("ppo", spec, ns)
+        self.critic = Critic(spec, streams, ns, self.actor.body if shared else None)
         self.actor_memory = self.actor.memory_size  # floats of the actor's memory (0 without memory)
+        # An agent's memory: the actor's, then the critic's (none of its own with a shared body).
         self.memory_size = self.actor.memory_size + self.critic.memory_size
         # Set by the trainer from the schedules before each update.
         self.epsilon = settings.hyperparameters.epsilon
@@ -57,6 +55,11 @@ class PPOModule(pl.LightningModule):
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         return self.normalizer(obs) if self.normalizer is not None else obs
+
+    def critic_memories(self, memories: torch.Tensor) -> torch.Tensor:
+        """The critic's input memory from agents' memories: its own part, or the actor's when they share
+        a body (ML-Agents' shared critic reads the policy's memory)."""
+        return memories[:, : self.actor_memory] if self.critic.shared else memories[:, self.actor_memory :]
 
     def training_step(self, batch: PPOBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         if batch.memories is not None:
@@ -75,7 +78,7 @@ class PPOModule(pl.LightningModule):
         steps = PPOBatch(*(t.reshape(s * length, *t.shape[2:]) for t in batch[: len(PPOBatch._fields) - 2]))
         x = self.preprocess(steps.obs)
         mask = steps.action_mask if steps.action_mask.shape[-1] else None
-        actor_mem, critic_mem = batch.memories[:, : self.actor_memory], batch.memories[:, self.actor_memory :]
+        actor_mem, critic_mem = batch.memories[:, : self.actor_memory], self.critic_memories(batch.memories)
         log_prob, entropy = self.actor.evaluate(x, steps.continuous, steps.discrete, mask, actor_mem, length)
         values, _ = self.critic.values(x, critic_mem, length)
         valid = batch.valid.reshape(-1)
@@ -89,147 +92,38 @@ class PPOModule(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=self.settings.hyperparameters.learning_rate, fused=True)
 
 
-def to_sequences(padded: np.ndarray, length: int) -> np.ndarray:
-    """[E, T, ...] -> [E * ceil(T / length), length, ...]: each trajectory cut into sequences, zero-padded."""
-    e, t = padded.shape[:2]
-    chunks = math.ceil(t / length)
-    out = np.zeros((e, chunks * length, *padded.shape[2:]), dtype=padded.dtype)
-    out[:, :t] = padded
-    return out.reshape(e * chunks, length, *padded.shape[2:])
+class PPOTrainer(OnPolicyTrainer):
+    def build_module(self) -> PPOModule:
+        return PPOModule(self.spec, self.settings, self.streams).to(self.device)
 
-
-def step_done(traj: Trajectories) -> np.ndarray:
-    """[E, T] 1.0 on the last step of each trajectory that ended its episode (terminated or interrupted)."""
-    done = np.zeros(traj.log_prob.shape, np.float32)
-    ended = np.flatnonzero(traj.episode_end)
-    done[ended, traj.lengths[ended] - 1] = 1.0
-    return done
-
-
-class PPOTrainer(RLTrainer):
-    def __init__(
-        self,
-        behavior_name: str,
-        spec: BehaviorSpec,
-        settings: PPOSettings,
-        reward_signals: dict[str, Any],
-        device: torch.device,
-    ) -> None:
-        super().__init__(behavior_name, spec)
-        self.settings = settings
-        self.hp = settings.hyperparameters
-        self.signals = reward_signals
-        self.streams = list(reward_signals)
-        self.device = device
-        self.module = PPOModule(spec, settings, self.streams).to(device)
-        self.optimizer = self.module.configure_optimizers()
-        self.memory_size = self.module.memory_size
-        memory = settings.network_settings.memory
-        self.sequence_length = memory.sequence_length if memory is not None else 1
-        self.assembler = TrajectoryAssembler(spec, settings.time_horizon, len(self.streams), self.memory_size)
-        self._memories = np.zeros((0, self.memory_size), np.float32)  # each agent slot's current memory
-        self._buffer: list[dict[str, np.ndarray]] = []
-        self._buffered = 0
-        self.update_count = 0
-        # Reward signals with a model of their own (curiosity, rnd, ...); extrinsic needs none.
-        self.intrinsic = {
-            name: make_reward_signal(name, spec, sig, device, behavior_name)
-            for name, sig in reward_signals.items()
-            if name != "extrinsic"
-        }
-        self._needs_next_obs = any(r.uses_next_obs for r in self.intrinsic.values())
-        # behavioral_cloning: a supervised pass over the demonstrations after each update (mlx.trainers.bc)
-        self.bc = make_behavioral_cloning(
-            behavior_name, spec, settings, self.module.actor, self.module.preprocess, device
-        )
-        self._signal_returns = {name: np.zeros(0) for name in self.intrinsic}  # per agent slot, this episode
-        # Acting and updating in numpy where they apply (mlx.trainers.ppo.numpy.policy, numpy_update: each about
-        # 3x cheaper than torch at ML-Agents' sizes). The update moves the parameters into one flat buffer
-        # and holds the numpy views of them that the policy acts through.
-        module = self.module
-        in_numpy = NumpyPolicy.applies(module.actor, module.critic, device)
-        self.numpy_update = (
-            NumpyUpdate(module.actor, module.critic, module.normalizer, self.optimizer) if in_numpy else None
-        )
-        self.numpy_policy = NumpyPolicy(self.numpy_update, torch.initial_seed()) if self.numpy_update else None
+    def _build_experience(self) -> None:
+        super()._build_experience()
+        # Acting and updating: in numpy where it applies (about 3x cheaper than torch at ML-Agents' sizes), else
+        # with torch; the same interface either way (mlx.trainers.ppo.actor_critic).
+        self.actor_critic = make_actor_critic(self.module, self.optimizer, self.device)
 
     # ---- acting -------------------------------------------------------------------------------
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(array, device=self.device)
-
-    def _memory_rows(self, agent_ids: np.ndarray) -> np.ndarray:
-        """Slot indices of agents, growing the memory table for new agents (zero memory)."""
-        slots = self.assembler.slots_for(agent_ids)
-        if self.assembler.slots.count > len(self._memories):
-            grow = self.assembler.slots.count - len(self._memories)
-            self._memories = np.concatenate([self._memories, np.zeros((grow, self.memory_size), np.float32)])
-        return slots
-
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
-        finished, episodes = self.assembler.end_episodes(terminal)
-        if len(episodes.returns):
-            self.stats.add("Environment/Cumulative Reward", episodes.returns)
-            self.stats.add("Environment/Episode Length", episodes.lengths)
-            for name, sig in self.signals.items():
-                if name == "extrinsic":
-                    self.stats.add("Policy/Extrinsic Reward", episodes.returns * sig.strength)
-        if finished is not None:
-            self._add_trajectories(finished)
-        if self.memory_size and len(terminal):
-            self._memories[self._memory_rows(terminal.agent_id)] = 0.0  # a new episode starts with no memory
+        self._end_trajectories(terminal)
         n = len(decision)
         if n == 0:
             return self.spec.action_spec.empty(0)
         obs = checked_obs(decision.obs, self.behavior_name, self.step)
-        mask = None
-        if decision.action_mask is not None and self.spec.action_spec.discrete_size:
-            mask = np.concatenate(decision.action_mask, axis=1).astype(bool)
+        mask = action_mask(decision, self.spec)
         memories = None
-        if self.numpy_policy is not None:
-            cont, disc, log_prob, entropy, values = self.numpy_policy.act(obs, mask)
-        else:
-            if self.memory_size:
-                rows = self._memory_rows(decision.agent_id)
-                memories = self._memories[rows]
-            cont, disc, log_prob, entropy, values, new_memories = self._act_torch(obs, mask, memories)
-            if new_memories is not None:
-                self._memories[rows] = new_memories
+        if self.memory_size:
+            rows = self.agents.lookup(decision.agent_id)
+            memories = self.agents.memories[rows]
+        cont, disc, log_prob, entropy, values, new_memories = self.actor_critic.act(obs, mask, memories)
+        if new_memories is not None:
+            self.agents.memories[rows] = new_memories
         self.stats.add("Policy/Entropy", float(entropy.mean()))
         cut = self.assembler.record_rewards(decision, values)
         if cut is not None:
             self._add_trajectories(cut)
-        self.assembler.store(decision, cont, disc, log_prob, values, memories)
+        self.assembler.store(decision, cont, disc, log_prob, values, memories, mask)
         self.step += n
-        env_cont = np.clip(cont, -CONTINUOUS_CLIP, CONTINUOUS_CLIP) / CONTINUOUS_CLIP  # to_env_continuous, in numpy
-        return ActionTuple(continuous=env_cont, discrete=disc)
-
-    def _act_torch(
-        self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Raw continuous and discrete actions, log-probabilities, entropies, values and the memories after
-        this step (None without memory), with the torch networks."""
-        with torch.inference_mode():
-            x = self.module.preprocess(self._tensor(obs))
-            mask_t = None if mask is None else self._tensor(mask)
-            new_memories = None
-            if memories is None:
-                out = self.module.actor.sample(x, mask_t)
-                values = self.module.critic(x)
-            else:
-                mem = self._tensor(memories)
-                split = self.module.actor_memory
-                out = self.module.actor.sample(x, mask_t, memories=mem[:, :split])
-                values, critic_mem = self.module.critic.values(x, mem[:, split:])
-                assert out.memories is not None and critic_mem is not None
-                new_memories = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
-        return (
-            out.continuous.cpu().numpy(),
-            out.discrete.cpu().numpy().astype(np.int32),
-            out.log_prob.cpu().numpy(),
-            out.entropy.cpu().numpy(),
-            values.cpu().numpy(),
-            new_memories,
-        )
+        return ActionTuple(continuous=self.module.actor.env_continuous(cont), discrete=disc)
 
     def _bootstrap(self, traj: Trajectories) -> None:
         """Values of the states after interrupted trajectories (their agents' memories are still current)."""
@@ -238,128 +132,13 @@ class PPOTrainer(RLTrainer):
         with torch.inference_mode():
             x = self.module.preprocess(next_obs)
             if self.memory_size:
-                mem = self._tensor(self._memories[traj.slots[needs], self.module.actor_memory :])
+                mem = self.module.critic_memories(self._tensor(self.agents.memories[traj.slots[needs]]))
                 values = self.module.critic.values(x, mem)[0]
             else:
                 values = self.module.critic(x)
         traj.bootstrap_value[needs] = values.cpu().numpy()
 
-    def _add_trajectories(self, traj: Trajectories) -> None:
-        """Bootstrap, estimate advantages per reward stream, and move the experience to the update buffer."""
-        if traj.needs_bootstrap.any():
-            self._bootstrap(traj)
-        obs = concat_vector_obs([traj.flat(o) for o in traj.obs])
-        if self._needs_next_obs:
-            next_obs = concat_vector_obs(traj.flat_next_obs())
-        else:
-            next_obs = np.zeros((len(obs), 0), np.float32)
-        done = step_done(traj)
-        intrinsic = self._intrinsic_rewards(traj, obs, next_obs, done)
-        advantages, returns = [], []
-        for k, (name, sig) in enumerate(self.signals.items()):
-            rewards = traj.env_reward * sig.strength if name == "extrinsic" else intrinsic[name]
-            adv, ret = gae(
-                rewards, traj.values[..., k], traj.bootstrap_value[:, k], traj.lengths, sig.gamma, self.hp.lambd
-            )
-            advantages.append(adv)
-            returns.append(ret)
-            self.stats.add(f"Policy/{name.capitalize()} Value Estimate", traj.flat(traj.values[..., k]))
-        if self.module.normalizer is not None:
-            self.module.normalizer.update(obs)  # numpy on CPU: no tensor needed
-        padded = {
-            "continuous": traj.continuous,
-            "discrete": traj.discrete,
-            "action_mask": traj.action_mask,
-            "old_log_prob": traj.log_prob,
-            "old_values": traj.values,
-            "returns": np.stack(returns, axis=-1),
-            "advantages": np.mean(advantages, axis=0),
-            "env_reward": traj.env_reward,
-            "done": done,
-        }
-        if self.memory_size:
-            chunk = self._sequences(traj, padded, obs, next_obs)
-        else:
-            chunk = {key: traj.flat(value) for key, value in padded.items()}
-            chunk.update(obs=obs, next_obs=next_obs)
-        self._buffer.append(chunk)
-        self._buffered += len(obs)
-
-    def _sequences(
-        self, traj: Trajectories, padded: dict[str, np.ndarray], obs: np.ndarray, next_obs: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Padded trajectories cut into sequence_length pieces, with each piece's starting memory."""
-        length = self.sequence_length
-        valid = traj.valid()
-        padded["obs"] = traj.padded(obs)
-        padded["next_obs"] = traj.padded(next_obs)
-        chunk = {key: to_sequences(value, length) for key, value in padded.items()}
-        seq_valid = to_sequences(valid, length)
-        keep = seq_valid[:, 0]
-        chunk = {key: value[keep] for key, value in chunk.items()}
-        assert traj.memory is not None
-        starts = to_sequences(traj.memory, length)[:, 0]
-        chunk["memories"] = starts[keep]
-        chunk["valid"] = seq_valid[keep]
-        return chunk
-
-    def _signal_batch(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        continuous: np.ndarray,
-        discrete: np.ndarray,
-        env_reward: np.ndarray,
-        done: np.ndarray,
-    ) -> SignalBatch:
-        return SignalBatch(
-            obs=self._tensor(obs),
-            next_obs=self._tensor(next_obs),
-            continuous=to_env_continuous(self._tensor(continuous)),
-            discrete=self._tensor(discrete),
-            env_reward=self._tensor(env_reward),
-            done=self._tensor(done),
-        )
-
-    def _intrinsic_rewards(
-        self, traj: Trajectories, obs: np.ndarray, next_obs: np.ndarray, done: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Each intrinsic signal's rewards, times its strength, padded [E, T]; episode sums go to the stats."""
-        if not self.intrinsic:
-            return {}
-        batch = self._signal_batch(
-            obs,
-            next_obs,
-            traj.flat(traj.continuous),
-            traj.flat(traj.discrete),
-            traj.flat(traj.env_reward),
-            traj.flat(done),
-        )
-        out = {}
-        for name, signal in self.intrinsic.items():
-            padded = traj.padded(signal.rewards(batch) * self.signals[name].strength)
-            out[name] = padded
-            totals = self._signal_returns[name]
-            if len(totals) <= traj.slots.max():
-                totals = self._signal_returns[name] = np.concatenate(
-                    [totals, np.zeros(traj.slots.max() + 1 - len(totals))]
-                )
-            np.add.at(totals, traj.slots, padded.sum(axis=1))
-            ended = traj.slots[traj.episode_end]
-            if len(ended):
-                self.stats.add(f"Policy/{name.capitalize()} Reward", totals[ended])
-                totals[ended] = 0.0
-        return out
-
     # ---- updating -----------------------------------------------------------------------------
-    def ready_to_update(self) -> bool:
-        return self._buffered >= self.hp.buffer_size
-
-    def _schedule(self, schedule: ScheduleType | None, initial: float, floor: float) -> float:
-        return decayed_value(
-            schedule or self.hp.learning_rate_schedule, initial, floor, self.step, self.settings.max_steps
-        )
-
     def update(self) -> None:
         data = {k: np.concatenate([c[k] for c in self._buffer]) for k in self._buffer[0]}
         self._buffer.clear()
@@ -369,11 +148,7 @@ class PPOTrainer(RLTrainer):
         real = adv if valid is None else adv[valid]
         data["advantages"] = ((adv - real.mean()) / (real.std() + 1e-10)).astype(np.float32)
         extra = {k: self._tensor(data.pop(k)) for k in EXTRA_FIELDS}
-        fast = self.numpy_update
-        if fast is not None:
-            fast.load(data)
-        tensors = PPOBatch(**{k: self._tensor(v) for k, v in data.items()})
-        n = len(tensors.obs)  # steps, or sequences with memory
+        n = len(data["obs"])  # steps, or sequences with memory
         lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
         self.module.epsilon = self._schedule(self.hp.epsilon_schedule, self.hp.epsilon, EPSILON_FLOOR)
         self.module.beta = self._schedule(self.hp.beta_schedule, self.hp.beta, BETA_FLOOR)
@@ -384,23 +159,17 @@ class PPOTrainer(RLTrainer):
         signal_sums: dict[str, float] = {}
         count = 0
         self.module.train()
+        net = self.actor_critic
+        net.load(data, self.module.epsilon, self.module.beta)
         for _ in range(self.hp.num_epoch):
             perm = torch.randperm(n, device=self.device)
             for i in range(max(1, n // bs)):
                 idx = perm[i * bs : (i + 1) * bs]
-                batch = None
-                if fast is not None:
-                    terms = fast.loss(idx.numpy(), self.module.epsilon, self.module.beta)
-                    self.check_loss(terms["loss"])
-                    fast.apply(lr)
-                else:
-                    batch = PPOBatch(*(None if t is None else t[idx] for t in tensors))
-                    terms = self.module.training_step(batch, i)
-                    self.optimize(self.optimizer, terms["loss"])
+                terms = net.loss(idx)
+                self.check_loss(float(terms["loss"]))  # before the step: a non-finite loss changes nothing
+                net.step()
                 if self.intrinsic:
-                    if batch is None:
-                        batch = PPOBatch(*(None if t is None else t[idx] for t in tensors))
-                    self._update_signals(batch, {k: v[idx] for k, v in extra.items()}, signal_sums)
+                    self._update_signals(net.minibatch(idx), {k: v[idx] for k, v in extra.items()}, signal_sums)
                 for key in ("policy_loss", "value_loss", "approx_kl", "clip_fraction"):
                     sums[key] = sums.get(key, 0.0) + terms[key]
                 count += 1
@@ -423,64 +192,15 @@ class PPOTrainer(RLTrainer):
         self.stats.add("Policy/Epsilon", self.module.epsilon)
         self.stats.add("Policy/Beta", self.module.beta)
 
-    def _update_signals(self, batch: PPOBatch, extra: dict[str, torch.Tensor], sums: dict[str, float]) -> None:
-        """One optimiser step of every intrinsic signal on the real steps of this minibatch (ML-Agents' PPO)."""
-        obs, cont, disc = batch.obs, batch.continuous, batch.discrete
-        next_obs, env_reward, done = extra["next_obs"], extra["env_reward"], extra["done"]
-        if batch.valid is not None:
-            valid = batch.valid
-            obs, cont, disc, next_obs, env_reward, done = (
-                t[valid] for t in (obs, cont, disc, next_obs, env_reward, done)
-            )
-        signal_batch = SignalBatch(
-            obs=obs,
-            next_obs=next_obs,
-            continuous=to_env_continuous(cont),
-            discrete=disc,
-            env_reward=env_reward,
-            done=done,
-        )
-        for signal in self.intrinsic.values():
-            for key, value in signal.update(signal_batch).items():
-                sums[key] = sums.get(key, 0.0) + value
-
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "module": self.module.state_dict(),
-            "optimizer": self._optimizer_state(),
-            "step": self.step,
-            "update_count": self.update_count,
-            "torch_rng": torch.get_rng_state(),
-            "reward_signals": {name: signal.state() for name, signal in self.intrinsic.items()},
-            "behavioral_cloning": self.bc.state() if self.bc is not None else None,
-            "numpy_rng": self.numpy_policy.state() if self.numpy_policy is not None else None,
-        }
+        return {**super().state_dict(), "numpy_rng": self.actor_critic.sampler_state()}
 
     def _optimizer_state(self) -> dict[str, Any]:
-        if self.numpy_update is not None:
-            self.numpy_update.sync_optimizer_state()
+        self.actor_critic.sync_optimizer_state()
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["module"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.numpy_update is not None:
-            self.numpy_update.adopt_optimizer_state()
-        self.step = int(state["step"])
-        self.update_count = int(state["update_count"])
-        torch.set_rng_state(state["torch_rng"])
-        for name, signal in self.intrinsic.items():
-            signal.load_state(state["reward_signals"][name])
-        if self.bc is not None and state.get("behavioral_cloning") is not None:
-            self.bc.load_state(state["behavioral_cloning"])
-        if self.numpy_policy is not None and state.get("numpy_rng") is not None:
-            self.numpy_policy.load_state(state["numpy_rng"])
-
-    def discard_experience(self) -> None:
-        self._buffer.clear()
-        self._buffered = 0
-
-    def reset_trajectories(self) -> None:
-        self.assembler.reset()
-        self._memories[:] = 0.0
+        super().load_state_dict(state)
+        self.actor_critic.adopt_optimizer_state()
+        self.actor_critic.load_sampler_state(state.get("numpy_rng"))

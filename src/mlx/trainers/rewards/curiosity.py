@@ -55,8 +55,8 @@ def curiosity_loss(out: CuriosityOutputs, batch: SignalBatch) -> dict[str, torch
 class CuriositySignal(RewardSignal):
     uses_next_obs = True
 
-    def __init__(self, spec: BehaviorSpec, settings: Any) -> None:
-        super().__init__(spec, settings)
+    def __init__(self, spec: BehaviorSpec, settings: Any, behavior: str = "") -> None:
+        super().__init__(spec, settings, behavior)
         ns = settings.network_settings
         a = spec.action_spec
         self.branches = tuple(a.discrete_branches)

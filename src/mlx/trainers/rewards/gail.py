@@ -83,7 +83,7 @@ def gail_loss(out: Discrimination, beta: float) -> dict[str, torch.Tensor]:
 
 class GAILSignal(RewardSignal):
     def __init__(self, spec: BehaviorSpec, settings: Any, behavior: str = "") -> None:
-        super().__init__(spec, settings)
+        super().__init__(spec, settings, behavior)
         demo = load_demonstration(
             settings.demo_path, spec, f"trainer.reward_signals.gail.demo_path ({behavior})", behavior or "the behaviour"
         )

@@ -27,8 +27,8 @@ def rnd_loss(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, torch.
 
 
 class RNDSignal(RewardSignal):
-    def __init__(self, spec: BehaviorSpec, settings: Any) -> None:
-        super().__init__(spec, settings)
+    def __init__(self, spec: BehaviorSpec, settings: Any, behavior: str = "") -> None:
+        super().__init__(spec, settings, behavior)
         ns = settings.network_settings
         self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
         self.target = StateEncoder(spec, ns, use_memory=False).requires_grad_(False)

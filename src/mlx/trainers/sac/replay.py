@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.trainers.agents import NO_EPISODES, Agents, Column, EpisodeStats
 from mlx.trainers.base import concat_vector_obs
-from mlx.trainers.trajectory import AgentSlots, EpisodeStats
 
 
 class ReplayBuffer:
@@ -90,61 +90,46 @@ class Transitions:
 class TransitionAssembler:
     """Remembers each agent's last observation and action until its next step brings reward and next obs."""
 
-    def __init__(self, spec: BehaviorSpec, obs_size: int, memory_size: int = 0) -> None:
+    def __init__(self, spec: BehaviorSpec, obs_size: int, memory_size: int = 0, agents: Agents | None = None) -> None:
         self.spec = spec
-        self.memory = np.zeros((0, memory_size), np.float32)
         a = spec.action_spec
         self.mask_size = sum(a.discrete_branches)
-        self.slots = AgentSlots()
-        self.obs = np.zeros((0, obs_size), np.float32)
-        self.continuous = np.zeros((0, a.continuous_size), np.float32)
-        self.discrete = np.zeros((0, a.discrete_size), np.int32)
-        self.mask = np.zeros((0, self.mask_size), bool)
-        self.pending = np.zeros(0, bool)
-        self.episode_return = np.zeros(0)
-        self.episode_length = np.zeros(0, np.int64)
-
-    def slots_for(self, ids: np.ndarray) -> np.ndarray:
-        """Dense slot indices of agents (new agents get new slots)."""
-        slots = self.slots.lookup(ids)
-        grow = self.slots.count - len(self.pending)
-        if grow > 0:
-            self.obs = np.concatenate([self.obs, np.zeros((grow, self.obs.shape[1]), np.float32)])
-            self.continuous = np.concatenate([self.continuous, np.zeros((grow, self.continuous.shape[1]), np.float32)])
-            self.discrete = np.concatenate([self.discrete, np.zeros((grow, self.discrete.shape[1]), np.int32)])
-            self.mask = np.concatenate([self.mask, np.ones((grow, self.mask_size), bool)])
-            self.memory = np.concatenate([self.memory, np.zeros((grow, self.memory.shape[1]), np.float32)])
-            self.pending = np.concatenate([self.pending, np.zeros(grow, bool)])
-            self.episode_return = np.concatenate([self.episode_return, np.zeros(grow)])
-            self.episode_length = np.concatenate([self.episode_length, np.zeros(grow, np.int64)])
-        return slots
+        self.agents = agents if agents is not None else Agents()
+        self.pending = self.agents.table(
+            {
+                "obs": Column((obs_size,), np.float32),
+                "continuous": Column((a.continuous_size,), np.float32),
+                "discrete": Column((a.discrete_size,), np.int32),
+                "mask": Column((self.mask_size,), bool, True),
+                "memory": Column((memory_size,), np.float32),
+                "waiting": Column((), bool),
+            }
+        )
 
     def _close(
         self, slots: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray, ended: bool
     ) -> Transitions:
-        self.pending[slots] = False
+        p = self.pending
+        p.waiting[slots] = False
         return Transitions(
-            self.obs[slots],
-            self.continuous[slots],
-            self.discrete[slots],
+            p.obs[slots],
+            p.continuous[slots],
+            p.discrete[slots],
             reward.astype(np.float32),
-            self.mask[slots],
+            p.mask[slots],
             next_obs,
             terminated,
             slots,
             ended,
-            self.memory[slots],
+            p.memory[slots],
         )
 
     def end_episodes(self, terminal: TerminalSteps) -> tuple[Transitions | None, EpisodeStats]:
         if len(terminal) == 0:
-            return None, EpisodeStats(np.zeros(0), np.zeros(0, np.int64))
-        slots = self.slots_for(terminal.agent_id)
-        self.episode_return[slots] += terminal.reward
-        stats = EpisodeStats(self.episode_return[slots].copy(), self.episode_length[slots].copy())
-        self.episode_return[slots] = 0.0
-        self.episode_length[slots] = 0
-        pending = self.pending[slots]
+            return None, NO_EPISODES
+        slots = self.agents.lookup(terminal.agent_id)
+        stats = self.agents.end_episodes(slots, terminal.reward)
+        pending = self.pending.waiting[slots]
         if not pending.any():
             return None, stats
         next_obs = concat_vector_obs([o[pending] for o in terminal.obs])
@@ -154,9 +139,9 @@ class TransitionAssembler:
 
     def next_step(self, decision: DecisionSteps, obs: np.ndarray) -> Transitions | None:
         """Close the pending transitions of deciding agents with `obs` (their flat observations) as next_obs."""
-        slots = self.slots_for(decision.agent_id)
-        self.episode_return[slots] += decision.reward
-        pending = self.pending[slots]
+        slots = self.agents.lookup(decision.agent_id)
+        self.agents.add_rewards(slots, decision.reward)
+        pending = self.pending.waiting[slots]
         if not pending.any():
             return None
         return self._close(
@@ -172,21 +157,21 @@ class TransitionAssembler:
         mask: np.ndarray | None,
         memory: np.ndarray | None = None,
     ) -> None:
-        slots = self.slots_for(decision.agent_id)
+        p = self.pending
+        slots = self.agents.lookup(decision.agent_id)
         if memory is not None:
-            self.memory[slots] = memory
+            p.memory[slots] = memory
         if self.mask_size:
-            self.mask[slots] = True if mask is None else mask
-        self.obs[slots] = obs
-        self.continuous[slots] = continuous
-        self.discrete[slots] = discrete
-        self.pending[slots] = True
-        self.episode_length[slots] += 1
+            p.mask[slots] = True if mask is None else mask
+        p.obs[slots] = obs
+        p.continuous[slots] = continuous
+        p.discrete[slots] = discrete
+        p.waiting[slots] = True
+        self.agents.count_steps(slots)
 
     def reset(self) -> None:
-        self.pending[:] = False
-        self.episode_return[:] = 0.0
-        self.episode_length[:] = 0
+        self.pending.reset("waiting")
+        self.agents.reset()
 
 
 class SequenceBuilder:
@@ -199,41 +184,43 @@ class SequenceBuilder:
     episodes. Vectorised over agents: one call handles every agent of an env step.
     """
 
-    def __init__(self, fields: dict[str, tuple[tuple[int, ...], np.dtype]], length: int, memory_size: int) -> None:
+    def __init__(
+        self,
+        fields: dict[str, tuple[tuple[int, ...], np.dtype]],
+        length: int,
+        memory_size: int,
+        agents: Agents | None = None,
+    ) -> None:
         self.fields = fields
         self.length = length
-        self.memory_size = memory_size
-        self.data = {name: np.zeros((0, length, *shape), dtype) for name, (shape, dtype) in fields.items()}
-        self.count = np.zeros(0, np.int64)
-        self.start_memory = np.zeros((0, memory_size), np.float32)
-
-    def _grow(self, slots: int) -> None:
-        extra = slots - len(self.count)
-        if extra <= 0:
-            return
-        for name, store in self.data.items():
-            self.data[name] = np.concatenate([store, np.zeros((extra, *store.shape[1:]), store.dtype)])
-        self.count = np.concatenate([self.count, np.zeros(extra, np.int64)])
-        self.start_memory = np.concatenate([self.start_memory, np.zeros((extra, self.memory_size), np.float32)])
+        agents = agents if agents is not None else Agents()
+        columns = {name: Column((length, *shape), dtype) for name, (shape, dtype) in fields.items()}
+        columns["count"] = Column((), np.int64)
+        columns["start_memory"] = Column((memory_size,), np.float32)
+        self.agents = agents
+        self.table = agents.table(columns)
 
     def add(self, slots: np.ndarray, ended: bool, memory: np.ndarray, **arrays: np.ndarray) -> dict[str, np.ndarray]:
         """Append one transition per agent; returns the sequences completed by it (possibly none)."""
-        self._grow(int(slots.max()) + 1 if len(slots) else 0)
-        pos = self.count[slots]
+        t = self.table
+        if len(slots):
+            t.fit(int(slots.max()) + 1)  # slots come from the agents' table; a builder of its own grows here
+        pos = t.count[slots]
         first = pos == 0
-        self.start_memory[slots[first]] = memory[first]
-        for name, store in self.data.items():
+        t.start_memory[slots[first]] = memory[first]
+        stores = [getattr(t, name) for name in self.fields]
+        for name, store in zip(self.fields, stores, strict=True):
             store[slots, pos] = arrays[name]
-        self.count[slots] = pos + 1
+        t.count[slots] = pos + 1
         done = slots[(pos + 1 >= self.length) | ended]
-        out = {name: store[done].copy() for name, store in self.data.items()}
-        out["valid"] = np.arange(self.length)[None, :] < self.count[done][:, None]
-        out["memories"] = self.start_memory[done].copy()
-        for store in self.data.values():
+        out = {name: store[done].copy() for name, store in zip(self.fields, stores, strict=True)}
+        out["valid"] = np.arange(self.length)[None, :] < t.count[done][:, None]
+        out["memories"] = t.start_memory[done].copy()
+        for store in stores:
             store[done] = 0
-        self.count[done] = 0
+        t.count[done] = 0
         return out
 
     def reset(self) -> None:
         """Forget sequences in progress (after an env reset)."""
-        self.count[:] = 0
+        self.table.reset("count")

@@ -1,0 +1,63 @@
+"""Settings of the modes that act with a trained policy instead of training it (mode=evaluate, record,
+watch); each checks its own fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlx.config.checks import positive
+from mlx.errors import ConfigError
+
+
+@dataclass
+class EvaluateSettings:
+    """mode=evaluate: act with a trained policy (no learning) for `episodes` episodes per behaviour."""
+
+    episodes: int = 100
+    policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
+    deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
+    max_steps: int = 1_000_000  # agent steps per behaviour before giving up (a policy may never end an episode)
+
+    def check(self) -> None:
+        positive(self.episodes, "evaluate.episodes")
+        positive(self.max_steps, "evaluate.max_steps")
+
+
+@dataclass
+class RecordSettings:
+    """mode=record: act with a trained policy (or a heuristic) and write the episodes to a .demo file."""
+
+    episodes: int = 10  # complete episodes per behaviour
+    path: str | None = None  # a .demo file, or a folder for <Behavior>.demo; None: results/<run_id>/demos/
+    name: str | None = None  # the demonstration's name in its meta data (<= 16 characters); None: the behaviour's
+    policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
+    heuristic: str | None = None  # instead of a policy: "random", or "package.module:function" (mlx.modes.record)
+    deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
+    max_steps: int = 10_000_000  # agent steps per behaviour before giving up
+
+    def check(self) -> None:
+        positive(self.episodes, "record.episodes")
+        positive(self.max_steps, "record.max_steps")
+        if self.policy is not None and self.heuristic is not None:
+            raise ConfigError("record.policy and record.heuristic both given: a recording has one actor, remove one")
+
+
+@dataclass
+class WatchSettings:
+    """mode=watch: a trained policy plays a few areas; their pictures (env.render) become a GIF or MP4."""
+
+    episodes: int = 1  # the video ends once every shown area has ended this many episodes
+    areas: int = 1  # areas played and shown, in a grid
+    path: str | None = None  # a .gif or .mp4 file; None: results/<run_id>/<Behavior>.gif
+    fps: int = 20  # frames (decisions) per second of video
+    policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
+    deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
+    max_frames: int = 5000  # stop here even if episodes go on (a deterministic policy may loop forever)
+
+    def check(self) -> None:
+        for key in ("episodes", "areas", "fps", "max_frames"):
+            positive(getattr(self, key), f"watch.{key}")
+        if self.fps > 100:
+            raise ConfigError(f"watch.fps must be at most 100 (got {self.fps}): GIF frame times are whole 10 ms")
+        if self.path is not None and not self.path.lower().endswith((".gif", ".mp4")):
+            raise ConfigError(f"watch.path must end in .gif or .mp4 (got '{self.path}')")

@@ -1,0 +1,53 @@
+"""Network settings (ML-Agents' network_settings, seed 003): the policy's body, and each learned reward
+signal's own encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from mlx.config.checks import positive
+from mlx.errors import ConfigError
+
+
+class EncoderType(str, Enum):
+    simple = "simple"
+    nature_cnn = "nature_cnn"
+    resnet = "resnet"
+    match3 = "match3"
+    fully_connected = "fully_connected"
+
+
+class ConditioningType(str, Enum):
+    hyper = "hyper"
+    none = "none"
+
+
+@dataclass
+class MemorySettings:
+    sequence_length: int = 64
+    memory_size: int = 128
+
+    def check(self, key: str) -> None:
+        if self.memory_size <= 0 or self.memory_size % 2:
+            raise ConfigError(
+                f"{key}.memory_size must be even and > 0 (it holds the LSTM's h and c halves; got {self.memory_size})"
+            )
+        positive(self.sequence_length, f"{key}.sequence_length")
+
+
+@dataclass
+class NetworkSettings:
+    normalize: bool = False
+    hidden_units: int = 128
+    num_layers: int = 2
+    vis_encode_type: EncoderType = EncoderType.simple
+    memory: MemorySettings | None = None
+    conditioning_type: ConditioningType = ConditioningType.hyper
+
+    def check(self, key: str) -> None:
+        positive(self.hidden_units, f"{key}.hidden_units")
+        if self.num_layers < 1:
+            raise ConfigError(f"{key}.num_layers must be >= 1 (got {self.num_layers})")
+        if self.memory is not None:
+            self.memory.check(f"{key}.memory")

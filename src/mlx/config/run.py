@@ -1,0 +1,201 @@
+"""The whole run: MlxConfig (the schema of conf/config.yaml), RunConfig (what validate returns) and
+validate, which types the composed tree and calls each section's own check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from mlx.config.checks import build
+from mlx.config.env import EngineSettings, EnvSettings
+from mlx.config.modes import EvaluateSettings, RecordSettings, WatchSettings
+from mlx.config.parameters import EnvironmentParameter, parse_environment_parameters
+from mlx.config.resolvers import register_resolvers
+from mlx.config.reward_signals import RewardSignalSettings
+from mlx.config.sweep import SweepSchema
+from mlx.config.trainer import TRAINER_SETTINGS, TrainerSettings, deep_merge, typed_trainer
+from mlx.errors import ConfigError
+
+MODES = ("train", "evaluate", "watch", "record")
+# The settings blocks of the modes that act with a trained policy, by their key (and mode=<key>).
+MODE_SETTINGS = {"evaluate": EvaluateSettings, "record": RecordSettings, "watch": WatchSettings}
+
+
+@dataclass
+class TrackingSettings:
+    """Where statistics, parameters and artifacts go. backend 'none' keeps only the results folder."""
+
+    backend: str = "mlflow"
+    uri: str = "sqlite:///mlruns.db"
+    experiment_name: str | None = None  # None: the env name
+    log_checkpoints: bool = True
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags: +tracking.tags.group=baseline
+    # Set by the sweepers for each job of a multirun (see mlx.sweep): the sweep's MLflow parent run, the
+    # sweep's id and the Optuna trial number, all recorded as tags of the job's run.
+    parent_run_id: str | None = None
+    sweep_id: str | None = None
+    trial: int | None = None
+
+    def check(self) -> None:
+        if self.backend not in ("mlflow", "none"):
+            raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{self.backend}')")
+
+
+@dataclass
+class TorchSettings:
+    device: str = "cpu"
+    num_threads: int = 1  # torch and numpy BLAS threads: small MLPs at ML-Agents batch sizes run fastest on one
+
+
+@dataclass
+class MlxConfig:
+    """The whole run. Top-level keys mirror mlagents-learn's checkpoint settings and command line."""
+
+    trainer: Any = MISSING
+    env: EnvSettings = field(default_factory=EnvSettings)
+    engine_settings: EngineSettings = field(default_factory=EngineSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    torch_settings: TorchSettings = field(default_factory=TorchSettings)
+    # ML-Agents' environment_parameters block (constants, samplers, curricula; see mlx.config.parameters),
+    # filled by the curriculum/ and sampler/ groups; a parameter here overrides env.parameters.<name>.
+    environment_parameters: dict[str, Any] = field(default_factory=dict)
+    # Per-behaviour trainer settings merged over `trainer` (ML-Agents' behaviors.<name> sections), e.g.
+    # +behaviors.BigWallJump.max_steps=20000000; validated like trainer.*.
+    behaviors: dict[str, Any] = field(default_factory=dict)
+    lesson: int | None = None  # start every curriculum at this lesson (clipped to its last one)
+    run_id: str = MISSING
+    seed: int = -1
+    results_dir: str = "results"
+    resume: bool = False
+    force: bool = False
+    initialize_from: str | None = None
+    stop_at_reward: float | None = None
+    progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
+    sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
+    mode: str = "train"  # train, evaluate (mlagents-learn's --inference, mlx.modes.evaluate) or watch (mlx.modes.watch)
+    evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
+    record: RecordSettings = field(default_factory=RecordSettings)  # mode=record: see mlx.modes.record
+    watch: WatchSettings = field(default_factory=WatchSettings)
+
+
+@dataclass
+class RunConfig:
+    """The validated run: typed trainer settings plus the rest of the tree."""
+
+    trainer: TrainerSettings
+    reward_signals: dict[str, RewardSignalSettings]
+    env: EnvSettings
+    tracking: TrackingSettings
+    torch_settings: TorchSettings
+    run_id: str
+    seed: int
+    results_dir: str
+    resume: bool
+    force: bool
+    initialize_from: str | None
+    stop_at_reward: float | None
+    progress: str
+    mode: str
+    evaluate: EvaluateSettings
+    resolved: dict[str, Any]  # the whole resolved tree, for configuration.yaml and MLflow params
+    engine_settings: EngineSettings = field(default_factory=EngineSettings)
+    environment_parameters: dict[str, EnvironmentParameter] = field(default_factory=dict)
+    behaviors: dict[str, TrainerSettings] = field(default_factory=dict)  # behaviours with their own settings
+    behavior_signals: dict[str, dict[str, RewardSignalSettings]] = field(default_factory=dict)  # ... and theirs
+    lesson: int | None = None
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    record: RecordSettings = field(default_factory=RecordSettings)
+
+    def trainer_for(self, behavior: str) -> TrainerSettings:
+        """The trainer settings of one behaviour: its behaviors.<name> section merged over trainer."""
+        return self.behaviors.get(behavior, self.trainer)
+
+    def signals_for(self, behavior: str) -> dict[str, RewardSignalSettings]:
+        return self.behavior_signals.get(behavior, self.reward_signals)
+
+
+def _behaviors(
+    tree: dict[str, Any], trainer_tree: dict[str, Any], check_files: bool
+) -> tuple[dict[str, TrainerSettings], dict[str, dict[str, RewardSignalSettings]]]:
+    """behaviors.<name> sections merged over trainer, each typed and checked like trainer.*."""
+    trainer_type = trainer_tree["trainer_type"]
+    behaviors: dict[str, TrainerSettings] = {}
+    signals: dict[str, dict[str, RewardSignalSettings]] = {}
+    for behavior, override in (tree.get("behaviors") or {}).items():
+        key = f"behaviors.{behavior}"
+        if not isinstance(override, dict):
+            raise ConfigError(f"{key} must be a mapping of trainer settings, e.g. {key}.max_steps=1000000")
+        if override.get("trainer_type", trainer_type) != trainer_type:
+            raise ConfigError(
+                f"{key}.trainer_type: every behaviour uses trainer={trainer_type} here; per-behaviour trainer types "
+                "are not supported, remove it"
+            )
+        behaviors[str(behavior)], signals[str(behavior)] = typed_trainer(
+            deep_merge(trainer_tree, override), key, check_files
+        )
+    return behaviors, signals
+
+
+def _check_top_level(tree: dict[str, Any]) -> None:
+    """The run's own keys: lesson, run_id, mode, progress."""
+    lesson = tree.get("lesson")
+    if lesson is not None and (not isinstance(lesson, int) or isinstance(lesson, bool) or lesson < 0):
+        raise ConfigError(f"lesson must be a lesson number >= 0 (got {lesson!r}); 0 is the first lesson")
+    run_id = str(tree["run_id"])
+    if not run_id or "/" in run_id or run_id in (".", ".."):
+        raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
+    if str(tree.get("mode", "train")) not in MODES:
+        raise ConfigError(f"mode must be 'train', 'evaluate', 'watch' or 'record' (got '{tree.get('mode')}')")
+    if tree.get("progress") not in ("auto", "plain"):
+        raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
+
+
+def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunConfig:
+    """Turn the composed config into typed settings, or raise ConfigError naming the problem
+    (``check_files=False``: except missing .demo files, for configs checked before a run)."""
+    register_resolvers()  # run_id's ${mlx_job:} also resolves in sweep worker processes
+    tree = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    assert isinstance(tree, dict)
+    tree.pop("sweep", None)  # the search's settings, not the run's
+    trainer_tree = dict(tree.get("trainer") or {})
+    trainer_type = trainer_tree.get("trainer_type")
+    if trainer_type not in TRAINER_SETTINGS:
+        raise ConfigError(f"unknown trainer.trainer_type '{trainer_type}'; available: {', '.join(TRAINER_SETTINGS)}")
+    trainer, signals = typed_trainer(trainer_tree, "trainer", check_files)
+    behaviors, behavior_signals = _behaviors(tree, trainer_tree, check_files)
+    env = build(EnvSettings, tree.get("env"), "env")
+    env.check()
+    engine_settings = build(EngineSettings, tree.get("engine_settings"), "engine_settings")
+    tracking = build(TrackingSettings, tree.get("tracking"), "tracking")
+    tracking.check()
+    torch_settings = build(TorchSettings, tree.get("torch_settings"), "torch_settings")
+    environment_parameters = parse_environment_parameters(tree.get("environment_parameters"))
+    _check_top_level(tree)
+    modes = {name: build(cls, tree.get(name), name) for name, cls in MODE_SETTINGS.items()}
+    for settings in modes.values():
+        settings.check()
+    return RunConfig(
+        trainer=trainer,
+        reward_signals=signals,
+        env=env,
+        engine_settings=engine_settings,
+        tracking=tracking,
+        torch_settings=torch_settings,
+        run_id=str(tree["run_id"]),
+        seed=int(tree["seed"]),
+        results_dir=str(tree["results_dir"]),
+        resume=bool(tree["resume"]),
+        force=bool(tree["force"]),
+        initialize_from=tree.get("initialize_from"),
+        stop_at_reward=tree.get("stop_at_reward"),
+        progress=str(tree.get("progress")),
+        mode=str(tree.get("mode", "train")),
+        resolved=tree,
+        environment_parameters=environment_parameters,
+        behaviors=behaviors,
+        behavior_signals=behavior_signals,
+        lesson=tree.get("lesson"),
+        **modes,
+    )

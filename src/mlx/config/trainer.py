@@ -1,0 +1,201 @@
+"""Trainer settings (one behaviour section of an ML-Agents config, seed 003): hyperparameters per
+trainer type, behavioral cloning, and the settings every trainer shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mlx.config.checks import build_nested, demo_path, non_negative, positive
+from mlx.config.network import NetworkSettings
+from mlx.config.reward_signals import REWARD_SIGNALS, RewardSignalSettings
+from mlx.errors import ConfigError
+
+
+class ScheduleType(str, Enum):
+    linear = "linear"
+    constant = "constant"
+
+
+@dataclass
+class Hyperparameters:
+    """What every trainer's optimisation has; each trainer type sets its own defaults."""
+
+    batch_size: int = MISSING
+    buffer_size: int = MISSING
+    learning_rate: float = 3.0e-4
+    learning_rate_schedule: ScheduleType = MISSING
+
+    def check(self, key: str) -> None:
+        positive(self.batch_size, f"{key}.batch_size")
+        positive(self.buffer_size, f"{key}.buffer_size")
+        positive(self.learning_rate, f"{key}.learning_rate")
+        if self.batch_size > self.buffer_size:
+            raise ConfigError(
+                f"{key}.batch_size ({self.batch_size}) must not exceed {key}.buffer_size ({self.buffer_size}); "
+                "lower batch_size or raise buffer_size"
+            )
+
+
+@dataclass
+class PPOHyperparameters(Hyperparameters):
+    batch_size: int = 1024
+    buffer_size: int = 10240
+    learning_rate_schedule: ScheduleType = ScheduleType.linear
+    beta: float = 5.0e-3
+    epsilon: float = 0.2
+    beta_schedule: ScheduleType | None = None  # None: follows learning_rate_schedule (seed 003)
+    epsilon_schedule: ScheduleType | None = None
+    lambd: float = 0.95
+    num_epoch: int = 3
+    shared_critic: bool = False
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        positive(self.num_epoch, f"{key}.num_epoch")
+        non_negative(self.beta, f"{key}.beta")
+        if not 0 < self.epsilon < 1:
+            raise ConfigError(f"{key}.epsilon must be in (0, 1) (got {self.epsilon})")
+        if not 0 <= self.lambd <= 1:
+            raise ConfigError(f"{key}.lambd must be in [0, 1] (got {self.lambd})")
+
+
+@dataclass
+class SACHyperparameters(Hyperparameters):
+    batch_size: int = 128
+    buffer_size: int = 50000  # replay capacity
+    learning_rate_schedule: ScheduleType = ScheduleType.constant
+    buffer_init_steps: int = 0  # agent steps of uniform random actions before the policy acts
+    init_entcoef: float = 1.0
+    save_replay_buffer: bool = False
+    tau: float = 0.005
+    steps_per_update: float = 1.0  # agent steps per gradient update (may be < 1)
+    reward_signal_steps_per_update: float | None = None  # None: steps_per_update (seed 003)
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        if not 0 < self.tau <= 1:
+            raise ConfigError(f"{key}.tau must be in (0, 1] (got {self.tau})")
+        positive(self.steps_per_update, f"{key}.steps_per_update")
+        positive(self.init_entcoef, f"{key}.init_entcoef")
+        if self.reward_signal_steps_per_update is not None:
+            positive(self.reward_signal_steps_per_update, f"{key}.reward_signal_steps_per_update")
+        non_negative(self.buffer_init_steps, f"{key}.buffer_init_steps")
+
+
+@dataclass
+class BehavioralCloningSettings:
+    """ML-Agents' behavioral_cloning (seed 003): the policy also learns to copy the demonstrations, with its
+    own optimiser at strength * learning_rate, decayed linearly to 0 over `steps` agent steps (0: constant)."""
+
+    demo_path: str | None = None  # a .demo file or a folder of them; null: no behavioral cloning
+    steps: int = 0
+    strength: float = 1.0
+    samples_per_update: int = 0  # demonstration steps per update and epoch (0: all of them)
+    num_epoch: int | None = None  # None: 3 (ML-Agents' default); SAC: 1
+    batch_size: int | None = None  # None: the trainer's batch_size
+
+    def check(self, key: str, check_files: bool = True) -> None:
+        if self.demo_path is None:
+            return  # off: nothing else is read
+        if check_files:
+            demo_path(self.demo_path, f"{key}.demo_path")
+        positive(self.strength, f"{key}.strength")
+        non_negative(self.steps, f"{key}.steps")
+        non_negative(self.samples_per_update, f"{key}.samples_per_update")
+        for name in ("num_epoch", "batch_size"):
+            if getattr(self, name) is not None:
+                positive(getattr(self, name), f"{key}.{name}")
+
+
+@dataclass
+class TrainerSettings:
+    """Settings common to every trainer (the behaviour section of an ML-Agents config)."""
+
+    trainer_type: str = MISSING
+    hyperparameters: Any = MISSING
+    network_settings: NetworkSettings = field(default_factory=NetworkSettings)
+    # Filled by the reward_signals/ group (multi-select); empty here so removing a signal removes it.
+    reward_signals: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = 500000
+    time_horizon: int = 64
+    summary_freq: int = 50000
+    keep_checkpoints: int = 5
+    even_checkpoints: bool = False
+    checkpoint_interval: int = 500000
+    init_path: str | None = None
+    threaded: bool = False
+    # Off while its demo_path is null (a block rather than None, so the command line can set any key of it).
+    behavioral_cloning: BehavioralCloningSettings | None = field(default_factory=BehavioralCloningSettings)
+
+    def check(self, key: str, check_files: bool = True) -> None:
+        """Checks that types cannot express; every message names the key (under ``key``) and the fix.
+        ``check_files=False`` skips whether .demo files exist (an imported config, before they are recorded)."""
+        for name in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
+            positive(getattr(self, name), f"{key}.{name}")
+        if self.threaded:
+            raise ConfigError(
+                f"{key}.threaded=true is not supported: mlx steps the env and updates the model in one thread "
+                "(native envs step in microseconds, so overlapping them gains little); remove it"
+            )
+        self.network_settings.check(f"{key}.network_settings")
+        self.hyperparameters.check(f"{key}.hyperparameters")
+        if self.behavioral_cloning is not None:
+            self.behavioral_cloning.check(f"{key}.behavioral_cloning", check_files)
+
+
+@dataclass
+class PPOSettings(TrainerSettings):
+    trainer_type: str = "ppo"
+    hyperparameters: PPOHyperparameters = field(default_factory=PPOHyperparameters)
+
+
+@dataclass
+class SACSettings(TrainerSettings):
+    trainer_type: str = "sac"
+    hyperparameters: SACHyperparameters = field(default_factory=SACHyperparameters)
+
+
+TRAINER_SETTINGS: dict[str, type[TrainerSettings]] = {"ppo": PPOSettings, "sac": SACSettings}
+
+
+def reward_signals(tree: Any, key: str, check_files: bool = True) -> dict[str, RewardSignalSettings]:
+    """The typed, checked reward_signals block (``key``: where it sits, e.g. trainer.reward_signals)."""
+    if not tree:
+        raise ConfigError(f"{key} is empty; at least one reward signal must remain (e.g. reward_signals=[extrinsic])")
+    signals: dict[str, RewardSignalSettings] = {}
+    for name, values in tree.items():
+        if name not in REWARD_SIGNALS:
+            raise ConfigError(f"unknown reward signal '{key}.{name}'; available: {', '.join(REWARD_SIGNALS)}")
+        signals[name] = build_nested(REWARD_SIGNALS[name], values, f"{key}.{name}")
+        signals[name].check(f"{key}.{name}", check_files)
+    return signals
+
+
+def typed_trainer(
+    tree: dict[str, Any], key: str, check_files: bool = True
+) -> tuple[TrainerSettings, dict[str, RewardSignalSettings]]:
+    """Trainer settings and reward signals from a resolved tree, checked; errors name keys under ``key``."""
+    cls = TRAINER_SETTINGS[tree["trainer_type"]]
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cls), tree))
+    except OmegaConfBaseException as exc:
+        if key == "trainer":
+            raise  # composition already checked trainer.*; keep OmegaConf's own report
+        where = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
+        raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
+    assert isinstance(typed, TrainerSettings)
+    typed.check(key, check_files)
+    return typed, reward_signals(tree.get("reward_signals"), f"{key}.reward_signals", check_files)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, mappings merged key by key (as ML-Agents merges default_settings)."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

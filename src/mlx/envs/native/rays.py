@@ -1,0 +1,366 @@
+"""Ray perception for the arena envs: ML-Agents' RayPerceptionSensor over an Arena's colliders.
+
+Ray perception, exactly in ML-Agents' encoding (com.unity.ml-agents/Runtime/Sensors/RayPerceptionSensor.cs
+and RayPerceptionSensorComponentBase.cs): ``2 * raysPerDirection + 1`` rays at angles (degrees; 90 is
+forward, angles grow counter-clockwise seen from above, so 90 - d points right of forward)
+``90, 90 - d, 90 + d, 90 - 2d, 90 + 2d, ...`` with ``d = maxRayDegrees / raysPerDirection`` (ML-Agents'
+alternating order, its default). Each ray writes ``len(detectable_tags) + 2`` floats: a one-hot of the
+detectable tag it hit (all zeros when it hit an object whose tag is not in the list, or nothing), then 1
+if it hit nothing else 0, then the hit fraction (the sphere's travel to the hit / ray length; 1 when
+nothing is hit). With ``observation_stacks > 1`` the sensor outputs its last frames oldest first
+(StackingSensor), cleared to zeros at each episode start.
+
+The sphere cast is exact in the floor plane: a sphere of radius r at the sensor's height meets a collider
+whose vertical extent comes within r of that height, and in the plane it then acts as a circle of radius
+``sqrt(r^2 - gap^2)`` (a tangent touch, gap == r, counts as a hit with radius 0); a circle cast against a
+rounded box is a ray against the box grown by that radius, rounded corners included. Unity's SphereCast
+ignores colliders the sphere overlaps where it starts (so an agent never sees itself, nor an object it is
+pressed against); here that is a start closer than ``TOUCH_DISTANCE`` to the grown shape. The floor is no
+target (the casts start touching it, so Unity ignores it too).
+
+``RaySensor`` casts horizontal rays (ML-Agents' equal start and end vertical offsets); ``TiltedRaySensor``
+rises linearly (an end offset above a start offset of 0). Both write frames with ``encode_frame``, which
+WallJump's own casts use too, so every ray observation of mlx has the one encoding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlx.envs.api import EnvError
+from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE, Arena, _sel
+from mlx.envs.native.base import FrameStack
+
+
+def ray_angles(rays_per_direction: int, max_ray_degrees: float) -> np.ndarray:
+    """ML-Agents' ray angles in degrees (90 = forward), alternating: 90, 90-d, 90+d, 90-2d, 90+2d, ..."""
+    delta = max_ray_degrees / rays_per_direction if rays_per_direction else 0.0
+    out = [90.0]
+    for i in range(rays_per_direction):
+        out += [90.0 - (i + 1) * delta, 90.0 + (i + 1) * delta]
+    return np.array(out, np.float64)
+
+
+@dataclass(frozen=True)
+class RaySensorSpec:
+    """A RayPerceptionSensorComponent3D's settings (ML-Agents' names). Rays are horizontal, at the agent's
+    centre height plus ``vertical_offset`` (ML-Agents' start and end vertical offsets, equal here)."""
+
+    detectable_tags: tuple[str, ...]
+    rays_per_direction: int = 3
+    max_ray_degrees: float = 70.0
+    sphere_cast_radius: float = 0.5
+    ray_length: float = 20.0
+    vertical_offset: float = 0.0
+    observation_stacks: int = 1
+    name: str = "RayPerceptionSensor"
+
+    @property
+    def num_rays(self) -> int:
+        return 2 * self.rays_per_direction + 1
+
+    @property
+    def frame_size(self) -> int:
+        return self.num_rays * (len(self.detectable_tags) + 2)
+
+    @property
+    def size(self) -> int:
+        return self.frame_size * max(1, self.observation_stacks)
+
+    @property
+    def observation_name(self) -> str:
+        """The name ML-Agents gives the sensor (a StackingSensor wraps it when stacking)."""
+        if self.observation_stacks > 1:
+            return f"StackingSensor_size{self.observation_stacks}_{self.name}"
+        return self.name
+
+
+def ray_basis(rays_per_direction: int, max_ray_degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin [R, 1] float32 of ML-Agents' ray angles, for ray_directions."""
+    angles = np.radians(ray_angles(rays_per_direction, max_ray_degrees))
+    return np.cos(angles).astype(F32)[:, None], np.sin(angles).astype(F32)[:, None]
+
+
+def ray_directions(basis: tuple[np.ndarray, np.ndarray], heading: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World directions (x, z) [R, m] of the rays of ``basis`` for agents with these headings [m]: local
+    angle a -> (cos a cos h + sin a sin h, sin a cos h - cos a sin h)."""
+    cos_a, sin_a = basis
+    sh, ch = np.sin(heading), np.cos(heading)
+    return cos_a * ch + sin_a * sh, sin_a * ch - cos_a * sh
+
+
+def encode_frame(tmin: np.ndarray, slot: np.ndarray, ntags: int, length: float) -> np.ndarray:
+    """ML-Agents' ray encoding of distances tmin [R, m] to hits whose detectable-tag slot is ``slot``
+    [R, m] (-1: not detectable): [m, R * (ntags + 2)], per ray a one-hot of the slot, a miss flag and the
+    hit fraction (1 on a miss). Built ray-major with areas last (contiguous writes), then transposed."""
+    length = F32(length)
+    hit = tmin <= length
+    frame = np.empty((tmin.shape[0], ntags + 2, tmin.shape[1]), F32)
+    tag_range = np.arange(ntags, dtype=slot.dtype)[None, :, None]
+    np.logical_and(slot[:, None, :] == tag_range, hit[:, None, :], out=frame[:, :ntags], casting="unsafe")
+    np.logical_not(hit, out=frame[:, ntags], casting="unsafe")
+    np.divide(tmin, length, out=frame[:, ntags + 1])
+    np.copyto(frame[:, ntags + 1], F32(1.0), where=~hit)
+    return frame.transpose(2, 0, 1).reshape(tmin.shape[1], -1)
+
+
+class _Rays:
+    """What every ray sensor of one arena agent shares: its rays and the detectable-tag lookup."""
+
+    def __init__(self, arena: Arena, spec: RaySensorSpec, agent: int) -> None:
+        if spec.rays_per_direction < 0 or spec.ray_length <= 0 or spec.sphere_cast_radius < 0:
+            raise EnvError(f"invalid ray sensor settings: {spec}")
+        if not 0 <= agent < arena.A:
+            raise EnvError(f"a ray sensor belongs to an agent (0..{arena.A - 1}), got {agent}")
+        self.arena, self.spec, self.agent = arena, spec, agent
+        self._basis = ray_basis(spec.rays_per_direction, spec.max_ray_degrees)
+        # Arena tag id + 1 (so -1, untagged, is row 0) -> one-hot slot, or -1 when not detectable.
+        lut = np.full(len(arena.tags) + 1, -1, np.int16)
+        for slot, name in enumerate(spec.detectable_tags):
+            if name in arena.tags:
+                lut[arena.tags.index(name) + 1] = slot
+        self._lut = lut
+
+    def _origins(self, sel: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Ray directions dx, dz [R, m] and origins ox, oz [m] of the selected areas' agents."""
+        ar = self.arena
+        dx, dz = ray_directions(self._basis, ar.heading[self.agent, sel])
+        return dx, dz, ar.pos[0, self.agent, sel], ar.pos[1, self.agent, sel]
+
+    def _encode(self, tmin: np.ndarray, tags: np.ndarray) -> np.ndarray:
+        """The frame of nearest hits at tmin [R, m] with arena tag ids ``tags`` [R, m]."""
+        return encode_frame(tmin, self._lut[tags + 1], len(self.spec.detectable_tags), self.spec.ray_length)
+
+
+class RaySensor(_Rays):
+    """One agent's ray perception sensor over every area of an arena, with its observation stack.
+
+    ``perceive`` casts and returns one frame per area; ``observe`` casts, pushes the frame onto the stack
+    and returns the stacked observation ([n, size], oldest frame first); ``restart(areas)`` clears those
+    areas' stacks and returns their first observation of a new episode (call it after resetting them).
+    """
+
+    def __init__(self, arena: Arena, spec: RaySensorSpec, agent: int = 0) -> None:
+        super().__init__(arena, spec, agent)
+        self_slot = arena.W + agent
+        self.height = float(np.mean(arena.height[self_slot])) + spec.vertical_offset
+        targets, grow = [], []
+        for s in range(arena.S):
+            reach = self._reach(*arena.height[s])
+            if s != self_slot and reach is not None:
+                targets.append(s)
+                grow.append(reach)
+        self.targets = np.array(targets, np.intp)
+        self._grow = np.array(grow, F32)[:, None]  # in-plane radius added to each target [T, 1]
+        bounds_reach = self._reach(*arena.bounds_height) if arena.has_bounds else None
+        self.sees_bounds = bounds_reach is not None
+        self._bounds_grow = F32(bounds_reach or 0.0)
+        self._frames = FrameStack(arena.n, spec.frame_size, max(1, spec.observation_stacks))
+
+    def _reach(self, bottom: float, top: float) -> float | None:
+        """In-plane radius of the sphere against a collider of that vertical extent, or None if it passes."""
+        r = self.spec.sphere_cast_radius
+        gap = max(bottom - self.height, self.height - top, 0.0)
+        return math.sqrt(max(r * r - gap * gap, 0.0)) if gap <= r else None
+
+    def perceive(self, areas: np.ndarray | None = None) -> np.ndarray:
+        """One frame of ray observations [m, frame_size] float32 for all areas (or the given ones)."""
+        ar, spec = self.arena, self.spec
+        sel = _sel(areas)
+        m = ar.n if areas is None else len(areas)
+        R = spec.num_rays
+        dx, dz, ox, oz = self._origins(sel)
+        tmin = np.full((R, m), np.inf, F32)
+        tags = np.full((R, m), -1, np.int16)
+        if self.targets.size:
+            tg = self.targets
+            t = cast_rounded_boxes(
+                dx,
+                dz,
+                ar.center[0, tg][:, sel] - ox,
+                ar.center[1, tg][:, sel] - oz,
+                ar.half[0, tg][:, sel],
+                ar.half[1, tg][:, sel],
+                ar.radius[tg][:, sel] + self._grow,
+                ar.active[tg][:, sel],
+            )
+            best = t.argmin(1)  # [R, m]
+            tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
+            tags = np.take_along_axis(ar.tag[tg][:, sel], best, 0)
+        if self.sees_bounds:
+            tb = _cast_bounds(dx, dz, ox, oz, ar.bounds[:, sel], self._bounds_grow)
+            closer = tb < tmin
+            tmin = np.where(closer, tb, tmin)
+            tags = np.where(closer, np.int16(ar.bounds_tag), tags)
+        return self._encode(tmin, tags)
+
+    def observe(self) -> np.ndarray:
+        """Cast for every area, push the frame onto the stack; returns the stacked observation (a copy)."""
+        return self._frames.push(self.perceive()).copy()
+
+    def restart(self, areas: np.ndarray) -> np.ndarray:
+        """Clear the given areas' stacks and observe them once: their first observation [m, size]."""
+        return self._frames.restart(areas, self.perceive(areas))
+
+
+def _safe_inverse(d: np.ndarray) -> np.ndarray:
+    return F32(1.0) / np.where(np.abs(d) < F32(_TINY), F32(_TINY), d)
+
+
+def _cast_bounds(
+    dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, grow: np.float32
+) -> np.ndarray:
+    """Distances [R, m] from origins inside the bounds to the first wall the grown ray meets; a wall the
+    origin starts within reach of is ignored (SphereCast's initial overlap)."""
+    out = []
+    for d, o, lo, hi in ((dx, ox, bounds[0], bounds[2]), (dz, oz, bounds[1], bounds[3])):
+        room_hi = hi - grow - o  # travel to the high wall (>= 0 inside)
+        room_lo = lo + grow - o  # travel to the low wall (<= 0 inside)
+        room_hi = np.where(room_hi < TOUCH_DISTANCE, np.inf, room_hi).astype(F32, copy=False)
+        room_lo = np.where(room_lo > -TOUCH_DISTANCE, -np.inf, room_lo).astype(F32, copy=False)
+        t = np.where(d > 0, room_hi, room_lo) * _safe_inverse(d)
+        out.append(np.where(t >= 0, t, np.inf).astype(F32, copy=False))  # a ray along the wall never meets it
+    return np.minimum(out[0], out[1])
+
+
+def cast_rounded_boxes(
+    dx: np.ndarray,
+    dz: np.ndarray,
+    rx: np.ndarray,
+    rz: np.ndarray,
+    hx: np.ndarray,
+    hz: np.ndarray,
+    rad: np.ndarray,
+    present: np.ndarray,
+) -> np.ndarray:
+    """Distances [R, T, m] along unit rays (directions [R, m]) to rounded boxes [T, m] (centres relative
+    to the ray origins, half extents, rounding radii); inf where missed, absent, or where the origin
+    starts closer than TOUCH_DISTANCE to the shape (Unity's SphereCast ignores those colliders).
+
+    A slab test against the square that bounds the rounded box; where the entry point lies in one of the
+    square's corner regions, the answer is that corner's circle instead (the rounded boundary there).
+    """
+    ex = np.abs(rx) - hx
+    ez = np.abs(rz) - hz
+    gap = np.hypot(np.maximum(ex, F32(0.0)), np.maximum(ez, F32(0.0)))
+    skip = ((ex <= 0) & (ez <= 0)) | (gap < rad + F32(TOUCH_DISTANCE)) | ~present  # [T, m]
+
+    ddx = dx[:, None, :]
+    ddz = dz[:, None, :]
+    inv_x = _safe_inverse(ddx)
+    inv_z = _safe_inverse(ddz)
+    gx = hx + rad
+    gz = hz + rad
+    ax = (rx - gx)[None] * inv_x
+    bx = (rx + gx)[None] * inv_x
+    az = (rz - gz)[None] * inv_z
+    bz = (rz + gz)[None] * inv_z
+    tnear = np.maximum(np.minimum(ax, bx), np.minimum(az, bz))
+    tfar = np.minimum(np.maximum(ax, bx), np.maximum(az, bz))
+    square = (tnear <= tfar) & (tfar >= 0) & ~skip[None]
+    # Entry point (the origin itself if it starts inside the square) relative to the box centre; in a
+    # corner region when beyond both half extents.
+    tin = np.maximum(tnear, F32(0.0))
+    px = tin * ddx - rx[None]
+    pz = tin * ddz - rz[None]
+    corner = (np.abs(px) > hx[None]) & (np.abs(pz) > hz[None])
+    # That corner's circle: centre (relative to the origin) r + sign(p) h, radius rad.
+    kx = rx[None] + np.copysign(hx[None], px)
+    kz = rz[None] + np.copysign(hz[None], pz)
+    b = kx * ddx + kz * ddz
+    disc = b * b - (kx * kx + kz * kz - (rad * rad)[None])
+    tc = b - np.sqrt(np.maximum(disc, F32(0.0)))
+    t = np.where(corner, np.where((disc >= 0) & (tc >= 0), tc, np.inf), tnear)
+    return np.where(square & (t >= 0), t, np.inf).astype(F32, copy=False)
+
+
+class TiltedRaySensor(_Rays):
+    """A ray perception sensor whose rays rise linearly: ML-Agents' end vertical offset above a start
+    offset of 0 (the rays of RayPerceptionSensor1/2). Same encoding and interface as RaySensor.
+
+    A ray's sphere centre at horizontal distance s is at height h0 + s * rise / length. A collider is hit
+    at the first s where the footprint grown by the sphere radius (square corners) is entered and the
+    sphere's vertical span overlaps the collider's; a collider the sphere overlaps at the start is
+    ignored (SphereCast). The hit fraction is s / length, as along the tilted ray.
+    """
+
+    def __init__(self, arena: Arena, spec: RaySensorSpec, rise: float, agent: int = 0) -> None:
+        if rise <= 0:
+            raise EnvError(f"a tilted ray sensor needs a positive rise, got {rise} (use RaySensor)")
+        super().__init__(arena, spec, agent)
+        r = spec.sphere_cast_radius
+        self.slope = rise / spec.ray_length
+        h0 = float(np.mean(arena.height[arena.W + agent])) + spec.vertical_offset
+        self.targets = np.array([s for s in range(arena.S) if s != arena.W + agent], np.intp)
+        heights = arena.height[self.targets]
+        self._bottom = heights[:, 0][None, :, None].astype(F32)  # [1, T, 1]
+        self._top = heights[:, 1][None, :, None].astype(F32)
+        # Distances over which the sphere's vertical span overlaps each collider's (rising rays).
+        self._s_lo = ((heights[:, 0] - r - h0) / self.slope).astype(F32)[None, :, None]
+        self._s_hi = ((heights[:, 1] + r - h0) / self.slope).astype(F32)[None, :, None]
+        self._overlaps_start = (self._s_lo <= 0) & (self._s_hi >= 0)  # [1, T, 1]
+        self._bounds_s_hi = F32((arena.bounds_height[1] + r - h0) / self.slope)
+        self.h0 = F32(h0)
+
+    def perceive(self, areas: np.ndarray | None = None) -> np.ndarray:
+        """One frame [m, frame_size] float32 for all areas (or the given ones)."""
+        ar, spec = self.arena, self.spec
+        sel = _sel(areas)
+        r = F32(spec.sphere_cast_radius)
+        dx, dz, ox, oz = self._origins(sel)  # [R, m], [m]
+        tg = self.targets
+        rx = (ar.center[0, tg][:, sel] - ox)[None]  # [1, T, m]
+        rz = (ar.center[1, tg][:, sel] - oz)[None]
+        grow = ar.radius[tg][:, sel] + r
+        gx = (ar.half[0, tg][:, sel] + grow)[None]
+        gz = (ar.half[1, tg][:, sel] + grow)[None]
+        inv_x = F32(1.0) / np.where(np.abs(dx) < 1e-12, F32(1e-12), dx)[:, None, :]
+        inv_z = F32(1.0) / np.where(np.abs(dz) < 1e-12, F32(1e-12), dz)[:, None, :]
+        ax, bx = (rx - gx) * inv_x, (rx + gx) * inv_x
+        az, bz = (rz - gz) * inv_z, (rz + gz) * inv_z
+        tnear = np.maximum(np.minimum(ax, bx), np.minimum(az, bz))
+        tfar = np.minimum(np.maximum(ax, bx), np.maximum(az, bz))
+        inside = (np.abs(rx) < gx - TOUCH_DISTANCE) & (np.abs(rz) < gz - TOUCH_DISTANCE)
+        skip = (inside & self._overlaps_start) | ~ar.active[tg][:, sel][None]
+        t = np.maximum(np.maximum(tnear, self._s_lo), F32(0.0))
+        hit = (t <= tfar) & (t <= self._s_hi) & ~skip
+        t = np.where(hit, t, np.inf).astype(F32, copy=False)
+        # Equal entry distances (a gold brick on its pyramid share a footprint): the collider nearer to
+        # the sphere's centre height is met first.
+        h = self.h0 + self.slope * t
+        gap = np.maximum(np.maximum(self._bottom - h, h - self._top), F32(0.0))
+        best = np.argmin(np.where(hit, t + F32(1e-3) * gap, np.inf), axis=1)  # [R, m]
+        tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
+        tags = np.take_along_axis(ar.tag[tg][:, sel], best, 0)
+        if ar.has_bounds:
+            tb = self._cast_bounds(dx, dz, ox, oz, ar.bounds[:, sel], r)
+            closer = tb < tmin
+            tmin = np.where(closer, tb, tmin)
+            tags = np.where(closer, np.int16(ar.bounds_tag), tags)
+        return self._encode(tmin, tags)
+
+    def _cast_bounds(
+        self, dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, r: np.float32
+    ) -> np.ndarray:
+        """Distance [R, m] to the first outer wall a ray meets below the walls' top, else inf."""
+        out = []
+        for d, o, lo, hi in ((dx, ox, bounds[0], bounds[2]), (dz, oz, bounds[1], bounds[3])):
+            room_hi = hi - r - o
+            room_lo = lo + r - o
+            room_hi = np.where(room_hi < TOUCH_DISTANCE, np.inf, room_hi)
+            room_lo = np.where(room_lo > -TOUCH_DISTANCE, -np.inf, room_lo)
+            safe = np.where(np.abs(d) < 1e-12, F32(1e-12), d)
+            t = np.where(d > 0, room_hi, room_lo) / safe
+            out.append(np.where(t >= 0, t, np.inf))
+        tb = np.minimum(out[0], out[1]).astype(F32)
+        return np.where(tb <= self._bounds_s_hi, tb, np.inf).astype(F32)
+
+    def observe(self) -> np.ndarray:
+        return self.perceive()
+
+    def restart(self, areas: np.ndarray) -> np.ndarray:
+        return self.perceive(areas)

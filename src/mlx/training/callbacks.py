@@ -1,0 +1,130 @@
+"""The side concerns of a run's loop, one callback each (see mlx.training.loop.Callback)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from mlx.config import TrainerSettings
+from mlx.params.curriculum import EnvironmentParameterManager
+from mlx.training.loop import Callback, Loop
+from mlx.training.summaries import Progress
+
+# Called after each summary with (behaviour, step, mean reward or None when no episode ended); returning
+# True ends the run there, final checkpoint saved, as stop_at_reward does. Sweeps use it to report to
+# Optuna and to stop a pruned trial.
+SummaryHook = Callable[[str, int, "float | None"], bool]
+
+
+def checkpoint_interval(settings: TrainerSettings) -> int:
+    """Steps between checkpoints: checkpoint_interval, or max_steps / keep_checkpoints with even_checkpoints."""
+    if settings.even_checkpoints:
+        return settings.max_steps // settings.keep_checkpoints
+    return settings.checkpoint_interval
+
+
+class CheckpointEvery(Callback):
+    """A checkpoint of each behaviour every checkpoint_interval of its steps (save keeps keep_checkpoints).
+
+    ``save(behaviour, elapsed)`` writes one; the schedule continues from the steps a resumed run starts at.
+    """
+
+    def __init__(
+        self, settings: Mapping[str, TrainerSettings], steps: Mapping[str, int], save: Callable[[str, float], Path]
+    ) -> None:
+        self.every = {name: checkpoint_interval(s) for name, s in settings.items()}
+        self.next = {name: (steps[name] // every + 1) * every for name, every in self.every.items()}
+        self.save = save
+
+    def after_update(self, loop: Loop, name: str) -> None:
+        step = loop.trainers[name].step
+        if step >= self.next[name]:
+            self.next[name] = (step // self.every[name] + 1) * self.every[name]
+            self.save(name, loop.elapsed)
+
+
+class StopAtReward(Callback):
+    """stop_at_reward: a behaviour is done once its latest mean reward reaches the threshold (a curriculum
+    makes rewards fall between lessons, so the latest counts), and only once every curriculum is at its
+    last lesson: the task, not an easier version. The run ends when every behaviour is done."""
+
+    def __init__(self, threshold: float, parameters: EnvironmentParameterManager | None = None) -> None:
+        self.threshold = threshold
+        self.parameters = parameters
+
+    def on_summary(self, loop: Loop, name: str, mean: float | None) -> None:
+        last = loop.last_reward.get(name)
+        loop.finished[name] = (
+            last is not None and last >= self.threshold and (self.parameters is None or self.parameters.completed())
+        )
+
+    def on_final_checkpoint(self, loop: Loop, name: str) -> None:
+        if loop.finished[name]:
+            step = loop.trainers[name].step
+            print(f"[INFO] {name}. Reached stop_at_reward={self.threshold} at step {step}.", flush=True)
+
+
+class OnSummary(Callback):
+    """A caller's SummaryHook (a sweep's trial reporting to Optuna); True from it stops the run."""
+
+    def __init__(self, hook: SummaryHook) -> None:
+        self.hook = hook
+
+    def on_summary(self, loop: Loop, name: str, mean: float | None) -> None:
+        step = loop.trainers[name].step
+        if self.hook(name, step, mean):
+            print(f"[INFO] {name}. Stopped early at step {step} (on_summary).", flush=True)
+            loop.stop = True
+
+
+class ProgressLine(Callback):
+    """The live status line of a terminal (Progress), cleared before anything else is printed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def before_summary(self, loop: Loop, name: str) -> None:
+        self.progress.clear()
+
+    def after_update(self, loop: Loop, name: str) -> None:
+        if self.progress.due():
+            step, max_steps = loop.trainers[name].step, loop.settings[name].max_steps
+            self.progress.update(
+                f"{name} step {step}/{max_steps} [{100 * step / max_steps:.0f}%] "
+                f"{loop.steps_per_sec(name):.0f} steps/s, last mean reward {loop.last_reward.get(name) or 0:.2f}, "
+                f"{loop.elapsed:.0f} s"
+            )
+
+    def on_end(self, loop: Loop) -> None:
+        self.progress.clear()
+
+
+class Curriculum(Callback):
+    """environment_parameters: fresh draws each step, lesson numbers in every summary, and ML-Agents'
+    reset_env_if_ready after each step (move curricula on, send the new values, reset if a lesson asks)."""
+
+    def __init__(self, parameters: EnvironmentParameterManager, max_steps: Mapping[str, int]) -> None:
+        self.parameters = parameters
+        self.max_steps = dict(max_steps)
+
+    def before_env_step(self, loop: Loop) -> None:
+        self.parameters.before_step(loop.env)  # envs that take one value at a time
+
+    def before_summary(self, loop: Loop, name: str) -> None:
+        stats = loop.trainers[name].stats
+        for param, number in self.parameters.lesson_numbers().items():
+            stats.add(f"Environment/Lesson Number/{param}", number)
+
+    def after_step(self, loop: Loop) -> None:
+        params = self.parameters
+        steps = {name: trainer.step for name, trainer in loop.trainers.items()}
+        changed, must_reset = params.update(steps, self.max_steps)
+        if not changed:
+            return
+        for name in changed:
+            print(f"[INFO] {params.describe(name)}", flush=True)
+        params.apply(loop.env, changed)
+        if must_reset:  # every area starts afresh with the new values; partial trajectories are dropped
+            loop.env.reset()
+            for trainer in loop.trainers.values():
+                trainer.reset_trajectories()

@@ -1,0 +1,153 @@
+"""The collect/update loop of one run, short on purpose (CleanRL's shape): every behaviour acts, the env
+steps, every behaviour learns when its trainer is ready and summarises every summary_freq steps.
+
+Everything else a run does along the way (checkpoints, stop_at_reward, the progress line, curriculum
+lessons, a sweep's report) is a `Callback` (Stable-Baselines3's idea), each in mlx.training.callbacks and
+testable on its own. A callback overrides only the hooks it needs, and the loop calls only those: nothing
+runs per step for a concern a run does not have.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from mlx.config import TrainerSettings
+from mlx.envs.api import BaseEnv
+from mlx.trainers.base import RLTrainer
+from mlx.training.summaries import Summaries
+
+
+class Callback:
+    """A side concern of the loop. Hooks run at fixed points of every step, callbacks in the order given."""
+
+    def before_env_step(self, loop: Loop) -> None:
+        """Every step, once the actions are set and before env.step()."""
+
+    def before_summary(self, loop: Loop, name: str) -> None:
+        """Before behaviour ``name``'s statistics are summarised (a callback may add its own)."""
+
+    def on_summary(self, loop: Loop, name: str, mean: float | None) -> None:
+        """After a summary of ``name`` (``mean``: its mean episode reward, None when no episode ended); may end
+        that behaviour (``loop.finished[name] = True``) or the whole run (``loop.stop = True``)."""
+
+    def after_update(self, loop: Loop, name: str) -> None:
+        """Every step, after behaviour ``name`` learnt (and summarised, when due)."""
+
+    def after_step(self, loop: Loop) -> None:
+        """Every step, after every behaviour's turn."""
+
+    def on_end(self, loop: Loop) -> None:
+        """When the loop ends (not when it is interrupted), before the final checkpoints."""
+
+    def on_final_checkpoint(self, loop: Loop, name: str) -> None:
+        """After ``name``'s final checkpoint is saved."""
+
+
+def hooks(callbacks: Sequence[Callback], hook: str) -> list[Callable[..., Any]]:
+    """The bound ``hook`` of the callbacks that override it, in order."""
+    base = getattr(Callback, hook)
+    return [getattr(cb, hook) for cb in callbacks if getattr(type(cb), hook) is not base]
+
+
+class Loop:
+    """One run's loop and the state its callbacks read and set."""
+
+    def __init__(
+        self,
+        env: BaseEnv,
+        trainers: Mapping[str, RLTrainer],
+        settings: Mapping[str, TrainerSettings],
+        summaries: Summaries,
+        callbacks: Sequence[Callback] = (),
+        interrupt: threading.Event | None = None,
+        elapsed_before: float = 0.0,
+    ) -> None:
+        self.env = env
+        self.trainers = dict(trainers)
+        self.settings = dict(settings)
+        self.summaries = summaries
+        self.callbacks = list(callbacks)
+        self.interrupt = interrupt or threading.Event()  # Ctrl-C (deferred_interrupt), taken between steps
+        self.elapsed_before = elapsed_before
+        self.elapsed = elapsed_before  # seconds of training, earlier sessions of a resumed run included
+        self.started = False  # set once the loop runs: before that there is nothing new to save
+        self.stop = False  # set by a callback to end the run after this step
+        self.finished = dict.fromkeys(self.trainers, False)  # behaviours a callback ended (stop_at_reward)
+        self.last_reward: dict[str, float | None] = {}  # each behaviour's latest mean episode reward
+        self.next_summary = {
+            name: (tr.step // self.settings[name].summary_freq + 1) * self.settings[name].summary_freq
+            for name, tr in self.trainers.items()
+        }
+        self._window: dict[str, tuple[float, int]] = {}  # per behaviour: (time, step) the rate is measured from
+        self._hooks = {name: hooks(self.callbacks, name) for name in vars(Callback) if not name.startswith("_")}
+
+    def call(self, hook: str, *args: Any) -> None:
+        for fn in self._hooks[hook]:
+            fn(self, *args)
+
+    def steps_per_sec(self, name: str, restart: bool = False) -> float:
+        """Agent steps per second of ``name`` since the last summary (``restart``: a summary starts now)."""
+        now = time.perf_counter()
+        t0, s0 = self._window[name]
+        step = self.trainers[name].step
+        if restart:
+            self._window[name] = (now, step)
+        return (step - s0) / max(now - t0, 1e-9)
+
+    def run(self) -> None:
+        """Until every behaviour reached its max_steps, a callback finished it, or a callback stops the run."""
+        start = time.perf_counter()
+        self._window = {name: (start, tr.step) for name, tr in self.trainers.items()}
+        done = {name: tr.step >= self.settings[name].max_steps for name, tr in self.trainers.items()}
+        after_update, after_step = self._hooks["after_update"], self._hooks["after_step"]
+        self.env.reset()
+        self.started = True
+        while not all(done.values()):
+            if self.interrupt.is_set():  # nothing is half-done between two steps
+                raise KeyboardInterrupt
+            self.collect()
+            self.elapsed = self.elapsed_before + time.perf_counter() - start
+            for name, trainer in self.trainers.items():
+                self.learn(name, trainer)
+                for fn in after_update:
+                    fn(self, name)
+                done[name] = trainer.step >= self.settings[name].max_steps or self.finished[name]
+            for fn in after_step:
+                fn(self)
+            if self.stop:
+                break
+        self.call("on_end")
+        self.elapsed = self.elapsed_before + time.perf_counter() - start
+
+    def collect(self) -> None:
+        """One env step: every behaviour's agents act on what they see."""
+        env = self.env
+        for name, trainer in self.trainers.items():
+            decision, terminal = env.get_steps(name)
+            env.set_actions(name, trainer.process(decision, terminal))
+        for fn in self._hooks["before_env_step"]:
+            fn(self)
+        env.step()
+        for stat in env.drain_stats():  # what the env reports itself (Unity's stats side channel)
+            for trainer in self.trainers.values():
+                trainer.stats.add_env_stat(stat)
+
+    def learn(self, name: str, trainer: RLTrainer) -> None:
+        """Update when the trainer is ready; summarise when a summary is due."""
+        settings = self.settings[name]
+        if trainer.ready_to_update():
+            if trainer.step < settings.max_steps:
+                trainer.update()
+            else:  # past its max_steps it only acts while other behaviours train (ML-Agents)
+                trainer.discard_experience()
+        if trainer.step >= self.next_summary[name]:
+            self.next_summary[name] = (trainer.step // settings.summary_freq + 1) * settings.summary_freq
+            rate = self.steps_per_sec(name, restart=True)
+            self.call("before_summary", name)
+            mean = self.summaries.write(name, trainer.step, self.elapsed, rate, trainer.stats.summarise())
+            if mean is not None:
+                self.last_reward[name] = mean
+            self.call("on_summary", name, mean)

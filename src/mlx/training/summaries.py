@@ -1,0 +1,83 @@
+"""What a run shows and records at each summary: the ML-Agents console line, stats.jsonl rows and tracker
+metrics; and the live progress line a terminal shows between summaries."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from mlx.tracking.tracker import Tracker
+from mlx.trainers.base import StatSummary
+
+REWARD = "Environment/Cumulative Reward"
+
+
+class Progress:
+    """A live status line on a TTY; nothing otherwise (summary lines are printed either way)."""
+
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self._last = 0.0
+        self._shown = False
+
+    def due(self) -> bool:
+        """True at most four times a second, and never when disabled: callers format text only then."""
+        if not self.enabled:
+            return False
+        now = time.monotonic()
+        if now - self._last < 0.25:
+            return False
+        self._last = now
+        return True
+
+    def update(self, text: str) -> None:
+        self.stream.write("\r\x1b[2K" + text)
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = False
+
+
+class Summaries:
+    """Turns trainer statistics into the ML-Agents console line, stats.jsonl rows and tracker metrics."""
+
+    def __init__(self, path: Path, tracker: Tracker) -> None:
+        self.path = path
+        self.tracker = tracker
+
+    def write(
+        self, behavior: str, step: int, elapsed: float, steps_per_sec: float, stats: dict[str, StatSummary]
+    ) -> float | None:
+        """Print, append and log one summary; returns its mean episode reward (None: no episode ended)."""
+        reward = stats.get(REWARD)
+        head = f"[INFO] {behavior}. Step: {step}. Time Elapsed: {elapsed:.3f} s."
+        if reward is None:
+            print(f"{head} No episode was completed since last summary. Training.", flush=True)
+        else:
+            print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.", flush=True)
+        row: dict[str, Any] = {
+            "behavior": behavior,
+            "step": step,
+            "time_elapsed": round(elapsed, 3),
+            "mean_reward": reward.mean if reward else None,
+            "std_reward": reward.std if reward else None,
+            "episodes": reward.count if reward else 0,
+            "steps_per_sec": round(steps_per_sec, 1),
+        }
+        row.update({name: s.mean for name, s in sorted(stats.items())})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        metrics = {name: s.mean for name, s in stats.items()}
+        if reward:
+            metrics["Environment/Cumulative Reward Std"] = reward.std
+        metrics["Environment/Steps Per Second"] = steps_per_sec
+        self.tracker.log_metrics(metrics, step)
+        return reward.mean if reward else None
