@@ -106,3 +106,11 @@ def test_signal_returns_are_summed_per_agent_until_its_episode_ends():
     ended = agents.add_signal_rewards("extrinsic", slots, np.array([0.5, 0.5]), slots[:1])
     np.testing.assert_array_equal(ended, [1.5])
     np.testing.assert_array_equal(agents.signal_returns.extrinsic[slots], [0.0, 2.5])
+
+
+def test_forgetting_the_memory_of_agents_never_seen_gives_them_zeroed_rows():
+    """A lookup may grow the tables: the write must go to the grown array, not the one read before it."""
+    agents = Agents(memory_size=2)
+    agents.forget_memories(np.array([7, 3]))
+    rows = agents.lookup(np.array([3, 7]))
+    assert agents.memories.shape[0] >= 2 and (agents.memories[rows] == 0).all()

@@ -9,7 +9,7 @@ decisions and drop it when the agent's episode ends (``forget``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from torch import nn
 from mlx.config import RunConfig, TrainerSettings
 from mlx.envs.api import ActionSpec, ActionTuple, BaseEnv, BehaviorSpec, DecisionSteps
 from mlx.errors import RunError, one_line_error
+from mlx.trainers.agents import Agents
 from mlx.trainers.base import checked_obs
 from mlx.trainers.nn.networks import InputNormalizer, actor_for
 from mlx.training.checkpoints import RunPaths, load_checkpoint
@@ -36,23 +37,23 @@ class Policy(Protocol):
 
 
 class AgentMemories:
-    """Each agent's recurrent memory between its decisions (zeros at an episode's start)."""
+    """Each agent's recurrent memory between its decisions (zeros at an episode's start), kept in the
+    trainers' per-agent table: whole batches of agents at once, no Python loop over them."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.memories: dict[int, np.ndarray] = {}
+        self.agents = Agents(size)
 
     def forget(self, agent_ids: np.ndarray) -> None:
-        for agent in agent_ids.tolist():
-            self.memories.pop(agent, None)
+        self.agents.forget_memories(np.asarray(agent_ids))
 
-    def recall(self, ids: list[int]) -> np.ndarray:
-        zero = np.zeros(self.size, np.float32)
-        return np.stack([self.memories.get(a, zero) for a in ids])
+    def recall(self, ids: Sequence[int]) -> np.ndarray:
+        rows = self.agents.lookup(np.asarray(ids))  # first: a lookup may grow the table (a new array)
+        return self.agents.memories[rows]
 
-    def keep(self, ids: list[int], memories: np.ndarray) -> None:
-        for agent, memory in zip(ids, memories, strict=True):
-            self.memories[agent] = memory
+    def keep(self, ids: Sequence[int], memories: np.ndarray) -> None:
+        rows = self.agents.lookup(np.asarray(ids))  # first: a lookup may grow the table (a new array)
+        self.agents.memories[rows] = memories
 
 
 class ActingModule(nn.Module):

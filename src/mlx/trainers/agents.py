@@ -123,7 +123,8 @@ class Agents:
 
     def forget_memories(self, agent_ids: np.ndarray) -> None:
         """A new episode starts with no memory."""
-        self.memory.values[self.lookup(agent_ids)] = 0.0
+        slots = self.lookup(agent_ids)  # first: a lookup may grow the tables (new arrays)
+        self.memory.values[slots] = 0.0
 
     def add_signal_rewards(
         self, name: str, slots: np.ndarray, rewards: np.ndarray, ended: np.ndarray
