@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mlx.config import CONF_DIR, register_configs
-from mlx.errors import ConfigError, fail, user_error_types
+from mlx.errors import ConfigError, fail, is_os_problem, os_problem, user_error_types
 from mlx.sweep.files import register_sweeps
 from mlx.sweep.jobs import job_tags
 
@@ -60,11 +60,13 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # a stop signal (mlx.errors.Stopped) or Ctrl-C elsewhere
+        sys.exit(128 + getattr(exc, "signum", 2))
     except Exception as exc:  # noqa: BLE001 - classify below, re-raise bugs untouched
         if isinstance(exc, user_error_types()):
             fail(exc)
+        if isinstance(exc, OSError) and is_os_problem(exc):  # e.g. Hydra creating results/<run_id>
+            fail(os_problem(exc, "the run folder"))
         raise
 
 

@@ -8,6 +8,7 @@ Library exceptions (Hydra, OmegaConf) are imported where they are classified, no
 
 from __future__ import annotations
 
+import errno
 import re
 import sys
 
@@ -28,6 +29,15 @@ class RunError(RuntimeError):
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by a signal (SIGINT, SIGTERM, SIGHUP) after saving; the exit code is 128 + signum."""
+
+    def __init__(self, signum: int, at_once: bool = False) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.at_once = at_once  # a second Ctrl-C: stopped where it was, without a save
 
 
 class ProtocolError(EnvError):
@@ -96,6 +106,33 @@ def describe(exc: BaseException) -> str:
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         return f"{cause.full_key}: {one_line(str(cause))}"
     return one_line(str(exc))
+
+
+# What the file system says about a place a user chose (results_dir) or its disk, not about mlx.
+OS_PROBLEMS = {
+    errno.ENOSPC: "free some space (or choose another results_dir)",
+    errno.EDQUOT: "free some space (or choose another results_dir)",
+    errno.EACCES: "choose a results_dir you can write",
+    errno.EPERM: "choose a results_dir you can write",
+    errno.EROFS: "choose a results_dir on a writable file system",
+    errno.ENOTDIR: "a part of the path is a file: choose another results_dir",
+    errno.EEXIST: "a part of the path is a file: choose another results_dir",
+    errno.EISDIR: "a folder is in the way: move it or choose another results_dir",
+    errno.ENAMETOOLONG: "choose a shorter results_dir or run_id",
+    errno.EIO: "the disk reported an I/O error",
+}
+
+
+def is_os_problem(exc: BaseException) -> bool:
+    """An OSError about the file system a user can fix (full, read-only, a file in the way), not a bug."""
+    return isinstance(exc, OSError) and exc.errno in OS_PROBLEMS
+
+
+def os_problem(exc: OSError, what: str) -> RunError:
+    """The one-line RunError for an OSError met while writing ``what``."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = OS_PROBLEMS.get(exc.errno or 0, "check the path and the disk")
+    return RunError(f"cannot write {what}{where}: {exc.strerror or exc}; {fix}")
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:

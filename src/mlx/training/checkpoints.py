@@ -1,7 +1,8 @@
 """The run's files: where they live, atomic writes, checkpoints and run_logs/training_status.json.
 
 results/<run_id>/ holds configuration.yaml (every option resolved), run_logs/stats.jsonl (one row per
-summary), run_logs/training_status.json (checkpoints per behaviour, the MLflow run id) and, per
+summary), run_logs/training_status.json (checkpoints per behaviour, relative to the run folder; the MLflow run id and
+the folder the run belongs to) and, per
 behaviour, <Behavior>/<Behavior>-<step>.pt checkpoints plus checkpoint.pt (the newest, used to resume).
 Files are written atomically, so a run killed at any moment leaves the last checkpoint intact.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,24 +21,33 @@ import torch
 
 import mlx
 from mlx.config import RunConfig
-from mlx.errors import RunError
+from mlx.errors import RunError, os_problem
 from mlx.trainers.base import RLTrainer
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file and rename it, so readers never see half a file."""
+    """Write through a temporary file and rename it, so readers never see half a file. On failure (a full
+    disk) the temporary file is removed and ``path`` keeps its previous content."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -74,6 +83,25 @@ class RunPaths:
     def policy(self, behavior: str) -> Path:
         """The final policy as ONNX, where ML-Agents puts it: results/<run_id>/<Behavior>.onnx."""
         return self.root / f"{behavior}.onnx"
+
+
+def checkpoint_file(root: Path, behavior: str, stored: str) -> Path | None:
+    """The file a training_status.json entry names, always inside this run folder: entries are stored
+    relative to the run folder ("3DBall/3DBall-800.pt"); older absolute or cwd-relative ones (which name
+    the folder the run was created in, not a copy of it) are mapped here by file name. None for an entry
+    that names no checkpoint file."""
+    name = Path(str(stored)).name
+    if not name.endswith(".pt") or name in (".pt", "checkpoint.pt"):
+        return None
+    return root / behavior / name
+
+
+def owned(root: Path, path: Path) -> bool:
+    """Whether ``path`` (links resolved) lies inside the run folder ``root``: the only files a run deletes."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 @dataclass
@@ -112,39 +140,62 @@ def save_checkpoint(
 ) -> Path:
     """<Behavior>-<step>.pt (with its .onnx) and checkpoint.pt, the oldest beyond ``keep`` removed, and the
     status file naming them (with the curriculum's ``lessons``, saved with the checkpoints they belong to).
-    The final checkpoint's policy is also copied to results/<run_id>/<Behavior>.onnx."""
+    The final checkpoint's policy is also copied to results/<run_id>/<Behavior>.onnx.
+
+    checkpoint.pt (what resume loads) is replaced after the step's other files, so a write that fails (a
+    full disk) leaves the previous checkpoint in charge: the new step's files and temporary files are
+    removed and a one-line RunError says what happened. Only files inside the run folder are ever deleted."""
     name = trainer.behavior_name
     folder = paths.behavior_dir(name)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        "trainer": trainer.state_dict(),
-        "behavior": name,
-        "behavior_spec": repr(trainer.spec),
-        "time_elapsed": elapsed,
-        "mlx_version": mlx.__version__,
-    }
     path = folder / f"{name}-{trainer.step}.pt"
-    atomic_torch_save(state, path)
-    atomic_torch_save(state, paths.latest_checkpoint(name))
-    trainer.export(path.with_suffix(".onnx"))  # ML-Agents writes <Behavior>-<step>.onnx beside each .pt
-    trainer.save_extras(folder)
+    onnx = path.with_suffix(".onnx")
+    existed = path.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "trainer": trainer.state_dict(),
+            "behavior": name,
+            "behavior_spec": repr(trainer.spec),
+            "time_elapsed": elapsed,
+            "mlx_version": mlx.__version__,
+        }
+        atomic_torch_save(state, path)
+        trainer.export(onnx)  # ML-Agents writes <Behavior>-<step>.onnx beside each .pt
+        trainer.save_extras(folder)
+        atomic_torch_save(state, paths.latest_checkpoint(name))
+    except OSError as exc:
+        for tmp in folder.glob(".*.tmp"):  # this process holds the run's lock: every .tmp here is its own
+            tmp.unlink(missing_ok=True)
+        if not existed:
+            path.unlink(missing_ok=True)
+            onnx.unlink(missing_ok=True)
+        raise os_problem(exc, f"the checkpoint of {name} at step {trainer.step}") from None
     entry = status.behaviors.setdefault(name, {"checkpoints": [], "final_checkpoint": None})
     entry["checkpoints"] = [c for c in entry["checkpoints"] if c["steps"] != trainer.step]
     entry["checkpoints"].append(
-        {"steps": trainer.step, "file_path": str(path), "reward": reward, "creation_time": time.time()}
+        {"steps": trainer.step, "file_path": relative(paths, path), "reward": reward, "creation_time": time.time()}
     )
     while len(entry["checkpoints"]) > keep:
-        old = entry["checkpoints"].pop(0)
-        Path(old["file_path"]).unlink(missing_ok=True)
-        Path(old["file_path"]).with_suffix(".onnx").unlink(missing_ok=True)
-    if final:
-        entry["final_checkpoint"] = str(path)
-        shutil.copyfile(path.with_suffix(".onnx"), paths.policy(name))
-    status.metadata["time_elapsed"] = elapsed
-    if lessons is not None:
-        status.behaviors.update(lessons)
-    status.save(paths.status)
+        old = checkpoint_file(paths.root, name, entry["checkpoints"].pop(0).get("file_path", ""))
+        if old is not None and old != path and owned(paths.root, old):
+            old.unlink(missing_ok=True)
+            old.with_suffix(".onnx").unlink(missing_ok=True)
+    try:
+        if final:
+            entry["final_checkpoint"] = relative(paths, path)
+            atomic_write(paths.policy(name), onnx.read_bytes())
+        status.metadata["time_elapsed"] = elapsed
+        if lessons is not None:
+            status.behaviors.update(lessons)
+        status.save(paths.status)
+    except OSError as exc:
+        raise os_problem(exc, f"the training status of {name} at step {trainer.step}") from None
     return path
+
+
+def relative(paths: RunPaths, path: Path) -> str:
+    """``path`` as training_status.json stores it: relative to the run folder, so a copy stays its own."""
+    return path.relative_to(paths.root).as_posix()
 
 
 def truncate_stats(path: Path, max_step: int) -> None:

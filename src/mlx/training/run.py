@@ -1,19 +1,21 @@
 """One training run: results folder, env, trainers, tracking, the loop with its callbacks, the final files.
 
 The files and their layout are mlx.training.checkpoints'; the loop is mlx.training.loop's, its side
-concerns mlx.training.callbacks'. A run is crash-safe: files are written atomically, Ctrl-C is taken
-between two steps (deferred_interrupt) and saves a checkpoint to resume from, and a checkpoint restores
-every random generator, so a resumed run continues exactly.
+concerns mlx.training.callbacks'. A run is crash-safe: files are written atomically, Ctrl-C, SIGTERM and
+SIGHUP are taken between two steps (deferred_stop) and save a checkpoint to resume from, and a checkpoint
+restores every random generator, so a resumed run continues exactly. One process writes a run folder at a
+time (mlx.training.lock), and every ending but a crash of mlx itself keeps the work done (see run()).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,10 @@ import yaml
 from omegaconf import DictConfig
 
 import mlx
+import mlx.tracking
 from mlx.config import RunConfig, validate
 from mlx.envs.api import BaseEnv
-from mlx.errors import RunError, one_line_error
+from mlx.errors import EnvError, RunError, Stopped, TrainingError, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.tracker import Tracker, flatten, make_tracker, run_tags
 from mlx.trainers.registry import RLTrainer, make_trainer
@@ -45,6 +48,7 @@ from mlx.training.checkpoints import (
     save_checkpoint,
     truncate_stats,
 )
+from mlx.training.lock import LOCK_NAME, RunLock
 from mlx.training.loop import Callback, Loop
 from mlx.training.setup import configure_process, open_env, seeded
 from mlx.training.summaries import REWARD, Progress, Summaries
@@ -66,12 +70,21 @@ class Run:
         self.env: BaseEnv | None = None
         self.elapsed_before = 0.0
         self.loop: Loop | None = None
-        self.interrupt = threading.Event()  # set by Ctrl-C while train() runs under deferred_interrupt
+        self.interrupt = threading.Event()  # set by Ctrl-C/SIGTERM/SIGHUP while run() runs under deferred_stop
+        self.signum = int(signal.SIGINT)  # the signal that set it
+        self.lock: RunLock | None = None  # held while this process writes the run folder
         self.parameters: EnvironmentParameterManager | None = None  # environment_parameters, when given
 
     # ---- set-up -------------------------------------------------------------------------------
+    def lock_folder(self) -> None:
+        """Take the run folder's lock (idempotent), before anything in it changes; a live writer refuses."""
+        if self.lock is None:
+            self.lock = RunLock.acquire(self.paths.root, self.cfg.run_id)
+
     def prepare_folder(self) -> None:
         cfg, paths = self.cfg, self.paths
+        if not (cfg.resume and not paths.root.exists()):  # nothing to resume is refused below, creating nothing
+            self.lock_folder()
         exists = paths.configuration.exists()
         if cfg.resume:
             if not exists:
@@ -83,7 +96,7 @@ class Run:
                     "force=true to overwrite it, or choose another run_id"
                 )
             for child in paths.root.iterdir():
-                if child.name == ".hydra":
+                if child.name in (".hydra", LOCK_NAME):
                     continue
                 if child == paths.run_logs:  # keep the logs env processes launched by build() write to
                     for log in child.iterdir():
@@ -117,8 +130,9 @@ class Run:
         if cfg.resume:
             for name, trainer in self.trainers.items():
                 path = self.paths.latest_checkpoint(name)
-                if not path.exists():
-                    raise RunError(f"nothing to resume: {path} does not exist; start without resume=true")
+                if not path.exists():  # stopped before its first checkpoint: the folder's run starts over
+                    print(f"[INFO] {name}. No checkpoint in {path.parent}: training starts from step 0", flush=True)
+                    continue
                 state = load_checkpoint(path)
                 trainer.load_state_dict(state["trainer"])
                 trainer.load_extras(self.paths.behavior_dir(name))
@@ -147,7 +161,7 @@ class Run:
 
     def start_tracking(self) -> None:
         cfg = self.cfg
-        resume_id = self.status.metadata.get("mlflow_run_id") if cfg.resume else None
+        resume_id = self.tracking_resume_id()
         self.tracker = make_tracker(
             cfg.tracking,
             cfg.tracking.experiment_name or cfg.env.name,
@@ -170,8 +184,27 @@ class Run:
             torch_version=torch.__version__,
             mlflow_run_id=self.tracker.run_id,
             run_id=cfg.run_id,
+            run_folder=str(self.paths.root.resolve()),
         )
         self.status.save(self.paths.status)
+
+    def tracking_resume_id(self) -> str | None:
+        """The MLflow run a resumed run continues: the one in training_status.json, unless this folder is
+        not the one that MLflow run belongs to (a copy, or a move: cp -r results/a results/b), which gets
+        its own MLflow run rather than writing into the original's."""
+        meta = self.status.metadata
+        resume_id = meta.get("mlflow_run_id") if self.cfg.resume else None
+        if resume_id is None:
+            return None
+        origin = meta.get("run_folder")  # absent in runs made before it was recorded: their run_id tells
+        here = str(self.paths.root.resolve())
+        if (origin == here) if origin is not None else (meta.get("run_id", self.cfg.run_id) == self.cfg.run_id):
+            return str(resume_id)
+        print(
+            f"[INFO] {self.paths.root} was made as {origin or meta.get('run_id')}: a new MLflow run tracks it",
+            flush=True,
+        )
+        return None
 
     # ---- the loop -----------------------------------------------------------------------------
     def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
@@ -240,16 +273,39 @@ class Run:
             print(f"[INFO] Learning curves: {path}", flush=True)
             self.tracker.log_artifact(path, "run_logs")
 
-    def interrupted(self) -> None:
-        """Ctrl-C: keep the work done so far in a checkpoint, so resume=true continues from here."""
+    def save_current(self) -> dict[str, Path]:
+        """A checkpoint of each behaviour at its current step (step 0 included), unless its newest one is at
+        that step already; {} before the loop started (restore() has not run: nothing new to keep)."""
         if self.loop is None or not self.loop.started:
+            return {}
+        saved = {}
+        for name, trainer in self.trainers.items():
+            entries = self.status.behaviors.get(name, {}).get("checkpoints", [])
+            if entries and entries[-1].get("steps") == trainer.step and self.paths.latest_checkpoint(name).exists():
+                saved[name] = self.paths.behavior_dir(name) / f"{name}-{trainer.step}.pt"
+            else:
+                saved[name] = self.save_checkpoint(name, self.loop.elapsed)
+        return saved
+
+    def interrupted(self) -> None:
+        """Ctrl-C, SIGTERM or SIGHUP between two steps: keep the work done so far in a checkpoint, so
+        resume=true continues from here."""
+        for name, path in self.save_current().items():
+            say(f"\n[INFO] {name}. Interrupted: saved {path}; continue with run_id={self.cfg.run_id} resume=true")
+
+    def failed(self, exc: BaseException) -> None:
+        """Before an ending that leaves the trainers consistent (see saves_before): save, so nothing is lost."""
+        if not saves_before(exc):
             return
-        elapsed = self.loop.elapsed
-        for name in self.trainers:
-            path = self.save_checkpoint(name, elapsed)
-            print(
-                f"\n[INFO] {name}. Interrupted: saved {path}; continue with run_id={self.cfg.run_id} resume=true",
-                flush=True,
+        try:
+            saved = self.save_current()
+        except Exception as err:  # noqa: BLE001 - the original failure is the one to report
+            say(f"[WARNING] No checkpoint could be saved after the failure: {one_line_error(err)}")
+            return
+        for name, path in saved.items():
+            say(
+                f"[INFO] {name}. Saved {path} before stopping; once fixed, continue: "
+                f"run_id={self.cfg.run_id} resume=true"
             )
 
     def close(self, status: str) -> None:
@@ -257,48 +313,142 @@ class Run:
             self.env.close()
         self.tracker.finish(status)
 
+    def stopped_by(self, signum: int) -> None:
+        self.signum = signum
+
+    def finish(self, status: str) -> None:
+        """close(), then give the run folder's lock back. A failing close only warns when the run is already
+        ending otherwise (KILLED, FAILED: that error is the one to report); the lock is released either way."""
+        try:
+            self.close(status)
+        except Exception as exc:
+            if status == "FINISHED":
+                raise
+            say(f"[WARNING] Closing the run failed too: {type(exc).__name__}: {one_line_error(exc)}")
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+
+TRACKING_DIR = Path(mlx.tracking.__file__).parent  # the tracking package: a failure raised in it is the store's
+
+
+def saves_before(exc: BaseException) -> bool:
+    """Whether a run ending with ``exc`` saves its trainers first: an env that went away or exceeded its
+    restart limit (EnvError) and a tracking store failure leave them as they were after their last update.
+    Not a TrainingError (a NaN loss or observation may have reached the weights or the normaliser: the
+    last periodic checkpoint stays the one to resume from), a full or read-only disk (nothing can be
+    written), or a bug in mlx (its state is unknown)."""
+    if isinstance(exc, TrainingError) or is_os_problem(exc):
+        return False
+    return isinstance(exc, EnvError) or raised_in(exc, TRACKING_DIR)
+
+
+def raised_in(exc: BaseException, folder: Path) -> bool:
+    """Whether any frame of ``exc``'s traceback runs code from ``folder`` (the tracking package)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).is_relative_to(folder):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def say(line: str) -> None:
+    """Print a line to stdout; a closed terminal (after SIGHUP) or a broken pipe must not stop a save."""
+    with contextlib.suppress(OSError, ValueError):
+        print(line, flush=True)
+
+
+SIGNAL_NAMES = {int(signal.SIGINT): "Ctrl-C", int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP"}
+
 
 @contextlib.contextmanager
-def deferred_interrupt(event: threading.Event) -> Iterator[None]:
-    """Ctrl-C sets ``event``, which the training loop checks between steps, rather than raising wherever the
-    signal lands (inside a checkpoint write, or holding a lock the clean-up then waits for). A second
-    Ctrl-C interrupts at once. Outside the main thread (signals cannot be caught there) nothing changes."""
+def deferred_stop(event: threading.Event, record: Callable[[int], None] = lambda signum: None) -> Iterator[None]:
+    """Ctrl-C, SIGTERM (schedulers, `kill`) and SIGHUP (a closed terminal) set ``event``, which the training
+    loop checks between steps, rather than raising wherever the signal lands (inside a checkpoint write,
+    or holding a lock the clean-up then waits for); ``record`` gets the signal's number. A second Ctrl-C
+    stops at once (Stopped with at_once, no save); a repeated SIGTERM or SIGHUP is ignored, since a shell
+    and the kernel each send SIGHUP when a terminal closes. After SIGHUP, standard streams that are a
+    terminal go to /dev/null, so that writing to the closed terminal cannot fail the save. Outside the
+    main thread (signals cannot be caught there) nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            detach_terminal()
         if event.is_set():
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise Stopped(signum, at_once=True)
+            return
+        record(signum)
         event.set()
-        print("\n[INFO] Stopping after this step (Ctrl-C again to stop at once).", file=sys.stderr, flush=True)
+        again = "Ctrl-C again to stop at once" if signum == signal.SIGINT else "kill -9 to stop at once"
+        with contextlib.suppress(OSError, ValueError):
+            print(
+                f"\n[INFO] {SIGNAL_NAMES.get(signum, signum)}: stopping after this step and saving a checkpoint "
+                f"({again}).",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def detach_terminal() -> None:
+    """Point stdout and stderr at /dev/null where they are a terminal (a hung-up one fails every write)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    for fd in (1, 2):
+        try:
+            if os.isatty(fd):
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, fd)
+                os.close(null)
+        except OSError:
+            continue
 
 
 def run(
     dict_cfg: DictConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
 ) -> float | None:
-    """Run one training job from a composed Hydra config; returns the last mean reward."""
+    """Run one training job from a composed Hydra config; returns the last mean reward.
+
+    Endings: a stop signal saves a checkpoint, closes tracking as KILLED and raises Stopped (exit 128 +
+    signal); a failure that leaves the trainers consistent saves them first (saves_before); a full or
+    unwritable disk is one RunError line with the previous checkpoint kept."""
     cfg = seeded(validate(dict_cfg))
     job = Run(cfg, on_summary, tags)
-    job.build()
     status = "FAILED"
-    try:
-        job.prepare_folder()
-        job.restore()
-        job.start_tracking()
-        with deferred_interrupt(job.interrupt):
+    with deferred_stop(job.interrupt, job.stopped_by):
+        try:
+            if job.paths.configuration.exists():  # a run's folder: lock it before its env writes logs there
+                job.lock_folder()
+            job.build()
+            job.prepare_folder()
+            job.restore()
+            job.start_tracking()
             result = job.train()
-        status = "FINISHED"
-        return result
-    except KeyboardInterrupt:
-        job.interrupted()
-        status = "KILLED"
-        raise
-    finally:
-        job.close(status)
+            status = "FINISHED"
+            return result
+        except KeyboardInterrupt as exc:
+            status = "KILLED"
+            if not getattr(exc, "at_once", False):
+                job.interrupted()
+            raise Stopped(getattr(exc, "signum", job.signum)) from None
+        except Exception as exc:
+            job.failed(exc)
+            if isinstance(exc, OSError) and is_os_problem(exc):
+                raise os_problem(exc, f"the run folder {job.paths.root}") from None
+            raise
+        finally:
+            job.finish(status)
