@@ -130,7 +130,7 @@ def is_os_problem(exc: BaseException) -> bool:
 
 def os_problem(exc: OSError, what: str) -> RunError:
     """The one-line RunError for an OSError met while writing ``what``."""
-    where = f" ({exc.filename})" if exc.filename else ""
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) not in what else ""
     fix = OS_PROBLEMS.get(exc.errno or 0, "check the path and the disk")
     return RunError(f"cannot write {what}{where}: {exc.strerror or exc}; {fix}")
 

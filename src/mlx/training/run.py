@@ -448,7 +448,9 @@ def run(
         except Exception as exc:
             job.failed(exc)
             if isinstance(exc, OSError) and is_os_problem(exc):
-                raise os_problem(exc, f"the run folder {job.paths.root}") from None
+                raise os_problem(
+                    exc, "the run folder" if exc.filename else f"the run folder {job.paths.root}"
+                ) from None
             raise
         finally:
             job.finish(status)
