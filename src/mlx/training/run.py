@@ -9,10 +9,12 @@ every random generator, so a resumed run continues exactly.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from omegaconf import DictConfig
 
 import mlx
 from mlx.config import RunConfig, validate
+from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, load_saved
 from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, one_line_error
 from mlx.params.curriculum import EnvironmentParameterManager
@@ -54,9 +57,16 @@ class Run:
     """Everything one training run owns; `train()` runs the loop."""
 
     def __init__(
-        self, cfg: RunConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
+        self,
+        cfg: RunConfig,
+        on_summary: SummaryHook | None = None,
+        tags: Mapping[str, str] | None = None,
+        record: Mapping[str, str] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.record = dict(record or {})  # Hydra's record of the command line (mlx.config.record)
+        self.resume_changes: list[Change] = []  # what a resume changes (check_start)
+        self.started_fresh = False  # prepare_folder took the folder for a new run
         self.on_summary = on_summary
         self.tags = dict(tags or {})  # extra MLflow tags (a multirun job's overrides)
         self.paths = RunPaths.of(cfg)
@@ -70,21 +80,36 @@ class Run:
         self.parameters: EnvironmentParameterManager | None = None  # environment_parameters, when given
 
     # ---- set-up -------------------------------------------------------------------------------
-    def prepare_folder(self) -> None:
+    def check_start(self) -> None:
+        """Everything that can refuse the start, before any file is written or env launched: the run_id
+        (taken, or nothing to resume), what a resume changes (mlx.config.resume), initialize_from's files."""
         cfg, paths = self.cfg, self.paths
         exists = paths.configuration.exists()
         if cfg.resume:
-            if not exists:
+            saved = load_saved(paths.root)
+            if saved is None:
                 raise RunError(f"nothing to resume: {paths.root} has no run; start it without resume=true")
-        elif exists:
-            if not cfg.force:
+            self.resume_changes = changes(saved, cfg.resolved)
+            check_resumable(self.resume_changes, cfg.run_id)
+        elif exists and not cfg.force:
+            raise RunError(
+                f"run_id '{cfg.run_id}' already exists in {paths.root}; pass resume=true to continue it, "
+                "force=true to overwrite it, or choose another run_id"
+            )
+        if cfg.initialize_from and not cfg.resume:
+            other = Path(cfg.results_dir) / str(cfg.initialize_from)
+            if not (other / "configuration.yaml").is_file():
                 raise RunError(
-                    f"run_id '{cfg.run_id}' already exists in {paths.root}; pass resume=true to continue it, "
-                    "force=true to overwrite it, or choose another run_id"
+                    f"initialize_from={cfg.initialize_from}: no run in {other}; name a finished run_id"
                 )
+
+    def prepare_folder(self) -> None:
+        """Take the folder: clear it (force), or record what a resume changes; then the configuration and,
+        for a new run, Hydra's record of its command line (mlx.config.record)."""
+        cfg, paths = self.cfg, self.paths
+        exists = paths.configuration.exists()
+        if exists and not cfg.resume:  # force=true (check_start refused the rest)
             for child in paths.root.iterdir():
-                if child.name == ".hydra":
-                    continue
                 if child == paths.run_logs:  # keep the logs env processes launched by build() write to
                     for log in child.iterdir():
                         if not log.name.startswith("Player-"):
@@ -94,7 +119,43 @@ class Run:
         paths.run_logs.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
             self.status = TrainingStatus.load(paths.status)
+            self.record_resume()
+        elif self.record:
+            folder = paths.root / RECORD_DIR
+            folder.mkdir(exist_ok=True)
+            for file_name, text in self.record.items():
+                atomic_write(folder / file_name, text.encode())
+        self.started_fresh = not cfg.resume
         atomic_write(paths.configuration, yaml.safe_dump(cfg.resolved, sort_keys=False).encode())
+
+    def record_resume(self) -> None:
+        """Print each setting this resume changes and append it, with the command line, to
+        run_logs/resumes.jsonl; the configuration it replaces is kept as run_logs/configuration-<n>.yaml."""
+        paths = self.paths
+        log = paths.run_logs / "resumes.jsonl"
+        number = 1 + (sum(1 for _ in log.open()) if log.exists() else 0)
+        for change in self.resume_changes:
+            print(f"[INFO] Resume changes {change.describe()}", flush=True)
+        if self.resume_changes:
+            shutil.copyfile(paths.configuration, paths.run_logs / f"configuration-{number}.yaml")
+        row = {
+            "resume": number,
+            "time": time.time(),
+            "overrides": yaml.safe_load(self.record.get("overrides.yaml", "[]")),
+            "changes": [c.as_json() for c in self.resume_changes],
+        }
+        with log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def undo_start(self) -> None:
+        """A new run that failed before its loop began leaves its run_id free again: the files that take
+        it (configuration, record, status) go; env logs stay for the diagnosis."""
+        if not self.started_fresh or (self.loop is not None and self.loop.started):
+            return
+        paths = self.paths
+        paths.configuration.unlink(missing_ok=True)
+        paths.status.unlink(missing_ok=True)
+        shutil.rmtree(paths.root / RECORD_DIR, ignore_errors=True)
 
     def build(self) -> None:
         """Env and trainers first: a bad env name or parameter is refused before any file is written."""
@@ -120,9 +181,22 @@ class Run:
                 if not path.exists():
                     raise RunError(f"nothing to resume: {path} does not exist; start without resume=true")
                 state = load_checkpoint(path)
-                trainer.load_state_dict(state["trainer"])
+                spec = state.get("behavior_spec")
+                if spec is not None and spec != repr(trainer.spec):
+                    raise RunError(
+                        f"resume: {path} was trained on another {name} (observations/actions {spec}, now "
+                        f"{trainer.spec!r}); resume with the run's own env, or start a new run_id"
+                    )
+                try:
+                    trainer.load_state_dict(state["trainer"])
+                except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                    raise RunError(
+                        f"resume: {path} does not fit this run's {name} trainer ({one_line_error(exc)}); resume "
+                        "with the run's own settings (run_id=<id> resume=true alone), or start a new run_id"
+                    ) from None
                 trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
+                print(f"[INFO] {name}. Resuming from step {trainer.step} ({path})", flush=True)
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
                 assert self.env is not None
@@ -281,11 +355,16 @@ def deferred_interrupt(event: threading.Event) -> Iterator[None]:
 
 
 def run(
-    dict_cfg: DictConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
+    dict_cfg: DictConfig,
+    on_summary: SummaryHook | None = None,
+    tags: Mapping[str, str] | None = None,
+    record: Mapping[str, str] | None = None,
 ) -> float | None:
-    """Run one training job from a composed Hydra config; returns the last mean reward."""
+    """Run one training job from a composed Hydra config (``record``: Hydra's record of the command line,
+    mlx.config.record, written into a new run's folder); returns the last mean reward."""
     cfg = seeded(validate(dict_cfg))
-    job = Run(cfg, on_summary, tags)
+    job = Run(cfg, on_summary, tags, record)
+    job.check_start()
     job.build()
     status = "FAILED"
     try:
@@ -299,6 +378,10 @@ def run(
     except KeyboardInterrupt:
         job.interrupted()
         status = "KILLED"
+        job.undo_start()
+        raise
+    except BaseException:
+        job.undo_start()
         raise
     finally:
         job.close(status)
