@@ -187,8 +187,19 @@ def apply(saved: Mapping[str, Any], delta: Sequence[Change]) -> dict[str, Any]:
 
 def rebase(saved: Mapping[str, Any], original: Sequence[str], new: Sequence[str], compose: Compose) -> dict[str, Any]:
     """The saved tree with the new overrides applied as a delta (module docstring)."""
-    without = compose(list(original))
-    with_new = compose(merged_overrides(original, new))
+    try:
+        without = compose(list(original))
+    except Exception:  # noqa: BLE001 - the original command line no longer composes (a conf file moved, a
+        # search path not given again): the delta is then what the new command line changes from conf/
+        original, without = [], compose([])
+    try:
+        with_new = compose(merged_overrides(original, new))
+    except Exception as exc:  # noqa: BLE001 - Hydra's and OmegaConf's composition errors alike
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"resume: {' '.join(new)} does not fit the run's own settings ({first}); resume with "
+            "run_id=<id> resume=true and only the settings to change"
+        ) from None
     delta = [c for c in diff(without, with_new) if c.key != "run_id"]
     return apply(saved, delta)
 
