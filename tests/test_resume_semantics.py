@@ -43,19 +43,20 @@ def _saved(*overrides: str) -> dict:
 
 
 # ---- the delta, in-process ------------------------------------------------------------------------------
+LR = "trainer.hyperparameters.learning_rate"
 REBASE_CASES = [
     # (original overrides, new overrides, key, expected value in the result)
     (["env=gym", "env.id=CartPole-v1"], ["run_id=x", "resume=true"], "env.name", "gym"),
     (["env=gym", "env.id=CartPole-v1"], ["run_id=x", "resume=true"], "env.id", "CartPole-v1"),
     (["trainer=sac"], ["run_id=x", "resume=true"], "trainer.trainer_type", "sac"),
-    (["trainer.hyperparameters.learning_rate=1e-5"], ["run_id=x", "resume=true"], "trainer.hyperparameters.learning_rate", 1e-5),
+    ([f"{LR}=1e-5"], ["run_id=x", "resume=true"], LR, 1e-5),
     (["stop_at_reward=90"], ["run_id=x", "resume=true"], "stop_at_reward", 90),
     (["env=pushblock"], ["env=pushblock", "run_id=x", "resume=true"], "env.name", "pushblock"),
     ([], ["trainer.hyperparameters.learning_rate=1e-4", "resume=true"], "trainer.hyperparameters.learning_rate", 1e-4),
     ([], ["trainer.max_steps=123456"], "trainer.max_steps", 123456),
     ([], ["tracking=none"], "tracking.backend", "none"),
     ([], ["env.parameters.mass=2.0"], "env.parameters.mass", 2.0),
-    (["trainer.hyperparameters.learning_rate=1e-5"], ["trainer.max_steps=1000"], "trainer.hyperparameters.learning_rate", 1e-5),
+    ([f"{LR}=1e-5"], ["trainer.max_steps=1000"], LR, 1e-5),
 ]
 
 
@@ -147,9 +148,8 @@ def test_no_folder_outside_results_is_named(run_id):
 
 # ---- end to end: hints work as printed, refused starts change nothing ------------------------------------
 def _snapshot(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    files = [p for p in sorted(root.rglob("*")) if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def _interrupt_after_first_summary(cwd: Path, *overrides: str) -> str:
@@ -176,8 +176,9 @@ def _interrupt_after_first_summary(cwd: Path, *overrides: str) -> str:
 
 
 def test_the_interrupt_hint_works_as_printed_on_a_gym_run_and_evaluate_needs_only_the_run_id(workdir):
+    gym = ("env=gym", "env.id=CartPole-v1")
     out = _interrupt_after_first_summary(
-        workdir, "env=gym", "env.id=CartPole-v1", "run_id=cp", "trainer.max_steps=4000", "trainer.summary_freq=500", *QUICK
+        workdir, *gym, "run_id=cp", "trainer.max_steps=4000", "trainer.summary_freq=500", *QUICK
     )
     hint = re.search(r"continue with (run_id=\S+ resume=true)", out)
     assert hint, out
@@ -192,8 +193,14 @@ def test_the_interrupt_hint_works_as_printed_on_a_gym_run_and_evaluate_needs_onl
 
 def test_resume_keeps_the_run_settings_records_changes_and_refuses_what_cannot_apply(workdir):
     first = run_mlx(
-        "trainer=sac", "run_id=s", "trainer.max_steps=600", "trainer.hyperparameters.learning_rate=1e-5",
-        "trainer.hyperparameters.buffer_init_steps=0", "trainer.summary_freq=300", *QUICK, cwd=workdir,
+        "trainer=sac",
+        "run_id=s",
+        "trainer.max_steps=600",
+        "trainer.hyperparameters.learning_rate=1e-5",
+        "trainer.hyperparameters.buffer_init_steps=0",
+        "trainer.summary_freq=300",
+        *QUICK,
+        cwd=workdir,
     )
     assert first.returncode == 0, first.stderr
     root = workdir / "results/s"

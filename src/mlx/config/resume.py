@@ -103,7 +103,9 @@ def load_saved(folder: Path) -> dict[str, Any] | None:
     try:
         tree = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunError(f"{path} cannot be read ({type(exc).__name__}); restore it from a backup or start a new run_id") from None
+        raise RunError(
+            f"{path} cannot be read ({type(exc).__name__}); restore it from a backup or start a new run_id"
+        ) from None
     if not isinstance(tree, dict):
         raise RunError(f"{path} is not a run configuration; restore it from a backup or start a new run_id")
     return tree

@@ -99,9 +99,7 @@ class Run:
         if cfg.initialize_from and not cfg.resume:
             other = Path(cfg.results_dir) / str(cfg.initialize_from)
             if not (other / "configuration.yaml").is_file():
-                raise RunError(
-                    f"initialize_from={cfg.initialize_from}: no run in {other}; name a finished run_id"
-                )
+                raise RunError(f"initialize_from={cfg.initialize_from}: no run in {other}; name a finished run_id")
 
     def prepare_folder(self) -> None:
         """Take the folder: clear it (force), or record what a resume changes; then the configuration and,
