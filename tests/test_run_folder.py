@@ -23,7 +23,7 @@ import torch
 from mlx.errors import EnvDisconnected, RunError, Stopped, TrainingError, describe
 from mlx.training.checkpoints import checkpoint_file, owned
 from mlx.training.lock import LOCK_NAME, RunLock
-from mlx.training.run import TRACKING_DIR, deferred_stop
+from mlx.training.stops import TRACKING_DIR, deferred_stop
 from tests.conftest import mlx_command, run_mlx
 
 # A small 3DBall run: 4 areas (a summary every 100 env steps at summary_freq=400).
@@ -233,14 +233,31 @@ def test_force_and_resume_are_refused_while_a_run_writes_the_folder(tmp_path):
     before = digest(results / "live")
     holder = RunLock.acquire(results / "live", "live")  # the live writer
     try:
-        for extra in (["force=true"], ["resume=true"], []):
+        for extra in ("force=true", "resume=true"):
             with pytest.raises(RunError, match=rf"being written by process {os.getpid()}"):
-                train(results, "run_id=live", "trainer.max_steps=800", *extra)
+                train(results, "run_id=live", "trainer.max_steps=800", extra)
+        with pytest.raises(RunError, match="already exists"):  # refused before the lock is even asked
+            train(results, "run_id=live", "trainer.max_steps=800")
     finally:
         holder.release()
     after = digest(results / "live")
     after.pop(LOCK_NAME), before.pop(LOCK_NAME)
     assert after == before
+
+
+def test_a_new_run_refused_after_taking_the_lock_leaves_no_folder(tmp_path, monkeypatch):
+    """The lock comes before the env starts (its logs go to the run folder); a start the env then refuses
+    leaves nothing behind, not even the lock file or the folder made for it."""
+    import mlx.training.run as run_module
+    from mlx.errors import ConfigError
+
+    def open_env(cfg, logs):
+        raise ConfigError("env.parameters.mass: refused")
+
+    monkeypatch.setattr(run_module, "open_env", open_env)
+    with pytest.raises(ConfigError):
+        train(tmp_path / "results", "run_id=x", "trainer.max_steps=400")
+    assert not (tmp_path / "results" / "x").exists()
 
 
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_taken_over(workdir):

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mlx.config import CONF_DIR, register_configs
+from mlx.config.record import hydra_record, on_existing_run, write_mode_record
 from mlx.errors import ConfigError, fail, is_os_problem, os_problem, user_error_types
 from mlx.sweep.files import register_sweeps
 from mlx.sweep.jobs import job_tags
@@ -27,24 +28,30 @@ def _app(cfg: DictConfig) -> float | None:
         if cfg.get("sweep") is not None and not multirun:
             choice = HydraConfig.get().runtime.choices.get("sweep")
             raise ConfigError(f"sweep={choice} is an Optuna search: run it with -m (python -m mlx -m sweep={choice})")
+        record = hydra_record(cfg)
+        cfg = on_existing_run(cfg)
         # Each mode is imported once chosen, for start-up speed (torch; lightning for training only).
         if cfg.get("mode") == "evaluate":
             from mlx.modes.evaluate import evaluate
 
-            return evaluate(cfg)
+            result = evaluate(cfg)
+            write_mode_record(cfg, record)
+            return result
         if cfg.get("mode") == "record":
-            from mlx.modes.record import record
+            from mlx.modes.record import record as record_demos
 
-            record(cfg)
+            record_demos(cfg)
+            write_mode_record(cfg, record)
             return None
         if cfg.get("mode") == "watch":
             from mlx.modes.watch import watch
 
             watch(cfg)
+            write_mode_record(cfg, record)
             return None
         from mlx.training.run import run
 
-        return run(cfg, tags=job_tags())
+        return run(cfg, tags=job_tags(), record=record)
     except user_error_types() as exc:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # a sweep records the failed job and goes on

@@ -6,4 +6,6 @@ callbacks.py    its side concerns: checkpoints, stop_at_reward, progress line, c
 checkpoints.py  the run's files: RunPaths, atomic writes, checkpoints, training_status.json
 summaries.py    the console line, stats.jsonl rows and tracker metrics of each summary; the progress line
 setup.py        what every mode does first: seed, thread limits, the env and its parameters
+lock.py         one writer per run folder: the flock on results/<run_id>/.mlx.lock
+stops.py        how a run stops: SIGINT/SIGTERM/SIGHUP between two steps, which failures save first
 """

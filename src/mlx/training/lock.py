@@ -28,14 +28,16 @@ LOCK_NAME = ".mlx.lock"
 class RunLock:
     """An acquired lock on a run folder; ``release()`` (or process exit) gives it up."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, created: bool = False) -> None:
         self.path = path
         self._fd: int | None = fd
+        self.created = created  # the run folder did not exist before: a refused start removes it again
 
     @classmethod
     def acquire(cls, root: Path, run_id: str) -> RunLock:
         """Create ``root`` if needed and lock it, or refuse in one line naming the holder."""
         path = root / LOCK_NAME
+        created = not root.exists()
         try:
             root.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -58,15 +60,18 @@ class RunLock:
             os.pwrite(fd, json.dumps(record).encode(), 0)
         except OSError:
             pass  # the flock is what counts; the record only names the holder in a refusal
-        return cls(path, fd)
+        return cls(path, fd, created)
 
-    def release(self) -> None:
-        """Unlock (idempotent). The file is emptied, not removed (see the module docstring)."""
+    def release(self, remove: bool = False) -> None:
+        """Unlock (idempotent). The file is emptied, not removed (see the module docstring), unless
+        ``remove``: a folder this process created for a start that was then refused."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
+            if remove:
+                self.path.unlink()
         os.close(fd)  # closing the only descriptor of this open file releases the flock
 
     @property

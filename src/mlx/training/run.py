@@ -10,14 +10,14 @@ time (mlx.training.lock), and every ending but a crash of mlx itself keeps the w
 from __future__ import annotations
 
 import contextlib
-import os
+import json
 import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,10 +25,10 @@ import yaml
 from omegaconf import DictConfig
 
 import mlx
-import mlx.tracking
 from mlx.config import RunConfig, validate
+from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, load_saved
 from mlx.envs.api import BaseEnv
-from mlx.errors import EnvError, RunError, Stopped, TrainingError, is_os_problem, one_line_error, os_problem
+from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.tracker import Tracker, flatten, make_tracker, run_tags
 from mlx.trainers.registry import RLTrainer, make_trainer
@@ -51,6 +51,7 @@ from mlx.training.checkpoints import (
 from mlx.training.lock import LOCK_NAME, RunLock
 from mlx.training.loop import Callback, Loop
 from mlx.training.setup import configure_process, open_env, seeded
+from mlx.training.stops import deferred_stop, saves_before, say
 from mlx.training.summaries import REWARD, Progress, Summaries
 
 
@@ -58,9 +59,16 @@ class Run:
     """Everything one training run owns; `train()` runs the loop."""
 
     def __init__(
-        self, cfg: RunConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
+        self,
+        cfg: RunConfig,
+        on_summary: SummaryHook | None = None,
+        tags: Mapping[str, str] | None = None,
+        record: Mapping[str, str] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.record = dict(record or {})  # Hydra's record of the command line (mlx.config.record)
+        self.resume_changes: list[Change] = []  # what a resume changes (check_start)
+        self.started_fresh = False  # prepare_folder took the folder for a new run
         self.on_summary = on_summary
         self.tags = dict(tags or {})  # extra MLflow tags (a multirun job's overrides)
         self.paths = RunPaths.of(cfg)
@@ -76,27 +84,40 @@ class Run:
         self.parameters: EnvironmentParameterManager | None = None  # environment_parameters, when given
 
     # ---- set-up -------------------------------------------------------------------------------
+    def check_start(self) -> None:
+        """Everything that can refuse the start, before any file is written or env launched: the run_id
+        (taken, or nothing to resume), what a resume changes (mlx.config.resume), initialize_from's files."""
+        cfg, paths = self.cfg, self.paths
+        exists = paths.configuration.exists()
+        if cfg.resume:
+            saved = load_saved(paths.root)
+            if saved is None:
+                raise RunError(f"nothing to resume: {paths.root} has no run; start it without resume=true")
+            self.resume_changes = changes(saved, cfg.resolved)
+            check_resumable(self.resume_changes, cfg.run_id)
+        elif exists and not cfg.force:
+            raise RunError(
+                f"run_id '{cfg.run_id}' already exists in {paths.root}; pass resume=true to continue it, "
+                "force=true to overwrite it, or choose another run_id"
+            )
+        if cfg.initialize_from and not cfg.resume:
+            other = Path(cfg.results_dir) / str(cfg.initialize_from)
+            if not (other / "configuration.yaml").is_file():
+                raise RunError(f"initialize_from={cfg.initialize_from}: no run in {other}; name a finished run_id")
+
     def lock_folder(self) -> None:
         """Take the run folder's lock (idempotent), before anything in it changes; a live writer refuses."""
         if self.lock is None:
             self.lock = RunLock.acquire(self.paths.root, self.cfg.run_id)
 
     def prepare_folder(self) -> None:
+        """Take the folder: clear it (force), or record what a resume changes; then the configuration and,
+        for a new run, Hydra's record of its command line (mlx.config.record)."""
         cfg, paths = self.cfg, self.paths
-        if not (cfg.resume and not paths.root.exists()):  # nothing to resume is refused below, creating nothing
-            self.lock_folder()
         exists = paths.configuration.exists()
-        if cfg.resume:
-            if not exists:
-                raise RunError(f"nothing to resume: {paths.root} has no run; start it without resume=true")
-        elif exists:
-            if not cfg.force:
-                raise RunError(
-                    f"run_id '{cfg.run_id}' already exists in {paths.root}; pass resume=true to continue it, "
-                    "force=true to overwrite it, or choose another run_id"
-                )
+        if exists and not cfg.resume:  # force=true (check_start refused the rest)
             for child in paths.root.iterdir():
-                if child.name in (".hydra", LOCK_NAME):
+                if child.name == LOCK_NAME:  # held by this process
                     continue
                 if child == paths.run_logs:  # keep the logs env processes launched by build() write to
                     for log in child.iterdir():
@@ -107,7 +128,43 @@ class Run:
         paths.run_logs.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
             self.status = TrainingStatus.load(paths.status)
+            self.record_resume()
+        elif self.record:
+            folder = paths.root / RECORD_DIR
+            folder.mkdir(exist_ok=True)
+            for file_name, text in self.record.items():
+                atomic_write(folder / file_name, text.encode())
+        self.started_fresh = not cfg.resume
         atomic_write(paths.configuration, yaml.safe_dump(cfg.resolved, sort_keys=False).encode())
+
+    def record_resume(self) -> None:
+        """Print each setting this resume changes and append it, with the command line, to
+        run_logs/resumes.jsonl; the configuration it replaces is kept as run_logs/configuration-<n>.yaml."""
+        paths = self.paths
+        log = paths.run_logs / "resumes.jsonl"
+        number = 1 + (sum(1 for _ in log.open()) if log.exists() else 0)
+        for change in self.resume_changes:
+            print(f"[INFO] Resume changes {change.describe()}", flush=True)
+        if self.resume_changes:
+            shutil.copyfile(paths.configuration, paths.run_logs / f"configuration-{number}.yaml")
+        row = {
+            "resume": number,
+            "time": time.time(),
+            "overrides": yaml.safe_load(self.record.get("overrides.yaml", "[]")),
+            "changes": [c.as_json() for c in self.resume_changes],
+        }
+        with log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def undo_start(self) -> None:
+        """A new run that failed before its loop began leaves its run_id free again: the files that take
+        it (configuration, record, status) go; env logs stay for the diagnosis."""
+        if not self.started_fresh or (self.loop is not None and self.loop.started):
+            return
+        paths = self.paths
+        paths.configuration.unlink(missing_ok=True)
+        paths.status.unlink(missing_ok=True)
+        shutil.rmtree(paths.root / RECORD_DIR, ignore_errors=True)
 
     def build(self) -> None:
         """Env and trainers first: a bad env name or parameter is refused before any file is written."""
@@ -134,9 +191,22 @@ class Run:
                     print(f"[INFO] {name}. No checkpoint in {path.parent}: training starts from step 0", flush=True)
                     continue
                 state = load_checkpoint(path)
-                trainer.load_state_dict(state["trainer"])
+                spec = state.get("behavior_spec")
+                if spec is not None and spec != repr(trainer.spec):
+                    raise RunError(
+                        f"resume: {path} was trained on another {name} (observations/actions {spec}, now "
+                        f"{trainer.spec!r}); resume with the run's own env, or start a new run_id"
+                    )
+                try:
+                    trainer.load_state_dict(state["trainer"])
+                except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+                    raise RunError(
+                        f"resume: {path} does not fit this run's {name} trainer ({one_line_error(exc)}); resume "
+                        "with the run's own settings (run_id=<id> resume=true alone), or start a new run_id"
+                    ) from None
                 trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
+                print(f"[INFO] {name}. Resuming from step {trainer.step} ({path})", flush=True)
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
                 assert self.env is not None
@@ -327,112 +397,39 @@ class Run:
             say(f"[WARNING] Closing the run failed too: {type(exc).__name__}: {one_line_error(exc)}")
         finally:
             if self.lock is not None:
-                self.lock.release()
+                self.release_folder()
 
-
-TRACKING_DIR = Path(mlx.tracking.__file__).parent  # the tracking package: a failure raised in it is the store's
-
-
-def saves_before(exc: BaseException) -> bool:
-    """Whether a run ending with ``exc`` saves its trainers first: an env that went away or exceeded its
-    restart limit (EnvError) and a tracking store failure leave them as they were after their last update.
-    Not a TrainingError (a NaN loss or observation may have reached the weights or the normaliser: the
-    last periodic checkpoint stays the one to resume from), a full or read-only disk (nothing can be
-    written), or a bug in mlx (its state is unknown)."""
-    if isinstance(exc, TrainingError) or is_os_problem(exc):
-        return False
-    return isinstance(exc, EnvError) or raised_in(exc, TRACKING_DIR)
-
-
-def raised_in(exc: BaseException, folder: Path) -> bool:
-    """Whether any frame of ``exc``'s traceback runs code from ``folder`` (the tracking package)."""
-    tb = exc.__traceback__
-    while tb is not None:
-        if Path(tb.tb_frame.f_code.co_filename).is_relative_to(folder):
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def say(line: str) -> None:
-    """Print a line to stdout; a closed terminal (after SIGHUP) or a broken pipe must not stop a save."""
-    with contextlib.suppress(OSError, ValueError):
-        print(line, flush=True)
-
-
-SIGNAL_NAMES = {int(signal.SIGINT): "Ctrl-C", int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP"}
-
-
-@contextlib.contextmanager
-def deferred_stop(event: threading.Event, record: Callable[[int], None] = lambda signum: None) -> Iterator[None]:
-    """Ctrl-C, SIGTERM (schedulers, `kill`) and SIGHUP (a closed terminal) set ``event``, which the training
-    loop checks between steps, rather than raising wherever the signal lands (inside a checkpoint write,
-    or holding a lock the clean-up then waits for); ``record`` gets the signal's number. A second Ctrl-C
-    stops at once (Stopped with at_once, no save); a repeated SIGTERM or SIGHUP is ignored, since a shell
-    and the kernel each send SIGHUP when a terminal closes. After SIGHUP, standard streams that are a
-    terminal go to /dev/null, so that writing to the closed terminal cannot fail the save. Outside the
-    main thread (signals cannot be caught there) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if signum == signal.SIGHUP:
-            detach_terminal()
-        if event.is_set():
-            if signum == signal.SIGINT:
-                raise Stopped(signum, at_once=True)
-            return
-        record(signum)
-        event.set()
-        again = "Ctrl-C again to stop at once" if signum == signal.SIGINT else "kill -9 to stop at once"
-        with contextlib.suppress(OSError, ValueError):
-            print(
-                f"\n[INFO] {SIGNAL_NAMES.get(signum, signum)}: stopping after this step and saving a checkpoint "
-                f"({again}).",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def detach_terminal() -> None:
-    """Point stdout and stderr at /dev/null where they are a terminal (a hung-up one fails every write)."""
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.flush()
-    for fd in (1, 2):
-        try:
-            if os.isatty(fd):
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, fd)
-                os.close(null)
-        except OSError:
-            continue
+    def release_folder(self) -> None:
+        """Give the lock back; a new run refused before its loop (undo_start) leaves no folder it created."""
+        assert self.lock is not None
+        abandoned = self.lock.created and not (self.loop is not None and self.loop.started)
+        abandoned = abandoned and not self.paths.configuration.exists()
+        self.lock.release(remove=abandoned)
+        if abandoned:
+            for folder in (self.paths.run_logs, self.paths.root):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only when empty: env logs stay for the diagnosis
 
 
 def run(
-    dict_cfg: DictConfig, on_summary: SummaryHook | None = None, tags: Mapping[str, str] | None = None
+    dict_cfg: DictConfig,
+    on_summary: SummaryHook | None = None,
+    tags: Mapping[str, str] | None = None,
+    record: Mapping[str, str] | None = None,
 ) -> float | None:
-    """Run one training job from a composed Hydra config; returns the last mean reward.
+    """Run one training job from a composed Hydra config (``record``: Hydra's record of the command line,
+    mlx.config.record, written into a new run's folder); returns the last mean reward.
 
     Endings: a stop signal saves a checkpoint, closes tracking as KILLED and raises Stopped (exit 128 +
     signal); a failure that leaves the trainers consistent saves them first (saves_before); a full or
     unwritable disk is one RunError line with the previous checkpoint kept."""
     cfg = seeded(validate(dict_cfg))
-    job = Run(cfg, on_summary, tags)
+    job = Run(cfg, on_summary, tags, record)
     status = "FAILED"
     with deferred_stop(job.interrupt, job.stopped_by):
         try:
-            if job.paths.configuration.exists():  # a run's folder: lock it before its env writes logs there
-                job.lock_folder()
+            job.check_start()
+            job.lock_folder()  # before the env (its logs go to the run folder) and every file of the run
             job.build()
             job.prepare_folder()
             job.restore()
@@ -444,13 +441,18 @@ def run(
             status = "KILLED"
             if not getattr(exc, "at_once", False):
                 job.interrupted()
+            job.undo_start()
             raise Stopped(getattr(exc, "signum", job.signum)) from None
         except Exception as exc:
             job.failed(exc)
+            job.undo_start()
             if isinstance(exc, OSError) and is_os_problem(exc):
                 raise os_problem(
                     exc, "the run folder" if exc.filename else f"the run folder {job.paths.root}"
                 ) from None
+            raise
+        except BaseException:
+            job.undo_start()
             raise
         finally:
             job.finish(status)
