@@ -250,9 +250,17 @@ def test_an_experiment_run_resumes_by_its_run_id_alone(workdir):
     assert "Basic. Resuming from step" in proc.stdout
 
 
-def test_a_refused_initialize_from_leaves_the_run_id_free(workdir):
+def test_refusals_leave_the_run_id_free_and_their_hints_work_as_printed(workdir):
+    short = ("trainer.max_steps=300", "trainer.summary_freq=300", *QUICK)
     proc = run_mlx("run_id=i", "initialize_from=nosuchrun", *QUICK, cwd=workdir)
     assert proc.returncode == 2 and "initialize_from=nosuchrun" in proc.stderr, proc.stderr
     assert not (workdir / "results/i/configuration.yaml").exists()
-    proc = run_mlx("run_id=i", "trainer.max_steps=300", "trainer.summary_freq=300", *QUICK, cwd=workdir)
+    proc = run_mlx("run_id=i", "resume=true", *short, cwd=workdir)
+    assert proc.returncode == 2 and "start it without resume=true" in proc.stderr, proc.stderr
+    proc = run_mlx("run_id=i", *short, cwd=workdir)  # ... as that hint says
     assert proc.returncode == 0, proc.stderr
+    proc = run_mlx("run_id=i", *short, cwd=workdir)
+    assert proc.returncode == 2, proc.stderr
+    for hint in re.findall(r"(resume=true|force=true) to", proc.stderr):  # "pass resume=true to continue it, ..."
+        again = run_mlx("run_id=i", *short, hint, cwd=workdir)  # the same command, with what it says to pass
+        assert again.returncode == 0, (hint, again.stderr)
