@@ -524,9 +524,11 @@ def sibling(tmp_path_factory) -> Path:
 
 
 def sigterm_trial(workdir: Path, trainer: str, seed: int) -> dict:
-    """Start a run, SIGTERM it after a random delay (start-up, set-up or training), resume it to the end.
-    The signal's moment is measured by the last stats.jsonl row on disk just before it is sent: the run
-    was at least that far when the signal arrived, so the checkpoint must be at least there too."""
+    """Start a run and SIGTERM it at a random moment of the run: a random delay after the run began (its
+    folder's lock taken: the env, set-up and training follow), then resume it to the end. The moment is
+    measured by the last stats.jsonl row on disk just before the signal is sent: the run was at least
+    that far when the signal arrived, so the checkpoint must be at least there too. (Before the lock,
+    during interpreter start-up and composing, there is no run whose work could be lost.)"""
     rng = random.Random(f"{trainer}-{seed}")
     base = SAC if trainer == "sac" else TINY
     run_id = f"{trainer}-{seed}"
@@ -534,25 +536,20 @@ def sigterm_trial(workdir: Path, trainer: str, seed: int) -> dict:
     args = [*base, f"seed={seed}", f"trainer.summary_freq={SUMMARY}", f"run_id={run_id}", "tracking=none"]
     sibling_before = digest(workdir / "results" / "sibling")
     proc = start(workdir, *args, "trainer.max_steps=10000000")
-    delay = rng.uniform(0.5, 16.0)
+    wait_for(lambda: (root / LOCK_NAME).exists(), proc)
+    delay = rng.uniform(0.0, 6.0)
     time.sleep(delay)
     assert proc.poll() is None
     recorded = max(stats_steps(root), default=0)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=180)
-    started = (root / "configuration.yaml").exists()
-    # Before mlx.training.run is imported (interpreter start-up, Hydra composing) SIGTERM's default
-    # action ends the process: no run exists yet, so there is nothing to save.
-    assert proc.returncode in ((128 + signal.SIGTERM,) if started else (128 + signal.SIGTERM, -signal.SIGTERM)), err
-    if started:
-        saved = saved_step(root)
-        assert saved >= recorded, (saved, recorded)
-        assert checkpoint_steps(root)[-1] == saved
-        assert f"continue with run_id={run_id} resume=true" in out
-        resume = ["resume=true", f"trainer.max_steps={saved + 2 * SUMMARY}"]
-    else:  # stopped before the run existed (interpreter start-up, composing): nothing to lose
-        assert recorded == 0 and not (root / "3DBall").exists()
-        saved, resume = 0, [f"trainer.max_steps={2 * SUMMARY}"]
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert (root / "configuration.yaml").exists()  # a signal during the env's start stops at step 0
+    saved = saved_step(root)
+    assert saved >= recorded, (saved, recorded)
+    assert checkpoint_steps(root)[-1] == saved
+    assert f"continue with run_id={run_id} resume=true" in out
+    resume = ["resume=true", f"trainer.max_steps={saved + 2 * SUMMARY}"]
     resumed = run_mlx(*args, *resume, cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     first = re.search(r"\[INFO\] 3DBall\. Step: (\d+)\.", resumed.stdout)
