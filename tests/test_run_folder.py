@@ -309,6 +309,30 @@ def test_sighup_saves_and_stops_like_ctrl_c(workdir):
     assert steps == sorted(set(steps)) and steps[-1] >= saved + 400
 
 
+def test_sigterm_while_the_env_starts_saves_step_0_and_resume_works(tmp_path, monkeypatch, capsys):
+    """The README's case: a run stopped right after its start (here while its env starts) still leaves a
+    checkpoint, at step 0, and the hint it prints resumes it (no "nothing to resume", no "already exists")."""
+    import mlx.training.run as run_module
+
+    real_open_env = run_module.open_env
+
+    def open_env(cfg, logs):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the env is being made
+        return real_open_env(cfg, logs)
+
+    monkeypatch.setattr(run_module, "open_env", open_env)
+    results = tmp_path / "results"
+    with pytest.raises(Stopped) as stop:
+        train(results, "run_id=early", "trainer.max_steps=4000")
+    assert stop.value.signum == signal.SIGTERM
+    assert "Interrupted: saved" in capsys.readouterr().out
+    root = results / "early"
+    assert checkpoint_steps(root) == [0] and saved_step(root) == 0
+    monkeypatch.setattr(run_module, "open_env", real_open_env)
+    train(results, "run_id=early", "resume=true", "trainer.max_steps=800")
+    assert stats_steps(root) == [400, 800]
+
+
 def test_resume_without_a_checkpoint_starts_the_folder_over(tmp_path, capsys):
     """A run that ended before its first checkpoint (here: a crash in a summary hook, which saves
     nothing) is resumed from step 0 in its own folder, with a line saying so."""
