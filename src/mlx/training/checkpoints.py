@@ -1,10 +1,10 @@
 """The run's files: where they live, atomic writes, checkpoints and run_logs/training_status.json.
 
 results/<run_id>/ holds configuration.yaml (every option resolved), run_logs/stats.jsonl (one row per
-summary), run_logs/training_status.json (checkpoints per behaviour, relative to the run folder; the MLflow run id and
-the folder the run belongs to) and, per
-behaviour, <Behavior>/<Behavior>-<step>.pt checkpoints plus checkpoint.pt (the newest, used to resume).
-Files are written atomically, so a run killed at any moment leaves the last checkpoint intact.
+summary), run_logs/training_status.json (checkpoints per behaviour, named relative to the run folder; the
+MLflow run id and the folder the run belongs to) and, per behaviour, <Behavior>/<Behavior>-<step>.pt
+checkpoints plus checkpoint.pt (the newest, used to resume). Files are written atomically, so a run killed
+at any moment leaves the last checkpoint intact; a run deletes only files inside its own folder.
 """
 
 from __future__ import annotations
