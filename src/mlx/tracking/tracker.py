@@ -337,6 +337,19 @@ class MlflowTracker(Tracker):
         if sent:
             self._tmp.cleanup()
 
+    @property
+    def broken(self) -> str | None:
+        """Why the store refused a call for good (None while it works or is only away)."""
+        return self._broken
+
+    def close(self) -> None:
+        """Stop the sender thread without recording an end (``python -m mlx.tracking sync``)."""
+        with self._cv:
+            self._closing = self._stopped = True
+            self._cv.notify_all()
+        self._wake.set()
+        self._thread.join(timeout=1.0)
+
     # ---- the sender thread --------------------------------------------------------------------
     def _next(self) -> list[tuple[Any, ...]] | None:
         """The next op (consecutive summary rows together, for one call); None once closed."""
@@ -440,6 +453,7 @@ class MlflowTracker(Tracker):
             self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def _send_file(self, path: Path, artifact_path: str | None) -> None:
+        original = str(path)
         if not path.exists():
             return
         if path.suffix in TEXT_SUFFIXES and path.stat().st_size < 50_000_000:
@@ -452,6 +466,9 @@ class MlflowTracker(Tracker):
                 path.write_text(clean)
         self.client.log_artifact(self.run_id, str(path), artifact_path)
         self.sent_files += 1
+        if [original, artifact_path] in self.state.pending_files:
+            self.state.pending_files.remove([original, artifact_path])
+            self.state.save()
 
     def _rewind(self, step: int) -> None:
         deleted = rewind_sql(self.client, self.run_id, step)
