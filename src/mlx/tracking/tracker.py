@@ -173,7 +173,7 @@ class MlflowTracker(Tracker):
         window: float = 10.0,
         retry_every: float = 15.0,
         finish_wait: float = 30.0,
-        start_window: float = 30.0,
+        start_window: float = 10.0,
         mark_running: bool = True,
         busy_timeout: float | None = None,
     ) -> None:
@@ -222,14 +222,12 @@ class MlflowTracker(Tracker):
                 start(lambda: self.client.update_run(resume_run_id, status="RUNNING"), "reopening the run")
         if self.state.run_id != self.run_id:
             known_run = self.state.known and self.state.run_id is not None
-            old_sent = self.state.sent
             self.state.sent, self.state.pending_files, self.state.end_status = {}, [], None
             if not fresh and not known_run and self.stats is not None:
                 # a run recorded before this file existed logged every summary live: all of stats.jsonl
-                old_sent = {}
                 for row in read_rows(self.stats):
-                    old_sent[row["behavior"]] = max(old_sent.get(row["behavior"], 0), row["step"])
-                self.state.sent = old_sent
+                    name = row["behavior"]
+                    self.state.sent[name] = max(self.state.sent.get(name, 0), row["step"])
             self.state.run_id = self.run_id
         self.state.save()
 
@@ -316,6 +314,9 @@ class MlflowTracker(Tracker):
         stays recorded for ``python -m mlx.tracking sync``, named in one warning line."""
         self._queue(("end", status))
         self._wake.set()
+        if self._offline:
+            print(f"[INFO] Waiting up to {self.finish_wait:.0f} s for the MLflow store to take this run's records.",
+                  flush=True)  # fmt: skip
         sent = self.flush(self.finish_wait)
         with self._cv:
             self._closing = True
