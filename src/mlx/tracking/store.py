@@ -9,10 +9,13 @@ another job writes, a server that does not answer) is retried; what "a while" me
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -88,7 +91,8 @@ def retry(call: Callable[[], T], window: float, first_delay: float = 0.1, max_de
     delay = first_delay
     while True:
         try:
-            return call()
+            with quietly():
+                return call()
         except Exception as exc:
             if not is_transient(exc) or time.monotonic() - start + delay > window:
                 raise
@@ -216,3 +220,32 @@ def set_busy_timeout(client: Any, seconds: float) -> None:
             return statement, params
 
         event.listen(engine, "before_cursor_execute", rewrite, retval=True)
+
+
+class Quiet(logging.Filter):
+    """Drops MLflow's own error logs (a traceback per failed call) while the tracker makes a call: the
+    tracker retries and reports a failure in one line itself."""
+
+    local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.local, "on", False) or record.levelno >= logging.CRITICAL
+
+
+def quiet_mlflow() -> None:
+    """Install Quiet on MLflow's loggers once."""
+    for name in ("mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store", "mlflow.utils.rest_utils"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, Quiet) for f in logger.filters):
+            logger.addFilter(Quiet())
+
+
+@contextlib.contextmanager
+def quietly() -> Iterator[None]:
+    """MLflow's error logs dropped in this thread while the block runs."""
+    before = getattr(Quiet.local, "on", False)
+    Quiet.local.on = True
+    try:
+        yield
+    finally:
+        Quiet.local.on = before

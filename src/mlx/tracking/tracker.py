@@ -53,6 +53,8 @@ from mlx.tracking.store import (
     check_store,
     describe_uri,
     is_transient,
+    quiet_mlflow,
+    quietly,
     retry,
     rewind_sql,
     set_busy_timeout,
@@ -186,6 +188,7 @@ class MlflowTracker(Tracker):
         self.stats = run_logs / "stats.jsonl" if run_logs is not None else None
         self.state = SyncState(run_logs / SYNC_FILE) if run_logs is not None else SyncState(Path(os.devnull))
         check_store(self.uri)
+        quiet_mlflow()
         # MLflow retries an unreachable server by itself for minutes; the back-off here is bounded instead.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
@@ -376,7 +379,8 @@ class MlflowTracker(Tracker):
         while (batch := self._next()) is not None:
             started = time.monotonic()
             try:
-                self._send(batch)
+                with quietly():
+                    self._send(batch)
             except Exception as exc:  # noqa: BLE001 - a tracking failure must never end training
                 if not is_transient(exc):
                     with self._cv:
