@@ -189,6 +189,7 @@ START_CASES = {
     "unknown scheme": (lambda tmp, good: "foo://user:pw@host/x", "no store for scheme 'foo'"),
     "typo in scheme": (lambda tmp, good: "sqllite:///mlruns.db", "no store for scheme 'sqllite'"),
     "empty uri": (lambda tmp, good: " ", "tracking.uri is empty"),
+    "host:port without scheme": (lambda tmp, good: "localhost:5000", "write http://localhost:5000"),
 }
 
 
@@ -275,7 +276,7 @@ def test_a_locked_store_mid_run_warns_once_never_blocks_and_loses_nothing(tmp_pa
         summary(tracker, step)
     tracker.finish()
     out, err = capsys.readouterr()
-    assert slowest < 0.05  # the training thread never waits on the store
+    assert slowest < 0.15  # the training thread never waits on the store (a call waits 0.2 s on the lock)
     assert err.count("[WARNING]") == 1 and "unreachable" in err and "database is locked" in err, err
     assert out.count("answers again") == 1
     assert history(tmp_path, tracker.run_id) == [(s, 1.0) for s in range(1, 14)]

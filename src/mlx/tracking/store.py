@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,6 +125,8 @@ def check_store(uri: str) -> None:
     where = describe_uri(uri)
     if not isinstance(uri, str) or not uri.strip():
         raise TrackingError(f"tracking.uri is empty; {FIX}")
+    if "://" not in uri and re.match(r"^[\w.-]+:\d+(/|$)", uri):  # MLflow would make a folder of it
+        raise TrackingError(f"{where}: looks like host:port without a scheme; write http://{redact(uri)}, or {FIX}")
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
     if scheme not in known_schemes():
         known = ", ".join(sorted(s for s in known_schemes() if s))
