@@ -26,6 +26,11 @@ class RunError(RuntimeError):
     """The run cannot start as asked (existing run_id, nothing to resume, ...); says how to fix it."""
 
 
+class TrackingError(RunError):
+    """The tracking store cannot be used at the start of a run (unknown scheme, corrupt or read-only
+    store, missing folder, unreachable); the message names tracking.uri (redacted) and the fix."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
 
@@ -118,5 +123,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 def fail(exc: BaseException) -> None:
     """Print the user's one line and exit with USAGE_ERROR."""
-    print(f"mlx: error: {describe(exc)}", file=sys.stderr)
+    from mlx.tracking.secrets import redact  # a library's message may echo a URI with its password
+
+    print(f"mlx: error: {redact(describe(exc))}", file=sys.stderr)
     sys.exit(USAGE_ERROR)

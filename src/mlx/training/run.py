@@ -218,6 +218,8 @@ class Run:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
 
     def start_tracking(self) -> None:
+        """The MLflow run (a resumed run's own, or a new one if the store lost it). On resume the tracker
+        first removes the points the old process logged after the checkpoint and sends what it missed."""
         cfg = self.cfg
         resume_id = self.status.metadata.get("mlflow_run_id") if cfg.resume else None
         self.tracker = make_tracker(
@@ -233,10 +235,11 @@ class Run:
                 **self.tags,
             },
             resume_id,
+            run_logs=self.paths.run_logs,
+            params=flatten(cfg.resolved),  # logged (redacted) when the MLflow run is new
+            config=self.paths.configuration,  # uploaded as a redacted copy
+            resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
         )
-        if resume_id is None:
-            self.tracker.log_params(flatten(cfg.resolved))
-            self.tracker.log_artifact(self.paths.configuration)
         self.status.metadata.update(
             mlx_version=mlx.__version__,
             torch_version=torch.__version__,
