@@ -79,13 +79,16 @@ def gigabytes(n: float) -> str:
     return f"{g:.2g}" if g < 10 else f"{g:,.0f}"
 
 
-def require(need: float, key: str, value: Any, what: str, error: type[Exception] = ConfigError) -> None:
+def require(
+    need: float, key: str, value: Any, what: str, error: type[Exception] = ConfigError, fix: str = "lower it"
+) -> None:
     """``error`` when ``need`` bytes exceed HEADROOM of the machine's memory, as one line:
-    '<key>=<value> needs ~X GB for <what>, this machine has Y GB; lower it'."""
+    '<key>=<value> needs ~X GB for <what>, this machine has Y GB (80% of it for one run); lower it'."""
     have = machine_bytes()
     if not math.isfinite(need) or need > HEADROOM * have:
         raise error(
-            f"{key}={value} needs ~{gigabytes(need)} GB for {what}, this machine has {gigabytes(have)} GB; lower it"
+            f"{key}={value} needs ~{gigabytes(need)} GB for {what}, this machine has {gigabytes(have)} GB "
+            f"({HEADROOM:.0%} of it for one run); {fix}"
         )
 
 
@@ -125,10 +128,12 @@ def check_trainer(
             f"{key}.time_horizon",
             settings.time_horizon,
             f"the trajectories of {agents} agents (env.num_areas x env.num_envs){of}",
+            fix="lower it or env.num_areas",
         )
+    # The first layer's inputs are left out: camera observations go through a CNN encoder instead.
     networks = NETWORKS.get(kind, 2) * WEIGHT_COPIES
     require(
-        networks * mlp_bytes(obs_floats, net.hidden_units, net.num_layers),
+        networks * mlp_bytes(1, net.hidden_units, net.num_layers),
         f"{key}.network_settings.hidden_units",
         net.hidden_units,
         f"its networks' weights ({net.num_layers} layers, with gradients and optimiser state)",
