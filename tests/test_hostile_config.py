@@ -177,6 +177,17 @@ REFUSED: list[tuple[list[str], list[Callable[[dict[str, Any]], None]], list[str]
         [put("behaviors", {"3DBall": {"hyperparameters": {"buffer_size": 10**11}}})],
         ["behaviors.3DBall.hyperparameters.buffer_size", "GB"],
     ),
+    (["env.subprocess=true", "env.num_envs=1000"], [], ["env.num_envs=1000", "GB", "processes"]),
+    (
+        ["reward_signals=[extrinsic,rnd]", "trainer.reward_signals.rnd.network_settings.hidden_units=1000000"],
+        [],
+        ["rnd.network_settings.hidden_units=1000000", "GB"],
+    ),
+    # --- names that become files ---
+    (["run_id=" + "r" * 300], [], ["run_id", "at most 255"]),
+    ([], [put("run_id", "a\x00b")], ["run_id", "plain folder name"]),
+    ([], [put("run_id", "a\\b")], ["run_id", "plain folder name"]),
+    (["record.name=a_much_too_long_demo_name"], [], ["record.name", "16 characters"]),
     # --- relations ---
     (["network=lstm", "trainer.network_settings.memory.sequence_length=5000"], [], ["sequence_length", "batch_size"]),
     ([SAC, "network=lstm", "trainer.network_settings.memory.sequence_length=500"], [], ["sequence_length"]),

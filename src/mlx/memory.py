@@ -41,6 +41,9 @@ BUFFER_COPIES = {"ppo": 2, "sac": 1}
 # working arrays) and a few ids and counters; measured: 196 (Basic) to 763,000 (Visual3DBall) bytes an area.
 AREA_OBS_COPIES = 2
 AREA_FIXED_BYTES = 32
+# An env process (python -m mlx.envs.unity.remote: Python, numpy and gRPC) holds about 54 MB before its first
+# area; a Unity build more.
+PROCESS_BYTES = 50 * 1024**2
 # watch: each area's picture is enlarged to at least 128 px a side, and one frame exists in about four RGB
 # copies (the pictures, the grid, the captioned image, the writer's).
 WATCH_CELL_PIXELS = 128 * 128
@@ -130,18 +133,23 @@ def check_trainer(
             f"the trajectories of {agents} agents (env.num_areas x env.num_envs){of}",
             fix="lower it or env.num_areas",
         )
-    # The first layer's inputs are left out: camera observations go through a CNN encoder instead.
-    networks = NETWORKS.get(kind, 2) * WEIGHT_COPIES
+    check_network(net, f"{key}.network_settings", NETWORKS.get(kind, 2))
+
+
+def check_network(net: Any, key: str, networks: int) -> None:
+    """``networks`` MLP bodies (and LSTMs) of NetworkSettings ``net``, with gradients and optimiser state.
+    The first layer's inputs are left out: camera observations go through a CNN encoder instead."""
+    copies = networks * WEIGHT_COPIES
     require(
-        networks * mlp_bytes(1, net.hidden_units, net.num_layers),
-        f"{key}.network_settings.hidden_units",
+        copies * mlp_bytes(1, net.hidden_units, net.num_layers),
+        f"{key}.hidden_units",
         net.hidden_units,
-        f"its networks' weights ({net.num_layers} layers, with gradients and optimiser state)",
+        f"the weights of {networks} network(s) of {net.num_layers} layers (with gradients and optimiser state)",
     )
     if net.memory is not None:
         require(
-            networks * lstm_bytes(net.hidden_units, net.memory.memory_size),
-            f"{key}.network_settings.memory.memory_size",
+            copies * lstm_bytes(net.hidden_units, net.memory.memory_size),
+            f"{key}.memory.memory_size",
             net.memory.memory_size,
             "its LSTM weights (with gradients and optimiser state)",
         )
@@ -150,6 +158,11 @@ def check_trainer(
 def check_areas(areas: int, obs_floats: int, key: str, value: Any, what: str, error: type[Exception]) -> None:
     """``areas`` areas of a native env whose agents see ``obs_floats`` floats each."""
     require(areas * (AREA_OBS_COPIES * 4 * obs_floats + AREA_FIXED_BYTES), key, value, what, error)
+
+
+def check_processes(count: int, what: str) -> None:
+    """env.num_envs env processes (env=unity or env.subprocess=true), each at least PROCESS_BYTES."""
+    require(count * PROCESS_BYTES, "env.num_envs", count, what)
 
 
 def check_watch(areas: int) -> None:

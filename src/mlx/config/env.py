@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from mlx.config.checks import at_most, non_negative, positive
 from mlx.errors import ConfigError
-from mlx.memory import check_areas
+from mlx.memory import check_areas, check_processes
 
 # The longest wait for an env's message: beyond a day a wait is a hang, not patience.
 MAX_TIMEOUT_S = 86400.0
@@ -65,6 +65,8 @@ class EnvSettings:
     def check_processes(self) -> None:
         """num_envs, and the settings of envs behind the gRPC protocol (env=unity, or subprocess=true)."""
         positive(self.num_envs, "env.num_envs")
+        if self.name == "unity" or self.subprocess:
+            check_processes(self.num_envs, f"{self.num_envs} env processes (each at least 50 MB)")
         if self.name != "unity" and (self.path is not None or self.env_args):
             key = "env.path" if self.path is not None else "env.env_args"
             raise ConfigError(

@@ -9,6 +9,7 @@ from mlx.config.checks import at_most, positive
 from mlx.errors import ConfigError
 from mlx.memory import check_watch
 
+MAX_DEMO_NAME = 16  # Unity's DemonstrationRecorder limit (mlx.formats.demo.MAX_NAME)
 MAX_WATCH_AREAS = 1024  # a 32 x 32 grid: more pictures would be too small to see in one video frame
 
 
@@ -41,6 +42,11 @@ class RecordSettings:
     def check(self) -> None:
         positive(self.episodes, "record.episodes")
         positive(self.max_steps, "record.max_steps")
+        if self.name is not None and len(self.name) > MAX_DEMO_NAME:
+            raise ConfigError(
+                f"record.name must be at most {MAX_DEMO_NAME} characters, Unity's limit on demonstration names "
+                f"(got '{self.name}', {len(self.name)})"
+            )
         if self.policy is not None and self.heuristic is not None:
             raise ConfigError("record.policy and record.heuristic both given: a recording has one actor, remove one")
 

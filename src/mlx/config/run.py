@@ -47,6 +47,7 @@ class TrackingSettings:
 
 DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 MAX_THREADS = 1024
+MAX_NAME_BYTES = 255  # a folder name on Linux, macOS and Windows
 SEED_RANGE = 2**32  # numpy's seeds: 0 <= seed < 2**32
 
 
@@ -189,8 +190,12 @@ def _check_top_level(tree: dict[str, Any]) -> None:
     if lesson is not None and (not isinstance(lesson, int) or isinstance(lesson, bool) or lesson < 0):
         raise ConfigError(f"lesson must be a lesson number >= 0 (got {lesson!r}); 0 is the first lesson")
     run_id = str(tree["run_id"])
-    if not run_id or "/" in run_id or run_id in (".", ".."):
-        raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
+    if not run_id or run_id in (".", "..") or any(c in run_id for c in "/\\") or not run_id.isprintable():
+        raise ConfigError(f"run_id must be a plain folder name (got {run_id!r})")
+    if len(run_id.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"run_id is {len(run_id.encode())} bytes long; a folder name holds at most {MAX_NAME_BYTES}: shorten it"
+        )
     if str(tree.get("mode", "train")) not in MODES:
         raise ConfigError(f"mode must be 'train', 'evaluate', 'watch' or 'record' (got '{tree.get('mode')}')")
     if tree.get("progress") not in ("auto", "plain"):
