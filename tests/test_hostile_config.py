@@ -325,6 +325,18 @@ def test_native_env_refuses_areas_it_cannot_hold(env_name, areas):
     assert f"env.num_areas={areas}" in line and "GB" in line, line
 
 
+def test_open_env_refuses_trajectories_of_the_real_observation_size(tmp_path):
+    """Validate's estimate (one float a step) lets 1000 areas x 300,000 steps through; 3DBall's 8 floats do
+    not fit, which training's open_env says before any trajectory is kept."""
+    from mlx.training.setup import open_env
+
+    cfg = validate(compose_tree("env.num_areas=1000", "trainer.time_horizon=300000"))
+    with pytest.raises(ConfigError) as info:
+        open_env(cfg, tmp_path)
+    line = str(info.value)
+    assert "trainer.time_horizon=300000" in line and "(8 floats a step)" in line and "env.num_areas" in line, line
+
+
 def test_machine_memory_is_known(monkeypatch):
     from mlx.memory import machine_bytes
 

@@ -113,6 +113,14 @@ def row_bytes(trainer_type: str, obs_floats: int, action_floats: int) -> int:
     return 4 * (obs + action_floats + STEP_FLOATS.get(trainer_type, 3))
 
 
+def spec_sizes(spec: Any) -> tuple[int, int]:
+    """Floats of one agent step's observations (every spec flattened, cameras included) and actions, each
+    at least 1, from a BehaviorSpec."""
+    obs = sum(math.prod(o.shape) for o in spec.observation_specs)
+    actions = spec.action_spec.continuous_size + spec.action_spec.discrete_size
+    return max(1, obs), max(1, actions)
+
+
 def check_trainer(
     settings: Any, key: str, obs_floats: int = 1, action_floats: int = 1, agents: int = 0, behavior: str = ""
 ) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from mlx.config import TrainerSettings
 from mlx.envs.api import BehaviorSpec
-from mlx.memory import check_trainer
+from mlx.memory import check_trainer, spec_sizes
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.ppo.trainer import PPOTrainer
 from mlx.trainers.sac.trainer import SACTrainer
@@ -24,9 +23,7 @@ def make_trainer(behavior_name: str, spec: BehaviorSpec, settings: TrainerSettin
     if settings.trainer_type not in TRAINERS:
         raise ValueError(f"unknown trainer_type '{settings.trainer_type}'")
     # Before any buffer is allocated: its size, now that the observations' size is known.
-    obs_floats = sum(math.prod(o.shape) for o in spec.observation_specs)
-    actions = spec.action_spec.continuous_size + spec.action_spec.discrete_size
-    check_trainer(settings, "trainer", max(1, obs_floats), max(1, actions), behavior=behavior_name)
+    check_trainer(settings, "trainer", *spec_sizes(spec), behavior=behavior_name)
     return TRAINERS[settings.trainer_type](behavior_name, spec, settings, *args)
 
 
