@@ -169,6 +169,7 @@ REFUSED: list[tuple[list[str], list[Callable[[dict[str, Any]], None]], list[str]
     ([SAC, f"{HP}.buffer_size=100000000000"], [], [f"{HP}.buffer_size", "GB"]),
     (["env.num_areas=1000000000"], [], ["env.num_areas=1000000000", "GB"]),
     (["env.num_envs=100000000"], [], ["env.num_areas", "env.num_envs", "GB"]),
+    (["env=gym", "env.id=CartPole-v1", "env.num_areas=10000000"], [], ["env.num_areas=10000000", "GB"]),
     (["trainer.network_settings.hidden_units=1000000"], [], ["hidden_units=1000000", "GB"]),
     (["network=lstm", "trainer.network_settings.memory.memory_size=2000000"], [], ["memory_size", "GB"]),
     (["trainer.time_horizon=100000000"], [], ["trainer.time_horizon", "GB", "env.num_areas"]),

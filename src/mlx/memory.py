@@ -41,6 +41,8 @@ BUFFER_COPIES = {"ppo": 2, "sac": 1}
 # working arrays) and a few ids and counters; measured: 196 (Basic) to 763,000 (Visual3DBall) bytes an area.
 AREA_OBS_COPIES = 2
 AREA_FIXED_BYTES = 32
+# env=gym: one Gymnasium env object an area; measured 5,000 (Pendulum) to 6,500 (CartPole) bytes each.
+GYM_AREA_BYTES = 4096
 # An env process (python -m mlx.envs.unity.remote: Python, numpy and gRPC) holds about 54 MB before its first
 # area; a Unity build more.
 PROCESS_BYTES = 50 * 1024**2
@@ -163,9 +165,11 @@ def check_network(net: Any, key: str, networks: int) -> None:
         )
 
 
-def check_areas(areas: int, obs_floats: int, key: str, value: Any, what: str, error: type[Exception]) -> None:
-    """``areas`` areas of a native env whose agents see ``obs_floats`` floats each."""
-    require(areas * (AREA_OBS_COPIES * 4 * obs_floats + AREA_FIXED_BYTES), key, value, what, error)
+def check_areas(
+    areas: int, obs_floats: int, key: str, value: Any, what: str, error: type[Exception], fixed: int = AREA_FIXED_BYTES
+) -> None:
+    """``areas`` areas of an env whose agents see ``obs_floats`` floats each, ``fixed`` bytes besides."""
+    require(areas * (AREA_OBS_COPIES * 4 * obs_floats + fixed), key, value, what, error)
 
 
 def check_processes(count: int, what: str) -> None:

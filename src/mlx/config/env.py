@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from mlx.config.checks import at_most, non_negative, positive
 from mlx.errors import ConfigError
-from mlx.memory import check_areas, check_processes
+from mlx.memory import AREA_FIXED_BYTES, GYM_AREA_BYTES, check_areas, check_processes
 
 # The longest wait for an env's message: beyond a day a wait is a hang, not patience.
 MAX_TIMEOUT_S = 86400.0
@@ -46,9 +46,9 @@ class EnvSettings:
         """env.id and env.kwargs belong to env=gym (a Gymnasium env); native envs take env.parameters."""
         positive(self.num_areas, "env.num_areas")
         areas = self.num_areas * max(1, self.num_envs)
-        check_areas(
-            areas, 1, "env.num_areas", self.num_areas, f"{areas} areas (env.num_areas x env.num_envs)", ConfigError
-        )
+        what = f"{areas} areas (env.num_areas x env.num_envs)"
+        fixed = GYM_AREA_BYTES if self.name == "gym" else AREA_FIXED_BYTES
+        check_areas(areas, 1, "env.num_areas", self.num_areas, what, ConfigError, fixed)
         if self.name == "gym":
             if not self.id:
                 raise ConfigError(
