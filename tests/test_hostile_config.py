@@ -245,6 +245,7 @@ ACCEPTED: list[list[str]] = [
     ["stop_at_reward=-1.5"],
     ["env.num_areas=1000", "trainer.time_horizon=1000"],
     ["network=lstm"],
+    [SAC, "trainer.time_horizon=100000000"],  # SAC keeps no trajectories of time_horizon steps
 ]
 
 

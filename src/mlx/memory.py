@@ -34,6 +34,8 @@ NETWORKS = {"ppo": 2, "sac": 4}
 # Floats per stored step besides observations and actions (PPO: log-prob, value, return, advantage, env
 # reward, done; SAC: reward, terminated, done).
 STEP_FLOATS = {"ppo": 6, "sac": 3}
+# Trainers that keep time_horizon steps of every agent (trajectories) before they become experience.
+ON_POLICY = ("ppo",)
 # Copies of the experience a trainer holds at its peak: PPO's chunks and their concatenation at update time;
 # SAC's preallocated ring.
 BUFFER_COPIES = {"ppo": 2, "sac": 1}
@@ -135,7 +137,7 @@ def check_trainer(
     row = row_bytes(kind, obs_floats, action_floats)
     copies = BUFFER_COPIES.get(kind, 1)
     require(copies * hp.buffer_size * row, f"{key}.hyperparameters.buffer_size", hp.buffer_size, f"its experience{of}")
-    if agents:
+    if agents and kind in ON_POLICY:  # SAC keeps one pending step an agent, not time_horizon of them
         require(
             agents * settings.time_horizon * row,
             f"{key}.time_horizon",
