@@ -399,6 +399,18 @@ def test_yaml_syntax_error_is_one_line_naming_file_and_line(tmp_path, text, line
     assert "\n" not in message and str(path) in message and f"line {line}" in message, message
 
 
+def test_mlx_errors_caused_by_yaml_keep_their_own_message():
+    import yaml
+
+    try:
+        try:
+            yaml.safe_load("a: [1")
+        except yaml.YAMLError as exc:
+            raise ConfigError("import: config.yaml line 1 is not YAML") from exc
+    except ConfigError as error:
+        assert describe(error) == "import: config.yaml line 1 is not YAML"
+
+
 # --- end to end: exit code 2 and one line on stderr -----------------------------------------------------------
 
 

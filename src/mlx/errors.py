@@ -103,7 +103,9 @@ def describe(exc: BaseException) -> str:
     # lazy for start-up speed (omegaconf)
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-    for candidate in (exc, exc.__cause__, exc.__context__):
+    # A YAML syntax error, raw or wrapped by Hydra (mlx's own errors keep their message, whatever caused them).
+    mine = isinstance(exc, (ConfigError, EnvError, RunError, TrainingError))
+    for candidate in (exc,) if mine else (exc, exc.__cause__, exc.__context__):
         if candidate is not None and (line := yaml_error(candidate)) is not None:
             return line
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
