@@ -121,6 +121,7 @@ REFUSED: list[tuple[list[str], list[Callable[[dict[str, Any]], None]], list[str]
     (["seed=4294967296"], [], ["seed", "2**32"]),
     (["seed=100000000000000000000"], [], ["seed"]),
     (["lesson=-1"], [], ["lesson"]),
+    (["env.subprocess=true", "seed=4294967295"], [], ["seed", "32-bit", "2**31 - env.num_envs"]),
     # --- torch_settings ---
     (["torch_settings.num_threads=0"], [], ["torch_settings.num_threads", ">= 1"]),
     (["torch_settings.num_threads=-4"], [], ["torch_settings.num_threads", ">= 1"]),
@@ -235,6 +236,7 @@ REFUSED: list[tuple[list[str], list[Callable[[dict[str, Any]], None]], list[str]
 ACCEPTED: list[list[str]] = [
     ["seed=0"],
     ["seed=4294967295"],
+    ["env.subprocess=true", "seed=2147483646"],
     ["seed=-1"],
     [SAC, f"{HP}.steps_per_update=0.01"],
     [SAC, f"{HP}.steps_per_update=20"],

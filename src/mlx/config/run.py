@@ -49,6 +49,7 @@ DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 MAX_THREADS = 1024
 MAX_NAME_BYTES = 255  # a folder name on Linux, macOS and Windows
 SEED_RANGE = 2**32  # numpy's seeds: 0 <= seed < 2**32
+INT32 = 2**31
 
 
 @dataclass
@@ -202,6 +203,15 @@ def _check_top_level(tree: dict[str, Any]) -> None:
         raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
 
 
+def _check_process_seed(seed: int, env: EnvSettings) -> None:
+    """Env processes (env=unity, env.subprocess=true) get seed + their index in ML-Agents' handshake, an int32."""
+    if (env.name == "unity" or env.subprocess) and seed >= INT32 - env.num_envs:
+        raise ConfigError(
+            f"seed must be below 2**31 - env.num_envs = {INT32 - env.num_envs} with env processes: ML-Agents' "
+            f"handshake carries seed + the env's index as a 32-bit integer (got {seed})"
+        )
+
+
 def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunConfig:
     """Turn the composed config into typed settings, or raise ConfigError naming the problem
     (``check_files=False``: except missing .demo files, for configs checked before a run)."""
@@ -221,6 +231,7 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
     behaviors, behavior_signals = _behaviors(tree, trainer_tree, check_files)
     env = build(EnvSettings, tree.get("env"), "env")
     env.check()
+    _check_process_seed(int(tree["seed"]), env)
     areas = env.num_areas * env.num_envs
     check_trainer(trainer, "trainer", agents=areas)
     for behavior, settings in behaviors.items():
