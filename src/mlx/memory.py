@@ -6,8 +6,9 @@ the kernel's OOM killer. ``require`` refuses it up front with one line naming th
 machine's memory. Estimates are lower bounds of what the code allocates (the arrays it is known to keep,
 measured for the native envs), so a refusal is never a false alarm; the headroom covers the rest.
 
-Checks at validate time (mlx.config) know no observation size and assume the smallest, one float; the
-trainers (mlx.trainers.registry.make_trainer) and native envs (NativeEnv) check again once the spec is known.
+Checks at validate time (mlx.config) know no observation size and assume the smallest, one float; once the
+spec is known, native envs (NativeEnv), training's open_env (trajectories and buffers of every behaviour)
+and mlx.trainers.registry.make_trainer (buffers) check again with the real size.
 Only mlx.errors is imported here, so envs, trainers and the config can all use it.
 """
 
