@@ -38,10 +38,12 @@ from mlx.training.callbacks import (
     SummaryHook,
 )
 from mlx.training.checkpoints import (
+    STATE_MISMATCH,
     RunPaths,
     TrainingStatus,
     atomic_write,
     load_checkpoint,
+    resume_trainer,
     save_checkpoint,
     truncate_stats,
 )
@@ -119,10 +121,9 @@ class Run:
                 path = self.paths.latest_checkpoint(name)
                 if not path.exists():
                     raise RunError(f"nothing to resume: {path} does not exist; start without resume=true")
-                state = load_checkpoint(path)
-                trainer.load_state_dict(state["trainer"])
+                elapsed = resume_trainer(trainer, path)
                 trainer.load_extras(self.paths.behavior_dir(name))
-                self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
+                self.elapsed_before = max(self.elapsed_before, elapsed)
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
                 assert self.env is not None
@@ -142,7 +143,7 @@ class Run:
                     raise RunError(f"{source}: no checkpoint at {path}; name a finished run_id or a .pt file")
                 try:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
-                except (RuntimeError, KeyError) as exc:
+                except STATE_MISMATCH as exc:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
 
     def start_tracking(self) -> None:
