@@ -1,0 +1,634 @@
+"""Every file mlx reads, crafted or mutated: one clear error (never a traceback) and never code execution.
+
+Each reader gets a table of hostile files (code-execution payloads that would write a marker file, wrong
+types, wrong shapes, truncations) and a seeded fuzz test that mutates a real file it wrote (truncated at
+random offsets, random bytes flipped, junk inserted): the file either loads or raises that reader's user
+error, whose message is one line naming the file. A few cases run end to end through `python -m mlx`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import io
+import json
+import math
+import os
+import pickle
+import random
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mlx.config import validate
+from mlx.envs import make_env
+from mlx.errors import DemoError, RunError
+from mlx.formats.demo import load_demonstration, write_demo
+from mlx.modes.policy import OnnxPolicy, load_policy
+from mlx.tracking import curves
+from mlx.trainers.registry import make_trainer
+from mlx.trainers.sac.replay import ReplayBuffer
+from mlx.training.checkpoints import (
+    TrainingStatus,
+    atomic_torch_save,
+    load_checkpoint,
+    resume_trainer,
+    truncate_stats,
+)
+from tests.conftest import compose_tree, run_mlx
+from tests.test_demo import record_episodes
+
+BEHAVIOR = "3DBall"
+MUTATIONS = 30
+
+
+# ---- payloads: objects whose unpickling would run code ---------------------------------------------------
+class SystemCall:
+    """Unpickles as os.system(...): a shell command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+class ExecCall:
+    """Unpickles as exec(...): arbitrary Python."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (builtins.exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+class SetStateMarker:
+    """An ordinary-looking class whose __setstate__ (run on unpickling) writes the marker."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Path(state["marker"]).touch()
+
+
+def one_line(exc: BaseException, path: Path) -> str:
+    """The error's message, checked to be one line that names ``path``."""
+    message = str(exc)
+    assert message and "\n" not in message, message
+    assert str(path) in message, message
+    return message
+
+
+def mutations(data: bytes, seed: int, n: int = MUTATIONS) -> Iterator[bytes]:
+    """``n`` deterministic mutations of ``data``: truncations, byte flips and junk insertions, in turn."""
+    rng = random.Random(seed)
+    for i in range(n):
+        out = bytearray(data)
+        if i % 3 == 0:
+            del out[rng.randrange(len(out)) :]
+        elif i % 3 == 1:
+            for _ in range(rng.randint(1, 8)):
+                out[rng.randrange(len(out))] = rng.randrange(256)
+        else:
+            pos = rng.randrange(len(out))
+            out[pos:pos] = rng.randbytes(rng.randint(1, 32))
+        yield bytes(out)
+
+
+# ---- fixtures: real files, written by mlx's own writers ----------------------------------------------------
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny PPO trainer on 3DBall after a few steps, its config, and a checkpoint as save_checkpoint writes
+    it (the same dict, through atomic_torch_save)."""
+    folder = tmp_path_factory.mktemp("run")
+    cfg = validate(compose_tree("env=3dball", f"results_dir={folder}"))
+    env = make_env("3dball", 1, 0)
+    spec = env.behavior_specs[BEHAVIOR]
+    trainer = make_trainer(BEHAVIOR, spec, cfg.trainer_for(BEHAVIOR), cfg.signals_for(BEHAVIOR), torch.device("cpu"))
+    env.reset()
+    for _ in range(5):
+        decision, terminal = env.get_steps(BEHAVIOR)
+        env.set_actions(BEHAVIOR, trainer.process(decision, terminal))
+        env.step()
+    state = {"trainer": trainer.state_dict(), "behavior": BEHAVIOR, "behavior_spec": repr(spec), "time_elapsed": 1.5}
+    checkpoint = folder / "checkpoint.pt"
+    atomic_torch_save(state, checkpoint)
+    onnx = trainer.export(folder / "policy.onnx")
+    decision, _ = env.get_steps(BEHAVIOR)
+    env.close()
+    return {"cfg": cfg, "spec": spec, "trainer": trainer, "state": state, "checkpoint": checkpoint,
+            "onnx": onnx, "decision": decision}  # fmt: skip
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "CODE_RAN"
+    yield path
+    assert not path.exists(), "a file's contents ran code"
+
+
+# ---- checkpoints: code execution ---------------------------------------------------------------------------
+def write_payload(kind: str, path: Path, marker: Path) -> None:
+    if kind == "os_system":
+        torch.save({"trainer": SystemCall(marker)}, path)
+    elif kind == "exec":
+        torch.save({"trainer": {"module": ExecCall(marker)}}, path)
+    elif kind == "setstate":
+        torch.save({"trainer": SetStateMarker(marker)}, path)
+    elif kind == "legacy_format":  # torch's pre-zip format is read by the same safe unpickler
+        torch.save({"trainer": SystemCall(marker)}, path, _use_new_zipfile_serialization=False)
+    elif kind == "plain_pickle":
+        path.write_bytes(pickle.dumps(SystemCall(marker)))
+    elif kind == "numpy_array":  # what a checkpoint holding numpy arrays would be: refused, numpy named
+        torch.save({"trainer": {"numpy_rng": np.zeros(3)}}, path)
+    else:
+        raise AssertionError(kind)
+
+
+PAYLOADS = ["os_system", "exec", "setstate", "legacy_format", "plain_pickle", "numpy_array"]
+
+
+@pytest.mark.parametrize("kind", PAYLOADS)
+@pytest.mark.parametrize("reader", ["resume", "evaluate"])
+def test_a_crafted_checkpoint_is_refused_without_running_it(run, tmp_path, marker, kind, reader):
+    path = tmp_path / f"{kind}.pt"
+    write_payload(kind, path, marker)
+    with pytest.raises(RunError) as info:
+        if reader == "resume":
+            resume_trainer(run["trainer"], path)
+        else:
+            load_policy(run["cfg"], BEHAVIOR, run["spec"], path, deterministic=True)
+    message = one_line(info.value, path)
+    assert "only tensors and plain data are loaded" in message
+    if kind == "numpy_array":
+        assert "numpy" in message
+
+
+# ---- checkpoints: files that are not (this run's) checkpoints ----------------------------------------------
+def _state_edit(edit: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    def apply(state: dict[str, Any]) -> Any:
+        state = copy.deepcopy(state)
+        edit(state)
+        return state
+
+    return apply
+
+
+def _wrong_shape(state: dict[str, Any]) -> None:
+    module = state["trainer"]["module"]
+    key = next(k for k, v in module.items() if v.ndim == 2)
+    module[key] = torch.zeros(3, 3)
+
+
+BAD_STATES: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "a_list": (lambda s: [1, 2, 3], "not an mlx checkpoint"),
+    "a_tensor": (lambda s: torch.zeros(4), "not an mlx checkpoint"),
+    "no_trainer": (_state_edit(lambda s: s.pop("trainer")), "not an mlx checkpoint"),
+    "trainer_is_text": (_state_edit(lambda s: s.update(trainer="weights")), "not an mlx checkpoint"),
+    "time_elapsed_nan": (_state_edit(lambda s: s.update(time_elapsed=math.nan)), "time_elapsed"),
+    "time_elapsed_text": (_state_edit(lambda s: s.update(time_elapsed="1h")), "time_elapsed"),
+    "no_module": (_state_edit(lambda s: s["trainer"].pop("module")), "does not fit"),
+    "module_is_a_list": (_state_edit(lambda s: s["trainer"].update(module=[1])), "does not fit"),
+    "wrong_shape": (_state_edit(_wrong_shape), "does not fit"),
+    "optimizer_empty": (_state_edit(lambda s: s["trainer"].update(optimizer={})), "does not fit"),
+    "step_negative": (_state_edit(lambda s: s["trainer"].update(step=-5)), "does not fit"),
+    "step_text": (_state_edit(lambda s: s["trainer"].update(step="100")), "does not fit"),
+    "torch_rng_a_list": (_state_edit(lambda s: s["trainer"].update(torch_rng=[1, 2])), "does not fit"),
+    "torch_rng_floats": (_state_edit(lambda s: s["trainer"].update(torch_rng=torch.zeros(3))), "does not fit"),
+    "numpy_rng_garbage": (_state_edit(lambda s: s["trainer"].update(numpy_rng={"state": 1})), "does not fit"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STATES))
+def test_a_torch_file_that_is_not_this_runs_checkpoint_is_one_line(run, tmp_path, case):
+    edit, expected = BAD_STATES[case]
+    path = tmp_path / f"{case}.pt"
+    torch.save(edit(run["state"]), path)
+    fresh = make_trainer(BEHAVIOR, run["spec"], run["cfg"].trainer_for(BEHAVIOR), run["cfg"].signals_for(BEHAVIOR),
+                         torch.device("cpu"))  # fmt: skip
+    with pytest.raises(RunError, match=expected) as info:
+        resume_trainer(fresh, path)
+    one_line(info.value, path)
+
+
+def _zip_of_other_members(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/notes.txt", "hello")
+
+
+def _text(path: Path) -> None:
+    path.write_text("model weights: none\n")
+
+
+UNREADABLE: dict[str, Callable[[Path, bytes], None]] = {
+    "zero_bytes": lambda p, good: p.write_bytes(b""),
+    "random_bytes": lambda p, good: p.write_bytes(random.Random(1).randbytes(4096)),
+    "truncated_half": lambda p, good: p.write_bytes(good[: len(good) // 2]),
+    "truncated_to_header": lambda p, good: p.write_bytes(good[:100]),
+    "zip_with_other_members": lambda p, good: _zip_of_other_members(p),
+    "text": lambda p, good: _text(p),
+    "a_folder": lambda p, good: p.mkdir(),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREADABLE))
+def test_an_unreadable_checkpoint_is_one_line(run, tmp_path, case):
+    path = tmp_path / "checkpoint.pt"
+    UNREADABLE[case](path, run["checkpoint"].read_bytes())
+    with pytest.raises(RunError, match="give a .pt file written by mlx") as info:
+        load_checkpoint(path)
+    one_line(info.value, path)
+
+
+def test_mlx_checkpoints_load_with_weights_only_and_resume_exactly(run, tmp_path):
+    """The format itself is safe: torch's weights_only loader reads it, and a resumed trainer equals the one
+    that wrote it (weights, step, RNG states)."""
+    assert isinstance(torch.load(run["checkpoint"], weights_only=True), dict)
+    cfg, spec = run["cfg"], run["spec"]
+    fresh = make_trainer(BEHAVIOR, spec, cfg.trainer_for(BEHAVIOR), cfg.signals_for(BEHAVIOR), torch.device("cpu"), 7)
+    assert resume_trainer(fresh, run["checkpoint"]) == 1.5
+    assert fresh.step == run["trainer"].step
+    mine, theirs = fresh.state_dict(), run["state"]["trainer"]
+    assert all(torch.equal(v, theirs["module"][k]) for k, v in mine["module"].items())
+    assert mine["numpy_rng"] == theirs["numpy_rng"]
+
+
+def _rezip(archive: bytes, member_suffix: str, replacement: bytes) -> bytes:
+    """The torch zip ``archive`` with one member (e.g. the pickle, data.pkl) replaced."""
+    source = zipfile.ZipFile(io.BytesIO(archive))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            z.writestr(info.filename, replacement if info.filename.endswith(member_suffix) else data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("target", ["file", "pickle"])
+def test_fuzzed_checkpoints_load_or_are_one_line(run, tmp_path, marker, target):
+    """Mutations of the whole file, and of the pickle inside it (what the safe unpickler must survive)."""
+    good = run["checkpoint"].read_bytes()
+    archive = zipfile.ZipFile(io.BytesIO(good))
+    pickled = archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
+    if target == "file":
+        variants = mutations(good, 10)
+    else:
+        variants = (_rezip(good, "data.pkl", m) for m in mutations(pickled, 11))
+    path = tmp_path / "fuzz.pt"
+    cfg, spec = run["cfg"], run["spec"]
+    trainer = make_trainer(BEHAVIOR, spec, cfg.trainer_for(BEHAVIOR), cfg.signals_for(BEHAVIOR), torch.device("cpu"))
+    outcomes = {"loaded": 0, "refused": 0}
+    for data in variants:
+        path.write_bytes(data)
+        try:
+            resume_trainer(trainer, path)
+            load_policy(cfg, BEHAVIOR, spec, path, deterministic=True)
+        except RunError as exc:
+            one_line(exc, path)
+            outcomes["refused"] += 1
+        else:
+            outcomes["loaded"] += 1
+    assert outcomes["refused"] >= 10, outcomes
+
+
+# ---- SAC's replay_buffer.npz -------------------------------------------------------------------------------
+FIELDS: dict[str, tuple[tuple[int, ...], np.dtype]] = {"obs": ((3,), np.float32), "done": ((), bool)}
+
+
+def saved_buffer(path: Path) -> ReplayBuffer:
+    buffer = ReplayBuffer(8, FIELDS)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        buffer.add(obs=rng.normal(size=(4, 3)).astype(np.float32), done=rng.random(4) < 0.5)
+    buffer.save(path)
+    return buffer
+
+
+def _npz(path: Path, **arrays: Any) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _huge_header(path: Path) -> None:
+    """A member whose .npy header announces 10^12 rows: must be refused before anything is allocated."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 3)})
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("size.npy", _npy(np.array(4)))
+        z.writestr("cursor.npy", _npy(np.array(4)))
+        z.writestr("data_obs.npy", b"\x93NUMPY\x01\x00" + header.getvalue()[8:] + b"\0" * 64)
+        z.writestr("data_done.npy", _npy(np.zeros(4, bool)))
+
+
+def _npy(array: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array)
+    return out.getvalue()
+
+
+def _good_arrays(**changes: Any) -> dict[str, Any]:
+    arrays = {"size": np.array(4), "cursor": np.array(4), "data_obs": np.zeros((4, 3), np.float32),
+              "data_done": np.zeros(4, bool)}  # fmt: skip
+    arrays.update(changes)
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+BAD_BUFFERS: dict[str, Callable[[Path, bytes, Path], None]] = {
+    "zero_bytes": lambda p, good, m: p.write_bytes(b""),
+    "random_bytes": lambda p, good, m: p.write_bytes(random.Random(2).randbytes(2000)),
+    "truncated": lambda p, good, m: p.write_bytes(good[: len(good) // 2]),
+    "truncated_end": lambda p, good, m: p.write_bytes(good[:-10]),
+    "one_array": lambda p, good, m: p.write_bytes(_npy(np.zeros(3))),
+    "object_array_payload": lambda p, good, m: _npz(p, **_good_arrays(data_obs=np.array([SystemCall(m)] * 4))),
+    "no_size": lambda p, good, m: _npz(p, **_good_arrays(size=None)),
+    "size_text": lambda p, good, m: _npz(p, **_good_arrays(size=np.array("4"))),
+    "size_negative": lambda p, good, m: _npz(p, **_good_arrays(size=np.array(-1))),
+    "size_fraction": lambda p, good, m: _npz(p, **_good_arrays(size=np.array(2.5))),
+    "size_over_capacity": lambda p, good, m: _npz(p, **_good_arrays(size=np.array(100))),
+    "size_an_array": lambda p, good, m: _npz(p, **_good_arrays(size=np.array([4, 4]))),
+    "rows_fewer_than_size": lambda p, good, m: _npz(p, **_good_arrays(data_obs=np.zeros((2, 3), np.float32))),
+    "wrong_row_shape": lambda p, good, m: _npz(p, **_good_arrays(data_obs=np.zeros((4, 5), np.float32))),
+    "missing_field": lambda p, good, m: _npz(p, **_good_arrays(data_done=None)),
+    "strings": lambda p, good, m: _npz(p, **_good_arrays(data_obs=np.full((4, 3), "x"))),
+    "huge_header": lambda p, good, m: _huge_header(p),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BUFFERS))
+def test_a_bad_replay_buffer_is_one_line(tmp_path, marker, case):
+    good = tmp_path / "good.npz"
+    saved_buffer(good)
+    path = tmp_path / "replay_buffer.npz"
+    BAD_BUFFERS[case](path, good.read_bytes(), marker)
+    buffer = ReplayBuffer(8, FIELDS)
+    with pytest.raises(RunError, match="delete it to resume with an empty replay buffer") as info:
+        buffer.load(path)
+    one_line(info.value, path)
+    assert len(buffer) == 0  # nothing half-loaded
+
+
+def test_fuzzed_replay_buffers_load_or_are_one_line(tmp_path):
+    good = tmp_path / "good.npz"
+    saved = saved_buffer(good)
+    path = tmp_path / "replay_buffer.npz"
+    refused = 0
+    for data in mutations(good.read_bytes(), 20):
+        path.write_bytes(data)
+        buffer = ReplayBuffer(8, FIELDS)
+        try:
+            buffer.load(path)
+        except RunError as exc:
+            one_line(exc, path)
+            refused += 1
+        else:
+            assert len(buffer) == len(saved)
+    assert refused >= 10
+
+
+# ---- run_logs/training_status.json -------------------------------------------------------------------------
+def status_with(**changes: Any) -> dict[str, Any]:
+    checkpoint = {"steps": 400, "file_path": "results/r/3DBall/3DBall-400.pt", "reward": 1.0, "creation_time": 1.0}
+    data: dict[str, Any] = {
+        BEHAVIOR: {"checkpoints": [checkpoint], "final_checkpoint": None},
+        "difficulty": {"lesson_num": 1, "smoothing": 0.5},
+        "metadata": {"mlx_version": "0.1.0", "mlflow_run_id": None, "time_elapsed": 3.0},
+    }
+    for where, value in changes.items():
+        *parents, key = where.split("__")
+        node = data
+        for p in parents:
+            node = node[p] if not p.isdigit() else node[int(p)]
+        node[key] = value
+    return data
+
+
+BAD_STATUS: dict[str, bytes] = {
+    "not_json": b"{checkpoints: [",
+    "binary": bytes(range(256)) * 4,
+    "a_list": b"[1, 2]",
+    "a_number": b"42",
+    "null": b"null",
+    "deeply_nested": b"[" * 100_000 + b"]" * 100_000,
+    "metadata_a_list": json.dumps(status_with(metadata=[1])).encode(),
+    "mlflow_run_id_a_number": json.dumps(status_with(metadata__mlflow_run_id=7)).encode(),
+    "time_elapsed_text": json.dumps(status_with(metadata__time_elapsed="long")).encode(),
+    "behavior_a_string": json.dumps(status_with(**{BEHAVIOR: "x"})).encode(),
+    "checkpoints_an_object": json.dumps(status_with(**{f"{BEHAVIOR}__checkpoints": {}})).encode(),
+    "checkpoint_steps_text": json.dumps(status_with(**{f"{BEHAVIOR}__checkpoints__0__steps": "400"})).encode(),
+    "checkpoint_path_a_number": json.dumps(status_with(**{f"{BEHAVIOR}__checkpoints__0__file_path": 3})).encode(),
+    "final_checkpoint_a_list": json.dumps(status_with(**{f"{BEHAVIOR}__final_checkpoint": []})).encode(),
+    "lesson_text": json.dumps(status_with(difficulty__lesson_num="two")).encode(),
+    "smoothing_text": json.dumps(status_with(difficulty__smoothing="high")).encode(),
+}
+
+
+def test_a_valid_status_loads(tmp_path):
+    path = tmp_path / "training_status.json"
+    path.write_text(json.dumps(status_with()))
+    status = TrainingStatus.load(path)
+    assert status.metadata["time_elapsed"] == 3.0 and status.behaviors[BEHAVIOR]["checkpoints"][0]["steps"] == 400
+
+
+@pytest.mark.parametrize("case", list(BAD_STATUS))
+def test_a_bad_training_status_is_one_line(tmp_path, case):
+    path = tmp_path / "training_status.json"
+    path.write_bytes(BAD_STATUS[case])
+    with pytest.raises(RunError, match="remove it to resume from the checkpoints alone") as info:
+        TrainingStatus.load(path)
+    one_line(info.value, path)
+
+
+def test_fuzzed_training_status_loads_or_is_one_line(tmp_path):
+    path = tmp_path / "training_status.json"
+    path.write_text(json.dumps(status_with(), indent=2))
+    refused = 0
+    for data in mutations(path.read_bytes(), 30):
+        path.write_bytes(data)
+        try:
+            TrainingStatus.load(path)
+        except RunError as exc:
+            one_line(exc, path)
+            refused += 1
+    assert refused >= 10
+
+
+# ---- run_logs/stats.jsonl: mlx.tracking.curves and resume's truncation -------------------------------------
+def stats_lines(n: int = 4) -> list[str]:
+    return [json.dumps({"behavior": BEHAVIOR, "step": 400 * (i + 1), "time_elapsed": 1.0 + i, "mean_reward": 0.5 * i,
+                        "std_reward": 0.1, "Environment/Episode Length": 20.0, "Losses/Value Loss": 1.0 / (i + 1)})
+            for i in range(n)]  # fmt: skip
+
+
+GARBAGE_STATS: dict[str, tuple[bytes, int]] = {  # contents, exit code of mlx.tracking.curves
+    "binary": (random.Random(3).randbytes(3000), 2),
+    "json_but_not_rows": (b'[1, 2]\n42\nnull\n"text"\n', 2),
+    "rows_of_wrong_types": (b'{"behavior": 5, "step": 1}\n{"behavior": "B", "step": "400"}\n', 2),
+    "behavior_a_path": (b'{"behavior": "../../x", "step": 400, "mean_reward": 1}\n', 2),
+    "step_beyond_64_bits": (b'{"behavior": "B", "step": 100000000000000000000000, "mean_reward": 1}\n', 2),
+    "values_of_wrong_types": (
+        (
+            "\n".join(stats_lines(2)) + '\n{"behavior": "3DBall", "step": 1200, '
+            '"mean_reward": "high", "Losses/Value Loss": [1]}\n'
+        ).encode(),
+        0,
+    ),  # fmt: skip
+    "infinite_values": (b'{"behavior": "B", "step": 400, "mean_reward": Infinity, "std_reward": NaN}\n', 0),
+    "garbage_between_rows": ("\n".join([stats_lines()[0], "\x00\xff{{", *stats_lines()[1:]]).encode(), 0),
+    "deeply_nested_line": (b"[" * 50_000 + b"\n" + "\n".join(stats_lines(1)).encode(), 0),
+}
+
+
+@pytest.mark.parametrize("case", list(GARBAGE_STATS))
+def test_curves_of_a_garbage_stats_file_draw_what_is_readable_or_say_so(tmp_path, capsys, case):
+    data, code = GARBAGE_STATS[case]
+    stats = tmp_path / "run_logs" / "stats.jsonl"
+    stats.parent.mkdir()
+    stats.write_bytes(data)
+    assert curves.main([str(tmp_path)]) == code
+    err = capsys.readouterr().err
+    if code:
+        assert err.count("\n") == 1 and str(stats) in err and "holds no summary row" in err, err
+    else:
+        assert not err and list((tmp_path / "run_logs").glob("*_curves.png"))
+
+
+def test_resume_keeps_the_readable_rows_of_a_garbage_stats_file(tmp_path):
+    stats = tmp_path / "stats.jsonl"
+    lines = stats_lines()
+    stats.write_bytes("\n".join([lines[0], "\x00\xff garbage", '{"step": "800"}', "[3]", *lines[1:]]).encode())
+    truncate_stats(stats, 800)
+    assert stats.read_text().splitlines() == lines[:2]
+
+
+def test_fuzzed_stats_files_never_break_the_readers(tmp_path):
+    stats = tmp_path / "stats.jsonl"
+    good = ("\n".join(stats_lines()) + "\n").encode()
+    for data in mutations(good, 40):
+        stats.write_bytes(data)
+        rows = curves.read_stats(stats)
+        assert all(isinstance(r["behavior"], str) and isinstance(r["step"], int) for r in rows)
+        truncate_stats(stats, 800)
+        assert all(json.loads(line)["step"] <= 800 for line in stats.read_text().splitlines())
+
+
+def test_compare_with_a_garbage_tracking_store_is_one_line(tmp_path, capsys):
+    from mlx.tracking import compare
+
+    store = tmp_path / "mlruns.db"
+    store.write_bytes(random.Random(4).randbytes(5000))
+    assert compare.main(["--tracking-uri", f"sqlite:///{store}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(store) in err and "cannot be read" in err, err
+
+
+# ---- .demo files -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    name, spec, episodes = record_episodes("basic", 1, 2)
+    path = tmp_path_factory.mktemp("demo") / "basic.demo"
+    write_demo(path, spec, name, episodes)
+    return path
+
+
+@pytest.mark.parametrize("case", ["pickle_payload", "a_checkpoint", "zero_bytes", "random_bytes"])
+def test_a_file_that_is_not_a_demo_is_one_line(run, tmp_path, marker, case):
+    path = tmp_path / "x.demo"
+    if case == "pickle_payload":
+        path.write_bytes(pickle.dumps(SystemCall(marker)))
+    elif case == "a_checkpoint":
+        path.write_bytes(run["checkpoint"].read_bytes())
+    elif case == "zero_bytes":
+        path.write_bytes(b"")
+    else:
+        path.write_bytes(random.Random(5).randbytes(3000))
+    with pytest.raises(DemoError) as info:
+        load_demonstration(path)
+    one_line(info.value, path)
+
+
+def test_fuzzed_demos_load_or_are_one_line(demo, tmp_path):
+    path = tmp_path / "fuzz.demo"
+    refused = 0
+    for data in mutations(demo.read_bytes(), 30):
+        path.write_bytes(data)
+        try:
+            load_demonstration(path)
+        except DemoError as exc:
+            one_line(exc, path)
+            refused += 1
+    assert refused >= 10
+
+
+# ---- ONNX policies (mode=evaluate / watch / record with evaluate.policy=<file.onnx>) ------------------------
+@pytest.mark.parametrize("case", ["zero_bytes", "random_bytes", "truncated", "a_checkpoint"])
+def test_a_corrupt_onnx_policy_is_one_line(run, tmp_path, case):
+    path = tmp_path / "policy.onnx"
+    good = run["onnx"].read_bytes()
+    contents = {"zero_bytes": b"", "random_bytes": random.Random(6).randbytes(4000),
+                "truncated": good[: len(good) // 3], "a_checkpoint": run["checkpoint"].read_bytes()}  # fmt: skip
+    path.write_bytes(contents[case])
+    with pytest.raises(RunError) as info:
+        load_policy(run["cfg"], BEHAVIOR, run["spec"], path, deterministic=True)
+    one_line(info.value, path)
+
+
+def test_fuzzed_onnx_policies_act_or_are_one_line(run, tmp_path):
+    path = tmp_path / "policy.onnx"
+    refused = 0
+    for data in mutations(run["onnx"].read_bytes(), 40):
+        path.write_bytes(data)
+        try:
+            policy = OnnxPolicy(path, run["spec"], deterministic=True)
+            actions = policy.act(run["decision"])
+        except RunError as exc:
+            one_line(exc, path)
+            refused += 1
+        else:
+            assert actions.continuous.shape == (len(run["decision"]), 2)
+    assert refused >= 10
+
+
+# ---- end to end: exit 2, one line on stderr, nothing ran ---------------------------------------------------
+E2E = {  # how a checkpoint reaches mlx from the command line
+    "resume": ["run_id=victim", "resume=true"],
+    "initialize_from": ["run_id=other", "initialize_from=victim"],
+    "evaluate": ["run_id=victim", "mode=evaluate", "evaluate.policy=results/victim/3DBall/checkpoint.pt"],
+}
+
+
+@pytest.mark.parametrize("how", list(E2E))
+def test_a_crafted_checkpoint_end_to_end_is_exit_2_and_one_line(tmp_path, marker, how):
+    """A run folder whose checkpoint.pt was replaced by a payload, met through resume, initialize_from and
+    evaluate.policy: exit 2, one line on stderr, nothing ran."""
+    base = ["env=3dball", "env.num_areas=1", "tracking=none", "seed=0"]
+    root = tmp_path / "results" / "victim"
+    (root / BEHAVIOR).mkdir(parents=True)
+    resolved = validate(compose_tree(*base, "run_id=victim")).resolved  # what the run wrote when it started
+    (root / "configuration.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    torch.save({"trainer": SystemCall(marker)}, root / BEHAVIOR / "checkpoint.pt")
+    proc = run_mlx(*base, *E2E[how], cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlx: error: "), proc.stderr
+    assert "only tensors and plain data are loaded" in lines[0], lines[0]
+
+
+def test_no_unsafe_loader_in_the_sources():
+    """Every loader of mlx is safe: no weights_only=False, no pickle, no allow_pickle=True, no yaml.load."""
+    src = Path(__file__).resolve().parents[1] / "src" / "mlx"
+    unsafe = ("weights_only=False", "allow_pickle=True", "yaml.load(", "pickle.load", "yaml.unsafe_load")
+    found = [
+        f"{path.relative_to(src)}: {needle}"
+        for path in src.rglob("*.py")
+        for needle in unsafe
+        if needle in path.read_text()
+    ]
+    assert not found, found
