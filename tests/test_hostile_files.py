@@ -632,3 +632,29 @@ def test_no_unsafe_loader_in_the_sources():
         if needle in path.read_text()
     ]
     assert not found, found
+
+
+# ---- the sweep's readers of a trial's files (a resumed or re-run trial) ------------------------------------
+@pytest.mark.parametrize("case", ["binary", "a_list", "a_number", "deeply_nested", "checkpoints_an_object"])
+def test_sweep_readers_treat_a_bad_status_as_no_checkpoint(tmp_path, case):
+    from mlx.sweep.search import checkpoint_step
+    from mlx.sweep.tracking import mlflow_run_id_of
+
+    path = tmp_path / "trial" / "run_logs" / "training_status.json"
+    path.parent.mkdir(parents=True)
+    (tmp_path / "trial" / BEHAVIOR).mkdir()
+    (tmp_path / "trial" / BEHAVIOR / "checkpoint.pt").write_bytes(b"")
+    path.write_bytes(BAD_STATUS[case])
+    assert checkpoint_step(tmp_path, "trial") is None
+    assert mlflow_run_id_of(str(tmp_path), "trial") is None
+    path.write_text(json.dumps(status_with(metadata__mlflow_run_id="abc")))
+    assert checkpoint_step(tmp_path, "trial") == 400 and mlflow_run_id_of(str(tmp_path), "trial") == "abc"
+
+
+def test_sweep_history_of_a_garbage_stats_file_keeps_the_readable_rows(tmp_path):
+    from mlx.sweep.objective import read_history
+
+    stats = tmp_path / "stats.jsonl"
+    stats.write_bytes(b"\n".join([stats_lines()[0].encode(), b"\xff\x00[1]", b'{"behavior": [1], "step": 2}',
+                                  b'{"behavior": "3DBall", "step": "800"}', stats_lines()[1].encode()]))  # fmt: skip
+    assert read_history(stats) == {BEHAVIOR: [(400, 0.0), (800, 0.5)]}
