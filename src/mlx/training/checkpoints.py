@@ -67,8 +67,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             "give a .pt file written by mlx"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        text = re.sub(r"^\[enforce fail at [^\]]*\][\s.]*", "", one_line_error(exc))
+        reason = text.split(". ")[0][:160]  # torch's first sentence; the rest is advice for its developers
         raise RunError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {one_line_error(exc)[:160]}); "
+            f"checkpoint {path} cannot be read ({type(exc).__name__}{': ' + reason if reason else ''}); "
             "it may be truncated or from another program; give a .pt file written by mlx"
         ) from None
     if not isinstance(state, dict) or not isinstance(state.get("trainer"), dict):
