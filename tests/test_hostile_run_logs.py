@@ -47,6 +47,8 @@ BAD_STATUS: dict[str, bytes] = {
     "metadata_a_list": json.dumps(status_with(metadata=[1])).encode(),
     "mlflow_run_id_a_number": json.dumps(status_with(metadata__mlflow_run_id=7)).encode(),
     "time_elapsed_text": json.dumps(status_with(metadata__time_elapsed="long")).encode(),
+    "time_elapsed_infinite": json.dumps(status_with(metadata__time_elapsed=float("inf"))).encode(),
+    "steps_beyond_float": json.dumps(status_with(**{f"{BEHAVIOR}__checkpoints__0__steps": -(10**400)})).encode(),
     "behavior_a_string": json.dumps(status_with(**{BEHAVIOR: "x"})).encode(),
     "checkpoints_an_object": json.dumps(status_with(**{f"{BEHAVIOR}__checkpoints": {}})).encode(),
     "checkpoint_steps_text": json.dumps(status_with(**{f"{BEHAVIOR}__checkpoints__0__steps": "400"})).encode(),
@@ -130,7 +132,8 @@ def test_curves_of_a_garbage_stats_file_draw_what_is_readable_or_say_so(tmp_path
 def test_resume_keeps_the_readable_rows_of_a_garbage_stats_file(tmp_path):
     stats = tmp_path / "stats.jsonl"
     lines = stats_lines()
-    stats.write_bytes("\n".join([lines[0], "\x00\xff garbage", '{"step": "800"}', "[3]", *lines[1:]]).encode())
+    junk = ["\x00\xff garbage", '{"step": "800"}', "[3]", '{"behavior": "3DBall", "step": 1' + "0" * 400 + "}"]
+    stats.write_bytes("\n".join([lines[0], *junk, *lines[1:]]).encode())
     truncate_stats(stats, 800)
     assert stats.read_text().splitlines() == lines[:2]
 

@@ -53,7 +53,7 @@ STATE_MISMATCH = (KeyError, TypeError, ValueError, RuntimeError, IndexError, Att
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint's contents, read by torch's weights_only unpickler: tensors, numbers, strings and
-    containers of them, never an object whose unpickling could run code (a crafted .pt is refused unread).
+    containers of them, never an object whose unpickling could run code (a crafted .pt is refused, nothing in it run).
     Anything but an mlx checkpoint (a dict with a ``trainer`` dict) is one RunError naming the file."""
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: one line only
@@ -152,7 +152,10 @@ class TrainingStatus:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (an int of any size is finite; math.isfinite would overflow on a huge one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _checkpoint_problem(entry: Any) -> str | None:
