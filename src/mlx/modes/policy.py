@@ -9,6 +9,8 @@ decisions and drop it when the agent's episode ends (``forget``).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -112,7 +114,8 @@ class OnnxPolicy:
         import onnxruntime as ort  # lazy for start-up speed
 
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints a retry banner on a bad file
+                self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
             raise RunError(f"{path} is not a readable ONNX policy ({one_line_error(exc)})") from None
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
