@@ -70,17 +70,17 @@ def checkpoint_step(results_dir: str | Path, run_id: str) -> int | None:
     """The step every behaviour of a run can resume from (None: no checkpoint to resume)."""
     root = Path(results_dir) / run_id
     try:
-        status = json.loads((root / "run_logs" / "training_status.json").read_text())
-    except (OSError, ValueError):
-        return None
-    steps = []
-    for name, entry in status.items():
-        if name == "metadata":
-            continue
-        checkpoints = entry.get("checkpoints") or []
-        if not checkpoints or not (root / name / "checkpoint.pt").exists():
-            return None
-        steps.append(max(int(c["steps"]) for c in checkpoints))
+        status = json.loads((root / "run_logs" / "training_status.json").read_bytes())
+        steps = []
+        for name, entry in status.items():
+            if name == "metadata" or "lesson_num" in entry:  # a curriculum's lesson, not a behaviour
+                continue
+            checkpoints = entry.get("checkpoints") or []
+            if not checkpoints or not (root / name / "checkpoint.pt").exists():
+                return None
+            steps.append(max(int(c["steps"]) for c in checkpoints))
+    except (OSError, ValueError, RecursionError, AttributeError, TypeError, KeyError):
+        return None  # no status, or not one mlx wrote: the trial starts anew
     return min(steps) if steps else None
 
 

@@ -166,6 +166,9 @@ def mlflow_run_id_of(results_dir: str, run_id: str) -> str | None:
     """The MLflow run a job recorded in its training_status.json (None if it never got that far)."""
     path = Path(results_dir) / run_id / "run_logs" / "training_status.json"
     try:
-        return json.loads(path.read_text()).get("metadata", {}).get("mlflow_run_id")
-    except (OSError, ValueError):
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
         return None
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    run_id = meta.get("mlflow_run_id") if isinstance(meta, dict) else None
+    return run_id if isinstance(run_id, str) else None

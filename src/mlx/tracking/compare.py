@@ -307,12 +307,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompareError as exc:
         print(f"mlx.tracking.compare: error: {redact(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
-    except Exception as exc:  # noqa: BLE001 - an unreachable server or a bad URI is the user's to fix
+    except Exception as exc:  # noqa: BLE001 - an unreachable server, a bad URI or a corrupt store is the user's
         from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
+        from sqlalchemy.exc import SQLAlchemyError
 
-        if not isinstance(exc, MlflowException):
+        if not isinstance(exc, (MlflowException, SQLAlchemyError, OSError)):
             raise
-        print(f"mlx.tracking.compare: error: {redact(' '.join(str(exc).split()))[:300]}", file=sys.stderr)
+        reason = redact(" ".join(str(exc).split("[SQL:")[0].split())[:240])
+        print(
+            f"mlx.tracking.compare: error: the tracking store {redact(args.tracking_uri)} cannot be read ({reason}); "
+            "pass --tracking-uri of an MLflow store",
+            file=sys.stderr,
+        )
         return USAGE_ERROR
     title = f"sweep {args.sweep}" if args.sweep else ", ".join(args.experiment) or "MLflow runs"
     print(f"{len(curves)} runs in {len(groups)} groups ({title}, {redact(args.tracking_uri)}); metric: {args.metric}")

@@ -41,10 +41,12 @@ from mlx.training.callbacks import (
     SummaryHook,
 )
 from mlx.training.checkpoints import (
+    STATE_MISMATCH,
     RunPaths,
     TrainingStatus,
     atomic_write,
     load_checkpoint,
+    resume_trainer,
     save_checkpoint,
     truncate_stats,
 )
@@ -178,22 +180,9 @@ class Run:
                 path = self.paths.latest_checkpoint(name)
                 if not path.exists():
                     raise RunError(f"nothing to resume: {path} does not exist; start without resume=true")
-                state = load_checkpoint(path)
-                spec = state.get("behavior_spec")
-                if spec is not None and spec != repr(trainer.spec):
-                    raise RunError(
-                        f"resume: {path} was trained on another {name} (observations/actions {spec}, now "
-                        f"{trainer.spec!r}); resume with the run's own env, or start a new run_id"
-                    )
-                try:
-                    trainer.load_state_dict(state["trainer"])
-                except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-                    raise RunError(
-                        f"resume: {path} does not fit this run's {name} trainer ({one_line_error(exc)}); resume "
-                        "with the run's own settings (run_id=<id> resume=true alone), or start a new run_id"
-                    ) from None
+                elapsed = resume_trainer(trainer, path)
                 trainer.load_extras(self.paths.behavior_dir(name))
-                self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
+                self.elapsed_before = max(self.elapsed_before, elapsed)
                 print(f"[INFO] {name}. Resuming from step {trainer.step} ({path})", flush=True)
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
@@ -214,7 +203,7 @@ class Run:
                     raise RunError(f"{source}: no checkpoint at {path}; name a finished run_id or a .pt file")
                 try:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
-                except (RuntimeError, KeyError) as exc:
+                except STATE_MISMATCH as exc:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
 
     def start_tracking(self) -> None:
