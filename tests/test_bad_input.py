@@ -26,7 +26,7 @@ CASES = [
     (["tracking.backend=wandb"], ["tracking.backend"]),
     (["trainer=sac", "trainer.hyperparameters.tau=0"], ["tau", "(0, 1]"]),
     (["trainer=sac", "trainer.hyperparameters.tau=1.5"], ["tau", "(0, 1]"]),
-    (["trainer=sac", "trainer.hyperparameters.steps_per_update=0"], ["steps_per_update", "> 0"]),
+    (["trainer=sac", "trainer.hyperparameters.steps_per_update=0"], ["steps_per_update", ">= 0.01"]),
     (["trainer=sac", "trainer.hyperparameters.batch_size=300000"], ["batch_size", "buffer_size"]),
     (["trainer=sac", "trainer.hyperparameters.beta=0.1"], ["beta"]),  # a PPO key on SAC
     (["trainer.threaded=true"], ["threaded"]),

@@ -127,7 +127,7 @@ def test_initialize_from_starts_a_new_count_from_old_weights(workdir):
     from mlx.training.run import Run
 
     register_configs()
-    src = torch.load(workdir / "results/src/3DBall/checkpoint.pt", weights_only=False)["trainer"]["module"]
+    src = torch.load(workdir / "results/src/3DBall/checkpoint.pt", weights_only=True)["trainer"]["module"]
     for how in ("initialize_from=src", f"trainer.init_path={workdir / 'results/src/3DBall/3DBall-800.pt'}"):
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = validate(compose("config", overrides=[*TINY, "run_id=z", how, f"results_dir={workdir / 'results'}"]))
@@ -294,7 +294,7 @@ def test_non_finite_observations_stop_the_run_and_keep_the_last_checkpoint(tmp_p
         job.train()
     line = describe(err.value)
     assert "non-finite observation" in line and "3DBall" in line and "\n" not in line
-    state = torch.load(tmp_path / "nan/3DBall/checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "nan/3DBall/checkpoint.pt", weights_only=True)
     assert state["trainer"]["step"] >= 800
     assert all(torch.isfinite(v).all() for v in state["trainer"]["module"].values() if v.is_floating_point())
 

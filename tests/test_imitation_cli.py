@@ -97,7 +97,7 @@ def test_training_with_gail_and_bc_reports_their_statistics_and_resumes(expert_d
     if trainer == "sac":
         expected |= {"Policy/GAIL Beta", "Losses/GAIL KL Loss"}
     assert expected <= keys, expected - keys
-    state = torch.load(root / "Basic" / "checkpoint.pt", weights_only=False)["trainer"]
+    state = torch.load(root / "Basic" / "checkpoint.pt", weights_only=True)["trainer"]
     assert "optimizer" in state["behavioral_cloning"] and "module" in state["reward_signals"]["gail"]
     proc = run_mlx(*common, "trainer.max_steps=1000", "resume=true", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

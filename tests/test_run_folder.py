@@ -398,12 +398,12 @@ def test_a_failure_mid_run_saves_first_unless_the_state_is_suspect(tmp_path, mon
         env.step = step
         return env, params
 
-    def log_metrics(self, metrics, step):
-        if step >= 600:
+    def log_summary(self, row):
+        if row["step"] >= 600:
             raise make()
 
     monkeypatch.setattr(run_module, "open_env", open_env)
-    monkeypatch.setattr(Tracker, "log_metrics", log_metrics)
+    monkeypatch.setattr(Tracker, "log_summary", log_summary)
     results = tmp_path / "results"
     with pytest.raises(type(make())):
         train(

@@ -27,6 +27,11 @@ class RunError(RuntimeError):
     """The run cannot start as asked (existing run_id, nothing to resume, ...); says how to fix it."""
 
 
+class TrackingError(RunError):
+    """The tracking store cannot be used at the start of a run (unknown scheme, corrupt or read-only
+    store, missing folder, unreachable); the message names tracking.uri (redacted) and the fix."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message says what happened and what to try."""
 
@@ -92,11 +97,32 @@ def one_line_error(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
 
+def yaml_error(exc: BaseException) -> str | None:
+    """A YAML syntax error as one line naming the file and line (None: not one)."""
+    import yaml  # lazy: only reached for an error
+
+    if not isinstance(exc, yaml.YAMLError):
+        return None
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or one_line(str(exc))
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None and start is not mark:
+        problem += f" ({context} at line {start.line + 1})"
+    return f"YAML syntax error in {mark.name}, line {mark.line + 1}, column {mark.column + 1}: {problem}; fix the file"
+
+
 def describe(exc: BaseException) -> str:
     """The one line a user sees for a configuration or run error."""
     # lazy for start-up speed (omegaconf)
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+    # A YAML syntax error, raw or wrapped by Hydra (mlx's own errors keep their message, whatever caused them).
+    mine = isinstance(exc, (ConfigError, EnvError, RunError, TrainingError))
+    for candidate in (exc,) if mine else (exc, exc.__cause__, exc.__context__):
+        if candidate is not None and (line := yaml_error(candidate)) is not None:
+            return line
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
         parent = getattr(cause, "parent_node", None)
@@ -138,10 +164,12 @@ def os_problem(exc: OSError, what: str) -> RunError:
 def user_error_types() -> tuple[type[BaseException], ...]:
     """mlx's user errors and the configuration libraries' own (a bad override, a missing group option)."""
     # lazy for start-up speed (hydra)
+    import yaml
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     return (
+        yaml.YAMLError,  # a syntax error in a config file (conf/experiment/<name>.yaml, a user's own)
         ConfigError,
         EnvError,
         RunError,
@@ -155,5 +183,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 
 def fail(exc: BaseException) -> None:
     """Print the user's one line and exit with USAGE_ERROR."""
-    print(f"mlx: error: {describe(exc)}", file=sys.stderr)
+    from mlx.tracking.secrets import redact  # a library's message may echo a URI with its password
+
+    print(f"mlx: error: {redact(describe(exc))}", file=sys.stderr)
     sys.exit(USAGE_ERROR)

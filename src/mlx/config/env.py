@@ -8,8 +8,14 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from mlx.config.checks import positive
+from mlx.config.checks import at_most, non_negative, positive
 from mlx.errors import ConfigError
+from mlx.memory import AREA_FIXED_BYTES, GYM_AREA_BYTES, check_areas, check_processes
+
+# The longest wait for an env's message: beyond a day a wait is a hang, not patience.
+MAX_TIMEOUT_S = 86400.0
+# gRPC refuses messages of 2 GiB and more.
+MAX_MESSAGE_MB = 2047.0
 
 
 @dataclass
@@ -39,6 +45,10 @@ class EnvSettings:
     def check(self) -> None:
         """env.id and env.kwargs belong to env=gym (a Gymnasium env); native envs take env.parameters."""
         positive(self.num_areas, "env.num_areas")
+        areas = self.num_areas * max(1, self.num_envs)
+        what = f"{areas} areas (env.num_areas x env.num_envs)"
+        fixed = GYM_AREA_BYTES if self.name == "gym" else AREA_FIXED_BYTES
+        check_areas(areas, 1, "env.num_areas", self.num_areas, what, ConfigError, fixed)
         if self.name == "gym":
             if not self.id:
                 raise ConfigError(
@@ -55,6 +65,8 @@ class EnvSettings:
     def check_processes(self) -> None:
         """num_envs, and the settings of envs behind the gRPC protocol (env=unity, or subprocess=true)."""
         positive(self.num_envs, "env.num_envs")
+        if self.name == "unity" or self.subprocess:
+            check_processes(self.num_envs, f"{self.num_envs} env processes (each at least 50 MB)")
         if self.name != "unity" and (self.path is not None or self.env_args):
             key = "env.path" if self.path is not None else "env.env_args"
             raise ConfigError(
@@ -78,8 +90,10 @@ class EnvSettings:
         if self.base_port == 0 and self.name == "unity" and self.path is None:
             raise ConfigError("env.base_port=0 (any free port) needs env.path: the Editor connects to a known port")
         positive(self.timeout_wait, "env.timeout_wait")
+        at_most(self.timeout_wait, MAX_TIMEOUT_S, "env.timeout_wait", "seconds to wait for an env's message; a day")
         positive(self.restarts_rate_limit_period_s, "env.restarts_rate_limit_period_s")
         positive(self.max_message_mb, "env.max_message_mb")
+        at_most(self.max_message_mb, MAX_MESSAGE_MB, "env.max_message_mb", "gRPC messages stay below 2 GiB")
         for key in ("max_lifetime_restarts", "restarts_rate_limit_n"):
             if getattr(self, key) < -1:
                 raise ConfigError(f"env.{key} must be >= 0, or -1 for no limit (got {getattr(self, key)})")
@@ -96,3 +110,17 @@ class EngineSettings:
     target_frame_rate: int = -1
     capture_frame_rate: int = 60
     no_graphics: bool = False  # launch builds with -nographics -batchmode
+
+    def check(self) -> None:
+        """What a Unity build can apply: a window size, a quality level and rates that make sense."""
+        for key in ("width", "height"):
+            positive(getattr(self, key), f"engine_settings.{key}")
+            at_most(getattr(self, key), 16384, f"engine_settings.{key}", "pixels of the build's window")
+        non_negative(self.quality_level, "engine_settings.quality_level")
+        positive(self.time_scale, "engine_settings.time_scale")
+        at_most(self.time_scale, 100, "engine_settings.time_scale", "Unity clamps Time.timeScale to 100")
+        if self.target_frame_rate != -1 and self.target_frame_rate <= 0:
+            raise ConfigError(
+                f"engine_settings.target_frame_rate must be > 0, or -1 for no limit (got {self.target_frame_rate})"
+            )
+        non_negative(self.capture_frame_rate, "engine_settings.capture_frame_rate")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlx.config.checks import positive
+from mlx.config.checks import at_most, positive
 from mlx.errors import ConfigError
+from mlx.memory import check_watch
+
+MAX_DEMO_NAME = 16  # Unity's DemonstrationRecorder limit (mlx.formats.demo.MAX_NAME)
+MAX_WATCH_AREAS = 1024  # a 32 x 32 grid: more pictures would be too small to see in one video frame
 
 
 @dataclass
@@ -38,6 +42,11 @@ class RecordSettings:
     def check(self) -> None:
         positive(self.episodes, "record.episodes")
         positive(self.max_steps, "record.max_steps")
+        if self.name is not None and len(self.name) > MAX_DEMO_NAME:
+            raise ConfigError(
+                f"record.name must be at most {MAX_DEMO_NAME} characters, Unity's limit on demonstration names "
+                f"(got '{self.name}', {len(self.name)})"
+            )
         if self.policy is not None and self.heuristic is not None:
             raise ConfigError("record.policy and record.heuristic both given: a recording has one actor, remove one")
 
@@ -57,6 +66,8 @@ class WatchSettings:
     def check(self) -> None:
         for key in ("episodes", "areas", "fps", "max_frames"):
             positive(getattr(self, key), f"watch.{key}")
+        at_most(self.areas, MAX_WATCH_AREAS, "watch.areas", "pictures in one video frame (a 32 x 32 grid)")
+        check_watch(self.areas)
         if self.fps > 100:
             raise ConfigError(f"watch.fps must be at most 100 (got {self.fps}): GIF frame times are whole 10 ms")
         if self.path is not None and not self.path.lower().endswith((".gif", ".mp4")):

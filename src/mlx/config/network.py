@@ -9,6 +9,8 @@ from enum import Enum
 from mlx.config.checks import positive
 from mlx.errors import ConfigError
 
+MAX_LAYERS = 100  # hidden layers of an MLP body: deeper ones do not train with these methods
+
 
 class EncoderType(str, Enum):
     simple = "simple"
@@ -47,7 +49,9 @@ class NetworkSettings:
 
     def check(self, key: str) -> None:
         positive(self.hidden_units, f"{key}.hidden_units")
-        if self.num_layers < 1:
-            raise ConfigError(f"{key}.num_layers must be >= 1 (got {self.num_layers})")
+        if not 1 <= self.num_layers <= MAX_LAYERS:
+            raise ConfigError(
+                f"{key}.num_layers must be from 1 to {MAX_LAYERS} (got {self.num_layers}); ML-Agents uses 1 to 3"
+            )
         if self.memory is not None:
             self.memory.check(f"{key}.memory")

@@ -9,6 +9,7 @@ from typing import ClassVar
 from mlx.config.checks import demo_path, positive
 from mlx.config.network import NetworkSettings
 from mlx.errors import ConfigError
+from mlx.memory import check_network
 
 
 @dataclass
@@ -41,6 +42,7 @@ class LearnedSignalSettings(RewardSignalSettings):
         super().check(key, check_files)
         positive(self.learning_rate, f"{key}.learning_rate")
         self.network_settings.check(f"{key}.network_settings")
+        check_network(self.network_settings, f"{key}.network_settings", 2)  # e.g. RND's predictor and target
         if self.network_settings.memory is not None:
             raise ConfigError(
                 f"{key}.network_settings.memory: {self.network} has no memory (it judges single steps); remove it"

@@ -3,12 +3,13 @@ validate, which types the composed tree and calls each section's own check."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from mlx.config.checks import build
+from mlx.config.checks import at_most, build, close_match, numbers
 from mlx.config.env import EngineSettings, EnvSettings
 from mlx.config.modes import EvaluateSettings, RecordSettings, WatchSettings
 from mlx.config.parameters import EnvironmentParameter, parse_environment_parameters
@@ -17,6 +18,7 @@ from mlx.config.reward_signals import RewardSignalSettings
 from mlx.config.sweep import SweepSchema
 from mlx.config.trainer import TRAINER_SETTINGS, TrainerSettings, deep_merge, typed_trainer
 from mlx.errors import ConfigError
+from mlx.memory import check_trainer
 
 MODES = ("train", "evaluate", "watch", "record")
 # The settings blocks of the modes that act with a trained policy, by their key (and mode=<key>).
@@ -43,10 +45,43 @@ class TrackingSettings:
             raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{self.backend}')")
 
 
+DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+MAX_THREADS = 1024
+MAX_NAME_BYTES = 255  # a folder name on Linux, macOS and Windows
+SEED_RANGE = 2**32  # numpy's seeds: 0 <= seed < 2**32
+INT32 = 2**31
+
+
 @dataclass
 class TorchSettings:
     device: str = "cpu"
     num_threads: int = 1  # torch and numpy BLAS threads: small MLPs at ML-Agents batch sizes run fastest on one
+
+    def check(self) -> None:
+        """A device torch knows and this machine has (cpu, cuda, cuda:N, mps), and a sane thread count."""
+        if self.num_threads < 1:
+            raise ConfigError(f"torch_settings.num_threads must be >= 1 (got {self.num_threads})")
+        at_most(self.num_threads, MAX_THREADS, "torch_settings.num_threads", "threads for torch and numpy's BLAS")
+        if not DEVICE.fullmatch(self.device):
+            raise ConfigError(f"torch_settings.device must be cpu, cuda, cuda:<N> or mps (got '{self.device}')")
+        if self.device != "cpu":
+            self._check_available()
+
+    def _check_available(self) -> None:
+        import torch  # only for a device other than the CPU (start-up time)
+
+        if self.device == "mps":
+            if not torch.backends.mps.is_available():
+                raise ConfigError("torch_settings.device=mps: no Apple GPU (MPS) is available here; use cpu")
+            return
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"torch_settings.device={self.device}: no CUDA GPU is available here; use cpu")
+        index = int(self.device.partition(":")[2] or 0)
+        if index >= count:
+            raise ConfigError(
+                f"torch_settings.device={self.device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}"
+            )
 
 
 @dataclass
@@ -138,18 +173,43 @@ def _behaviors(
     return behaviors, signals
 
 
+TOP_LEVEL_KEYS = frozenset(f.name for f in fields(MlxConfig)) | {"hydra"}
+
+
 def _check_top_level(tree: dict[str, Any]) -> None:
-    """The run's own keys: lesson, run_id, mode, progress."""
+    """The run's own keys: no unknown ones (a `+typo=1`), seed, lesson, run_id, mode, progress."""
+    unknown = sorted(set(map(str, tree)) - TOP_LEVEL_KEYS)
+    if unknown:
+        allowed = sorted(TOP_LEVEL_KEYS - {"hydra"})
+        raise ConfigError(
+            f"unknown top-level key '{unknown[0]}'{close_match(unknown[0], allowed)}; allowed: {', '.join(allowed)}"
+        )
+    seed = tree.get("seed", -1)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not (seed == -1 or 0 <= seed < SEED_RANGE):
+        raise ConfigError(f"seed must be -1 (a random seed) or a whole number from 0 to 2**32 - 1 (got {seed!r})")
     lesson = tree.get("lesson")
     if lesson is not None and (not isinstance(lesson, int) or isinstance(lesson, bool) or lesson < 0):
         raise ConfigError(f"lesson must be a lesson number >= 0 (got {lesson!r}); 0 is the first lesson")
     run_id = str(tree["run_id"])
-    if not run_id or "/" in run_id or run_id in (".", ".."):
-        raise ConfigError(f"run_id must be a plain folder name (got '{run_id}')")
+    if not run_id or run_id in (".", "..") or any(c in run_id for c in "/\\") or not run_id.isprintable():
+        raise ConfigError(f"run_id must be a plain folder name (got {run_id!r})")
+    if len(run_id.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"run_id is {len(run_id.encode())} bytes long; a folder name holds at most {MAX_NAME_BYTES}: shorten it"
+        )
     if str(tree.get("mode", "train")) not in MODES:
         raise ConfigError(f"mode must be 'train', 'evaluate', 'watch' or 'record' (got '{tree.get('mode')}')")
     if tree.get("progress") not in ("auto", "plain"):
         raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
+
+
+def _check_process_seed(seed: int, env: EnvSettings) -> None:
+    """Env processes (env=unity, env.subprocess=true) get seed + their index in ML-Agents' handshake, an int32."""
+    if (env.name == "unity" or env.subprocess) and seed >= INT32 - env.num_envs:
+        raise ConfigError(
+            f"seed must be below 2**31 - env.num_envs = {INT32 - env.num_envs} with env processes: ML-Agents' "
+            f"handshake carries seed + the env's index as a 32-bit integer (got {seed})"
+        )
 
 
 def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunConfig:
@@ -158,7 +218,11 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
     register_resolvers()  # run_id's ${mlx_job:} also resolves in sweep worker processes
     tree = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if isinstance(cfg, DictConfig) else dict(cfg)
     assert isinstance(tree, dict)
+    numbers(tree.get("sweep"), "sweep")
     tree.pop("sweep", None)  # the search's settings, not the run's
+    _check_top_level(tree)
+    for key in ("stop_at_reward", "environment_parameters"):
+        numbers(tree.get(key), key)
     trainer_tree = dict(tree.get("trainer") or {})
     trainer_type = trainer_tree.get("trainer_type")
     if trainer_type not in TRAINER_SETTINGS:
@@ -167,12 +231,18 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
     behaviors, behavior_signals = _behaviors(tree, trainer_tree, check_files)
     env = build(EnvSettings, tree.get("env"), "env")
     env.check()
+    _check_process_seed(int(tree["seed"]), env)
+    areas = env.num_areas * env.num_envs
+    check_trainer(trainer, "trainer", agents=areas)
+    for behavior, settings in behaviors.items():
+        check_trainer(settings, f"behaviors.{behavior}", agents=areas)
     engine_settings = build(EngineSettings, tree.get("engine_settings"), "engine_settings")
+    engine_settings.check()
     tracking = build(TrackingSettings, tree.get("tracking"), "tracking")
     tracking.check()
     torch_settings = build(TorchSettings, tree.get("torch_settings"), "torch_settings")
+    torch_settings.check()
     environment_parameters = parse_environment_parameters(tree.get("environment_parameters"))
-    _check_top_level(tree)
     modes = {name: build(cls, tree.get(name), name) for name, cls in MODE_SETTINGS.items()}
     for settings in modes.values():
         settings.check()

@@ -10,10 +10,17 @@ from typing import Any
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from mlx.config.checks import build_nested, demo_path, non_negative, positive
+from mlx.config.checks import at_most, build_nested, demo_path, non_negative, numbers, positive
 from mlx.config.network import NetworkSettings
 from mlx.config.reward_signals import REWARD_SIGNALS, RewardSignalSettings
 from mlx.errors import ConfigError
+
+# SAC's steps_per_update is agent steps per gradient update (ML-Agents, seed 003); below 1 several updates
+# follow each agent step. At most MAX_UPDATES_PER_STEP of them: a smaller value (1e-9: a billion updates per
+# step) would never finish a step, silently.
+MAX_UPDATES_PER_STEP = 100
+MIN_STEPS_PER_UPDATE = 1 / MAX_UPDATES_PER_STEP
+MAX_NUM_EPOCH = 1000  # passes over the buffer per update (ML-Agents' configs use 3 to 8)
 
 
 class ScheduleType(str, Enum):
@@ -57,6 +64,7 @@ class PPOHyperparameters(Hyperparameters):
     def check(self, key: str) -> None:
         super().check(key)
         positive(self.num_epoch, f"{key}.num_epoch")
+        at_most(self.num_epoch, MAX_NUM_EPOCH, f"{key}.num_epoch", "passes over the buffer at each update")
         non_negative(self.beta, f"{key}.beta")
         if not 0 < self.epsilon < 1:
             raise ConfigError(f"{key}.epsilon must be in (0, 1) (got {self.epsilon})")
@@ -73,17 +81,23 @@ class SACHyperparameters(Hyperparameters):
     init_entcoef: float = 1.0
     save_replay_buffer: bool = False
     tau: float = 0.005
-    steps_per_update: float = 1.0  # agent steps per gradient update (may be < 1)
+    # Agent steps per gradient update; < 1: several updates per agent step, at most 100 (>= 0.01).
+    steps_per_update: float = 1.0
     reward_signal_steps_per_update: float | None = None  # None: steps_per_update (seed 003)
 
     def check(self, key: str) -> None:
         super().check(key)
         if not 0 < self.tau <= 1:
             raise ConfigError(f"{key}.tau must be in (0, 1] (got {self.tau})")
-        positive(self.steps_per_update, f"{key}.steps_per_update")
+        for name in ("steps_per_update", "reward_signal_steps_per_update"):
+            value = getattr(self, name)
+            if value is not None and not value >= MIN_STEPS_PER_UPDATE:
+                raise ConfigError(
+                    f"{key}.{name} must be >= {MIN_STEPS_PER_UPDATE:g} (got {value:g}): it is agent steps per "
+                    f"gradient update, and below 1 several updates follow each agent step, at most "
+                    f"{MAX_UPDATES_PER_STEP}"
+                )
         positive(self.init_entcoef, f"{key}.init_entcoef")
-        if self.reward_signal_steps_per_update is not None:
-            positive(self.reward_signal_steps_per_update, f"{key}.reward_signal_steps_per_update")
         non_negative(self.buffer_init_steps, f"{key}.buffer_init_steps")
 
 
@@ -144,6 +158,13 @@ class TrainerSettings:
             )
         self.network_settings.check(f"{key}.network_settings")
         self.hyperparameters.check(f"{key}.hyperparameters")
+        memory = self.network_settings.memory
+        if memory is not None and memory.sequence_length > self.hyperparameters.batch_size:
+            raise ConfigError(
+                f"{key}.network_settings.memory.sequence_length ({memory.sequence_length}) must not exceed "
+                f"{key}.hyperparameters.batch_size ({self.hyperparameters.batch_size}): a batch holds whole "
+                "sequences; lower sequence_length or raise batch_size"
+            )
         if self.behavioral_cloning is not None:
             self.behavioral_cloning.check(f"{key}.behavioral_cloning", check_files)
 
@@ -189,6 +210,7 @@ def typed_trainer(
         where = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
         raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
     assert isinstance(typed, TrainerSettings)
+    numbers(typed, key)
     typed.check(key, check_files)
     return typed, reward_signals(tree.get("reward_signals"), f"{key}.reward_signals", check_files)
 

@@ -9,6 +9,8 @@ decisions and drop it when the agent's episode ends (``forget``).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +25,7 @@ from mlx.errors import RunError, one_line_error
 from mlx.trainers.agents import Agents
 from mlx.trainers.base import checked_obs
 from mlx.trainers.nn.networks import InputNormalizer, actor_for
-from mlx.training.checkpoints import RunPaths, load_checkpoint
+from mlx.training.checkpoints import STATE_MISMATCH, RunPaths, load_checkpoint
 
 Heuristic = Callable[[BaseEnv, str, DecisionSteps], ActionTuple]
 
@@ -68,7 +70,9 @@ class ActingModule(nn.Module):
 
     def load_weights(self, module_state: dict[str, torch.Tensor]) -> None:
         """Strictly: a checkpoint of another network (or without the normaliser this one has) is refused."""
-        self.load_state_dict({k: v for k, v in module_state.items() if k.startswith(("actor.", "normalizer."))})
+        if not isinstance(module_state, dict):
+            raise TypeError(f"its module state is a {type(module_state).__name__}, not a dict")
+        self.load_state_dict({k: v for k, v in module_state.items() if str(k).startswith(("actor.", "normalizer."))})
 
     def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         return self.normalizer(obs) if self.normalizer is not None else obs
@@ -110,7 +114,8 @@ class OnnxPolicy:
         import onnxruntime as ort  # lazy for start-up speed
 
         try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            with contextlib.redirect_stdout(io.StringIO()):  # onnxruntime prints a retry banner on a bad file
+                self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
             raise RunError(f"{path} is not a readable ONNX policy ({one_line_error(exc)})") from None
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
@@ -119,9 +124,13 @@ class OnnxPolicy:
         if found != expected or f"obs_{len(expected)}" in inputs:
             given = [tuple(s[1:]) for n, s in inputs.items() if n.startswith("obs_")]
             raise RunError(f"{path} takes observations {given} but this env's behaviour gives {expected}")
+        memory = inputs.get("recurrent_in", [None, None, 0])
+        if len(memory) != 3 or not isinstance(memory[2], int):
+            raise RunError(f"{path} has a recurrent_in input of shape {memory}, not [batch, 1, size]; export it again")
+        self.path = path
         self.spec = spec
         self.deterministic = deterministic
-        self.memories = AgentMemories(int(inputs["recurrent_in"][2]) if "recurrent_in" in inputs else 0)
+        self.memories = AgentMemories(memory[2])
         self.prefix = "deterministic_" if deterministic else ""
 
     def forget(self, agent_ids: np.ndarray) -> None:
@@ -141,12 +150,21 @@ class OnnxPolicy:
         if self.memories.size:
             feeds["recurrent_in"] = self.memories.recall(ids)[:, None, :]
         names = [o.name for o in self.session.get_outputs()]
-        out = dict(zip(names, self.session.run(None, feeds), strict=True))
-        if self.memories.size:
-            self.memories.keep(ids, out["recurrent_out"][:, 0])
-        cont = out.get(f"{self.prefix}continuous_actions", np.zeros((n, 0), np.float32))
-        disc = out.get(f"{self.prefix}discrete_actions", np.zeros((n, 0), np.int64))
-        return ActionTuple(np.asarray(cont, np.float32), np.asarray(disc).astype(np.int32))
+        try:
+            out = dict(zip(names, self.session.run(None, feeds), strict=True))
+            if self.memories.size:
+                self.memories.keep(ids, out["recurrent_out"][:, 0])
+            cont = np.asarray(out.get(f"{self.prefix}continuous_actions", np.zeros((n, 0))), np.float32)
+            disc = np.asarray(out.get(f"{self.prefix}discrete_actions", np.zeros((n, 0)))).astype(np.int32)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors on a model that loads but cannot run
+            reason = one_line_error(exc)[:160]
+            raise RunError(f"{self.path} cannot act for this env ({reason}); export it again") from None
+        if cont.shape != (n, a.continuous_size) or disc.shape != (n, a.discrete_size):
+            raise RunError(
+                f"{self.path} gives actions of shapes {list(cont.shape)} and {list(disc.shape)}; this env's behaviour "
+                f"needs [{n}, {a.continuous_size}] continuous and [{n}, {a.discrete_size}] discrete; export it again"
+            )
+        return ActionTuple(cont, disc)
 
 
 class RandomPolicy:
@@ -215,8 +233,8 @@ def load_policy(cfg: RunConfig, name: str, spec: BehaviorSpec, path: Path, deter
     try:
         module = ActingModule(spec, cfg.trainer_for(name))
         module.load_weights(state["trainer"]["module"])
-    except (RuntimeError, KeyError) as exc:
-        made_for = state.get("behavior_spec", "another behaviour")
+    except STATE_MISMATCH as exc:
+        made_for = str(state.get("behavior_spec", "another behaviour"))[:300]
         raise RunError(
             f"{path} was trained for {made_for}, which does not fit this env's behaviour {name} "
             f"({spec}): {one_line_error(exc)[:120]}"

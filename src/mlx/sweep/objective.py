@@ -6,7 +6,6 @@ compares trials at equal agent steps on the same scale as their final values.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlx.sweep.settings import ObjectiveSettings
+from mlx.tracking.curves import read_stats
 
 History = Mapping[str, list[tuple[int, float | None]]]  # behaviour -> [(step, mean reward or None)]
 
@@ -57,18 +57,15 @@ def objective_value(objective: ObjectiveSettings, history: History, max_steps: i
 
 
 def read_history(stats_path: Path, up_to_step: int | None = None) -> dict[str, list[tuple[int, float | None]]]:
-    """Summaries already in a run's stats.jsonl (a resumed trial continues its curve)."""
+    """Summaries already in a run's stats.jsonl (a resumed trial continues its curve); lines that are not
+    summary rows (cut short by a kill, or garbage) are skipped."""
     history: dict[str, list[tuple[int, float | None]]] = {}
     if not stats_path.exists():
         return history
-    for line in stats_path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a kill
-        if up_to_step is not None and row.get("step", 0) > up_to_step:
+    for row in read_stats(stats_path):
+        if up_to_step is not None and row["step"] > up_to_step:
             continue
-        history.setdefault(str(row.get("behavior")), []).append((int(row["step"]), row.get("mean_reward")))
+        history.setdefault(row["behavior"], []).append((row["step"], row.get("mean_reward")))
     return history
 
 

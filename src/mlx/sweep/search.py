@@ -52,6 +52,7 @@ from mlx.sweep.study import (
     recover_dead_trials,
 )
 from mlx.sweep.tracking import OVERRIDES, TRIAL, TRIAL_STATE, mlflow_run_id_of, open_parent_run
+from mlx.tracking.secrets import redact
 from mlx.training.checkpoints import atomic_write
 
 ALL_FAILED_LIMIT = 3  # this many finished trials, all failed: the sweep itself is wrong, stop it
@@ -69,17 +70,17 @@ def checkpoint_step(results_dir: str | Path, run_id: str) -> int | None:
     """The step every behaviour of a run can resume from (None: no checkpoint to resume)."""
     root = Path(results_dir) / run_id
     try:
-        status = json.loads((root / "run_logs" / "training_status.json").read_text())
-    except (OSError, ValueError):
-        return None
-    steps = []
-    for name, entry in status.items():
-        if name == "metadata":
-            continue
-        checkpoints = entry.get("checkpoints") or []
-        if not checkpoints or not (root / name / "checkpoint.pt").exists():
-            return None
-        steps.append(max(int(c["steps"]) for c in checkpoints))
+        status = json.loads((root / "run_logs" / "training_status.json").read_bytes())
+        steps = []
+        for name, entry in status.items():
+            if name == "metadata" or "lesson_num" in entry:  # a curriculum's lesson, not a behaviour
+                continue
+            checkpoints = entry.get("checkpoints") or []
+            if not checkpoints or not (root / name / "checkpoint.pt").exists():
+                return None
+            steps.append(max(int(c["steps"]) for c in checkpoints))
+    except (OSError, ValueError, RecursionError, AttributeError, TypeError, KeyError):
+        return None  # no status, or not one mlx wrote: the trial starts anew
     return min(steps) if steps else None
 
 
@@ -296,7 +297,7 @@ class Search:
             "optuna",
             {
                 "sweep.name": self.sweep_name,
-                "sweep.storage": s.storage,
+                "sweep.storage": redact(s.storage),
                 "sweep.direction": s.direction,
                 "sweep.objective": s.objective.type,
                 "sweep.n_trials": s.n_trials,
@@ -318,7 +319,7 @@ class Search:
         distributions = {d.name: d.distribution() for d in self.dims}
         heartbeat = Heartbeat(storage, s.heartbeat_interval)
         where = f"; MLflow parent run {self.parent.run_id}" if self.parent else ""
-        print(f"[INFO] Study {s.study_name} in {s.storage}: {s.n_trials} trials, {s.n_jobs} at a time{where}.")
+        print(f"[INFO] Study {s.study_name} in {redact(s.storage)}: {s.n_trials} trials, {s.n_jobs} at a time{where}.")
         returns: list[Any] = []
         status = "KILLED"
         job_idx = 0
@@ -448,7 +449,8 @@ def experiment_config(search: Search, best: Any) -> str:
     head = (
         "# @package _global_\n"
         f"# Best trial ({best.number}, value {best.value:.6g}) of Optuna study {search.settings.study_name} "
-        f"({search.settings.storage}),\n# written by mlx's sweeper. Train with it: {reuse_command(search, folder)}\n"
+        f"({redact(search.settings.storage)}),\n"
+        f"# written by mlx's sweeper. Train with it: {reuse_command(search, folder)}\n"
     )
     return head + yaml.safe_dump(body, sort_keys=False)
 
@@ -458,7 +460,7 @@ def write_best(search: Search, best: Any) -> Path:
     (folder / "experiment").mkdir(parents=True, exist_ok=True)
     record = {
         "study_name": search.settings.study_name,
-        "storage": search.settings.storage,
+        "storage": redact(search.settings.storage),  # uploaded to MLflow with the record
         "direction": search.settings.direction,
         "objective": search.settings.objective.type,
         "best_trial": best.number,

@@ -21,6 +21,7 @@ from typing import Any
 
 from mlx.errors import ConfigError
 from mlx.sweep.settings import PrunerSettings, SamplerSettings, SweepSettings, journal_path
+from mlx.tracking.secrets import redact
 
 WORKER = "mlx:worker"
 RETRY_OF = "mlx.retry_of"
@@ -49,7 +50,9 @@ def open_storage(url: str) -> Any:
         return _rdb_storage(url, engine_kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure to open is the same user problem
         text = " ".join(str(exc).split())[:300]
-        raise ConfigError(f"sweep.storage: cannot open '{url}' ({type(exc).__name__}: {text})") from None
+        raise ConfigError(
+            f"sweep.storage: cannot open '{redact(url)}' ({type(exc).__name__}: {redact(text)})"
+        ) from None
 
 
 def _rdb_storage(url: str, engine_kwargs: dict[str, Any], attempts: int = 5) -> Any:

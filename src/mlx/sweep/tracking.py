@@ -11,11 +11,14 @@ there is none; if two created one at the same moment, every worker keeps the old
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mlx.config import TrackingSettings
+from mlx.tracking.secrets import redact
+from mlx.tracking.store import check_store
 
 SWEEP_ID = "mlx.sweep_id"
 ROLE = "mlx.sweep_role"
@@ -63,7 +66,7 @@ class ParentRun:
         from mlflow.entities import Param  # lazy for start-up speed (mlflow)
 
         have = self.client.get_run(self.run_id).data.params
-        items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in have]
+        items = [Param(k, redact(str(v))[:6000]) for k, v in params.items() if k not in have]
         for i in range(0, len(items), 100):
             batch = items[i : i + 100]
             try:
@@ -77,7 +80,7 @@ class ParentRun:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in tags.items():
-            text = str(value)[:5000]
+            text = redact(str(value))[:5000]
             try:
                 self.client.set_tag(self.run_id, key, text)
             except Exception:
@@ -90,6 +93,14 @@ class ParentRun:
         self.client.log_metric(self.run_id, key, float(value), step=step)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """A text file whose content holds a password (a storage URL) is uploaded as a redacted copy."""
+        text = path.read_text(errors="replace") if path.suffix in (".yaml", ".yml", ".json", ".txt") else None
+        if text is not None and redact(text) != text:
+            with tempfile.TemporaryDirectory() as tmp:
+                copy = Path(tmp) / path.name
+                copy.write_text(redact(text))
+                self.client.log_artifact(self.run_id, str(copy), artifact_path)
+            return
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def record_child(
@@ -110,9 +121,9 @@ class ParentRun:
             self.client.set_terminated(child_run_id, status="FAILED")
         for key, value in tags.items():
             if key != "run_name":
-                self.client.set_tag(child_run_id, key, str(value)[:5000])
+                self.client.set_tag(child_run_id, key, redact(str(value))[:5000])
         if error:
-            self.client.set_tag(child_run_id, "mlx.error", error[:5000])
+            self.client.set_tag(child_run_id, "mlx.error", redact(error)[:5000])
         for key, value in metrics.items():
             self.client.log_metric(child_run_id, key, float(value))
         return child_run_id
@@ -132,6 +143,7 @@ def open_parent_run(
         return None
     from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 
+    check_store(settings.uri)  # an unusable store is refused in one line, before any job starts
     client = MlflowClient(tracking_uri=settings.uri)
     experiment_id = _experiment_id(client, experiment)
     found = _parents(client, experiment_id, sweep_id)
@@ -154,6 +166,9 @@ def mlflow_run_id_of(results_dir: str, run_id: str) -> str | None:
     """The MLflow run a job recorded in its training_status.json (None if it never got that far)."""
     path = Path(results_dir) / run_id / "run_logs" / "training_status.json"
     try:
-        return json.loads(path.read_text()).get("metadata", {}).get("mlflow_run_id")
-    except (OSError, ValueError):
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
         return None
+    meta = data.get("metadata") if isinstance(data, dict) else None
+    run_id = meta.get("mlflow_run_id") if isinstance(meta, dict) else None
+    return run_id if isinstance(run_id, str) else None

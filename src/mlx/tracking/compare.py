@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mlx.errors import CompareError
+from mlx.tracking.secrets import redact
 
 REWARD = "Environment/Cumulative Reward"
 USAGE_ERROR = 2
@@ -304,17 +305,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         by = [k.strip() for k in args.group_by.split(",") if k.strip()]
         groups = group_runs(curves, by or None)
     except CompareError as exc:
-        print(f"mlx.tracking.compare: error: {exc}", file=sys.stderr)
+        print(f"mlx.tracking.compare: error: {redact(str(exc))}", file=sys.stderr)
         return USAGE_ERROR
-    except Exception as exc:  # noqa: BLE001 - an unreachable server or a bad URI is the user's to fix
+    except Exception as exc:  # noqa: BLE001 - an unreachable server, a bad URI or a corrupt store is the user's
         from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
+        from sqlalchemy.exc import SQLAlchemyError
 
-        if not isinstance(exc, MlflowException):
+        if not isinstance(exc, (MlflowException, SQLAlchemyError, OSError)):
             raise
-        print(f"mlx.tracking.compare: error: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        reason = redact(" ".join(str(exc).split("[SQL:")[0].split())[:240])
+        print(
+            f"mlx.tracking.compare: error: the tracking store {redact(args.tracking_uri)} cannot be read ({reason}); "
+            "pass --tracking-uri of an MLflow store",
+            file=sys.stderr,
+        )
         return USAGE_ERROR
     title = f"sweep {args.sweep}" if args.sweep else ", ".join(args.experiment) or "MLflow runs"
-    print(f"{len(curves)} runs in {len(groups)} groups ({title}, {args.tracking_uri}); metric: {args.metric}")
+    print(f"{len(curves)} runs in {len(groups)} groups ({title}, {redact(args.tracking_uri)}); metric: {args.metric}")
     print(table(groups, args.metric, args.last_n))
     if missing:
         print(f"(skipped {len(missing)} runs without '{args.metric}': {', '.join(missing[:5])})")

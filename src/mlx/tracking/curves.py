@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,22 +22,34 @@ from typing import Any
 
 import numpy as np
 
+from mlx.errors import one_line_error
 from mlx.tracking.compare import Group, RunCurve, draw_groups, figure, save_figure
 
 REWARD = "Environment/Cumulative Reward"
 KEY_STATISTICS = ("Environment/Episode Length", "Policy/Entropy")
+BEHAVIOR_NAME = re.compile(r"[^/\\\x00]{1,200}")  # a behaviour names a PNG file: no folders, no NUL
+
+
+def _number(value: Any) -> bool:
+    """A JSON number numpy can hold (an int beyond 64 bits cannot)."""
+    return isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63)
 
 
 def read_stats(path: Path) -> list[dict[str, Any]]:
-    """The summary rows of a stats.jsonl (a line cut short by a kill is skipped)."""
+    """The summary rows of a stats.jsonl: a line that is not one (cut short by a kill, or garbage) is
+    skipped, and so is every value of a row that is not a number, so that anything read can be drawn."""
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().decode(errors="replace").splitlines():
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(row, dict) and "behavior" in row and "step" in row:
-            rows.append(row)
+        name = row.get("behavior") if isinstance(row, dict) else None
+        if not isinstance(name, str) or not BEHAVIOR_NAME.fullmatch(name):
+            continue
+        if not (isinstance(row.get("step"), int) and _number(row["step"])):
+            continue
+        rows.append({k: v for k, v in row.items() if k == "behavior" or v is None or _number(v)})
     return rows
 
 
@@ -105,10 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    written = write_run_curves(root)
+    try:
+        written = write_run_curves(root)
+    except (OSError, ValueError) as exc:  # an unwritable run_logs/, a title matplotlib cannot typeset
+        print(f"mlx.tracking.curves: error: {stats}: {one_line_error(exc)}", file=sys.stderr)
+        return 2
     if not written:
-        print(f"mlx.tracking.curves: error: {stats} has no summary yet (a run writes one every summary_freq steps)",
-              file=sys.stderr)  # fmt: skip
+        why = (
+            "holds no summary row mlx can read (is it a run's stats.jsonl?)"
+            if stats.stat().st_size
+            else "has no summary yet (a run writes one every summary_freq steps)"
+        )
+        print(f"mlx.tracking.curves: error: {stats} {why}", file=sys.stderr)
         return 2
     for path in written:
         print(f"wrote {path}")

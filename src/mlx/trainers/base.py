@@ -214,7 +214,10 @@ class RLTrainer(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"its step is {step!r:.40}, not a step count")
+        self.step = step
         torch.set_rng_state(state["torch_rng"])
         for name, signal in self.intrinsic.items():
             signal.load_state(state["reward_signals"][name])

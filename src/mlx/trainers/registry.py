@@ -6,6 +6,7 @@ from typing import Any
 
 from mlx.config import TrainerSettings
 from mlx.envs.api import BehaviorSpec
+from mlx.memory import check_trainer, spec_sizes
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.ppo.trainer import PPOTrainer
 from mlx.trainers.sac.trainer import SACTrainer
@@ -21,6 +22,8 @@ def make_trainer(behavior_name: str, spec: BehaviorSpec, settings: TrainerSettin
     RLTrainer's arguments (reward signal settings, device, seed)."""
     if settings.trainer_type not in TRAINERS:
         raise ValueError(f"unknown trainer_type '{settings.trainer_type}'")
+    # Before any buffer is allocated: its size, now that the observations' size is known.
+    check_trainer(settings, "trainer", *spec_sizes(spec), behavior=behavior_name)
     return TRAINERS[settings.trainer_type](behavior_name, spec, settings, *args)
 
 

@@ -10,8 +10,12 @@ at any moment leaves the last checkpoint intact; a run deletes only files inside
 from __future__ import annotations
 
 import json
+import math
 import os
+import pickle
+import re
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +25,7 @@ import torch
 
 import mlx
 from mlx.config import RunConfig
-from mlx.errors import RunError, os_problem
+from mlx.errors import RunError, one_line_error, os_problem
 from mlx.trainers.base import RLTrainer
 
 
@@ -50,14 +54,63 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         raise
 
 
+SAFE_LOADING = "only tensors and plain data are loaded"
+# What a trainer's load_state_dict raises on a state of another shape: a missing key, a tensor of another
+# size, a value of another type (bugs in mlx itself raise other errors and keep their traceback).
+STATE_MISMATCH = (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError)
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's contents, read by torch's weights_only unpickler: tensors, numbers, strings and
+    containers of them, never an object whose unpickling could run code (a crafted .pt is refused, nothing in it run).
+    Anything but an mlx checkpoint (a dict with a ``trainer`` dict) is one RunError naming the file."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        with warnings.catch_warnings():  # torch warns about pickle protocols on stderr: one line only
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f"it names {found.group(1)}" if found else "it is not a torch checkpoint"
         raise RunError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
-            "it may be truncated or from another program"
+            f"checkpoint {path} was refused without running anything ({what}): {SAFE_LOADING}; "
+            "give a .pt file written by mlx"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
+        text = re.sub(r"^\[enforce fail at [^\]]*\][\s.]*", "", one_line_error(exc))
+        reason = text.split(". ")[0][:160]  # torch's first sentence; the rest is advice for its developers
+        raise RunError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}{': ' + reason if reason else ''}); "
+            "it may be truncated or from another program; give a .pt file written by mlx"
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("trainer"), dict):
+        raise RunError(
+            f"checkpoint {path} is not an mlx checkpoint (a dict with a 'trainer' entry, {SAFE_LOADING}); "
+            "give a .pt file written by mlx"
+        )
+    elapsed = state.get("time_elapsed", 0.0)
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
+        raise RunError(f"checkpoint {path} is corrupt: time_elapsed is {elapsed!r:.40}; give a .pt file written by mlx")
+    return state
+
+
+def resume_trainer(trainer: RLTrainer, path: Path) -> float:
+    """Put a checkpoint's full state (weights, optimiser, step, RNGs) into ``trainer``; returns the run's
+    elapsed time at that checkpoint. A state that does not fit the trainer is one RunError."""
+    state = load_checkpoint(path)
+    spec = state.get("behavior_spec")
+    if isinstance(spec, str) and spec != repr(trainer.spec):
+        raise RunError(
+            f"checkpoint {path} was trained on another {trainer.behavior_name} (observations/actions {spec[:200]}, "
+            f"now {trainer.spec!r}); resume with the run's own env, or start a new run_id"
+        )
+    try:
+        trainer.load_state_dict(state["trainer"])
+    except STATE_MISMATCH as exc:
+        raise RunError(
+            f"checkpoint {path} does not fit this run's {trainer.behavior_name} trainer ({one_line_error(exc)[:160]}); "
+            "resume with the run's own settings (run_id=<id> resume=true alone), or start a new run_id"
+        ) from None
+    return float(state.get("time_elapsed", 0.0))
 
 
 class RunPaths:
@@ -115,10 +168,14 @@ class TrainingStatus:
     def load(cls, path: Path) -> TrainingStatus:
         if not path.exists():
             return cls()
+        fix = "restore it, or remove it to resume from the checkpoints alone (the MLflow run and lessons start anew)"
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{path} is corrupt ({exc}); remove it or start a new run_id") from None
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not JSON, not UTF-8
+            raise RunError(f"{path} cannot be read ({one_line_error(exc)[:120]}); {fix}") from None
+        problem = status_problem(data)
+        if problem:
+            raise RunError(f"{path} is corrupt: {problem}; {fix}")
         meta = data.pop("metadata", {})
         return cls(behaviors=data, metadata=meta)
 
@@ -126,6 +183,59 @@ class TrainingStatus:
         data = dict(self.behaviors)
         data["metadata"] = self.metadata
         atomic_write(path, json.dumps(data, indent=2).encode())
+
+
+def _is_number(value: Any) -> bool:
+    """A finite JSON number (an int of any size is finite; math.isfinite would overflow on a huge one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _checkpoint_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "is not an object"
+    steps, file_path = entry.get("steps"), entry.get("file_path")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        return f"has steps {steps!r:.40}, not a step count"
+    if not isinstance(file_path, str):
+        return f"has file_path {file_path!r:.40}, not a path"
+    return None
+
+
+def status_problem(data: Any) -> str | None:
+    """What is wrong with a training_status.json's contents (None: the fields mlx reads have their types):
+    an object of behaviours (checkpoints, final_checkpoint) and curriculum lessons (lesson_num, smoothing)
+    plus ``metadata``."""
+    if not isinstance(data, dict):
+        return f"it holds a {type(data).__name__}, not an object"
+    meta = data.get("metadata", {})
+    if not isinstance(meta, dict):
+        return "metadata is not an object"
+    if not isinstance(meta.get("mlflow_run_id"), (str, type(None))):
+        return "metadata.mlflow_run_id is not a string"
+    if "time_elapsed" in meta and not _is_number(meta["time_elapsed"]):
+        return "metadata.time_elapsed is not a number"
+    for name, entry in data.items():
+        if name == "metadata":
+            continue
+        if not isinstance(entry, dict):
+            return f"'{name}' is not an object"
+        checkpoints = entry.get("checkpoints", [])
+        if not isinstance(checkpoints, list):
+            return f"'{name}'.checkpoints is not a list"
+        for i, checkpoint in enumerate(checkpoints):
+            problem = _checkpoint_problem(checkpoint)
+            if problem:
+                return f"'{name}'.checkpoints[{i}] {problem}"
+        if not isinstance(entry.get("final_checkpoint"), (str, type(None))):
+            return f"'{name}'.final_checkpoint is not a path"
+        lesson = entry.get("lesson_num", 0)
+        if isinstance(lesson, bool) or not isinstance(lesson, int):
+            return f"'{name}'.lesson_num is not an integer"
+        if "smoothing" in entry and not _is_number(entry["smoothing"]):
+            return f"'{name}'.smoothing is not a number"
+    return None
 
 
 def save_checkpoint(
@@ -203,10 +313,12 @@ def truncate_stats(path: Path, max_step: int) -> None:
     if not path.exists():
         return
     kept = []
-    for line in path.read_text().splitlines():
+    for line in path.read_bytes().decode(errors="replace").splitlines():
         try:
-            if json.loads(line)["step"] <= max_step:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError):
+            row = json.loads(line)
+        except (ValueError, RecursionError):
             continue  # a line cut short by a kill
+        step = row.get("step") if isinstance(row, dict) else None
+        if _is_number(step) and step <= max_step:
+            kept.append(line)
     atomic_write(path, ("\n".join(kept) + "\n" if kept else "").encode())

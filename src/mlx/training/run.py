@@ -41,10 +41,12 @@ from mlx.training.callbacks import (
     SummaryHook,
 )
 from mlx.training.checkpoints import (
+    STATE_MISMATCH,
     RunPaths,
     TrainingStatus,
     atomic_write,
     load_checkpoint,
+    resume_trainer,
     save_checkpoint,
     truncate_stats,
 )
@@ -190,22 +192,9 @@ class Run:
                 if not path.exists():  # stopped before its first checkpoint: the folder's run starts over
                     print(f"[INFO] {name}. No checkpoint in {path.parent}: training starts from step 0", flush=True)
                     continue
-                state = load_checkpoint(path)
-                spec = state.get("behavior_spec")
-                if spec is not None and spec != repr(trainer.spec):
-                    raise RunError(
-                        f"resume: {path} was trained on another {name} (observations/actions {spec}, now "
-                        f"{trainer.spec!r}); resume with the run's own env, or start a new run_id"
-                    )
-                try:
-                    trainer.load_state_dict(state["trainer"])
-                except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-                    raise RunError(
-                        f"resume: {path} does not fit this run's {name} trainer ({one_line_error(exc)}); resume "
-                        "with the run's own settings (run_id=<id> resume=true alone), or start a new run_id"
-                    ) from None
+                elapsed = resume_trainer(trainer, path)
                 trainer.load_extras(self.paths.behavior_dir(name))
-                self.elapsed_before = max(self.elapsed_before, float(state.get("time_elapsed", 0.0)))
+                self.elapsed_before = max(self.elapsed_before, elapsed)
                 print(f"[INFO] {name}. Resuming from step {trainer.step} ({path})", flush=True)
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
@@ -226,10 +215,12 @@ class Run:
                     raise RunError(f"{source}: no checkpoint at {path}; name a finished run_id or a .pt file")
                 try:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
-                except (RuntimeError, KeyError) as exc:
+                except STATE_MISMATCH as exc:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
 
     def start_tracking(self) -> None:
+        """The MLflow run (a resumed run's own, or a new one if the store lost it). On resume the tracker
+        first removes the points the old process logged after the checkpoint and sends what it missed."""
         cfg = self.cfg
         resume_id = self.tracking_resume_id()
         self.tracker = make_tracker(
@@ -245,10 +236,11 @@ class Run:
                 **self.tags,
             },
             resume_id,
+            run_logs=self.paths.run_logs,
+            params=flatten(cfg.resolved),  # logged (redacted) when the MLflow run is new
+            config=self.paths.configuration,  # uploaded as a redacted copy
+            resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
         )
-        if resume_id is None:
-            self.tracker.log_params(flatten(cfg.resolved))
-            self.tracker.log_artifact(self.paths.configuration)
         self.status.metadata.update(
             mlx_version=mlx.__version__,
             torch_version=torch.__version__,

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from mlx.config import ConfigError, RunConfig
 from mlx.envs import make_env
 from mlx.envs.api import BaseEnv
+from mlx.memory import check_trainer, spec_sizes
 from mlx.params.curriculum import EnvironmentParameterManager
 
 
@@ -51,6 +52,11 @@ def open_env(cfg: RunConfig, logs: Path) -> tuple[BaseEnv, EnvironmentParameterM
                     f"behaviors.{name}: env={cfg.env.name} has no behaviour '{name}'; its behaviours: "
                     f"{', '.join(sorted(specs))}"
                 )
+        if cfg.mode == "train":  # every agent's trajectory and the buffers, with the observations' real size
+            agents = 0 if cfg.env.name == "unity" else cfg.env.num_areas * cfg.env.num_envs
+            for name, spec in specs.items():
+                key = f"behaviors.{name}" if name in cfg.behaviors else "trainer"
+                check_trainer(cfg.trainer_for(name), key, *spec_sizes(spec), agents=agents, behavior=name)
         parameters = None
         if cfg.environment_parameters:
             parameters = EnvironmentParameterManager(cfg.environment_parameters, cfg.seed, cfg.lesson)

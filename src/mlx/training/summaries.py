@@ -47,7 +47,8 @@ class Progress:
 
 
 class Summaries:
-    """Turns trainer statistics into the ML-Agents console line, stats.jsonl rows and tracker metrics."""
+    """Turns trainer statistics into the ML-Agents console line, stats.jsonl rows and tracker metrics (the
+    tracker derives them from the row: mlx.tracking.tracker.row_metrics)."""
 
     def __init__(self, path: Path, tracker: Tracker) -> None:
         self.path = path
@@ -75,9 +76,6 @@ class Summaries:
         row.update({name: s.mean for name, s in sorted(stats.items())})
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        metrics = {name: s.mean for name, s in stats.items()}
-        if reward:
-            metrics["Environment/Cumulative Reward Std"] = reward.std
-        metrics["Environment/Steps Per Second"] = steps_per_sec
-        self.tracker.log_metrics(metrics, step)
+        # After the row is on disk: stats.jsonl is the record the tracker replays from when its store fails.
+        self.tracker.log_summary(row)
         return reward.mean if reward else None

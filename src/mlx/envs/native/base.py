@@ -31,6 +31,7 @@ behaviour's deciding agents.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
@@ -46,6 +47,7 @@ from mlx.envs.api import (
     TerminalSteps,
     unknown_behavior,
 )
+from mlx.memory import check_areas
 
 if TYPE_CHECKING:
     from mlx.params.samplers import AreaSampler
@@ -65,6 +67,10 @@ class NativeEnv(BaseEnv):
         n = int(num_areas)
         if n < 1:
             raise EnvError(f"{type(self).__name__} needs num_areas >= 1, got {num_areas}")
+        # Before any per-area array exists: what the areas will hold, now that the observations are known.
+        obs = sum(math.prod(o.shape) for o in spec.observation_specs)
+        what = f"{n} areas of {type(self).__name__} (env.num_areas x env.num_envs; {obs} observation floats each)"
+        check_areas(n, obs, "env.num_areas", n, what, EnvError)
         self.n = n
         self._params = EnvParameters(defaults=dict(self.parameter_defaults), values=dict(parameters or {}))
         self._check_parameters(self._params.values)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import grpc
 import numpy as np
@@ -295,17 +295,64 @@ class Session:
         self.client.close()
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a refused argument as one line (``mlx.envs.unity.remote: error: ...``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535 (got {text})")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (got '{text}')") from None
+
+
+def _areas(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"areas must be >= 1 (got {text}); leave it out for the trainer's num_areas")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**32 - 1 (got {text})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds (got '{text}')") from None
+    if not 0 < value <= 86400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"seconds must be > 0 and at most 86400, a day (got {text})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m mlx.envs.unity.remote",
         description="Run a native mlx env as an ML-Agents environment process (the env side of the gRPC protocol).",
     )
     p.add_argument("env", choices=sorted(NATIVE_ENVS), help="the native env (its conf/env/<name>.yaml name)")
-    p.add_argument("--mlagents-port", type=int, default=EDITOR_PORT, help="the trainer's port (as a Unity build)")
+    p.add_argument("--mlagents-port", type=_port, default=EDITOR_PORT, help="the trainer's port (as a Unity build)")
     p.add_argument("--mlagents-host", default="localhost", help="the trainer's host (default localhost)")
-    p.add_argument("--num-areas", type=int, default=None, help="areas to simulate (default: the trainer's num_areas)")
-    p.add_argument("--seed", type=int, default=None, help="env seed (default: the trainer's, + worker index)")
-    p.add_argument("--timeout-wait", type=float, default=60.0, help="seconds to wait for the trainer to answer")
+    p.add_argument(
+        "--num-areas", type=_areas, default=None, help="areas to simulate (default: the trainer's num_areas)"
+    )
+    p.add_argument("--seed", type=_seed, default=None, help="env seed (default: the trainer's, + worker index)")
+    p.add_argument("--timeout-wait", type=_seconds, default=60.0, help="seconds to wait for the trainer to answer")
     p.add_argument("--png", action="store_true", help="PNG-compress 3-D observations, as Unity camera sensors do")
     p.add_argument("-logFile", dest="log_file", default=None, help="append the process's log to this file")
     p.add_argument("-nographics", action="store_true", help="accepted for Unity compatibility (no effect)")

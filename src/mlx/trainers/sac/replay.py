@@ -7,12 +7,16 @@ agent into (obs, action, reward, next_obs, terminated) transitions with array op
 
 from __future__ import annotations
 
+import struct
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.errors import RunError, one_line_error
 from mlx.trainers.agents import NO_EPISODES, Agents, Column, EpisodeStats
 from mlx.trainers.base import concat_vector_obs
 
@@ -58,19 +62,57 @@ class ReplayBuffer:
         tmp.replace(path)
 
     def load(self, path: Path) -> None:
-        with np.load(path) as f:
-            size, cursor = int(f["size"]), int(f["cursor"])
+        """Read a buffer written by ``save``, checked before anything is allocated or copied: each array's
+        header must give this buffer's row shape and a row count within its capacity (a crafted header cannot
+        ask for terabytes), and np.load never unpickles (allow_pickle=False). Any other file is one RunError."""
+        fix = "delete it to resume with an empty replay buffer"
+        try:
+            size, cursor, arrays = self._read(path)
+        except RunError as exc:
+            raise RunError(f"{path} {exc}; {fix}") from None
+        except (OSError, ValueError, EOFError, KeyError, TypeError, NotImplementedError, zipfile.BadZipFile,
+                zlib.error, struct.error, OverflowError) as exc:  # fmt: skip
+            raise RunError(f"{path} is not a readable replay buffer ({one_line_error(exc)[:160]}); {fix}") from None
+        for name, store in self.data.items():
+            store[:size] = arrays[name]
+        self.size = size
+        self.cursor = cursor % self.capacity if size == self.capacity else size
+
+    def _read(self, path: Path) -> tuple[int, int, dict[str, np.ndarray]]:
+        with np.load(path, allow_pickle=False) as f:
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise RunError("is a single array, not a replay buffer (.npz)")
+            size, cursor = _count(f, "size"), _count(f, "cursor")
             if size > self.capacity:
-                raise ValueError(
-                    f"{path} holds {size} transitions but buffer_size is {self.capacity}; raise buffer_size"
-                )
+                raise RunError(f"holds {size} transitions but buffer_size is {self.capacity} (raise it to keep them)")
+            arrays = {}
             for name, store in self.data.items():
                 key = f"data_{name}"
-                if key not in f or f[key].shape[1:] != store.shape[1:]:
-                    raise ValueError(f"{path} does not match this behaviour's observations/actions ({name})")
-                store[:size] = f[key]
-            self.size = size
-            self.cursor = cursor % self.capacity if size == self.capacity else size
+                if key not in f.files or _header(f, key)[0] != (size, *store.shape[1:]):
+                    raise RunError(f"does not match this behaviour's observations/actions ({name})")
+                arrays[name] = f[key]
+        return size, cursor, arrays
+
+
+def _header(f: np.lib.npyio.NpzFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """An array's shape and dtype from its .npy header, without reading (or allocating) the array."""
+    with f.zip.open(f"{key}.npy") as member:
+        version = np.lib.format.read_magic(member)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(member)
+    if dtype.hasobject or dtype.kind not in "biuf":
+        raise RunError(f"holds {key} of type {dtype}, not numbers")
+    return tuple(shape), dtype
+
+
+def _count(f: np.lib.npyio.NpzFile, key: str) -> int:
+    """A non-negative integer stored as a 0-d array (size, cursor)."""
+    if key not in f.files or _header(f, key)[0] != ():
+        raise RunError(f"has no {key} count")
+    value = f[key].item()
+    if isinstance(value, float) or value < 0:
+        raise RunError(f"has {key} {value}, not a count")
+    return int(value)
 
 
 @dataclass
