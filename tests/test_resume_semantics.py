@@ -206,12 +206,20 @@ def test_resume_keeps_the_run_settings_records_changes_and_refuses_what_cannot_a
     root = workdir / "results/s"
     before = _snapshot(root)
     # A refused start, a refused resume and a run_id outside results/ change no file.
-    for overrides in (["run_id=s"], ["run_id=s", "resume=true", "trainer=ppo"], ["run_id=../victim"]):
+    unusable = ("tracking=mlflow", "tracking.uri=sqlite:///no/such/folder/mlruns.db")
+    for overrides in (
+        ["run_id=s"],
+        ["run_id=s", "resume=true", "trainer=ppo"],
+        ["run_id=s", "resume=true", *unusable],
+        ["run_id=../victim"],
+        ["run_id=fresh", *unusable],
+    ):
         proc = run_mlx(*overrides, cwd=workdir)
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert _snapshot(root) == before
     assert not (workdir / "victim").exists()
+    assert not (workdir / "results/fresh").exists()
     # README's resume example, on a SAC run: the env group repeated, the rest from the run.
     proc = run_mlx("env=3dball", "run_id=s", "resume=true", "trainer.max_steps=900", cwd=workdir)
     assert proc.returncode == 0, proc.stderr

@@ -30,6 +30,7 @@ from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, load
 from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
+from mlx.tracking.store import check_store
 from mlx.tracking.tracker import Tracker, flatten, make_tracker, run_tags
 from mlx.trainers.registry import RLTrainer, make_trainer
 from mlx.training.callbacks import (
@@ -88,7 +89,8 @@ class Run:
     # ---- set-up -------------------------------------------------------------------------------
     def check_start(self) -> None:
         """Everything that can refuse the start, before any file is written or env launched: the run_id
-        (taken, or nothing to resume), what a resume changes (mlx.config.resume), initialize_from's files."""
+        (taken, or nothing to resume), what a resume changes (mlx.config.resume), initialize_from's files,
+        the tracking store."""
         cfg, paths = self.cfg, self.paths
         exists = paths.configuration.exists()
         if cfg.resume:
@@ -106,6 +108,8 @@ class Run:
             other = Path(cfg.results_dir) / str(cfg.initialize_from)
             if not (other / "configuration.yaml").is_file():
                 raise RunError(f"initialize_from={cfg.initialize_from}: no run in {other}; name a finished run_id")
+        if cfg.tracking.backend == "mlflow":  # an unusable store refuses the start before any file is written
+            check_store(cfg.tracking.uri)
 
     def lock_folder(self) -> None:
         """Take the run folder's lock (idempotent), before anything in it changes; a live writer refuses."""
@@ -241,6 +245,8 @@ class Run:
             config=self.paths.configuration,  # uploaded as a redacted copy
             resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
         )
+        if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
+            self.tracker.log_artifact(self.paths.run_logs / "resumes.jsonl", "run_logs")
         self.status.metadata.update(
             mlx_version=mlx.__version__,
             torch_version=torch.__version__,
