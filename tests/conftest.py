@@ -12,6 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+# A small but real 3DBall run (4 areas): what the CLI tests train when the numbers do not matter.
+TINY_3DBALL = [
+    "env=3dball",
+    "env.num_areas=4",
+    "seed=3",
+    "trainer.hyperparameters.buffer_size=400",
+    "trainer.hyperparameters.batch_size=50",
+    "trainer.time_horizon=64",
+    "progress=plain",
+]
+
+
 def mlx_command(*overrides: str) -> list[str]:
     return [sys.executable, "-m", "mlx", *overrides]
 
@@ -27,6 +39,17 @@ def run_mlx(*overrides: str, cwd: Path, timeout: float = 300) -> subprocess.Comp
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def assert_refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:
+    """A user error as mlx reports one: exit 2 and a single stderr line `mlx: error: ...` holding ``words``."""
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("mlx: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
 
 
 @pytest.fixture

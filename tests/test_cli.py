@@ -12,21 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import mlx_command, run_mlx
+from tests.conftest import TINY_3DBALL, mlx_command, run_mlx
 
 # A small but real 3DBall run: 4 areas, summaries every 400 agent steps, checkpoints every 800.
-TINY = [
-    "env=3dball",
-    "env.num_areas=4",
-    "seed=3",
-    "trainer.hyperparameters.buffer_size=400",
-    "trainer.hyperparameters.batch_size=50",
-    "trainer.summary_freq=400",
-    "trainer.checkpoint_interval=800",
-    "trainer.keep_checkpoints=2",
-    "trainer.time_horizon=64",
-    "progress=plain",
-]
+TINY = [*TINY_3DBALL, "trainer.summary_freq=400", "trainer.checkpoint_interval=800", "trainer.keep_checkpoints=2"]
 
 
 def stats_rows(root: Path) -> list[dict]:

@@ -12,18 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import mlx_command, run_mlx
+from tests.conftest import TINY_3DBALL, mlx_command, run_mlx
 
-TINY = [
-    "env=3dball",
-    "env.num_areas=4",
-    "seed=3",
-    "trainer.hyperparameters.buffer_size=400",
-    "trainer.hyperparameters.batch_size=50",
-    "trainer.summary_freq=400",
-    "trainer.time_horizon=64",
-    "progress=plain",
-]
+TINY = [*TINY_3DBALL, "trainer.summary_freq=400"]
 # Lesson 0 ends at 5% of max_steps; lesson 1 asks for a reward 3DBall never gives, so only a restored
 # lesson number can put a resumed run back in lesson 1 (a lost one would leave it in lesson 0 for 20
 # episodes, then print the lesson change again).

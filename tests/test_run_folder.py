@@ -24,19 +24,10 @@ from mlx.errors import EnvDisconnected, RunError, Stopped, TrainingError, descri
 from mlx.training.checkpoints import checkpoint_file, owned
 from mlx.training.lock import LOCK_NAME, RunLock
 from mlx.training.stops import TRACKING_DIR, deferred_stop
-from tests.conftest import mlx_command, run_mlx
+from tests.conftest import TINY_3DBALL, mlx_command, run_mlx
 
 # A small 3DBall run: 4 areas (a summary every 100 env steps at summary_freq=400).
-TINY = [
-    "env=3dball",
-    "env.num_areas=4",
-    "seed=3",
-    "trainer.hyperparameters.buffer_size=400",
-    "trainer.hyperparameters.batch_size=50",
-    "trainer.summary_freq=400",
-    "trainer.time_horizon=64",
-    "progress=plain",
-]
+TINY = [*TINY_3DBALL, "trainer.summary_freq=400"]
 SAC = [
     "trainer=sac",
     "env=3dball",

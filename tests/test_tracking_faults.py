@@ -28,7 +28,7 @@ from mlx.tracking.sync import main as sync_main
 from mlx.tracking.sync import sync
 from mlx.tracking.tracker import PROBE, SYNC_FILE, MlflowTracker, read_rows, row_metrics
 from mlx.training.checkpoints import truncate_stats
-from tests.conftest import run_mlx
+from tests.conftest import TINY_3DBALL, run_mlx
 
 FAST = {"window": 0.4, "retry_every": 0.3, "busy_timeout": 0.2, "finish_wait": 5.0}
 
@@ -528,15 +528,7 @@ def test_read_rows_skips_garbage(tmp_path):
 
 
 # ---- end to end -------------------------------------------------------------------------------
-TINY = [
-    "env=3dball",
-    "env.num_areas=4",
-    "seed=3",
-    "trainer.hyperparameters.buffer_size=400",
-    "trainer.hyperparameters.batch_size=50",
-    "trainer.time_horizon=64",
-    "progress=plain",
-]
+TINY = [*TINY_3DBALL]
 
 
 @pytest.mark.slow

@@ -135,7 +135,8 @@ def merged_overrides(original: Sequence[str], new: Sequence[str]) -> list[str]:
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted leaves; an empty mapping is a leaf of its own (so that adding to it is a change)."""
+    """{'a': {'b': 1}} -> {'a.b': 1}: MLflow's flat params and a resume's changed keys alike; an empty
+    mapping is a leaf of its own (so that adding to it is a change)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"

@@ -21,10 +21,11 @@ from typing import Any
 import yaml
 
 from mlx.config import TrackingSettings
+from mlx.config.resume import flatten
 from mlx.errors import RunError
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import describe_uri
-from mlx.tracking.tracker import SYNC_FILE, MlflowTracker, SyncState, flatten, read_rows, run_tags
+from mlx.tracking.tracker import SYNC_FILE, MlflowTracker, SyncState, read_rows, run_tags
 
 USAGE_ERROR = 2
 

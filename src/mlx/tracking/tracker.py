@@ -509,18 +509,6 @@ def run_tags(settings: TrackingSettings) -> dict[str, str]:
     return tags
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'a.b': 1}: MLflow params are flat."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
 def make_tracker(
     settings: TrackingSettings,
     experiment_name: str,

@@ -26,12 +26,12 @@ from omegaconf import DictConfig
 
 import mlx
 from mlx.config import RunConfig, validate
-from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, load_saved
+from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, flatten, load_saved
 from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.store import check_store
-from mlx.tracking.tracker import Tracker, flatten, make_tracker, run_tags
+from mlx.tracking.tracker import Tracker, make_tracker, run_tags
 from mlx.trainers.registry import RLTrainer, make_trainer
 from mlx.training.callbacks import (
     CheckpointEvery,
