@@ -1,0 +1,154 @@
+"""MA-POCA's critic (ML-Agents' POCAValueNetwork over a MultiAgentNetworkBody): one body, two readings.
+
+* ``value(self_obs, mates_obs)``: V(s), the group's value, from the agent and every present groupmate;
+* ``baseline(self_obs, mates_obs, mates_continuous, mates_discrete)``: B(s, a_-i), the counterfactual
+  baseline, from the agent's own observation and each groupmate's observation *and action*, so that the
+  advantage G - B credits the agent's own action alone.
+
+Each agent's flat observation row (``encoders.ObsLayout``'s order) goes through one shared
+``ObservationEncoder`` (upstream's: vectors pass through, cameras through the ``vis_encode_type``
+encoder; no dense body, that comes after the attention), is embedded as an entity (obs-only, or
+obs + action), the entities attend to each other (``nn.attention``), the pooled vector goes through
+``num_layers`` x (Linear + Swish), and the agent-count feature c = 2 n_present / n_max_seen - 1 is appended
+before one value head per reward stream.
+
+Batches carry groupmates as [batch, n_mates, ...] tensors. A groupmate slot whose row starts with NaN is
+absent (dead, not yet there, or padding up to the largest group in the batch): its row is zeroed before
+encoding, its action ignored, and it is masked out of the attention and the pooling, so it changes
+nothing. Rows come in already normalised when the module normalises: NaN survives ``Normalizer``.
+Memory (upstream's optional LSTM after the body) is not built here yet.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlx.config import ConditioningType, ConfigError, EncoderType, NetworkSettings
+from mlx.envs.api import ActionSpec, BehaviorSpec
+from mlx.trainers.nn.attention import NUM_HEADS, EntityEmbedding, ResidualSelfAttention, entity_gain
+from mlx.trainers.nn.encoders import ObsLayout, check_visual_sizes, visual_encoder
+
+
+class ObservationEncoder(nn.Module):
+    """Upstream's ObservationEncoder: every 1-D observation as it is (goal signals included: the critic
+    does not condition on goals), each camera through its visual encoder; [M, row] -> [M, output_size]."""
+
+    def __init__(self, spec: BehaviorSpec, settings: NetworkSettings) -> None:
+        super().__init__()
+        check_visual_sizes(spec, settings)
+        self.layout = ObsLayout(spec, ConditioningType.none)
+        kind = EncoderType(settings.vis_encode_type)
+        hidden = settings.hidden_units
+        self.visual = nn.ModuleList([visual_encoder(kind, seg.shape, hidden) for seg in self.layout.visual])  # type: ignore[arg-type]
+        self.output_size = self.layout.vector_size + hidden * len(self.layout.visual)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layout = self.layout
+        if layout.plain:
+            return x
+        parts = [layout.vectors(x)] if layout.vector_size else []
+        parts += [enc(layout.image(x, seg)) for enc, seg in zip(self.visual, layout.visual, strict=True)]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+def flat_actions(spec: ActionSpec, continuous: torch.Tensor, discrete: torch.Tensor) -> torch.Tensor:
+    """Actions as one float vector, as upstream's AgentAction.to_flat: continuous first, then each
+    discrete branch one-hot. continuous [..., C], discrete [..., branches] (integers) -> [..., A]."""
+    parts = [continuous.to(torch.float32)]
+    for i, size in enumerate(spec.discrete_branches):
+        parts.append(nn.functional.one_hot(discrete[..., i].long(), size).to(torch.float32))
+    return torch.cat(parts, dim=-1)
+
+
+def linear_encoder(hidden: int, num_layers: int) -> nn.Sequential:
+    """num_layers x (Linear(h, h) + Swish) after the attention: torch's default Kaiming-normal (upstream's
+    KaimingHeNormal) scaled by sqrt(0.125 / h), zero bias."""
+    layers: list[nn.Module] = []
+    for _ in range(num_layers):
+        lin = nn.Linear(hidden, hidden)
+        nn.init.kaiming_normal_(lin.weight)
+        lin.weight.data.mul_(entity_gain(hidden))
+        nn.init.zeros_(lin.bias)
+        layers += [lin, nn.SiLU()]
+    return nn.Sequential(*layers)
+
+
+class POCAValueNetwork(nn.Module):
+    """The POCA critic (see the module docstring); outputs [B, K], one column per reward stream."""
+
+    def __init__(self, spec: BehaviorSpec, streams: list[str], settings: NetworkSettings) -> None:
+        super().__init__()
+        hidden = settings.hidden_units
+        if hidden % NUM_HEADS:
+            raise ConfigError(
+                f"network_settings.hidden_units must be a multiple of {NUM_HEADS} for POCA's attention critic "
+                f"(got {hidden})"
+            )
+        self.action_spec = spec.action_spec
+        self.streams = list(streams)
+        self.encoder = ObservationEncoder(spec, settings)
+        self.row_size = self.encoder.layout.size
+        action_size = spec.action_spec.continuous_size + sum(spec.action_spec.discrete_branches)
+        self.obs_embedding = EntityEmbedding(self.encoder.output_size, hidden)
+        self.obs_action_embedding = EntityEmbedding(self.encoder.output_size + action_size, hidden)
+        self.attention = ResidualSelfAttention(hidden, NUM_HEADS)
+        self.body = linear_encoder(hidden, settings.num_layers)
+        # The most agents present in any batch so far (upstream's _current_max_agents): saved, not trained.
+        self.register_buffer("n_max_seen", torch.tensor(1.0))
+        # One head per stream, as upstream's ValueHeads (each Linear(h + 1 -> 1), Xavier-uniform, zero bias),
+        # held as the rows of one Linear: mlx's Critic layout, one matmul for all streams.
+        self.heads = nn.Linear(hidden + 1, len(self.streams))
+        for row in self.heads.weight.data:
+            nn.init.xavier_uniform_(row.view(1, -1))
+        nn.init.zeros_(self.heads.bias)
+
+    def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows [B, N, row] -> encodings [B, N, E] and absence masks [B, N] (True where the row starts with NaN)."""
+        if obs.shape[-1] != self.row_size:
+            raise ValueError(f"observation rows of {obs.shape[-1]} floats, expected {self.row_size}")
+        absent = obs[..., 0].isnan()
+        clean = obs.masked_fill(absent.unsqueeze(-1), 0.0)
+        batch, n = obs.shape[:2]
+        return self.encoder(clean.reshape(batch * n, -1)).reshape(batch, n, -1), absent
+
+    def _read(self, entities: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
+        """Entities [B, N, h] -> values [B, K]: attention, body, agent-count feature, heads."""
+        mask = absent.to(entities.dtype)
+        h = self.body(self.attention(entities, mask))
+        present = (1.0 - mask).sum(1, keepdim=True)
+        if present.numel():
+            with torch.no_grad():
+                self.n_max_seen.copy_(torch.maximum(self.n_max_seen, present.max()))
+        count = present * 2.0 / self.n_max_seen - 1.0  # -1 for a lone agent, +1 at the most seen so far
+        return self.heads(torch.cat([h, count], dim=1))
+
+    def value(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> torch.Tensor:
+        """V(s) [B, K] from the agent's row [B, row] and its groupmates' rows [B, N, row] (NaN = absent)."""
+        enc, absent = self._encode(torch.cat([self_obs.unsqueeze(1), mates_obs], dim=1))
+        return self._read(self.obs_embedding(enc), absent)
+
+    def baseline(
+        self,
+        self_obs: torch.Tensor,
+        mates_obs: torch.Tensor,
+        mates_continuous: torch.Tensor,
+        mates_discrete: torch.Tensor,
+    ) -> torch.Tensor:
+        """B(s, a_-i) [B, K]: the agent's own row as an obs-only entity, each groupmate's row with its action
+        (continuous [B, N, C] raw as stored, discrete [B, N, branches]) as an obs+action entity. The agent's
+        own action is never seen."""
+        enc, absent = self._encode(torch.cat([mates_obs, self_obs.unsqueeze(1)], dim=1))
+        mates_enc, self_enc = enc[:, :-1], enc[:, -1:]
+        mates_absent = absent[:, :-1].unsqueeze(-1)
+        cont = mates_continuous.masked_fill(mates_absent, 0.0)
+        disc = mates_discrete.masked_fill(mates_absent, 0)
+        actions = flat_actions(self.action_spec, cont, disc)
+        entities = torch.cat(
+            [self.obs_action_embedding(torch.cat([mates_enc, actions], dim=-1)), self.obs_embedding(self_enc)], dim=1
+        )
+        return self._read(entities, absent)
+
+    def forward(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> torch.Tensor:
+        """The value pass, V(s) [B, K]."""
+        return self.value(self_obs, mates_obs)
