@@ -268,3 +268,22 @@ def test_cameras_and_bad_widths() -> None:
         POCAValueNetwork(spec, ["extrinsic"], NetworkSettings(hidden_units=10))
     with pytest.raises(ValueError, match="expected"):
         _net().value(torch.randn(2, ROW + 1), torch.randn(2, 1, ROW + 1))
+
+
+def test_inference_mode_updates_max_seen() -> None:
+    """Trajectory processing runs under inference_mode; the count must still grow there."""
+    net = _net()
+    self_obs, mates_obs, cont, disc = _batch(net.action_spec, mates=2)
+    with torch.inference_mode():
+        net.baseline(self_obs, mates_obs, cont, disc)
+    assert net.n_max_seen.item() == 3.0
+    net.value(self_obs, mates_obs).sum().backward()  # the buffer is still usable with autograd afterwards
+
+
+def test_value_and_baseline_in_one_call() -> None:
+    net = _net()
+    self_obs, mates_obs, cont, disc = _batch(net.action_spec, mates=3)
+    mates_obs[2, 0] = float("nan")
+    v, b = net.value_and_baseline(self_obs, mates_obs, cont, disc)
+    torch.testing.assert_close(v, net.value(self_obs, mates_obs), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b, net.baseline(self_obs, mates_obs, cont, disc), rtol=1e-5, atol=1e-6)

@@ -10,7 +10,8 @@ Each agent's flat observation row (``encoders.ObsLayout``'s order) goes through 
 encoder; no dense body, that comes after the attention), is embedded as an entity (obs-only, or
 obs + action), the entities attend to each other (``nn.attention``), the pooled vector goes through
 ``num_layers`` x (Linear + Swish), and the agent-count feature c = 2 n_present / n_max_seen - 1 is appended
-before one value head per reward stream.
+before one value head per reward stream. ``n_max_seen`` (a saved buffer, not a parameter) grows in
+every forward pass, training or not, as upstream's does.
 
 Batches carry groupmates as [batch, n_mates, ...] tensors. A groupmate slot whose row starts with NaN is
 absent (dead, not yet there, or padding up to the largest group in the batch): its row is zeroed before
@@ -120,12 +121,29 @@ class POCAValueNetwork(nn.Module):
         if present.numel():
             with torch.no_grad():
                 self.n_max_seen.copy_(torch.maximum(self.n_max_seen, present.max()))
-        count = present * 2.0 / self.n_max_seen - 1.0  # -1 for a lone agent, +1 at the most seen so far
+        # +1 at the most seen so far, falling as fewer are present: 2 / max - 1 for an agent alone (upstream's
+        # comment says -1; its formula, kept here, reaches -1 only when no entity is present).
+        count = present * 2.0 / self.n_max_seen - 1.0
         return self.heads(torch.cat([h, count], dim=1))
+
+    def _rows(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The agent (entity 0) and its groupmates encoded together: [B, 1 + N, E] and masks [B, 1 + N]."""
+        return self._encode(torch.cat([self_obs.unsqueeze(1), mates_obs], dim=1))
+
+    def _baseline_entities(
+        self, enc: torch.Tensor, absent: torch.Tensor, continuous: torch.Tensor, discrete: torch.Tensor
+    ) -> torch.Tensor:
+        """The agent as an obs-only entity, each groupmate as obs + action (absent mates' actions zeroed)."""
+        mates_absent = absent[:, 1:].unsqueeze(-1)
+        cont = continuous.masked_fill(mates_absent, 0.0)
+        disc = discrete.masked_fill(mates_absent, 0)
+        actions = flat_actions(self.action_spec, cont, disc).to(enc.dtype)
+        mates = self.obs_action_embedding(torch.cat([enc[:, 1:], actions], dim=-1))
+        return torch.cat([self.obs_embedding(enc[:, :1]), mates], dim=1)
 
     def value(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> torch.Tensor:
         """V(s) [B, K] from the agent's row [B, row] and its groupmates' rows [B, N, row] (NaN = absent)."""
-        enc, absent = self._encode(torch.cat([self_obs.unsqueeze(1), mates_obs], dim=1))
+        enc, absent = self._rows(self_obs, mates_obs)
         return self._read(self.obs_embedding(enc), absent)
 
     def baseline(
@@ -138,16 +156,22 @@ class POCAValueNetwork(nn.Module):
         """B(s, a_-i) [B, K]: the agent's own row as an obs-only entity, each groupmate's row with its action
         (continuous [B, N, C] raw as stored, discrete [B, N, branches]) as an obs+action entity. The agent's
         own action is never seen."""
-        enc, absent = self._encode(torch.cat([mates_obs, self_obs.unsqueeze(1)], dim=1))
-        mates_enc, self_enc = enc[:, :-1], enc[:, -1:]
-        mates_absent = absent[:, :-1].unsqueeze(-1)
-        cont = mates_continuous.masked_fill(mates_absent, 0.0)
-        disc = mates_discrete.masked_fill(mates_absent, 0)
-        actions = flat_actions(self.action_spec, cont, disc)
-        entities = torch.cat(
-            [self.obs_action_embedding(torch.cat([mates_enc, actions], dim=-1)), self.obs_embedding(self_enc)], dim=1
-        )
-        return self._read(entities, absent)
+        enc, absent = self._rows(self_obs, mates_obs)
+        return self._read(self._baseline_entities(enc, absent, mates_continuous, mates_discrete), absent)
+
+    def value_and_baseline(
+        self,
+        self_obs: torch.Tensor,
+        mates_obs: torch.Tensor,
+        mates_continuous: torch.Tensor,
+        mates_discrete: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """V and B as ``value`` and ``baseline`` give them, for what every update and trajectory needs: the
+        rows are encoded once, which matters with cameras. (Stacking both entity sets into one attention call
+        was measured slower on CPU: the copies cost more than the calls saved.)"""
+        enc, absent = self._rows(self_obs, mates_obs)
+        value = self._read(self.obs_embedding(enc), absent)
+        return value, self._read(self._baseline_entities(enc, absent, mates_continuous, mates_discrete), absent)
 
     def forward(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> torch.Tensor:
         """The value pass, V(s) [B, K]."""
