@@ -76,6 +76,9 @@ def test_shapes_per_action_kind(kind: str) -> None:
     alone = torch.zeros(4, 0, ROW)
     none = torch.zeros(4, 0, cont.shape[-1]), torch.zeros(4, 0, disc.shape[-1], dtype=torch.long)
     assert net.value(self_obs, alone).shape == net.baseline(self_obs, alone, *none).shape == (4, 2)
+    # An empty batch (no agent of the behaviour this step) gives empty values and leaves the count alone.
+    assert net.value_and_baseline(self_obs[:0], mates_obs[:0], cont[:0], disc[:0])[1].shape == (0, 2)
+    assert net.n_max_seen.item() == 4.0
 
 
 def test_flat_actions_continuous_first_then_one_hot() -> None:

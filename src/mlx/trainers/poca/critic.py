@@ -3,14 +3,16 @@
 * ``value(self_obs, mates_obs)``: V(s), the group's value, from the agent and every present groupmate;
 * ``baseline(self_obs, mates_obs, mates_continuous, mates_discrete)``: B(s, a_-i), the counterfactual
   baseline, from the agent's own observation and each groupmate's observation *and action*, so that the
-  advantage G - B credits the agent's own action alone.
+  advantage G - B credits the agent's own action alone;
+* ``value_and_baseline``: both, the rows encoded once.
 
 Each agent's flat observation row (``encoders.ObsLayout``'s order) goes through one shared
 ``ObservationEncoder`` (upstream's: vectors pass through, cameras through the ``vis_encode_type``
 encoder; no dense body, that comes after the attention), is embedded as an entity (obs-only, or
 obs + action), the entities attend to each other (``nn.attention``), the pooled vector goes through
 ``num_layers`` x (Linear + Swish), and the agent-count feature c = 2 n_present / n_max_seen - 1 is appended
-before one value head per reward stream. ``n_max_seen`` (a saved buffer, not a parameter) grows in
+before one value head per reward stream. The agent is entity 0 in both passes (upstream lists
+obs + action entities first; pooling makes the order irrelevant). ``n_max_seen`` (a saved buffer, not a parameter) grows in
 every forward pass, training or not, as upstream's does.
 
 Batches carry groupmates as [batch, n_mates, ...] tensors. A groupmate slot whose row starts with NaN is
@@ -111,7 +113,8 @@ class POCAValueNetwork(nn.Module):
         absent = obs[..., 0].isnan()
         clean = obs.masked_fill(absent.unsqueeze(-1), 0.0)
         batch, n = obs.shape[:2]
-        return self.encoder(clean.reshape(batch * n, -1)).reshape(batch, n, -1), absent
+        flat = clean.reshape(batch * n, self.row_size)  # explicit sizes: an empty batch has no -1 to infer
+        return self.encoder(flat).reshape(batch, n, self.encoder.output_size), absent
 
     def _read(self, entities: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
         """Entities [B, N, h] -> values [B, K]: attention, body, agent-count feature, heads."""
