@@ -12,8 +12,8 @@ encoder; no dense body, that comes after the attention), is embedded as an entit
 obs + action), the entities attend to each other (``nn.attention``), the pooled vector goes through
 ``num_layers`` x (Linear + Swish), and the agent-count feature c = 2 n_present / n_max_seen - 1 is appended
 before one value head per reward stream. The agent is entity 0 in both passes (upstream lists
-obs + action entities first; pooling makes the order irrelevant). ``n_max_seen`` (a saved buffer, not a parameter) grows in
-every forward pass, training or not, as upstream's does.
+obs + action entities first; pooling makes the order irrelevant). ``n_max_seen`` (a saved buffer, not a
+parameter) grows in every forward pass, training or not, as upstream's does.
 
 Batches carry groupmates as [batch, n_mates, ...] tensors. A groupmate slot whose row starts with NaN is
 absent (dead, not yet there, or padding up to the largest group in the batch): its row is zeroed before
