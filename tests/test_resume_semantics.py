@@ -272,3 +272,42 @@ def test_refusals_leave_the_run_id_free_and_their_hints_work_as_printed(workdir)
     for hint in re.findall(r"(resume=true|force=true) to", proc.stderr):  # "pass resume=true to continue it, ..."
         again = run_mlx("run_id=i", *short, hint, cwd=workdir)  # the same command, with what it says to pass
         assert again.returncode == 0, (hint, again.stderr)
+
+
+# ---- hostile records ------------------------------------------------------------------------------------
+BAD_CONFIGURATIONS = {
+    "binary": b"\x00\xff\xfe\x00garbage",
+    "not yaml": b"trainer: [unclosed",
+    "a list": b"- 1\n- 2\n",
+    "a number": b"42\n",
+    "empty": b"",
+    "deep nesting": b"[" * 5000 + b"]" * 5000,
+    "non-string keys": b"1: a\n2: b\n",
+    "python object": b"!!python/object/apply:os.system ['touch pwned']\n",
+    "too big": b"a: " + b"x" * (11 * 2**20) + b"\n",
+}
+
+
+@pytest.mark.parametrize("content", BAD_CONFIGURATIONS.values(), ids=BAD_CONFIGURATIONS)
+def test_a_corrupt_saved_configuration_is_one_clear_error(tmp_path, content):
+    from mlx.config.resume import load_original_overrides, load_saved
+    from mlx.errors import RunError
+
+    (tmp_path / "configuration.yaml").write_bytes(content)
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra/overrides.yaml").write_bytes(content)
+    with pytest.raises(RunError, match="configuration.yaml") as err:
+        load_saved(tmp_path)
+    assert "\n" not in str(err.value)
+    assert load_original_overrides(tmp_path) == []  # an unreadable record: the delta comes from conf/
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_corrupt_saved_configuration_refuses_resume_and_evaluate_in_one_line(workdir):
+    root = workdir / "results/bad"
+    root.mkdir(parents=True)
+    (root / "configuration.yaml").write_bytes(b"\x00\xff binary")
+    for mode in ("resume=true", "mode=evaluate"):
+        proc = run_mlx("run_id=bad", mode, cwd=workdir)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "configuration.yaml" in proc.stderr, proc.stderr

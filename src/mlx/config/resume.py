@@ -31,6 +31,7 @@ from mlx.errors import ConfigError, RunError
 RECORD_DIR = ".hydra"
 OVERRIDES_FILE = "overrides.yaml"
 CONFIGURATION_FILE = "configuration.yaml"
+MAX_RECORD_BYTES = 10 * 2**20  # a run's configuration is a few KB; a bigger file is not one
 
 # Keys that say what to do with the run rather than how it trains: never recorded as a change.
 OPERATIONAL = ("resume", "force", "mode", "progress", "evaluate", "watch", "record")
@@ -95,32 +96,42 @@ def acts_on_existing_run(tree: Mapping[str, Any]) -> bool:
     return bool(tree.get("resume")) or str(tree.get("mode", "train")) != "train"
 
 
+def _read_yaml(path: Path) -> Any:
+    """A small YAML file of mlx's, read safely; RunError naming the file when it cannot be."""
+    try:
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise RunError(
+                f"{path} is {path.stat().st_size} bytes, not a run's record; restore it or start a new run_id"
+            )
+        return yaml.safe_load(path.read_bytes().decode())
+    except (OSError, UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
+        raise RunError(
+            f"{path} cannot be read ({type(exc).__name__}); restore it from a backup or start a new run_id"
+        ) from None
+
+
 def load_saved(folder: Path) -> dict[str, Any] | None:
     """The run's configuration.yaml as a tree; None when the folder holds no run."""
     path = folder / CONFIGURATION_FILE
     if not path.is_file():
         return None
-    try:
-        tree = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunError(
-            f"{path} cannot be read ({type(exc).__name__}); restore it from a backup or start a new run_id"
-        ) from None
-    if not isinstance(tree, dict):
+    tree = _read_yaml(path)
+    if not isinstance(tree, dict) or not all(isinstance(k, str) for k in tree):
         raise RunError(f"{path} is not a run configuration; restore it from a backup or start a new run_id")
     return tree
 
 
 def load_original_overrides(folder: Path) -> list[str]:
-    """The command-line overrides the run started with; [] for runs started before mlx recorded them."""
+    """The command-line overrides the run started with; [] for runs started before mlx recorded them, or when
+    the record is unreadable (the delta is then taken from conf/'s defaults, see rebase)."""
     path = folder / RECORD_DIR / OVERRIDES_FILE
     if not path.is_file():
         return []
     try:
-        overrides = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        overrides = _read_yaml(path)
+    except RunError:
         return []
-    return [str(o) for o in overrides] if isinstance(overrides, list) else []
+    return [o for o in overrides if isinstance(o, str)] if isinstance(overrides, list) else []
 
 
 def override_key(override: str) -> str:
