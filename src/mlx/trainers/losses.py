@@ -223,7 +223,7 @@ def poca_loss(
     if batch.valid is not None:
         keep = batch.valid
         log_prob, entropy, values, baselines = log_prob[keep], entropy[keep], values[keep], baselines[keep]
-        batch = POCABatch(*(t[keep] for t in batch[:5]))
+        batch = POCABatch(*(t[keep] for t in batch[:-1]))  # every field but valid (the last)
     log_ratio = log_prob - batch.old_log_prob
     if log_ratio.dim() == 1:
         log_ratio = log_ratio[:, None]
