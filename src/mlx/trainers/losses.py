@@ -177,3 +177,75 @@ def sac_loss(
         "policy_loss": policy_loss.detach(),
         "value_estimate": out.values.detach().mean(0),
     }
+
+
+class POCABatch(NamedTuple):
+    """What MA-POCA's loss reads from one minibatch (the critic's group inputs are the module's business)."""
+
+    old_log_prob: torch.Tensor  # [B, N] per action component (each continuous dim, each discrete branch), or [B]
+    old_values: torch.Tensor  # [B, K] V_old, one column per reward stream
+    old_baselines: torch.Tensor  # [B, K] B_old
+    returns: torch.Tensor  # [B, K] G, the lambda-return: the target of both V and B
+    advantages: torch.Tensor  # [B] G - B averaged over streams, normalised over the buffer
+    valid: torch.Tensor | None = None  # [B] bool, False on rows to ignore (padding); None: every row counts
+
+
+def _row_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean over every element; 0 (not NaN) for an empty batch, as upstream's masked_mean clamps its count at 1."""
+    return x.sum() / max(x.numel(), 1)
+
+
+def _clipped_regression(pred: torch.Tensor, old: torch.Tensor, target: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """PPO's pessimistic clipped value loss: mean over rows per stream, then over streams (upstream's order)."""
+    clipped = old + (pred - old).clamp(-epsilon, epsilon)
+    per_row = torch.max((target - pred).square(), (target - clipped).square())  # [B, K]
+    return (per_row.sum(0) / max(per_row.shape[0], 1)).mean()
+
+
+def poca_loss(
+    log_prob: torch.Tensor,
+    entropy: torch.Tensor,
+    values: torch.Tensor,
+    baselines: torch.Tensor,
+    batch: POCABatch,
+    epsilon: float,
+    beta: float,
+) -> dict[str, torch.Tensor]:
+    """ML-Agents' MA-POCA loss: L_pi + 0.5 (L_V + 0.5 L_B) - beta entropy, with masked means and diagnostics.
+
+    log_prob: [B, N] per action component under the current policy, or [B] joint (then one ratio per row, as
+    ``ppo_loss``); the ratio is taken per component and the row's advantage broadcast over components, as
+    upstream. entropy: [B]; values, baselines: [B, K]. V and B regress on the same target G with the same
+    clipping; the baseline only ever enters its own term, so it cannot push the policy. Rows where
+    ``batch.valid`` is False are dropped before any arithmetic: garbage (even NaN) there reaches neither the
+    terms nor the gradients.
+    """
+    if batch.valid is not None:
+        keep = batch.valid
+        log_prob, entropy, values, baselines = log_prob[keep], entropy[keep], values[keep], baselines[keep]
+        batch = POCABatch(*(t[keep] for t in batch[:-1]))  # every field but valid (the last)
+    log_ratio = log_prob - batch.old_log_prob
+    if log_ratio.dim() == 1:
+        log_ratio = log_ratio[:, None]
+    ratio = log_ratio.exp()
+    adv = batch.advantages[:, None]
+    surrogate = torch.min(ratio * adv, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * adv)
+    policy_loss = -_row_mean(surrogate)
+    value_loss = _clipped_regression(values, batch.old_values, batch.returns, epsilon)
+    baseline_loss = _clipped_regression(baselines, batch.old_baselines, batch.returns, epsilon)
+    mean_entropy = _row_mean(entropy)
+    with torch.no_grad():
+        approx_kl = _row_mean((ratio - 1.0) - log_ratio)
+        clip_fraction = _row_mean(((ratio - 1.0).abs() > epsilon).float())
+    return {
+        "loss_policy": policy_loss,
+        "loss_value": 0.5 * value_loss,
+        "loss_baseline": 0.25 * baseline_loss,
+        "loss_entropy": -beta * mean_entropy,
+        "policy_loss": policy_loss.detach(),
+        "value_loss": value_loss.detach(),
+        "baseline_loss": baseline_loss.detach(),
+        "entropy": mean_entropy.detach(),
+        "approx_kl": approx_kl,
+        "clip_fraction": clip_fraction,
+    }
