@@ -41,6 +41,21 @@ def run_mlx(*overrides: str, cwd: Path, timeout: float = 300) -> subprocess.Comp
     )
 
 
+def start_mlx(
+    *overrides: str, cwd: Path, stdout: int = subprocess.PIPE, stderr: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`python -m mlx <overrides>` started in the background (to signal or kill it mid-run), unbuffered."""
+    return subprocess.Popen(
+        mlx_command(*overrides),
+        cwd=cwd,
+        stdout=stdout,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+
+
 def assert_refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:
     """A user error as mlx reports one: exit 2 and a single stderr line `mlx: error: ...` holding ``words``."""
     assert proc.returncode == 2, proc.stderr

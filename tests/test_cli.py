@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import TINY_3DBALL, mlx_command, run_mlx
+from tests.conftest import TINY_3DBALL, run_mlx, start_mlx
 
 # A small but real 3DBall run: 4 areas, summaries every 400 agent steps, checkpoints every 800.
 TINY = [*TINY_3DBALL, "trainer.summary_freq=400", "trainer.checkpoint_interval=800", "trainer.keep_checkpoints=2"]
@@ -137,13 +137,7 @@ def test_resume_without_a_run_is_refused(workdir):
 def test_sigkill_then_resume_continues_from_the_last_checkpoint(workdir):
     args = [*TINY, "trainer.max_steps=8000", "run_id=killed", "tracking.uri=sqlite:///mlruns.db"]
     root = workdir / "results" / "killed"
-    proc = subprocess.Popen(
-        mlx_command(*args),
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    proc = start_mlx(*args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status_path = root / "run_logs" / "training_status.json"
     deadline = time.monotonic() + 180
     try:
@@ -214,14 +208,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(workdir):
         "tracking.uri=sqlite:///mlruns.db",
     ]
     root = workdir / "results" / "intr"
-    proc = subprocess.Popen(
-        mlx_command(*args),
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    proc = start_mlx(*args, cwd=workdir)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (
         (root / "run_logs" / "stats.jsonl").exists() and len(stats_rows(root)) >= 3

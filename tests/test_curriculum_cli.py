@@ -4,7 +4,6 @@ statistics, a killed run resumed in its lesson, two behaviours with their own ma
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_3DBALL, mlx_command, run_mlx
+from tests.conftest import TINY_3DBALL, run_mlx, start_mlx
 
 TINY = [*TINY_3DBALL, "trainer.summary_freq=400"]
 # Lesson 0 ends at 5% of max_steps; lesson 1 asks for a reward 3DBall never gives, so only a restored
@@ -84,14 +83,7 @@ def test_sigkill_then_resume_keeps_the_lesson(workdir):
     ]
     root = workdir / "results" / "les"
     status_path = root / "run_logs" / "training_status.json"
-    proc = subprocess.Popen(
-        mlx_command(*args),
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    proc = start_mlx(*args, cwd=workdir, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline:

@@ -5,11 +5,9 @@ hint mlx prints works as printed, and a refused start changes no file."""
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,7 @@ from mlx.config.resume import (
     run_folder,
 )
 from mlx.errors import ConfigError
-from tests.conftest import compose_tree, run_mlx
+from tests.conftest import compose_tree, run_mlx, start_mlx
 
 QUICK = ("tracking=none", "progress=plain")
 
@@ -154,15 +152,7 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 def _interrupt_after_first_summary(cwd: Path, *overrides: str) -> str:
     """Start a run, Ctrl-C it once its first summary is printed; its output."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx", *overrides],
-        cwd=cwd,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = start_mlx(*overrides, cwd=cwd, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     out = []
     for line in proc.stdout:

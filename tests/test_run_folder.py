@@ -24,7 +24,7 @@ from mlx.errors import EnvDisconnected, RunError, Stopped, TrainingError, descri
 from mlx.training.checkpoints import checkpoint_file, owned
 from mlx.training.lock import LOCK_NAME, RunLock
 from mlx.training.stops import TRACKING_DIR, deferred_stop
-from tests.conftest import TINY_3DBALL, mlx_command, run_mlx
+from tests.conftest import TINY_3DBALL, run_mlx, start_mlx
 
 # A small 3DBall run: 4 areas (a summary every 100 env steps at summary_freq=400).
 TINY = [*TINY_3DBALL, "trainer.summary_freq=400"]
@@ -95,14 +95,7 @@ def saved_step(root: Path) -> int:
 
 
 def start(workdir: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        mlx_command(*args),
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"),
-    )
+    return start_mlx(*args, cwd=workdir)
 
 
 def wait_for(predicate, proc: subprocess.Popen[str], timeout: float = 120) -> None:
