@@ -23,6 +23,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "hallway": "mlx.envs.native.hallway:HallwayEnv",
     "pushblock": "mlx.envs.native.pushblock:PushBlockEnv",
     "pyramids": "mlx.envs.native.pyramids:PyramidsEnv",
+    "sacrifice": "mlx.envs.native.sacrifice:SacrificeEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
