@@ -35,12 +35,13 @@ nearer the trap walks left, the other right; at most 5 decisions). A uniformly r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
 from mlx.envs.native.base import F32, NativeEnv
+from mlx.envs.native.render import FLOOR, VOID, Canvas, tag_colour
 
 BEHAVIOR = "Sacrifice"
 LENGTH, TRAP, GOAL = 6, 0, 5
@@ -51,6 +52,7 @@ GOAL_REWARD = 1.0
 SOLVED_SCORE, RANDOM_SCORE, THRESHOLD = 1.0, 0.24, 0.9
 MOVES = np.array([-1, 0, 1], np.int64)  # action 0 left, 1 stay, 2 right
 GONE = -1.0  # the mate's position once it is removed
+SECOND_AGENT = (170, 200, 255)  # its colour in pictures (the first is the "agent" tag's)
 
 
 class SacrificeEnv(NativeEnv):
@@ -164,3 +166,19 @@ class SacrificeEnv(NativeEnv):
             self._decisions[0] = decision
         else:
             self._decisions.append(decision)
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Pictures [m, 36, 144, 3] of the corridor, 24 pixels per cell: the trap (red), the door (a wall
+        between cells 4 and 5 while closed), the goal (green) and the agents still in (blue; the second
+        agent smaller and paler, so two on one cell both show)."""
+        pick = slice(None) if areas is None else np.asarray(areas)
+        pos, alive, door = self.pos[pick], self.alive[pick], self.door[pick]
+        canvas = Canvas((-0.5, -0.75, LENGTH - 0.5, 0.75), scale=1 / 24)
+        out = canvas.blank(len(pos), VOID)
+        canvas.fill(out, (LENGTH - 1) / 2, 0.0, LENGTH / 2, 0.5, FLOOR)
+        canvas.fill(out, TRAP, 0.0, 0.4, 0.4, tag_colour("switchOff"))
+        canvas.fill(out, GOAL, 0.0, 0.4, 0.4, tag_colour("goal"))
+        canvas.fill(out, GOAL - 0.5, 0.0, 0.06, 0.5, tag_colour("wall"), present=~door)
+        for k, (half, colour) in enumerate(((0.3, tag_colour("agent")), (0.15, SECOND_AGENT))):
+            canvas.fill(out, pos[:, k], 0.0, half, half, colour, present=alive[:, k])
+        return out
