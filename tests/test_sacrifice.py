@@ -195,3 +195,34 @@ def test_throughput():
     rate = agent_steps / (time.perf_counter() - start)
     print(f"sacrifice: {rate:,.0f} agent-steps/s at 1024 areas")
     assert rate > 1e5
+
+
+def test_groups_cross_the_wire_from_an_env_process():
+    """Served by mlx-env over ML-Agents' gRPC protocol, the env steps as in-process: group ids, group
+    rewards and the agents removed mid-episode (absent from the decisions) included."""
+    from mlx.envs.unity.env import UnityEnv, remote_command
+
+    remote = UnityEnv(command=remote_command("sacrifice"), base_port=0, num_areas=4, seed=2)
+    native = make_env("sacrifice", 4, 2)
+    try:
+        native.reset()
+        rng = np.random.default_rng(0)
+        removed = paid = 0
+        for _ in range(60):
+            (d, t), (nd, nt) = remote.get_steps(BEHAVIOR), native.get_steps(BEHAVIOR)
+            for got, want in ((d, nd), (t, nt)):
+                np.testing.assert_array_equal(got.obs[0], want.obs[0])
+                np.testing.assert_array_equal(got.group_id, want.group_id)
+                np.testing.assert_array_equal(got.group_reward, want.group_reward)
+                np.testing.assert_array_equal(got.reward, want.reward)
+            np.testing.assert_array_equal(t.interrupted, nt.interrupted)
+            removed += int(len(d) < 8)
+            paid += int((t.group_reward > 0).sum())
+            actions = native.behavior_specs[BEHAVIOR].action_spec.random(len(d), rng)
+            remote.set_actions(BEHAVIOR, actions)
+            native.set_actions(BEHAVIOR, actions)
+            remote.step()
+            native.step()
+        assert removed and paid
+    finally:
+        remote.close()

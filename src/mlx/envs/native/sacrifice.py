@@ -28,9 +28,13 @@ Design (per area, all areas vectorised with numpy):
   sacrificed agent, already gone, is never paid: the credit-assignment problem POCA solves. Leave it 0
   for POCA (POCA adds groupmates' individual rewards to the group reward, so 1 would count it twice).
 
-Scores (mean group reward per group episode, the POCA statistic): an optimal policy scores 1.0 (the agent
-nearer the trap walks left, the other right; at most 5 decisions). A uniformly random policy scores about
-0.24 (``RANDOM_SCORE``; tests/test_sacrifice.py measures it). A learning test's threshold: 0.9.
+Scores. Per group episode, the sum of its group rewards: an optimal policy scores 1.0 (the agent nearer the
+trap walks left, the other right; at most 5 decisions, 3.1 on average); a uniformly random policy about
+0.24 (``RANDOM_SCORE``; 9.9 decisions). POCA's ``Environment/Group Cumulative Reward`` (one entry per agent
+still in at its group's end) is 1.0 for the optimal policy too and about 0.18 for the random one (a failed
+episode counts once per agent left). A learning test's threshold: 0.9 (``THRESHOLD``). Independent PPO
+with ``shared_reward`` 1 learns to avoid the trap: its mean reward falls from about 0.15 to 0.02 in 300k
+steps (measured when this env was written, PPO's defaults, seed 0), as nobody is paid for the sacrifice.
 """
 
 from __future__ import annotations
