@@ -1,7 +1,7 @@
 """The env registry: config name (``env=<name>``, conf/env/<name>.yaml) -> the class that builds it.
 
 Entries are import paths ``"module:Class"``, imported when that env is built: a run loads only the env
-it uses (the nine native modules together cost ~0.1 s of start-up, the Gymnasium adapter more).
+it uses (the ten native modules together cost ~0.1 s of start-up, the Gymnasium adapter more).
 Adding an env is one line here plus its own module (docs/architecture.md, "Adding a native env").
 Native classes take ``num_areas``, ``seed`` and ``parameters``; adapters also ``env_id`` and ``env_kwargs``.
 """
