@@ -226,3 +226,64 @@ def test_groups_cross_the_wire_from_an_env_process():
         assert removed and paid
     finally:
         remote.close()
+
+
+def _state(decision: DecisionSteps) -> np.ndarray:
+    """A table index per agent: own cell (6) x mate's cell or gone (7) x door (2) = 84 states."""
+    own, mate, door = decision.obs[0].T
+    mate_cell = np.where(mate < 0, 6, np.rint(mate * 5)).astype(np.int64)
+    return np.rint(own * 5).astype(np.int64) * 14 + mate_cell * 2 + door.astype(np.int64)
+
+
+def _reinforce(posthumous: bool, iterations: int = 60, areas: int = 64, horizon: int = 48) -> float:
+    """Tabular REINFORCE, one table shared by every agent. Each agent step is credited with its group
+    episode's whole group reward (posthumous credit, as POCA's group value gives it) or with the group
+    reward that agent itself received (what an independent learner sees). Returns the learnt score."""
+    rng = np.random.default_rng(0)
+    theta = np.zeros((84, 3))
+    env = make_env("sacrifice", num_areas=areas, seed=0)
+
+    def probs(states: np.ndarray) -> np.ndarray:
+        p = np.exp(theta[states])
+        return p / p.sum(axis=1, keepdims=True)
+
+    def sample(decision: DecisionSteps, generator: np.random.Generator) -> np.ndarray:
+        p = probs(_state(decision))
+        return (generator.random(len(p))[:, None] > p.cumsum(axis=1)).sum(axis=1)
+
+    for _ in range(iterations):
+        env.reset()
+        episode = np.zeros(areas, np.int64)
+        group_return = np.zeros((areas, horizon + 1))
+        own_return = np.zeros((2 * areas, horizon + 1))
+        complete = np.zeros((areas, horizon + 1), bool)
+        steps = []
+        for _ in range(horizon):
+            decision, _ = env.get_steps(BEHAVIOR)
+            actions = sample(decision, rng)
+            area = decision.group_id - 1
+            steps.append((_state(decision), actions, decision.agent_id, area, episode[area]))
+            act(env, actions)
+            env.step()
+            _, terminal = env.get_steps(BEHAVIOR)
+            t_area = terminal.group_id - 1
+            np.add.at(group_return, (t_area, episode[t_area]), terminal.group_reward)
+            np.add.at(own_return, (terminal.agent_id, episode[t_area]), terminal.group_reward)
+            ended = env._steps == 0
+            complete[ended, episode[ended]] = True
+            episode += ended
+        states, actions, ids, area, ep = (np.concatenate(x) for x in zip(*steps, strict=True))
+        keep = complete[area, ep]
+        ret = (group_return[area, ep] if posthumous else own_return[ids, ep])[keep]
+        states, actions = states[keep], actions[keep]
+        grad = -probs(states)
+        grad[np.arange(len(actions)), actions] += 1.0
+        np.add.at(theta, states, grad * (ret - ret.mean())[:, None] * (84 / len(states)))
+    return score(sample, steps=200)[0]
+
+
+def test_credit_for_the_sacrifice_is_what_solves_it():
+    """Why this env is the POCA test: the same learner solves it when the removed agent is credited with
+    its group's later reward, and stays near random play when each agent gets only what it was paid."""
+    assert _reinforce(posthumous=True) >= THRESHOLD
+    assert _reinforce(posthumous=False) < THRESHOLD / 2
