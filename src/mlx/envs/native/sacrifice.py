@@ -33,11 +33,11 @@ trap walks left, the other right; at most 5 decisions, 3.1 on average); a unifor
 0.24 (``RANDOM_SCORE``; 9.9 decisions). POCA's ``Environment/Group Cumulative Reward`` (one entry per agent
 still in at its group's end) is 1.0 for the optimal policy too and about 0.18 for the random one (a failed
 episode counts once per agent left). A learning test's threshold: 0.9 (``THRESHOLD``). Independent PPO
-with ``shared_reward`` 1 learns to avoid the trap: its mean reward falls from about 0.15 to 0.02 in 300k
-steps (measured when this env was written, PPO's defaults, seed 0), as nobody is paid for the sacrifice. (0.5 when
-solved: a sacrificed agent's episodes count 0). tests/test_sacrifice.py shows the credit is what matters: a
-tabular REINFORCE solves it (0.998) when each step is credited with its group episode's reward, and stays
-at 0.18 when each agent is credited only with what it received.
+with ``shared_reward`` 1 learns to avoid the trap, as nobody is paid for the sacrifice: its mean reward
+(0.5 when solved, as a sacrificed agent's episodes count 0) falls from about 0.15 to 0.02 in 300k steps
+(measured when this env was written: PPO's defaults, seed 0). tests/test_sacrifice.py shows the credit
+is what matters: a tabular REINFORCE solves it (0.998) when each step is credited with its group
+episode's reward, and stays at 0.18 when each agent is credited only with what it received.
 """
 
 from __future__ import annotations
