@@ -309,7 +309,7 @@ class BaseEnv(abc.ABC):
         """
         raise EnvError(
             f"{type(self).__name__} cannot draw itself: mode=watch works with mlx's native envs "
-            "(3dball, 3dballhard, visual3dball, basic, gridworld, pushblock, pyramids, hallway, walljump)"
+            "(3dball, 3dballhard, visual3dball, basic, gridworld, pushblock, pyramids, hallway, walljump, sacrifice)"
         )
 
     def close(self) -> None:

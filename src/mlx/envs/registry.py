@@ -1,7 +1,7 @@
 """The env registry: config name (``env=<name>``, conf/env/<name>.yaml) -> the class that builds it.
 
 Entries are import paths ``"module:Class"``, imported when that env is built: a run loads only the env
-it uses (the nine native modules together cost ~0.1 s of start-up, the Gymnasium adapter more).
+it uses (the ten native modules together cost ~0.1 s of start-up, the Gymnasium adapter more).
 Adding an env is one line here plus its own module (docs/architecture.md, "Adding a native env").
 Native classes take ``num_areas``, ``seed`` and ``parameters``; adapters also ``env_id`` and ``env_kwargs``.
 """
@@ -23,6 +23,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "hallway": "mlx.envs.native.hallway:HallwayEnv",
     "pushblock": "mlx.envs.native.pushblock:PushBlockEnv",
     "pyramids": "mlx.envs.native.pyramids:PyramidsEnv",
+    "sacrifice": "mlx.envs.native.sacrifice:SacrificeEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
