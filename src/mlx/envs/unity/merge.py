@@ -3,7 +3,8 @@
 Every worker's agents of a behaviour are concatenated into one DecisionSteps/TerminalSteps batch (worker
 order, then team order); actions are split back the same way (``Part`` records each piece). Unity gives an
 agent a new id every episode, per worker; trainers key their per-agent state on ids, so ``RecycledIds``
-maps them to small stable numbers that are recycled when an episode ends.
+maps them to small stable numbers that are recycled when an episode ends. Group ids are per worker too
+(each build numbers its groups from 1), so ``merged_group_ids`` makes them unique across workers.
 """
 
 from __future__ import annotations
@@ -63,6 +64,19 @@ class RecycledIds:
         self._maps.pop(worker, None)
 
 
+# More than any wire group id (a 32-bit integer on the wire).
+WORKER_STRIDE = 2**32
+
+
+def merged_group_ids(worker: int, group_id: np.ndarray | None) -> np.ndarray | None:
+    """A worker's group ids made unique across workers: 0 (no group) stays 0, id g becomes
+    g + worker * WORKER_STRIDE (worker 0's ids as sent), the same whichever workers have agents at a step."""
+    if group_id is None:
+        return None
+    gid = group_id.astype(np.int64)
+    return np.where(gid == 0, 0, gid + worker * WORKER_STRIDE)
+
+
 @dataclass
 class Part:
     """The agents of one worker and one wire behaviour name within a merged batch."""
@@ -89,6 +103,9 @@ def concat(
         )
     decs = [p[1] for p in parts]
     terms = [p[2] for p in parts]
+    for part, d, t, *_ in parts:
+        d.group_id = merged_group_ids(part.worker, d.group_id)
+        t.group_id = merged_group_ids(part.worker, t.group_id)
     if len(parts) == 1:
         dec, term = decs[0], terms[0]
         dec.agent_id, term.agent_id = d_ids[0], t_ids[0]
@@ -98,7 +115,7 @@ def concat(
             reward=np.concatenate([d.reward for d in decs]),
             agent_id=np.concatenate(d_ids),
             action_mask=_concat_masks(spec, decs),
-            group_id=_concat_optional([d.group_id for d in decs], [len(d) for d in decs], np.int32),
+            group_id=_concat_optional([d.group_id for d in decs], [len(d) for d in decs], np.int64),
             group_reward=_concat_optional([d.group_reward for d in decs], [len(d) for d in decs], np.float32),
         )
         term = TerminalSteps(
@@ -106,7 +123,7 @@ def concat(
             reward=np.concatenate([t.reward for t in terms]),
             agent_id=np.concatenate(t_ids),
             interrupted=np.concatenate([t.interrupted for t in terms]),
-            group_id=_concat_optional([t.group_id for t in terms], [len(t) for t in terms], np.int32),
+            group_id=_concat_optional([t.group_id for t in terms], [len(t) for t in terms], np.int64),
             group_reward=_concat_optional([t.group_reward for t in terms], [len(t) for t in terms], np.float32),
         )
     return dec, term
