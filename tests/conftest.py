@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,18 @@ def start_mlx(
         text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
+
+
+def train_to(workdir: Path, target: float, *overrides: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """A learning test's run: seed 1, run_id a, stopping at ``target``; the process and its best summary row."""
+    proc = run_mlx(
+        *overrides, "seed=1", "run_id=a", f"stop_at_reward={target}", "tracking=none", "progress=plain",
+        cwd=workdir, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
+    best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
+    return proc, best
 
 
 def assert_refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_mlx
+from tests.conftest import run_mlx, train_to
 
 # (trainer, env, target, upstream max_steps): the command a user types, with a fixed seed.
 CASES = [
@@ -28,21 +28,8 @@ PARAMS = [pytest.param(*c, id=f"{c[0]}-{c[1]}") for c in CASES] + [
 @pytest.mark.learning
 @pytest.mark.parametrize(("trainer", "env", "target", "budget"), PARAMS)
 def test_learns_to_the_benchmark_within_the_upstream_budget(workdir, trainer, env, target, budget):
-    proc = run_mlx(
-        f"trainer={trainer}",
-        f"env={env}",
-        "seed=1",
-        "run_id=a",
-        f"stop_at_reward={target}",
-        "tracking=none",
-        "progress=plain",
-        cwd=workdir,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
-    best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
-    assert best["mean_reward"] >= target, rows[-1]
+    proc, best = train_to(workdir, target, f"trainer={trainer}", f"env={env}")
+    assert best["mean_reward"] >= target, best
     assert best["step"] <= budget
     assert f"Reached stop_at_reward={float(target)}" in proc.stdout
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -12,7 +10,7 @@ from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.trainers.losses import PPOBatch
 from mlx.trainers.ppo.actor_critic import TorchActorCritic
 from mlx.trainers.ppo.trainer import PPOTrainer
-from tests.conftest import run_mlx
+from tests.conftest import train_to
 
 SPEC = BehaviorSpec((ObservationSpec((8,)),), ActionSpec(continuous_size=2))
 SIGNALS = {"extrinsic": ExtrinsicSettings()}
@@ -87,19 +85,12 @@ def test_with_memory_the_shared_body_carries_the_actors_memory_only():
 
 @pytest.mark.learning
 def test_ppo_with_a_shared_critic_learns_3dball(workdir):
-    proc = run_mlx(
+    _, best = train_to(
+        workdir,
+        30,
         "trainer=ppo",
         "env=3dball",
         "trainer.hyperparameters.shared_critic=true",
-        "seed=1",
-        "run_id=a",
-        "stop_at_reward=30",
         "trainer.max_steps=150000",
-        "tracking=none",
-        "progress=plain",
-        cwd=workdir,
-        timeout=900,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
-    assert max(r["mean_reward"] for r in rows if r["mean_reward"] is not None) >= 30, rows[-1]
+    assert best["mean_reward"] >= 30, best
