@@ -73,6 +73,20 @@ class PPOHyperparameters(Hyperparameters):
 
 
 @dataclass
+class POCAHyperparameters(PPOHyperparameters):
+    """MA-POCA's settings are PPO's (seed 003, ML-Agents' POCASettings) except ``shared_critic``: POCA's
+    critic is its own attention network over the group, never the actor's body."""
+
+    def check(self, key: str) -> None:
+        super().check(key)
+        if self.shared_critic:
+            raise ConfigError(
+                f"{key}.shared_critic=true is a PPO setting: MA-POCA's critic attends over the whole group and "
+                "cannot share the actor's body; remove it"
+            )
+
+
+@dataclass
 class SACHyperparameters(Hyperparameters):
     batch_size: int = 128
     buffer_size: int = 50000  # replay capacity
@@ -181,7 +195,13 @@ class SACSettings(TrainerSettings):
     hyperparameters: SACHyperparameters = field(default_factory=SACHyperparameters)
 
 
-TRAINER_SETTINGS: dict[str, type[TrainerSettings]] = {"ppo": PPOSettings, "sac": SACSettings}
+@dataclass
+class POCASettings(TrainerSettings):
+    trainer_type: str = "poca"
+    hyperparameters: POCAHyperparameters = field(default_factory=POCAHyperparameters)
+
+
+TRAINER_SETTINGS: dict[str, type[TrainerSettings]] = {"ppo": PPOSettings, "sac": SACSettings, "poca": POCASettings}
 
 
 def reward_signals(tree: Any, key: str, check_files: bool = True) -> dict[str, RewardSignalSettings]:
