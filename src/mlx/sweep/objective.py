@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlx.sweep.settings import ObjectiveSettings
-from mlx.tracking.curves import read_stats
+from mlx.tracking.curves import read_stats, row_score
 
 History = Mapping[str, list[tuple[int, float | None]]]  # behaviour -> [(step, mean reward or None)]
 
@@ -65,7 +65,7 @@ def read_history(stats_path: Path, up_to_step: int | None = None) -> dict[str, l
     for row in read_stats(stats_path):
         if up_to_step is not None and row["step"] > up_to_step:
             continue
-        history.setdefault(row["behavior"], []).append((row["step"], row.get("mean_reward")))
+        history.setdefault(row["behavior"], []).append((row["step"], row_score(row)))
     return history
 
 

@@ -26,6 +26,9 @@ from mlx.errors import one_line_error
 from mlx.tracking.compare import Group, RunCurve, draw_groups, figure, save_figure
 
 REWARD = "Environment/Cumulative Reward"
+# A group behaviour (MA-POCA) is scored by its group's reward, as upstream's benchmarks are; its summary rows
+# carry "mean_group_reward" (None in a summary where no group ended).
+GROUP_REWARD = "Environment/Group Cumulative Reward"
 KEY_STATISTICS = ("Environment/Episode Length", "Policy/Entropy")
 BEHAVIOR_NAME = re.compile(r"[^/\\\x00]{1,200}")  # a behaviour names a PNG file: no folders, no NUL
 
@@ -53,11 +56,19 @@ def read_stats(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def row_score(row: dict[str, Any]) -> float | None:
+    """What a summary row scores (stop_at_reward, sweep objectives): the mean group reward for a group
+    behaviour, the mean reward otherwise; None when no episode (no group episode) ended in it."""
+    return row["mean_group_reward"] if "mean_group_reward" in row else row.get("mean_reward")
+
+
 def panels(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The statistics to draw, in order: reward, the key statistics, the losses (those present)."""
+    """The statistics to draw, in order: the group reward (group behaviours), reward, the key statistics,
+    the losses (those present)."""
     names = {k for row in rows for k, v in row.items() if v is not None}
     losses = sorted(k for k in names if k.startswith("Losses/"))
-    return [REWARD, *(k for k in KEY_STATISTICS if k in names), *losses]
+    group = [GROUP_REWARD] if any("mean_group_reward" in row for row in rows) else []
+    return [*group, REWARD, *(k for k in KEY_STATISTICS if k in names), *losses]
 
 
 def write_curves(stats: Path, behavior: str, out: Path, title: str = "") -> Path | None:

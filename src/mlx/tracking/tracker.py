@@ -63,7 +63,16 @@ from mlx.tracking.store import (
 )
 
 SYNC_FILE = "mlflow_sync.json"
-ROW_FIELDS = ("behavior", "step", "time_elapsed", "mean_reward", "std_reward", "episodes", "steps_per_sec")
+ROW_FIELDS = (
+    "behavior",
+    "step",
+    "time_elapsed",
+    "mean_reward",
+    "std_reward",
+    "episodes",
+    "steps_per_sec",
+    "mean_group_reward",  # the group statistic itself is a metric already
+)
 PROBE = "Environment/Steps Per Second"  # every summary has it: the metric a replay checks MLflow for
 BATCH = 900  # metrics per log_batch (MLflow takes at most 1000)
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".cfg", ".ini", ".md")

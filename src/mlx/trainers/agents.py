@@ -52,6 +52,21 @@ class AgentTable:
         if count > self.rows:
             self._resize(max(count, 2 * self.rows))
 
+    def widen(self, names: tuple[str, ...], axis: int, size: int) -> None:
+        """Grow axis ``axis`` of each row's shape of the named columns to ``size`` (never shrinks), old
+        entries kept and new ones at the column's fill: MA-POCA's groupmate slots when a larger group appears."""
+        for name in names:
+            col = self.columns[name]
+            if col.shape[axis] >= size:
+                continue
+            shape = list(col.shape)
+            old = shape[axis]
+            shape[axis] = size
+            self.columns[name] = Column(tuple(shape), col.dtype, col.fill)
+            array = np.full((self.rows, *shape), col.fill, dtype=col.dtype)
+            array[(slice(None),) * (axis + 1) + (slice(0, old),)] = getattr(self, name)
+            setattr(self, name, array)
+
     def __getattr__(self, name: str) -> np.ndarray:  # only reached for names that are not columns
         raise AttributeError(f"{type(self).__name__} has no column {name!r}")
 

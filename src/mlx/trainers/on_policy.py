@@ -52,13 +52,16 @@ class OnPolicyTrainer(RLTrainer):
     """Trajectories in, advantages and an update buffer out (see the module docstring)."""
 
     def _build_experience(self) -> None:
-        self.assembler = TrajectoryAssembler(
-            self.spec, self.settings.time_horizon, len(self.streams), self.memory_size, self.agents
-        )
+        self.assembler = self._make_assembler()
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
         self.update_count = 0
         self._needs_next_obs = any(r.uses_next_obs for r in self.reward_signals.values())
+
+    def _make_assembler(self) -> TrajectoryAssembler:
+        """Where each agent's steps collect until a trajectory ends (MA-POCA's also holds its groupmates')."""
+        horizon, streams = self.settings.time_horizon, len(self.streams)
+        return TrajectoryAssembler(self.spec, horizon, streams, self.memory_size, self.agents)
 
     @abc.abstractmethod
     def _bootstrap(self, traj: Trajectories) -> None:

@@ -8,12 +8,14 @@ from mlx.config import TrainerSettings
 from mlx.envs.api import BehaviorSpec
 from mlx.memory import check_trainer, spec_sizes
 from mlx.trainers.base import RLTrainer
+from mlx.trainers.poca.trainer import POCATrainer
 from mlx.trainers.ppo.trainer import PPOTrainer
 from mlx.trainers.sac.trainer import SACTrainer
 
 TRAINERS: dict[str, type[RLTrainer]] = {
     "ppo": PPOTrainer,
     "sac": SACTrainer,
+    "poca": POCATrainer,
 }
 
 

@@ -39,6 +39,8 @@ class Trajectories:
     slots: np.ndarray  # [E] the agents' dense slot indices (stable per agent id)
     episode_end: np.ndarray  # [E] True where the agent's episode ended with this trajectory
     memory: np.ndarray | None = None  # [E, T, M] each step's input memory (networks with memory)
+    # A trainer's own per-step and per-trajectory arrays (MA-POCA's groupmates), [E, T, ...] or [E, ...].
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     _valid: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from mlx.tracking.curves import GROUP_REWARD, row_score
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import StatSummary
 
@@ -53,15 +54,22 @@ class Summaries:
     def __init__(self, path: Path, tracker: Tracker) -> None:
         self.path = path
         self.tracker = tracker
+        self.groups: set[str] = set()  # behaviours whose agents play in groups (a group reward was reported)
 
     def write(
         self, behavior: str, step: int, elapsed: float, steps_per_sec: float, stats: dict[str, StatSummary]
     ) -> float | None:
-        """Print, append and log one summary; returns its mean episode reward (None: no episode ended)."""
+        """Print, append and log one summary; returns its score (``row_score``: the mean group reward of a
+        group behaviour, else the mean episode reward; None: no episode ended)."""
         reward = stats.get(REWARD)
+        group = stats.get(GROUP_REWARD)
+        if group is not None:
+            self.groups.add(behavior)
         head = f"[INFO] {behavior}. Step: {step}. Time Elapsed: {elapsed:.3f} s."
         if reward is None:
             print(f"{head} No episode was completed since last summary. Training.", flush=True)
+        elif group is not None:  # ML-Agents' line for group behaviours
+            print(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. Training.", flush=True)
         else:
             print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.", flush=True)
         row: dict[str, Any] = {
@@ -73,9 +81,11 @@ class Summaries:
             "episodes": reward.count if reward else 0,
             "steps_per_sec": round(steps_per_sec, 1),
         }
+        if behavior in self.groups:
+            row["mean_group_reward"] = group.mean if group else None
         row.update({name: s.mean for name, s in sorted(stats.items())})
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         # After the row is on disk: stats.jsonl is the record the tracker replays from when its store fails.
         self.tracker.log_summary(row)
-        return reward.mean if reward else None
+        return row_score(row)

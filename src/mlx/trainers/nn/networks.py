@@ -132,7 +132,7 @@ class PolicyOutput:
 
     continuous: torch.Tensor  # [B, C] raw Gaussian samples (env gets clamp(., -3, 3) / 3)
     discrete: torch.Tensor  # [B, D] int64
-    log_prob: torch.Tensor  # [B] joint log-probability of all action components
+    log_prob: torch.Tensor  # [B] joint log-probability of all action components ([B, C + D] per component)
     entropy: torch.Tensor  # [B]
     memories: torch.Tensor | None = None  # [B, memory_size] after this step (networks with memory)
 
@@ -235,16 +235,22 @@ class Actor(nn.Module):
         masks: torch.Tensor | None = None,
         deterministic: bool = False,
         memories: torch.Tensor | None = None,
+        components: bool = False,
     ) -> PolicyOutput:
+        """Actions for a batch; ``components``: log_prob [B, C + D] per action component (see ``evaluate``)."""
         mu, log_std, branch_logp, new_memories = self._heads(obs, masks, memories)
         batch = obs.shape[0]
         log_prob = torch.zeros(batch, device=obs.device)
+        parts: list[torch.Tensor] = []
         entropy = torch.zeros(batch, device=obs.device)
         cont = torch.zeros(batch, 0, device=obs.device)
         if mu is not None:
             assert log_std is not None
             cont = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
-            log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
+            if components:
+                parts.append(gaussian_log_prob(cont, mu, log_std, keep_dims=True))
+            else:
+                log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
             entropy = entropy + gaussian_entropy(log_std).expand(batch)
             if self.tanh_squash:
                 log_prob = log_prob - tanh_log_det(cont)
@@ -253,9 +259,17 @@ class Actor(nn.Module):
         for logp in branch_logp:
             choice = logp.argmax(1) if deterministic else torch.multinomial(logp.exp(), 1).squeeze(1)
             disc_cols.append(choice)
-            log_prob = log_prob + logp.gather(1, choice[:, None]).squeeze(1)
+            chosen = logp.gather(1, choice[:, None])
+            if components:
+                parts.append(chosen)
+            else:
+                log_prob = log_prob + chosen.squeeze(1)
             entropy = entropy - (logp.exp() * logp).sum(1)
         disc = torch.stack(disc_cols, 1) if disc_cols else torch.zeros(batch, 0, dtype=torch.long)
+        if components:
+            if self.tanh_squash:
+                raise ValueError("per-component log-probabilities are defined for unsquashed actions only")
+            log_prob = torch.cat(parts, 1) if parts else torch.zeros(batch, 0, device=obs.device)
         return PolicyOutput(cont, disc, log_prob, entropy, new_memories)
 
     def evaluate(
@@ -266,27 +280,40 @@ class Actor(nn.Module):
         masks: torch.Tensor | None = None,
         memories: torch.Tensor | None = None,
         sequence_length: int = 1,
+        components: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probability and entropy of given raw (unsquashed) actions (for PPO's ratio). With memory,
-        obs holds sequences of sequence_length steps and memories their initial LSTM states."""
+        obs holds sequences of sequence_length steps and memories their initial LSTM states.
+        ``components``: log-probabilities [B, C + D], one per continuous dimension and per discrete branch
+        (MA-POCA's per-component ratio, as upstream), instead of the joint [B]."""
         mu, log_std, branch_logp, _ = self._heads(obs, masks, memories, sequence_length)
         batch = obs.shape[0]
-        log_prob = torch.zeros(batch, device=obs.device)
+        parts: list[torch.Tensor] = []  # [B] joint pieces, or [B, n] components
         entropy = torch.zeros(batch, device=obs.device)
         if mu is not None:
             assert log_std is not None
-            log_prob = log_prob + gaussian_log_prob(cont, mu, log_std)
+            parts.append(gaussian_log_prob(cont, mu, log_std, keep_dims=components))
             entropy = entropy + gaussian_entropy(log_std).expand(batch)
         for i, logp in enumerate(branch_logp):
-            log_prob = log_prob + logp.gather(1, disc[:, i : i + 1].long()).squeeze(1)
+            chosen = logp.gather(1, disc[:, i : i + 1].long())
+            parts.append(chosen if components else chosen.squeeze(1))
             entropy = entropy - (logp.exp() * logp).sum(1)
+        if components:
+            return (torch.cat(parts, 1) if parts else torch.zeros(batch, 0, device=obs.device)), entropy
+        log_prob = torch.zeros(batch, device=obs.device)
+        for part in parts:  # summed in this order, as acting sums them
+            log_prob = log_prob + part
         return log_prob, entropy
 
 
 # How each trainer builds its actor (a checkpoint's "actor." weights fit only that shape): PPO's log std is a
 # parameter of its own and its actions are clamped to [-3, 3] / 3 for the env; SAC's log std comes from the
 # body and its samples are squashed by tanh. Trainers and the modes' policies build actors here.
-ACTOR_OPTIONS: dict[str, dict[str, bool]] = {"ppo": {}, "sac": {"conditional_sigma": True, "tanh_squash": True}}
+ACTOR_OPTIONS: dict[str, dict[str, bool]] = {
+    "ppo": {},
+    "poca": {},  # MA-POCA's actor is PPO's (upstream's SimpleActor for both)
+    "sac": {"conditional_sigma": True, "tanh_squash": True},
+}
 
 
 def actor_for(trainer_type: str, spec: BehaviorSpec, settings: NetworkSettings) -> Actor:
@@ -307,10 +334,14 @@ def squashed_sample(
     return torch.tanh(u), log_prob
 
 
-def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Joint log-density of a diagonal Gaussian, summed over action dimensions."""
+def gaussian_log_prob(
+    x: torch.Tensor, mu: torch.Tensor, log_std: torch.Tensor, keep_dims: bool = False
+) -> torch.Tensor:
+    """Joint log-density of a diagonal Gaussian, summed over action dimensions (``keep_dims``: one per
+    dimension, [..., C])."""
     z = (x - mu) * torch.exp(-log_std)
-    return (-0.5 * z.square() - log_std - 0.5 * LOG_2PI).sum(-1)
+    per_dim = -0.5 * z.square() - log_std - 0.5 * LOG_2PI
+    return per_dim if keep_dims else per_dim.sum(-1)
 
 
 def tanh_log_det(u: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,69 @@
+"""Who is whose groupmate at one env step, for every agent at once (MA-POCA's group statuses, vectorised).
+
+Group id 0 means "no group" (ML-Agents): such an agent is a group of one, with no mates. Rows are agents
+of one env step; a row's mates are the other rows with its group id. Everything is index arithmetic on
+sorted group ids: no Python loop over agents or groups.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_GROUP = 0
+ABSENT = -1  # a mate slot with no agent in it
+
+
+def mates_index(group_ids: np.ndarray, width: int = 0) -> np.ndarray:
+    """[n, M] the row indices of each row's groupmates (the other rows with its nonzero group id), in row
+    order, padded with ABSENT; M = max(width, largest group - 1)."""
+    gid = np.asarray(group_ids).astype(np.int64, copy=False)
+    n = len(gid)
+    grouped = gid != NO_GROUP
+    if not grouped.any():
+        return np.full((n, width), ABSENT, np.int64)
+    rows = np.flatnonzero(grouped)
+    order = rows[np.argsort(gid[rows], kind="stable")]  # grouped rows, by group, in row order within one
+    keys = gid[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    which = np.repeat(np.arange(len(starts)), sizes)  # each sorted row's group number
+    rank = np.arange(len(order)) - starts[which]  # its place within its group
+    width = max(width, int(sizes.max()) - 1)
+    out = np.full((n, width), ABSENT, np.int64)
+    if width == 0:
+        return out
+    # Mate j of the row at rank r is the group's member j (j < r) or j + 1 (j >= r), while it exists.
+    j = np.arange(width)[None, :]
+    member = j + (j >= rank[:, None])
+    exists = member < sizes[which][:, None]
+    source = starts[which][:, None] + np.where(exists, member, 0)
+    out[order] = np.where(exists, order[source], ABSENT)
+    return out
+
+
+def gather_mates(values: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
+    """values [n, ...] -> [m, M, ...]: each row's mates' values (index from ``mates_index``), ``fill`` where
+    a slot is ABSENT (NaN for observations, the critic's marker of an absent mate; 0 for actions)."""
+    values = np.asarray(values)
+    if not len(values):
+        return np.full((*index.shape, *values.shape[1:]), fill, values.dtype)
+    out = values[np.where(index == ABSENT, 0, index)]
+    out[index == ABSENT] = fill
+    return out
+
+
+def mates_sum(group_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[n] the sum of ``values`` over each row's groupmates (its group's total minus its own); 0 without group."""
+    gid = np.asarray(group_ids).astype(np.int64, copy=False)
+    values = np.asarray(values, dtype=np.float64)
+    if not len(gid):
+        return np.zeros(0)
+    _, inverse = np.unique(gid, return_inverse=True)
+    totals = np.bincount(inverse, weights=values)
+    return np.where(gid != NO_GROUP, totals[inverse] - values, 0.0)
+
+
+def groups_present(group_ids: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """[n] True where a row's nonzero group id also occurs in ``among`` (some mate still plays on)."""
+    gid = np.asarray(group_ids)
+    return (gid != NO_GROUP) & np.isin(gid, among)

@@ -1,0 +1,373 @@
+"""MA-POCA (ML-Agents' ``trainer_type: poca``): PPO's actor with a centralised attention critic per group.
+
+`POCAModule` is the LightningModule: the actor (PPO's, on the agent's own observations), the critic
+(`POCAValueNetwork`: the group's value V and each agent's counterfactual baseline B), the optimiser and
+``training_step``, a pure loss of a minibatch (``losses.poca_loss``). `POCATrainer` is the experience side
+on the on-policy base: at each env step it works out every agent's groupmates (``poca.groups``), stores
+their rows and actions with the agent's step (``poca.trajectory``), and when trajectories end it values
+them with the critic, builds the extrinsic reward POCA trains on (own + groupmates' individual rewards +
+group reward), the lambda-returns G (targets of V and B, bootstrapped from the group's value) and the
+advantages G - B, and runs the update epochs.
+
+Values are computed when a trajectory ends, not while acting (as upstream): acting runs the actor only,
+and the critic sees a whole batch of steps at once, after the normaliser has taken in the trajectory.
+Group rewards count in ``Environment/Group Cumulative Reward`` (once per agent whose group ended with
+it), individual rewards in ``Environment/Cumulative Reward``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from mlx.config import ConfigError, POCASettings
+from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.trainers.advantages import gae
+from mlx.trainers.base import action_mask, checked_obs
+from mlx.trainers.losses import POCABatch, poca_loss, total_loss
+from mlx.trainers.nn.networks import InputNormalizer, actor_for, flat_obs_size
+from mlx.trainers.on_policy import OnPolicyTrainer, step_done
+from mlx.trainers.poca.critic import POCAValueNetwork
+from mlx.trainers.poca.groups import gather_mates, groups_present, mates_index, mates_sum
+from mlx.trainers.poca.trajectory import GroupTrajectoryAssembler
+from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
+from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
+from mlx.trainers.trajectory import Trajectories
+
+GROUP_REWARD = "Environment/Group Cumulative Reward"
+STEP_EXTRAS = ("mates_obs", "mates_continuous", "mates_discrete", "group_reward", "mates_reward", "log_prob_parts")
+CRITIC_CHUNK = 4096  # rows per critic pass when valuing trajectories: bounds the attention's memory
+
+
+class POCAMinibatch(NamedTuple):
+    """One minibatch of POCA's update buffer (tensors); the loss's own fields are ``losses.POCABatch``'s."""
+
+    obs: torch.Tensor  # [B, row] the agent's flat observation
+    mates_obs: torch.Tensor  # [B, M, row] its groupmates' (NaN rows: no mate in the slot)
+    mates_continuous: torch.Tensor  # [B, M, C] their raw continuous actions
+    mates_discrete: torch.Tensor  # [B, M, D]
+    continuous: torch.Tensor  # [B, C] the agent's raw continuous action
+    discrete: torch.Tensor  # [B, D]
+    action_mask: torch.Tensor  # [B, sum(branches)]
+    old_log_prob: torch.Tensor  # [B, C + D] per action component
+    old_values: torch.Tensor  # [B, K]
+    old_baselines: torch.Tensor  # [B, K]
+    returns: torch.Tensor  # [B, K]
+    advantages: torch.Tensor  # [B]
+
+
+class POCAModule(pl.LightningModule):
+    """Actor and POCA critic (one value head per reward stream) with a shared normaliser."""
+
+    def __init__(self, spec: BehaviorSpec, settings: POCASettings, streams: list[str]) -> None:
+        super().__init__()
+        self.settings = settings
+        ns = settings.network_settings
+        if ns.memory is not None:
+            raise ConfigError(
+                "trainer.network_settings.memory with trainer=poca is not built yet (the attention critic has no "
+                "LSTM in mlx); remove memory or use trainer=ppo"
+            )
+        self.normalizer = InputNormalizer(spec, ns) if ns.normalize else None
+        self.actor = actor_for("poca", spec, ns)
+        self.critic = POCAValueNetwork(spec, streams, ns)
+        self.memory_size = 0
+        self.epsilon = settings.hyperparameters.epsilon
+        self.beta = settings.hyperparameters.beta
+
+    def preprocess(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.normalizer(obs) if self.normalizer is not None else obs
+
+    def preprocess_mates(self, mates: torch.Tensor) -> torch.Tensor:
+        """[B, M, row] groupmates' rows through the normaliser (NaN rows stay NaN: absent)."""
+        if self.normalizer is None:
+            return mates
+        batch, m, row = mates.shape
+        return self.normalizer(mates.reshape(batch * m, row)).reshape(batch, m, row)
+
+    def training_step(self, batch: POCAMinibatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        x = self.preprocess(batch.obs)
+        mask = batch.action_mask if batch.action_mask.shape[-1] else None
+        log_prob, entropy = self.actor.evaluate(x, batch.continuous, batch.discrete, mask, components=True)
+        values, baselines = self.critic.value_and_baseline(
+            x, self.preprocess_mates(batch.mates_obs), batch.mates_continuous, batch.mates_discrete
+        )
+        terms = poca_loss(
+            log_prob,
+            entropy,
+            values,
+            baselines,
+            POCABatch(batch.old_log_prob, batch.old_values, batch.old_baselines, batch.returns, batch.advantages),
+            self.epsilon,
+            self.beta,
+        )
+        terms["loss"] = total_loss(terms)
+        return terms
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.settings.hyperparameters.learning_rate, fused=True)
+
+
+def pad_mates(array: np.ndarray, width: int, fill: float) -> np.ndarray:
+    """[..., M, x] -> [..., width, x]: more (empty) groupmate slots, filled with ``fill``."""
+    m = array.shape[-2]
+    if m >= width:
+        return array
+    pad = np.full((*array.shape[:-2], width - m, array.shape[-1]), fill, array.dtype)
+    return np.concatenate([array, pad], axis=-2)
+
+
+class POCATrainer(OnPolicyTrainer):
+    def build_module(self) -> POCAModule:
+        return POCAModule(self.spec, self.settings, self.streams).to(self.device)
+
+    def _make_assembler(self) -> GroupTrajectoryAssembler:
+        row = flat_obs_size(self.spec)
+        return GroupTrajectoryAssembler(self.spec, self.settings.time_horizon, len(self.streams), row, self.agents)
+
+    # ---- acting -------------------------------------------------------------------------------
+    def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
+        assembler = self.assembler
+        assert isinstance(assembler, GroupTrajectoryAssembler)
+        n_d, n_t = len(decision), len(terminal)
+        d_rows = checked_obs(decision.obs, self.behavior_name, self.step) if n_d else None
+        gid_d = _group_ids(decision.group_id, n_d)
+        gid_t = _group_ids(terminal.group_id, n_t)
+        # Rows whose reward closes a pending step: every terminal row, and the decision rows of agents that
+        # were already playing and did not end now. Not the agents starting an episode (one that ended and
+        # starts again in this step, or one removed earlier that its group's new episode brings back): they
+        # neither carry their group on nor close a step.
+        d_slots = self.agents.lookup(decision.agent_id)  # first: a lookup may grow the tables (new arrays)
+        going_on = assembler.steps.awaiting[d_slots]
+        if n_t:
+            going_on &= ~np.isin(decision.agent_id, terminal.agent_id)
+        closing_gid = np.concatenate([gid_t, gid_d[going_on]])
+        mates_reward = mates_sum(closing_gid, np.concatenate([terminal.reward, decision.reward[going_on]]))
+        if n_t:
+            t_rows = checked_obs(terminal.obs, self.behavior_name, self.step)
+            rows = t_rows if d_rows is None else np.concatenate([t_rows, d_rows[going_on]])
+            next_mates = gather_mates(rows, mates_index(closing_gid)[:n_t], np.nan)
+            group_done = ~groups_present(gid_t, gid_d[going_on])
+            traj, episodes, group_returns = assembler.end_group_episodes(
+                terminal, _group_rewards(terminal.group_reward, n_t), mates_reward[:n_t], next_mates, group_done
+            )
+            if traj is not None:
+                self._add_trajectories(traj)
+            self._end_episodes(episodes, terminal)
+            if len(group_returns):  # agents in no group (id 0) have no group reward to report
+                self.stats.add(GROUP_REWARD, group_returns[gid_t[group_done] != 0])
+        if n_d == 0:
+            return self.spec.action_spec.empty(0)
+        assert d_rows is not None
+        mask = action_mask(decision, self.spec)
+        with torch.inference_mode():
+            x = self.module.preprocess(self._tensor(d_rows))
+            out = self.module.actor.sample(x, None if mask is None else self._tensor(mask), components=True)
+        cont = out.continuous.cpu().numpy()
+        disc = out.discrete.cpu().numpy().astype(np.int32)
+        self.stats.add("Policy/Entropy", float(out.entropy.mean()))
+        index = mates_index(gid_d)
+        mates_obs = gather_mates(d_rows, index, np.nan)
+        d_mates_reward = np.zeros(n_d)
+        d_mates_reward[going_on] = mates_reward[n_t:]
+        cut = assembler.record_group_rewards(
+            decision, _group_rewards(decision.group_reward, n_d), d_mates_reward, mates_obs
+        )
+        if cut is not None:
+            self._add_trajectories(cut)
+        assembler.store_group(
+            decision,
+            cont,
+            disc,
+            out.log_prob.cpu().numpy(),
+            mask,
+            mates_obs,
+            gather_mates(cont, index, 0.0),
+            gather_mates(disc, index, 0),
+        )
+        self.step += n_d
+        return ActionTuple(continuous=self.module.actor.env_continuous(cont), discrete=disc)
+
+    # ---- trajectories -------------------------------------------------------------------------
+    def _critic(
+        self, obs: np.ndarray, mates: np.ndarray, cont: np.ndarray | None = None, disc: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """V [N, K] (and B [N, K] when the mates' actions are given) of flat rows, in chunks."""
+        values, baselines = [], []
+        module = self.module
+        with torch.inference_mode():
+            for start in range(0, len(obs), CRITIC_CHUNK):
+                part = slice(start, start + CRITIC_CHUNK)
+                x = module.preprocess(self._tensor(obs[part]))
+                m = module.preprocess_mates(self._tensor(mates[part]))
+                if cont is None or disc is None:
+                    values.append(module.critic.value(x, m).cpu().numpy())
+                    continue
+                v, b = module.critic.value_and_baseline(x, m, self._tensor(cont[part]), self._tensor(disc[part]))
+                values.append(v.cpu().numpy())
+                baselines.append(b.cpu().numpy())
+        k = len(self.streams)
+        out_v = np.concatenate(values) if values else np.zeros((0, k), np.float32)
+        if cont is None:
+            return out_v, None
+        return out_v, np.concatenate(baselines) if baselines else np.zeros((0, k), np.float32)
+
+    def _bootstrap(self, traj: Trajectories) -> None:
+        """The group's value after each trajectory that must be bootstrapped (see poca.trajectory)."""
+        needs = traj.needs_bootstrap
+        rows = checked_obs([o[needs] for o in traj.next_obs], self.behavior_name, self.step)
+        traj.bootstrap_value[needs] = self._critic(rows, traj.extras["next_mates_obs"][needs])[0]
+
+    def _add_trajectories(self, traj: Trajectories) -> None:
+        """Value the steps with the critic, then rewards, lambda-returns and advantages G - B per stream."""
+        ex = {key: traj.flat(traj.extras[key]) for key in STEP_EXTRAS}
+        obs = checked_obs([traj.flat(o) for o in traj.obs], self.behavior_name, self.step)
+        if self.module.normalizer is not None:
+            self.module.normalizer.update(obs)  # before valuing, as upstream
+        values, baselines = self._critic(obs, ex["mates_obs"], ex["mates_continuous"], ex["mates_discrete"])
+        assert baselines is not None
+        if traj.needs_bootstrap.any():
+            self._bootstrap(traj)
+        own = traj.flat(traj.env_reward)
+        team_reward = own + ex["mates_reward"] + ex["group_reward"]  # what the extrinsic stream trains on
+        if self._needs_next_obs:
+            next_obs = checked_obs(traj.flat_next_obs(), self.behavior_name, self.step)
+        else:
+            next_obs = np.zeros((len(obs), 0), np.float32)
+        done = traj.flat(step_done(traj))
+        inputs = SignalInputs(
+            team_reward,
+            lambda: SignalRows(
+                obs,
+                next_obs,
+                self.module.actor.env_continuous(traj.flat(traj.continuous)),
+                traj.flat(traj.discrete),
+                own,
+                done,
+            ),
+            self.device,
+        )
+        rewards = [traj.padded(r) for r in self._signal_rewards(inputs)]
+        sums = [r.sum(axis=1, dtype=np.float64) for r in rewards]
+        self._add_signal_returns(traj.slots, sums, traj.slots[traj.episode_end])
+        padded_v, padded_b = traj.padded(values), traj.padded(baselines)
+        returns, advantages = [], []
+        for k, (name, signal) in enumerate(self.reward_signals.items()):
+            # GAE's return is upstream's lambda-return: G_t = r_t + g((1 - l) V_t+1 + l G_t+1), G_T = r_T + g V_next.
+            _, ret = gae(
+                rewards[k], padded_v[..., k], traj.bootstrap_value[:, k], traj.lengths, signal.gamma, self.hp.lambd
+            )
+            returns.append(traj.flat(ret))
+            advantages.append(traj.flat(ret) - baselines[:, k])
+            self.stats.add(f"Policy/{name.capitalize()} Value Estimate", values[:, k])
+            self.stats.add(f"Policy/{name.capitalize()} Baseline Estimate", baselines[:, k])
+        del padded_v, padded_b
+        self._buffer.append(
+            {
+                "obs": obs,
+                "mates_obs": ex["mates_obs"],
+                "mates_continuous": ex["mates_continuous"],
+                "mates_discrete": ex["mates_discrete"],
+                "continuous": traj.flat(traj.continuous),
+                "discrete": traj.flat(traj.discrete),
+                "action_mask": traj.flat(traj.action_mask),
+                "old_log_prob": ex["log_prob_parts"],
+                "old_values": values,
+                "old_baselines": baselines,
+                "returns": np.stack(returns, axis=-1),
+                "advantages": np.mean(advantages, axis=0).astype(np.float32),
+                "next_obs": next_obs,
+                "env_reward": own,
+                "done": done,
+            }
+        )
+        self._buffered += len(obs)
+
+    # ---- updating -----------------------------------------------------------------------------
+    def _take_buffer(self) -> dict[str, np.ndarray]:
+        """The update buffer as one array per field, groupmate slots padded to the widest chunk."""
+        width = max(c["mates_obs"].shape[1] for c in self._buffer)
+        fills = {"mates_obs": np.nan, "mates_continuous": 0.0, "mates_discrete": 0}
+        data = {
+            k: np.concatenate([pad_mates(c[k], width, fills[k]) if k in fills else c[k] for c in self._buffer])
+            for k in self._buffer[0]
+        }
+        self._buffer.clear()
+        self._buffered = 0
+        return data
+
+    def update(self) -> None:
+        data = self._take_buffer()
+        adv = data["advantages"]
+        data["advantages"] = ((adv - adv.mean()) / (adv.std() + 1e-10)).astype(np.float32)
+        tensors = {k: self._tensor(v) for k, v in data.items()}
+        n = len(data["obs"])
+        lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
+        self.module.epsilon = self._schedule(self.hp.epsilon_schedule, self.hp.epsilon, EPSILON_FLOOR)
+        self.module.beta = self._schedule(self.hp.beta_schedule, self.hp.beta, BETA_FLOOR)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        bs = self.hp.batch_size
+        keys = ("policy_loss", "value_loss", "baseline_loss", "approx_kl", "clip_fraction")
+        sums: dict[str, torch.Tensor] = {}
+        signal_sums: dict[str, float] = {}
+        count = 0
+        self.module.train()
+        for _ in range(self.hp.num_epoch):
+            perm = torch.randperm(n, device=self.device)
+            for i in range(max(1, n // bs)):
+                idx = perm[i * bs : (i + 1) * bs]
+                batch = POCAMinibatch(*(tensors[f][idx] for f in POCAMinibatch._fields))
+                terms = self.module.training_step(batch, i)
+                self.optimize(self.optimizer, terms["loss"])
+                if self.intrinsic:
+                    self._step_signals(
+                        SignalBatch(
+                            batch.obs,
+                            tensors["next_obs"][idx],
+                            self.module.actor.env_continuous(batch.continuous),
+                            batch.discrete,
+                            tensors["env_reward"][idx],
+                            tensors["done"][idx],
+                        ),
+                        signal_sums,
+                    )
+                for key in keys:
+                    sums[key] = sums.get(key, 0.0) + terms[key]
+                count += 1
+        self.update_count += 1
+        if count:
+            for key, name in zip(keys, _UPDATE_STATS, strict=True):
+                self.stats.add(name, float(sums[key]) / count)
+            for key, total in signal_sums.items():
+                self.stats.add(key, total / count)
+        if self.bc is not None:
+            for key, value in self.bc.update(self.step).items():
+                self.stats.add(key, value)
+        returns, values = data["returns"], data["old_values"]
+        var = returns.var()
+        self.stats.add("Policy/Explained Variance", float(1 - (returns - values).var() / var) if var > 0 else 0.0)
+        self.stats.add("Policy/Learning Rate", lr)
+        self.stats.add("Policy/Epsilon", self.module.epsilon)
+        self.stats.add("Policy/Beta", self.module.beta)
+
+
+_UPDATE_STATS = (
+    "Losses/Policy Loss",
+    "Losses/Value Loss",
+    "Losses/Baseline Loss",
+    "Policy/Approx KL",
+    "Policy/Clip Fraction",
+)
+
+
+def _group_ids(group_id: np.ndarray | None, n: int) -> np.ndarray:
+    """Group ids as int64 (all 0, no group, when the env sends none)."""
+    return np.zeros(n, np.int64) if group_id is None else np.asarray(group_id).astype(np.int64)
+
+
+def _group_rewards(group_reward: np.ndarray | None, n: int) -> np.ndarray:
+    return np.zeros(n, np.float32) if group_reward is None else np.asarray(group_reward, np.float32)
