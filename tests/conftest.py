@@ -65,7 +65,9 @@ def train_to(workdir: Path, target: float, *overrides: str) -> tuple[subprocess.
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
-    best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
+    from mlx.tracking.curves import row_score  # a group behaviour's score is its mean group reward
+
+    best = max((r for r in rows if row_score(r) is not None), key=row_score)
     return proc, best
 
 
