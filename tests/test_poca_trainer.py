@@ -76,7 +76,8 @@ def episode():
     t.process(decide([0, 1, 2, 9], 1, [1, 0, 0, 0.5], [0.5, 0.5, 0.5, 0]), NONE)
     t.process(decide([0, 2, 9], 2, [0, 0, 0], [0, 0, 0]), end([1], 2, [-1], [0], [False]))
     stats_before = t.stats.summarise()
-    t.process(decide([0, 1, 2, 9], 0, [0, 0, 0, 0], [0, 0, 0, 0]), end([0, 2, 9], 3, [0, 0, 0], [2, 2, 0], [False, False, True]))
+    ended = end([0, 2, 9], 3, [0, 0, 0], [2, 2, 0], [False, False, True])
+    t.process(decide([0, 1, 2, 9], 0, [0, 0, 0, 0], [0, 0, 0, 0]), ended)
     by_slot = {}
     for traj, chunk in seen:
         for e, slot in enumerate(traj.slots):
