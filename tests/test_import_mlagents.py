@@ -92,8 +92,7 @@ def test_every_upstream_config_imports_and_keeps_its_settings(source, tmp_path, 
         tree = compose_experiment(folder, name)
         run = validate(tree, check_files=False)  # Unity's .demo files that mlx has no recording of are warned
         section = behaviours[names[0]]
-        # poca has no mlx trainer yet and is written as ppo (reported, see test_poca_is_reported)
-        assert run.trainer.trainer_type == {"poca": "ppo"}.get(section["trainer_type"], section["trainer_type"])
+        assert run.trainer.trainer_type == section["trainer_type"]
         for key, value in expected_settings(section).items():
             if isinstance(value, str) and value in ("linear", "constant", "simple", "nature_cnn", "resnet", "match3"):
                 assert lookup(tree["trainer"], key) == value, key
@@ -187,17 +186,23 @@ def test_curriculum_folder_of_json_files(tmp_path):
     assert lessons[0]["completion_criteria"]["measure"] == "reward" and lessons[1]["value"] == 4.0
 
 
-def test_poca_is_reported(tmp_path, capsys):
+def test_poca_is_imported_as_poca(tmp_path, capsys):
+    """The four upstream poca/ files become trainer=poca experiments; self_play (not in mlx yet) is reported."""
     folder, experiments, err = imported(tmp_path, capsys, DATA / "poca" / "SoccerTwos.yaml")
-    assert "not mapped: behaviors.SoccerTwos.trainer_type: poca: MA-POCA" in err
+    assert "trainer_type" not in err
     assert "not mapped: behaviors.SoccerTwos.self_play: mlx has no self-play yet" in err
     path, _ = experiments["soccertwos_poca"]
     text = Path(path).read_text()
     assert text.startswith("# @package _global_\n")
-    assert "# NOT MAPPED (2)" in text and "#   behaviors.SoccerTwos.self_play: mlx has no self-play" in text
+    assert "# NOT MAPPED (1)" in text and "#   behaviors.SoccerTwos.self_play: mlx has no self-play" in text
     assert re.search(r"^#\s+self_play:\n(#\s+\w+: .*\n)*#\s+play_against_latest_model_ratio: 0.5$", text, re.M)
     tree = compose_experiment(folder, "soccertwos_poca")
-    assert tree["trainer"]["trainer_type"] == "ppo" and tree["trainer"]["hyperparameters"]["batch_size"] == 2048
+    assert tree["trainer"]["trainer_type"] == "poca" and tree["trainer"]["hyperparameters"]["batch_size"] == 2048
+    for name in ("PushBlockCollab", "DungeonEscape"):
+        _, experiments, err = imported(tmp_path / name, capsys, DATA / "poca" / f"{name}.yaml")
+        assert "not mapped" not in err, err
+        (path, _), = experiments.values()
+        assert "trainer: poca" in Path(path).read_text() or "trainer_type: poca" in Path(path).read_text()
 
 
 def test_gail_and_behavioral_cloning_are_imported(tmp_path, capsys):

@@ -67,14 +67,6 @@ PPO_HYPER = table(PPOHyperparameters)
 POCA_HYPER = {k: v for k, v in PPO_HYPER.items() if k != "shared_critic"}
 SAC_HYPER = table(SACHyperparameters)
 HYPERPARAMETERS = {"ppo": PPO_HYPER, "sac": SAC_HYPER, "poca": POCA_HYPER}
-# Trainer types ML-Agents knows that mlx has no trainer for, and what the experiment uses instead.
-STAND_INS = {
-    "poca": (
-        "ppo",
-        "MA-POCA (centralised critic, group rewards) is not in mlx yet; written as trainer=ppo, whose "
-        "hyperparameters POCA shares (agents learn independently)",
-    )
-}
 
 # ML-Agents' RewardSignalSettings: every signal has network_settings, the learned ones the deprecated
 # encoding_size, and GAIL needs its demo_path.
@@ -194,7 +186,7 @@ def check_trainer(section: Any, path: str) -> dict[str, Any]:
     if trainer_type not in HYPERPARAMETERS:
         raise ConfigImportError(
             f"{path}.trainer_type: unknown trainer type '{trainer_type}'; ML-Agents has "
-            f"{', '.join(HYPERPARAMETERS)} (mlx trains ppo and sac; poca is imported as ppo)"
+            f"{', '.join(HYPERPARAMETERS)}"
         )
     out["trainer_type"] = trainer_type
     for key, value in section.items():
@@ -213,7 +205,7 @@ def check_trainer(section: Any, path: str) -> dict[str, Any]:
         else:
             out[key] = check(value, TRAINER[key], where)
     memory = (out.get("network_settings") or {}).get("memory")
-    defaults = TRAINER_SETTINGS[STAND_INS.get(trainer_type, (trainer_type,))[0]]().hyperparameters
+    defaults = TRAINER_SETTINGS[trainer_type]().hyperparameters
     batch = (out.get("hyperparameters") or {}).get("batch_size", defaults.batch_size)
     if memory and memory.get("sequence_length", MemorySettings.sequence_length) > batch:
         # ML-Agents' own rule (mlx pads short sequences); an even memory_size is mlx's check too (validate)

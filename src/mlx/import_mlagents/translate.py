@@ -27,7 +27,6 @@ from mlx.import_mlagents.schema import (
     ENV_DEFAULTS,
     ENV_SETTINGS,
     NETWORK_NO_OP,
-    STAND_INS,
     TORCH_SETTINGS,
     TRAINER_NO_OP,
     check_trainer,
@@ -144,11 +143,7 @@ class Translator:
 
     def trainer(self, settings: dict[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """-> (mlx trainer option, trainer body without reward_signals, reward signal bodies)."""
-        source_type = settings["trainer_type"]
-        trainer_type = source_type
-        if source_type in STAND_INS:
-            trainer_type, reason = STAND_INS[source_type]
-            self.skip(self.origin("trainer_type"), f"{source_type}: {reason}")
+        trainer_type = settings["trainer_type"]
         mlx_settings = TRAINER_SETTINGS[trainer_type]()
         body = plain(mlx_settings)
         body.pop("trainer_type")
@@ -206,7 +201,8 @@ class Translator:
                 reasons = {
                     "deterministic": "mlx trains with sampled actions; evaluate deterministically with mlx's "
                     "evaluation mode instead",
-                    "max_num_agents": "a POCA setting; mlx has no POCA",
+                    "max_num_agents": "mlx's POCA critic attends over however many agents are present, with no "
+                    "fixed maximum",
                 }
                 self.skip(path, reasons.get(key, f"mlx's network_settings has no {key}"))
         return out
