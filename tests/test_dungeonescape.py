@@ -270,7 +270,9 @@ def test_throughput():
 def test_render():
     env = make(3)
     kill(env, 1, 0)
+    before = env.arena.pos.copy()
     pictures = env.render([0, 1])
+    np.testing.assert_array_equal(env.arena.pos, before)  # the dead agent is hidden only while drawing
     assert pictures.dtype == np.uint8 and pictures.shape[0] == 2 and pictures.shape[3] == 3
     assert not np.array_equal(pictures[0], pictures[1])
 

@@ -457,8 +457,17 @@ class DungeonEscapeEnv(NativeEnv):
 
     def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Top-down pictures of platforms (Arena.render): walls and columns grey, the door, the cave, the
-        key and the tombstone when present, the agents still in (with their heading) and the dragon."""
-        return self.arena.render(areas)
+        key and the tombstone when present, the agents still in (with their heading) and the dragon.
+        Dead agents are moved out of the picture while drawing (Arena.render draws every agent's heading)."""
+        ar = self.arena
+        saved = ar.pos[:, :AGENTS].copy()
+        gone = ~self.alive.T  # [3, n]
+        ar.pos[0, :AGENTS][gone] = AWAY
+        ar.pos[1, :AGENTS][gone] = AWAY
+        try:
+            return ar.render(areas)
+        finally:
+            ar.pos[:, :AGENTS] = saved
 
 
 def _steer(env: DungeonEscapeEnv, tx: np.ndarray, tz: np.ndarray) -> np.ndarray:
