@@ -19,6 +19,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "3dball": "mlx.envs.native.ball3d:Ball3DEnv",
     "3dballhard": "mlx.envs.native.ball3d_hard:Ball3DHardEnv",
     "basic": "mlx.envs.native.basic:BasicEnv",
+    "dungeonescape": "mlx.envs.native.dungeonescape:DungeonEscapeEnv",
     "gridworld": "mlx.envs.native.gridworld:GridWorldEnv",
     "hallway": "mlx.envs.native.hallway:HallwayEnv",
     "pushblock": "mlx.envs.native.pushblock:PushBlockEnv",
