@@ -7,11 +7,12 @@ import onnx
 import pytest
 import torch
 
-from mlx.config import ExtrinsicSettings, MemorySettings, PPOSettings, SACSettings
+from mlx.config import ExtrinsicSettings, MemorySettings, POCASettings, PPOSettings, SACSettings
 from mlx.envs import make_env
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.formats.onnx import onnx_actions
 from mlx.trainers.nn.networks import to_env_continuous
+from mlx.trainers.poca.trainer import POCATrainer
 from mlx.trainers.ppo.trainer import PPOTrainer
 from mlx.trainers.sac.trainer import SACTrainer
 
@@ -20,7 +21,7 @@ SIGNALS = {"extrinsic": ExtrinsicSettings()}
 
 def trainer_for(cls: type, spec: BehaviorSpec, memory: bool = False):
     torch.manual_seed(0)
-    settings = PPOSettings() if cls is PPOTrainer else SACSettings()
+    settings = {PPOTrainer: PPOSettings, SACTrainer: SACSettings, POCATrainer: POCASettings}[cls]()
     settings.network_settings.normalize = True
     if memory:
         settings.network_settings.memory = MemorySettings(sequence_length=4, memory_size=8)
@@ -31,7 +32,7 @@ def trainer_for(cls: type, spec: BehaviorSpec, memory: bool = False):
     return trainer
 
 
-@pytest.mark.parametrize("cls", [PPOTrainer, SACTrainer])
+@pytest.mark.parametrize("cls", [PPOTrainer, SACTrainer, POCATrainer])
 def test_continuous_policy_names_constants_and_actions(tmp_path, cls):
     spec = make_env("3dball", 1, 0).behavior_specs["3DBall"]
     trainer = trainer_for(cls, spec)

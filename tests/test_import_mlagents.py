@@ -201,7 +201,7 @@ def test_poca_is_imported_as_poca(tmp_path, capsys):
     for name in ("PushBlockCollab", "DungeonEscape"):
         _, experiments, err = imported(tmp_path / name, capsys, DATA / "poca" / f"{name}.yaml")
         assert "not mapped" not in err, err
-        (path, _), = experiments.values()
+        ((path, _),) = experiments.values()
         assert "trainer: poca" in Path(path).read_text() or "trainer_type: poca" in Path(path).read_text()
 
 

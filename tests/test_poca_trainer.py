@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from mlx.config import ExtrinsicSettings, POCASettings
-from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from mlx.envs.api import ActionSpec, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
+from mlx.tracking.tracker import Tracker
 from mlx.trainers.poca.groups import ABSENT, gather_mates, groups_present, mates_index, mates_sum
 from mlx.trainers.poca.returns import lambda_returns
 from mlx.trainers.poca.trainer import GROUP_REWARD, POCATrainer
 from mlx.trainers.registry import make_trainer
+from mlx.training.loop import Loop
+from mlx.training.summaries import Summaries
 
 SPEC = BehaviorSpec((ObservationSpec((2,), "v"),), ActionSpec(discrete_branches=(3,)))
 GAMMA, LAMBD = 0.9, 0.8
@@ -186,3 +189,50 @@ def test_update_runs_on_mixed_group_widths(episode):
     summary = t.stats.summarise()
     for name in ("Losses/Policy Loss", "Losses/Value Loss", "Losses/Baseline Loss", "Policy/Explained Variance"):
         assert np.isfinite(summary[name].mean), name
+
+
+class TwoBehaviours(BaseEnv):
+    """Agents of behaviours A and B in one group (id 1); B's observation is ``b_size`` floats."""
+
+    def __init__(self, b_size: int) -> None:
+        self.specs = {"A": SPEC, "B": BehaviorSpec((ObservationSpec((b_size,), "v"),), SPEC.action_spec)}
+
+    @property
+    def behavior_specs(self) -> dict[str, BehaviorSpec]:
+        return self.specs
+
+    def reset(self) -> None: ...
+
+    def step(self) -> None: ...
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        size = self.specs[behavior_name].observation_specs[0].shape[0]
+        agent = 0 if behavior_name == "A" else 1
+        decision = DecisionSteps(
+            [np.zeros((1, size), np.float32)], np.zeros(1, np.float32), np.array([agent]), None, np.array([1]), None
+        )
+        return decision, end([], 0, [], [], [])
+
+    def set_actions(self, behavior_name: str, actions) -> None: ...
+
+
+@pytest.mark.parametrize("b_size", [2, 3])
+def test_a_group_across_behaviours_must_share_one_spec(tmp_path, b_size):
+    """Mismatched groupmate specs are refused in one line naming the group and both behaviours; behaviours
+    with one spec train side by side (each sees its own agents as groupmates, as upstream)."""
+    env = TwoBehaviours(b_size)
+    settings = POCASettings()
+    settings.max_steps = 6
+    trainers = {
+        name: make_trainer(name, spec, settings, {"extrinsic": ExtrinsicSettings()}, torch.device("cpu"), 0)
+        for name, spec in env.behavior_specs.items()
+    }
+    loop = Loop(env, trainers, dict.fromkeys(trainers, settings), Summaries(tmp_path / "stats.jsonl", Tracker()))
+    if b_size == 2:
+        loop.run()
+        assert all(t.step >= 6 for t in trainers.values())
+        return
+    with pytest.raises(EnvError) as info:
+        loop.run()
+    message = str(info.value)
+    assert "\n" not in message and "group 1" in message and "A and B" in message and "specs differ" in message

@@ -159,12 +159,19 @@ class TrainerSettings:
     threaded: bool = False
     # Off while its demo_path is null (a block rather than None, so the command line can set any key of it).
     behavioral_cloning: BehavioralCloningSettings | None = field(default_factory=BehavioralCloningSettings)
+    # ML-Agents' self-play block (the ghost trainer): a known key, refused until mlx has self-play.
+    self_play: Any = None
 
     def check(self, key: str, check_files: bool = True) -> None:
         """Checks that types cannot express; every message names the key (under ``key``) and the fix.
         ``check_files=False`` skips whether .demo files exist (an imported config, before they are recorded)."""
         for name in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
             positive(getattr(self, name), f"{key}.{name}")
+        if self.self_play is not None:
+            raise ConfigError(
+                f"{key}.self_play: self-play (ML-Agents' ghost trainer) is not in mlx yet, for {self.trainer_type} or "
+                "any trainer (tracked as issue 19, self-play); remove self_play to train without it"
+            )
         if self.threaded:
             raise ConfigError(
                 f"{key}.threaded=true is not supported: mlx steps the env and updates the model in one thread "

@@ -185,8 +185,7 @@ def check_trainer(section: Any, path: str) -> dict[str, Any]:
     trainer_type = STR(trainer_type, f"{path}.trainer_type")
     if trainer_type not in HYPERPARAMETERS:
         raise ConfigImportError(
-            f"{path}.trainer_type: unknown trainer type '{trainer_type}'; ML-Agents has "
-            f"{', '.join(HYPERPARAMETERS)}"
+            f"{path}.trainer_type: unknown trainer type '{trainer_type}'; ML-Agents has {', '.join(HYPERPARAMETERS)}"
         )
     out["trainer_type"] = trainer_type
     for key, value in section.items():

@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from mlx.config import TrainerSettings
-from mlx.envs.api import BaseEnv
+from mlx.envs.api import BaseEnv, DecisionSteps, EnvError, TerminalSteps
 from mlx.trainers.base import RLTrainer
+from mlx.trainers.poca.groups import mixed_groups
 from mlx.training.summaries import Summaries
 
 
@@ -76,6 +79,8 @@ class Loop:
         self.started = False  # set once the loop runs: before that there is nothing new to save
         self.stop = False  # set by a callback to end the run after this step
         self.finished = dict.fromkeys(self.trainers, False)  # behaviours a callback ended (stop_at_reward)
+        # Groups spanning behaviours matter to POCA only (its critic reads groupmates), with several behaviours.
+        self._check_groups = len(self.trainers) > 1 and any(s.trainer_type == "poca" for s in self.settings.values())
         self.last_reward: dict[str, float | None] = {}  # each behaviour's latest mean episode reward
         self.next_summary = {
             name: (tr.step // self.settings[name].summary_freq + 1) * self.settings[name].summary_freq
@@ -122,12 +127,25 @@ class Loop:
         self.call("on_end")
         self.elapsed = self.elapsed_before + time.perf_counter() - start
 
+    def _refuse_mixed_groups(self, steps: dict[str, tuple[DecisionSteps, TerminalSteps]]) -> None:
+        """A group spanning behaviours with different specs cannot be read by a POCA critic (poca.groups)."""
+        ids = {}
+        for name, (decision, terminal) in steps.items():
+            parts = [s.group_id for s in (decision, terminal) if s.group_id is not None]
+            if parts:
+                ids[name] = (np.concatenate(parts), self.trainers[name].spec)
+        problem = mixed_groups(ids) if len(ids) > 1 else None
+        if problem is not None:
+            raise EnvError(problem)
+
     def collect(self) -> None:
         """One env step: every behaviour's agents act on what they see."""
         env = self.env
+        steps = {name: env.get_steps(name) for name in self.trainers}
+        if self._check_groups:
+            self._refuse_mixed_groups(steps)
         for name, trainer in self.trainers.items():
-            decision, terminal = env.get_steps(name)
-            env.set_actions(name, trainer.process(decision, terminal))
+            env.set_actions(name, trainer.process(*steps[name]))
         for fn in self._hooks["before_env_step"]:
             fn(self)
         env.step()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlx.envs.api import BehaviorSpec
+
 NO_GROUP = 0
 ABSENT = -1  # a mate slot with no agent in it
 
@@ -67,3 +69,24 @@ def groups_present(group_ids: np.ndarray, among: np.ndarray) -> np.ndarray:
     """[n] True where a row's nonzero group id also occurs in ``among`` (some mate still plays on)."""
     gid = np.asarray(group_ids)
     return (gid != NO_GROUP) & np.isin(gid, among)
+
+
+def mixed_groups(steps: dict[str, tuple[np.ndarray, BehaviorSpec]]) -> str | None:
+    """The refusal for a group that holds agents of behaviours whose specs differ, or None.
+
+    ``steps``: per behaviour, the group ids of this env step (decision and terminal rows) and its spec. A
+    POCA critic reads every groupmate's observation and action with one network, so all of a group's agents
+    must share one observation and action layout; agents of other behaviours with the same spec are simply
+    not seen as groupmates (as upstream, whose groups are tracked per behaviour).
+    """
+    seen: dict[int, str] = {}
+    for name, (group_ids, spec) in steps.items():
+        for g in np.unique(group_ids[group_ids != NO_GROUP]).tolist():
+            other = seen.setdefault(g, name)
+            if other != name and steps[other][1] != spec:
+                return (
+                    f"group {g} holds agents of behaviours {other} and {name}, whose observation or action specs "
+                    "differ; MA-POCA reads all of a group's agents with one critic, so a group's agents must share "
+                    "one spec: put them in separate groups, or give them the same observations and actions"
+                )
+    return None
