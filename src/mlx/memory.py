@@ -31,15 +31,17 @@ _CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.lim
 WEIGHT_COPIES = 4
 # Networks with a body of network_settings a trainer holds at least: PPO's actor and critic; SAC's actor,
 # two Q networks and the target critic.
-NETWORKS = {"ppo": 2, "sac": 4}
+NETWORKS = {"ppo": 2, "sac": 4, "poca": 2}
 # Floats per stored step besides observations and actions (PPO: log-prob, value, return, advantage, env
-# reward, done; SAC: reward, terminated, done).
-STEP_FLOATS = {"ppo": 6, "sac": 3}
+# reward, done; SAC: reward, terminated, done; POCA: PPO's plus baseline, group and groupmates' rewards).
+# POCA also stores each groupmate's observation and action with a step: unknown before the env sends
+# group ids, so left out (a lower bound, as every estimate here).
+STEP_FLOATS = {"ppo": 6, "sac": 3, "poca": 9}
 # Trainers that keep time_horizon steps of every agent (trajectories) before they become experience.
-ON_POLICY = ("ppo",)
+ON_POLICY = ("ppo", "poca")
 # Copies of the experience a trainer holds at its peak: PPO's chunks and their concatenation at update time;
 # SAC's preallocated ring.
-BUFFER_COPIES = {"ppo": 2, "sac": 1}
+BUFFER_COPIES = {"ppo": 2, "sac": 1, "poca": 2}
 # A native env keeps at least two copies of each area's observations (the published DecisionSteps and its
 # working arrays) and a few ids and counters; measured: 196 (Basic) to 763,000 (Visual3DBall) bytes an area.
 AREA_OBS_COPIES = 2
