@@ -29,8 +29,8 @@ NOOP, FORWARD = 0, 1
 Policy = Callable[[DungeonEscapeEnv, np.random.Generator], np.ndarray]
 
 
-def make(areas: int = 2, seed: int = 0) -> DungeonEscapeEnv:
-    env = make_env("dungeonescape", num_areas=areas, seed=seed)
+def make(areas: int = 2, seed: int = 0, shared_reward: float = 0.0) -> DungeonEscapeEnv:
+    env = make_env("dungeonescape", num_areas=areas, seed=seed, parameters={"shared_reward": shared_reward})
     assert isinstance(env, DungeonEscapeEnv)
     env.reset()
     return env
@@ -148,8 +148,10 @@ def test_catching_the_dragon_kills_the_agent_and_drops_the_key():
         assert 1 not in decision.agent_id and 1 not in terminal.agent_id
 
 
-def test_key_to_the_door_pays_the_agents_still_in():
-    env = make(2)
+@pytest.mark.parametrize("shared_reward", [0.0, 1.0])
+def test_key_to_the_door_pays_the_agents_still_in(shared_reward):
+    """shared_reward=1 (for independent PPO) pays the group reward as individual reward too."""
+    env = make(2, shared_reward=shared_reward)
     quiet(env)
     kill(env, area=0, k=0)
     kx, kz = env.arena.center[:, env._key, 0]
@@ -162,7 +164,8 @@ def test_key_to_the_door_pays_the_agents_still_in():
     decision, terminal = step(env)
     assert terminal.agent_id.tolist() == [1, 2] and not terminal.interrupted.any()
     assert terminal.group_reward.tolist() == [ESCAPE_REWARD, ESCAPE_REWARD]  # the dead agent 0 is not paid
-    assert terminal.reward.tolist() == [0.0, 0.0] and terminal.obs[2].tolist() == [[0.0], [1.0]]
+    assert terminal.reward.tolist() == [ESCAPE_REWARD * shared_reward] * 2
+    assert terminal.obs[2].tolist() == [[0.0], [1.0]]
     assert env.ended.tolist() == [True, False] and env.escaped.tolist() == [True, False]
     assert decision.agent_id.tolist() == [0, 1, 2, 3, 4, 5]  # platform 0's next episode: all three back
     assert not decision.obs[2].any() and env.dragon_alive[0] and not env.arena.active[env._key, 0]
@@ -244,6 +247,8 @@ def test_timeout_interrupts_the_agents_still_in():
 def test_parameters_are_refused():
     with pytest.raises(EnvError):
         make_env("dungeonescape", num_areas=1, seed=0, parameters={"dragon_speed": 2.0})
+    with pytest.raises(EnvError, match="shared_reward"):
+        make_env("dungeonescape", num_areas=1, seed=0, parameters={"shared_reward": 0.5})
 
 
 def test_scores_scripted_and_random():

@@ -44,6 +44,10 @@ Design (all areas at once with numpy; agent id = 3 * area + k, group id = area +
 * Rewards: the +1 of event 1 is the only reward, in ``group_reward``, paid to the agents still in (not
   to the dead one, which left the group before it: MA-POCA's posthumous credit is the trainer's job);
   ``reward`` (the individual reward) is always 0, as upstream (no existential penalty in this example).
+  Environment parameter ``shared_reward`` (default 0; mlx's, as in ``sacrifice``) set to 1 also pays the
+  group reward as individual reward to the agents that receive it, so that independent PPO, which reads
+  only ``reward``, has the same task to learn (the POCA-against-PPO benchmark); leave it 0 for POCA, which
+  adds groupmates' individual rewards to the group reward and would count it twice.
 * Observations, in ML-Agents' sensor order (sorted by name):
   ``RBSensor`` (10): the RigidBody sensor with the agent as its own virtual root: model-space linear
   velocity (the agent's velocity in its own frame: right, up = 0, forward), then the local-space
@@ -100,7 +104,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
 from mlx.envs.native.arena import Arena, BodySpec, StaticSpec, box_overlaps, sample_positions
 from mlx.envs.native.base import F32, NativeEnv
 from mlx.envs.native.rays import RaySensor, RaySensorSpec
@@ -155,6 +159,7 @@ class DungeonEscapeEnv(NativeEnv):
 
     behaviors = (BEHAVIOR,)
     max_decisions = MAX_DECISIONS
+    parameter_defaults = {"shared_reward": 0.0}
 
     def __init__(self, num_areas: int = 64, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
         spec = BehaviorSpec(
@@ -210,6 +215,10 @@ class DungeonEscapeEnv(NativeEnv):
         ar.pos[0, self._dragon], ar.pos[1, self._dragon] = DRAGON_START
 
     # ---- episode starts -----------------------------------------------------------------------------
+
+    def _check_parameters(self, values: Mapping[str, float]) -> None:
+        if values["shared_reward"] not in (0.0, 1.0):
+            raise EnvError(f"environment parameter 'shared_reward' must be 0 or 1 (got {values['shared_reward']})")
 
     def _reset_areas(self, idx: np.ndarray) -> None:
         """ResetScene for the given areas (see the module doc): agents placed one after another, then the
@@ -425,7 +434,7 @@ class DungeonEscapeEnv(NativeEnv):
         obs = self._observe_all()
         self._terminals[0] = TerminalSteps(
             [o[terminal] for o in obs],
-            np.zeros(int(terminal.sum()), F32),
+            group_reward[terminal] * F32(self._params["shared_reward"]),
             self.agent_ids[terminal],
             interrupted[terminal],
             self.group_ids[terminal],
