@@ -12,9 +12,9 @@ import torch
 from mlx.config import ExtrinsicSettings, POCASettings
 from mlx.envs.api import ActionSpec, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
 from mlx.tracking.tracker import Tracker
-from mlx.trainers.poca.groups import ABSENT, gather_mates, groups_present, mates_index, mates_sum
+from mlx.trainers.groups import ABSENT, GROUP_REWARD, gather_mates, groups_present, mates_index, mates_sum
 from mlx.trainers.poca.returns import lambda_returns
-from mlx.trainers.poca.trainer import GROUP_REWARD, POCATrainer
+from mlx.trainers.poca.trainer import POCATrainer
 from mlx.trainers.registry import make_trainer
 from mlx.training.loop import Loop
 from mlx.training.summaries import Summaries
@@ -236,3 +236,21 @@ def test_a_group_across_behaviours_must_share_one_spec(tmp_path, b_size):
         loop.run()
     message = str(info.value)
     assert "\n" not in message and "group 1" in message and "A and B" in message and "specs differ" in message
+
+
+@pytest.mark.parametrize("trainer_type", ["ppo", "sac"])
+def test_every_trainer_reports_group_returns(trainer_type):
+    """PPO and SAC ignore group rewards when learning (as upstream) but report them, so that a group env's
+    score (its mean group reward) reads the same whichever trainer ran."""
+    from mlx.config import TRAINER_SETTINGS
+
+    t = make_trainer(
+        "T", SPEC, TRAINER_SETTINGS[trainer_type](), {"extrinsic": ExtrinsicSettings()}, torch.device("cpu")
+    )
+    t.process(decide([0, 1, 2, 9], 0, [0, 0, 0, 0], [0, 0, 0, 0]), NONE)
+    t.process(decide([0, 1, 2, 9], 1, [1, 0, 0, 0.5], [0.5, 0.5, 0.5, 0]), NONE)
+    t.process(decide([0, 2, 9], 2, [0, 0, 0], [0, 0, 0]), end([1], 2, [-1], [0], [False]))
+    t.process(decide([0, 1, 2, 9], 0, [0] * 4, [0] * 4), end([0, 2, 9], 3, [0, 0, 0], [2, 2, 0], [False, False, True]))
+    summary = t.stats.summarise()
+    assert summary[GROUP_REWARD].count == 2 and summary[GROUP_REWARD].mean == pytest.approx(2.5)
+    assert summary["Environment/Cumulative Reward"].count == 4  # individual: agent 1, then 0, 2 and 9

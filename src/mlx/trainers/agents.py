@@ -101,6 +101,8 @@ class Agents:
         self.episode = self.table({"returns": Column((), np.float64), "lengths": Column((), np.int64)})
         self.memory = self.table({"values": Column((memory_size,), np.float32)})
         self.signal_returns = self.table({name: Column((), np.float64) for name in signals})
+        # Group episodes (mlx.trainers.groups.group_step): group rewards so far, and whether the agent is playing.
+        self.group = self.table({"returns": Column((), np.float64), "playing": Column((), bool)})
 
     @property
     def memories(self) -> np.ndarray:
@@ -155,6 +157,7 @@ class Agents:
         return out
 
     def reset(self) -> None:
-        """Forget episodes in progress (returns, lengths, signal returns) and every memory (after an env reset)."""
-        for table in (self.episode, self.memory, self.signal_returns):
+        """Forget episodes in progress (returns, lengths, signal and group returns) and every memory (after an
+        env reset)."""
+        for table in (self.episode, self.memory, self.signal_returns, self.group):
             table.reset()

@@ -17,6 +17,7 @@ from mlx.errors import TrainingError
 from mlx.formats.onnx import export_policy
 from mlx.trainers.agents import Agents, EpisodeStats
 from mlx.trainers.bc import make_behavioral_cloning
+from mlx.trainers.groups import GROUP_REWARD, GroupStep, group_step
 from mlx.trainers.optimize import LOSS_ADVICE, check_finite, optimizer_step
 from mlx.trainers.rewards.base import SignalBatch, SignalInputs
 from mlx.trainers.rewards.registry import make_reward_signal
@@ -143,6 +144,7 @@ class RLTrainer(abc.ABC):
         }
         self.intrinsic = {name: s for name, s in self.reward_signals.items() if s.learns}  # updated by the trainer
         self.agents = Agents(self.memory_size, self.streams)
+        self._grouped = False  # the env has put this behaviour's agents in groups (a nonzero group id seen)
         # behavioral_cloning: a supervised pass over the demonstrations after each update (mlx.trainers.bc)
         self.bc = make_behavioral_cloning(
             behavior_name, spec, settings, self.module.actor, self.module.preprocess, device, off_policy=self.off_policy
@@ -180,6 +182,19 @@ class RLTrainer(abc.ABC):
             self.stats.add("Environment/Episode Length", episodes.lengths)
         if self.memory_size and len(terminal):
             self.agents.forget_memories(terminal.agent_id)
+
+    def _groups(self, decision: DecisionSteps, terminal: TerminalSteps, always: bool = False) -> GroupStep | None:
+        """Group episodes (``mlx.trainers.groups.group_step``) of a behaviour whose agents are in groups, with
+        Environment/Group Cumulative Reward reported whatever the trainer; None (nothing done) before the env
+        has sent a nonzero group id, unless ``always``."""
+        if not (self._grouped or always):
+            self._grouped = any(s.group_id is not None and np.any(s.group_id) for s in (decision, terminal))
+            if not self._grouped:
+                return None
+        step = group_step(self.agents, decision, terminal)
+        if len(step.returns):
+            self.stats.add(GROUP_REWARD, step.returns)
+        return step
 
     def _signal_rewards(self, inputs: SignalInputs) -> list[np.ndarray]:
         """Each stream's rewards [B] (times its strength), in stream order."""

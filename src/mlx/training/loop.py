@@ -19,7 +19,7 @@ import numpy as np
 from mlx.config import TrainerSettings
 from mlx.envs.api import BaseEnv, DecisionSteps, EnvError, TerminalSteps
 from mlx.trainers.base import RLTrainer
-from mlx.trainers.poca.groups import mixed_groups
+from mlx.trainers.groups import mixed_groups
 from mlx.training.summaries import Summaries
 
 
@@ -128,7 +128,7 @@ class Loop:
         self.elapsed = self.elapsed_before + time.perf_counter() - start
 
     def _refuse_mixed_groups(self, steps: dict[str, tuple[DecisionSteps, TerminalSteps]]) -> None:
-        """A group spanning behaviours with different specs cannot be read by a POCA critic (poca.groups)."""
+        """A group spanning behaviours with different specs cannot be read by a POCA critic (trainers.groups)."""
         ids = {}
         for name, (decision, terminal) in steps.items():
             parts = [s.group_id for s in (decision, terminal) if s.group_id is not None]

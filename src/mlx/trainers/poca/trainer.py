@@ -3,7 +3,7 @@
 `POCAModule` is the LightningModule: the actor (PPO's, on the agent's own observations), the critic
 (`POCAValueNetwork`: the group's value V and each agent's counterfactual baseline B), the optimiser and
 ``training_step``, a pure loss of a minibatch (``losses.poca_loss``). `POCATrainer` is the experience side
-on the on-policy base: at each env step it works out every agent's groupmates (``poca.groups``), stores
+on the on-policy base: at each env step it works out every agent's groupmates (``trainers.groups``), stores
 their rows and actions with the agent's step (``poca.trajectory``), and when trajectories end it values
 them with the critic, builds the extrinsic reward POCA trains on (own + groupmates' individual rewards +
 group reward), the lambda-returns G (targets of V and B, bootstrapped from the group's value) and the
@@ -27,17 +27,16 @@ from mlx.config import ConfigError, POCASettings
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.advantages import gae
 from mlx.trainers.base import action_mask, checked_obs
+from mlx.trainers.groups import gather_mates, group_ids, group_rewards, mates_index, mates_sum
 from mlx.trainers.losses import POCABatch, poca_loss, total_loss
 from mlx.trainers.nn.networks import InputNormalizer, actor_for, flat_obs_size
 from mlx.trainers.on_policy import OnPolicyTrainer, step_done
 from mlx.trainers.poca.critic import POCAValueNetwork
-from mlx.trainers.poca.groups import gather_mates, groups_present, mates_index, mates_sum
 from mlx.trainers.poca.trajectory import GroupTrajectoryAssembler
 from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
 from mlx.trainers.trajectory import Trajectories
 
-GROUP_REWARD = "Environment/Group Cumulative Reward"
 STEP_EXTRAS = ("mates_obs", "mates_continuous", "mates_discrete", "group_reward", "mates_reward", "log_prob_parts")
 CRITIC_CHUNK = 4096  # rows per critic pass when valuing trajectories: bounds the attention's memory
 
@@ -133,32 +132,25 @@ class POCATrainer(OnPolicyTrainer):
         assembler = self.assembler
         assert isinstance(assembler, GroupTrajectoryAssembler)
         n_d, n_t = len(decision), len(terminal)
+        groups = self._groups(decision, terminal, always=True)
+        assert groups is not None
+        going_on = groups.going_on
         d_rows = checked_obs(decision.obs, self.behavior_name, self.step) if n_d else None
-        gid_d = _group_ids(decision.group_id, n_d)
-        gid_t = _group_ids(terminal.group_id, n_t)
+        gid_d, gid_t = group_ids(decision), group_ids(terminal)
         # Rows whose reward closes a pending step: every terminal row, and the decision rows of agents that
-        # were already playing and did not end now. Not the agents starting an episode (one that ended and
-        # starts again in this step, or one removed earlier that its group's new episode brings back): they
-        # neither carry their group on nor close a step.
-        d_slots = self.agents.lookup(decision.agent_id)  # first: a lookup may grow the tables (new arrays)
-        going_on = assembler.steps.awaiting[d_slots]
-        if n_t:
-            going_on &= ~np.isin(decision.agent_id, terminal.agent_id)
+        # carry their group on (not those starting an episode: theirs is a fresh first decision).
         closing_gid = np.concatenate([gid_t, gid_d[going_on]])
         mates_reward = mates_sum(closing_gid, np.concatenate([terminal.reward, decision.reward[going_on]]))
         if n_t:
             t_rows = checked_obs(terminal.obs, self.behavior_name, self.step)
             rows = t_rows if d_rows is None else np.concatenate([t_rows, d_rows[going_on]])
             next_mates = gather_mates(rows, mates_index(closing_gid)[:n_t], np.nan)
-            group_done = ~groups_present(gid_t, gid_d[going_on])
-            traj, episodes, group_returns = assembler.end_group_episodes(
-                terminal, _group_rewards(terminal.group_reward, n_t), mates_reward[:n_t], next_mates, group_done
+            traj, episodes = assembler.end_group_episodes(
+                terminal, group_rewards(terminal), mates_reward[:n_t], next_mates, groups.group_done
             )
             if traj is not None:
                 self._add_trajectories(traj)
             self._end_episodes(episodes, terminal)
-            if len(group_returns):  # agents in no group (id 0) have no group reward to report
-                self.stats.add(GROUP_REWARD, group_returns[gid_t[group_done] != 0])
         if n_d == 0:
             return self.spec.action_spec.empty(0)
         assert d_rows is not None
@@ -173,9 +165,7 @@ class POCATrainer(OnPolicyTrainer):
         mates_obs = gather_mates(d_rows, index, np.nan)
         d_mates_reward = np.zeros(n_d)
         d_mates_reward[going_on] = mates_reward[n_t:]
-        cut = assembler.record_group_rewards(
-            decision, _group_rewards(decision.group_reward, n_d), d_mates_reward, mates_obs
-        )
+        cut = assembler.record_group_rewards(decision, group_rewards(decision), d_mates_reward, mates_obs)
         if cut is not None:
             self._add_trajectories(cut)
         assembler.store_group(
@@ -362,12 +352,3 @@ _UPDATE_STATS = (
     "Policy/Approx KL",
     "Policy/Clip Fraction",
 )
-
-
-def _group_ids(group_id: np.ndarray | None, n: int) -> np.ndarray:
-    """Group ids as int64 (all 0, no group, when the env sends none)."""
-    return np.zeros(n, np.int64) if group_id is None else np.asarray(group_id).astype(np.int64)
-
-
-def _group_rewards(group_reward: np.ndarray | None, n: int) -> np.ndarray:
-    return np.zeros(n, np.float32) if group_reward is None else np.asarray(group_reward, np.float32)

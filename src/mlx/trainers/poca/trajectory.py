@@ -8,6 +8,7 @@ value) and whether it must be bootstrapped at all (``needs_bootstrap``): always,
 and its whole group's ended together without an interruption. An agent that leaves while its group plays
 on bootstraps from the group's value: its posthumous credit.
 
+Group episode returns and who carries a group on are every trainer's (``mlx.trainers.groups.group_step``).
 Groupmate slots are as wide as the largest group seen so far less one; the per-agent columns widen when a
 larger group appears (``AgentTable.widen``).
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
-from mlx.trainers.agents import Agents, Column, EpisodeStats
+from mlx.trainers.agents import NO_EPISODES, Agents, Column, EpisodeStats
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
 MATE_COLUMNS = ("mates_obs", "mates_continuous", "mates_discrete")
@@ -41,8 +42,6 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
                 "log_prob_parts": Column((h, self.components), np.float32),
             }
         )
-        # Each agent's group rewards in its current episode (Environment/Group Cumulative Reward).
-        self.group_returns = self.agents.table({"returns": Column((), np.float64)})
 
     @property
     def width(self) -> int:
@@ -60,13 +59,12 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
         return traj
 
     def _pending_rewards(self, slots: np.ndarray, group_reward: np.ndarray, mates_reward: np.ndarray) -> None:
-        """The group and groupmates' rewards that close the agents' pending steps; episode group returns."""
+        """The group and groupmates' rewards that close the agents' pending steps."""
         pending = self.steps.awaiting[slots]
         ps = slots[pending]
         last = self.steps.length[ps] - 1
         self.group.group_reward[ps, last] = group_reward[pending]
         self.group.mates_reward[ps, last] = mates_reward[pending]
-        self.group_returns.returns[slots] += group_reward
 
     def end_group_episodes(
         self,
@@ -75,23 +73,19 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
         mates_reward: np.ndarray,
         next_mates_obs: np.ndarray,
         group_done: np.ndarray,
-    ) -> tuple[Trajectories | None, EpisodeStats, np.ndarray]:
+    ) -> tuple[Trajectories | None, EpisodeStats]:
         """``end_episodes`` for agents in groups. Per terminal row: its group reward and mates' rewards,
-        its groupmates' rows now [n, M, row], and whether its whole group is done. Returns the trajectories,
-        the individual episode statistics, and the group returns of the agents whose group ended with them
-        (ML-Agents reports those only; an agent that left early is not counted)."""
+        its groupmates' rows now [n, M, row], and whether its whole group is done."""
         if len(terminal) == 0:
-            return None, EpisodeStats(np.zeros(0), np.zeros(0, np.int64)), np.zeros(0)
+            return None, NO_EPISODES
         slots = self.agents.lookup(terminal.agent_id)
         self._pending_rewards(slots, group_reward, mates_reward)
         pending = self.steps.awaiting[slots].copy()
-        group_returns = self.group_returns.returns[slots[group_done]].copy()
-        self.group_returns.returns[slots] = 0.0
         traj, stats = self.end_episodes(terminal)
         if traj is not None:
             traj.extras["next_mates_obs"] = next_mates_obs[pending]
             traj.needs_bootstrap = terminal.interrupted[pending].astype(bool) | ~group_done[pending]
-        return traj, stats, group_returns
+        return traj, stats
 
     def record_group_rewards(
         self, decision: DecisionSteps, group_reward: np.ndarray, mates_reward: np.ndarray, mates_obs: np.ndarray
@@ -139,7 +133,3 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
         g.mates_obs[slots, idx, :m] = mates_obs
         g.mates_continuous[slots, idx, :m] = mates_continuous
         g.mates_discrete[slots, idx, :m] = mates_discrete
-
-    def reset(self) -> None:
-        super().reset()
-        self.group_returns.reset()

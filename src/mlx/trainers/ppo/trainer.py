@@ -104,6 +104,7 @@ class PPOTrainer(OnPolicyTrainer):
 
     # ---- acting -------------------------------------------------------------------------------
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
+        self._groups(decision, terminal)
         self._end_trajectories(terminal)
         n = len(decision)
         if n == 0:

@@ -159,6 +159,7 @@ class SACTrainer(OffPolicyTrainer):
 
     # ---- acting -------------------------------------------------------------------------------
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
+        self._groups(decision, terminal)
         n = len(decision)
         obs = checked_obs(decision.obs, self.behavior_name, self.step) if n else None
         self._begin_step(decision, terminal, obs)

@@ -1,15 +1,24 @@
-"""Who is whose groupmate at one env step, for every agent at once (MA-POCA's group statuses, vectorised).
+"""Agent groups (ML-Agents' SimpleMultiAgentGroup) at one env step, for every agent at once.
 
 Group id 0 means "no group" (ML-Agents): such an agent is a group of one, with no mates. Rows are agents
 of one env step; a row's mates are the other rows with its group id. Everything is index arithmetic on
 sorted group ids: no Python loop over agents or groups.
+
+``group_step`` is what every trainer reports about groups (``Environment/Group Cumulative Reward``: an
+agent's group rewards over its episode, counted only when its whole group ended with it, as upstream);
+MA-POCA also reads which agents carry their group on. The groupmate functions are MA-POCA's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from mlx.envs.api import BehaviorSpec
+from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.trainers.agents import Agents
+
+GROUP_REWARD = "Environment/Group Cumulative Reward"
 
 NO_GROUP = 0
 ABSENT = -1  # a mate slot with no agent in it
@@ -90,3 +99,48 @@ def mixed_groups(steps: dict[str, tuple[np.ndarray, BehaviorSpec]]) -> str | Non
                     "one spec: put them in separate groups, or give them the same observations and actions"
                 )
     return None
+
+
+def group_ids(steps: DecisionSteps | TerminalSteps) -> np.ndarray:
+    """The rows' group ids as int64 (all 0, no group, when the env sends none)."""
+    gid = steps.group_id
+    return np.zeros(len(steps), np.int64) if gid is None else np.asarray(gid).astype(np.int64, copy=False)
+
+
+def group_rewards(steps: DecisionSteps | TerminalSteps) -> np.ndarray:
+    """The rows' group rewards as float32 (0 when the env sends none)."""
+    reward = steps.group_reward
+    return np.zeros(len(steps), np.float32) if reward is None else np.asarray(reward, np.float32)
+
+
+@dataclass
+class GroupStep:
+    """One env step seen through groups."""
+
+    going_on: np.ndarray  # [decisions] True: already playing and did not end now (carries its group on)
+    group_done: np.ndarray  # [terminals] True: no groupmate carries on (the group ended with this agent)
+    returns: np.ndarray  # group returns of the terminal agents in a group whose group ended with them
+
+
+def group_step(agents: Agents, decision: DecisionSteps, terminal: TerminalSteps) -> GroupStep:
+    """Account one env step's group rewards per agent (``Agents.group``) and say who carries each group on.
+
+    Terminal rows are taken first (an agent may end and start again in one step). An agent starting an
+    episode (its first decision, or one removed earlier that its group's next episode brings back) does not
+    carry its group on: a group whose other agents all ended now is done.
+    """
+    d_slots = agents.lookup(decision.agent_id)
+    t_slots = agents.lookup(terminal.agent_id)  # both lookups before reading: one may grow the tables
+    table = agents.group
+    going_on = table.playing[d_slots]
+    if len(terminal):
+        going_on &= ~np.isin(decision.agent_id, terminal.agent_id)
+    gid_t = group_ids(terminal)
+    group_done = ~groups_present(gid_t, group_ids(decision)[going_on])
+    table.returns[t_slots] += group_rewards(terminal)
+    returns = table.returns[t_slots[group_done & (gid_t != NO_GROUP)]]
+    table.returns[t_slots] = 0.0
+    table.playing[t_slots] = False
+    table.returns[d_slots] += group_rewards(decision)
+    table.playing[d_slots] = True
+    return GroupStep(going_on, group_done, returns)
