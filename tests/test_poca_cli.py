@@ -71,3 +71,15 @@ def test_cameras_reach_the_attention_critic(workdir):
 )
 def test_refused_in_one_line(workdir, override, words):
     assert_refused(run_mlx("trainer=poca", "env=sacrifice", override, "tracking=none", cwd=workdir), *words)
+
+
+def test_groups_train_over_grpc_from_env_processes(workdir):
+    """Sacrifice in two env processes (ML-Agents' gRPC protocol, as a Unity build with groups): group ids
+    and group rewards cross the wire (kept apart per process: test_merge_groups.py), and POCA trains on them."""
+    proc = run_mlx("trainer=poca", "env=sacrifice", "env.num_envs=2", "env.num_areas=4", "env.subprocess=true",
+                   "env.base_port=0", "trainer.max_steps=6000", "trainer.summary_freq=3000", "run_id=g",
+                   "progress=plain", *SMALL, cwd=workdir)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("Mean Group Reward:") == 2
+    table = rows(workdir, "g")
+    assert all(r["mean_group_reward"] is not None and r["Losses/Baseline Loss"] is not None for r in table)
