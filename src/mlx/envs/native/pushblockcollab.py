@@ -168,13 +168,20 @@ class PushArena(Arena):
         self._pair_present = active[I] & active[J]
         self._inv_mass = F32(1.0) / self.mass  # [K, n]
         self.pinned = np.zeros((K, self.n), bool)
+        self._touching = np.zeros((K, K, self.n), bool)
 
     def _solve_pairs(self) -> None:
         pos, vel, I, J = self.pos, self.vel, self._I, self._J
         nrm, pen = rounded_box_contact(pos[:, J] - pos[:, I], self._pair_half, self._pair_rho)
         touch = (pen > -TOUCH_DISTANCE) & self._pair_present
         self.touch_pair |= touch
-        self.pinned = (self._pushers @ touch.astype(F32)) < self._need  # [K, n]
+        direct = self._pushers @ touch.astype(F32)  # [K, n] agents touching each body
+        # One hop along touching bodies: a block pushed by a block that enough agents push may move too.
+        touching = self._touching
+        touching[self._I, self._J] = touch
+        touching[self._J, self._I] = touch
+        support = np.maximum(direct, (touching * direct[None]).max(1))
+        self.pinned = support < self._need  # [K, n]
         pinned = self.pinned
         vel *= ~pinned
         w = np.where(pinned, F32(0.0), self._inv_mass)
@@ -302,7 +309,8 @@ class PushBlockCollabEnv(NativeEnv):
         grid = self.grid.observe(areas)
         sel = slice(None) if areas is None else areas
         h = ar.heading[:, sel].T  # [m, A]
-        vx, vz = ar.vel[0, :AGENTS, sel].T, ar.vel[1, :AGENTS, sel].T
+        vel = ar.vel[:, :AGENTS, sel]  # [2, A, m]
+        vx, vz = vel[0].T, vel[1].T
         c, s = np.cos(h), np.sin(h)
         body = np.zeros((*h.shape, BODY_SIZE), F32)
         body[..., 6] = 1.0  # the identity rotation's w
