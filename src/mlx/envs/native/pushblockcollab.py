@@ -142,7 +142,8 @@ class PushArena(Arena):
     free, the agents); a body with fewer is pinned for that step (see the module docstring).
     """
 
-    def __init__(self, *args: object, need: Sequence[int], **kwargs: object) -> None:
+    def __init__(self, *args: object, need: Sequence[int], hops: int = 1, **kwargs: object) -> None:
+        self.hops = hops
         self._need = np.asarray(need, np.float32)[:, None]  # read by refresh(), which Arena's __init__ calls
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
@@ -180,7 +181,9 @@ class PushArena(Arena):
         touching = self._touching
         touching[self._I, self._J] = touch
         touching[self._J, self._I] = touch
-        support = np.maximum(direct, (touching * direct[None]).max(1))
+        support = direct
+        for _ in range(self.hops):
+            support = np.maximum(support, (touching * support[None]).max(1))
         self.pinned = support < self._need  # [K, n]
         pinned = self.pinned
         vel *= ~pinned
@@ -236,6 +239,7 @@ class PushBlockCollabEnv(NativeEnv):
             turn_speed=TURN_SPEED,
             gravity=GRAVITY,
             need=[0] * AGENTS + BLOCK_NEED.tolist(),
+            hops=len(BLOCK_KIND) - 1,
         )
         self._goal = self.arena.slot["goal"]
         self._block_slots = self.arena.W + AGENTS + np.arange(len(BLOCK_KIND))  # slots of the blocks
