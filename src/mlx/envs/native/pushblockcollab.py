@@ -170,6 +170,7 @@ class PushArena(Arena):
         self._inv_mass = F32(1.0) / self.mass  # [K, n]
         self.pinned = np.zeros((K, self.n), bool)
         self._touching = np.zeros((K, K, self.n), bool)
+        self._block_pairs = np.flatnonzero(I >= A)  # pairs of two blocks (I < J)
 
     def _solve_pairs(self) -> None:
         pos, vel, I, J = self.pos, self.vel, self._I, self._J
@@ -178,9 +179,10 @@ class PushArena(Arena):
         self.touch_pair |= touch
         direct = self._pushers @ touch.astype(F32)  # [K, n] agents touching each body
         # One hop along touching bodies: a block pushed by a block that enough agents push may move too.
-        touching = self._touching
-        touching[self._I, self._J] = touch
-        touching[self._J, self._I] = touch
+        touching = self._touching  # between blocks only: agents do not pass a push on
+        bb = self._block_pairs
+        touching[self._I[bb], self._J[bb]] = touch[bb]
+        touching[self._J[bb], self._I[bb]] = touch[bb]
         support = direct
         for _ in range(self.hops):
             support = np.maximum(support, (touching * support[None]).max(1))
