@@ -93,9 +93,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
-from mlx.envs.native.arena import TOUCH_DISTANCE, Arena, BodySpec, StaticSpec, box_overlaps, rounded_box_contact
-from mlx.envs.native.arena import sample_positions
+from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
+from mlx.envs.native.arena import (
+    TOUCH_DISTANCE,
+    Arena,
+    BodySpec,
+    StaticSpec,
+    box_overlaps,
+    rounded_box_contact,
+    sample_positions,
+)
 from mlx.envs.native.base import F32, NativeEnv
 from mlx.envs.native.gridsensor import GridSensor, GridSensorSpec
 
@@ -173,7 +180,7 @@ class PushArena(Arena):
         self._block_pairs = np.flatnonzero(I >= A)  # pairs of two blocks (I < J)
 
     def _solve_pairs(self) -> None:
-        pos, vel, I, J = self.pos, self.vel, self._I, self._J
+        pos, vel, I, J = self.pos, self.vel, self._I, self._J  # noqa: E741
         nrm, pen = rounded_box_contact(pos[:, J] - pos[:, I], self._pair_half, self._pair_rho)
         touch = (pen > -TOUCH_DISTANCE) & self._pair_present
         self.touch_pair |= touch
@@ -210,6 +217,7 @@ class PushBlockCollabEnv(NativeEnv):
     """``num_areas`` PushBlockCollab areas, three agents each in one group (ids 3 * area + k, group area + 1)."""
 
     behaviors = (BEHAVIOR,)
+    parameter_defaults = {"shared_reward": 0.0}
     max_decisions = MAX_DECISIONS
 
     def __init__(self, num_areas: int = 32, seed: int = 0, parameters: Mapping[str, float] | None = None) -> None:
@@ -220,12 +228,20 @@ class PushBlockCollabEnv(NativeEnv):
         super().__init__(num_areas, seed, parameters, spec)
         n = self.n
         agents = [
-            BodySpec.circle(f"agent{k}", AGENT_RADIUS, height=AGENT_HEIGHT, mass=AGENT_MASS, drag=AGENT_DRAG, tag="agent")
+            BodySpec.circle(
+                f"agent{k}", AGENT_RADIUS, height=AGENT_HEIGHT, mass=AGENT_MASS, drag=AGENT_DRAG, tag="agent"
+            )
             for k in range(AGENTS)
         ]
         blocks = [
-            BodySpec.box(f"block{b}", (float(BLOCK_HALF[b]),) * 2, height=BLOCK_HEIGHT, mass=KINDS[kind][2],
-                         drag=BLOCK_DRAG, tag=KINDS[kind][0])  # fmt: skip
+            BodySpec.box(
+                f"block{b}",
+                (float(BLOCK_HALF[b]),) * 2,
+                height=BLOCK_HEIGHT,
+                mass=KINDS[kind][2],
+                drag=BLOCK_DRAG,
+                tag=KINDS[kind][0],
+            )  # fmt: skip
             for b, kind in enumerate(BLOCK_KIND)
         ]
         goal = StaticSpec("goal", GOAL_CENTER, GOAL_HALF, GOAL_HEIGHT, solid=False, tag="goal")
@@ -251,6 +267,9 @@ class PushBlockCollabEnv(NativeEnv):
         self._zeros = np.zeros(n * AGENTS, F32)
         self._rows[0] = np.arange(n * AGENTS)
         self.scored = np.zeros((len(BLOCK_KIND), n), bool)  # blocks scored in the current episodes
+        empty = self._empty[0]  # no agent ended: group ids and group rewards as empty arrays too
+        self._empty = [TerminalSteps(empty.obs, empty.reward, empty.agent_id, empty.interrupted,
+                                     np.zeros(0, np.int32), np.zeros(0, F32))]  # fmt: skip
 
     # ---- simulation ---------------------------------------------------------------------------------
 
@@ -333,7 +352,7 @@ class PushBlockCollabEnv(NativeEnv):
         self._no_actions()
         self._started = True
         self._no_terminal()
-        self._publish_all(self._observe_areas(), self._zeros)
+        self._publish_all(self._observe_areas(), self._zeros.copy(), self._zeros.copy())
 
     def step(self) -> None:
         self._require_reset("step")
@@ -343,13 +362,14 @@ class PushBlockCollabEnv(NativeEnv):
         ended = done | (steps >= self.max_decisions)
         obs = self._observe_areas()
         group_reward = np.repeat(group, AGENTS)
+        reward = group_reward * F32(self._params["shared_reward"])
         if ended.any():
             idx = np.flatnonzero(ended)
             agents = (idx[:, None] * AGENTS + np.arange(AGENTS)).reshape(-1)
             interrupted = np.repeat(~done[idx], AGENTS)
             self._terminals[0] = TerminalSteps(
                 [o[agents] for o in obs],
-                self._zeros[agents],
+                reward[agents],
                 self.agent_ids[agents],
                 interrupted,
                 self.group_ids[agents],
@@ -359,17 +379,23 @@ class PushBlockCollabEnv(NativeEnv):
             for o, first in zip(obs, self._observe_areas(idx), strict=True):
                 o[agents] = first
             group_reward[agents] = 0.0
+            reward[agents] = 0.0
         else:
             self._no_terminal()
         self._no_actions()
-        self._publish_all(obs, group_reward)
+        self._publish_all(obs, reward, group_reward)
 
-    def _publish_all(self, obs: list[np.ndarray], group_reward: np.ndarray) -> None:
-        decision = DecisionSteps(obs, np.zeros_like(self._zeros), self.agent_ids, None, self.group_ids, group_reward)
+    def _publish_all(self, obs: list[np.ndarray], reward: np.ndarray, group_reward: np.ndarray) -> None:
+        """DecisionSteps: every agent decides (none is ever removed mid-episode), in agent-id order."""
+        decision = DecisionSteps(obs, reward, self.agent_ids, None, self.group_ids, group_reward)
         if self._decisions:
             self._decisions[0] = decision
         else:
             self._decisions.append(decision)
+
+    def _check_parameters(self, values: Mapping[str, float]) -> None:
+        if values["shared_reward"] not in (0.0, 1.0):
+            raise EnvError(f"environment parameter 'shared_reward' must be 0 or 1 (got {values['shared_reward']})")
 
     def render(self, areas: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Top-down pictures of areas: walls, the goal strip, blocks coloured by size, agents (Arena.render)."""
