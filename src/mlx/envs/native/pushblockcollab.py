@@ -22,22 +22,26 @@ Actions (one branch of 7, as PushBlock): 0 no-op, 1 forward, 2 backward, 3 turn 
 5 strafe left x0.75, 6 strafe right x0.75. Moving is a velocity change of agentRunSpeed = 3 m/s per
 physics step along the direction; turning is 200 deg/s, 4 degrees per physics step.
 
-**Who can move a block: an explicit rule** (the brief allows physics or a rule; this port uses a rule).
+**Who can move a block: an explicit rule** (the brief allowed physics or a rule; this port uses a rule).
 Upstream relies on the masses (10 / 100 / 150) for "the large block needs 2 agents, the very large 3" [I,
-not verified numerically, and its friction materials are NOT FOUND]. With this engine's contact model
-(position projection shares each overlap by inverse mass) masses alone cannot hold a block still: one agent
-creeps a 100 kg block forward at about 0.2 m/s, enough to score anything alone within an episode. So: a
-block is *pinned* (infinite mass, velocity zero) during a physics step in which fewer than its required
-number of agents (1 / 2 / 3 for small / large / very large) touch it (contact closer than the arena's
-touch distance, 2 cm, after that step's motion). An unpinned block moves by the ordinary physics, with
-the upstream masses: pushed by its agents, it also shoves other unpinned bodies. Consequences: a block
-nobody touches does not slide or get shoved by another block (it stops when its pushers lose contact);
-agents touching a block count whether or not they push toward the goal.
+not verified numerically; its friction materials are NOT FOUND]. On this engine the masses alone do not
+do it: one agent pushes the 100 kg block at about 2 m/s (measured: 10.5 m in 50 decisions), as each
+contact shares the agent's velocity change by inverse mass. So: a block is *pinned* (infinite mass, its
+velocity zeroed) during a physics step in which its support is below its need (1 / 2 / 3 agents for
+small / large / very large). A block's support is the largest number of agents touching (closer than the
+arena's touch distance, 2 cm, after that step's motion) any one block of the group of blocks it touches,
+directly or through other blocks; agents do not pass support on. So three agents pushing a large block
+into a very large one move both, two cannot (the large one stays against the pinned very large one),
+and one agent pushing a small block into a large one moves neither. An unpinned block moves by the
+ordinary physics with the upstream masses (a pair of blocks is heavier and slower to push than one).
+Consequences: a block nobody touches does not slide (it stops as its pushers lose contact) and is not
+shoved by an agent's block unless the pushers are enough for it too; agents count when they touch a
+block whether or not they push toward the goal.
 
 The body pairs are solved all at once (Jacobi: one vectorised pass over the 36 pairs, each body's
-corrections summed) instead of the arena's one-pair-after-another pass: nine bodies per area make the
-sequential pass 36 rounds of numpy calls per physics step. ``PushArena`` below; statics, bounds,
-commands, drag and friction are the arena's.
+corrections summed; PushArena below) instead of the arena's one-pair-after-another pass, which with nine
+bodies per area is 36 rounds of numpy calls per physics step. Statics, bounds, commands, drag and floor
+friction are the arena's (Arena._solve_pairs is the one hook overridden).
 
 Observations (ML-Agents orders sensors by name):
 
@@ -76,14 +80,26 @@ block that enters the goal during a decision is removed at the end of that decis
 steps late) and the decision's whole penalty is paid at the end; an episode whose last block scores on
 its 1000th decision ends done, not interrupted.
 
-Scores (measured when this env was written, 64 areas, seed 0, 3 x 1000-decision horizons; per group
-episode, the sum of its group rewards = POCA's ``Environment/Group Cumulative Reward``; upstream's
-benchmark is 11, the maximum 12 minus the time penalty): a scripted policy with privileged state (all
-three agents line up behind the block nearest the goal, then push; tests/test_pushblockcollab.py)
-scores SCRIPTED_SCORE; uniformly random actions RANDOM_SCORE.
+Environment parameter ``shared_reward`` (default 0) set to 1 also pays the group reward as individual
+reward (as mlx.envs.native.sacrifice): PPO, which reads only ``reward``, then sees the task (for the
+POCA-vs-PPO comparison; leave it 0 for POCA, which adds the group reward itself).
 
-Speed: agent-steps per second with random actions (one agent-step = one decision of one agent), 2-core
-VM, see THROUGHPUT below; the grid sensor is about half the cost.
+Scores, per group episode (the sum of its group rewards = POCA's ``Environment/Group Cumulative
+Reward``), over the first episode of 4 x 64 areas (seeds 0..3; tests/test_pushblockcollab.py,
+test_documented_scores): a scripted policy with privileged state scores SCRIPTED_SCORE = 9.0 (62% of
+its episodes score all 12; the rest stall in piles of blocks or corners), uniformly random actions
+RANDOM_SCORE = -0.41 (a small block now and then). Upstream's benchmark for a trained MA-POCA policy is 11
+(the maximum is 12 minus the time penalty); the scripted policy (all three agents line up behind the block
+nearest the goal whose rear is clear, face the goal and push; a block whose way is blocked is pushed
+sideways first; a wedged agent walks at random for a few decisions) does not reach it, a sign of how
+hard it is to hand-steer these agents (3 m/s gained per physics step, about 11 m/s after one decision),
+not of an unreachable task: 62% of its episodes reach 11.5 to 11.9.
+
+Speed: agent-steps per second under random actions (``benchmarks/env_throughput.py``'s measure, 2-core
+VM shared with other work, load average 4.6 on 2026-12-05): THROUGHPUT, about 2k at 1 area, 23k at 54
+(the config's), 35k at 256 and 1024; at load 1.3 the same day a plain loop ran 50k at 64 areas and 57k at
+256. About half of a step is the grid sensor (7 shapes x 400 cells x 3 agents per area, as intervals per
+row), most of the rest the 36 body pairs of 5 physics steps.
 """
 
 from __future__ import annotations
@@ -138,8 +154,9 @@ BODY_NAME = "PhysicsBodySensor"
 # Action -> (forward, right, turn) commands, as PushBlock (PushAgentCollab.MoveAgent).
 ACTIONS = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1], [0, -0.75, 0], [0, 0.75, 0]], np.float32)
 # Measured scores and speed (see the module docstring; tests/test_pushblockcollab.py re-measures the scores).
-SCRIPTED_SCORE, RANDOM_SCORE = 11.0, 0.0
-THROUGHPUT = 0
+SCRIPTED_SCORE, RANDOM_SCORE = 9.0, -0.41
+# Agent-steps per second by num_areas (random actions; see the module docstring).
+THROUGHPUT = {1: 2_000, 54: 22_600, 256: 35_200, 1024: 34_100}
 
 
 class PushArena(Arena):
