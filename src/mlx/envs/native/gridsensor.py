@@ -15,8 +15,8 @@ Detection is exact for the arena's shapes as seen from the floor plane (heights 
 
 * boxes (statics, block bodies; a rounded box counts as a box grown by its radius): a separating-axis test
   between the cell (a square turned by the agent's heading) and the axis-aligned box, on the four axes.
-  The two cell axes are separable (a row test times a column test); the two world axes are one
-  broadcast comparison over the cells;
+  Along a row of cells each test is linear in the cells' local x, so it keeps an interval of x per row;
+  a cell overlaps when its centre lies in the four intervals of its row;
 * circles (agent bodies): the distance from the circle's centre to the cell square, separable into a row
   term plus a column term;
 * the outer walls (the arena's bounds, tagged ``bounds_tag``): slabs ``wall_thickness`` thick outside the
@@ -25,7 +25,9 @@ Detection is exact for the arena's shapes as seen from the floor plane (heights 
 An agent does not see its own body (ML-Agents' grid sensor skips the agent's own colliders). Inactive slots
 (a scored block) are not seen. Several tags in one cell all light up (one-hot per tag channel).
 
-Cost: one set of broadcast comparisons over (areas, agents, shapes, cells); no loop over areas or agents.
+Cost: interval arithmetic over (areas, agents, shapes, rows), then one comparison per (shape, cell); no
+loop over areas or agents (loops over the tag channels only). Checked against points sampled in every
+cell (tests/test_pushblockcollab.py).
 """
 
 from __future__ import annotations
