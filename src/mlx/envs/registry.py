@@ -23,6 +23,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "gridworld": "mlx.envs.native.gridworld:GridWorldEnv",
     "hallway": "mlx.envs.native.hallway:HallwayEnv",
     "pushblock": "mlx.envs.native.pushblock:PushBlockEnv",
+    "pushblockcollab": "mlx.envs.native.pushblockcollab:PushBlockCollabEnv",
     "pyramids": "mlx.envs.native.pyramids:PyramidsEnv",
     "sacrifice": "mlx.envs.native.sacrifice:SacrificeEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",

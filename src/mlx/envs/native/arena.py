@@ -497,12 +497,17 @@ class Arena:
             vel *= factor
             pos += vel * self.dt
             for _ in range(self.iterations):
-                for q in range(self.P):
-                    self._solve_pair(q)
+                self._solve_pairs()
                 if self.W:
                     self._solve_statics()
                 if self.has_bounds:
                     self._solve_bounds()
+
+    def _solve_pairs(self) -> None:
+        """One pass over the body pairs, one after another in a fixed order (a subclass may solve them
+        differently, e.g. all at once: mlx.envs.native.pushblockcollab)."""
+        for q in range(self.P):
+            self._solve_pair(q)
 
     def _solve_pair(self, q: int) -> None:
         i, j = self.pairs[q]
