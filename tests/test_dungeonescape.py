@@ -1,11 +1,10 @@
 """DungeonEscape (mlx.envs.native.dungeonescape): the env contract, groups and group rewards, the agent that
 dies catching the dragon (a TerminalSteps entry, then no decisions), key, door, cave and timeout rules,
-the dragon's starts, the documented scores of the scripted policy and of random play, throughput, pictures,
+the dragon's starts, the documented scores of the scripted policy and of random play, pictures,
 and the groups over gRPC from an env process."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -15,7 +14,6 @@ from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, DecisionSteps, EnvError, TerminalSteps
 from mlx.envs.checker import check_env
 from mlx.envs.native.dungeonescape import (
-    AGENTS,
     BEHAVIOR,
     ESCAPE_REWARD,
     MAX_DECISIONS,
@@ -24,6 +22,7 @@ from mlx.envs.native.dungeonescape import (
     DungeonEscapeEnv,
     scripted_actions,
 )
+from tests.wire import step_side_by_side
 
 NOOP, FORWARD = 0, 1
 Policy = Callable[[DungeonEscapeEnv, np.random.Generator], np.ndarray]
@@ -259,19 +258,6 @@ def test_scores_scripted_and_random():
     assert SCRIPTED_SCORE >= 0.95 > 0.3 > RANDOM_SCORE
 
 
-def test_throughput():
-    env = make(64)
-    rng = np.random.default_rng(0)
-    agent_steps, start = 0, time.perf_counter()
-    for _ in range(60):
-        a = random_policy(env, rng)
-        step(env, a)
-        agent_steps += len(a)
-    rate = agent_steps / (time.perf_counter() - start)
-    print(f"dungeonescape: {rate:,.0f} agent-steps/s at 64 areas")
-    assert rate > 8_000
-
-
 def test_render():
     env = make(3)
     kill(env, 1, 0)
@@ -285,32 +271,12 @@ def test_render():
 def test_groups_cross_the_wire_from_an_env_process():
     """Served by mlx-env over ML-Agents' gRPC protocol, the env steps as in-process: group ids, group
     rewards and the agents removed mid-episode (absent from the decisions) included. The scripted
-    policy (read from the in-process env, the same actions sent to both) makes deaths and escapes."""
-    from mlx.envs.unity.env import UnityEnv, remote_command
+    policy (read from the in-process env, the same actions sent to both) makes deaths and escapes.
+    Agent ids on the wire are renewed per episode, as Unity's."""
 
-    remote = UnityEnv(command=remote_command("dungeonescape"), base_port=0, num_areas=4, seed=2)
-    native = make_env("dungeonescape", 4, 2)
-    try:
-        native.reset()
-        removed = paid = 0
-        for _ in range(80):
-            (d, t), (nd, nt) = remote.get_steps(BEHAVIOR), native.get_steps(BEHAVIOR)
-            for got, want in ((d, nd), (t, nt)):
-                for o, no in zip(got.obs, want.obs, strict=True):
-                    np.testing.assert_array_equal(o, no)
-                assert len(got.agent_id) == len(want.agent_id)  # wire ids are renewed per episode, as Unity's
-                np.testing.assert_array_equal(got.group_id, want.group_id)
-                np.testing.assert_array_equal(got.group_reward, want.group_reward)
-                np.testing.assert_array_equal(got.reward, want.reward)
-            np.testing.assert_array_equal(t.interrupted, nt.interrupted)
-            removed += int(len(d) < 4 * AGENTS)
-            paid += int((t.group_reward > 0).sum())
-            a = scripted_actions(native)
-            actions = ActionTuple(np.zeros((len(a), 0), np.float32), a.reshape(-1, 1))
-            remote.set_actions(BEHAVIOR, actions)
-            native.set_actions(BEHAVIOR, actions)
-            remote.step()
-            native.step()
-        assert removed and paid
-    finally:
-        remote.close()
+    def scripted(env, decision):
+        a = scripted_actions(env)
+        return ActionTuple(np.zeros((len(a), 0), np.float32), a.reshape(-1, 1))
+
+    removed, paid = step_side_by_side("dungeonescape", BEHAVIOR, 4, 80, scripted, same_ids=False)
+    assert removed and paid

@@ -1,12 +1,11 @@
 """PushBlockCollab (mlx.envs.native.pushblockcollab): the env contract, groups and group rewards, the rule
 that a block needs 1/2/3 agents, scoring and episode ends, the shape-computed grid sensor against a
-brute-force reference, the body sensor, seeding, a scripted policy's score against random play,
-throughput, and the env served over gRPC."""
+brute-force reference, the body sensor, seeding, a scripted policy's score against random play, and the
+env served over gRPC (throughput: benchmarks/env_throughput.py)."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -30,6 +29,7 @@ from mlx.envs.native.pushblockcollab import (
     SPAWN_HALF,
     PushBlockCollabEnv,
 )
+from tests.wire import random_actions, step_side_by_side
 
 NOOP, FORWARD, BACK, RIGHT_TURN, LEFT_TURN, LEFT, RIGHT = range(7)
 SMALL, LARGE, VERY_LARGE = 0, 2, 4  # the first block of each kind
@@ -348,19 +348,6 @@ def test_documented_scores():
     assert abs(scripted.mean() - SCRIPTED_SCORE) < 0.5 and abs(random.mean() - RANDOM_SCORE) < 0.1
 
 
-def test_throughput():
-    env = make_env("pushblockcollab", num_areas=256, seed=0)
-    rng = np.random.default_rng(0)
-    env.reset()
-    agent_steps, start = 0, time.perf_counter()
-    for _ in range(20):
-        step(env, rng.integers(0, 7, 256 * AGENTS))
-        agent_steps += 256 * AGENTS
-    rate = agent_steps / (time.perf_counter() - start)
-    print(f"pushblockcollab: {rate:,.0f} agent-steps/s at 256 areas")
-    assert rate > 10_000
-
-
 def test_render():
     env = make_env("pushblockcollab", num_areas=3, seed=0)
     env.reset()
@@ -372,30 +359,7 @@ def test_render():
 def test_groups_cross_the_wire_from_an_env_process():
     """Served by mlx-env over ML-Agents' gRPC protocol, the env steps as in-process: the grid observation,
     group ids and group rewards included."""
-    from mlx.envs.unity.env import UnityEnv, remote_command
-
-    remote = UnityEnv(command=remote_command("pushblockcollab"), base_port=0, num_areas=2, seed=2)
-    native = make_env("pushblockcollab", 2, 2)
-    try:
-        native.reset()
-        rng = np.random.default_rng(0)
-        for i in range(25):
-            (d, t), (nd, nt) = remote.get_steps(BEHAVIOR), native.get_steps(BEHAVIOR)
-            for got, want in ((d, nd), (t, nt)):
-                for o, w in zip(got.obs, want.obs, strict=True):
-                    np.testing.assert_array_equal(o, w)
-                np.testing.assert_array_equal(got.agent_id, want.agent_id)
-                np.testing.assert_array_equal(got.group_id, want.group_id)
-                np.testing.assert_array_equal(got.group_reward, want.group_reward)
-                np.testing.assert_array_equal(got.reward, want.reward)
-            assert d.group_id.tolist() == [1, 1, 1, 2, 2, 2] and ((d.group_reward < 0).all() or i == 0)
-            actions = native.behavior_specs[BEHAVIOR].action_spec.random(len(d), rng)
-            remote.set_actions(BEHAVIOR, actions)
-            native.set_actions(BEHAVIOR, actions)
-            remote.step()
-            native.step()
-    finally:
-        remote.close()
+    step_side_by_side("pushblockcollab", BEHAVIOR, 2, 25, random_actions())
 
 
 # ---- a scripted policy with privileged state (the env's arrays), vectorised over areas ----
@@ -407,7 +371,6 @@ DIRECTIONS = np.array([[0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]], np.float32)
 SIDEWAYS_COST, PATH_COST, STICKY = 50.0, 20.0, 3.0
 STUCK_WINDOW, WANDER = 20, 8
 CLOSE, CLOSE_TURN, TURN, LEAVE = 1.2, 35.0, 25.0, 1.6
-SPEED_GAIN, SPEED_MIN, SPEED_MAX = 2.0, 3.0, 12.0
 SPEED_GAIN, SPEED_MIN, SPEED_MAX = 2.0, 3.0, 12.0
 
 

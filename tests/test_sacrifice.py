@@ -1,9 +1,9 @@
 """Sacrifice (mlx.envs.native.sacrifice): the env contract, groups and group rewards, the agent removed
-mid-episode, seeding, the documented scores of a scripted optimal policy and of a random one, throughput."""
+mid-episode, seeding, the documented scores of a scripted optimal policy and of a random one
+(throughput: benchmarks/env_throughput.py)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -21,6 +21,7 @@ from mlx.envs.native.sacrifice import (
     THRESHOLD,
     SacrificeEnv,
 )
+from tests.wire import random_actions, step_side_by_side
 
 LEFT, STAY, RIGHT = 0, 1, 2
 Policy = Callable[[DecisionSteps, np.random.Generator], np.ndarray]
@@ -182,50 +183,11 @@ def test_scores_optimal_and_random():
     assert abs(random - RANDOM_SCORE) < 0.03 and random < THRESHOLD / 3
 
 
-def test_throughput():
-    env = make_env("sacrifice", num_areas=1024, seed=0)
-    rng = np.random.default_rng(0)
-    env.reset()
-    agent_steps, start = 0, time.perf_counter()
-    for _ in range(200):
-        decision, _ = env.get_steps(BEHAVIOR)
-        act(env, rng.integers(0, 3, len(decision)))
-        env.step()
-        agent_steps += len(decision)
-    rate = agent_steps / (time.perf_counter() - start)
-    print(f"sacrifice: {rate:,.0f} agent-steps/s at 1024 areas")
-    assert rate > 1e5
-
-
 def test_groups_cross_the_wire_from_an_env_process():
     """Served by mlx-env over ML-Agents' gRPC protocol, the env steps as in-process: group ids, group
     rewards and the agents removed mid-episode (absent from the decisions) included."""
-    from mlx.envs.unity.env import UnityEnv, remote_command
-
-    remote = UnityEnv(command=remote_command("sacrifice"), base_port=0, num_areas=4, seed=2)
-    native = make_env("sacrifice", 4, 2)
-    try:
-        native.reset()
-        rng = np.random.default_rng(0)
-        removed = paid = 0
-        for _ in range(60):
-            (d, t), (nd, nt) = remote.get_steps(BEHAVIOR), native.get_steps(BEHAVIOR)
-            for got, want in ((d, nd), (t, nt)):
-                np.testing.assert_array_equal(got.obs[0], want.obs[0])
-                np.testing.assert_array_equal(got.group_id, want.group_id)
-                np.testing.assert_array_equal(got.group_reward, want.group_reward)
-                np.testing.assert_array_equal(got.reward, want.reward)
-            np.testing.assert_array_equal(t.interrupted, nt.interrupted)
-            removed += int(len(d) < 8)
-            paid += int((t.group_reward > 0).sum())
-            actions = native.behavior_specs[BEHAVIOR].action_spec.random(len(d), rng)
-            remote.set_actions(BEHAVIOR, actions)
-            native.set_actions(BEHAVIOR, actions)
-            remote.step()
-            native.step()
-        assert removed and paid
-    finally:
-        remote.close()
+    removed, paid = step_side_by_side("sacrifice", BEHAVIOR, 4, 60, random_actions(), same_ids=False)
+    assert removed and paid
 
 
 def _state(decision: DecisionSteps) -> np.ndarray:
