@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
+from mlx.stat_names import GROUP_REWARD, REWARD
 from mlx.sweep.objective import read_history
-from mlx.tracking.curves import GROUP_REWARD, REWARD, panels, row_score, write_curves
+from mlx.tracking.curves import panels, row_score, write_curves
 from mlx.tracking.tracker import Tracker, row_metrics
 from mlx.trainers.base import StatSummary
 from mlx.training.summaries import Summaries
@@ -39,3 +40,23 @@ def test_group_behaviour_rows_console_and_score(tmp_path, capsys):
     assert panels(rows[1:])[:2] == [GROUP_REWARD, REWARD] and panels(rows[:1])[0] == REWARD
     assert write_curves(path, "Team", tmp_path / "team.png") is not None
     assert (tmp_path / "team.png").stat().st_size > 0
+
+
+def test_curriculum_reward_measure_reads_the_group_reward_of_a_group_behaviour():
+    from mlx.config.parameters import parse_environment_parameters
+    from mlx.params.curriculum import EnvironmentParameterManager
+    from mlx.trainers.base import StatsRecorder
+
+    criteria = {"behavior": "Team", "measure": "reward", "threshold": 0.5, "min_lesson_length": 2}
+    params = parse_environment_parameters({"p": {"curriculum": [{"value": 1.0, "completion_criteria": criteria},
+                                                                 {"value": 2.0}]}})  # fmt: skip
+    manager = EnvironmentParameterManager(params, run_seed=0)
+    stats = StatsRecorder()
+    manager.watch(stats, "Team")
+    stats.add(REWARD, [0.0, 0.0])  # before any group reward: individual returns count
+    assert list(manager.reward_buffers["Team"]) == [0.0, 0.0]
+    stats.add(GROUP_REWARD, [1.0])  # a group behaviour now: the buffer restarts from group returns
+    stats.add(REWARD, [0.0])
+    stats.add(GROUP_REWARD, [1.0])
+    assert list(manager.reward_buffers["Team"]) == [1.0, 1.0]
+    assert manager.update({"Team": 10}, {"Team": 100}) == (["p"], False)

@@ -11,8 +11,9 @@ import torch
 
 from mlx.config import ExtrinsicSettings, POCASettings
 from mlx.envs.api import ActionSpec, BaseEnv, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
+from mlx.stat_names import GROUP_REWARD
 from mlx.tracking.tracker import Tracker
-from mlx.trainers.groups import ABSENT, GROUP_REWARD, gather_mates, groups_present, mates_index, mates_sum
+from mlx.trainers.groups import ABSENT, gather_mates, groups_present, mates_index, mates_sum
 from mlx.trainers.poca.returns import lambda_returns
 from mlx.trainers.poca.trainer import POCATrainer
 from mlx.trainers.registry import make_trainer

@@ -23,6 +23,7 @@ from mlx.config.parameters import CompletionCriteria, EnvironmentParameter, Less
 from mlx.envs.api import BaseEnv
 from mlx.errors import ConfigError
 from mlx.params.samplers import AreaSampler
+from mlx.stat_names import GROUP_REWARD, REWARD
 
 
 @dataclass
@@ -97,6 +98,27 @@ class EnvironmentParameterManager:
             env.set_environment_parameter(name, float(sampler.sample(1)[0]))
 
     # ---- lessons --------------------------------------------------------------------------------
+    def watch(self, stats: Any, behavior: str) -> None:
+        """Feed the reward measure from a trainer's statistics (``StatsRecorder.watch``): the episode rewards
+        of ``behavior``, or, once it has reported one, its group rewards: a group behaviour is scored by its
+        group everywhere in mlx (its individual rewards are often 0, as in DungeonEscape). Individual
+        returns already buffered when the first group return arrives are dropped."""
+        grouped = False
+
+        def individual(returns: np.ndarray) -> None:
+            if not grouped:
+                self.record_rewards(behavior, returns)
+
+        def group(returns: np.ndarray) -> None:
+            nonlocal grouped
+            if not grouped and behavior in self.reward_buffers:
+                self.reward_buffers[behavior].clear()
+            grouped = True
+            self.record_rewards(behavior, returns)
+
+        stats.watch(REWARD, individual)
+        stats.watch(GROUP_REWARD, group)
+
     def record_rewards(self, behavior: str, returns: np.ndarray) -> None:
         """Cumulative rewards of episodes of ``behavior`` that just ended, newest last."""
         buffer = self.reward_buffers.get(behavior)

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from mlx.errors import CompareError
+from mlx.stat_names import REWARD
 from mlx.tracking.secrets import redact
 
-REWARD = "Environment/Cumulative Reward"
 USAGE_ERROR = 2
 # Params that differ between the seeds of one configuration without changing what is compared.
 BOOKKEEPING = ("seed", "run_id", "resume", "force", "progress", "results_dir", "initialize_from")

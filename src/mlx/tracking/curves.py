@@ -23,12 +23,9 @@ from typing import Any
 import numpy as np
 
 from mlx.errors import one_line_error
+from mlx.stat_names import GROUP_REWARD, REWARD
 from mlx.tracking.compare import Group, RunCurve, draw_groups, figure, save_figure
 
-REWARD = "Environment/Cumulative Reward"
-# A group behaviour (MA-POCA) is scored by its group's reward, as upstream's benchmarks are; its summary rows
-# carry "mean_group_reward" (None in a summary where no group ended).
-GROUP_REWARD = "Environment/Group Cumulative Reward"
 KEY_STATISTICS = ("Environment/Episode Length", "Policy/Entropy")
 BEHAVIOR_NAME = re.compile(r"[^/\\\x00]{1,200}")  # a behaviour names a PNG file: no folders, no NUL
 

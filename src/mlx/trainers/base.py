@@ -15,9 +15,10 @@ import torch
 from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, EnvStat, StatAggregation, TerminalSteps
 from mlx.errors import TrainingError
 from mlx.formats.onnx import export_policy
+from mlx.stat_names import GROUP_REWARD, REWARD
 from mlx.trainers.agents import Agents, EpisodeStats
 from mlx.trainers.bc import make_behavioral_cloning
-from mlx.trainers.groups import GROUP_REWARD, GroupStep, group_step
+from mlx.trainers.groups import GroupStep, group_step
 from mlx.trainers.optimize import LOSS_ADVICE, check_finite, optimizer_step
 from mlx.trainers.rewards.base import SignalBatch, SignalInputs
 from mlx.trainers.rewards.registry import make_reward_signal
@@ -178,7 +179,7 @@ class RLTrainer(abc.ABC):
     def _end_episodes(self, episodes: EpisodeStats, terminal: TerminalSteps) -> None:
         """Report the episodes that ended; their agents' next episodes start with no memory."""
         if len(episodes.returns):
-            self.stats.add("Environment/Cumulative Reward", episodes.returns)
+            self.stats.add(REWARD, episodes.returns)
             self.stats.add("Environment/Episode Length", episodes.lengths)
         if self.memory_size and len(terminal):
             self.agents.forget_memories(terminal.agent_id)

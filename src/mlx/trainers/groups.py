@@ -18,8 +18,6 @@ import numpy as np
 from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
 from mlx.trainers.agents import Agents
 
-GROUP_REWARD = "Environment/Group Cumulative Reward"
-
 NO_GROUP = 0
 ABSENT = -1  # a mate slot with no agent in it
 

@@ -55,7 +55,7 @@ from mlx.training.lock import LOCK_NAME, RunLock
 from mlx.training.loop import Callback, Loop
 from mlx.training.setup import configure_process, open_env, seeded
 from mlx.training.stops import deferred_stop, saves_before, say
-from mlx.training.summaries import REWARD, Progress, Summaries
+from mlx.training.summaries import Progress, Summaries
 
 
 class Run:
@@ -185,7 +185,7 @@ class Run:
             )
         if params is not None:  # episode returns feed the curriculum's reward buffers as trainers report them
             for name, trainer in self.trainers.items():
-                trainer.stats.watch(REWARD, lambda returns, behavior=name: params.record_rewards(behavior, returns))
+                params.watch(trainer.stats, name)
 
     def restore(self) -> None:
         """resume: the newest checkpoint of each behaviour; initialize_from: another run's weights."""

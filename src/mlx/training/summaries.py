@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlx.tracking.curves import GROUP_REWARD, row_score
+from mlx.stat_names import GROUP_REWARD, REWARD
+from mlx.tracking.curves import row_score
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import StatSummary
-
-REWARD = "Environment/Cumulative Reward"
 
 
 class Progress:

@@ -1,0 +1,7 @@
+"""The ML-Agents statistic names several parts of mlx read (trainers report them; summaries, curves,
+comparisons, curricula and sweeps score runs by them): one definition each."""
+
+REWARD = "Environment/Cumulative Reward"  # an agent's own (individual) rewards over its episode
+# An agent's group rewards over its episode, counted when its whole group ended with it: a group behaviour's
+# score (upstream's benchmarks for the cooperative scenes).
+GROUP_REWARD = "Environment/Group Cumulative Reward"
