@@ -35,7 +35,7 @@ def test_no_groups_is_a_group_of_one_and_the_run_resumes_and_evaluates(workdir):
     assert (workdir / "results/b/demos/3DBall.demo").stat().st_size > 0
 
 
-def test_group_run_with_curiosity_reports_group_statistics(workdir):
+def test_group_run_with_curiosity_reports_group_statistics_and_is_watched(workdir):
     proc = run_mlx("trainer=poca", "env=sacrifice", "reward_signals=[extrinsic,curiosity]", "trainer.max_steps=3000",
                    "trainer.summary_freq=1500", "run_id=c", *SMALL, cwd=workdir)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -50,6 +50,12 @@ def test_group_run_with_curiosity_reports_group_statistics(workdir):
     ):
         assert last.get(name) is not None, name
     assert last["mean_group_reward"] == last["Environment/Group Cumulative Reward"]
+    # Watched: each area is one group (2 agents), its episodes and returns counted per group.
+    watched = run_mlx("mode=watch", "run_id=c", "watch.areas=2", "watch.episodes=1", "tracking=none", cwd=workdir)
+    assert watched.returncode == 0, watched.stderr[-2000:]
+    assert (workdir / "results/c/Sacrifice.gif").stat().st_size > 0
+    assert "max_frames" not in watched.stdout  # each area's group episodes were counted (ids 0..3, 2 per area)
+    assert int(watched.stdout.split(" episodes)")[0].rsplit(" ", 1)[1]) >= 2
 
 
 def test_cameras_reach_the_attention_critic(workdir):

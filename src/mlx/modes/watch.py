@@ -28,9 +28,10 @@ from omegaconf import DictConfig
 
 from mlx.config import RunConfig, validate
 from mlx.envs import NATIVE_ENVS
+from mlx.envs.api import DecisionSteps, TerminalSteps
+from mlx.envs.native.base import NativeEnv
 from mlx.envs.native.render import FLOOR, HEADING, TAG_COLOURS, UNTAGGED, VOID
 from mlx.errors import RunError
-from mlx.modes.episodes import account_episodes
 from mlx.modes.policy import load_policy, policy_file
 from mlx.training.checkpoints import RunPaths, atomic_write
 from mlx.training.setup import configure_process, open_env, seeded
@@ -207,33 +208,33 @@ def watch_run(cfg: RunConfig) -> Path:
         raise
     path = Path(settings.path) if settings.path else paths.root / f"{'-'.join(policies)}.gif"
     n = settings.areas
-    # Per area (native envs: agent id = area index): episodes ended, running and last returns.
+    assert isinstance(env, NativeEnv)  # refused above otherwise
+    # Per area: episodes ended (a group's episode in group envs: the env counts them), and the running and
+    # last returns of its agents together, a group reward counted once (each agent in the group receives it).
     ended = np.zeros(n, np.int64)
+    current = np.zeros(n)
     last = np.full(n, np.nan)
-    running: dict[str, dict[int, list[float]]] = {name: {} for name in policies}
     returns: list[float] = []
     writer = open_writer(path, settings.fps)
     frames = 0
     try:
         env.reset()
+        begun = env.episodes.copy()
         while True:
+            steps = {name: env.get_steps(name) for name in policies}
+            for _, terminal in steps.values():
+                _add_rewards(current, env.area_of(terminal.agent_id), terminal)
+            done = np.flatnonzero(env.episodes != begun)
+            begun = env.episodes.copy()
+            last[done] = current[done]
+            returns += current[done].tolist()
+            ended[done] += 1
+            current[done] = 0.0
             decisions = {}
-            for name, policy in policies.items():
-                decision, terminal = env.get_steps(name)
-                finished: list[float] = []
-                account_episodes(running[name], decision, terminal, finished, [])
-                ids = terminal.agent_id
-                mine = ids < n
-                last[ids[mine]] = np.asarray(finished)[mine]
-                np.add.at(ended, ids[mine], 1)
-                returns += finished
-                policy.forget(ids)
+            for name, (decision, terminal) in steps.items():
+                _add_rewards(current, env.area_of(decision.agent_id), decision)
+                policies[name].forget(terminal.agent_id)
                 decisions[name] = decision
-            current = np.zeros(n)
-            for table in running.values():
-                for agent, (total, _) in table.items():
-                    if agent < n:
-                        current[agent] += total
             frame, corners = grid(env.render(np.arange(n)))
             texts = [
                 f"ep {e + 1}  return {c:.2f}" + ("" if np.isnan(p) else f"  last {p:.2f}")
@@ -266,6 +267,16 @@ def watch_run(cfg: RunConfig) -> Path:
         flush=True,
     )
     return path
+
+
+def _add_rewards(current: np.ndarray, areas: np.ndarray, steps: DecisionSteps | TerminalSteps) -> None:
+    """Add one step's rewards to each area's running return: every agent's own reward, and the group reward
+    once an area (the largest an agent of the area received)."""
+    np.add.at(current, areas, steps.reward)
+    if steps.group_reward is not None and len(steps):
+        paid = np.full(len(current), -np.inf)
+        np.maximum.at(paid, areas, steps.group_reward)
+        current += np.where(np.isfinite(paid), paid, 0.0)
 
 
 def watch(dict_cfg: DictConfig) -> Path:

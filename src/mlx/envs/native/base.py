@@ -2,7 +2,8 @@
 
 A port of an ML-Agents example writes its physics, observations and rewards; ``NativeEnv`` owns the
 rest, the same for every port: behaviour specs and names (refusing unknown ones), agent ids (agent id =
-area index), action checks (shape, dtype, branch ranges), DecisionSteps / TerminalSteps bookkeeping,
+area index; ports with several agents an area number them area * agents_per_area + k), action checks
+(shape, dtype, branch ranges), DecisionSteps / TerminalSteps bookkeeping,
 episode step counting with the MaxStep interruption, environment parameters (checks, samplers), seeding,
 and the reset / step order. A port fills in these hooks, each vectorised over areas:
 
@@ -62,6 +63,7 @@ class NativeEnv(BaseEnv):
     parameter_defaults: ClassVar[Mapping[str, float]] = {}  # ML-Agents' names and defaults
     sampled_parameters: ClassVar[tuple[str, ...]] = ()  # drawn per area at each episode start
     max_decisions: ClassVar[int] = 0  # decisions per episode before MaxStep interrupts it (0: no limit)
+    agents_per_area: ClassVar[int] = 1  # agent ids are area * agents_per_area + k
 
     def __init__(self, num_areas: int, seed: int, parameters: Mapping[str, float] | None, spec: BehaviorSpec) -> None:
         n = int(num_areas)
@@ -83,6 +85,7 @@ class NativeEnv(BaseEnv):
         self._ids = np.arange(n, dtype=np.int32)
         self._ids.flags.writeable = False
         self._steps = np.zeros(n, np.int32)  # decisions taken in each area's current episode
+        self.episodes = np.zeros(n, np.int64)  # episodes begun in each area (a group's episode in group envs)
         self.behavior: np.ndarray | None = None  # per-agent behaviour index (several behaviours only)
         self._started = False
         empty = TerminalSteps(
@@ -204,6 +207,10 @@ class NativeEnv(BaseEnv):
     # hooks (see the module docstring)
     # ------------------------------------------------------------------------------------------------
 
+    def area_of(self, agent_ids: np.ndarray) -> np.ndarray:
+        """The area of each agent (what mode=watch captions by)."""
+        return np.asarray(agent_ids) // self.agents_per_area
+
     def _reset_areas(self, idx: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -239,6 +246,7 @@ class NativeEnv(BaseEnv):
     def _begin(self, idx: np.ndarray) -> None:
         """New episodes in areas idx: their step counts restart."""
         self._steps[idx] = 0
+        self.episodes[idx] += 1
         self._reset_areas(idx)
 
     def _end(self, idx: np.ndarray, obs: list[np.ndarray], reward: np.ndarray, interrupted: np.ndarray) -> None:

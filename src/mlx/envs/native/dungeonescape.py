@@ -158,6 +158,7 @@ class DungeonEscapeEnv(NativeEnv):
     """
 
     behaviors = (BEHAVIOR,)
+    agents_per_area = AGENTS
     max_decisions = MAX_DECISIONS
     parameter_defaults = {"shared_reward": 0.0}
 

@@ -249,6 +249,7 @@ class PushBlockCollabEnv(NativeEnv):
     """``num_areas`` PushBlockCollab areas, three agents each in one group (ids 3 * area + k, group area + 1)."""
 
     behaviors = (BEHAVIOR,)
+    agents_per_area = AGENTS
     parameter_defaults = {"shared_reward": 0.0}
     max_decisions = MAX_DECISIONS
 

@@ -66,6 +66,7 @@ class SacrificeEnv(NativeEnv):
     """Two agents per area in a corridor; one must step onto the trap to open the door for the other."""
 
     behaviors = (BEHAVIOR,)
+    agents_per_area = AGENTS
     parameter_defaults = {"shared_reward": 0.0}
     max_decisions = MAX_STEP
 
