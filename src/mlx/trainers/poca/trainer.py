@@ -221,7 +221,7 @@ class POCATrainer(OnPolicyTrainer):
             return self.spec.action_spec.empty(0)
         assert d_rows is not None
         mask = action_mask(decision, self.spec)
-        memories = None
+        memories, rows = None, np.zeros(0, np.int64)
         if self.memory_size:  # the actor's part of each agent's memory row (critic memories move at valuing)
             rows = self.agents.lookup(decision.agent_id)
             memories = self.agents.memories[rows, : self.module.actor_memory]
