@@ -1,7 +1,8 @@
 """MA-POCA with LSTM memory (``network_settings.memory``): the actor's memory as PPO's, the critic's value and
 baseline memories carried per agent across the trajectories of an episode and zeroed at its end, trajectories
 valued by sequence exactly as step-by-step critic calls carrying memory, sequence replay in the update equal to
-acting, an update that trains every LSTM, and the CLI (train, resume, evaluate) on env=sacrifice."""
+acting, an update that trains every LSTM, the cue task that only memory solves, and the CLI (train, resume,
+evaluate) on env=sacrifice."""
 
 from __future__ import annotations
 
