@@ -13,7 +13,7 @@ import torch
 from mlx.config import ExtrinsicSettings, MemorySettings, POCASettings
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.trainers.poca.critic import POCAValueNetwork, lstm_by_sequence
-from mlx.trainers.poca.trainer import POCAMinibatch, POCATrainer
+from mlx.trainers.poca.trainer import POCAMinibatch, POCATrainer, pad_mates
 from mlx.trainers.registry import make_trainer
 from tests.conftest import run_mlx
 from tests.test_memory import CueEnv
@@ -127,6 +127,12 @@ def test_shapes_and_the_memory_row():
     assert data["memories"].shape == (s, 3 * MEMORY) and data["valid"][:, 0].all()
     assert int(data["valid"].sum()) == t._buffered
     assert np.isnan(data["mates_obs"][~data["valid"]]).all()  # padding holds no groupmate
+    # The update's buffer keeps one groupmate slot (slots are counted on the mates' axis, not the steps').
+    wide = {k: pad_mates(v, 2, np.nan) if k == "mates_obs" else v for k, v in t._buffer[0].items()}
+    t._buffer.append({**wide, **{k: pad_mates(wide[k], 2, 0) for k in ("mates_continuous", "mates_discrete")}})
+    taken = t._take_buffer()
+    assert taken["mates_obs"].shape == (s + len(wide["obs"]), LENGTH, 2, 3)
+    assert taken["mates_discrete"].shape[2:] == (2, 1) and np.isnan(taken["mates_obs"][:s, :, 1]).all()
     # Without memory: no LSTM, no memory row, the critic's parameters as before.
     plain = trainer(memory=False)
     assert plain.memory_size == 0 and plain.module.critic.lstm is None

@@ -444,7 +444,7 @@ class POCATrainer(OnPolicyTrainer):
     # ---- updating -----------------------------------------------------------------------------
     def _take_buffer(self) -> dict[str, np.ndarray]:
         """The update buffer as one array per field, groupmate slots padded to the widest chunk."""
-        width = max(c["mates_obs"].shape[1] for c in self._buffer)
+        width = max(c["mates_obs"].shape[-2] for c in self._buffer)  # [N, M, row] or [S, L, M, row]
         fills = {"mates_obs": np.nan, "mates_continuous": 0.0, "mates_discrete": 0}
         data = {
             k: np.concatenate([pad_mates(c[k], width, fills[k]) if k in fills else c[k] for c in self._buffer])
