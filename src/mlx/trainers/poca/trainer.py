@@ -29,7 +29,10 @@ the advantage normalisation and of the reward signals' updates. Decisions where 
 silent: sequences are padded at their end (mlx's convention, as PPO's; upstream pads a trajectory's first
 sequence at its start, and its by-sequence valuation has indexing slips, multiagent.md §2.5.8); the critic
 memories are zeroed at every episode end of the agent, as upstream's PPO drops its critic memory on done
-(upstream's POCA keeps the per-agent memory dictionaries across episodes).
+(upstream's POCA keeps the per-agent memory dictionaries across episodes). Cost: with episodes much shorter
+than sequence_length most of each replayed sequence is padding (as upstream); env=sacrifice (about 10
+decisions an episode) with network=lstm (sequence_length 64) trained at about 510 agent steps/s against
+about 4,400 without memory on the shared 2-core machine.
 """
 
 from __future__ import annotations
