@@ -19,10 +19,20 @@ Batches carry groupmates as [batch, n_mates, ...] tensors. A groupmate slot whos
 absent (dead, not yet there, or padding up to the largest group in the batch): its row is zeroed before
 encoding, its action ignored, and it is masked out of the attention and the pooling, so it changes
 nothing. Rows come in already normalised when the module normalises: NaN survives ``Normalizer``.
-Memory (upstream's optional LSTM after the body) is not built here yet.
+
+Memory (``network_settings.memory``, upstream's optional LSTM of the MultiAgentNetworkBody): one LSTM of
+``memory_size / 2`` units (``encoders.memory_lstm``, as mlx's other LSTM bodies) between the post-attention
+body and the agent-count feature, shared by both passes; the heads then read ``memory_size / 2 + 1`` floats.
+Each pass carries its own state, as upstream keeps value memories and baseline memories apart: an agent
+holds a value memory and a baseline memory of ``memory_size`` floats each (h then c). The ``recurrent_*``
+methods take and return them (rows as S sequences of L steps, as ``StateEncoder``); ``features`` and
+``read`` split a pass around the LSTM so that a trainer can run whole trajectories through it
+(``lstm_by_sequence``). Without memory the module is what it was (same parameters, same numbers).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -30,7 +40,7 @@ from torch import nn
 from mlx.config import ConditioningType, ConfigError, EncoderType, NetworkSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec
 from mlx.trainers.nn.attention import NUM_HEADS, EntityEmbedding, ResidualSelfAttention, entity_gain
-from mlx.trainers.nn.encoders import ObsLayout, check_visual_sizes, visual_encoder
+from mlx.trainers.nn.encoders import ObsLayout, check_visual_sizes, memory_lstm, visual_encoder
 
 
 class ObservationEncoder(nn.Module):
@@ -97,11 +107,17 @@ class POCAValueNetwork(nn.Module):
         self.obs_action_embedding = EntityEmbedding(self.encoder.output_size + action_size, hidden)
         self.attention = ResidualSelfAttention(hidden, NUM_HEADS)
         self.body = linear_encoder(hidden, settings.num_layers)
+        # Memory: one LSTM after the body, for both passes (each with its own state). Built only with memory,
+        # so that a network without it draws the same initial weights as before and loads old checkpoints.
+        memory = settings.memory
+        self.memory_size = memory.memory_size if memory is not None else 0  # floats of ONE pass's memory
+        self.lstm = memory_lstm(hidden, self.memory_size // 2) if memory is not None else None
+        encoding = self.memory_size // 2 if memory is not None else hidden
         # The most agents present in any batch so far (upstream's _current_max_agents): saved, not trained.
         self.register_buffer("n_max_seen", torch.tensor(1.0))
         # One head per stream, as upstream's ValueHeads (each Linear(h + 1 -> 1), Xavier-uniform, zero bias),
         # held as the rows of one Linear: mlx's Critic layout, one matmul for all streams.
-        self.heads = nn.Linear(hidden + 1, len(self.streams))
+        self.heads = nn.Linear(encoding + 1, len(self.streams))
         for row in self.heads.weight.data:
             nn.init.xavier_uniform_(row.view(1, -1))
         nn.init.zeros_(self.heads.bias)
@@ -116,11 +132,14 @@ class POCAValueNetwork(nn.Module):
         flat = clean.reshape(batch * n, self.row_size)  # explicit sizes: an empty batch has no -1 to infer
         return self.encoder(flat).reshape(batch, n, self.encoder.output_size), absent
 
-    def _read(self, entities: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
-        """Entities [B, N, h] -> values [B, K]: attention, body, agent-count feature, heads."""
+    def _body(self, entities: torch.Tensor, absent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Entities [B, N, h] -> the pooled encoding after the body [B, h] and the present count [B, 1]."""
         mask = absent.to(entities.dtype)
-        h = self.body(self.attention(entities, mask))
-        present = (1.0 - mask).sum(1, keepdim=True)
+        return self.body(self.attention(entities, mask)), (1.0 - mask).sum(1, keepdim=True)
+
+    def read(self, h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Encodings [B, h'] (after the LSTM when there is one) and present counts [B, 1] -> values [B, K]:
+        the agent-count feature and the heads; ``n_max_seen`` grows with ``present`` first."""
         if present.numel():
             with torch.no_grad():
                 self.n_max_seen.copy_(torch.maximum(self.n_max_seen, present.max()))
@@ -128,6 +147,23 @@ class POCAValueNetwork(nn.Module):
         # comment says -1; its formula, kept here, reaches -1 only when no entity is present).
         count = present * 2.0 / self.n_max_seen - 1.0
         return self.heads(torch.cat([h, count], dim=1))
+
+    def _read(self, entities: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
+        """Entities [B, N, h] -> values [B, K]: attention, body, agent-count feature, heads (no memory)."""
+        if self.lstm is not None:
+            raise ValueError("this critic has memory: use its recurrent_* methods")
+        return self.read(*self._body(entities, absent))
+
+    def _recurrent(
+        self, h: torch.Tensor, memories: torch.Tensor, sequence_length: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LSTM over S sequences of L steps ([S * L, h], sequence after sequence) from memories [S, m]:
+        encodings [S * L, m / 2] and the memories after each sequence's last step [S, m]."""
+        assert self.lstm is not None
+        half = self.memory_size // 2
+        state = (memories[:, :half].unsqueeze(0).contiguous(), memories[:, half:].unsqueeze(0).contiguous())
+        out, (hn, cn) = self.lstm(h.reshape(-1, sequence_length, h.shape[-1]), state)
+        return out.reshape(-1, half), torch.cat([hn[0], cn[0]], dim=1)
 
     def _rows(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The agent (entity 0) and its groupmates encoded together: [B, 1 + N, E] and masks [B, 1 + N]."""
@@ -176,6 +212,90 @@ class POCAValueNetwork(nn.Module):
         value = self._read(self.obs_embedding(enc), absent)
         return value, self._read(self._baseline_entities(enc, absent, mates_continuous, mates_discrete), absent)
 
+    def features(
+        self,
+        self_obs: torch.Tensor,
+        mates_obs: torch.Tensor,
+        mates_continuous: torch.Tensor | None = None,
+        mates_discrete: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Both passes up to the LSTM: value encodings [B, h], baseline encodings [B, h] (None without the
+        mates' actions) and the present counts [B, 1] (the same for both passes). Each row is independent of
+        the others here, so rows may come in any order and in chunks; only the LSTM needs them in sequence."""
+        enc, absent = self._rows(self_obs, mates_obs)
+        value, present = self._body(self.obs_embedding(enc), absent)
+        if mates_continuous is None or mates_discrete is None:
+            return value, None, present
+        entities = self._baseline_entities(enc, absent, mates_continuous, mates_discrete)
+        return value, self._body(entities, absent)[0], present
+
+    def recurrent_value(
+        self, self_obs: torch.Tensor, mates_obs: torch.Tensor, memories: torch.Tensor, sequence_length: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``value`` with memory: rows hold S sequences of L steps, ``memories`` [S, m] the value memories at
+        their starts; returns V [S * L, K] and the value memories after each sequence [S, m]."""
+        h, _, present = self.features(self_obs, mates_obs)
+        h, memories = self._recurrent(h, memories, sequence_length)
+        return self.read(h, present), memories
+
+    def recurrent_value_and_baseline(
+        self,
+        self_obs: torch.Tensor,
+        mates_obs: torch.Tensor,
+        mates_continuous: torch.Tensor,
+        mates_discrete: torch.Tensor,
+        value_memories: torch.Tensor,
+        baseline_memories: torch.Tensor,
+        sequence_length: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``value_and_baseline`` with memory (rows as in ``recurrent_value``): V, B [S * L, K] and the value
+        and baseline memories after each sequence [S, m], each pass from its own memories."""
+        hv, hb, present = self.features(self_obs, mates_obs, mates_continuous, mates_discrete)
+        assert hb is not None
+        # Both passes in one LSTM call (2 S sequences): half the ops to run and to differentiate.
+        h, memories = self._recurrent(
+            torch.cat([hv, hb]), torch.cat([value_memories, baseline_memories]), sequence_length
+        )
+        hv, hb = h.chunk(2)
+        value_memories, baseline_memories = memories.chunk(2)
+        return self.read(hv, present), self.read(hb, present), value_memories, baseline_memories
+
     def forward(self, self_obs: torch.Tensor, mates_obs: torch.Tensor) -> torch.Tensor:
         """The value pass, V(s) [B, K]."""
         return self.value(self_obs, mates_obs)
+
+
+def lstm_by_sequence(
+    lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, memories: torch.Tensor, sequence_length: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run E padded trajectories x [E, T, h] (real where t < lengths[e]) through ``lstm`` from memories
+    [E, m] (h then c), sequence_length steps at a time, as the update will replay them.
+
+    Returns the outputs [E, T, m / 2] (zero on padding), the memory at the start of each sequence
+    [E, ceil(T / L), m] (``on_policy.to_sequences``' order: what the update starts each sequence from), and
+    the memory after each trajectory's last real step [E, m] (what its next trajectory starts from and what
+    the bootstrap value reads). A trajectory's last sequence is packed to its real length, so padding never
+    moves the state. One LSTM call per sequence position: ceil(T / L) calls, whatever E.
+    """
+    e, t, _ = x.shape
+    half = memories.shape[1] // 2
+    chunks = max(1, math.ceil(t / sequence_length))
+    out = x.new_zeros(e, t, half)
+    starts = x.new_zeros(e, chunks, memories.shape[1])
+    state = memories.clone()
+    for c in range(chunks):
+        starts[:, c] = state
+        lo = c * sequence_length
+        steps = (lengths - lo).clamp(0, sequence_length)
+        rows = torch.nonzero(steps > 0).flatten()
+        if not len(rows):
+            break
+        piece = x[rows, lo : lo + sequence_length]
+        packed = nn.utils.rnn.pack_padded_sequence(piece, steps[rows].cpu(), batch_first=True, enforce_sorted=False)
+        h0 = state[rows, :half].unsqueeze(0).contiguous()
+        c0 = state[rows, half:].unsqueeze(0).contiguous()
+        result, (hn, cn) = lstm(packed, (h0, c0))
+        y, _ = nn.utils.rnn.pad_packed_sequence(result, batch_first=True, total_length=piece.shape[1])
+        out[rows, lo : lo + piece.shape[1]] = y
+        state[rows] = torch.cat([hn[0], cn[0]], dim=1)
+    return out, starts, state

@@ -11,6 +11,10 @@ on bootstraps from the group's value: its posthumous credit.
 Group episode returns and who carries a group on are every trainer's (``mlx.trainers.groups.group_step``).
 Groupmate slots are as wide as the largest group seen so far less one; the per-agent columns widen when a
 larger group appears (``AgentTable.widen``).
+
+With memory, each step also holds the actor's input memory (the base assembler's ``memory`` column, as PPO
+stores it); the critic's memories are not known while acting (values are computed when trajectories end)
+and are worked out by the trainer then.
 """
 
 from __future__ import annotations
@@ -27,8 +31,17 @@ MATE_COLUMNS = ("mates_obs", "mates_continuous", "mates_discrete")
 class GroupTrajectoryAssembler(TrajectoryAssembler):
     """TrajectoryAssembler with groupmates, group rewards and group episode returns (module docstring)."""
 
-    def __init__(self, spec: BehaviorSpec, time_horizon: int, num_streams: int, row_size: int, agents: Agents) -> None:
-        super().__init__(spec, time_horizon, num_streams, 0, agents)
+    def __init__(
+        self,
+        spec: BehaviorSpec,
+        time_horizon: int,
+        num_streams: int,
+        row_size: int,
+        agents: Agents,
+        memory_size: int = 0,
+    ) -> None:
+        """``memory_size``: floats of the actor's memory stored with each step (0 without memory)."""
+        super().__init__(spec, time_horizon, num_streams, memory_size, agents)
         h, a = time_horizon, spec.action_spec
         self.row_size = row_size
         self.components = a.continuous_size + a.discrete_size  # log-probabilities per step
@@ -113,10 +126,12 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
         mates_obs: np.ndarray,
         mates_continuous: np.ndarray,
         mates_discrete: np.ndarray,
+        memories: np.ndarray | None = None,
     ) -> None:
-        """Store the transitions begun now with the groupmates' rows and actions [n, M, ...] at this step."""
+        """Store the transitions begun now with the groupmates' rows and actions [n, M, ...] at this step (and
+        the actor's input memories [n, m] with memory)."""
         values = np.zeros((len(decision), self.num_streams), np.float32)
-        self.store(decision, continuous, discrete, log_prob_parts.sum(1), values, None, mask)
+        self.store(decision, continuous, discrete, log_prob_parts.sum(1), values, memories, mask)
         slots = self.agents.lookup(decision.agent_id)
         idx = self.steps.length[slots] - 1
         m = mates_obs.shape[1]
