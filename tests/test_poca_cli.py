@@ -71,7 +71,6 @@ def test_cameras_reach_the_attention_critic(workdir):
     [
         ("+trainer.self_play={window: 10}", ("trainer.self_play", "issue 19", "remove self_play")),
         ("trainer.hyperparameters.shared_critic=true", ("shared_critic", "remove it")),
-        ("network=lstm", ("memory", "trainer=poca", "remove memory")),
         ("trainer.network_settings.hidden_units=30", ("hidden_units", "multiple of 4")),
     ],
 )
