@@ -21,7 +21,7 @@ import torch
 from mlx.config import ScheduleType
 from mlx.envs.api import TerminalSteps
 from mlx.trainers.advantages import gae
-from mlx.trainers.base import RLTrainer, concat_vector_obs
+from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch
 from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
 from mlx.trainers.schedules import decayed_value
@@ -92,27 +92,9 @@ class OnPolicyTrainer(RLTrainer):
         if traj.needs_bootstrap.any():
             self._bootstrap(traj)
         obs = concat_vector_obs([traj.flat(o) for o in traj.obs])
-        if self._needs_next_obs:
-            next_obs = concat_vector_obs(traj.flat_next_obs())
-        else:
-            next_obs = np.zeros((len(obs), 0), np.float32)
-        done = step_done(traj)
         env_reward = traj.flat(traj.env_reward)
-        inputs = SignalInputs(
-            env_reward,
-            lambda: SignalRows(
-                obs,
-                next_obs,
-                self.module.actor.env_continuous(traj.flat(traj.continuous)),
-                traj.flat(traj.discrete),
-                env_reward,
-                traj.flat(done),
-            ),
-            self.device,
-        )
-        rewards = [traj.padded(r) for r in self._signal_rewards(inputs)]
-        sums = [r.sum(axis=1, dtype=np.float64) for r in rewards]  # each trajectory's, per stream
-        self._add_signal_returns(traj.slots, sums, traj.slots[traj.episode_end])
+        rewards, next_obs, flat_done = self._trajectory_rewards(traj, obs, env_reward)
+        done = traj.padded(flat_done)
         advantages, returns = self._advantages(traj, rewards)
         if self.module.normalizer is not None:
             self.module.normalizer.update(obs)  # numpy on CPU: no tensor needed
@@ -152,6 +134,34 @@ class OnPolicyTrainer(RLTrainer):
         chunk["memories"] = starts[keep]
         chunk["valid"] = seq_valid[keep]
         return chunk
+
+    def _trajectory_rewards(
+        self, traj: Trajectories, obs: np.ndarray, extrinsic: np.ndarray
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Each reward stream's rewards [E, T] for the trajectories, their sums added to the agents' signal
+        returns. ``extrinsic``: the flat reward the extrinsic stream reads (PPO: the env's; POCA: the team's).
+        Also returns what the update's signal steps read: the flat next observations and done flags."""
+        if self._needs_next_obs:
+            next_obs = checked_obs(traj.flat_next_obs(), self.behavior_name, self.step)
+        else:
+            next_obs = np.zeros((len(obs), 0), np.float32)
+        done = traj.flat(step_done(traj))
+        inputs = SignalInputs(
+            extrinsic,
+            lambda: SignalRows(
+                obs,
+                next_obs,
+                self.module.actor.env_continuous(traj.flat(traj.continuous)),
+                traj.flat(traj.discrete),
+                traj.flat(traj.env_reward),
+                done,
+            ),
+            self.device,
+        )
+        rewards = [traj.padded(r) for r in self._signal_rewards(inputs)]
+        sums = [r.sum(axis=1, dtype=np.float64) for r in rewards]  # each trajectory's, per stream
+        self._add_signal_returns(traj.slots, sums, traj.slots[traj.episode_end])
+        return rewards, next_obs, done
 
     # ---- updating -----------------------------------------------------------------------------
     def ready_to_update(self) -> bool:

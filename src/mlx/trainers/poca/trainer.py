@@ -50,10 +50,10 @@ from mlx.trainers.base import action_mask, checked_obs
 from mlx.trainers.groups import gather_mates, group_ids, group_rewards, mates_index, mates_sum
 from mlx.trainers.losses import POCABatch, poca_loss, total_loss
 from mlx.trainers.nn.networks import InputNormalizer, actor_for, flat_obs_size
-from mlx.trainers.on_policy import OnPolicyTrainer, step_done, to_sequences
+from mlx.trainers.on_policy import OnPolicyTrainer, to_sequences
 from mlx.trainers.poca.critic import POCAValueNetwork, lstm_by_sequence
 from mlx.trainers.poca.trajectory import GroupTrajectoryAssembler
-from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
+from mlx.trainers.rewards.base import SignalBatch
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
 from mlx.trainers.trajectory import Trajectories
 
@@ -371,26 +371,7 @@ class POCATrainer(OnPolicyTrainer):
             self._bootstrap(traj)
         own = traj.flat(traj.env_reward)
         team_reward = own + ex["mates_reward"] + ex["group_reward"]  # what the extrinsic stream trains on
-        if self._needs_next_obs:
-            next_obs = checked_obs(traj.flat_next_obs(), self.behavior_name, self.step)
-        else:
-            next_obs = np.zeros((len(obs), 0), np.float32)
-        done = traj.flat(step_done(traj))
-        inputs = SignalInputs(
-            team_reward,
-            lambda: SignalRows(
-                obs,
-                next_obs,
-                self.module.actor.env_continuous(traj.flat(traj.continuous)),
-                traj.flat(traj.discrete),
-                own,
-                done,
-            ),
-            self.device,
-        )
-        rewards = [traj.padded(r) for r in self._signal_rewards(inputs)]
-        sums = [r.sum(axis=1, dtype=np.float64) for r in rewards]
-        self._add_signal_returns(traj.slots, sums, traj.slots[traj.episode_end])
+        rewards, next_obs, done = self._trajectory_rewards(traj, obs, team_reward)
         padded_v, padded_b = traj.padded(values), traj.padded(baselines)
         returns, advantages = [], []
         for k, (name, signal) in enumerate(self.reward_signals.items()):
