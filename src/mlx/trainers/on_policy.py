@@ -24,7 +24,7 @@ from mlx.trainers.advantages import gae
 from mlx.trainers.base import RLTrainer, checked_obs, concat_vector_obs
 from mlx.trainers.losses import PPOBatch
 from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
-from mlx.trainers.schedules import decayed_value
+from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
 # Per-step fields of the update buffer besides PPOBatch's (used by reward signals).
@@ -171,6 +171,21 @@ class OnPolicyTrainer(RLTrainer):
         return decayed_value(
             schedule or self.hp.learning_rate_schedule, initial, floor, self.step, self.settings.max_steps
         )
+
+    def _begin_update(self, data: dict[str, np.ndarray]) -> tuple[float, int]:
+        """What every update starts with: the advantages normalised over the buffer's real steps (not the
+        padding of sequences), the decayed learning rate, epsilon and beta set. Returns the learning rate and
+        the minibatch size in buffer rows (steps, or whole sequences with memory)."""
+        valid = data.get("valid")
+        adv = data["advantages"]
+        real = adv if valid is None else adv[valid]
+        data["advantages"] = ((adv - real.mean()) / (real.std() + 1e-10)).astype(np.float32)
+        lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
+        self.module.epsilon = self._schedule(self.hp.epsilon_schedule, self.hp.epsilon, EPSILON_FLOOR)
+        self.module.beta = self._schedule(self.hp.beta_schedule, self.hp.beta, BETA_FLOOR)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr, self.hp.batch_size if valid is None else max(1, self.hp.batch_size // self.sequence_length)
 
     def _update_signals(self, batch: PPOBatch, extra: dict[str, torch.Tensor], sums: dict[str, float]) -> None:
         """One optimiser step of every learning signal on the real steps of this minibatch (ML-Agents' PPO)."""

@@ -54,7 +54,6 @@ from mlx.trainers.on_policy import OnPolicyTrainer, to_sequences
 from mlx.trainers.poca.critic import POCAValueNetwork, lstm_by_sequence
 from mlx.trainers.poca.trajectory import GroupTrajectoryAssembler
 from mlx.trainers.rewards.base import SignalBatch
-from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
 from mlx.trainers.trajectory import Trajectories
 
 STEP_EXTRAS = ("mates_obs", "mates_continuous", "mates_discrete", "group_reward", "mates_reward", "log_prob_parts")
@@ -444,17 +443,9 @@ class POCATrainer(OnPolicyTrainer):
         padding steps count nowhere (advantage normalisation, losses, reward signals, statistics)."""
         data = self._take_buffer()
         valid = data.get("valid")
-        adv = data["advantages"]
-        real = adv if valid is None else adv[valid]
-        data["advantages"] = ((adv - real.mean()) / (real.std() + 1e-10)).astype(np.float32)
+        lr, bs = self._begin_update(data)
         tensors = {k: self._tensor(v) for k, v in data.items()}
         n = len(data["obs"])  # steps, or sequences with memory
-        lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
-        self.module.epsilon = self._schedule(self.hp.epsilon_schedule, self.hp.epsilon, EPSILON_FLOOR)
-        self.module.beta = self._schedule(self.hp.beta_schedule, self.hp.beta, BETA_FLOOR)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        bs = self.hp.batch_size if valid is None else max(1, self.hp.batch_size // self.sequence_length)
         fields = [f for f in POCAMinibatch._fields if f in tensors]
         keys = ("policy_loss", "value_loss", "baseline_loss", "approx_kl", "clip_fraction")
         sums: dict[str, torch.Tensor] = {}

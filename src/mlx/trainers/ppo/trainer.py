@@ -30,7 +30,6 @@ from mlx.trainers.losses import PPOBatch, ppo_loss, total_loss
 from mlx.trainers.nn.networks import Critic, InputNormalizer, actor_for
 from mlx.trainers.on_policy import EXTRA_FIELDS, OnPolicyTrainer
 from mlx.trainers.ppo.actor_critic import make_actor_critic
-from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR
 from mlx.trainers.trajectory import Trajectories
 
 
@@ -145,17 +144,9 @@ class PPOTrainer(OnPolicyTrainer):
         self._buffer.clear()
         self._buffered = 0
         valid = data.get("valid")
-        adv = data["advantages"]
-        real = adv if valid is None else adv[valid]
-        data["advantages"] = ((adv - real.mean()) / (real.std() + 1e-10)).astype(np.float32)
+        lr, bs = self._begin_update(data)
         extra = {k: self._tensor(data.pop(k)) for k in EXTRA_FIELDS}
         n = len(data["obs"])  # steps, or sequences with memory
-        lr = self._schedule(self.hp.learning_rate_schedule, self.hp.learning_rate, LEARNING_RATE_FLOOR)
-        self.module.epsilon = self._schedule(self.hp.epsilon_schedule, self.hp.epsilon, EPSILON_FLOOR)
-        self.module.beta = self._schedule(self.hp.beta_schedule, self.hp.beta, BETA_FLOOR)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        bs = max(1, self.hp.batch_size // self.sequence_length) if valid is not None else self.hp.batch_size
         sums: dict[str, torch.Tensor] = {}  # summed as tensors: one host sync per update, not per step
         signal_sums: dict[str, float] = {}
         count = 0
