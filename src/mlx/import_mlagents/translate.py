@@ -148,6 +148,7 @@ class Translator:
         body = plain(mlx_settings)
         body.pop("trainer_type")
         body.pop("reward_signals")
+        body.pop("self_play")  # a known key mlx refuses until it has self-play: reported as not mapped below
         for key, value in settings.items():
             if key in ("trainer_type", "reward_signals"):
                 continue
