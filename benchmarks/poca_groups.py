@@ -1,7 +1,7 @@
 """MA-POCA on the cooperative scenes: the upstream benchmark, and POCA against independent PPO.
 
     python benchmarks/poca_groups.py --work DIR [--envs dungeonescape pushblockcollab] [--seed 1]
-                                     [--compare-steps 2000000] [--only poca ppo]
+                                     [--compare-steps 2000000] [--only poca ppo] [--report-only]
 
 For each env, two runs, each the command a user types (upstream tuned settings, MLflow off):
 
@@ -68,6 +68,7 @@ def train(work: Path, run_id: str, overrides: list[str], target: float | None, b
 
 
 def summary(folder: Path, target: float | None, up_to: int | None = None) -> dict:
+    """A run's result from its summaries (those up to step ``up_to`` only, when given)."""
     rows = [r for r in stats_rows(folder) if up_to is None or r["step"] <= up_to]
     scored = [r for r in rows if score(r) is not None]
     hit = next((r for r in scored if target is not None and score(r) >= target), None)
@@ -93,28 +94,29 @@ def main() -> int:
     parser.add_argument("--compare-steps", type=int, default=2_000_000, help="the equal smaller budget")
     parser.add_argument("--only", nargs="+", choices=("poca", "ppo"), default=("poca", "ppo"))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "poca_groups.json")
+    parser.add_argument("--report-only", action="store_true", help="read the runs as they stand; train nothing")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     report: dict = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "envs": {}}
     for env in args.envs:
         behavior, target, budget = UPSTREAM[env]
         poca_id, ppo_id = f"{env}-poca-{args.seed}", f"{env}-ppo-{args.seed}"
-        if "poca" in args.only:
+        if "poca" in args.only and not args.report_only:
             train(args.work, poca_id, ["trainer=poca", f"env={env}", f"seed={args.seed}"], target, budget)
-        if "ppo" in args.only:
+        if "ppo" in args.only and not args.report_only:
             ppo = ["trainer=ppo", f"env={env}", "env.parameters.shared_reward=1", f"seed={args.seed}"]
             train(args.work, ppo_id, [*ppo, f"trainer.max_steps={args.compare_steps}"], None, args.compare_steps)
         entry: dict = {"behavior": behavior, "target": target, "upstream_max_steps": budget}
-        for name, run_id, up_to in (("poca", poca_id, None), ("ppo", ppo_id, None)):
+        for name, run_id in (("poca", poca_id), ("ppo", ppo_id)):
             folder = args.work / "results" / run_id
             if (folder / "run_logs" / "stats.jsonl").exists():
-                entry[name] = summary(folder, target, up_to)
+                entry[name] = summary(folder, target)
         poca_folder = args.work / "results" / poca_id
         if (poca_folder / "run_logs" / "stats.jsonl").exists():
             entry["poca_at_compare_steps"] = summary(poca_folder, target, args.compare_steps)
         entry["compare_steps"] = args.compare_steps
         report["envs"][env] = entry
-    report["load_average"] = os.getloadavg()
+    report["load_average"] = os.getloadavg()  # when the report was written; the runs shared the machine
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'env':16} {'run':22} {'steps':>10} {'seconds':>9} {'best':>7} {'to target':>10}")
     for env, entry in report["envs"].items():
