@@ -255,3 +255,17 @@ def test_every_trainer_reports_group_returns(trainer_type):
     summary = t.stats.summarise()
     assert summary[GROUP_REWARD].count == 2 and summary[GROUP_REWARD].mean == pytest.approx(2.5)
     assert summary["Environment/Cumulative Reward"].count == 4  # individual: agent 1, then 0, 2 and 9
+
+
+def test_a_group_too_large_for_memory_is_refused_in_one_line(monkeypatch):
+    """Groupmates' rows are stored with every pending step: a group that would not fit is refused by name."""
+    from mlx.errors import TrainingError
+
+    t = trainer()
+    monkeypatch.setenv("MLX_MEMORY_BYTES", str(50_000))  # then the machine has 50 kB
+    ids = list(range(8))
+    step = DecisionSteps(obs(ids, 0), np.zeros(8, np.float32), np.array(ids), None, np.full(8, 3), None)
+    with pytest.raises(TrainingError) as info:
+        t.process(step, NONE)
+    assert "the env's group size=8 needs" in str(info.value) and "time_horizon" in str(info.value)
+    assert "\n" not in str(info.value)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from mlx.envs.api import BehaviorSpec, DecisionSteps, TerminalSteps
+from mlx.errors import TrainingError
+from mlx.memory import require
 from mlx.trainers.agents import NO_EPISODES, Agents, Column, EpisodeStats
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
@@ -60,6 +62,21 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
     def width(self) -> int:
         """Groupmate slots per step: the largest group seen so far, less one."""
         return self.group.columns["mates_obs"].shape[1]
+
+    def _check_width(self, mates: int) -> None:
+        """Refuse, in one line, a group so large that its groupmates' rows (stored with every agent's every
+        pending step, and again in the update buffer) would not fit in memory."""
+        a = self.spec.action_spec
+        per_step = mates * 4 * (self.row_size + a.continuous_size + a.discrete_size)
+        agents = max(self.agents.slots.count, 1)
+        require(
+            2 * agents * self.horizon * per_step,  # the pending steps, and their copies in trajectories
+            "the env's group size",
+            mates + 1,
+            f"the groupmates' observations MA-POCA stores with each of {agents} agents' {self.horizon} pending steps",
+            TrainingError,
+            "use smaller groups, fewer agents (env.num_areas) or a shorter trainer.time_horizon",
+        )
 
     def _emit(
         self, slots: np.ndarray, bootstrap: np.ndarray, needs: np.ndarray, next_obs: list[np.ndarray], ended: bool
@@ -136,6 +153,7 @@ class GroupTrajectoryAssembler(TrajectoryAssembler):
         idx = self.steps.length[slots] - 1
         m = mates_obs.shape[1]
         if m > self.width:
+            self._check_width(m)
             self.group.widen(MATE_COLUMNS, 1, m)
         g = self.group
         g.log_prob_parts[slots, idx] = log_prob_parts
