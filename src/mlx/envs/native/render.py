@@ -35,6 +35,15 @@ TAG_COLOURS: dict[str, RGB] = {
     "symbol_O_Goal": (20, 130, 140),
     "symbol_X": (225, 70, 205),
     "symbol_X_Goal": (145, 45, 135),
+    # DungeonEscape: the door apart from the agents' blue, the key as gold, the dragon red, its cave dark.
+    "dragon": (215, 40, 40),
+    "key": (250, 210, 40),
+    "lock": (150, 90, 40),
+    "portal": (95, 40, 130),
+    # PushBlockCollab's blocks by size, lighter to darker orange.
+    "blockSmall": (250, 190, 90),
+    "blockLarge": (235, 145, 35),
+    "blockVeryLarge": (190, 100, 20),
 }
 UNTAGGED: RGB = (110, 110, 110)
 FLOOR: RGB = (62, 62, 66)
