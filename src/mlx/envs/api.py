@@ -120,6 +120,8 @@ class DecisionSteps:
 
     ``reward`` is what each agent earned since its previous decision. ``action_mask`` holds one boolean
     array per discrete branch, [n, branch_size], True where the action is *allowed* (None: all allowed).
+    ``team_id`` [n] is each agent's team (ML-Agents' ``?team=<id>``; None: every agent is in team 0):
+    teams of one behaviour share its spec and, without self-play, its policy.
     """
 
     obs: list[np.ndarray]
@@ -128,6 +130,7 @@ class DecisionSteps:
     action_mask: list[np.ndarray] | None = None
     group_id: np.ndarray | None = None
     group_reward: np.ndarray | None = None
+    team_id: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.agent_id)
@@ -144,6 +147,7 @@ class TerminalSteps:
     interrupted: np.ndarray
     group_id: np.ndarray | None = None
     group_reward: np.ndarray | None = None
+    team_id: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.agent_id)
@@ -278,6 +282,14 @@ class BaseEnv(abc.ABC):
 
     @abc.abstractmethod
     def set_actions(self, behavior_name: str, actions: ActionTuple) -> None: ...
+
+    def teams(self, behavior_name: str) -> tuple[int, ...]:
+        """The team ids of a behaviour's agents (ML-Agents' ``<Name>?team=<id>``), known before any step so
+        that self-play can refuse an env with one team at start-up. One team, 0, unless the env says more;
+        its steps then carry ``team_id``."""
+        if behavior_name not in self.behavior_specs:
+            raise unknown_behavior(behavior_name, list(self.behavior_specs))
+        return (0,)
 
     def set_environment_parameter(self, key: str, value: float) -> None:
         """Change an environment parameter; it takes effect at each agent's next episode start."""
