@@ -405,3 +405,11 @@ def test_the_env_side_names_one_wire_behaviour_per_team_and_refuses_untagged_row
     shared = WireIdSource()
     c, e = EpisodeIds(shared), EpisodeIds(shared)
     assert not set(c.lookup(np.arange(3)).tolist()) & set(e.lookup(np.arange(3)).tolist())  # unique across behaviours
+
+
+def test_the_shared_wire_helper_compares_multi_team_envs():
+    """tests/wire.py's step_side_by_side (what the env ports' gRPC tests use) takes team order into account."""
+    from tests.wire import random_actions, step_side_by_side
+
+    absent, paid = step_side_by_side("duel", BEHAVIOR, 3, 30, random_actions(), False, served(), _make)
+    assert absent and paid
