@@ -15,11 +15,12 @@ handshake; once it holds a team other than 0, both batches carry ``team_id`` (ea
 step, so a self-play trainer can split them (one policy plays every team otherwise). A team that first
 appears mid-run (a later message lists ``<Name>?team=2``) is accepted with the behaviour's spec and joins
 ``teams(name)``; a behaviour *name* that appears mid-run is refused (one trainer per behaviour is built at
-the start). Unity gives an agent a new id every episode; trainers key their
-per-agent state on ids, so ids are mapped to small stable numbers that are recycled when an episode ends
-(an agent that ends an episode and at once starts the next keeps its number, as in native envs). A
-worker's numbers are retired, never reused, when it restarts or resets, so no trajectory is joined
-across a crash.
+the start).
+
+Unity gives an agent a new id every episode; trainers key their per-agent state on ids, so ids are mapped
+to small stable numbers that are recycled when an episode ends (an agent that ends an episode and at once
+starts the next keeps its number, as in native envs). A worker's numbers are retired, never reused, when it
+restarts or resets, so no trajectory is joined across a crash.
 
 Stepping: each step replies to every worker's open call (actions, command, side-channel bytes), then
 waits for each worker's next message, so the workers simulate in parallel. A worker that crashes or

@@ -2,12 +2,13 @@
 
 Every worker's agents of a behaviour are concatenated into one DecisionSteps/TerminalSteps batch (worker
 order, then team order: teams by number, each team's agents in the order its worker sent them); actions are
-split back the same way (``Part`` records each piece). Once a behaviour has shown a team other than 0, both of
-its batches carry ``team_id`` (each row's team, from its part's ``?team=<id>``) at every step, empty ones
-included, so a self-play trainer can split rows by team; a behaviour only ever in team 0 leaves it None. Unity gives an
-agent a new id every episode, per worker; trainers key their per-agent state on ids, so ``RecycledIds``
-maps them to small stable numbers that are recycled when an episode ends. Group ids are per worker too
-(each build numbers its groups from 1), so ``merged_group_ids`` makes them unique across workers.
+split back the same way (``Part`` records each piece). Once a behaviour has shown a team other than 0, both
+of its batches carry ``team_id`` (each row's team, from its part's ``?team=<id>``) at every step, empty ones
+included, so a self-play trainer can split rows by team; a behaviour only ever in team 0 leaves it None.
+
+Unity gives an agent a new id every episode, per worker; trainers key their per-agent state on ids, so
+``RecycledIds`` maps them to small stable numbers that are recycled when an episode ends. Group ids are per
+worker too (each build numbers its groups from 1), so ``merged_group_ids`` makes them unique across workers.
 """
 
 from __future__ import annotations
