@@ -22,23 +22,26 @@ scale 0.01, holding the net):
   0.988 x 0.127 rectangle, vertical at angle action 0. Gravity 9.81 (the project's).
 
 Agents: 2 per area, agent id = 2 * area + k, k = 0 player A (team 0, left, x < 0), k = 1 player B (team 1,
-right); behaviour ``Tennis``, no groups. ``invert`` is +1 for A and -1 for B: every x-related
+right; the prefab's TeamId values, which the facts sheet only infers); behaviour ``Tennis``, no groups
+(group id None). ``invert`` is +1 for A and -1 for B: every x-related
 observation and the move action are multiplied by it, so each player sees itself on the negative side
 with the net at x = 0 on its right, and the same policy plays both sides (upstream's mirroring).
 
-Decisions: every 5 physics steps of 0.02 s (upstream's DecisionRequester: DecisionPeriod 5,
-TakeActionsBetweenDecisions true), the last action re-applied on each of them.
+Decisions: every 5 physics steps of 0.02 s (the prefab's DecisionRequester: DecisionPeriod 5,
+TakeActionsBetweenDecisions true), the last action re-applied on each of them (its x velocity and tilt are
+then the same on all 5, so they are set once per decision; the jump test runs on each).
 
 Actions (3 continuous, clipped to [-1, 1]; each physics step, before physics, as OnActionReceived):
 
 * a0 move: x velocity = 30 * a0 * invert (towards the net for a0 > 0), y velocity kept;
 * a1 jump: if a1 > 0.5 and the racket's y is below -1.5, its y velocity becomes 7 (the racket rests at
-  about -6.4, so it can jump again until it is above -1.5: holding a1 makes it hover between -1.5 and
-  about +1);
+  y -6.4 to -6.6 depending on its tilt, so it can jump again until it is above -1.5: holding a1 makes
+  it rise at 7 m/s and hover between -1.5 and about +1);
 * a2 racket angle: the racket is tilted 55 degrees * a2 from vertical, its top towards the net for
   a2 > 0 (set at once, as upstream sets the rotation);
 * then the racket's x is clamped to stay 1 m from the net (A: x <= -1, B: x >= 1), as upstream's
-  teleport. The rackets fall under gravity onto their floor and stop at the back walls.
+  teleport, before the physics step moves it (so it may end a step up to 0.6 m nearer; it never
+  reaches the net). The rackets fall under gravity onto their floor and stop at the back walls.
 
 Observations (9 floats, stacked 3 = 27, oldest first, the stack cleared at each point start):
 invert * own x, own y, invert * own x velocity, own y velocity, invert * ball x, ball y, invert * ball
