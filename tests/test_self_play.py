@@ -13,6 +13,7 @@ from duel_env import BEHAVIOR, DuelEnv
 from mlx.config import ExtrinsicSettings, PPOSettings, SelfPlaySettings
 from mlx.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from mlx.errors import ConfigError
+from mlx.modes.match import Tally, wilson
 from mlx.stat_names import ELO
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.ghost import GhostController, GhostTrainer, with_self_play
@@ -290,3 +291,19 @@ def test_the_console_line_ends_with_the_elo(tmp_path, capsys):
     loop.run()
     lines = [line for line in capsys.readouterr().out.splitlines() if "Mean Reward" in line]
     assert lines and all(line.endswith(".") and " Training. ELO: " in line for line in lines), lines
+
+
+# ---- mode=evaluate's matches ---------------------------------------------------------------------------
+def test_a_match_counts_each_teams_game_once_and_timeouts_apart():
+    tally = Tally()
+    # agents 0, 1 are one team's group 3 (a goal: group reward +1), agent 2 in no group loses, agent 4 draws
+    tally.add(_decide([0]), _end([0, 1, 2, 4], [0, 0, -1, 0], [False] * 4, [0] * 4, [3, 3, 0, 0], [1, 1, 0, 0]))
+    assert (tally.wins, tally.draws, tally.losses, tally.timeouts) == (1, 1, 1, 0)
+    tally.add(_decide([0]), _end([0, 1, 2], [0, 0, 0], [True] * 3, [0] * 3, [3, 3, 0], [0, 0, 0]))
+    assert tally.timeouts == 2 and tally.games == 5
+    report = tally.report()
+    assert report["win_rate_decided"] == 0.5 and report["win_rate_all"] == 0.2
+    assert wilson(0, 0) == (0.0, 1.0)
+    low, high = wilson(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    assert wilson(100, 100)[1] == pytest.approx(1.0) and wilson(100, 100)[0] == pytest.approx(0.963, abs=1e-3)

@@ -113,6 +113,13 @@ class ActionTuple:
     def __len__(self) -> int:
         return max(len(self.continuous), len(self.discrete))
 
+    def put(self, rows: np.ndarray, part: ActionTuple) -> None:
+        """Write ``part``'s actions into the agents at ``rows`` (indices or a boolean mask)."""
+        if self.continuous.shape[1]:
+            self.continuous[rows] = part.continuous
+        if self.discrete.shape[1]:
+            self.discrete[rows] = part.discrete
+
 
 @dataclass
 class DecisionSteps:

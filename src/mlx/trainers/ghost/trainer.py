@@ -44,7 +44,7 @@ from mlx.modes.policy import ActingModule, TorchPolicy
 from mlx.stat_names import ELO
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.ghost.controller import GhostController
-from mlx.trainers.ghost.elo import game_result
+from mlx.trainers.ghost.elo import final_rewards, finished_games, game_result
 
 Weights = dict[str, torch.Tensor]
 _ACTING = ("actor.", "normalizer.")  # what a snapshot keeps of the module: the part that acts
@@ -129,7 +129,7 @@ class GhostTrainer:
         learning_team = self.controller.learning_team
         if self.learning:
             d_rows, t_rows = d_team == learning_team, t_team == learning_team
-            self._place(actions, d_rows, self.inner.process(decision.take(d_rows), terminal.take(t_rows)))
+            actions.put(d_rows, self.inner.process(decision.take(d_rows), terminal.take(t_rows)))
             self._rate_games(decision.take(d_rows), terminal.take(t_rows))
         for team in np.unique(d_team[d_team != learning_team]).tolist():
             policy = self.opponents[int(team)]
@@ -137,7 +137,7 @@ class GhostTrainer:
             if len(ended):
                 policy.forget(ended)
             rows = d_team == team
-            self._place(actions, rows, policy.act(decision.take(rows)))
+            actions.put(rows, policy.act(decision.take(rows)))
             self.ghost_step += int(rows.sum())
         self._advance()
         return actions
@@ -218,26 +218,14 @@ class GhostTrainer:
         """ELO after each finished game of a learning-team agent: done, not interrupted, whole group done."""
         if not len(terminal):
             return
-        done = ~terminal.interrupted
-        if terminal.group_id is not None and decision.group_id is not None:
-            going_on = decision.group_id[~np.isin(decision.agent_id, terminal.agent_id)]  # mates still playing
-            done &= (terminal.group_id == 0) | ~np.isin(terminal.group_id, going_on)
+        done = finished_games(decision, terminal)
         if not done.any():
             return
-        final = terminal.reward[done].astype(np.float64)
-        if terminal.group_reward is not None:
-            final += terminal.group_reward[done]
+        final = final_rewards(terminal, done)
         for reward in final.tolist():  # one rating update per finished game of an agent (upstream)
             change = self.controller.elo_change(self.current_elo, game_result(reward))  # moves the opponent's first
             self.elos[-1] += change
             self.inner.stats.add(ELO, self.current_elo)
-
-    @staticmethod
-    def _place(actions: ActionTuple, rows: np.ndarray, part: ActionTuple) -> None:
-        if actions.continuous.shape[1]:
-            actions.continuous[rows] = part.continuous
-        if actions.discrete.shape[1]:
-            actions.discrete[rows] = part.discrete
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
