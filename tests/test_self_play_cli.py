@@ -70,8 +70,5 @@ def test_bad_self_play_settings_are_refused_in_one_line(workdir):
         run_mlx("trainer=ppo", "env=tennis", "trainer.self_play={swap_step:5}", "tracking=none", cwd=workdir),
         "trainer.self_play.swap_step",
     )
-    assert_refused(
-        run_mlx("trainer=ppo", "env=tennis", "evaluate.team=5", "mode=evaluate", "run_id=x", "evaluate.opponent=random",
-                "evaluate.policy=random", "tracking=none", cwd=workdir),  # fmt: skip
-        "evaluate.team=5",
-    )
+    evaluate = ("mode=evaluate", "run_id=x", "evaluate.opponent=random", "evaluate.policy=random", "tracking=none")
+    assert_refused(run_mlx("env=tennis", "evaluate.team=5", *evaluate, cwd=workdir), "evaluate.team=5")
