@@ -10,7 +10,7 @@ import pytest
 import torch
 from duel_env import BEHAVIOR, DuelEnv
 
-from mlx.config import ExtrinsicSettings, PPOSettings, SelfPlaySettings
+from mlx.config import TRAINER_SETTINGS, ExtrinsicSettings, SelfPlaySettings, TrainerSettings
 from mlx.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from mlx.errors import ConfigError
 from mlx.modes.match import Tally, wilson
@@ -23,21 +23,25 @@ from mlx.training.loop import Loop
 from mlx.training.summaries import Summaries
 
 
-def settings(**self_play: float) -> PPOSettings:
-    s = PPOSettings()
+def settings(trainer: str = "ppo", **self_play: float) -> TrainerSettings:
+    s = TRAINER_SETTINGS[trainer]()
     s.hyperparameters.batch_size = 64
     s.hyperparameters.buffer_size = 256
     s.network_settings.hidden_units = 16
     s.network_settings.num_layers = 1
     s.time_horizon = 16
+    if trainer == "sac":
+        s.hyperparameters.steps_per_update = 20  # SAC's default 1 would take 320 updates in the test below
     s.summary_freq = 10**9
     s.self_play = SelfPlaySettings(**self_play)  # type: ignore[arg-type]
     return s
 
 
-def ghost(env: DuelEnv, controller: GhostController | None = None, seed: int = 0, **self_play: float) -> GhostTrainer:
+def ghost(
+    env: DuelEnv, controller: GhostController | None = None, seed: int = 0, trainer: str = "ppo", **self_play: float
+) -> GhostTrainer:
     torch.manual_seed(seed)
-    s = settings(**self_play)
+    s = settings(trainer, **self_play)
     inner = make_trainer(BEHAVIOR, env.spec, s, {"extrinsic": ExtrinsicSettings()}, torch.device("cpu"), seed)
     assert s.self_play is not None
     return GhostTrainer(inner, s.self_play, env.teams(BEHAVIOR), controller or GhostController(), seed)
@@ -97,6 +101,16 @@ def test_learning_team_rows_train_and_the_others_play_frozen_snapshots():
     assert g.step == 10 * 4  # only team 0's agents count as learning steps
     assert g.ghost_step == 10 * 4  # team 1's rows were played by the frozen opponent
     assert set(g.opponents) == {1}
+
+
+@pytest.mark.parametrize("trainer", ["ppo", "sac", "poca"])
+def test_every_trainer_plays_under_self_play(trainer):
+    env = DuelEnv(num_areas=4)
+    g = ghost(env, trainer=trainer, save_steps=50, team_change=120, swap_steps=30)
+    env.reset()
+    play(env, g, 80)  # 320 learning steps: updates, snapshots, swaps and two team changes
+    assert g.controller.changes == 2 and len(g.snapshots) >= 3 and g.step == 320
+    assert type(g.inner).__name__.lower().startswith(trainer)
 
 
 def test_snapshot_window_is_a_ring_of_the_latest_policies():

@@ -131,13 +131,11 @@ class GhostTrainer:
             d_rows, t_rows = d_team == learning_team, t_team == learning_team
             actions.put(d_rows, self.inner.process(decision.take(d_rows), terminal.take(t_rows)))
             self._rate_games(decision.take(d_rows), terminal.take(t_rows))
+        for team in np.unique(t_team[t_team != learning_team]).tolist():  # their memories end with them
+            self.opponents[int(team)].forget(terminal.agent_id[t_team == team])
         for team in np.unique(d_team[d_team != learning_team]).tolist():
-            policy = self.opponents[int(team)]
-            ended = terminal.agent_id[t_team == team]
-            if len(ended):
-                policy.forget(ended)
             rows = d_team == team
-            actions.put(rows, policy.act(decision.take(rows)))
+            actions.put(rows, self.opponents[int(team)].act(decision.take(rows)))
             self.ghost_step += int(rows.sum())
         self._advance()
         return actions
