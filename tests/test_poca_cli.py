@@ -69,7 +69,7 @@ def test_cameras_reach_the_attention_critic(workdir):
 @pytest.mark.parametrize(
     ("override", "words"),
     [
-        ("+trainer.self_play={window: 10}", ("trainer.self_play", "issue 19", "remove self_play")),
+        ("+trainer.self_play={window: 10}", ("trainer.self_play: env sacrifice has one team", "remove self_play")),
         ("trainer.hyperparameters.shared_critic=true", ("shared_critic", "remove it")),
         ("trainer.network_settings.hidden_units=30", ("hidden_units", "multiple of 4")),
     ],
