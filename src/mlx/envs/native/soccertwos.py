@@ -1,0 +1,59 @@
+"""SoccerTwos: a vectorised port of Unity ML-Agents' SoccerTwos (2 v 2, symmetric, MA-POCA with self-play).
+
+The field, physics, kicks, rewards, resets and ray casts are the shared engine's (mlx.envs.native.soccer,
+whose module doc holds the rules, the decisions where the facts sheet says NOT FOUND, and the deviations).
+Here: four "Generic" agents per field (forward speed 1.0, lateral 0.3), one behaviour ``SoccerTwos``:
+agents ``4 * field + k``, k = 0, 1 blue (team 0, prefabs at (-3.19, +-1.2)), k = 2, 3 purple (team 1, at
+(3.19, +-1.2)); each colour of a field is one group (ids ``2 * field + 1`` blue, ``2 * field + 2``
+purple). Each agent has two ray sensors, in ML-Agents' order (by name, as upstream's
+``BlueRayPerceptionSensor`` and ``BlueRayPerceptionSensorReverse``; purple agents' sensors are named
+Purple... upstream and share the blue names here, as one spec serves both teams):
+``StackingSensor_size3_BlueRayPerceptionSensor`` (264: 11 rays, 5 per direction over 60 degrees, 8 floats
+each, 3 stacks) and ``StackingSensor_size3_BlueRayPerceptionSensorReverse`` (72: 3 rays backwards, 1 per
+direction over 45 degrees). Tags (semantic, upstream's purple lists swap the colours): ball, own goal,
+opponents' goal, wall, teammate, opponent. A goal pays the scoring group +1 and the other -1 (group
+rewards) and ends both groups' episodes; 1000 decisions without a goal interrupt both; no individual
+reward (``ball_touch`` 0). No existential reward.
+
+Scores (``tests/test_soccertwos.py``; seed 0, 32 fields, the first 300 games to end; measured when this
+env was written; a "decided" game is one with a goal, the others time out after 1000 decisions):
+SCORES_DOC
+
+Throughput with random actions (agent steps per second, 2-core dev machine under load from other
+benchmarks): THROUGHPUT_DOC
+"""
+
+from __future__ import annotations
+
+from mlx.envs.native.soccer import (
+    BALL,
+    BLUE,
+    MATE,
+    OPP_GOAL,
+    OPPONENT,
+    OWN_GOAL,
+    PURPLE,
+    WALL,
+    Role,
+    SoccerEnv,
+    SoccerSensor,
+)
+
+BEHAVIOR = "SoccerTwos"
+TAGS = (BALL, OWN_GOAL, OPP_GOAL, WALL, MATE, OPPONENT)
+SENSORS = (
+    SoccerSensor("BlueRayPerceptionSensor", 5, 60.0, TAGS),
+    SoccerSensor("BlueRayPerceptionSensorReverse", 1, 45.0, TAGS, backward=True),
+)
+GENERIC = (1.0, 0.3)  # forward, lateral speed
+
+
+class SoccerTwosEnv(SoccerEnv):
+    """``num_areas`` SoccerTwos fields, two blue and two purple agents each, behaviour ``SoccerTwos``."""
+
+    behaviors = (BEHAVIOR,)
+    agents_per_area = 4
+    roles = (
+        Role(BEHAVIOR, BLUE, ((-3.19, 1.2), (-3.19, -1.2)), *GENERIC, SENSORS),
+        Role(BEHAVIOR, PURPLE, ((3.19, 1.2), (3.19, -1.2)), *GENERIC, SENSORS),
+    )
