@@ -304,7 +304,8 @@ class SoccerEnv(NativeEnv):
             for name in self.behaviors
         ]
         self._terminals = list(self._empty)
-        # Cast targets: every slot; in-plane reach of the ray's sphere against each.
+        # Cast targets: every slot; the in-plane distance at which the ray's sphere meets each (rounding
+        # radius of its footprint: 0.5 for the tall boxes, the sphere-sphere reach for agents and ball).
         reach = np.full(ar.S, RAY_RADIUS, F32)
         reach[ar.W : ar.W + A] = AGENT_REACH
         reach[ar.W + A] = BALL_REACH
@@ -545,7 +546,7 @@ class SoccerEnv(NativeEnv):
             rz,
             np.tile(ar.half[0][:, idx], tile),
             np.tile(ar.half[1][:, idx], tile),
-            np.tile(ar.radius[:, idx] + self._reach[:, idx], tile),
+            np.tile(self._reach[:, idx], tile),
             np.tile(ar.active[:, idx], tile),
         )  # [R, S, g*m]
         best = t.argmin(1)
