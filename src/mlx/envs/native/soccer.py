@@ -87,7 +87,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps, unknown_behavior
+from mlx.envs.api import (
+    ActionSpec,
+    BehaviorSpec,
+    DecisionSteps,
+    EnvError,
+    ObservationSpec,
+    TerminalSteps,
+    unknown_behavior,
+)
 from mlx.envs.native.arena import TOUCH_DISTANCE, Arena, BodySpec, StaticSpec, rounded_box_contact
 from mlx.envs.native.base import F32, NativeEnv
 from mlx.envs.native.rays import _cast_bounds, cast_rounded_boxes, encode_frame, ray_angles
@@ -322,33 +330,36 @@ class SoccerEnv(NativeEnv):
         """The field (module doc): walls and nets as statics, the agents (in role order) then the ball."""
         statics: list[StaticSpec] = []
         wall_half_z = (HALF_Z - GOAL_HALF - SIDE_PLATE) / 2
-        end_x = (BOUND_X + HALF_X) / 2
-        end_half = (BOUND_X - HALF_X) / 2
+        end_x, end_half = (BOUND_X + HALF_X) / 2, (BOUND_X - HALF_X) / 2
+        back_half = (BOUND_X - GOAL_BACK) / 2
         for colour, sx in (("blue", -1.0), ("purple", 1.0)):
-            for side, sz in (("left", 1.0), ("right", -1.0)):
-                statics.append(
-                    StaticSpec(f"{colour}_end_{side}", (sx * end_x, sz * (HALF_Z - wall_half_z)), (end_half, wall_half_z),
-                               WALL_HEIGHT, tag="wall")  # fmt: skip
-                )
             tag = f"{colour}Goal"
-            back_half = (BOUND_X - GOAL_BACK) / 2
-            statics.append(StaticSpec(f"{colour}_goal_back", (sx * (GOAL_BACK + back_half), 0.0), (back_half, GOAL_HALF),
-                                      GOAL_HEIGHT, tag=tag))  # fmt: skip
+            statics.append(
+                StaticSpec(f"{colour}_goal_back", (sx * (GOAL_BACK + back_half), 0.0), (back_half, GOAL_HALF),
+                           GOAL_HEIGHT, tag=tag)
+            )  # fmt: skip
             for side, sz in (("left", 1.0), ("right", -1.0)):
+                wall_z, plate_z = sz * (HALF_Z - wall_half_z), sz * (GOAL_HALF + SIDE_PLATE / 2)
                 statics.append(
-                    StaticSpec(f"{colour}_goal_{side}", (sx * end_x, sz * (GOAL_HALF + SIDE_PLATE / 2)),
-                               (end_half, SIDE_PLATE / 2), GOAL_HEIGHT, tag=tag)  # fmt: skip
-                )
+                    StaticSpec(f"{colour}_end_{side}", (sx * end_x, wall_z), (end_half, wall_half_z), WALL_HEIGHT,
+                               tag="wall")
+                )  # fmt: skip
+                statics.append(
+                    StaticSpec(f"{colour}_goal_{side}", (sx * end_x, plate_z), (end_half, SIDE_PLATE / 2), GOAL_HEIGHT,
+                               tag=tag)
+                )  # fmt: skip
         bodies = [
             BodySpec.circle(f"agent{k}", AGENT_RADIUS, height=(0.0, 1.0), mass=AGENT_MASS, drag=AGENT_DRAG,
                             friction=AGENT_FRICTION, tag="blueAgent" if t == BLUE else "purpleAgent")
             for k, t in enumerate(teams)
         ]  # fmt: skip
-        bodies.append(BodySpec.circle("ball", BALL_RADIUS, height=(0.5 - BALL_RADIUS, 0.5 + BALL_RADIUS), mass=BALL_MASS,
-                                      drag=BALL_DRAG, friction=BALL_FRICTION, tag="ball"))  # fmt: skip
+        ball_height = (0.5 - BALL_RADIUS, 0.5 + BALL_RADIUS)
+        bodies.append(BodySpec.circle("ball", BALL_RADIUS, height=ball_height, mass=BALL_MASS, drag=BALL_DRAG,
+                                      friction=BALL_FRICTION, tag="ball"))  # fmt: skip
         return SoccerArena(n, bodies, statics, bounds=(-BOUND_X, -HALF_Z, BOUND_X, HALF_Z), bounds_height=WALL_HEIGHT,
-                     bounds_tag="wall", num_agents=len(teams), run_speed=RUN_SPEED, turn_speed=TURN_SPEED, dt=DT,
-                     gravity=GRAVITY, ground_friction=(0.0, 0.0), extra_tags=("blueAgent", "purpleAgent"))  # fmt: skip
+                           bounds_tag="wall", num_agents=len(teams), run_speed=RUN_SPEED, turn_speed=TURN_SPEED,
+                           dt=DT, gravity=GRAVITY, ground_friction=(0.0, 0.0),
+                           extra_tags=("blueAgent", "purpleAgent"))  # fmt: skip
 
     def _lut(self, sensor: SoccerSensor, team: int) -> np.ndarray:
         """Arena slot -> one-hot index of ``sensor`` for a viewer of ``team`` (-1: not detectable), plus a
@@ -528,7 +539,7 @@ class SoccerEnv(NativeEnv):
         slot [R, g * m] (arena slot, ``S`` for the outer bounds, -1 for nothing), columns agent-major."""
         ar = self.arena
         members = self._members[b]
-        g, m = members.size, idx.size
+        g = members.size
         heading = ar.heading[members][:, idx].reshape(-1)
         ox = ar.pos[0, members][:, idx].reshape(-1)
         oz = ar.pos[1, members][:, idx].reshape(-1)
