@@ -276,7 +276,6 @@ def test_scores_scripted_against_random():
     assert SCRIPTED_WIN_RATE >= 0.95
 
 
-@pytest.mark.slow
 def test_scores_random_against_random():
     winner, length = play(random_policy, 64)
     decided = winner >= 0

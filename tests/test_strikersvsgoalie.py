@@ -16,6 +16,7 @@ from mlx.envs.native.soccer import BALL_RADIUS, KICK_DV, MAX_DECISIONS, scripted
 from mlx.envs.native.strikersvsgoalie import (
     EXISTENTIAL,
     GOALIE,
+    RANDOM_DRAW_RATE,
     SCRIPTED_WIN_RATE,
     STRIKER,
     StrikersVsGoalieEnv,
@@ -175,6 +176,13 @@ def test_scores_scripted_strikers_against_a_random_goalie():
     winner, length = play(scripted, random_policy, 48)
     assert (winner == 0).mean() >= 0.9 and length.mean() < 150
     assert SCRIPTED_WIN_RATE >= 0.95
+
+
+def test_scores_random_against_random():
+    winner, length = play(random_policy, random_policy, 64)
+    decided = winner >= 0
+    assert 0.25 < (~decided).mean() < 0.75 and 0.25 < (winner[decided] == 0).mean() < 0.8
+    assert length.mean() > 300 and 0.25 < RANDOM_DRAW_RATE < 0.75
 
 
 def test_render():

@@ -10,14 +10,18 @@ names and the purple agents' tag lists, which the facts sheet left open).
 
 Field (field-local metres; x runs goal to goal, z across; blue defends -x and attacks +x):
 
-* Walls (tag ``wall``): the pitch is 31 x 15 m, side walls' inner faces at z = +-7.5, end walls at
-  |x| = 15.5 (the goal lines) with the goal mouth open for |z| < 4.15.
+* Walls (tag ``wall``): the pitch is 31 x 15 m (the floor collider), side walls' inner faces at z = +-7.5,
+  end walls at |x| = 15.5 (the goal lines) with the goal mouth open for |z| < 4.15. Upstream's walls are
+  mesh colliders whose shapes the prefab does not show: these planes are a decision from the floor's
+  size and the nets' placement.
 * Goals: behind each mouth a net 1.85 m deep (|x| from 15.5 to 17.35) and 8.3 m wide (inner faces at
   |z| = 4.15), upstream's GoalNet box colliders (sides 2.0 m long at z = +-4.2, a back plate at |x| =
   17.41, 3.84 m tall) read from the prefab (scaled 0.01). Every net collider carries the goal's tag:
   ``blueGoal`` at -x (the goal blue defends), ``purpleGoal`` at +x. **Goal width** is NOT FOUND in the
-  facts sheet; 8.3 m is the prefab's net; a 2-D port cannot tell the net's roof, which the ball (its
-  height frozen at 0.5) never reaches anyway.
+  facts sheet; 8.3 m is the prefab's net. The ball scores when it touches the net (the back plate or a
+  side plate), so all of it has crossed the goal line. The side plates are 0.5 m thick here (0.1
+  upstream; the end wall stands behind them) so that a fast ball cannot pass through them in one
+  physics step; the net's roof is left out (the ball's height is frozen at 0.5).
 * Ball (tag ``ball``): a sphere of radius 0.624 (mesh scale 0.015 x collider 41.61), mass 3, drag 1,
   angular drag 1, height frozen. **Friction** is NOT FOUND; the ball rolls, and a rolling sphere slides
   on nothing: here it has no floor friction, and its linear drag 1 stands for the rolling decay (a
@@ -70,8 +74,13 @@ sphere cast is exact against the spheres (the ray's sphere centre passes 0.5 m a
 the ball's centres, so it meets an agent within 0.866 m and the ball within 1.002 m in the plane) and
 against the tall walls and nets (0.5 m).
 
-Ray casts dominate the time: each behaviour casts all its rays for all its agents on every field in one
-set of array operations (``_cast``), not one sensor at a time.
+Speed: each behaviour casts all its rays (forward and backward sensors together) for all its agents on
+every field in one set of array operations (``_cast``), and the body pairs (agents and ball) are solved in
+one Jacobi pass per physics step (``SoccerArena``) instead of the engine's pair after pair. Other
+approximations are the arena engine's (mlx.envs.native.arena: 2-D, position projection, no spin: a
+kicked ball does not curl, a ball hitting a wall keeps its tangential speed).
+
+``scripted_actions`` is a hand-written player that reads the env's state (for the documented scores).
 
 Agent ids are ``field * agents_per_area + k`` (k in role order), group ids ``2 * field + team + 1``
 (one group per team and field, nonzero and unique), team ids 0 (blue) and 1 (purple) on every
