@@ -5,3 +5,5 @@ REWARD = "Environment/Cumulative Reward"  # an agent's own (individual) rewards 
 # An agent's group rewards over its episode, counted when its whole group ended with it: a group behaviour's
 # score (upstream's benchmarks for the cooperative scenes).
 GROUP_REWARD = "Environment/Group Cumulative Reward"
+# The learning policy's self-play rating (mlx.trainers.ghost), appended to the console line as upstream does.
+ELO = "Self-play/ELO"

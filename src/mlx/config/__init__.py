@@ -37,6 +37,7 @@ from mlx.config.trainer import (
     SACHyperparameters,
     SACSettings,
     ScheduleType,
+    SelfPlaySettings,
     TrainerSettings,
 )
 from mlx.errors import ConfigError
@@ -47,6 +48,7 @@ __all__ = [
     "REWARD_SIGNALS",
     "TRAINER_SETTINGS",
     "BehavioralCloningSettings",
+    "SelfPlaySettings",
     "ConditioningType",
     "ConfigError",
     "CuriositySettings",

@@ -21,6 +21,11 @@ class EvaluateSettings:
     policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
     deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
     max_steps: int = 1_000_000  # agent steps per behaviour before giving up (a policy may never end an episode)
+    # Envs with several teams (self-play) play matches: `policy` plays `team` (null: the lowest team id) and
+    # `opponent` every other team: "random", a .pt/.onnx file, or null (the run's newest policy); the episodes
+    # counted are that team's games (mlx.modes.match).
+    team: int | None = None
+    opponent: str | None = None
 
     def check(self) -> None:
         positive(self.episodes, "evaluate.episodes")

@@ -140,6 +140,36 @@ class BehavioralCloningSettings:
                 positive(getattr(self, name), f"{key}.{name}")
 
 
+MAX_WINDOW = 1000  # snapshots kept in memory and in every checkpoint: each is a copy of the actor
+
+
+@dataclass
+class SelfPlaySettings:
+    """ML-Agents' self_play block (seed 003): the ghost trainer. One team learns while the others play frozen
+    snapshots of the policy; the learning team rotates. Steps are the behaviour's agent steps (ML-Agents')."""
+
+    save_steps: int = 20000  # learning steps between two snapshots of the policy
+    team_change: int | None = None  # learning steps before the next team learns; null: 5 x save_steps
+    swap_steps: int = 2000  # opponents' steps between two draws of their snapshot
+    window: int = 10  # snapshots kept to draw opponents from (the oldest is replaced)
+    play_against_latest_model_ratio: float = 0.5  # chance that an opponent plays the latest policy
+    initial_elo: float = 1200.0  # the ELO a new run starts from (a resumed run keeps its own)
+
+    @property
+    def steps_to_change_team(self) -> int:
+        return self.team_change if self.team_change is not None else 5 * self.save_steps
+
+    def check(self, key: str) -> None:
+        for name in ("save_steps", "swap_steps", "window"):
+            positive(getattr(self, name), f"{key}.{name}")
+        if self.team_change is not None:
+            positive(self.team_change, f"{key}.team_change")
+        at_most(self.window, MAX_WINDOW, f"{key}.window", "each snapshot is a copy of the policy kept in memory")
+        ratio = self.play_against_latest_model_ratio
+        if not 0.0 <= ratio <= 1.0:
+            raise ConfigError(f"{key}.play_against_latest_model_ratio must lie in [0, 1] (got {ratio}): it is a chance")
+
+
 @dataclass
 class TrainerSettings:
     """Settings common to every trainer (the behaviour section of an ML-Agents config)."""
@@ -159,7 +189,9 @@ class TrainerSettings:
     threaded: bool = False
     # Off while its demo_path is null (a block rather than None, so the command line can set any key of it).
     behavioral_cloning: BehavioralCloningSettings | None = field(default_factory=BehavioralCloningSettings)
-    # ML-Agents' self-play block (the ghost trainer): a known key, refused until mlx has self-play.
+    # ML-Agents' self-play block (the ghost trainer, mlx.trainers.ghost): null is off, a block turns it on
+    # (trainer.self_play={} for its defaults, trainer.self_play={window:5,swap_steps:1000} to set some). Typed
+    # as Any here so the command line can give a block; typed_trainer makes it a SelfPlaySettings.
     self_play: Any = None
 
     def check(self, key: str, check_files: bool = True) -> None:
@@ -168,10 +200,7 @@ class TrainerSettings:
         for name in ("max_steps", "time_horizon", "summary_freq", "keep_checkpoints", "checkpoint_interval"):
             positive(getattr(self, name), f"{key}.{name}")
         if self.self_play is not None:
-            raise ConfigError(
-                f"{key}.self_play: self-play (ML-Agents' ghost trainer) is not in mlx yet, for {self.trainer_type} or "
-                "any trainer (tracked as issue 19, self-play); remove self_play to train without it"
-            )
+            self.self_play.check(f"{key}.self_play")
         if self.threaded:
             raise ConfigError(
                 f"{key}.threaded=true is not supported: mlx steps the env and updates the model in one thread "
@@ -237,6 +266,8 @@ def typed_trainer(
         where = f"{key}.{exc.full_key}" if getattr(exc, "full_key", None) else key
         raise ConfigError(f"{where}: {str(exc).splitlines()[0]}") from None
     assert isinstance(typed, TrainerSettings)
+    if typed.self_play is not None:
+        typed.self_play = build_nested(SelfPlaySettings, typed.self_play, f"{key}.self_play")
     numbers(typed, key)
     typed.check(key, check_files)
     return typed, reward_signals(tree.get("reward_signals"), f"{key}.reward_signals", check_files)

@@ -113,6 +113,13 @@ class ActionTuple:
     def __len__(self) -> int:
         return max(len(self.continuous), len(self.discrete))
 
+    def put(self, rows: np.ndarray, part: ActionTuple) -> None:
+        """Write ``part``'s actions into the agents at ``rows`` (indices or a boolean mask)."""
+        if self.continuous.shape[1]:
+            self.continuous[rows] = part.continuous
+        if self.discrete.shape[1]:
+            self.discrete[rows] = part.discrete
+
 
 @dataclass
 class DecisionSteps:
@@ -135,6 +142,16 @@ class DecisionSteps:
     def __len__(self) -> int:
         return len(self.agent_id)
 
+    def take(self, rows: np.ndarray) -> DecisionSteps:
+        """The agents at ``rows`` (indices or a boolean mask), every field alike."""
+        return DecisionSteps(
+            [o[rows] for o in self.obs],
+            self.reward[rows],
+            self.agent_id[rows],
+            None if self.action_mask is None else [m[rows] for m in self.action_mask],
+            *(None if a is None else a[rows] for a in (self.group_id, self.group_reward, self.team_id)),
+        )
+
 
 @dataclass
 class TerminalSteps:
@@ -151,6 +168,16 @@ class TerminalSteps:
 
     def __len__(self) -> int:
         return len(self.agent_id)
+
+    def take(self, rows: np.ndarray) -> TerminalSteps:
+        """The agents at ``rows`` (indices or a boolean mask), every field alike."""
+        return TerminalSteps(
+            [o[rows] for o in self.obs],
+            self.reward[rows],
+            self.agent_id[rows],
+            self.interrupted[rows],
+            *(None if a is None else a[rows] for a in (self.group_id, self.group_reward, self.team_id)),
+        )
 
 
 class StatAggregation(IntEnum):

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from mlx.config import RunConfig, validate
 from mlx.errors import RunError
 from mlx.modes.episodes import EpisodeCounter
+from mlx.modes.match import is_match, play_match
 from mlx.modes.policy import load_policy, policy_file
 from mlx.training.checkpoints import RunPaths, atomic_write
 from mlx.training.setup import configure_process, open_env, seeded
@@ -31,6 +32,13 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
     configure_process(cfg)
     paths = RunPaths.of(cfg)
     env, _ = open_env(cfg, paths.run_logs)
+    if is_match(env):  # several teams: one policy against another (mlx.modes.match)
+        try:
+            match = play_match(cfg, env)
+        finally:
+            env.close()
+        write_report(cfg, paths, {"match": match})
+        return {"match": match}
     try:
         policies = {
             name: load_policy(cfg, name, spec, policy_file(cfg, name, settings.policy), settings.deterministic)
@@ -77,14 +85,21 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
             f"Std of Return: {r.std():.3f}. Mean Episode Length: {ln.mean():.1f}.",
             flush=True,
         )
+    write_report(cfg, paths, report)
+    return report
+
+
+def write_report(cfg: RunConfig, paths: RunPaths, report: dict) -> None:
+    """run_logs/evaluation.json: the env, its parameters and the report."""
     out = paths.run_logs / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps({"env": cfg.env.name, "parameters": cfg.env.parameters, **report}, indent=2).encode())
-    return report
 
 
 def evaluate(dict_cfg: DictConfig) -> float | None:
     """Entry point for mode=evaluate; returns the mean return over behaviours."""
     cfg = seeded(validate(dict_cfg))
     report = evaluate_run(cfg)
+    if "match" in report:  # the evaluated team's win rate among decided games
+        return float(report["match"]["win_rate_decided"])
     return float(np.mean([r["mean_return"] for r in report.values()])) if report else None

@@ -115,6 +115,7 @@ class RLTrainer(abc.ABC):
     """
 
     off_policy = False  # learns from a replay buffer (behavioral cloning then takes one minibatch per update)
+    reset_requested = False  # asks the run loop for a full env reset after this step (self-play's team change)
 
     def __init__(
         self,
@@ -262,6 +263,10 @@ class RLTrainer(abc.ABC):
     def export(self, path: Path) -> Path:
         """Write the policy as ONNX in ML-Agents' layout (see mlx.formats.onnx) for Unity or onnxruntime."""
         return export_policy(self.spec, self.module.actor, self.module.normalizer, path)
+
+    def status(self) -> dict[str, Any]:
+        """What training_status.json records for this behaviour beside its checkpoints (self-play: its ELO)."""
+        return {}
 
     def save_extras(self, folder: Path) -> None:
         """Large state kept beside checkpoints rather than in them (SAC's replay buffer)."""

@@ -125,6 +125,4 @@ class Curriculum(Callback):
             print(f"[INFO] {params.describe(name)}", flush=True)
         params.apply(loop.env, changed)
         if must_reset:  # every area starts afresh with the new values; partial trajectories are dropped
-            loop.env.reset()
-            for trainer in loop.trainers.values():
-                trainer.reset_trajectories()
+            loop.reset()

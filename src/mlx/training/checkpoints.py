@@ -281,6 +281,7 @@ def save_checkpoint(
             onnx.unlink(missing_ok=True)
         raise os_problem(exc, f"the checkpoint of {name} at step {trainer.step}") from None
     entry = status.behaviors.setdefault(name, {"checkpoints": [], "final_checkpoint": None})
+    entry.update(trainer.status())
     entry["checkpoints"] = [c for c in entry["checkpoints"] if c["steps"] != trainer.step]
     entry["checkpoints"].append(
         {"steps": trainer.step, "file_path": relative(paths, path), "reward": reward, "creation_time": time.time()}

@@ -120,12 +120,21 @@ class Loop:
                 for fn in after_update:
                     fn(self, name)
                 done[name] = trainer.step >= self.settings[name].max_steps or self.finished[name]
+            if any(trainer.reset_requested for trainer in self.trainers.values()):
+                self.reset()
             for fn in after_step:
                 fn(self)
             if self.stop:
                 break
         self.call("on_end")
         self.elapsed = self.elapsed_before + time.perf_counter() - start
+
+    def reset(self) -> None:
+        """A full env reset mid-run (self-play's team change): every area starts afresh and partial
+        trajectories are dropped, as ML-Agents' trainer controller does."""
+        self.env.reset()
+        for trainer in self.trainers.values():
+            trainer.reset_trajectories()
 
     def _refuse_mixed_groups(self, steps: dict[str, tuple[DecisionSteps, TerminalSteps]]) -> None:
         """A group spanning behaviours with different specs cannot be read by a POCA critic (trainers.groups)."""

@@ -32,6 +32,7 @@ from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_prob
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.store import check_store
 from mlx.tracking.tracker import Tracker, make_tracker, run_tags
+from mlx.trainers.ghost import with_self_play
 from mlx.trainers.registry import RLTrainer, make_trainer
 from mlx.training.callbacks import (
     CheckpointEvery,
@@ -183,6 +184,7 @@ class Run:
             self.trainers[name] = make_trainer(
                 name, spec, cfg.trainer_for(name), cfg.signals_for(name), device, cfg.seed
             )
+        self.trainers = with_self_play(self.trainers, cfg.trainer_for, self.env, cfg.env.name, cfg.seed)
         if params is not None:  # episode returns feed the curriculum's reward buffers as trainers report them
             for name, trainer in self.trainers.items():
                 params.watch(trainer.stats, name)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlx.stat_names import GROUP_REWARD, REWARD
+from mlx.stat_names import ELO, GROUP_REWARD, REWARD
 from mlx.tracking.curves import row_score
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import StatSummary
@@ -67,10 +67,14 @@ class Summaries:
         head = f"[INFO] {behavior}. Step: {step}. Time Elapsed: {elapsed:.3f} s."
         if reward is None:
             print(f"{head} No episode was completed since last summary. Training.", flush=True)
-        elif group is not None:  # ML-Agents' line for group behaviours
-            print(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. Training.", flush=True)
         else:
-            print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.", flush=True)
+            elo = stats.get(ELO)  # self-play appends the rating (ML-Agents' console line)
+            tail = "" if elo is None else f" ELO: {elo.mean:.3f}."
+            if group is not None:  # ML-Agents' line for group behaviours
+                print(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. Training.{tail}")
+            else:
+                print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.{tail}")
+            sys.stdout.flush()
         row: dict[str, Any] = {
             "behavior": behavior,
             "step": step,

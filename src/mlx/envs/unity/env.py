@@ -8,13 +8,19 @@ mlx is the gRPC server (the trainer), the environments are clients. Everything h
 (``BaseEnv``), so the run loop trains on it unchanged.
 
 How the copies become one env: every worker's agents of a behaviour are concatenated into one
-DecisionSteps/TerminalSteps batch (worker order, then team order); actions are split back the same way.
-Behaviours are keyed by their name without Unity's ``?team=<id>`` suffix; teams of one behaviour share its
-batch (one policy plays every team). Unity gives an agent a new id every episode; trainers key their
-per-agent state on ids, so ids are mapped to small stable numbers that are recycled when an episode ends
-(an agent that ends an episode and at once starts the next keeps its number, as in native envs). A
-worker's numbers are retired, never reused, when it restarts or resets, so no trajectory is joined
-across a crash.
+DecisionSteps/TerminalSteps batch (worker order, then team order by number); actions are split back the same
+way. Behaviours are keyed by their name without Unity's ``?team=<id>`` suffix; teams of one behaviour share
+its batch and must share its spec. ``teams(name)`` lists the team ids seen for a behaviour since the
+handshake; once it holds a team other than 0, both batches carry ``team_id`` (each row's team) at every
+step, so a self-play trainer can split them (one policy plays every team otherwise). A team that first
+appears mid-run (a later message lists ``<Name>?team=2``) is accepted with the behaviour's spec and joins
+``teams(name)``; a behaviour *name* that appears mid-run is refused (one trainer per behaviour is built at
+the start).
+
+Unity gives an agent a new id every episode; trainers key their per-agent state on ids, so ids are mapped
+to small stable numbers that are recycled when an episode ends (an agent that ends an episode and at once
+starts the next keeps its number, as in native envs). A worker's numbers are retired, never reused, when it
+restarts or resets, so no trajectory is joined across a crash.
 
 Stepping: each step replies to every worker's open call (actions, command, side-channel bytes), then
 waits for each worker's next message, so the workers simulate in parallel. A worker that crashes or
@@ -167,6 +173,7 @@ class UnityEnv(BaseEnv):
         self._specs: dict[str, BehaviorSpec] = {}
         self._steps: dict[str, tuple[DecisionSteps, TerminalSteps]] = {}
         self._parts: dict[str, list[Part]] = {}
+        self._teams: dict[str, set[int]] = {}  # behaviour -> team ids seen since the handshake
         self._actions: dict[str, ActionTuple] = {}
         self._ids = RecycledIds()
         self._fresh = False  # results of a reset not yet stepped: reset() need not reset again
@@ -365,17 +372,23 @@ class UnityEnv(BaseEnv):
                     f"{w.describe()}: BrainParameters of {params.brain_name} came without any of its agents"
                 )
             spec = behavior_spec(params, agents[0])
-            name, _ = split_behavior_name(params.brain_name)
+            name, team = split_behavior_name(params.brain_name)
             known = self._specs.get(name)
+            teams = self._teams.setdefault(name, set())
             if known is not None and known != spec:
+                others = ", ".join(str(t) for t in sorted(teams))
                 raise ProtocolError(
-                    f"{w.describe()}: behaviour {name} has spec {spec}, another worker or team sent {known}"
+                    f"{w.describe()}: {params.brain_name} has spec {spec}, but behaviour {name} (teams {others}) has "
+                    f"{known}; every team and worker of a behaviour must share one spec"
                 )
             if known is None and self._steps:
                 raise ProtocolError(
                     f"{w.describe()}: behaviour {name} appeared after training started; mlx builds one trainer per "
                     "behaviour present at the first reset, so its agents must exist from the start"
                 )
+            if team not in teams and self._steps:
+                print(f"[INFO] {w.describe()}: behaviour {name} has a new team {team} mid-run", flush=True)
+            teams.add(team)
             self._specs[name] = spec
             w.specs[params.brain_name] = spec
         for wire_name, lst in infos.items():
@@ -392,13 +405,13 @@ class UnityEnv(BaseEnv):
             out = w.output
             assert out is not None
             self._learn_specs(w, out)
-            for wire_name in sorted(out.rl_output.agentInfos):
+            for wire_name in sorted(out.rl_output.agentInfos, key=split_behavior_name):  # teams by number
                 agents = out.rl_output.agentInfos[wire_name].value
                 if not agents:
                     continue
-                name, _ = split_behavior_name(wire_name)
+                name, team = split_behavior_name(wire_name)
                 dec, term, d_wire, t_wire = steps_from_infos(agents, w.specs[wire_name], wire_name)
-                per.setdefault(name, []).append((Part(w.index, wire_name, len(dec)), dec, term, d_wire, t_wire))
+                per.setdefault(name, []).append((Part(w.index, wire_name, len(dec), team), dec, term, d_wire, t_wire))
             if out.rl_output.side_channel:
                 for unknown in self._channels.dispatch(out.rl_output.side_channel):
                     print(f"[WARNING] {w.describe()} sent side-channel data for unknown channel {unknown}", flush=True)
@@ -411,12 +424,20 @@ class UnityEnv(BaseEnv):
         for name, spec in self._specs.items():
             parts = per.get(name, [])
             self._parts[name] = [p[0] for p in parts]
-            self._steps[name] = concat(spec, parts, d_ids.get(name, []), t_ids.get(name, []))
+            tag = self._teams.get(name, {0}) != {0}
+            self._steps[name] = concat(spec, parts, d_ids.get(name, []), t_ids.get(name, []), tag_teams=tag)
 
     # ---- BaseEnv --------------------------------------------------------------------------------
     @property
     def behavior_specs(self) -> dict[str, BehaviorSpec]:
         return dict(self._specs)
+
+    def teams(self, behavior_name: str) -> tuple[int, ...]:
+        """The team ids (``<Name>?team=<id>``) seen for a behaviour since the handshake, sorted; it grows
+        when a team first appears mid-run."""
+        if behavior_name not in self._specs:
+            raise unknown_behavior(behavior_name, sorted(self._specs))
+        return tuple(sorted(self._teams.get(behavior_name, {0})))
 
     def _check_open(self) -> None:
         if self._closed:

@@ -1,10 +1,14 @@
 """How the workers of a UnityEnv become one env: their batches concatenated, their agent ids renumbered.
 
 Every worker's agents of a behaviour are concatenated into one DecisionSteps/TerminalSteps batch (worker
-order, then team order); actions are split back the same way (``Part`` records each piece). Unity gives an
-agent a new id every episode, per worker; trainers key their per-agent state on ids, so ``RecycledIds``
-maps them to small stable numbers that are recycled when an episode ends. Group ids are per worker too
-(each build numbers its groups from 1), so ``merged_group_ids`` makes them unique across workers.
+order, then team order: teams by number, each team's agents in the order its worker sent them); actions are
+split back the same way (``Part`` records each piece). Once a behaviour has shown a team other than 0, both
+of its batches carry ``team_id`` (each row's team, from its part's ``?team=<id>``) at every step, empty ones
+included, so a self-play trainer can split rows by team; a behaviour only ever in team 0 leaves it None.
+
+Unity gives an agent a new id every episode, per worker; trainers key their per-agent state on ids, so
+``RecycledIds`` maps them to small stable numbers that are recycled when an episode ends. Group ids are per
+worker too (each build numbers its groups from 1), so ``merged_group_ids`` makes them unique across workers.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ class Part:
     worker: int
     wire_name: str
     n_decision: int
+    team: int = 0
 
 
 def concat(
@@ -91,15 +96,24 @@ def concat(
     parts: list[tuple[Part, DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]],
     d_ids: list[np.ndarray],
     t_ids: list[np.ndarray],
+    tag_teams: bool = False,
 ) -> tuple[DecisionSteps, TerminalSteps]:
-    """One behaviour's batches of several workers/teams, concatenated in part order."""
+    """One behaviour's batches of several workers/teams, concatenated in part order; with ``tag_teams``
+    both carry ``team_id`` (each part's team for its rows; zero-length arrays when there are no rows)."""
     n_obs = len(spec.observation_specs)
     if not parts:
         empty_obs = [np.zeros((0, *o.shape), np.float32) for o in spec.observation_specs]
         empty_mask = [np.zeros((0, b), bool) for b in spec.action_spec.discrete_branches] or None
+        no_team = np.zeros(0, np.int64) if tag_teams else None
         return (
-            DecisionSteps(empty_obs, np.zeros(0, np.float32), np.zeros(0, np.int64), empty_mask),
-            TerminalSteps(list(empty_obs), np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, bool)),
+            DecisionSteps(empty_obs, np.zeros(0, np.float32), np.zeros(0, np.int64), empty_mask, team_id=no_team),
+            TerminalSteps(
+                list(empty_obs),
+                np.zeros(0, np.float32),
+                np.zeros(0, np.int64),
+                np.zeros(0, bool),
+                team_id=None if no_team is None else no_team.copy(),
+            ),
         )
     decs = [p[1] for p in parts]
     terms = [p[2] for p in parts]
@@ -126,6 +140,10 @@ def concat(
             group_id=_concat_optional([t.group_id for t in terms], [len(t) for t in terms], np.int64),
             group_reward=_concat_optional([t.group_reward for t in terms], [len(t) for t in terms], np.float32),
         )
+    if tag_teams:
+        teams = np.array([p[0].team for p in parts], dtype=np.int64)
+        dec.team_id = np.repeat(teams, [len(d) for d in decs])
+        term.team_id = np.repeat(teams, [len(t) for t in terms])
     return dec, term
 
 

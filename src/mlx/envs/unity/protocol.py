@@ -5,7 +5,8 @@ into DecisionSteps/TerminalSteps and actions into AgentActionProtos; an env proc
 does the reverse. Facts of the protocol (field meanings, conventions) are ML-Agents' (communication
 version 1.5.0):
 
-* behaviour names on the wire are ``<Name>?team=<id>``; mlx keys behaviours by ``<Name>``;
+* behaviour names on the wire are ``<Name>?team=<id>`` (``split_behavior_name`` / ``wire_behavior_name``);
+  mlx keys behaviours by ``<Name>`` and carries the team as ``team_id`` on the steps of multi-team behaviours;
 * on the wire an action-mask flag is True where the action is *masked*; in mlx True means *allowed*;
 * visual (3-D) observations are [channels, height, width] on the wire and [height, width, channels] in
   mlx (its native envs and encoders): both sides transpose at the boundary; PNG-compressed ones may

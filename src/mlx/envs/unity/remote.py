@@ -10,12 +10,25 @@ process with exit code 0. It accepts the arguments mlx and mlagents-learn give a
 (``-logFile <file>``, ``-nographics``, ``-batchmode``; other unknown arguments are ignored with a warning),
 so ``env=unity env.path=<launcher>`` runs it like an executable; see ``mlx.envs.unity.workers.remote_command``.
 
-What it sends is what a Unity build sends: behaviour names with ``?team=0``, BrainParameters with the
-first agents of each behaviour, a new agent id for every episode (Unity's episode ids; the trainer maps
-them back to stable ids), terminal infos before the decision infos of agents that started a new episode
-in the same step, action masks as "masked" flags, and statistics the env reports (``drain_stats``) on the
-stats side channel. 3-D observations go as float data, or PNG-compressed with ``--png`` (8-bit, as a
-Unity camera sensor sends them).
+What it sends is what a Unity build sends: behaviour names with ``?team=<id>``, BrainParameters with the
+first agents of each behaviour and team, a new agent id for every episode (Unity's episode ids, unique
+across the process's behaviours; the trainer maps them back to stable ids), terminal infos before the
+decision infos of agents that started a new episode in the same step, action masks as "masked" flags, and
+statistics the env reports (``drain_stats``) on the stats side channel. 3-D observations go as float data,
+or PNG-compressed with ``--png`` (8-bit, as a Unity camera sensor sends them).
+
+Teams: a behaviour whose ``env.teams(name)`` is ``(0,)`` goes as one wire behaviour ``<Name>?team=0``, as
+always. Any other (several teams, or one team that is not 0) goes as one wire behaviour per team,
+``<Name>?team=<id>``, each with the agents whose ``team_id`` is that id (in the env's row order) and the
+same BrainParameters; actions that come back for each wire behaviour go to those rows of the env's
+``set_actions``. ``teams()`` is read at every step, so a team may join mid-run (the trainer accepts it).
+A multi-team env must tag its rows (``team_id``, ids among ``teams()``), else the process stops with one
+line naming the behaviour.
+
+Envs outside the registry (a test's env, your own) are served the same way by ``serve_env(make, argv)``:
+the same arguments less the env name, ``make(num_areas, seed)`` building the env (num_areas 0: its own
+default). A script that calls it is then a launcher for ``env=unity env.path=<script>`` or
+``UnityEnv(command=[python, script])``.
 
 Seeds and areas: the trainer's handshake carries a seed (its seed + the worker index) and ``num_areas``
 (``env.num_areas``); ``--seed`` and ``--num-areas`` override them. Sampler parameters go to envs that
@@ -32,7 +45,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
 import grpc
 import numpy as np
@@ -40,7 +53,15 @@ from threadpoolctl import threadpool_limits
 
 import mlx
 from mlx.envs import NATIVE_ENVS, env_class, make_env
-from mlx.envs.api import BaseEnv, BehaviorSpec, EnvError, IdMap
+from mlx.envs.api import (
+    ActionTuple,
+    BaseEnv,
+    BehaviorSpec,
+    DecisionSteps,
+    EnvError,
+    IdMap,
+    TerminalSteps,
+)
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     QUIT,
     RESET,
@@ -79,12 +100,25 @@ USAGE_ERROR = 2
 _OK_HEADER = field_bytes(0x0A, HeaderProto(status=STATUS_OK).SerializeToString())  # UnityMessageProto.header
 
 
+class WireIdSource:
+    """Fresh wire ids for every behaviour of one process: Unity's episode ids are unique across
+    behaviours, and the trainer maps them per worker, not per behaviour."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def take(self, n: int) -> np.ndarray:
+        out = np.arange(self._next, self._next + n, dtype=np.int64) % 2**31  # wire ids are int32
+        self._next = (self._next + n) % 2**31
+        return out
+
+
 class EpisodeIds:
     """Native agent ids -> wire ids that change every episode, as Unity's do (vectorised lookups)."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: WireIdSource | None = None) -> None:
+        self._source = source or WireIdSource()
         self._map = IdMap(self._fresh)
-        self._next = 0
 
     def lookup(self, native: np.ndarray) -> np.ndarray:
         return self._map.lookup(native)
@@ -98,9 +132,49 @@ class EpisodeIds:
         self._map.reassign_all(self._fresh)
 
     def _fresh(self, n: int) -> np.ndarray:
-        out = np.arange(self._next, self._next + n, dtype=np.int64)
-        self._next = (self._next + n) % 2**31  # wire ids are int32
-        return out
+        return self._source.take(n)
+
+
+def select_rows(steps: DecisionSteps | TerminalSteps, rows: np.ndarray) -> DecisionSteps | TerminalSteps:
+    """The rows ``rows`` of a batch (every per-agent field, optional ones kept None)."""
+
+    def pick(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.asarray(a)[rows]
+
+    obs = [np.asarray(o)[rows] for o in steps.obs]
+    reward, agent_id = np.asarray(steps.reward)[rows], np.asarray(steps.agent_id)[rows]
+    if isinstance(steps, TerminalSteps):
+        return TerminalSteps(
+            obs,
+            reward,
+            agent_id,
+            np.asarray(steps.interrupted)[rows],
+            pick(steps.group_id),
+            pick(steps.group_reward),
+            pick(steps.team_id),
+        )
+    mask = None if steps.action_mask is None else [np.asarray(m)[rows] for m in steps.action_mask]
+    return DecisionSteps(
+        obs, reward, agent_id, mask, pick(steps.group_id), pick(steps.group_reward), pick(steps.team_id)
+    )
+
+
+def team_column(name: str, steps: DecisionSteps | TerminalSteps, teams: tuple[int, ...]) -> np.ndarray:
+    """Each row's team, checked against ``teams``: a single-team behaviour may leave ``team_id`` None."""
+    n = len(steps)
+    if steps.team_id is None:
+        if len(teams) == 1 or n == 0:
+            return np.full(n, teams[0], dtype=np.int64)
+        raise EnvError(f"behaviour {name} has teams {list(teams)} but its steps carry no team_id")
+    column = np.asarray(steps.team_id, dtype=np.int64)
+    if column.shape != (n,):
+        raise EnvError(f"behaviour {name}: team_id has shape {list(column.shape)} for {n} agents")
+    stray = ~np.isin(column, teams)
+    if stray.any():
+        raise EnvError(
+            f"behaviour {name}: an agent is in team {int(column[stray][0])}, but env.teams() says {list(teams)}"
+        )
+    return column
 
 
 class Session:
@@ -132,6 +206,8 @@ class Session:
         self.sent_specs: set[str] = set()
         self.ids: dict[str, EpisodeIds] = {}
         self.deciding: dict[str, int] = {}
+        # Per multi-team behaviour: (wire name, its rows of the last DecisionSteps) for routing actions back.
+        self.routes: dict[str, list[tuple[str, np.ndarray]]] = {}
         self._applied: dict[str, float] = {}
         # Samplers received: their generator when this process draws them, None when the env draws per area.
         self._rngs: dict[str, tuple[ChannelSampler, np.random.Generator | None]] = {}
@@ -169,7 +245,8 @@ class Session:
         seed = self.seed if self.seed is not None else int(init.seed)
         self.env = self.make(areas, seed) if areas is not None else self.make(0, seed)
         self.specs = self.env.behavior_specs
-        self.ids = {name: EpisodeIds() for name in self.specs}
+        source = WireIdSource()
+        self.ids = {name: EpisodeIds(source) for name in self.specs}
         self.say(f"connected to {self.client.address}: {len(self.specs)} behaviour(s), seed {seed}, areas {areas}")
 
     def run(self) -> int:
@@ -195,17 +272,45 @@ class Session:
                     ids.renew_all()
             elif rl.command == STEP:
                 for name, spec in self.specs.items():
-                    protos = rl.agent_actions[name].value if name in rl.agent_actions else []
-                    wire = wire_behavior_name(name)
-                    if not protos and wire in rl.agent_actions:
-                        protos = rl.agent_actions[wire].value
-                    n = self.deciding.get(name, 0)
-                    self.env.set_actions(name, actions_from_protos(protos, spec.action_spec, n, wire))
+                    self.env.set_actions(name, self.actions(name, spec, rl.agent_actions))
                 self.draw_samplers()
                 self.env.step()
             else:
                 raise ProtocolError(f"unknown command {rl.command} from the trainer")
             message = self.exchange(self.output())
+
+    def actions(self, name: str, spec: BehaviorSpec, agent_actions: Any) -> ActionTuple:
+        """The actions of a behaviour's last deciders, from the trainer's ``agent_actions`` map: one wire
+        behaviour (``Name?team=0``, or the bare name) or one per team, each put back on its team's rows."""
+        n = self.deciding.get(name, 0)
+        routes = self.routes.get(name)
+        if routes is None:
+            protos = agent_actions[name].value if name in agent_actions else []
+            wire = wire_behavior_name(name)
+            if not protos and wire in agent_actions:
+                protos = agent_actions[wire].value
+            return actions_from_protos(protos, spec.action_spec, n, wire)
+        out = spec.action_spec.empty(n)
+        for wire, rows in routes:
+            protos = agent_actions[wire].value if wire in agent_actions else []
+            part = actions_from_protos(protos, spec.action_spec, len(rows), wire)
+            out.continuous[rows] = part.continuous
+            out.discrete[rows] = part.discrete
+        return out
+
+    def _listed(
+        self,
+        spec: BehaviorSpec,
+        decision: DecisionSteps,
+        terminal: TerminalSteps,
+        d_wire: np.ndarray,
+        t_wire: np.ndarray,
+    ) -> bytes:
+        """A serialised ListAgentInfoProto of one wire behaviour."""
+        if self.png and any(len(o.shape) == 3 for o in spec.observation_specs):
+            infos = agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs, compress=True)
+            return UnityRLOutputProto.ListAgentInfoProto(value=infos).SerializeToString()
+        return encode_agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
 
     def output(self) -> bytes:
         """The serialised UnityMessageProto of this step. Agent infos are encoded with array operations
@@ -220,18 +325,28 @@ class Session:
             ids.renew(terminal.agent_id)
             d_wire = ids.lookup(decision.agent_id)
             self.deciding[name] = len(decision)
-            wire = wire_behavior_name(name)
-            if self.png and any(len(o.shape) == 3 for o in spec.observation_specs):
-                infos = agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs, compress=True)
-                listed = UnityRLOutputProto.ListAgentInfoProto(value=infos).SerializeToString()
+            teams = tuple(self.env.teams(name))
+            if teams == (0,):  # one wire behaviour, as a Unity build with one team sends it
+                self.routes.pop(name, None)
+                parts = [(wire_behavior_name(name), decision, terminal, d_wire, t_wire)]
             else:
-                listed = encode_agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
-            entries.append(
-                field_bytes(0x12, field_bytes(0x0A, wire.encode()) + field_bytes(0x12, listed))
-            )  # agentInfos map
-            if len(decision) + len(terminal) and wire not in self.sent_specs:
-                init.brain_parameters.append(brain_parameters(wire, spec.action_spec))
-                self.sent_specs.add(wire)
+                d_team, t_team = team_column(name, decision, teams), team_column(name, terminal, teams)
+                parts, routes = [], []
+                for team in teams:  # a few teams: one wire behaviour each
+                    d_rows, t_rows = np.flatnonzero(d_team == team), np.flatnonzero(t_team == team)
+                    wire = wire_behavior_name(name, team)
+                    d_part, t_part = select_rows(decision, d_rows), select_rows(terminal, t_rows)
+                    parts.append((wire, d_part, t_part, d_wire[d_rows], t_wire[t_rows]))
+                    routes.append((wire, d_rows))
+                self.routes[name] = routes
+            for wire, d_part, t_part, d_ids, t_ids in parts:
+                listed = self._listed(spec, d_part, t_part, d_ids, t_ids)  # type: ignore[arg-type]
+                entries.append(
+                    field_bytes(0x12, field_bytes(0x0A, wire.encode()) + field_bytes(0x12, listed))
+                )  # agentInfos map
+                if len(d_part) + len(t_part) and wire not in self.sent_specs:
+                    init.brain_parameters.append(brain_parameters(wire, spec.action_spec))
+                    self.sent_specs.add(wire)
         for stat in self.env.drain_stats():
             for value in stat.values.tolist():
                 self.stats.send_stat(stat.name, value, stat.aggregation)
@@ -340,12 +455,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(env_name: bool = True, prog: str = "python -m mlx.envs.unity.remote") -> argparse.ArgumentParser:
+    """mlx-env's arguments; without ``env_name`` (``serve_env``) the env is the caller's, not named."""
     p = _Parser(
-        prog="python -m mlx.envs.unity.remote",
+        prog=prog,
         description="Run a native mlx env as an ML-Agents environment process (the env side of the gRPC protocol).",
     )
-    p.add_argument("env", choices=sorted(NATIVE_ENVS), help="the native env (its conf/env/<name>.yaml name)")
+    if env_name:
+        p.add_argument("env", choices=sorted(NATIVE_ENVS), help="the native env (its conf/env/<name>.yaml name)")
     p.add_argument("--mlagents-port", type=_port, default=EDITOR_PORT, help="the trainer's port (as a Unity build)")
     p.add_argument("--mlagents-host", default="localhost", help="the trainer's host (default localhost)")
     p.add_argument(
@@ -361,19 +478,32 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``mlx-env <name> ...``: serve the registry's env ``name``."""
     args, unknown = parser().parse_known_args(argv)
-    # One BLAS thread: env processes run beside the trainer and each other, and OpenBLAS's default of a
-    # spinning thread per core makes them compete for every core.
-    threadpool_limits(1, user_api="blas")
-    log: TextIO = open(args.log_file, "a", buffering=1) if args.log_file else sys.stderr  # noqa: SIM115
-    if unknown:
-        print(f"[mlx.envs.unity.remote] ignoring arguments {unknown}", file=log, flush=True)
 
     def make(num_areas: int, seed: int) -> BaseEnv:
         if num_areas > 0:
             return make_env(args.env, num_areas=num_areas, seed=seed)
         return env_class(args.env)(seed=seed)  # the env's own default number of areas
 
+    return _serve(make, args, unknown)
+
+
+def serve_env(make: Callable[[int, int], BaseEnv], argv: Sequence[str] | None = None) -> int:
+    """``mlx-env`` for an env outside the registry (a test's env, your own): the same arguments less the env
+    name (``--mlagents-port``, ``--num-areas``, ``-logFile``, ...), and the same serving; ``make(num_areas,
+    seed)`` builds the env (num_areas 0: the env's own default). Call it from a script's ``__main__``."""
+    args, unknown = parser(env_name=False, prog=sys.argv[0] or "mlx-env").parse_known_args(argv)
+    return _serve(make, args, unknown)
+
+
+def _serve(make: Callable[[int, int], BaseEnv], args: argparse.Namespace, unknown: list[str]) -> int:
+    # One BLAS thread: env processes run beside the trainer and each other, and OpenBLAS's default of a
+    # spinning thread per core makes them compete for every core.
+    threadpool_limits(1, user_api="blas")
+    log: TextIO = open(args.log_file, "a", buffering=1) if args.log_file else sys.stderr  # noqa: SIM115
+    if unknown:
+        print(f"[mlx.envs.unity.remote] ignoring arguments {unknown}", file=log, flush=True)
     session = Session(
         make,
         EnvClient(args.mlagents_port, args.mlagents_host),
