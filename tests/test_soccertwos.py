@@ -294,9 +294,9 @@ def test_render():
 
 
 def test_over_the_wire_from_an_env_process():
-    """Served by mlx-env over ML-Agents' gRPC protocol, the env steps as in-process (observations, group
-    ids, group rewards, interruptions) under the scripted players (goals) and random actions; team ids
-    do not cross the wire yet (the next test)."""
+    """Served by mlx-env over ML-Agents' gRPC protocol, the env steps as in-process (observations, team ids,
+    group ids, rewards, group rewards, interruptions; rows team by team, as they cross the wire) under the
+    scripted players (goals) and random actions."""
 
     def scripted(env, decision):
         a = scripted_actions(env, BEHAVIOR)
@@ -307,8 +307,8 @@ def test_over_the_wire_from_an_env_process():
     step_side_by_side("soccertwos", BEHAVIOR, 2, 30, random_actions(0), same_ids=False)
 
 
-@pytest.mark.xfail(reason="team ids over the wire (?team=<id>) are being built on another branch", strict=False)
 def test_team_ids_cross_the_wire():
+    """Blue and purple go over the wire as SoccerTwos?team=0 and ?team=1 and come back as team ids."""
     from mlx.envs.unity.env import UnityEnv, remote_command
 
     remote = UnityEnv(command=remote_command("soccertwos"), base_port=0, num_areas=2, seed=2)

@@ -193,9 +193,15 @@ def test_render():
     assert pictures.dtype == np.uint8 and pictures.shape[0] == 2 and not np.array_equal(pictures[0], pictures[1])
 
 
+def teams_of(steps: DecisionSteps | TerminalSteps) -> np.ndarray:
+    """Team ids of a batch; None means every agent is in team 0 (the env API's contract)."""
+    return np.zeros(len(steps), np.int32) if steps.team_id is None else steps.team_id
+
+
 def test_both_behaviours_over_the_wire():
-    """Served by mlx-env over gRPC, both behaviours (their own specs) step as in-process: observations, group
-    ids, rewards (the existential ones too), group rewards and interruptions; scripted strikers score."""
+    """Served by mlx-env over gRPC, both behaviours (their own specs and teams) step as in-process:
+    observations, team ids, group ids, rewards (the existential ones too), group rewards and
+    interruptions; scripted strikers score."""
     from mlx.envs.unity.env import UnityEnv, remote_command
 
     remote = UnityEnv(command=remote_command("strikersvsgoalie"), base_port=0, num_areas=3, seed=2)
@@ -204,6 +210,7 @@ def test_both_behaviours_over_the_wire():
     paid = 0
     try:
         assert remote.behavior_specs == native.behavior_specs
+        assert remote.teams(STRIKER) == (0,) and remote.teams(GOALIE) == (1,)
         native.reset()
         for _ in range(80):
             for name in (STRIKER, GOALIE):
@@ -213,6 +220,7 @@ def test_both_behaviours_over_the_wire():
                     for o, w in zip(got.obs, want.obs, strict=True):
                         np.testing.assert_array_equal(o, w)
                     np.testing.assert_array_equal(got.group_id, want.group_id)
+                    np.testing.assert_array_equal(teams_of(got), want.team_id)
                     np.testing.assert_array_equal(got.reward, want.reward)
                     np.testing.assert_array_equal(got.group_reward, want.group_reward)
                 np.testing.assert_array_equal(t.interrupted, nt.interrupted)
