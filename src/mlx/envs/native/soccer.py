@@ -31,7 +31,8 @@ Field (field-local metres; x runs goal to goal, z across; blue defends -x and at
   frozen (constraints 116), so they slide: floor friction is PhysX's default 0.6 (the floor's and the
   agents' materials are default; the arena engine averages body and floor coefficients, so the floor is
   given 0 and the agents 1.2, which also keeps the ball frictionless on the floor and gives agent-ball
-  contacts 0.6).
+  contacts 0.6; agent-agent contacts get 1.2 where PhysX would use 0.6, a deviation that only matters
+  while two agents slide against each other).
 
 Actions (AgentSoccer.MoveAgent), 3 discrete branches of 3, each decision repeated for its 5 physics steps:
 branch 0 forward axis (0 none, 1 forward: also kick power 1, 2 backward), branch 1 lateral (0 none, 1
@@ -44,9 +45,10 @@ numbers give.
 
 Kick (AgentSoccer.OnCollisionEnter): when an agent starts touching the ball (a contact that was not
 there on the previous physics step), the ball gets a force of 2000 x kick power along the unit vector from
-the agent's centre to the contact point, for one physics step: a velocity change of 2000 x 0.02 / 3 =
-13.3 m/s (kick power 1 after a forward action, else 0; goalies always 1). Each such touch also adds the
-individual reward 0.2 x ``ball_touch`` (environment parameter, default 0 as upstream).
+the agent's centre to the contact point (between two spheres: centre to centre), for one physics step: a
+velocity change of 2000 x 0.02 / 3 = 13.3 m/s (kick power 1 after a forward action, else 0; goalies
+always 1). Each such touch also adds the individual reward 0.2 x ``ball_touch`` (environment parameter,
+default 0 as upstream).
 
 Rewards and episodes (SoccerEnvController): the ball touching the nets of ``purpleGoal`` means blue
 scored, and vice versa. The scoring group gets the **group reward +1** and the other **-1**; both groups'
