@@ -133,9 +133,12 @@ def test_old_flat_format_3dball_equals_the_nested_one(tmp_path, capsys):
     pyramids = compose_experiment(folder, by_behaviour["Pyramids"])["trainer"]  # encoding_size -> hidden units
     assert pyramids["reward_signals"]["curiosity"]["network_settings"]["hidden_units"] == 256
     assert pyramids["reward_signals"]["curiosity"]["strength"] == pytest.approx(0.02)
-    # Behaviours whose mlx settings are equal share one experiment (self_play differs but is unmapped)
-    assert experiments[by_behaviour["Striker"]][1] == ["Goalie", "Striker", "SoccerTwos"]
-    assert "not mapped: Tennis.self_play: mlx has no self-play yet" in err
+    # Behaviours whose mlx settings are equal share one experiment; the soccer ones differ in self_play
+    assert experiments[by_behaviour["Striker"]][1] == ["Striker"]
+    striker = compose_experiment(folder, by_behaviour["Striker"])["trainer"]["self_play"]
+    assert striker == {"window": 50, "play_against_latest_model_ratio": 0.5, "save_steps": 50000,
+                       "swap_steps": 100000, "team_change": 200000}  # fmt: skip
+    assert "self_play" not in err
 
 
 def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
@@ -144,7 +147,7 @@ def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
     assert "not mapped: FoodCollector.train_interval:" in err
     assert "Hallway.use_recurrent" not in err  # SAC with memory maps (recurrent SAC)
     assert "not mapped: VisualHallway.gamma:" in err  # a pre-0.8 key, ignored since
-    assert "not mapped: Tennis.self_play:" in err  # play_against_current_self_ratio (old name) accepted
+    assert "self_play" not in err  # play_against_current_self_ratio (old name) accepted
     by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
     walker = validate(compose_experiment(folder, by_behaviour["Walker"]))
     assert walker.trainer.max_steps == 20_000_000 and walker.trainer.network_settings.num_layers == 4
@@ -187,17 +190,16 @@ def test_curriculum_folder_of_json_files(tmp_path):
 
 
 def test_poca_is_imported_as_poca(tmp_path, capsys):
-    """The four upstream poca/ files become trainer=poca experiments; self_play (not in mlx yet) is reported."""
+    """The four upstream poca/ files become trainer=poca experiments, with their self_play blocks."""
     folder, experiments, err = imported(tmp_path, capsys, DATA / "poca" / "SoccerTwos.yaml")
-    assert "trainer_type" not in err
-    assert "not mapped: behaviors.SoccerTwos.self_play: mlx has no self-play yet" in err
+    assert "trainer_type" not in err and "not mapped" not in err
     path, _ = experiments["soccertwos_poca"]
     text = Path(path).read_text()
-    assert text.startswith("# @package _global_\n")
-    assert "# NOT MAPPED (1)" in text and "#   behaviors.SoccerTwos.self_play: mlx has no self-play" in text
-    assert re.search(r"^#\s+self_play:\n(#\s+\w+: .*\n)*#\s+play_against_latest_model_ratio: 0.5$", text, re.M)
+    assert text.startswith("# @package _global_\n") and "NOT MAPPED" not in text
     tree = compose_experiment(folder, "soccertwos_poca")
     assert tree["trainer"]["trainer_type"] == "poca" and tree["trainer"]["hyperparameters"]["batch_size"] == 2048
+    play = validate(tree).trainer.self_play
+    assert play is not None and (play.save_steps, play.team_change, play.swap_steps) == (50000, 200000, 2000)
     for name in ("PushBlockCollab", "DungeonEscape"):
         _, experiments, err = imported(tmp_path / name, capsys, DATA / "poca" / f"{name}.yaml")
         assert "not mapped" not in err, err
@@ -402,9 +404,10 @@ def test_existing_file_is_kept_without_force_and_strict_writes_nothing(tmp_path,
     code, _, err = run_import(DATA / "ppo" / "3DBall.yaml", "--out", out, capsys=capsys)
     assert code == 2 and "exists; pass --force" in err
     assert run_import(DATA / "ppo" / "3DBall.yaml", "--out", out, "--force", capsys=capsys)[0] == 0
-    code, _, err = run_import(DATA / "poca" / "SoccerTwos.yaml", "--out", out, "--strict", capsys=capsys)
-    assert code == 1 and "not mapped (--strict); nothing written" in err
-    assert not (out / "soccertwos_poca.yaml").exists()
+    before = sorted(out.iterdir())
+    code, _, err = run_import(DATA / "old" / "sac_trainer_config.yaml", "--out", out, "--strict", capsys=capsys)
+    assert code == 1 and "not mapped (--strict); nothing written" in err  # its retired SAC keys
+    assert sorted(out.iterdir()) == before
 
 
 def test_command_line_import_then_train(tmp_path):

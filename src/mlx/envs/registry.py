@@ -28,6 +28,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "sacrifice": "mlx.envs.native.sacrifice:SacrificeEnv",
     "soccertwos": "mlx.envs.native.soccertwos:SoccerTwosEnv",
     "strikersvsgoalie": "mlx.envs.native.strikersvsgoalie:StrikersVsGoalieEnv",
+    "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }

@@ -148,7 +148,6 @@ class Translator:
         body = plain(mlx_settings)
         body.pop("trainer_type")
         body.pop("reward_signals")
-        body.pop("self_play")  # a known key mlx refuses until it has self-play: reported as not mapped below
         for key, value in settings.items():
             if key in ("trainer_type", "reward_signals"):
                 continue
@@ -177,12 +176,11 @@ class Translator:
             elif key == "framework":
                 self.notes.append(f"{self.origin(key)}: ignored, as ML-Agents ignores it (deprecated)")
             elif value != TRAINER_NO_OP.get(key, object()):
-                reasons = {
-                    "self_play": "mlx has no self-play yet",
-                }
-                self.skip(self.origin(key), reasons.get(key, f"mlx has no {key}"))
+                self.skip(self.origin(key), f"mlx has no {key}")
                 if isinstance(value, dict):
                     self.keep((key,), value)
+        if body.get("self_play") is None:  # off: not written
+            body.pop("self_play", None)
         signals = self.reward_signals(settings.get("reward_signals"))
         return trainer_type, body, signals
 
