@@ -1,7 +1,7 @@
 """MA-POCA on the cooperative scenes: the upstream benchmark, and POCA against independent PPO.
 
     python benchmarks/poca_groups.py --work DIR [--envs dungeonescape pushblockcollab] [--seed 1]
-                                     [--compare-steps 2000000] [--only poca ppo] [--report-only]
+                                     [--compare-steps 5000000] [--only poca ppo] [--report-only]
 
 For each env, two runs, each the command a user types (upstream tuned settings, MLflow off):
 
@@ -55,7 +55,12 @@ def state(folder: Path, target: float | None, budget: int) -> str:
     return "done" if reached or (rows and rows[-1]["step"] >= budget) else "stopped"
 
 
-def train(work: Path, run_id: str, overrides: list[str], target: float | None, budget: int) -> None:
+def train(
+    work: Path, run_id: str, overrides: list[str], target: float | None, budget: int, extend: bool = False
+) -> None:
+    """Start, or resume, a run; ``extend``: a resume also sets trainer.max_steps to ``budget`` (a PPO run made
+    for a smaller comparison budget continues to a larger one: its constant schedules make that the same as
+    a run started with the larger max_steps)."""
     folder = work / "results" / run_id
     now = state(folder, target, budget)
     if now == "done":
@@ -64,7 +69,8 @@ def train(work: Path, run_id: str, overrides: list[str], target: float | None, b
     if now == "new":
         mlx(*overrides, *stop, f"run_id={run_id}", "tracking=none", "progress=plain", cwd=work)
     else:
-        mlx(f"run_id={run_id}", "resume=true", "progress=plain", cwd=work)
+        more = [f"trainer.max_steps={budget}"] if extend else []
+        mlx(f"run_id={run_id}", "resume=true", *more, "progress=plain", cwd=work)
 
 
 def summary(folder: Path, target: float | None, up_to: int | None = None) -> dict:
@@ -91,7 +97,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True, help="folder of the runs (kept: runs resume there)")
     parser.add_argument("--envs", nargs="+", choices=sorted(UPSTREAM), default=sorted(UPSTREAM))
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--compare-steps", type=int, default=2_000_000, help="the equal smaller budget")
+    parser.add_argument("--compare-steps", type=int, default=5_000_000, help="the equal smaller budget")
     parser.add_argument("--only", nargs="+", choices=("poca", "ppo"), default=("poca", "ppo"))
     parser.add_argument("--out", type=Path, default=HERE / "results" / "poca_groups.json")
     parser.add_argument("--report-only", action="store_true", help="read the runs as they stand; train nothing")
@@ -105,7 +111,7 @@ def main() -> int:
             train(args.work, poca_id, ["trainer=poca", f"env={env}", f"seed={args.seed}"], target, budget)
         if "ppo" in args.only and not args.report_only:
             ppo = ["trainer=ppo", f"env={env}", "env.parameters.shared_reward=1", f"seed={args.seed}"]
-            train(args.work, ppo_id, [*ppo, f"trainer.max_steps={args.compare_steps}"], None, args.compare_steps)
+            train(args.work, ppo_id, [*ppo, f"trainer.max_steps={args.compare_steps}"], None, args.compare_steps, True)
         entry: dict = {"behavior": behavior, "target": target, "upstream_max_steps": budget}
         for name, run_id in (("poca", poca_id), ("ppo", ppo_id)):
             folder = args.work / "results" / run_id

@@ -87,3 +87,33 @@ class DuelEnv(BaseEnv):
 
     def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
         self.actions = actions.discrete[:, 0].astype(np.int64)
+
+
+class AsymmetricDuel(DuelEnv):
+    """Duel as two behaviours with different specs: ``Left`` (team 0, the cue) and ``Right`` (team 1, the
+    cue and a constant 1), as StrikersVsGoalie's Striker and Goalie are two behaviours of two teams."""
+
+    def __init__(self, num_areas: int = 8, seed: int = 0, max_decisions: int = 20) -> None:
+        super().__init__(num_areas, seed, max_decisions)
+        self.right_spec = BehaviorSpec((ObservationSpec((K + 1,)),), ActionSpec(0, (K,)))
+        self.side = self.team == 1
+
+    @property
+    def behavior_specs(self) -> dict[str, BehaviorSpec]:
+        return {"Left": self.spec, "Right": self.right_spec}
+
+    def teams(self, behavior_name: str) -> tuple[int, ...]:
+        return {"Left": (0,), "Right": (1,)}[behavior_name]
+
+    def get_steps(self, behavior_name: str) -> tuple[DecisionSteps, TerminalSteps]:
+        decision, terminal = super().get_steps(BEHAVIOR)
+        right = behavior_name == "Right"
+        d, t = decision.take(self.side == right), terminal.take(terminal.team_id == int(right))
+        if right:
+            d.obs = [np.concatenate([d.obs[0], np.ones((len(d), 1), np.float32)], axis=1)]
+            t.obs = [np.concatenate([t.obs[0], np.ones((len(t), 1), np.float32)], axis=1)]
+        return d, t
+
+    def set_actions(self, behavior_name: str, actions: ActionTuple) -> None:
+        rows = self.side == (behavior_name == "Right")
+        self.actions[rows] = actions.discrete[:, 0]

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from duel_env import BEHAVIOR, DuelEnv
+from duel_env import BEHAVIOR, AsymmetricDuel, DuelEnv
 
-from mlx.config import ExtrinsicSettings, PPOSettings, SelfPlaySettings
+from mlx.config import TRAINER_SETTINGS, ExtrinsicSettings, SelfPlaySettings, TrainerSettings
 from mlx.envs.api import ActionTuple, DecisionSteps, TerminalSteps
 from mlx.errors import ConfigError
 from mlx.modes.match import Tally, wilson
@@ -23,21 +23,25 @@ from mlx.training.loop import Loop
 from mlx.training.summaries import Summaries
 
 
-def settings(**self_play: float) -> PPOSettings:
-    s = PPOSettings()
+def settings(trainer: str = "ppo", **self_play: float) -> TrainerSettings:
+    s = TRAINER_SETTINGS[trainer]()
     s.hyperparameters.batch_size = 64
     s.hyperparameters.buffer_size = 256
     s.network_settings.hidden_units = 16
     s.network_settings.num_layers = 1
     s.time_horizon = 16
+    if trainer == "sac":
+        s.hyperparameters.steps_per_update = 20  # SAC's default 1 would take 320 updates in the test below
     s.summary_freq = 10**9
     s.self_play = SelfPlaySettings(**self_play)  # type: ignore[arg-type]
     return s
 
 
-def ghost(env: DuelEnv, controller: GhostController | None = None, seed: int = 0, **self_play: float) -> GhostTrainer:
+def ghost(
+    env: DuelEnv, controller: GhostController | None = None, seed: int = 0, trainer: str = "ppo", **self_play: float
+) -> GhostTrainer:
     torch.manual_seed(seed)
-    s = settings(**self_play)
+    s = settings(trainer, **self_play)
     inner = make_trainer(BEHAVIOR, env.spec, s, {"extrinsic": ExtrinsicSettings()}, torch.device("cpu"), seed)
     assert s.self_play is not None
     return GhostTrainer(inner, s.self_play, env.teams(BEHAVIOR), controller or GhostController(), seed)
@@ -76,10 +80,14 @@ def test_controller_rotates_the_learning_team_and_queues_newcomers():
     c.subscribe(1, b)  # type: ignore[arg-type]
     assert c.learning_team == 0 and list(c.queue) == [1]
     c.change_learning_team()
-    assert c.learning_team == 1 and list(c.queue) == [0] and c.reset_requested and c.changes == 1
+    assert c.learning_team == 0 and c.reset_requested  # asked for: it happens with the env reset
+    c.apply_change()
+    c.apply_change()  # once per request
+    assert c.learning_team == 1 and list(c.queue) == [0] and not c.reset_requested and c.changes == 1
     c.subscribe(2, a)  # type: ignore[arg-type]  # a team first seen mid-run waits its turn
-    c.change_learning_team()
-    c.change_learning_team()
+    for _ in range(2):
+        c.change_learning_team()
+        c.apply_change()
     assert c.learning_team == 2 and list(c.queue) == [1, 0]
     restored = GhostController()
     restored.load_state(c.state())
@@ -97,6 +105,16 @@ def test_learning_team_rows_train_and_the_others_play_frozen_snapshots():
     assert g.step == 10 * 4  # only team 0's agents count as learning steps
     assert g.ghost_step == 10 * 4  # team 1's rows were played by the frozen opponent
     assert set(g.opponents) == {1}
+
+
+@pytest.mark.parametrize("trainer", ["ppo", "sac", "poca"])
+def test_every_trainer_plays_under_self_play(trainer):
+    env = DuelEnv(num_areas=4)
+    g = ghost(env, trainer=trainer, save_steps=50, team_change=120, swap_steps=30)
+    env.reset()
+    play(env, g, 80)  # 320 learning steps: updates, snapshots, swaps and two team changes
+    assert g.controller.changes == 2 and len(g.snapshots) >= 3 and g.step == 320
+    assert type(g.inner).__name__.lower().startswith(trainer)
 
 
 def test_snapshot_window_is_a_ring_of_the_latest_policies():
@@ -307,3 +325,38 @@ def test_a_match_counts_each_teams_game_once_and_timeouts_apart():
     low, high = wilson(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
     assert wilson(100, 100)[1] == pytest.approx(1.0) and wilson(100, 100)[0] == pytest.approx(0.963, abs=1e-3)
+
+
+def test_two_behaviours_take_turns_under_one_controller():
+    """An asymmetric game: each behaviour has its own trainer and swap_steps; while one learns, the other
+    is played by its snapshots and its trainer waits; ELO moves between the two."""
+    env = AsymmetricDuel(num_areas=4)
+    controller = GhostController()
+    ghosts = {}
+    for name, swap in (("Left", 10), ("Right", 40)):
+        s = settings(save_steps=30, team_change=60, swap_steps=swap)
+        inner = make_trainer(
+            name, env.behavior_specs[name], s, {"extrinsic": ExtrinsicSettings()}, torch.device("cpu"), 0
+        )
+        assert s.self_play is not None
+        ghosts[name] = GhostTrainer(inner, s.self_play, env.teams(name), controller, 0)
+    env.reset()
+    learning = []
+    for _ in range(60):
+        for name, g in ghosts.items():
+            env.set_actions(name, g.process(*env.get_steps(name)))
+        env.step()
+        for g in ghosts.values():
+            if g.ready_to_update():
+                g.update()
+        if controller.reset_requested:
+            env.reset()
+            for g in ghosts.values():
+                g.reset_trajectories()
+        learning.append(controller.learning_team)
+    assert learning[0] == 0 and 1 in learning and controller.changes >= 2
+    left, right = ghosts["Left"], ghosts["Right"]
+    assert left.step + right.step == 60 * 4  # one behaviour learns at a time, 4 agents a step
+    assert left.step >= 60 and right.step >= 60
+    assert left.ghost_step + right.ghost_step == 60 * 4  # the other one's rows were played by snapshots
+    assert left.current_elo != 1200.0 or right.current_elo != 1200.0 or left.elos != right.elos

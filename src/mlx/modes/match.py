@@ -12,7 +12,7 @@ A game is one finished episode of the evaluated team as self-play's ELO sees it
 reward; timeouts are counted apart. Games are counted in the order they end until ``evaluate.episodes``
 have: every area starts at once, so with many more games than areas the order barely favours short games.
 The report gives the win rate among decided games (wins / (wins + losses)) with its 95% Wilson interval,
-and the rate over all games.
+the rate over all games, and the share of games not lost (a goalie's measure: a timeout is a goal kept out).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class Tally:
             "win_rate_decided": self.wins / decided if decided else float("nan"),
             "win_rate_decided_ci95": [low, high],
             "win_rate_all": self.wins / self.games if self.games else float("nan"),
+            "not_lost_all": (self.games - self.losses) / self.games if self.games else float("nan"),
         }
 
 

@@ -88,14 +88,19 @@ POCA-vs-PPO comparison; leave it 0 for POCA, which adds the group reward itself)
 
 Scores, per group episode (the sum of its group rewards = POCA's ``Environment/Group Cumulative
 Reward``), over the first episode of 4 x 64 areas (seeds 0..3; tests/test_pushblockcollab.py,
-test_documented_scores): a scripted policy with privileged state scores SCRIPTED_SCORE = 9.0 (62% of
-its episodes score all 12; the rest stall in piles of blocks or corners), uniformly random actions
-RANDOM_SCORE = -0.41 (a small block now and then). Upstream's benchmark for a trained MA-POCA policy is 11
-(the maximum is 12 minus the time penalty); the scripted policy (all three agents line up behind the block
-nearest the goal whose rear is clear, face the goal and push; a block whose way is blocked is pushed
-sideways first; a wedged agent walks at random for a few decisions) does not reach it, a sign of how
-hard it is to hand-steer these agents (3 m/s gained per physics step, about 11 m/s after one decision),
-not of an unreachable task: 62% of its episodes reach 11.5 to 11.9.
+test_documented_scores): a scripted policy with privileged state scores SCRIPTED_SCORE = 11.66 (97% of
+its episodes score all 12, in about 200 decisions: 11.9 each; the rest stall in piles of blocks),
+uniformly random actions RANDOM_SCORE = -0.41 (a small block now and then). Upstream's benchmark for a
+trained MA-POCA policy is 11 (the maximum is 12 minus the time penalty), so the task is solvable above it
+under these rules. The scripted policy: all three agents go behind the block nearest the goal whose rear
+is clear and push it toward the goal (a block whose way is blocked is pushed sideways first); each agent
+keeps facing the push direction and moves by forward/backward/strafe only, choosing the move whose
+predicted end point (the move, then the same, the opposite or no move, then coasting under drag and
+friction) lands nearest its waypoint; a wedged agent walks at random for a few decisions. Steering is
+the hard part: an agent gains 3 m/s per physics step, about 11 m/s after one decision, and one move
+shifts it by at least about 0.25 m (a strafe and then the opposite one) or 1.5 m (a strafe, then
+nothing). An earlier script that turned toward its waypoints and walked forward scored 9.0 (62% of
+episodes complete, in about 500 decisions) on the same rules.
 
 Speed: agent-steps per second under random actions (``benchmarks/env_throughput.py``'s measure, 2-core
 VM shared with other work, load average 4.6 on 2026-12-05): THROUGHPUT, about 2k at 1 area, 23k at 54
@@ -157,7 +162,7 @@ BODY_NAME = "PhysicsBodySensor"
 # Action -> (forward, right, turn) commands, as PushBlock (PushAgentCollab.MoveAgent).
 ACTIONS = np.array([[0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1], [0, -0.75, 0], [0, 0.75, 0]], np.float32)
 # Measured scores and speed (see the module docstring; tests/test_pushblockcollab.py re-measures the scores).
-SCRIPTED_SCORE, RANDOM_SCORE = 9.0, -0.41
+SCRIPTED_SCORE, RANDOM_SCORE = 11.66, -0.41
 # Agent-steps per second by num_areas (random actions; see the module docstring).
 THROUGHPUT = {1: 2_000, 54: 22_600, 256: 35_200, 1024: 34_100}
 

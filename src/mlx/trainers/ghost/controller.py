@@ -24,7 +24,7 @@ class GhostController:
         self.queue: deque[int] = deque()
         self.ghosts: dict[int, GhostTrainer] = {}  # team id -> the ghost trainer of its behaviour
         self.changes = 0  # learning-team changes so far: ghosts swap opponents when they see a new one
-        self.reset_requested = False  # set by a change, cleared when the run loop has reset the env
+        self.reset_requested = False  # a change is asked for: the run loop resets the env, then it happens
 
     def subscribe(self, team: int, ghost: GhostTrainer) -> None:
         if team in self.ghosts:
@@ -36,13 +36,20 @@ class GhostController:
             self.queue.append(team)
 
     def change_learning_team(self) -> None:
-        assert self.learning_team is not None
-        if not self.queue:
+        """Ask for the next team to learn. The change happens with the env reset that follows this step
+        (``apply_change``), so every behaviour sees one learning team throughout a step."""
+        if self.queue:
+            self.reset_requested = True
+
+    def apply_change(self) -> None:
+        """At the env reset: the learning team goes to the back of the queue, the next one learns."""
+        if not self.reset_requested:
             return
+        assert self.learning_team is not None
         self.queue.append(self.learning_team)
         self.learning_team = self.queue.popleft()
         self.changes += 1
-        self.reset_requested = True
+        self.reset_requested = False
 
     def elo_change(self, rating: float, result: float) -> float:
         """The learner's ELO change after one game of result ``result`` against the opponents now playing;
@@ -56,7 +63,12 @@ class GhostController:
         return change
 
     def state(self) -> dict[str, Any]:
-        return {"learning_team": self.learning_team, "queue": list(self.queue), "changes": self.changes}
+        return {
+            "learning_team": self.learning_team,
+            "queue": list(self.queue),
+            "changes": self.changes,
+            "pending": self.reset_requested,  # a checkpoint between the request and the reset
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """A resumed run's learning team and queue (every ghost saves the same; loading twice is harmless).
@@ -64,3 +76,4 @@ class GhostController:
         self.learning_team = state["learning_team"]
         self.queue = deque(state["queue"])
         self.changes = int(state["changes"])
+        self.reset_requested = bool(state.get("pending", False))

@@ -120,6 +120,12 @@ class GhostTrainer:
         return self.controller.reset_requested
 
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
+        if self.controller.changes != self.changes_seen:  # the learning team changed at the last env reset
+            self.changes_seen = self.controller.changes
+            if self.learning:  # this behaviour's team takes over: its steps count from now
+                self.last_team_change = self.inner.step
+            self._swap()
+            self.last_swap = self.ghost_step
         d_team, t_team = teams_of(decision), teams_of(terminal)
         for team in np.unique(np.concatenate([d_team, t_team])).tolist():
             if team not in self.controller.ghosts:  # a team first seen mid-run queues (upstream)
@@ -131,13 +137,11 @@ class GhostTrainer:
             d_rows, t_rows = d_team == learning_team, t_team == learning_team
             actions.put(d_rows, self.inner.process(decision.take(d_rows), terminal.take(t_rows)))
             self._rate_games(decision.take(d_rows), terminal.take(t_rows))
+        for team in np.unique(t_team[t_team != learning_team]).tolist():  # their memories end with them
+            self.opponents[int(team)].forget(terminal.agent_id[t_team == team])
         for team in np.unique(d_team[d_team != learning_team]).tolist():
-            policy = self.opponents[int(team)]
-            ended = terminal.agent_id[t_team == team]
-            if len(ended):
-                policy.forget(ended)
             rows = d_team == team
-            actions.put(rows, policy.act(decision.take(rows)))
+            actions.put(rows, self.opponents[int(team)].act(decision.take(rows)))
             self.ghost_step += int(rows.sum())
         self._advance()
         return actions
@@ -153,11 +157,12 @@ class GhostTrainer:
         self.inner.reset_trajectories()
         for policy in self.opponents.values():
             policy.memories.agents.reset()
-        self.controller.reset_requested = False
+        self.controller.apply_change()  # a requested team change happens with the reset (the first ghost's)
 
     # ---- the cycle ----------------------------------------------------------------------------
     def _advance(self) -> None:
-        """Upstream's order after each step: team change, snapshot, then opponents' swap."""
+        """Upstream's order after each step: team change (asked for; it happens with the env reset, and
+        the opponents are drawn again at the next step), snapshot, then opponents' swap."""
         sp = self.self_play
         step = self.inner.step
         if self.learning:
@@ -167,11 +172,7 @@ class GhostTrainer:
             if step - self.last_save > sp.save_steps:
                 self._save_snapshot()
                 self.last_save = step
-        changed = self.controller.changes != self.changes_seen
-        if changed or self.ghost_step - self.last_swap > sp.swap_steps:
-            if changed and self.learning:  # this behaviour's team takes over: its steps count from now
-                self.last_team_change = step
-            self.changes_seen = self.controller.changes
+        if self.ghost_step - self.last_swap > sp.swap_steps:
             self._swap()
             self.last_swap = self.ghost_step
 
