@@ -26,6 +26,8 @@ NATIVE_ENVS: Mapping[str, str] = {
     "pushblockcollab": "mlx.envs.native.pushblockcollab:PushBlockCollabEnv",
     "pyramids": "mlx.envs.native.pyramids:PyramidsEnv",
     "sacrifice": "mlx.envs.native.sacrifice:SacrificeEnv",
+    "soccertwos": "mlx.envs.native.soccertwos:SoccerTwosEnv",
+    "strikersvsgoalie": "mlx.envs.native.strikersvsgoalie:StrikersVsGoalieEnv",
     "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
