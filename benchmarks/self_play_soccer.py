@@ -49,10 +49,8 @@ def train(work: Path, env: str, run_id: str, seed: int, steps: int) -> None:
     if trained_to(folder, ENVS[env]) >= steps:
         return
     if not (folder / "configuration.yaml").exists():
-        overrides = [f"behaviors.{b}.max_steps={steps}" for b in ENVS[env]] if len(ENVS[env]) > 1 else []
-        overrides += [f"trainer.max_steps={steps}"] if len(ENVS[env]) == 1 else []
         mlx("trainer=poca", f"env={env}", f"seed={seed}", f"run_id={run_id}", f"trainer.keep_checkpoints={KEEP}",
-            *overrides, "tracking=none", "progress=plain", cwd=work)  # fmt: skip
+            f"trainer.max_steps={steps}", "tracking=none", "progress=plain", cwd=work)  # fmt: skip
     else:
         mlx(f"run_id={run_id}", "resume=true", "progress=plain", cwd=work)
 

@@ -4,6 +4,8 @@ ELO, snapshots and learning team, evaluated as matches; and the settings it refu
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import torch
 
@@ -72,3 +74,43 @@ def test_bad_self_play_settings_are_refused_in_one_line(workdir):
     )
     evaluate = ("mode=evaluate", "run_id=x", "evaluate.opponent=random", "evaluate.policy=random", "tracking=none")
     assert_refused(run_mlx("env=tennis", "evaluate.team=5", *evaluate, cwd=workdir), "evaluate.team=5")
+
+
+def test_soccertwos_from_an_mlx_env_process_trains_poca_with_self_play(workdir):
+    """env=unity launching `mlx-env soccertwos` (what a Unity build of SoccerTwos would be): the two teams
+    arrive as SoccerTwos?team=0 and ?team=1, and POCA + self-play trains one while the other plays snapshots."""
+    launcher = str(Path(sys.executable).parent / "mlx-env")
+    proc = run_mlx("trainer=poca", "env=unity", f"env.path={launcher}", "env.env_args=[soccertwos]",
+                   "tuned=soccertwos_poca", "env.num_areas=2", "env.base_port=0", "trainer.max_steps=4000",
+                   "trainer.summary_freq=2000", "trainer.time_horizon=64", "run_id=s",
+                   "trainer.hyperparameters.batch_size=128", "trainer.hyperparameters.buffer_size=1024",
+                   "trainer.network_settings.hidden_units=32",
+                   "trainer.self_play={save_steps:500,team_change:1000,swap_steps:200,window:3}",
+                   "tracking=none", "progress=plain", cwd=workdir)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = torch.load(workdir / "results/s/SoccerTwos/checkpoint.pt", weights_only=False)["trainer"]
+    play = saved["self_play"]
+    assert saved["step"] >= 4000 and play["ghost_step"] >= 3000  # the other team's rows were the snapshots'
+    assert play["controller"]["changes"] >= 3 and sorted(play["teams"]) == [0, 1]
+    assert "elo" in status(workdir, "s")["SoccerTwos"]
+
+
+def test_strikers_and_goalie_take_turns_learning(workdir):
+    """The asymmetric game: two behaviours, each POCA with its own self_play block (the Goalie swaps
+    opponents more often), under one controller; each learns in turn and keeps its own ELO."""
+    proc = run_mlx("trainer=poca", "env=strikersvsgoalie", "env.num_areas=4", "trainer.max_steps=3000",
+                   "trainer.summary_freq=1000", "trainer.time_horizon=64", "run_id=g",
+                   "trainer.hyperparameters.batch_size=128", "trainer.hyperparameters.buffer_size=1024",
+                   "trainer.network_settings.hidden_units=32",
+                   "trainer.self_play={save_steps:300,team_change:600,swap_steps:400,window:3}",
+                   "behaviors.Goalie.self_play.swap_steps=100", "tracking=none", "progress=plain",
+                   cwd=workdir, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    states = {
+        b: torch.load(workdir / f"results/g/{b}/checkpoint.pt", weights_only=False)["trainer"]
+        for b in ("Striker", "Goalie")
+    }
+    assert all(s["step"] >= 3000 for s in states.values())  # both learnt, taking turns
+    assert states["Goalie"]["self_play"]["controller"] == states["Striker"]["self_play"]["controller"]
+    assert states["Goalie"]["self_play"]["teams"] == [1] and states["Striker"]["self_play"]["teams"] == [0]
+    assert set(status(workdir, "g")) >= {"Striker", "Goalie"}
