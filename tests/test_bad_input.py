@@ -10,7 +10,9 @@ CASES = [
     # (overrides, words the message must contain)
     (["trainer=ppx"], ["trainer/ppx", "ppo"]),
     (["env=nope"], ["env/nope", "3dball"]),
-    (["trainer.hyperparameters.batch_sise=5"], ["batch_sise"]),
+    (["trainer.hyperparameters.batch_sise=5"], ["batch_sise", "(did you mean 'batch_size'?)"]),
+    (["learning_rate=1e-3"], ["unknown key 'learning_rate' (did you mean trainer.hyperparameters.learning_rate?)"]),
+    (["trainer.batch_size=64"], ["(did you mean trainer.hyperparameters.batch_size or"]),  # an ML-Agents habit
     (["trainer.hyperparameters.batch_size=abc"], ["batch_size", "abc"]),
     (["trainer.network_settings.normalize=maybe"], ["normalize"]),
     (["trainer.hyperparameters.learning_rate_schedule=cosine"], ["learning_rate_schedule", "cosine"]),

@@ -128,10 +128,45 @@ def describe(exc: BaseException) -> str:
         parent = getattr(cause, "parent_node", None)
         known = sorted(str(k) for k in parent) if parent is not None and hasattr(parent, "keys") else []
         hint = f"; allowed keys there: {', '.join(known)}" if known else ""
-        return f"unknown key '{cause.full_key}'{hint}"
+        return f"unknown key '{cause.full_key}'{_elsewhere(cause)}{hint}"
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         return f"{cause.full_key}: {one_line(str(cause))}"
     return one_line(str(exc))
+
+
+def _elsewhere(cause: BaseException) -> str:
+    """' (did you mean trainer.hyperparameters.learning_rate?)' for a key that exists deeper in the config
+    (an ML-Agents habit: a bare setting name), or ''."""
+    from omegaconf import DictConfig, OmegaConf  # lazy: only reached for an error
+
+    parent = getattr(cause, "parent_node", None)
+    name = str(getattr(cause, "full_key", "")).rsplit(".", 1)[-1]
+    if not isinstance(parent, DictConfig) or not name:
+        return ""
+    root = parent._get_root()
+    try:
+        tree = OmegaConf.to_container(root, resolve=False)
+    except Exception:  # noqa: BLE001 - a hint must never hide the error it decorates
+        return ""
+    found: list[str] = []
+
+    def walk(node: object, path: str, depth: int) -> None:
+        if not isinstance(node, dict) or depth > 6:
+            return
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            if key == name and here != cause.full_key:
+                found.append(here)
+            if key != "hydra":
+                walk(value, here, depth + 1)
+
+    walk(tree, "", 0)
+    if not found:  # a misspelling of a key at its own level
+        import difflib
+
+        near = difflib.get_close_matches(name, [str(k) for k in parent], n=1)
+        return f" (did you mean '{near[0]}'?)" if near else ""
+    return f" (did you mean {' or '.join(sorted(found, key=lambda k: (len(k), k))[:3])}?)"
 
 
 # What the file system says about a place a user chose (results_dir) or its disk, not about mlx.
