@@ -13,7 +13,8 @@ import pytest
 from mlx.envs import make_env
 from mlx.envs.api import ActionTuple, DecisionSteps, EnvError, TerminalSteps
 from mlx.envs.checker import check_env
-from mlx.envs.native.soccer import BALL_RADIUS, KICK_DV, MAX_DECISIONS, scripted_actions
+from mlx.envs.native.soccer import BALL_RADIUS, KICK_DV, MAX_DECISIONS
+from mlx.envs.native.soccer_scripted import scripted_actions
 from mlx.envs.native.soccertwos import (
     BEHAVIOR,
     RANDOM_DRAW_RATE,

@@ -118,8 +118,6 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, ObservationSpec, TerminalSteps
 from mlx.envs.native.arena import (
-    TOUCH_DISTANCE,
-    Arena,
     BodySpec,
     StaticSpec,
     box_overlaps,
@@ -128,6 +126,7 @@ from mlx.envs.native.arena import (
 )
 from mlx.envs.native.base import F32, NativeEnv
 from mlx.envs.native.gridsensor import GridSensor, GridSensorSpec
+from mlx.envs.native.jacobi import JacobiArena
 
 BEHAVIOR = "PushBlockCollab"
 AGENTS = 3  # per area, one group
@@ -167,7 +166,7 @@ SCRIPTED_SCORE, RANDOM_SCORE = 11.66, -0.41
 THROUGHPUT = {1: 2_000, 54: 22_600, 256: 35_200, 1024: 34_100}
 
 
-class PushArena(Arena):
+class PushArena(JacobiArena):
     """The arena with PushBlockCollab's block rule and a one-shot (Jacobi) pair pass.
 
     ``need[k]`` is how many agents must touch body k during a physics step for it to move (0: always
@@ -183,25 +182,11 @@ class PushArena(Arena):
 
     def refresh(self) -> None:
         super().refresh()
-        K, W, A = self.K, self.W, self.A
-        I = np.array([i for i, _ in self.pairs], np.int64)  # noqa: E741
-        J = np.array([j for _, j in self.pairs], np.int64)
-        self._I, self._J = I, J
-        incidence = np.zeros((K, self.P), np.float32)  # +1 on a pair's second body, -1 on its first
-        incidence[J, np.arange(self.P)] = 1.0
-        incidence[I, np.arange(self.P)] = -1.0
-        self._incidence = incidence
-        pushers = np.zeros((K, self.P), np.float32)  # agent-block pairs, counted on the block
+        K, A, I, J = self.K, self.A, self._I, self._J  # noqa: E741
+        pushers = np.zeros((K, len(I)), np.float32)  # agent-block pairs, counted on the block
         agent_pair = (I < A) & (J >= A)
         pushers[J[agent_pair], np.flatnonzero(agent_pair)] = 1.0
         self._pushers = pushers
-        bh, br = self.half[:, W:], self.radius[W:]
-        self._pair_half = bh[:, I] + bh[:, J]  # [2, P, n]
-        self._pair_rho = br[I] + br[J]
-        self._pair_mu = (self.friction[0, I] + self.friction[0, J]) * F32(0.5)
-        active = self.active[W:]
-        self._pair_present = active[I] & active[J]
-        self._inv_mass = F32(1.0) / self.mass  # [K, n]
         self.pinned = np.zeros((K, self.n), bool)
         self._touching = np.zeros((K, K, self.n), bool)
         self._block_pairs = np.flatnonzero(I >= A)  # pairs of two blocks (I < J)
@@ -210,9 +195,7 @@ class PushArena(Arena):
         """The pin rule from this step's contacts, then ``pair_passes`` Jacobi passes over every pair (more
         than one carries a push down a chain of touching bodies within the step)."""
         pos, I, J = self.pos, self._I, self._J  # noqa: E741
-        nrm, pen = rounded_box_contact(pos[:, J] - pos[:, I], self._pair_half, self._pair_rho)
-        touch = (pen > -TOUCH_DISTANCE) & self._pair_present
-        self.touch_pair |= touch
+        nrm, pen, touch = self._pair_contacts()
         direct = self._pushers @ touch.astype(F32)  # [K, n] agents touching each body
         # Support spreads over touching blocks (the largest count wins); agents do not pass it on.
         touching = self._touching
@@ -230,24 +213,7 @@ class PushArena(Arena):
         for p in range(self.pair_passes):
             if p:
                 nrm, pen = rounded_box_contact(pos[:, J] - pos[:, I], self._pair_half, self._pair_rho)
-            self._pair_pass(nrm, pen, w, inv)
-
-    def _pair_pass(self, nrm: np.ndarray, pen: np.ndarray, w: np.ndarray, inv: np.ndarray) -> None:
-        """One Jacobi pass: every overlapping pair pushed apart by inverse mass, its approaching normal velocity
-        removed (restitution 0) and Coulomb friction on its sliding, all pairs from the same state."""
-        pos, vel, I, J = self.pos, self.vel, self._I, self._J  # noqa: E741
-        k = np.where((pen > 0) & self._pair_present, inv, F32(0.0))
-        pos += w * (self._incidence @ (nrm * (pen * k)))
-        rv = vel[:, J] - vel[:, I]
-        vn = rv[0] * nrm[0] + rv[1] * nrm[1]
-        jn = np.maximum(-vn, F32(0.0)) * k
-        vt = rv[1] * nrm[0] - rv[0] * nrm[1]
-        lim = self._pair_mu * jn
-        jt = np.clip(-vt * k, -lim, lim)
-        imp = nrm * jn
-        imp[0] -= jt * nrm[1]
-        imp[1] += jt * nrm[0]
-        vel += w * (self._incidence @ imp)
+            self._jacobi_pass(nrm, pen, w, inv)
 
 
 class PushBlockCollabEnv(NativeEnv):

@@ -78,11 +78,11 @@ against the tall walls and nets (0.5 m).
 
 Speed: each behaviour casts all its rays (forward and backward sensors together) for all its agents on
 every field in one set of array operations (``_cast``), and the body pairs (agents and ball) are solved in
-one Jacobi pass per physics step (``SoccerArena``) instead of the engine's pair after pair. Other
+one Jacobi pass per physics step (``arena.JacobiArena``) instead of the engine's pair after pair. Other
 approximations are the arena engine's (mlx.envs.native.arena: 2-D, position projection, no spin: a
 kicked ball does not curl, a ball hitting a wall keeps its tangential speed).
 
-``scripted_actions`` is a hand-written player that reads the env's state (for the documented scores).
+``soccer_scripted.scripted_actions`` is a hand-written player that reads the env's state (for the scores).
 
 Agent ids are ``field * agents_per_area + k`` (k in role order), group ids ``2 * field + team + 1``
 (one group per team and field, nonzero and unique), team ids 0 (blue) and 1 (purple) on every
@@ -93,7 +93,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -107,10 +106,12 @@ from mlx.envs.api import (
     TerminalSteps,
     unknown_behavior,
 )
-from mlx.envs.native.arena import TOUCH_DISTANCE, Arena, BodySpec, StaticSpec, rounded_box_contact
+from mlx.envs.native.arena import Arena, BodySpec, StaticSpec
 from mlx.envs.native.base import F32, NativeEnv
+from mlx.envs.native.jacobi import JacobiArena
 from mlx.envs.native.rays import _cast_bounds, cast_rounded_boxes, encode_frame, ray_angles
 from mlx.envs.native.render import FLOOR, HEADING, Canvas
+from mlx.envs.native.soccer_roles import Role, SoccerSensor
 
 BLUE, PURPLE = 0, 1
 DECISION_PERIOD = 5
@@ -149,94 +150,6 @@ BALL_SPREAD = 2.5
 # Semantic ray tags (the viewer's own goal and team vs the other's).
 BALL, OWN_GOAL, OPP_GOAL, WALL, MATE, OPPONENT = "ball", "ownGoal", "oppGoal", "wall", "teammate", "opponent"
 ACTION_BRANCHES = (3, 3, 3)
-
-
-@dataclass(frozen=True)
-class SoccerSensor:
-    """A RayPerceptionSensorComponent3D on a soccer agent; ``backward`` for the child turned 180 degrees."""
-
-    name: str
-    rays_per_direction: int
-    max_ray_degrees: float
-    tags: tuple[str, ...]  # semantic tags, in the sensor's order (module doc)
-    backward: bool = False
-    stacks: int = 3
-    length: float = 20.0
-
-    @property
-    def num_rays(self) -> int:
-        return 2 * self.rays_per_direction + 1
-
-    @property
-    def frame_size(self) -> int:
-        return self.num_rays * (len(self.tags) + 2)
-
-    @property
-    def size(self) -> int:
-        return self.frame_size * self.stacks
-
-    @property
-    def observation_name(self) -> str:
-        return f"StackingSensor_size{self.stacks}_{self.name}" if self.stacks > 1 else self.name
-
-
-@dataclass(frozen=True)
-class Role:
-    """The agents of one behaviour on a field: their team, where their prefabs stand, how they move and
-    kick, what they see and their existential reward per physics step."""
-
-    behavior: str
-    team: int
-    starts: tuple[tuple[float, float], ...]  # prefab positions (x, z), one per agent
-    forward_speed: float
-    lateral_speed: float
-    sensors: tuple[SoccerSensor, ...]
-    always_kick: bool = False
-    existential: float = 0.0
-
-
-class SoccerArena(Arena):
-    """The arena engine with its body pairs (agents and ball: 10 pairs in SoccerTwos) solved all at once:
-    one Jacobi pass, every pair from the same state and each body's corrections summed, instead of the
-    engine's pair-after-pair pass (a round of numpy calls per pair and physics step, most of a soccer
-    step's time). Contacts are sparse on a soccer field, so the two orders rarely differ."""
-
-    def refresh(self) -> None:
-        super().refresh()
-        pairs = np.array(self.pairs, np.intp).reshape(-1, 2)
-        self._I, self._J = pairs[:, 0], pairs[:, 1]
-        W = self.W
-        incidence = np.zeros((self.K, len(pairs)), F32)
-        incidence[self._I, np.arange(len(pairs))] = -1.0
-        incidence[self._J, np.arange(len(pairs))] = 1.0
-        self._incidence = incidence
-        bh, br = self.half[:, W:], self.radius[W:]
-        self._pair_half = bh[:, self._I] + bh[:, self._J]  # [2, P, n]
-        self._pair_rho = br[self._I] + br[self._J]  # [P, n]
-        self._inv_mass = F32(1.0) / self.mass  # [K, n]
-        self._pair_inv = F32(1.0) / (self._inv_mass[self._I] + self._inv_mass[self._J])
-        self._pair_mu = (self.friction[0, self._I] + self.friction[0, self._J]) * F32(0.5)
-        active = self.active[W:]
-        self._pair_present = active[self._I] & active[self._J]
-
-    def _solve_pairs(self) -> None:
-        """One Jacobi pass: overlapping pairs pushed apart by inverse mass, their approaching normal
-        velocity removed (restitution 0) and Coulomb friction on their sliding, all from the same state."""
-        pos, vel, I, J, w = self.pos, self.vel, self._I, self._J, self._inv_mass  # noqa: E741
-        nrm, pen = rounded_box_contact(pos[:, J] - pos[:, I], self._pair_half, self._pair_rho)
-        self.touch_pair |= (pen > -TOUCH_DISTANCE) & self._pair_present
-        k = np.where((pen > 0) & self._pair_present, self._pair_inv, F32(0.0))
-        pos += w * (self._incidence @ (nrm * (pen * k)))
-        rv = vel[:, J] - vel[:, I]
-        vn = rv[0] * nrm[0] + rv[1] * nrm[1]
-        jn = np.maximum(-vn, F32(0.0)) * k
-        vt = rv[1] * nrm[0] - rv[0] * nrm[1]
-        lim = self._pair_mu * jn
-        jt = np.clip(-vt * k, -lim, lim)
-        imp = nrm * jn
-        imp[0] -= jt * nrm[1]
-        imp[1] += jt * nrm[0]
-        vel += w * (self._incidence @ imp)
 
 
 class SoccerEnv(NativeEnv):
@@ -367,7 +280,7 @@ class SoccerEnv(NativeEnv):
         ball_height = (0.5 - BALL_RADIUS, 0.5 + BALL_RADIUS)
         bodies.append(BodySpec.circle("ball", BALL_RADIUS, height=ball_height, mass=BALL_MASS, drag=BALL_DRAG,
                                       friction=BALL_FRICTION, tag="ball"))  # fmt: skip
-        return SoccerArena(n, bodies, statics, bounds=(-BOUND_X, -HALF_Z, BOUND_X, HALF_Z), bounds_height=WALL_HEIGHT,
+        return JacobiArena(n, bodies, statics, bounds=(-BOUND_X, -HALF_Z, BOUND_X, HALF_Z), bounds_height=WALL_HEIGHT,
                            bounds_tag="wall", num_agents=len(teams), run_speed=RUN_SPEED, turn_speed=TURN_SPEED,
                            dt=DT, gravity=GRAVITY, ground_friction=(0.0, 0.0),
                            extra_tags=("blueAgent", "purpleAgent"))  # fmt: skip
@@ -649,72 +562,3 @@ GOAL_COLOURS = {"blueGoal": (110, 150, 245), "purpleGoal": (190, 120, 230)}
 
 
 # ---- a scripted player (privileged state), for the documented scores ---------------------------------
-
-
-def scripted_actions(env: SoccerEnv, behavior: str) -> np.ndarray:
-    """Actions [m, 3] for ``behavior``'s deciding agents (DecisionSteps order), read from the env's state
-    (not the observations): each agent heads for a point just behind the ball on the line from the
-    opponents' goal through the ball, circling round the ball when it stands on the wrong side, then runs
-    through the ball with forward (kick power 1). The agent of a team farther from the ball stays back
-    between the ball and its own goal. Used for the documented scripted-vs-random scores."""
-    b = env.behaviors.index(behavior)
-    members = env._members[b]
-    ar, A = env.arena, env.A
-    team = env.team[members]  # [g]
-    attack = np.where(team == BLUE, 1.0, -1.0).astype(F32)[None, :]  # +x for blue
-    px, pz = ar.pos[0, members].T, ar.pos[1, members].T  # [n, g]
-    bx, bz = ar.pos[0, A][:, None], ar.pos[1, A][:, None]
-    # The unit vector from the ball to the opponents' goal centre.
-    gx, gz = attack * F32(HALF_X + 1.0) - bx, -bz
-    glen = np.maximum(np.hypot(gx, gz), F32(1e-6))
-    ux, uz = gx / glen, gz / glen
-    rx, rz = px - bx, pz - bz
-    along = rx * ux + rz * uz  # > 0: the agent is between the ball and the goal it attacks
-    across = rx * uz - rz * ux
-    behind = F32(AGENT_RADIUS + BALL_RADIUS + 0.4)
-    tx = bx - ux * behind
-    tz = bz - uz * behind
-    aligned = (along < -0.3) & (np.abs(across) < 0.6)
-    tx = np.where(aligned, bx + ux, tx)
-    tz = np.where(aligned, bz + uz, tz)
-    # On the wrong side: go round, first beside the ball (when in line with it), then behind it.
-    wrong = (along > -0.6) & ~aligned
-    side = np.where(across >= 0, F32(1.0), F32(-1.0))
-    px_side, pz_side = uz * side, -ux * side  # the unit vector from the ball towards the agent's side
-    beside = wrong & (np.abs(across) < 2.0)
-    tx = np.where(wrong, bx - ux * 2.0 + px_side * 2.0, tx)
-    tz = np.where(wrong, bz - uz * 2.0 + pz_side * 2.0, tz)
-    tx = np.where(beside, bx + ux * np.maximum(along, 0.0) + px_side * 2.5, tx)
-    tz = np.where(beside, bz + uz * np.maximum(along, 0.0) + pz_side * 2.5, tz)
-    # Two teammates: the one farther from the ball guards its own goal's side of the ball.
-    dist = np.hypot(rx, rz)
-    keeper = np.zeros_like(aligned)
-    for t in (BLUE, PURPLE):
-        cols = np.flatnonzero(team == t)
-        if cols.size > 1:
-            far = cols[dist[:, cols].argmax(1)]
-            keeper[np.arange(env.n), far] = True
-    own_x = -attack * F32(HALF_X)
-    tx = np.where(keeper, (bx + own_x) / 2, tx)
-    tz = np.where(keeper, bz / 2, tz)
-    vx, vz = ar.vel[0, members].T, ar.vel[1, members].T
-    return _steer(ar.heading[members].T, px, pz, vx, vz, tx, tz, aligned & ~keeper).reshape(-1, 3)
-
-
-def _steer(heading: np.ndarray, px: np.ndarray, pz: np.ndarray, vx: np.ndarray, vz: np.ndarray, tx: np.ndarray,
-           tz: np.ndarray, charge: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Actions [..., 3] towards (tx, tz): turn to face the target, forward when it is ahead (within 60
-    degrees), backward when it is behind; no push when already faster than 3 m/s per metre left (these
-    agents gain 2 m/s per physics step), unless ``charge``."""
-    dx, dz = tx - px, tz - pz
-    dist = np.hypot(dx, dz)
-    closing = (vx * dx + vz * dz) / np.maximum(dist, 1e-6)
-    fast = closing > 3.0 * dist + 1.0
-    diff = (np.arctan2(dx, dz) - heading + np.pi) % (2 * np.pi) - np.pi  # > 0: target to the right
-    act = np.zeros((*heading.shape, 3), np.int32)
-    act[..., 2] = np.where(diff > 0.1, 2, np.where(diff < -0.1, 1, 0))
-    near = (dist < 0.5) | fast
-    ahead = np.abs(diff) < np.radians(60)
-    behind = np.abs(diff) > np.radians(120)
-    act[..., 0] = np.where(ahead & (~near | charge), 1, np.where(behind & ~near, 2, 0))
-    return act

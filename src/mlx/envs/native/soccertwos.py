@@ -18,7 +18,7 @@ reward (``ball_touch`` 0). No existential reward.
 Scores: the first game of each of 512 fields, seed 0 (``play`` in tests/test_soccertwos.py; measured
 when this env was written). A game is *decided* by a goal; the others time out after 1000 decisions.
 
-* scripted blue (``mlx.envs.native.soccer.scripted_actions``: privileged state; the player nearer the
+* scripted blue (``mlx.envs.native.soccer_scripted.scripted_actions``: privileged state; the player nearer the
   ball gets behind it on the line from the opponents' goal and runs through it, the other holds midway
   between the ball and its own goal) against uniformly random purple: blue wins 498, purple 11 (mostly
   own goals), 3 draws: **97.8% of decided games** (``SCRIPTED_WIN_RATE``), 0.6% draws, 64 decisions

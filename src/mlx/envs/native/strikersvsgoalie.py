@@ -27,7 +27,7 @@ it starts at x = 9 + U(-5, 5), on the middle line (z = 0, NOT FOUND).
 Scores: the first game of each of 512 fields, seed 0 (``play`` in tests/test_strikersvsgoalie.py;
 measured when this env was written). A game is decided by a goal; the others time out after 1000 decisions.
 
-* scripted strikers (``mlx.envs.native.soccer.scripted_actions``, as in SoccerTwos) against a uniformly
+* scripted strikers (``mlx.envs.native.soccer_scripted.scripted_actions``, as in SoccerTwos) against a uniformly
   random goalie: strikers 500, goalie 12, no draws: **97.7% of decided games** (``SCRIPTED_WIN_RATE``),
   44 decisions per game;
 * random strikers against the scripted player as goalie (it attacks: it runs the ball into the strikers'
