@@ -7,6 +7,7 @@ with one line on stderr naming the problem and the fix, and exit code 2; nothing
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import hydra
@@ -59,6 +60,27 @@ def _app(cfg: DictConfig) -> float | None:
         return None
 
 
+INTEGRAL_FLOAT = re.compile(r"[+-]?\d+(\.0*)?([eE]\+?\d+)?|[+-]?\d*\.\d+[eE]\+?\d+")
+
+
+def integral_float_for_int(exc: BaseException, argv: list[str]) -> bool:
+    """ML-Agents' YAML loader takes ``max_steps: 5.0e5`` for an int setting; Hydra's grammar reads 5.0e5 as a
+    float, which an int field refuses at composition. When that refusal names an override of ``argv`` whose
+    value is a whole number written as a float, rewrite it as the int (in place) and say to retry."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    key = str(getattr(cause, "full_key", "") or "")
+    if not key or "could not be converted to Integer" not in str(cause):
+        return False
+    for i, arg in enumerate(argv[1:], start=1):
+        name, eq, value = arg.partition("=")
+        if eq and name.lstrip("+") == key and INTEGRAL_FLOAT.fullmatch(value):
+            number = float(value)
+            if number.is_integer() and abs(number) <= 2**53:
+                argv[i] = f"{name}={int(number)}"
+                return True
+    return False
+
+
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
     register_configs()
@@ -66,7 +88,13 @@ def main() -> None:
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
-        _app()
+        while True:
+            try:
+                _app()
+                break
+            except Exception as exc:  # noqa: BLE001 - only a whole-number float for an int setting is retried
+                if not integral_float_for_int(exc, sys.argv):
+                    raise
     except KeyboardInterrupt as exc:  # a stop signal (mlx.errors.Stopped) or Ctrl-C elsewhere
         sys.exit(128 + getattr(exc, "signum", 2))
     except Exception as exc:  # noqa: BLE001 - classify below, re-raise bugs untouched
