@@ -35,6 +35,8 @@ CASES = [
     (["env.parameters.gravity=nan"], ["gravity", "finite"]),
     (["trainer.init_path=nowhere.pt"], ["init_path", "nowhere.pt"]),
     (["trainer.max_steps=2.555e2"], ["trainer.max_steps", "255.5", "Integer"]),  # not a whole number
+    (["trainer.network_settings.memory.memory_size=64"], ["memory is off (null)", "network=lstm"]),
+    (["trainer.network_settings.memory={memory_size:64}"], ["memory is off (null)", "network=lstm"]),
 ]
 
 

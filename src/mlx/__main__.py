@@ -81,6 +81,33 @@ def integral_float_for_int(exc: BaseException, argv: list[str]) -> bool:
     return False
 
 
+def null_block_error(exc: BaseException) -> bool:
+    """OmegaConf's failures (an assertion, an AttributeError) when an override sets a key inside a block that
+    is null, or gives such a block whole: it cannot fill an optional structured block that is null."""
+    text = str(exc)
+    return (isinstance(exc, AssertionError) and "Unexpected type for root: NoneType" in text) or (
+        isinstance(exc, AttributeError) and "'NoneType' object has no attribute 'get'" in text and "full_key" in text
+    )
+
+
+def inside_null_block(argv: list[str], text: str) -> str:
+    """The one line for ``null_block_error``: which block is off and how to turn it on."""
+    named = re.search(r"full_key: (\S+)", text)
+    keys = [arg.partition("=")[0].lstrip("+") for arg in argv[1:] if "=" in arg and not arg.startswith("-")]
+    key = (
+        named[1]
+        if named
+        else next((k for k in keys if ".memory." in k), next((k for k in keys if k.count(".") >= 2), ""))
+    )
+    block = key if named else key.rsplit(".", 1)[0]
+    if block.endswith("network_settings.memory"):
+        return (
+            f"{key}: {block} is off (null) and cannot be filled from the command line; turn memory on with "
+            f"network=lstm (memory_size 128, sequence_length 64), then set {block}.memory_size=... as you like"
+        )
+    return f"{key or 'an override'}: {block or 'its block'} is off (null); turn it on first (its config group or file)"
+
+
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
     register_configs()
@@ -100,6 +127,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - classify below, re-raise bugs untouched
         if isinstance(exc, user_error_types()):
             fail(exc)
+        if null_block_error(exc):  # OmegaConf's report of a null block being set from the command line
+            fail(ConfigError(inside_null_block(sys.argv, str(exc))))
         if isinstance(exc, OSError) and is_os_problem(exc):  # e.g. Hydra creating results/<run_id>
             fail(os_problem(exc, "the run folder"))
         raise
