@@ -134,9 +134,10 @@ class GhostTrainer:
         actions = self.inner.spec.action_spec.empty(len(decision))
         learning_team = self.controller.learning_team
         if self.learning:
-            d_rows, t_rows = d_team == learning_team, t_team == learning_team
-            actions.put(d_rows, self.inner.process(decision.take(d_rows), terminal.take(t_rows)))
-            self._rate_games(decision.take(d_rows), terminal.take(t_rows))
+            d_rows = d_team == learning_team
+            mine = decision.take(d_rows), terminal.take(t_team == learning_team)
+            actions.put(d_rows, self.inner.process(*mine))
+            self._rate_games(*mine)
         for team in np.unique(t_team[t_team != learning_team]).tolist():  # their memories end with them
             self.opponents[int(team)].forget(terminal.agent_id[t_team == team])
         for team in np.unique(d_team[d_team != learning_team]).tolist():
