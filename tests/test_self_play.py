@@ -360,3 +360,20 @@ def test_two_behaviours_take_turns_under_one_controller():
     assert left.step >= 60 and right.step >= 60
     assert left.ghost_step + right.ghost_step == 60 * 4  # the other one's rows were played by snapshots
     assert left.current_elo != 1200.0 or right.current_elo != 1200.0 or left.elos != right.elos
+
+
+def test_a_corrupt_self_play_state_in_a_checkpoint_is_one_line(tmp_path):
+    """A checkpoint whose self-play part was damaged (hand-edited, truncated state) refuses the resume
+    with one RunError line, as any checkpoint that does not fit its trainer."""
+    from mlx.errors import RunError
+    from mlx.training.checkpoints import atomic_torch_save, resume_trainer
+
+    env = DuelEnv(num_areas=2)
+    g = ghost(env)
+    for damage in ({"elos": "high"}, {"controller": None}, {"snapshots": [{"actor.x": torch.zeros(1)}]}):
+        state = g.state_dict()
+        state["self_play"] = {**state["self_play"], **damage}
+        path = tmp_path / "checkpoint.pt"
+        atomic_torch_save({"trainer": state, "behavior": BEHAVIOR, "time_elapsed": 0.0}, path)
+        with pytest.raises(RunError, match="does not fit this run's Duel trainer"):
+            resume_trainer(ghost(DuelEnv(num_areas=2)), path)  # type: ignore[arg-type]

@@ -257,7 +257,7 @@ class GhostTrainer:
             raise ValueError(f"its self-play window is {len(ghost['elos']) - 1}, this run's self_play.window {window}")
         self.controller.load_state(ghost["controller"])
         self.changes_seen = self.controller.changes
-        self.snapshots = list(ghost["snapshots"])
+        self.snapshots = [self._checked(w) for w in ghost["snapshots"]]
         self.elos = [float(e) for e in ghost["elos"]]
         for key in ("save_slot", "current_opponent", "last_save", "last_swap", "ghost_step", "last_team_change"):
             setattr(self, key, int(ghost[key]))
@@ -266,7 +266,17 @@ class GhostTrainer:
             if team not in self.teams:
                 self._join(int(team))
         for team, weights in ghost["playing"].items():
-            self._load_opponent(int(team), weights)
+            self._load_opponent(int(team), self._checked(weights))
+
+    def _checked(self, weights: Weights) -> Weights:
+        """A saved snapshot must have the actor's tensors, names and shapes (else ValueError: the resume is
+        refused in one line, rather than a swap failing mid-run)."""
+        latest = self._latest()
+        if not isinstance(weights, dict) or weights.keys() != latest.keys():
+            raise ValueError("a self-play snapshot does not hold this actor's weights")
+        if any(not isinstance(w, torch.Tensor) or w.shape != latest[k].shape for k, w in weights.items()):
+            raise ValueError("a self-play snapshot's weights have other shapes than this actor's")
+        return weights
 
     def status(self) -> dict[str, Any]:
         """What training_status.json records for this behaviour beside its checkpoints (upstream: elo)."""
