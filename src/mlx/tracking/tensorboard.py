@@ -44,7 +44,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import socket
 import struct
 import sys
 import time
@@ -302,6 +301,8 @@ class EventFile:
     """One events.out.tfevents file of this process, opened with its file-version event."""
 
     def __init__(self, folder: Path) -> None:
+        import socket  # lazy: only a run that writes event files needs the host name
+
         folder.mkdir(parents=True, exist_ok=True)
         stamp = f"{PREFIX}{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
         while True:
