@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +33,7 @@ from mlx.tracking.tensorboard import (
     text_value,
 )
 from mlx.tracking.tracker import MlflowTracker, make_tracker
-from tests.conftest import TINY_3DBALL, compose_tree, run_mlx
+from tests.conftest import TINY_3DBALL, compose_tree, run_mlx, start_mlx
 
 RUN = [*TINY_3DBALL, "trainer.summary_freq=500", "trainer.checkpoint_interval=2000"]
 SETTINGS = {"trainer_type": "ppo", "hyperparameters": {"batch_size": 50, "learning_rate": 0.0003}, "max_steps": 10}
@@ -247,3 +249,26 @@ def test_tracking_none_writes_no_event_file_and_sweep_jobs_write_their_own(workd
         assert len(list((job / "3DBall").glob(PREFIX + "*"))) == 1
         assert_matches_stats(job / "3DBall", job / "run_logs" / "stats.jsonl")
     assert not (workdir / "mlruns.db").exists()  # tracking=tensorboard opens no MLflow parent run either
+
+
+def test_a_killed_run_leaves_a_readable_file_with_every_summary(workdir):
+    """SIGKILL mid-run: the event file reads cleanly and holds the summaries stats.jsonl has (each is flushed
+    right after its stats.jsonl line, so at most the last one can be missing)."""
+    proc = start_mlx(*RUN, "trainer.max_steps=1000000", "run_id=k", "tracking=tensorboard", cwd=workdir)
+    stats = workdir / "results" / "k" / "run_logs" / "stats.jsonl"
+    deadline = time.monotonic() + 240
+    try:
+        while len(read_rows(stats)) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    folder = workdir / "results" / "k" / "3DBall"
+    (file,) = folder.glob(PREFIX + "*")
+    assert read_events(file)[1]  # no record cut short
+    steps = [r["step"] for r in read_rows(stats)]
+    shown = [e.step for e in accumulator(folder).Scalars("Policy/Entropy")]
+    assert shown in (steps, steps[:-1]) and len(shown) >= 3
