@@ -27,9 +27,13 @@ MODE_SETTINGS = {"evaluate": EvaluateSettings, "record": RecordSettings, "watch"
 
 @dataclass
 class TrackingSettings:
-    """Where statistics, parameters and artifacts go. backend 'none' keeps only the results folder."""
+    """Where statistics, parameters and artifacts go, besides the results folder's stats.jsonl: MLflow
+    (backend mlflow) and TensorBoard event files in results/<run_id>/<Behavior>/ (tensorboard), as the
+    tracking group picks them: tracking=mlflow both, tracking=tensorboard the event files only,
+    tracking=none neither; tracking.tensorboard=true|false switches the event files on any of them."""
 
-    backend: str = "mlflow"
+    backend: str = "mlflow"  # mlflow, tensorboard (no MLflow: event files only) or none
+    tensorboard: bool = True  # ML-Agents' event files: tensorboard --logdir results
     uri: str = "sqlite:///mlruns.db"
     experiment_name: str | None = None  # None: the env name
     log_checkpoints: bool = True
@@ -41,8 +45,13 @@ class TrackingSettings:
     trial: int | None = None
 
     def check(self) -> None:
-        if self.backend not in ("mlflow", "none"):
-            raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{self.backend}')")
+        if self.backend not in ("mlflow", "tensorboard", "none"):
+            raise ConfigError(f"tracking.backend must be 'mlflow', 'tensorboard' or 'none' (got '{self.backend}')")
+        if self.backend == "tensorboard" and not self.tensorboard:
+            raise ConfigError(
+                "tracking=tensorboard with tracking.tensorboard=false records nothing; use tracking=none, "
+                "or drop tracking.tensorboard=false"
+            )
 
 
 DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")

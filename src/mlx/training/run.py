@@ -31,6 +31,7 @@ from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.store import check_store
+from mlx.tracking.tensorboard import behavior_settings
 from mlx.tracking.tracker import Tracker, make_tracker, run_tags
 from mlx.trainers.ghost import with_self_play
 from mlx.trainers.registry import RLTrainer, make_trainer
@@ -225,8 +226,9 @@ class Run:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
 
     def start_tracking(self) -> None:
-        """The MLflow run (a resumed run's own, or a new one if the store lost it). On resume the tracker
-        first removes the points the old process logged after the checkpoint and sends what it missed."""
+        """The MLflow run (a resumed run's own, or a new one if the store lost it) and the TensorBoard event
+        files. On resume each first removes the points the old process logged after the checkpoint and
+        records what it missed."""
         cfg = self.cfg
         resume_id = self.tracking_resume_id()
         self.tracker = make_tracker(
@@ -248,6 +250,8 @@ class Run:
             params=flatten(cfg.resolved),  # logged (redacted) when the MLflow run is new
             config=self.paths.configuration,  # uploaded as a redacted copy
             resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
+            run_folder=self.paths.root,  # TensorBoard's event files go in its behaviour folders
+            hyperparameters={name: behavior_settings(cfg, name) for name in self.trainers},
         )
         if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
             self.tracker.log_artifact(self.paths.run_logs / "resumes.jsonl", "run_logs")
