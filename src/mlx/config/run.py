@@ -117,6 +117,9 @@ class MlxConfig:
     initialize_from: str | None = None
     stop_at_reward: float | None = None
     progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
+    # mlagents-learn's --debug: the mlx loggers at DEBUG (each update's time, each summary's time split) and a
+    # block per behaviour in timers.json; run_logs/timers.json itself is written by every training run.
+    debug: bool = False
     sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
     mode: str = "train"  # train, evaluate (mlagents-learn's --inference, mlx.modes.evaluate) or watch (mlx.modes.watch)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
@@ -151,6 +154,7 @@ class RunConfig:
     lesson: int | None = None
     watch: WatchSettings = field(default_factory=WatchSettings)
     record: RecordSettings = field(default_factory=RecordSettings)
+    debug: bool = False
 
     def trainer_for(self, behavior: str) -> TrainerSettings:
         """The trainer settings of one behaviour: its behaviors.<name> section merged over trainer."""
@@ -187,7 +191,7 @@ TOP_LEVEL_KEYS = frozenset(f.name for f in fields(MlxConfig)) | {"hydra"}
 
 
 def _check_top_level(tree: dict[str, Any]) -> None:
-    """The run's own keys: no unknown ones (a `+typo=1`), seed, lesson, run_id, mode, progress."""
+    """The run's own keys: no unknown ones (a `+typo=1`), seed, lesson, run_id, mode, progress, debug."""
     unknown = sorted(set(map(str, tree)) - TOP_LEVEL_KEYS)
     if unknown:
         allowed = sorted(TOP_LEVEL_KEYS - {"hydra"})
@@ -211,6 +215,8 @@ def _check_top_level(tree: dict[str, Any]) -> None:
         raise ConfigError(f"mode must be 'train', 'evaluate', 'watch' or 'record' (got '{tree.get('mode')}')")
     if tree.get("progress") not in ("auto", "plain"):
         raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
+    if not isinstance(tree.get("debug", False), bool):
+        raise ConfigError(f"debug must be true or false (got {tree.get('debug')!r})")
 
 
 def _check_process_seed(seed: int, env: EnvSettings) -> None:
@@ -277,5 +283,6 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
         behaviors=behaviors,
         behavior_signals=behavior_signals,
         lesson=tree.get("lesson"),
+        debug=bool(tree.get("debug", False)),
         **modes,
     )
