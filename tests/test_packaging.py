@@ -4,8 +4,8 @@ when Apple's MLX shares the environment (both install the import package mlx).""
 from __future__ import annotations
 
 import os
-import subprocess
 import re
+import subprocess
 import sys
 
 from tests.conftest import REPO
