@@ -377,3 +377,31 @@ def test_a_corrupt_self_play_state_in_a_checkpoint_is_one_line(tmp_path):
         atomic_torch_save({"trainer": state, "behavior": BEHAVIOR, "time_elapsed": 0.0}, path)
         with pytest.raises(RunError, match="does not fit this run's Duel trainer"):
             resume_trainer(ghost(DuelEnv(num_areas=2)), path)  # type: ignore[arg-type]
+
+
+def test_a_behaviour_past_its_max_steps_hands_learning_on_at_once():
+    """Left learns first and reaches its max_steps long before team_change: Right learns from the next
+    reset instead of waiting out team_change steps (it still trains; Left only acts from then on)."""
+    env = AsymmetricDuel(num_areas=4)
+    controller = GhostController()
+    ghosts = {}
+    for name in ("Left", "Right"):
+        s = settings(save_steps=30, team_change=10_000, swap_steps=10)
+        s.max_steps = 40
+        inner = make_trainer(
+            name, env.behavior_specs[name], s, {"extrinsic": ExtrinsicSettings()}, torch.device("cpu"), 0
+        )
+        assert s.self_play is not None
+        ghosts[name] = GhostTrainer(inner, s.self_play, env.teams(name), controller, 0)
+    env.reset()
+    for _ in range(40):
+        for name, g in ghosts.items():
+            env.set_actions(name, g.process(*env.get_steps(name)))
+        env.step()
+        if controller.reset_requested:
+            env.reset()
+            for g in ghosts.values():
+                g.reset_trajectories()
+    left, right = ghosts["Left"], ghosts["Right"]
+    assert controller.changes == 1 and controller.learning_team == 1  # one hand-over, well before team_change
+    assert left.step == 40 and right.step >= 40  # each learnt its max_steps (4 agents a step)

@@ -167,7 +167,7 @@ class GhostTrainer:
         sp = self.self_play
         step = self.inner.step
         if self.learning:
-            if step - self.last_team_change > sp.steps_to_change_team:
+            if step - self.last_team_change > sp.steps_to_change_team or self._done_while_others_train():
                 self.controller.change_learning_team()
                 self.last_team_change = step
             if step - self.last_save > sp.save_steps:
@@ -176,6 +176,13 @@ class GhostTrainer:
         if self.ghost_step - self.last_swap > sp.swap_steps:
             self._swap()
             self.last_swap = self.ghost_step
+
+    def _done_while_others_train(self) -> bool:
+        """Past its max_steps a behaviour learns nothing more: hand learning on at once to another behaviour
+        that still trains (asymmetric games) rather than play out team_change steps."""
+        if self.inner.step < self.settings.max_steps or self.controller.reset_requested:
+            return False
+        return any(g.inner.step < g.settings.max_steps for g in self.controller.ghosts.values() if g is not self)
 
     def _latest(self) -> Weights:
         state = self.inner.module.state_dict()
