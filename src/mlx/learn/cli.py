@@ -1,7 +1,8 @@
 """`mlx-learn`: parse mlagents-learn's command line, import the YAML, print the equivalent mlx command, run it.
 
 The experiment is rendered into a temporary folder that joins Hydra's search path for this run
-(``hydra.searchpath=[file://<tmp>]``): mlx's own conf/ is never written to, the user's working folder gets
+(``--config-dir <tmp>``, which, unlike ``hydra.searchpath=``, also serves the compositions a resume makes
+to rebase the run's settings): mlx's own conf/ is never written to, the user's working folder gets
 nothing but results/ (as with mlagents-learn), and the run composes, validates, refuses and records exactly
 as ``python -m mlx experiment=<name> ...`` does (run_id checks, resume, results layout). A resume imports the
 file again under the same experiment name, so an unchanged file is no change to the run.
@@ -83,4 +84,4 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp) / "experiment"
         folder.mkdir()
         (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
-        return run_mlx([f"experiment={name}", f"hydra.searchpath=[file://{tmp}]", *mlx_overrides])
+        return run_mlx(["--config-dir", tmp, f"experiment={name}", *mlx_overrides])

@@ -248,8 +248,8 @@ def _has(section: dict[str, Any], dotted: str) -> bool:
 def command(config: Path | None, name: str, mlx_overrides: list[str], merged: bool) -> str:
     """The equivalent mlx commands: import the file once as experiment/<name>.yaml, then run it. A file the
     importer splits (``merged``) is one experiment here, so only the run is shown."""
-    run = ["python", "-m", "mlx", f"experiment={name}", "hydra.searchpath=[file://$PWD]", *mlx_overrides]
-    shown = " ".join(a if a == "hydra.searchpath=[file://$PWD]" else shlex.quote(a) for a in run)
+    run = ["python", "-m", "mlx", "--config-dir", ".", f"experiment={name}", *mlx_overrides]
+    shown = " ".join(shlex.quote(a) for a in run)
     if config is None or merged:
         return shown
     return f"python -m mlx.import_mlagents {shlex.quote(str(config))} --out experiment/{name}.yaml && {shown}"

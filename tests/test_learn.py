@@ -1,0 +1,185 @@
+"""`mlx-learn`, the drop-in for mlagents-learn: every upstream config runs (or waits for the Editor where mlx
+has no port), the same statistics as python -m mlx, the printed command is the same run, the refusals, and
+python -m mlx pointing ML-Agents habits here. Runs are in-process calls of main() (imports paid once)."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from mlx.learn import main
+from mlx.learn.cli import parse_args, prepare, run_mlx
+from mlx.learn.run import MULTI_BEHAVIOUR_ENVS
+
+CONFIGS = Path("/work/shared/reference/mlagents-configs")
+if not CONFIGS.is_dir():  # the shared reference copy, else the one beside the checkout
+    CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mlagents-configs"
+FILES = sorted(CONFIGS.glob("*/*.yaml"))
+# Upstream examples mlx has no native port of: without --env, mlx-learn waits for the Unity Editor.
+NO_PORT = {"Crawler", "Worm", "Walker", "FoodCollector", "VisualFoodCollector", "Match3", "Sorter_curriculum"}
+TIMING = {"time_elapsed", "steps_per_sec"}
+QUICK = ["--mlx", "tracking=none", "--mlx", "progress=plain"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rows(root: Path) -> list[dict]:
+    lines = (root / "run_logs" / "stats.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k not in TIMING} for x in lines]
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_config_files_are_all_there():
+    assert len(FILES) == 39, FILES
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.stem}" for p in FILES])
+def test_every_upstream_config_runs_on_its_native_port_or_waits_for_the_editor(path, here, capsys):
+    if path.stem in NO_PORT:
+        code = main([str(path), "--run-id=r", "--timeout-wait=1", f"--base-port={free_port()}", *QUICK])
+        out, err = capsys.readouterr()
+        assert code == 2
+        assert "mlx has no native env for" in out and "--env=" in out
+        assert "Start training by pressing the Play button in the Unity Editor" in out
+        lines = [x for x in err.splitlines() if x.startswith("mlx: error")]
+        assert len(lines) == 1 and "nothing connected" in lines[0] and "press Play" in lines[0], err
+        return
+    # Self-play swaps the learning team every team_change steps; a short one ends the run near 2,000 steps.
+    extra = ["--mlx", "trainer.self_play.team_change=2000"] if path.stem in ("SoccerTwos", "StrikersVsGoalie") else []
+    code = main([str(path), "--run-id=r", "--seed=1", "--mlx", "trainer.max_steps=2000", *extra, *QUICK])
+    out, err = capsys.readouterr()
+    assert code == 0, err[-3000:]
+    assert out.startswith("mlx-learn: as mlx commands: ")
+    status = json.loads((here / "results/r/run_logs/training_status.json").read_text())
+    behaviours = [b for b in status if b != "metadata"]
+    assert behaviours, status
+    for behaviour in behaviours:
+        final = status[behaviour]["final_checkpoint"]
+        assert (here / "results/r" / final).exists() or Path(final).exists(), final
+        assert 2000 <= int(final.rsplit("-", 1)[1].split(".")[0]) < 2000 + 4000, final
+
+
+def test_native_port_chosen_from_behaviour_names():
+    cases = [("ppo/3DBall", "3dball"), ("ppo/WallJump", "walljump"), ("poca/StrikersVsGoalie", "strikersvsgoalie")]
+    for name, env in [*cases, ("sac/Worm", "unity")]:  # no port: env=unity without a path waits for the Editor
+        _, text, mlx, _, _ = prepare(parse_args([str(CONFIGS / f"{name}.yaml")]))
+        assert f"env={env}" in mlx or f"override /env: {env}" in text, (name, mlx)
+
+
+def test_multi_behaviour_env_table_matches_the_envs():
+    from mlx.envs.native import strikersvsgoalie, walljump
+
+    assert MULTI_BEHAVIOUR_ENVS["walljump"] == set(walljump.BEHAVIORS)
+    assert MULTI_BEHAVIOUR_ENVS["strikersvsgoalie"] == {strikersvsgoalie.STRIKER, strikersvsgoalie.GOALIE}
+
+
+def test_behaviours_with_different_settings_are_one_run_with_sections(here):
+    name, text, mlx, _, shown = prepare(parse_args([str(CONFIGS / "poca/StrikersVsGoalie.yaml"), "--run-id=s"]))
+    assert name == "strikersvsgoalie_poca"
+    assert "override /tuned: null" in text  # mlx's tuned behaviours sections cannot leak into the file's run
+    assert "behaviors:\n  Striker:\n    self_play:\n      swap_steps: 4000\n" in text
+    assert "mlx.import_mlagents" not in shown  # the importer would write two experiments
+
+
+def test_mixed_trainer_types_are_refused_in_one_line(here, capsys):
+    mixed = here / "mixed.yaml"
+    mixed.write_text("behaviors:\n  3DBall:\n    trainer_type: ppo\n  Basic:\n    trainer_type: sac\n")
+    assert main([str(mixed)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("mlx-learn: error: the behaviours use different trainer types")
+    assert "3DBall (ppo), Basic (sac)" in err and "lands soon" in err
+
+
+def test_same_statistics_as_python_m_mlx_and_the_printed_command_is_the_same_run(here, capsys):
+    """mlx-learn config/ppo/3DBall.yaml --run-id=a against python -m mlx env=3dball run_id=b (mlx's tuned
+    3DBall, which is upstream's file) and against the two printed commands run as printed: same seed, same
+    budget, identical stats.jsonl rows but for the timings."""
+    budget = ["trainer.max_steps=4000", "trainer.summary_freq=1000", "tracking=none", "progress=plain"]
+    flags = [x for item in budget for x in ("--mlx", item)]
+    assert main([str(CONFIGS / "ppo/3DBall.yaml"), "--run-id=a", "--seed=1", *flags]) == 0
+    out = capsys.readouterr().out
+    assert run_mlx(["env=3dball", "run_id=b", "seed=1", *budget]) == 0
+    learned, plain = rows(here / "results/a"), rows(here / "results/b")
+    assert len(learned) == 4 and any("Losses/Policy Loss" in r for r in learned)
+    assert learned == plain
+
+    shown = out.splitlines()[0].removeprefix("mlx-learn: as mlx commands: ")
+    imported, _, run = shown.partition(" && ")
+    from mlx.import_mlagents.cli import main as import_main
+
+    assert import_main(imported.split()[3:]) == 0  # python -m mlx.import_mlagents <file> --out experiment/...
+    argv = run.replace("run_id=a", "run_id=c").split()[3:]
+    assert run_mlx(argv) == 0
+    assert rows(here / "results/c") == learned
+
+
+def test_options_map_to_mlx_overrides():
+    args = parse_args(
+        [str(CONFIGS / "ppo/WallJump.yaml"), "--env=builds/WallJump.x86_64", "--run-id=x", "--seed=7", "--force",
+         "--initialize-from=old", "--base-port=6000", "--num-envs=2", "--num-areas=3", "--debug", "--deterministic",
+         "--max-lifetime-restarts=4", "--restarts-rate-limit-n=2", "--restarts-rate-limit-period-s=30",
+         "--results-dir=out", "--timeout-wait=9", "--width=100", "--height=90", "--quality-level=1",
+         "--time-scale=5", "--target-frame-rate=30", "--capture-frame-rate=0", "--no-graphics",
+         "--no-graphics-monitor", "--torch-device=cpu", "--lesson=2", "--keep-checkpoints=3", "--save-freq=500",
+         "--env-args", "--num-orcs", "42"]
+    )  # fmt: skip
+    _, _, mlx, _, _ = prepare(args)
+    for expected in (
+        "env=unity", "env.path=builds/WallJump.x86_64", "run_id=x", "seed=7", "force=true", "initialize_from=old",
+        "env.base_port=6000", "env.num_envs=2", "env.num_areas=3", "debug=true", "lesson=2",
+        "trainer.network_settings.deterministic=true", "env.max_lifetime_restarts=4", "env.restarts_rate_limit_n=2",
+        "env.restarts_rate_limit_period_s=30", "results_dir=out", "env.timeout_wait=9", "engine_settings.width=100",
+        "engine_settings.height=90", "engine_settings.quality_level=1", "engine_settings.time_scale=5.0",
+        "engine_settings.target_frame_rate=30", "engine_settings.capture_frame_rate=0",
+        "engine_settings.no_graphics=true", "engine_settings.no_graphics_monitor=true", "torch_settings.device=cpu",
+        "env.env_args=[--num-orcs,42]", "trainer.keep_checkpoints=3", "trainer.checkpoint_interval=500",
+    ):  # fmt: skip
+        assert expected in mlx, (expected, mlx)
+    assert "behaviors.SmallWallJump.max_steps=2000" not in mlx
+    _, _, mlx, _, _ = prepare(parse_args([str(CONFIGS / "ppo/WallJump.yaml"), "--mlx", "trainer.max_steps=2000"]))
+    assert "trainer.max_steps=2000" in mlx and "behaviors.SmallWallJump.max_steps=2000" in mlx
+    assert "run_id=ppo" in mlx  # mlagents-learn's default run id
+    _, _, mlx, notes, _ = prepare(parse_args([str(CONFIGS / "ppo/3DBall.yaml"), "--inference", "--load", "--train"]))
+    assert "mode=evaluate" in mlx and "evaluate.deterministic=false" in mlx and "resume=true" not in mlx
+    assert any("--train is deprecated" in n for n in notes) and any("--load is deprecated" in n for n in notes)
+    _, _, mlx, _, _ = prepare(parse_args([str(CONFIGS / "ppo/3DBall.yaml"), "--load", "--env=3DBall"]))
+    assert "resume=true" in mlx and "env=3dball" in mlx
+    assert prepare(parse_args([str(CONFIGS / "ppo/3DBall.yaml")]))[2] == ["run_id=ppo"]
+
+
+def test_refusals_are_one_line(here, capsys):
+    assert main(["missing.yaml"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "mlx-learn: error: missing.yaml: no such file\n"
+    with pytest.raises(SystemExit) as exc:
+        main([str(CONFIGS / "ppo/3DBall.yaml"), "--no-such-option"])
+    assert exc.value.code == 2 and "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([str(CONFIGS / "ppo/3DBall.yaml"), "--seed=abc"])
+    assert "--seed: invalid int value" in capsys.readouterr().err
+    assert main([str(CONFIGS / "ppo/3DBall.yaml"), "--inference", "--initialize-from=a"]) == 2
+    assert "give --run-id=<the trained run>" in capsys.readouterr().err
+    # An existing run id without --resume/--force: mlx's own refusal; --resume continues it.
+    tiny = [str(CONFIGS / "ppo/Basic.yaml"), "--run-id=r", "--seed=1", "--mlx", "trainer.max_steps=300", *QUICK]
+    assert main(tiny) == 0
+    capsys.readouterr()
+    assert main(tiny) == 2
+    err = capsys.readouterr().err
+    assert "run_id 'r' already exists" in err and err.count("\n") == 1
+    resume = [str(CONFIGS / "ppo/Basic.yaml"), "--run-id=r", "--resume", "--mlx", "trainer.max_steps=600", *QUICK]
+    assert main(resume) == 0
+    status = json.loads((here / "results/r/run_logs/training_status.json").read_text())
+    assert int(status["Basic"]["final_checkpoint"].rsplit("-", 1)[1].split(".")[0]) >= 600
