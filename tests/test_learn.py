@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mlx.learn import main
-from mlx.learn.cli import parse_args, prepare, run_mlx
+from mlx.learn.cli import main, parse_args, prepare, run_mlx
 from mlx.learn.run import MULTI_BEHAVIOUR_ENVS
 
 CONFIGS = Path("/work/shared/reference/mlagents-configs")
@@ -238,3 +237,18 @@ def test_without_a_config_every_behaviour_gets_ml_agents_defaults():
     assert name == "mlagents_defaults_ppo" and mlx == ["env=3dball", "run_id=d"]
     assert "batch_size: 1024" in text and "buffer_size: 10240" in text  # ML-Agents' PPO defaults
     assert shown.startswith("python -m mlx --config-dir . experiment=mlagents_defaults_ppo")
+
+
+def test_env_and_env_args_launch_an_env_process(here, capsys):
+    """--env=<executable> --env-args ...: an ML-Agents env process (mlx-env standing in for a Unity build)."""
+    launcher = Path(sys.executable).parent / "mlx-env"
+    if not launcher.exists():
+        pytest.skip("mlx-env is not installed beside this Python (pip install -e .)")
+    code = main(
+        [str(CONFIGS / "sac/Worm.yaml"), "--run-id=u", "--seed=1", f"--base-port={free_port()}", "--num-areas=2",
+         "--mlx", "trainer.max_steps=300", *QUICK, f"--env={launcher}", "--env-args", "3dball"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    assert "env=unity" in out and "'env.env_args=[3dball]'" in out and "Connected to env worker 0" in out
+    assert (here / "results/u/3DBall.onnx").exists()
