@@ -123,6 +123,17 @@ def test_mixed_trainer_types_are_refused_in_one_line(here, capsys):
     assert "3DBall (ppo), Basic (sac)" in err and "lands soon" in err
 
 
+def test_behaviours_with_different_reward_signals_are_refused_in_one_line(here, capsys):
+    two = here / "two.yaml"
+    two.write_text(
+        "behaviors:\n  BigWallJump:\n    trainer_type: ppo\n"
+        "  SmallWallJump:\n    reward_signals:\n      extrinsic: {}\n      curiosity: {}\n"
+    )
+    assert main([str(two)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use reward signals extrinsic and SmallWallJump use extrinsic, curiosity" in err
+
+
 def test_same_statistics_as_python_m_mlx_and_the_printed_command_is_the_same_run(here, capsys):
     """mlx-learn config/ppo/3DBall.yaml --run-id=a against python -m mlx env=3dball run_id=b (mlx's tuned
     3DBall, which is upstream's file) and against the two printed commands run as printed: same seed, same

@@ -66,16 +66,20 @@ def _diff(base: dict[str, Any], other: dict[str, Any], where: str) -> dict[str, 
         elif key not in base or base[key] != value:
             out[key] = copy.deepcopy(value)
     for key in base:
-        if key in other:
-            continue
-        if where.endswith(".reward_signals"):
-            raise ConfigError(
-                f"{where}: this behaviour has no {key} reward signal but the file's first behaviour has; one mlx "
-                "run shares the reward signals' list: import the file (python -m mlx.import_mlagents) and run "
-                "each experiment on its own"
-            )
-        out[key] = None  # e.g. self_play off for this behaviour only
+        if key not in other:
+            out[key] = None  # e.g. self_play off for this behaviour only
     return out
+
+
+def _same_signals(first: Experiment, exp: Experiment) -> None:
+    """One mlx run has one list of reward signals (the reward_signals group); their settings may differ."""
+    mine, theirs = list(first.body["trainer"]["reward_signals"]), list(exp.body["trainer"]["reward_signals"])
+    if sorted(mine) != sorted(theirs):
+        raise ConfigError(
+            f"behaviours {', '.join(first.behaviours)} use reward signals {', '.join(mine)} and "
+            f"{', '.join(exp.behaviours)} use {', '.join(theirs)}; one mlx run has one list of reward signals: "
+            "give these behaviours separate YAML files"
+        )
 
 
 def combine(experiments: list[Experiment], name: str) -> Experiment:
@@ -99,6 +103,7 @@ def combine(experiments: list[Experiment], name: str) -> Experiment:
     body = copy.deepcopy(first.body)
     sections: dict[str, Any] = {}
     for exp in experiments[1:]:
+        _same_signals(first, exp)
         changed = _diff(first.body["trainer"], exp.body["trainer"], "trainer")
         for behaviour in exp.behaviours:
             sections[behaviour] = copy.deepcopy(changed)
@@ -110,8 +115,6 @@ def combine(experiments: list[Experiment], name: str) -> Experiment:
     kept = {k: v for exp in experiments for k, v in exp.kept.items()}
     warnings = list(dict.fromkeys(w for exp in experiments for w in exp.warnings))
     overrides = {**first.overrides, "tuned": None}  # every trainer setting is the file's: tuned/ sets nothing
-    signals = [s for exp in experiments for s in exp.overrides["reward_signals"]]
-    overrides["reward_signals"] = list(dict.fromkeys(signals))
     return Experiment(name, behaviours, overrides, body, unmapped, notes, kept, warnings)
 
 
