@@ -162,14 +162,15 @@ def _behaviors(
         key = f"behaviors.{behavior}"
         if not isinstance(override, dict):
             raise ConfigError(f"{key} must be a mapping of trainer settings, e.g. {key}.max_steps=1000000")
-        if override.get("trainer_type", trainer_type) != trainer_type:
-            raise ConfigError(
-                f"{key}.trainer_type: every behaviour uses trainer={trainer_type} here; per-behaviour trainer types "
-                "are not supported, remove it"
-            )
-        behaviors[str(behavior)], signals[str(behavior)] = typed_trainer(
-            deep_merge(trainer_tree, override), key, check_files
-        )
+        own_type = override.get("trainer_type", trainer_type)
+        if own_type not in TRAINER_SETTINGS:
+            raise ConfigError(f"unknown {key}.trainer_type '{own_type}'; available: {', '.join(TRAINER_SETTINGS)}")
+        base = trainer_tree
+        if own_type != trainer_type:
+            # Hyperparameters belong to one trainer (PPO's buffer_size is not a replay capacity): a behaviour
+            # of another type starts from its own trainer's defaults there, and shares everything else.
+            base = {k: v for k, v in trainer_tree.items() if k not in ("hyperparameters", "trainer_type")}
+        behaviors[str(behavior)], signals[str(behavior)] = typed_trainer(deep_merge(base, override), key, check_files)
     return behaviors, signals
 
 

@@ -236,7 +236,9 @@ class Run:
             {
                 "mlx.run_id": cfg.run_id,
                 "mlx.env": cfg.env.name,
-                "mlx.trainer": cfg.trainer.trainer_type,
+                # "ppo+sac" when behaviours use different trainers
+                "mlx.trainer": "+".join(dict.fromkeys(cfg.trainer_for(b).trainer_type for b in self.trainers))
+                or cfg.trainer.trainer_type,
                 "mlx.seed": str(cfg.seed),
                 **run_tags(cfg.tracking),
                 **self.tags,
