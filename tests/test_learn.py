@@ -113,14 +113,34 @@ def test_behaviours_with_different_settings_are_one_run_with_sections(here):
     assert "mlx.import_mlagents" not in shown  # the importer would write two experiments
 
 
-def test_mixed_trainer_types_are_refused_in_one_line(here, capsys):
-    mixed = here / "mixed.yaml"
-    mixed.write_text("behaviors:\n  3DBall:\n    trainer_type: ppo\n  Basic:\n    trainer_type: sac\n")
-    assert main([str(mixed)]) == 2
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert err.count("\n") == 1 and err.startswith("mlx-learn: error: the behaviours use different trainer types")
-    assert "3DBall (ppo), Basic (sac)" in err and "lands soon" in err
+MIXED = """behaviors:
+  BigWallJump:
+    trainer_type: ppo
+    hyperparameters: {batch_size: 64, buffer_size: 256}
+    network_settings: {hidden_units: 32}
+    max_steps: 600
+    summary_freq: 300
+  SmallWallJump:
+    trainer_type: sac
+    hyperparameters: {batch_size: 32, buffer_init_steps: 100, steps_per_update: 20}
+    network_settings: {hidden_units: 32}
+    max_steps: 600
+    summary_freq: 300
+"""
+
+
+def test_ppo_and_sac_behaviours_of_one_file_train_side_by_side(here, capsys):
+    (here / "mixed.yaml").write_text(MIXED)
+    name, text, _, _, _ = prepare(parse_args(["mixed.yaml"]))
+    # SmallWallJump names its type and all of SAC's hyperparameters; what it shares with BigWallJump is not repeated
+    assert "behaviors:\n  SmallWallJump:\n    trainer_type: sac\n    hyperparameters:\n      batch_size: 32\n" in text
+    assert "      init_entcoef: 1.0\n" in text  # SAC's defaults filled in, as the importer does
+    assert text.count("max_steps: 600") == 1 and text.count("hidden_units: 32") == 1
+    assert main(["mixed.yaml", "--run-id=m", "--seed=5", "--num-areas=2", *QUICK]) == 0, capsys.readouterr().err
+    rows = [json.loads(x) for x in (here / "results/m/run_logs/stats.jsonl").read_text().splitlines()]
+    assert any("Losses/Q1 Loss" in r for r in rows if r["behavior"] == "SmallWallJump")
+    assert any("Losses/Value Loss" in r for r in rows if r["behavior"] == "BigWallJump")
+    assert all("Losses/Q1 Loss" not in r for r in rows if r["behavior"] == "BigWallJump")
 
 
 def test_behaviours_with_different_reward_signals_are_refused_in_one_line(here, capsys):

@@ -84,27 +84,17 @@ def _same_signals(first: Experiment, exp: Experiment) -> None:
 
 def combine(experiments: list[Experiment], name: str) -> Experiment:
     """The importer's experiments of one file as one experiment: the first is the base, the others'
-    behaviours get behaviors.<name> sections with what differs. Behaviours with different trainer types
-    are refused until one mlx run can mix them."""
+    behaviours get behaviors.<name> sections with what differs (PPO and SAC behaviours may mix)."""
     first = experiments[0]
     if len(experiments) == 1:
         exp = Experiment(name, *_fields(first))
         exp.overrides = {**first.overrides, "tuned": None}
         return exp
-    types = {exp.overrides["trainer"] for exp in experiments}
-    if len(types) > 1:
-        # Mixed trainer types: remove this refusal (and the one in mlx.config.run._behaviors) once one run
-        # can train PPO and SAC side by side; the sections below then carry their own trainer_type.
-        who = ", ".join(f"{b} ({exp.overrides['trainer']})" for exp in experiments for b in exp.behaviours)
-        raise ConfigError(
-            f"the behaviours use different trainer types ({who}); one mlx run mixing them lands soon: until "
-            "then give each trainer type its own YAML file and run"
-        )
     body = copy.deepcopy(first.body)
     sections: dict[str, Any] = {}
     for exp in experiments[1:]:
         _same_signals(first, exp)
-        changed = _diff(first.body["trainer"], exp.body["trainer"], "trainer")
+        changed = _section(first, exp)
         for behaviour in exp.behaviours:
             sections[behaviour] = copy.deepcopy(changed)
     body["behaviors"] = sections
@@ -116,6 +106,22 @@ def combine(experiments: list[Experiment], name: str) -> Experiment:
     warnings = list(dict.fromkeys(w for exp in experiments for w in exp.warnings))
     overrides = {**first.overrides, "tuned": None}  # every trainer setting is the file's: tuned/ sets nothing
     return Experiment(name, behaviours, overrides, body, unmapped, notes, kept, warnings)
+
+
+def _section(first: Experiment, exp: Experiment) -> dict[str, Any]:
+    """The behaviors.<name> section of ``exp``'s behaviours over ``first``'s trainer. A behaviour of another
+    trainer type (mlx.config.run: it starts from its own trainer's hyperparameter defaults and shares the
+    rest) names its type and writes all its hyperparameters; everything else is what differs."""
+    base, theirs = first.body["trainer"], exp.body["trainer"]
+    if exp.overrides["trainer"] == first.overrides["trainer"]:
+        return _diff(base, theirs, "trainer")
+    rest = _diff(
+        {k: v for k, v in base.items() if k != "hyperparameters"},
+        {k: v for k, v in theirs.items() if k != "hyperparameters"},
+        "trainer",
+    )
+    own = {"trainer_type": exp.overrides["trainer"], "hyperparameters": copy.deepcopy(theirs["hyperparameters"])}
+    return {**own, **rest}
 
 
 def _fields(exp: Experiment) -> tuple[Any, ...]:
@@ -152,7 +158,10 @@ def overrides(args: argparse.Namespace, exp: Experiment, native: str | None) -> 
     def trainer(key: str, value: str) -> None:  # upstream applies these to every behaviour
         out.append(f"trainer.{key}={value}")
         for behaviour in sections:
-            if _has(exp.body["behaviors"][behaviour], key):
+            section = exp.body["behaviors"][behaviour]
+            if key.startswith("hyperparameters.") and "trainer_type" in section:
+                continue  # another trainer's hyperparameters: the same name is another setting
+            if _has(section, key):
                 out.append(f"behaviors.{_quote(behaviour)}.{key}={value}")
 
     env_path = given.get("env_path")
