@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mlx.errors import USAGE_ERROR, ConfigError
 from mlx.learn.options import PROG, build_parser
-from mlx.learn.run import combine, command, conf_has_experiment, experiment_name, native_env, overrides
+from mlx.learn.run import choose, command, conf_has_experiment, env_by_name, overrides
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -30,27 +30,22 @@ def prepare(args: argparse.Namespace) -> tuple[str, str, list[str], list[str], s
     ConfigError on bad input."""
     from mlx.import_mlagents.cli import imported, render, warn  # lazy: yaml, hydra (start-up of --help)
     from mlx.import_mlagents.reading import read_yaml
+    from mlx.import_mlagents.translate import sanitise
 
     config: Path | None = args.trainer_config_path
     doc = read_yaml(config) if config is not None else {"default_settings": {}}
     source = config if config is not None else Path("<ML-Agents defaults>")
+    base = sanitise(config.stem) if config is not None else "mlagents_defaults"
     curriculum, sampler = getattr(args, "curriculum", None), getattr(args, "sampler", None)
-    src, experiments = imported(doc, source, curriculum, sampler, "imported", True)
-    warn(src, experiments, PROG)
-    name = experiment_name(config, experiments[0].overrides["trainer"])
-    if conf_has_experiment(name):  # mlx's own conf/experiment/ comes first in Hydra's search path
-        name = f"{name}_imported"
-    exp = combine(experiments, name)
-    behaviours = [b for e in experiments for b in e.behaviours]
-    mlx_overrides, notes = overrides(args, exp, native_env(behaviours, experiments))
-    if len(experiments) > 1:
-        notes.append(
-            f"{len(experiments)} behaviour configurations in one run: the first as trainer.*, the others as "
-            f"behaviors.<name> sections of experiment {name} (python -m mlx.import_mlagents writes one experiment "
-            "each)"
-        )
-    shown = command(config, name, mlx_overrides, merged=len(experiments) > 1)
-    return name, render(exp, source, src.fmt), mlx_overrides, notes, shown
+    src, experiments = imported(doc, source, curriculum, sampler, base, True)
+    env_path = getattr(args, "env_path", None)
+    exp = choose(experiments, config, env_by_name(env_path) if env_path is not None else None)
+    warn(src, [exp], PROG)
+    if conf_has_experiment(exp.name):  # mlx's own conf/experiment/ comes first in Hydra's search path
+        exp.name = f"{exp.name}_imported"
+    mlx_overrides, notes = overrides(args, exp)
+    shown = command(config, exp.name, mlx_overrides)
+    return exp.name, render(exp, source, src.fmt, shown), mlx_overrides, notes, shown
 
 
 def run_mlx(mlx_argv: list[str]) -> int:

@@ -2,16 +2,13 @@
 mlx run (``python -m mlx experiment=<name> ...``).
 
 The YAML goes through the importer as is (mlx.import_mlagents: every format, strict keys, ML-Agents' value
-coercion). The importer makes one experiment per distinct behaviour configuration; a run trains all the
-behaviours of a file, so those experiments become one: the first is the base (``trainer``), each other
-behaviour gets a ``behaviors.<name>`` section holding only what differs (mlx merges it over ``trainer``).
+coercion, one experiment per scene with ``behaviors.<name>`` sections, the native port by behaviour names).
 The options become command-line overrides, so the printed command teaches mlx's spelling of each.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import re
 import shlex
 from pathlib import Path
@@ -19,31 +16,13 @@ from typing import Any
 
 from mlx.config import CONF_DIR
 from mlx.errors import ConfigError
-from mlx.import_mlagents.translate import Experiment, env_options, sanitise
+from mlx.import_mlagents.translate import Experiment, env_options
 
-# Native envs whose behaviours are not named like the env (the importer matches one name to one env).
-# tests/test_learn.py checks these names against the env modules.
-MULTI_BEHAVIOUR_ENVS: dict[str, frozenset[str]] = {
-    "walljump": frozenset({"SmallWallJump", "BigWallJump"}),
-    "strikersvsgoalie": frozenset({"Striker", "Goalie"}),
-}
 RUN_ID_DEFAULT = "ppo"  # mlagents-learn's default --run-id
 
 
 def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def native_env(behaviours: list[str], experiments: list[Experiment]) -> str | None:
-    """The native env the config's behaviours belong to: the importer's choice (an env named like the
-    behaviour), or an env whose behaviours include all of them; None when mlx has no port."""
-    chosen = {exp.overrides.get("env") for exp in experiments}
-    if len(chosen) == 1 and None not in chosen:
-        return str(chosen.pop())
-    for env, names in MULTI_BEHAVIOUR_ENVS.items():
-        if set(behaviours) <= names:
-            return env
-    return None
 
 
 def env_by_name(value: str) -> str | None:
@@ -53,85 +32,23 @@ def env_by_name(value: str) -> str | None:
     return env_options().get(_key(value))
 
 
-def _diff(base: dict[str, Any], other: dict[str, Any], where: str) -> dict[str, Any]:
-    """What ``other`` changes when merged over ``base`` (mlx's deep merge): differing keys, recursively.
-    A block on in the base and off here is written as null; a reward signal of the base that this
-    behaviour lacks cannot be removed by a merge, so it is refused."""
-    out: dict[str, Any] = {}
-    for key, value in other.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            inner = _diff(base[key], value, f"{where}.{key}")
-            if inner:
-                out[key] = inner
-        elif key not in base or base[key] != value:
-            out[key] = copy.deepcopy(value)
-    for key in base:
-        if key not in other:
-            out[key] = None  # e.g. self_play off for this behaviour only
-    return out
-
-
-def _same_signals(first: Experiment, exp: Experiment) -> None:
-    """One mlx run has one list of reward signals (the reward_signals group); their settings may differ."""
-    mine, theirs = list(first.body["trainer"]["reward_signals"]), list(exp.body["trainer"]["reward_signals"])
-    if sorted(mine) != sorted(theirs):
-        raise ConfigError(
-            f"behaviours {', '.join(first.behaviours)} use reward signals {', '.join(mine)} and "
-            f"{', '.join(exp.behaviours)} use {', '.join(theirs)}; one mlx run has one list of reward signals: "
-            "give these behaviours separate YAML files"
-        )
-
-
-def combine(experiments: list[Experiment], name: str) -> Experiment:
-    """The importer's experiments of one file as one experiment: the first is the base, the others'
-    behaviours get behaviors.<name> sections with what differs (PPO and SAC behaviours may mix)."""
-    first = experiments[0]
+def choose(experiments: list[Experiment], config: Path | None, native: str | None) -> Experiment:
+    """The one experiment a run trains. The importer makes several only for a file holding several scenes
+    (an old catalogue like trainer_config.yaml: --env=<native env> picks one) or behaviours of one scene with
+    different sets of reward signals (one mlx run has one set): anything else is refused in one line."""
     if len(experiments) == 1:
-        exp = Experiment(name, *_fields(first))
-        exp.overrides = {**first.overrides, "tuned": None}
-        return exp
-    body = copy.deepcopy(first.body)
-    sections: dict[str, Any] = {}
-    for exp in experiments[1:]:
-        _same_signals(first, exp)
-        changed = _section(first, exp)
-        for behaviour in exp.behaviours:
-            sections[behaviour] = copy.deepcopy(changed)
-    body["behaviors"] = sections
-    behaviours = [b for exp in experiments for b in exp.behaviours]
-    unmapped = list(dict.fromkeys(u for exp in experiments for u in exp.unmapped))
-    notes = list(dict.fromkeys(n for exp in experiments for n in exp.notes if "one of " not in n))
-    notes.append(f"behaviors.<name>: what {', '.join(sections)} change(s) from {', '.join(first.behaviours)}")
-    kept = {k: v for exp in experiments for k, v in exp.kept.items()}
-    warnings = list(dict.fromkeys(w for exp in experiments for w in exp.warnings))
-    overrides = {**first.overrides, "tuned": None}  # every trainer setting is the file's: tuned/ sets nothing
-    return Experiment(name, behaviours, overrides, body, unmapped, notes, kept, warnings)
-
-
-def _section(first: Experiment, exp: Experiment) -> dict[str, Any]:
-    """The behaviors.<name> section of ``exp``'s behaviours over ``first``'s trainer. A behaviour of another
-    trainer type (mlx.config.run: it starts from its own trainer's hyperparameter defaults and shares the
-    rest) names its type and writes all its hyperparameters; everything else is what differs."""
-    base, theirs = first.body["trainer"], exp.body["trainer"]
-    if exp.overrides["trainer"] == first.overrides["trainer"]:
-        return _diff(base, theirs, "trainer")
-    rest = _diff(
-        {k: v for k, v in base.items() if k != "hyperparameters"},
-        {k: v for k, v in theirs.items() if k != "hyperparameters"},
-        "trainer",
+        return experiments[0]
+    picked = [exp for exp in experiments if native is not None and exp.overrides.get("env") == native]
+    if len(picked) == 1:
+        return picked[0]
+    runs = "; ".join(f"{exp.name}: {', '.join(exp.behaviours)}" for exp in experiments)
+    scenes = len({exp.overrides.get("env") for exp in experiments}) > 1
+    why = (
+        "behaviours of several scenes: pick one with --env=<native env>"
+        if scenes
+        else "behaviours with different sets of reward signals, which one mlx run cannot mix: split the file"
     )
-    own = {"trainer_type": exp.overrides["trainer"], "hyperparameters": copy.deepcopy(theirs["hyperparameters"])}
-    return {**own, **rest}
-
-
-def _fields(exp: Experiment) -> tuple[Any, ...]:
-    return exp.behaviours, exp.overrides, exp.body, exp.unmapped, exp.notes, exp.kept, exp.warnings
-
-
-def experiment_name(config: Path | None, trainer_type: str) -> str:
-    """As the importer names it: the file's name and the trainer type (3DBall.yaml -> 3dball_ppo)."""
-    base = sanitise(config.stem) if config is not None else "mlagents_defaults"
-    return base if base.endswith(f"_{trainer_type}") else f"{base}_{trainer_type}"
+    raise ConfigError(f"{config} holds {len(experiments)} mlx runs ({runs}): {why}")
 
 
 def _bool(value: bool) -> str:
@@ -146,12 +63,14 @@ def _quote(value: Any) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def overrides(args: argparse.Namespace, exp: Experiment, native: str | None) -> tuple[list[str], list[str]]:
+def overrides(args: argparse.Namespace, exp: Experiment) -> tuple[list[str], list[str]]:
     """mlagents-learn's options given -> (mlx overrides, notes for the user). Only options on the command
     line are mapped, so the YAML's own checkpoint/env/engine/torch settings (in the experiment) stay
     unless an option overrides them, as upstream."""
     given = vars(args)
-    out: list[str] = []
+    # Every trainer setting is the file's (the importer writes them all): mlx's tuned/ defaults for the env
+    # would only add their behaviors.<name> sections (WallJump's, StrikersVsGoalie's), so none is loaded.
+    out: list[str] = ["~tuned"]
     notes: list[str] = []
     sections = list(exp.body.get("behaviors", {}))
 
@@ -171,8 +90,6 @@ def overrides(args: argparse.Namespace, exp: Experiment, native: str | None) -> 
             out.append(f"env={named}")
         else:
             out += ["env=unity", f"env.path={_quote(env_path)}"]
-    elif exp.overrides.get("env") is None and native is not None:
-        out.append(f"env={native}")
     elif exp.overrides.get("env") is None:
         out.append("env=unity")
         who = ", ".join(exp.behaviours)
@@ -257,14 +174,15 @@ def _has(section: dict[str, Any], dotted: str) -> bool:
     return True
 
 
-def command(config: Path | None, name: str, mlx_overrides: list[str], merged: bool) -> str:
-    """The equivalent mlx commands: import the file once as experiment/<name>.yaml, then run it. A file the
-    importer splits (``merged``) is one experiment here, so only the run is shown."""
+def command(config: Path | None, name: str, mlx_overrides: list[str]) -> str:
+    """The equivalent mlx commands: import the file once as experiment/<name>.yaml, then run it."""
     run = ["python", "-m", "mlx", "--config-dir", ".", f"experiment={name}", *mlx_overrides]
     shown = " ".join(shlex.quote(a) for a in run)
-    if config is None or merged:
+    if config is None:
         return shown
-    return f"python -m mlx.import_mlagents {shlex.quote(str(config))} --out experiment/{name}.yaml && {shown}"
+    env = next((o.partition("=")[2] for o in mlx_overrides if o.startswith("env=")), None)
+    chosen = f" --env {env}" if env is not None else ""  # the importer asks which env a portless file trains on
+    return f"python -m mlx.import_mlagents {shlex.quote(str(config))}{chosen} --out experiment/{name}.yaml && {shown}"
 
 
 def conf_has_experiment(name: str) -> bool:
