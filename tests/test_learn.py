@@ -227,8 +227,10 @@ def test_refusals_are_one_line(here, capsys):
     assert main([str(CONFIGS / "ppo/3DBall.yaml"), "--inference", "--initialize-from=a"]) == 2
     assert "give --run-id=<the trained run>" in capsys.readouterr().err
     # An existing run id without --resume/--force: mlx's own refusal; --resume continues it.
-    tiny = [str(CONFIGS / "ppo/Basic.yaml"), "--run-id=r", "--seed=1", "--mlx", "trainer.max_steps=300", *QUICK]
+    tiny = [str(CONFIGS / "ppo/Basic.yaml"), "--run-id=r", "--seed=1", "--debug", "--mlx", "trainer.max_steps=300"]
+    tiny += QUICK
     assert main(tiny) == 0
+    assert (here / "results/r/run_logs/timers.json").exists()  # --debug is debug=true
     capsys.readouterr()
     assert main(tiny) == 2
     err = capsys.readouterr().err
