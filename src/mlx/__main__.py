@@ -129,12 +129,35 @@ def mlagents_habit(argv: list[str]) -> str | None:
     return f"{what}: run mlx-learn {shlex.join(argv)} (mlagents-learn's command line), or give mlx overrides here"
 
 
+DISTRIBUTION = "mlx-mlagents"  # this project on the package index; "mlx" there is Apple's array framework
+
+
+def warn_if_apple_mlx() -> None:
+    """Both distributions install the import package ``mlx``: in one environment their files mix and
+    uninstalling either breaks the other. Say so once, in one line, where it matters."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("mlx").files or []
+    except metadata.PackageNotFoundError:
+        return
+    if not any(f.parts[:1] == ("mlx",) and f.name.startswith("core.") for f in files):  # Apple's compiled core
+        return
+    print(
+        f"mlx: warning: Apple's MLX (pip package 'mlx') is installed here too; it and this project "
+        f"('{DISTRIBUTION}') share the import name mlx and overwrite each other's files: use separate "
+        "virtual environments",
+        file=sys.stderr,
+    )
+
+
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
     habit = mlagents_habit(sys.argv[1:])
     if habit is not None:
         print(f"mlx: error: {habit}", file=sys.stderr)
         sys.exit(2)
+    warn_if_apple_mlx()
     register_configs()
     register_sweeps()
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
