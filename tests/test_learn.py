@@ -287,3 +287,13 @@ def test_env_and_env_args_launch_an_env_process(here, capsys):
     assert code == 0, err[-2000:]
     assert "env=unity" in out and "'env.env_args=[3dball]'" in out and "Connected to env worker 0" in out
     assert (here / "results/u/3DBall.onnx").exists()
+
+
+def test_console_script_and_python_m_mlx_learn_reach_main():
+    import importlib
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    target = re.search(r'^mlx-learn = "([\w.]+):(\w+)"', (root / "pyproject.toml").read_text(), re.MULTILINE)
+    assert target is not None and getattr(importlib.import_module(target[1]), target[2]) is main
+    assert "from mlx.learn.cli import main" in (root / "src/mlx/learn/__main__.py").read_text()
