@@ -108,6 +108,27 @@ def inside_null_block(argv: list[str], text: str) -> str:
     return f"{key or 'an override'}: {block or 'its block'} is off (null); turn it on first (its config group or file)"
 
 
+def mlagents_habit(argv: list[str]) -> str | None:
+    """The one line for an mlagents-learn command line given to python -m mlx (a trainer config YAML first,
+    or one of mlagents-learn's --options): it names mlx-learn with the same arguments. Hydra's own flags
+    (--multirun, --cfg, --help, --config-dir, ...) are not mlagents-learn options and pass."""
+    first = argv[0] if argv else ""
+    yaml_file = first.endswith((".yaml", ".yml")) and "=" not in first and os.path.isfile(first)
+    flags = [a.partition("=")[0] for a in argv if a.startswith("--")]
+    if not yaml_file and not flags:
+        return None
+    from mlx.learn.options import option_names  # only for a command line that may be an ML-Agents habit
+
+    names = option_names()
+    habit = next((f for f in flags if f in names), None)
+    if not yaml_file and habit is None:
+        return None
+    what = f"{first} is an ML-Agents trainer config" if yaml_file else f"{habit} is an mlagents-learn option"
+    import shlex
+
+    return f"{what}: run mlx-learn {shlex.join(argv)} (mlagents-learn's command line), or give mlx overrides here"
+
+
 DISTRIBUTION = "mlx-mlagents"  # this project on the package index; "mlx" there is Apple's array framework
 
 
@@ -132,6 +153,10 @@ def warn_if_apple_mlx() -> None:
 
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
+    habit = mlagents_habit(sys.argv[1:])
+    if habit is not None:
+        print(f"mlx: error: {habit}", file=sys.stderr)
+        sys.exit(2)
     warn_if_apple_mlx()
     register_configs()
     register_sweeps()

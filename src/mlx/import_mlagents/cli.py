@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from mlx.config import CONF_DIR, ConfigError, register_configs, validate
 from mlx.errors import ConfigImportError, describe, user_error_types
-from mlx.import_mlagents.legacy import normalise
+from mlx.import_mlagents.legacy import Source, normalise
 from mlx.import_mlagents.reading import read_yaml
 from mlx.import_mlagents.translate import Experiment, sanitise, translate
 
@@ -169,30 +169,46 @@ def keep_ported(experiments: list[Experiment]) -> list[Experiment]:
     return ported
 
 
+def imported(
+    doc: Any, config: Path, curriculum: Path | None, sampler: Path | None, base: str, suffix: bool
+) -> tuple[Source, list[Experiment]]:
+    """A parsed ML-Agents config (any format, plus old --curriculum/--sampler files) -> its experiments,
+    each carrying what was found unmappable while converting old formats. Shared with mlx-learn."""
+    src = normalise(doc, config, curriculum, sampler)
+    experiments = translate(src, base, suffix)
+    for exp in experiments:  # found while converting old formats: attach to every experiment
+        exp.unmapped[:0] = [u for u in src.unmapped if u not in exp.unmapped]
+    return src, experiments
+
+
+def warn(src: Source, experiments: list[Experiment], prog: str) -> list[tuple[str, str]]:
+    """Print every setting not mapped and every warning on stderr, once each; returns the unmapped ones."""
+    unmapped = [(p, r) for p, r in src.skipped]
+    for exp in experiments:
+        unmapped.extend(u for u in exp.unmapped if u not in unmapped)
+    for path, reason in unmapped:
+        print(f"{prog}: warning: not mapped: {path}: {reason}", file=sys.stderr)
+    for warning in dict.fromkeys(w for exp in experiments for w in exp.warnings):
+        print(f"{prog}: warning: {warning}", file=sys.stderr)
+    return unmapped
+
+
 def run(args: argparse.Namespace) -> int:
-    src = normalise(read_yaml(args.config), args.config, args.curriculum, args.sampler)
     if args.out is not None and args.out.suffix in (".yaml", ".yml"):
         base = sanitise(args.name or args.out.stem)
         suffix = False
     else:
         base = sanitise(args.name or args.config.stem)
         suffix = args.name is None
-    experiments = translate(src, base, suffix)
-    for exp in experiments:  # found while converting old formats: attach to every experiment
-        exp.unmapped[:0] = [u for u in src.unmapped if u not in exp.unmapped]
+    src, experiments = imported(read_yaml(args.config), args.config, args.curriculum, args.sampler, base, suffix)
+    for exp in experiments:
         if args.env is not None:
             exp.overrides["env"] = args.env
             exp.notes.append(f"env={args.env}: given with --env")
     paths = destinations(experiments, args.out)
     texts = verify(experiments, args.config, src.fmt, paths)  # the file's own errors come first
     experiments = keep_ported(experiments)
-    unmapped = [(p, r) for p, r in src.skipped]
-    for exp in experiments:
-        unmapped.extend(u for u in exp.unmapped if u not in unmapped)
-    for path, reason in unmapped:
-        print(f"{PROG}: warning: not mapped: {path}: {reason}", file=sys.stderr)
-    for warning in dict.fromkeys(w for exp in experiments for w in exp.warnings):
-        print(f"{PROG}: warning: {warning}", file=sys.stderr)
+    unmapped = warn(src, experiments, PROG)
     if args.strict and unmapped:
         print(f"{PROG}: error: {len(unmapped)} setting(s) not mapped (--strict); nothing written", file=sys.stderr)
         return UNMAPPED_STRICT
