@@ -14,7 +14,7 @@ import yaml
 from mlx.config import ConfigError, validate
 from mlx.import_mlagents import convert_old_curriculum, load_curriculum_option, main
 from mlx.import_mlagents.translate import env_for
-from tests.conftest import REPO, compose_tree, run_mlx
+from tests.conftest import compose_tree, run_mlx
 
 DATA = Path(__file__).parent / "data" / "mlagents_configs"
 UPSTREAM = sorted(p for d in ("ppo", "sac", "poca", "imitation") for p in (DATA / d).glob("*.yaml"))
@@ -459,28 +459,34 @@ def test_existing_file_is_kept_without_force_and_strict_writes_nothing(tmp_path,
 
 
 def test_command_line_import_then_train(tmp_path):
-    """The user's two commands, as subprocesses: import, then train a few steps with the experiment."""
-    conf = tmp_path / "conf" / "experiment"
+    """The user's commands, as subprocesses, from a working folder outside mlx: import (into ./experiment/
+    by default), train a few steps with the printed command, then resume that run with it."""
     done = subprocess.run(
-        [sys.executable, "-m", "mlx.import_mlagents", str(DATA / "ppo" / "3DBall.yaml"), "--out", str(conf)],
+        [sys.executable, "-m", "mlx.import_mlagents", str(DATA / "ppo" / "WallJump.yaml")],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert f"python -m mlx experiment=3dball_ppo hydra.searchpath=[file://{conf.parent}]" in done.stdout
-    result = run_mlx(
-        "experiment=3dball_ppo",
-        f"hydra.searchpath=[file://{conf.parent}]",
-        "trainer.max_steps=1200",
-        "tracking=none",
-        "run_id=imported",
-        cwd=tmp_path,
-    )
+    assert (tmp_path / "experiment" / "walljump_ppo.yaml").exists()
+    printed = f"python -m mlx --config-dir {tmp_path} experiment=walljump_ppo"
+    assert printed in done.stdout
+    small = ["trainer.hyperparameters.buffer_size=256", "trainer.hyperparameters.batch_size=64", "env.num_areas=2"]
+    budget = ["trainer.max_steps=600", "behaviors.SmallWallJump.max_steps=600", "trainer.summary_freq=300"]
+    args = [*printed.split()[3:], *small, *budget, "tracking=none", "run_id=imported", "progress=plain"]
+    result = run_mlx(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     saved = yaml.safe_load((tmp_path / "results" / "imported" / "configuration.yaml").read_text())
-    assert saved["trainer"]["time_horizon"] == 1000 and saved["trainer"]["hyperparameters"]["batch_size"] == 64
+    assert saved["trainer"]["time_horizon"] == 128 and saved["env"]["name"] == "walljump"
+    assert saved["behaviors"] == {"SmallWallJump": {"max_steps": 600}}  # the file's sections only (no tuned/)
+    more = ["trainer.max_steps=900", "behaviors.SmallWallJump.max_steps=900"]
+    result = run_mlx(*printed.split()[3:], "run_id=imported", "resume=true", *more, "tracking=none", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [
+        yaml.safe_load(line) for line in (tmp_path / "results/imported/run_logs/stats.jsonl").read_text().splitlines()
+    ]
+    assert max(r["step"] for r in rows if r["behavior"] == "SmallWallJump") >= 900
 
 
 def test_old_pretraining_becomes_behavioral_cloning(tmp_path, capsys):

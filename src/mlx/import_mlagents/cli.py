@@ -4,6 +4,7 @@ with mlx's own schema (a result mlx refuses is bad input), then write it."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 import tempfile
@@ -56,6 +57,7 @@ def render(exp: Experiment, source: Path, fmt: str, command: str) -> str:
         lines.append("# Notes:")
         lines.extend(f"#   {note}" for note in [*exp.warnings, *exp.notes])
     lines.append("defaults:")
+    lines.append("  - override /tuned: null  # every trainer setting is below: mlx's tuned/ files add nothing")
     for group, option in exp.overrides.items():
         shown = f"[{', '.join(option)}]" if isinstance(option, list) else option
         lines.append(f"  - override /{group}: {shown}")
@@ -142,8 +144,9 @@ def how_to_run(path: Path, name: str) -> str:
     named experiment/ joins Hydra's search path, anything else must be moved there first."""
     if path.parent.resolve() == (Path(CONF_DIR) / "experiment").resolve():
         return f"python -m mlx experiment={name}"
-    if path.parent.name == "experiment" and path.stem == name:
-        return f"python -m mlx experiment={name} hydra.searchpath=[file://{path.parent.parent.resolve()}]"
+    if path.parent.name == "experiment" and path.stem == name:  # --config-dir adds to the search path (and a
+        # resume's own composition sees it, which hydra.searchpath=[...] is not)
+        return f"python -m mlx --config-dir {shlex.quote(str(path.parent.parent.resolve()))} experiment={name}"
     return f"move it to conf/experiment/{name}.yaml, then python -m mlx experiment={name}"
 
 

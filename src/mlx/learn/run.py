@@ -68,9 +68,8 @@ def overrides(args: argparse.Namespace, exp: Experiment) -> tuple[list[str], lis
     line are mapped, so the YAML's own checkpoint/env/engine/torch settings (in the experiment) stay
     unless an option overrides them, as upstream."""
     given = vars(args)
-    # Every trainer setting is the file's (the importer writes them all): mlx's tuned/ defaults for the env
-    # would only add their behaviors.<name> sections (WallJump's, StrikersVsGoalie's), so none is loaded.
-    out: list[str] = ["~tuned"]
+    # Every trainer setting is the file's: the importer writes them all and leaves mlx's tuned/ out.
+    out: list[str] = []
     notes: list[str] = []
     sections = list(exp.body.get("behaviors", {}))
 
