@@ -100,7 +100,7 @@ def test_native_port_chosen_from_behaviour_names():
 
 def test_behaviours_with_different_settings_are_one_run_with_sections(here):
     name, text, mlx, _, shown = prepare(parse_args([str(CONFIGS / "poca/StrikersVsGoalie.yaml"), "--run-id=s"]))
-    assert name == "strikersvsgoalie_poca" and mlx[0] == "~tuned"  # no tuned behaviours sections leak in
+    assert name == "strikersvsgoalie_poca" and "override /tuned: null" in text  # no tuned sections leak in
     assert "behaviors:\n  Striker:\n    self_play:\n      swap_steps: 4000\n" in text
     assert (
         shown.startswith("python -m mlx.import_mlagents ")
@@ -211,7 +211,7 @@ def test_options_map_to_mlx_overrides():
     assert any("--train is deprecated" in n for n in notes) and any("--load is deprecated" in n for n in notes)
     _, _, mlx, _, _ = prepare(parse_args([str(CONFIGS / "ppo/3DBall.yaml"), "--load", "--env=3DBall"]))
     assert "resume=true" in mlx and "env=3dball" in mlx
-    assert prepare(parse_args([str(CONFIGS / "ppo/3DBall.yaml")]))[2] == ["~tuned", "run_id=ppo"]
+    assert prepare(parse_args([str(CONFIGS / "ppo/3DBall.yaml")]))[2] == ["run_id=ppo"]
 
 
 def test_refusals_are_one_line(here, capsys):
@@ -269,9 +269,9 @@ def test_python_m_mlx_points_ml_agents_habits_to_mlx_learn(here, monkeypatch, ca
 
 def test_without_a_config_every_behaviour_gets_ml_agents_defaults():
     name, text, mlx, _, shown = prepare(parse_args(["--env=3DBall", "--run-id=d"]))
-    assert name == "mlagents_defaults_ppo" and mlx == ["~tuned", "env=3dball", "run_id=d"]
+    assert name == "mlagents_defaults_ppo" and mlx == ["env=3dball", "run_id=d"]
     assert "batch_size: 1024" in text and "buffer_size: 10240" in text  # ML-Agents' PPO defaults
-    assert shown.startswith("python -m mlx --config-dir . experiment=mlagents_defaults_ppo '~tuned'")
+    assert shown.startswith("python -m mlx --config-dir . experiment=mlagents_defaults_ppo")
 
 
 def test_env_and_env_args_launch_an_env_process(here, capsys):
