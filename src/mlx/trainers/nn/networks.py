@@ -159,6 +159,8 @@ class Actor(nn.Module):
         self.action_spec = action_spec
         self.conditional_sigma = conditional_sigma
         self.tanh_squash = tanh_squash
+        # network_settings.deterministic: what ``sample`` does when its caller does not say (training acts so)
+        self.deterministic = bool(settings.deterministic)
         self.body = StateEncoder(spec, settings)
         self.memory_size = self.body.memory_size
         hidden = self.body.output_size
@@ -233,11 +235,15 @@ class Actor(nn.Module):
         self,
         obs: torch.Tensor,
         masks: torch.Tensor | None = None,
-        deterministic: bool = False,
+        deterministic: bool | None = None,
         memories: torch.Tensor | None = None,
         components: bool = False,
     ) -> PolicyOutput:
-        """Actions for a batch; ``components``: log_prob [B, C + D] per action component (see ``evaluate``)."""
+        """Actions for a batch; ``components``: log_prob [B, C + D] per action component (see ``evaluate``).
+        ``deterministic``: the mean and the most likely actions instead of samples; None: the actor's own
+        network_settings.deterministic (how the trainers act). SAC's deterministic action is tanh(mean)."""
+        if deterministic is None:
+            deterministic = self.deterministic
         mu, log_std, branch_logp, new_memories = self._heads(obs, masks, memories)
         batch = obs.shape[0]
         log_prob = torch.zeros(batch, device=obs.device)
