@@ -2,9 +2,9 @@
 compare it with upstream's log to see that the same settings are in force.
 
     [INFO] Hyperparameters for behavior name 3DBall:
-    	trainer_type:	ppo
-    	hyperparameters:
-    	  batch_size:	64
+    <TAB>trainer_type:<TAB>ppo
+    <TAB>hyperparameters:<TAB>
+    <TAB>  batch_size:<TAB>64
 
 Each setting is a tab, two spaces per level of nesting, the name, a colon, a tab and the value (Python's
 ``str`` of it: True, None, 0.0003), as upstream writes its settings tree.
@@ -50,9 +50,7 @@ def settings_tree(settings: TrainerSettings, signals: Mapping[str, RewardSignalS
     return tree
 
 
-def hyperparameter_banner(
-    behavior: str, settings: TrainerSettings, signals: Mapping[str, RewardSignalSettings]
-) -> str:
+def hyperparameter_banner(behavior: str, settings: TrainerSettings, signals: Mapping[str, RewardSignalSettings]) -> str:
     """The banner of one behaviour, one block of lines (printed at once, so behaviours never interleave)."""
     head = f"[INFO] Hyperparameters for behavior name {behavior}: "
     return "\n".join([head, *_lines(settings_tree(settings, signals), 0)])

@@ -3,9 +3,9 @@
 ``env=unity env.path=<executable>`` launches ``env.num_envs`` copies of the executable, each told to
 connect to its own port (``env.base_port + i``; 5005 by default) with ``--mlagents-port``, plus
 ``-nographics -batchmode`` (engine_settings.no_graphics; with no_graphics_monitor every worker but 0),
-``-logFile results/<run_id>/run_logs/Player-<i>.log`` and ``env.env_args``. ``env.path=null`` listens on 5004 for the Unity Editor's Play button instead.
-mlx is the gRPC server (the trainer), the environments are clients. Everything here is the mlx env API
-(``BaseEnv``), so the run loop trains on it unchanged.
+``-logFile results/<run_id>/run_logs/Player-<i>.log`` and ``env.env_args``. ``env.path=null`` listens on
+5004 for the Unity Editor's Play button instead. mlx is the gRPC server (the trainer), the environments
+are clients. Everything here is the mlx env API (``BaseEnv``), so the run loop trains on it unchanged.
 
 How the copies become one env: every worker's agents of a behaviour are concatenated into one
 DecisionSteps/TerminalSteps batch (worker order, then team order by number); actions are split back the same
