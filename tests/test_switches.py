@@ -431,3 +431,12 @@ def test_recurrent_sac_ends_a_sequence_where_its_trajectory_is_cut():
         _step(env, trainer)
     valid = trainer.buffer.data["valid"][: len(trainer.buffer)]
     assert sorted(valid.sum(1).tolist()) == [2, 2, 2, 2, 4, 4, 4, 4]
+
+
+def test_a_resume_may_switch_deterministic_but_not_the_network_shape():
+    from mlx.config.resume import Change, check_resumable
+
+    check_resumable([Change("trainer.network_settings.deterministic", False, True)], "a")  # weights unchanged
+    check_resumable([Change("behaviors.Walker.network_settings.deterministic", False, True)], "a")
+    with pytest.raises(ConfigError, match="hidden_units"):
+        check_resumable([Change("trainer.network_settings.hidden_units", 128, 64)], "a")
