@@ -5,6 +5,7 @@ auto-selection, init_path resolution, no_graphics_monitor and SAC's time_horizon
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from mlx.envs.unity.env import EngineConfig, UnityEnv, make_unity_env
 from mlx.errors import RunError
 from mlx.stat_names import IS_TRAINING
 from mlx.tracking.tracker import Tracker
-from mlx.trainers.nn.networks import actor_for, flat_obs_size
+from mlx.trainers.nn.networks import actor_for, flat_obs_size, squashed_sample
 from mlx.trainers.ppo.actor_critic import NumpyActorCritic, TorchActorCritic
 from mlx.trainers.registry import make_trainer
 from mlx.training.banner import hyperparameter_banner
@@ -102,6 +103,27 @@ def test_deterministic_sac_acts_on_the_squashed_mean_after_its_random_start():
         mu, _, _ = trainer.module.actor.distribution(torch.as_tensor(decision.obs[0]))
     np.testing.assert_allclose(first.continuous, torch.tanh(mu).numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(first.continuous, second.continuous)
+    # The update draws its policy actions through the same sampler (upstream): the squashed mean.
+    u, log_prob = squashed_sample(mu, torch.zeros_like(mu), 4, CPU, deterministic=True)
+    torch.testing.assert_close(u, torch.tanh(mu))
+    torch.testing.assert_close(
+        log_prob, -2 * 0.5 * math.log(2 * math.pi) - torch.log1p(-(torch.tanh(mu) ** 2)).sum(1), atol=1e-4, rtol=1e-4
+    )
+
+
+def test_a_deterministic_sac_run_updates_and_its_losses_stay_finite():
+    env = make_env("3dball", 4, seed=0)
+    settings = _deterministic(SACSettings(hyperparameters=SACHyperparameters(batch_size=32, buffer_size=1000)))
+    settings.time_horizon = 8
+    trainer = make_trainer("3DBall", env.behavior_specs["3DBall"], settings, EXTRINSIC, CPU, 0)
+    env.reset()
+    for _ in range(40):
+        _step(env, trainer)
+        if trainer.ready_to_update():
+            trainer.update()
+    stats = trainer.stats.summarise()
+    assert trainer.update_steps > 50
+    assert all(math.isfinite(stats[k].mean) for k in ("Losses/Policy Loss", "Losses/Q1 Loss", "Losses/Value Loss"))
 
 
 def test_a_deterministic_poca_actor_acts_on_argmax_per_component():

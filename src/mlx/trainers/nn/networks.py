@@ -328,14 +328,20 @@ def actor_for(trainer_type: str, spec: BehaviorSpec, settings: NetworkSettings) 
 
 
 def squashed_sample(
-    mu: torch.Tensor | None, log_std: torch.Tensor | None, batch: int, device: torch.device
+    mu: torch.Tensor | None,
+    log_std: torch.Tensor | None,
+    batch: int,
+    device: torch.device,
+    deterministic: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What SAC's update needs of the Gaussian (from Actor.distribution): a reparameterised tanh-squashed
-    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions)."""
+    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions).
+    ``deterministic`` (network_settings.deterministic): the mean instead, as upstream's update draws its
+    actions through the same deterministic sampler that acts."""
     if mu is None:
         return torch.zeros(batch, 0, device=device), torch.zeros(batch, device=device)
     assert log_std is not None
-    u = mu + torch.randn_like(mu) * log_std.exp()
+    u = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
     log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)  # before tanh: autograd's order as always
     return torch.tanh(u), log_prob
 
