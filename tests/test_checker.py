@@ -9,12 +9,20 @@ from mlx.envs import NATIVE_ENVS, make_env
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, ObservationSpec
 from mlx.envs.checker import check_env, random_actions
 from mlx.envs.native.basic import BasicEnv
+from mlx.envs.registry import NATIVE_BEHAVIORS
 from mlx.errors import EnvCheckError
 
 
 @pytest.mark.parametrize("name", sorted(NATIVE_ENVS))
 def test_every_native_env_passes(name):
     check_env(lambda seed: make_env(name, num_areas=3, seed=seed), steps=60)
+
+
+def test_the_behaviour_table_names_each_envs_behaviours():
+    """registry.NATIVE_BEHAVIORS (what the importer and mlx-learn choose a port by) is true of every env."""
+    assert set(NATIVE_BEHAVIORS) == set(NATIVE_ENVS)
+    for name, behaviours in NATIVE_BEHAVIORS.items():
+        assert sorted(make_env(name, num_areas=1, seed=0).behavior_specs) == sorted(behaviours), name
 
 
 class FloatObsBasic(BasicEnv):

@@ -201,7 +201,7 @@ def test_reward_thresholds_may_fall_between_lessons():
     [
         (["+behaviors.BigWallJump.max_stepz=100"], ["behaviors.BigWallJump.max_stepz"]),
         (["behaviors.SmallWallJump.max_steps=0"], ["behaviors.SmallWallJump.max_steps must be > 0"]),
-        (["+behaviors.BigWallJump.trainer_type=sac"], ["behaviors.BigWallJump.trainer_type", "trainer=ppo"]),
+        (["+behaviors.BigWallJump.trainer_type=dqn"], ["behaviors.BigWallJump.trainer_type 'dqn'", "ppo, sac"]),
         (["+behaviors.BigWallJump.hyperparameters.batch_size=4096"], ["behaviors.BigWallJump.hyperparameters"]),
         (["lesson=-1"], ["lesson must be a lesson number >= 0"]),
     ],

@@ -13,6 +13,7 @@ import yaml
 
 from mlx.config import ConfigError, validate
 from mlx.import_mlagents import convert_old_curriculum, load_curriculum_option, main
+from mlx.import_mlagents.translate import env_for
 from tests.conftest import REPO, compose_tree, run_mlx
 
 DATA = Path(__file__).parent / "data" / "mlagents_configs"
@@ -84,20 +85,33 @@ def lookup(tree: dict, dotted: str):
 
 @pytest.mark.parametrize("source", UPSTREAM, ids=[f"{p.parent.name}/{p.name}" for p in UPSTREAM])
 def test_every_upstream_config_imports_and_keeps_its_settings(source, tmp_path, capsys):
-    folder, experiments, _ = imported(tmp_path, capsys, source)
     behaviours = yaml.safe_load(source.read_text())["behaviors"]
-    covered = [b for _, names in experiments.values() for b in names]
-    assert sorted(covered) == sorted(behaviours)
-    for name, (_, names) in experiments.items():
-        tree = compose_experiment(folder, name)
-        run = validate(tree, check_files=False)  # Unity's .demo files that mlx has no recording of are warned
-        section = behaviours[names[0]]
-        assert run.trainer.trainer_type == section["trainer_type"]
+    ported = env_for(list(behaviours)) is not None
+    if not ported:  # nothing may silently train another env: the user names one
+        code, _, err = run_import(source, "--out", tmp_path / "refused", capsys=capsys)
+        assert code == 2 and "no native port of mlx has the behaviour" in err and "--env unity" in err
+    folder, experiments, _ = imported(tmp_path, capsys, source, *([] if ported else ["--env", "unity"]))
+    assert len(experiments) == 1  # every behaviour of a file trains in one run, as with mlagents-learn
+    ((name, (_, names)),) = experiments.items()
+    assert sorted(names) == sorted(behaviours)
+    tree = compose_experiment(folder, name)
+    assert tree["env"]["name"] == (env_for(list(behaviours)) or "unity")
+    run = validate(tree, check_files=False)  # Unity's .demo files that mlx has no recording of are warned
+    for behaviour in names:
+        section = behaviours[behaviour]
+        settings = run.trainer_for(behaviour)
+        assert settings.trainer_type == section["trainer_type"]
+        signals = run.signals_for(behaviour)
         for key, value in expected_settings(section).items():
+            head, _, rest = key.partition(".")
+            got = signals[rest.split(".")[0]] if head == "reward_signals" else settings
+            for part in rest.split(".")[1:] if head == "reward_signals" else key.split("."):
+                got = getattr(got, part)
+            got = getattr(got, "value", got)  # enums as their names
             if isinstance(value, str) and value in ("linear", "constant", "simple", "nature_cnn", "resnet", "match3"):
-                assert lookup(tree["trainer"], key) == value, key
+                assert got == value, (behaviour, key)
             else:  # YAML 1.1 reads 1.0e7 as text; ML-Agents (and the importer) read it as a number
-                assert lookup(tree["trainer"], key) == pytest.approx(float(value)), key
+                assert got == pytest.approx(float(value)), (behaviour, key)
 
 
 def test_imported_3dball_ppo_resolves_to_the_tuned_defaults(tmp_path, capsys):
@@ -133,27 +147,36 @@ def test_old_flat_format_3dball_equals_the_nested_one(tmp_path, capsys):
     pyramids = compose_experiment(folder, by_behaviour["Pyramids"])["trainer"]  # encoding_size -> hidden units
     assert pyramids["reward_signals"]["curiosity"]["network_settings"]["hidden_units"] == 256
     assert pyramids["reward_signals"]["curiosity"]["strength"] == pytest.approx(0.02)
-    # Behaviours whose mlx settings are equal share one experiment; the soccer ones differ in self_play
-    assert experiments[by_behaviour["Striker"]][1] == ["Striker"]
-    striker = compose_experiment(folder, by_behaviour["Striker"])["trainer"]["self_play"]
-    assert striker == {"window": 50, "play_against_latest_model_ratio": 0.5, "save_steps": 50000,
-                       "swap_steps": 100000, "team_change": 200000}  # fmt: skip
+    # A catalogue of scenes: one experiment per native port (the soccer behaviours share one run, each with
+    # its own self_play), the behaviours no port has left out with a warning.
+    assert sorted(experiments[by_behaviour["Striker"]][1]) == ["Goalie", "Striker"]
+    soccer = validate(compose_experiment(folder, by_behaviour["Striker"]))
+    assert soccer.env.name == "strikersvsgoalie"
+    striker = soccer.trainer_for("Striker").self_play
+    assert (striker.window, striker.play_against_latest_model_ratio, striker.save_steps) == (50, 0.5, 50000)
+    assert (striker.swap_steps, striker.team_change) == (100000, 200000)
     assert "self_play" not in err
+    assert "warning: not imported: FoodCollector: no native port has it; import them with --env unity" in err
 
 
 def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
     folder, experiments, err = imported(tmp_path, capsys, DATA / "old" / "sac_trainer_config.yaml")
     assert "not mapped: default.num_update:" in err and "not mapped: default.train_interval:" in err
-    assert "not mapped: FoodCollector.train_interval:" in err
+    assert "not imported: FoodCollector" in err  # no port: its settings are not reported either
     assert "Hallway.use_recurrent" not in err  # SAC with memory maps (recurrent SAC)
-    assert "not mapped: VisualHallway.gamma:" in err  # a pre-0.8 key, ignored since
+    assert re.search(r"not imported: [^\n]*VisualHallway", err)  # no port (nor its pre-0.8 keys reported)
     assert "self_play" not in err  # play_against_current_self_ratio (old name) accepted
     by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
-    walker = validate(compose_experiment(folder, by_behaviour["Walker"]))
-    assert walker.trainer.max_steps == 20_000_000 and walker.trainer.network_settings.num_layers == 4
-    hallway = validate(compose_experiment(folder, by_behaviour["Hallway"]))
-    assert hallway.trainer.network_settings.memory is not None
-    assert hallway.trainer.network_settings.memory.sequence_length == 32
+    assert "Walker" not in by_behaviour  # no native Walker: imported only for an env the user names
+    folder, experiments, err = imported(
+        tmp_path / "u", capsys, DATA / "old" / "sac_trainer_config.yaml", "--env", "unity"
+    )
+    by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
+    walker = validate(compose_experiment(folder, by_behaviour["Walker"])).trainer_for("Walker")
+    assert walker.max_steps == 20_000_000 and walker.network_settings.num_layers == 4
+    hallway = validate(compose_experiment(folder, by_behaviour["Hallway"])).trainer_for("Hallway")
+    assert hallway.network_settings.memory is not None
+    assert hallway.network_settings.memory.sequence_length == 32
 
 
 def test_old_curriculum_and_sampler_files(tmp_path, capsys):
@@ -221,7 +244,8 @@ def test_gail_and_behavioral_cloning_are_imported(tmp_path, capsys):
     text = Path(experiments["pushblock_ppo"][0]).read_text()
     assert "ExpertPushBlock.demo -> demos/ExpertPushBlock.demo" in text
 
-    folder, experiments, err = imported(tmp_path / "crawler", capsys, DATA / "imitation" / "Crawler.yaml")
+    args = ("--env", "unity")  # no native Crawler yet: the user names what to train on
+    folder, experiments, err = imported(tmp_path / "crawler", capsys, DATA / "imitation" / "Crawler.yaml", *args)
     assert "warning: behaviors.Crawler.behavioral_cloning.demo_path: no .demo file at" in err
     assert "warning: behaviors.Crawler.reward_signals.gail.demo_path: no .demo file at" in err
     tree = compose_experiment(folder, "crawler_ppo")
@@ -230,11 +254,34 @@ def test_gail_and_behavioral_cloning_are_imported(tmp_path, capsys):
         validate(tree)
 
 
-def test_multiple_behaviours_with_different_settings_give_one_experiment_each(tmp_path, capsys):
-    code, out, _ = run_import(DATA / "ppo" / "WallJump.yaml", "--out", tmp_path / "wj.yaml", capsys=capsys)
-    assert code == 0 and "2 experiments" in out
-    assert sorted(written(out)) == ["wj_bigwalljump", "wj_smallwalljump"]
-    assert (tmp_path / "wj_bigwalljump.yaml").exists() and (tmp_path / "wj_smallwalljump.yaml").exists()
+def test_behaviours_with_different_settings_train_in_one_run(tmp_path, capsys):
+    """As mlagents-learn does: WallJump's two behaviours (20M and 5M steps) are one run of env=walljump."""
+    folder = tmp_path / "experiment"
+    code, out, _ = run_import(DATA / "ppo" / "WallJump.yaml", "--out", folder / "wj.yaml", capsys=capsys)
+    assert code == 0 and sorted(written(out)) == ["wj"]
+    body = yaml.safe_load((folder / "wj.yaml").read_text())
+    assert body["behaviors"] == {"SmallWallJump": {"max_steps": 5000000}}  # only what differs from trainer
+    run = validate(compose_experiment(folder, "wj"))
+    assert run.env.name == "walljump"
+    assert (
+        run.trainer_for("BigWallJump").max_steps == 20_000_000
+        and run.trainer_for("SmallWallJump").max_steps == 5_000_000
+    )
+
+
+def test_behaviours_with_different_trainers_train_in_one_run(tmp_path, capsys):
+    source = tmp_path / "mixed.yaml"
+    source.write_text(
+        "behaviors:\n  BigWallJump: {trainer_type: ppo, max_steps: 1000}\n"
+        "  SmallWallJump: {trainer_type: sac, max_steps: 2000, hyperparameters: {buffer_size: 7000}}\n"
+    )
+    folder, experiments, _ = imported(tmp_path, capsys, source)
+    assert list(experiments) == ["mixed_ppo_sac"]
+    run = validate(compose_experiment(folder, "mixed_ppo_sac"))
+    big, small = run.trainer_for("BigWallJump"), run.trainer_for("SmallWallJump")
+    assert (big.trainer_type, big.max_steps) == ("ppo", 1000)
+    assert (small.trainer_type, small.max_steps, small.hyperparameters.buffer_size) == ("sac", 2000, 7000)
+    assert small.hyperparameters.tau == pytest.approx(0.005)  # SAC's own defaults, not PPO's
 
 
 def test_default_settings_merge_as_in_ml_agents(tmp_path, capsys):
@@ -244,7 +291,7 @@ def test_default_settings_merge_as_in_ml_agents(tmp_path, capsys):
         "behaviors:\n  A:\n    hyperparameters: {buffer_size: 640}\n    reward_signals: {curiosity: {strength: 0.1}}\n"
         "  B:\n    hyperparameters: {buffer_size: 640}\n    reward_signals: {curiosity: {strength: 0.1}}\n"
     )
-    folder, experiments, _ = imported(tmp_path, capsys, source)
+    folder, experiments, _ = imported(tmp_path, capsys, source, "--env", "unity")
     assert list(experiments) == ["c_ppo"] and experiments["c_ppo"][1] == ["A", "B"]  # equal: one experiment
     trainer = compose_experiment(folder, "c_ppo")["trainer"]
     assert trainer["max_steps"] == 12345
@@ -289,7 +336,7 @@ def test_threaded_and_inference_are_reported(tmp_path, capsys):
         "behaviors:\n  X:\n    threaded: true\n    network_settings: {deterministic: true}\n"
         "checkpoint_settings: {inference: true}\ndebug: true\n"
     )
-    folder, _, err = imported(tmp_path, capsys, source)
+    folder, _, err = imported(tmp_path, capsys, source, "--env", "unity")
     for path in ("behaviors.X.threaded", "checkpoint_settings.inference"):
         assert f"not mapped: {path}:" in err
     assert "not mapped: debug:" in err and "deterministic" not in err  # mapped (release 20's switch)

@@ -113,6 +113,10 @@ def yaml_error(exc: BaseException) -> str | None:
     return f"YAML syntax error in {mark.name}, line {mark.line + 1}, column {mark.column + 1}: {problem}; fix the file"
 
 
+# Sections whose entries the user names (behaviours, parameters): a missing one needs '+' to be added.
+OPEN_SECTIONS = ("behaviors", "environment_parameters")
+
+
 def describe(exc: BaseException) -> str:
     """The one line a user sees for a configuration or run error."""
     # lazy for start-up speed (omegaconf)
@@ -128,6 +132,10 @@ def describe(exc: BaseException) -> str:
         parent = getattr(cause, "parent_node", None)
         known = sorted(str(k) for k in parent) if parent is not None and hasattr(parent, "keys") else []
         hint = f"; allowed keys there: {', '.join(known)}" if known else ""
+        if str(cause.full_key).split(".")[0] in OPEN_SECTIONS:  # entries named by the user: added, not typos
+            hint = (
+                f"; add it with '+{cause.full_key}...=<value>' ('++' also sets it where the run has it, e.g. on resume)"
+            )
         return f"unknown key '{cause.full_key}'{_elsewhere(cause)}{hint}"
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         return f"{cause.full_key}: {one_line(str(cause))}"

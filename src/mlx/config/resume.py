@@ -34,7 +34,7 @@ CONFIGURATION_FILE = "configuration.yaml"
 MAX_RECORD_BYTES = 10 * 2**20  # a run's configuration is a few KB; a bigger file is not one
 
 # Keys that say what to do with the run rather than how it trains: never recorded as a change.
-OPERATIONAL = ("resume", "force", "mode", "progress", "evaluate", "watch", "record")
+OPERATIONAL = ("resume", "force", "mode", "progress", "debug", "evaluate", "watch", "record")
 
 # Keys a checkpoint cannot follow: changing them on resume is refused (prefix match on dotted keys).
 FIXED = (

@@ -27,9 +27,13 @@ MODE_SETTINGS = {"evaluate": EvaluateSettings, "record": RecordSettings, "watch"
 
 @dataclass
 class TrackingSettings:
-    """Where statistics, parameters and artifacts go. backend 'none' keeps only the results folder."""
+    """Where statistics, parameters and artifacts go, besides the results folder's stats.jsonl: MLflow
+    (backend mlflow) and TensorBoard event files in results/<run_id>/<Behavior>/ (tensorboard), as the
+    tracking group picks them: tracking=mlflow both, tracking=tensorboard the event files only,
+    tracking=none neither; tracking.tensorboard=true|false switches the event files on any of them."""
 
-    backend: str = "mlflow"
+    backend: str = "mlflow"  # mlflow, tensorboard (no MLflow: event files only) or none
+    tensorboard: bool = True  # ML-Agents' event files: tensorboard --logdir results
     uri: str = "sqlite:///mlruns.db"
     experiment_name: str | None = None  # None: the env name
     log_checkpoints: bool = True
@@ -41,8 +45,13 @@ class TrackingSettings:
     trial: int | None = None
 
     def check(self) -> None:
-        if self.backend not in ("mlflow", "none"):
-            raise ConfigError(f"tracking.backend must be 'mlflow' or 'none' (got '{self.backend}')")
+        if self.backend not in ("mlflow", "tensorboard", "none"):
+            raise ConfigError(f"tracking.backend must be 'mlflow', 'tensorboard' or 'none' (got '{self.backend}')")
+        if self.backend == "tensorboard" and not self.tensorboard:
+            raise ConfigError(
+                "tracking=tensorboard with tracking.tensorboard=false records nothing; use tracking=none, "
+                "or drop tracking.tensorboard=false"
+            )
 
 
 DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
@@ -124,6 +133,9 @@ class MlxConfig:
     initialize_from: str | None = None
     stop_at_reward: float | None = None
     progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
+    # mlagents-learn's --debug: the mlx loggers at DEBUG (each update's time, each summary's time split) and a
+    # block per behaviour in timers.json; run_logs/timers.json itself is written by every training run.
+    debug: bool = False
     sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
     mode: str = "train"  # train, evaluate (mlagents-learn's --inference, mlx.modes.evaluate) or watch (mlx.modes.watch)
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
@@ -158,6 +170,7 @@ class RunConfig:
     lesson: int | None = None
     watch: WatchSettings = field(default_factory=WatchSettings)
     record: RecordSettings = field(default_factory=RecordSettings)
+    debug: bool = False
 
     def trainer_for(self, behavior: str) -> TrainerSettings:
         """The trainer settings of one behaviour: its behaviors.<name> section merged over trainer."""
@@ -178,14 +191,15 @@ def _behaviors(
         key = f"behaviors.{behavior}"
         if not isinstance(override, dict):
             raise ConfigError(f"{key} must be a mapping of trainer settings, e.g. {key}.max_steps=1000000")
-        if override.get("trainer_type", trainer_type) != trainer_type:
-            raise ConfigError(
-                f"{key}.trainer_type: every behaviour uses trainer={trainer_type} here; per-behaviour trainer types "
-                "are not supported, remove it"
-            )
-        behaviors[str(behavior)], signals[str(behavior)] = typed_trainer(
-            deep_merge(trainer_tree, override), key, check_files
-        )
+        own_type = override.get("trainer_type", trainer_type)
+        if own_type not in TRAINER_SETTINGS:
+            raise ConfigError(f"unknown {key}.trainer_type '{own_type}'; available: {', '.join(TRAINER_SETTINGS)}")
+        base = trainer_tree
+        if own_type != trainer_type:
+            # Hyperparameters belong to one trainer (PPO's buffer_size is not a replay capacity): a behaviour
+            # of another type starts from its own trainer's defaults there, and shares everything else.
+            base = {k: v for k, v in trainer_tree.items() if k not in ("hyperparameters", "trainer_type")}
+        behaviors[str(behavior)], signals[str(behavior)] = typed_trainer(deep_merge(base, override), key, check_files)
     return behaviors, signals
 
 
@@ -193,7 +207,7 @@ TOP_LEVEL_KEYS = frozenset(f.name for f in fields(MlxConfig)) | {"hydra"}
 
 
 def _check_top_level(tree: dict[str, Any]) -> None:
-    """The run's own keys: no unknown ones (a `+typo=1`), seed, lesson, run_id, mode, progress."""
+    """The run's own keys: no unknown ones (a `+typo=1`), seed, lesson, run_id, mode, progress, debug."""
     unknown = sorted(set(map(str, tree)) - TOP_LEVEL_KEYS)
     if unknown:
         allowed = sorted(TOP_LEVEL_KEYS - {"hydra"})
@@ -217,6 +231,8 @@ def _check_top_level(tree: dict[str, Any]) -> None:
         raise ConfigError(f"mode must be 'train', 'evaluate', 'watch' or 'record' (got '{tree.get('mode')}')")
     if tree.get("progress") not in ("auto", "plain"):
         raise ConfigError(f"progress must be 'auto' or 'plain' (got '{tree.get('progress')}')")
+    if not isinstance(tree.get("debug", False), bool):
+        raise ConfigError(f"debug must be true or false (got {tree.get('debug')!r})")
 
 
 def _check_process_seed(seed: int, env: EnvSettings) -> None:
@@ -283,5 +299,6 @@ def validate(cfg: DictConfig | dict[str, Any], check_files: bool = True) -> RunC
         behaviors=behaviors,
         behavior_signals=behavior_signals,
         lesson=tree.get("lesson"),
+        debug=bool(tree.get("debug", False)),
         **modes,
     )

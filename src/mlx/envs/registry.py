@@ -33,6 +33,26 @@ NATIVE_ENVS: Mapping[str, str] = {
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
 
+# The behaviour names of each native env, known without building it: ML-Agents configs name behaviours,
+# and the importer and mlx-learn pick the port from them (tests/test_registry.py checks them against the envs).
+NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
+    "3dball": ("3DBall",),
+    "3dballhard": ("3DBallHard",),
+    "basic": ("Basic",),
+    "dungeonescape": ("DungeonEscape",),
+    "gridworld": ("GridWorld",),
+    "hallway": ("Hallway",),
+    "pushblock": ("PushBlock",),
+    "pushblockcollab": ("PushBlockCollab",),
+    "pyramids": ("Pyramids",),
+    "sacrifice": ("Sacrifice",),
+    "soccertwos": ("SoccerTwos",),
+    "strikersvsgoalie": ("Striker", "Goalie"),
+    "tennis": ("Tennis",),
+    "visual3dball": ("Visual3DBall",),
+    "walljump": ("SmallWallJump", "BigWallJump"),
+}
+
 # Envs from other libraries (`env=gym env.id=...`).
 ADAPTER_ENVS: Mapping[str, str] = {
     "gym": "mlx.envs.gym.adapter:GymEnv",

@@ -24,13 +24,13 @@ USAGE_ERROR = 2
 UNMAPPED_STRICT = 1
 
 
-def render(exp: Experiment, source: Path, fmt: str) -> str:
+def render(exp: Experiment, source: Path, fmt: str, command: str) -> str:
     lines = ["# @package _global_"]
     who = ", ".join(exp.behaviours)
     kind = {"flat": "old flat format", "0.17": "0.17-0.18 format", "nested": "nested format"}[fmt]
     lines.append(f"# Imported by `python -m {PROG}` from the ML-Agents config {source.name}")
     lines.append(f"# ({kind}), behaviour{'s' if len(exp.behaviours) > 1 else ''} {who}.")
-    lines.append(f"# Run: python -m mlx experiment={exp.name}")
+    lines.append(f"# Run: {command}")
     lines.append("# Every trainer setting is written out (ML-Agents' defaults filled in), so tuned/ and network=")
     lines.append("# do not change it; change a setting on the command line, e.g. trainer.max_steps=1000000.")
     if exp.unmapped:
@@ -64,7 +64,7 @@ def render(exp: Experiment, source: Path, fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verify(experiments: list[Experiment], source: Path, fmt: str) -> dict[str, str]:
+def verify(experiments: list[Experiment], source: Path, fmt: str, paths: dict[str, Path]) -> dict[str, str]:
     """Compose each experiment with Hydra over a copy of conf/ and validate it as a run would.
     Returns name -> file text."""
     register_configs()
@@ -75,13 +75,14 @@ def verify(experiments: list[Experiment], source: Path, fmt: str) -> dict[str, s
         (conf / "experiment").mkdir(exist_ok=True)
         with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
             for exp in experiments:
-                texts[exp.name] = verify_one(exp, conf / "experiment", source, fmt)
+                command = how_to_run(paths[exp.name], exp.name)
+                texts[exp.name] = verify_one(exp, conf / "experiment", source, fmt, command)
     return texts
 
 
-def verify_one(exp: Experiment, folder: Path, source: Path, fmt: str) -> str:
+def verify_one(exp: Experiment, folder: Path, source: Path, fmt: str, command: str) -> str:
     who = ", ".join(exp.behaviours)
-    text = render(exp, source, fmt)
+    text = render(exp, source, fmt, command)
     (folder / f"{exp.name}.yaml").write_text(text, encoding="utf-8")
     try:
         # .demo files may be recorded after importing (warned about above); runs check them
@@ -107,8 +108,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--out",
         type=Path,
-        help="a folder (default: mlx's conf/experiment/), or a .yaml file whose name (lower case) names the "
-        "experiment; several experiments from one config become <name>_<behaviour>.yaml",
+        help="a folder (default: experiment/ in the working folder), or a .yaml file whose name (lower case) "
+        "names the experiment; several experiments from one config become <name>_<behaviour>.yaml",
+    )
+    parser.add_argument(
+        "--env",
+        help="the mlx env to train on (env=<name>: a native port, unity, gym); needed when no native port has "
+        "the config's behaviours and the config names no env_path",
     )
     parser.add_argument("--name", help="experiment name (default: the config's file name and trainer, e.g. 3dball_ppo)")
     parser.add_argument("--curriculum", type=Path, help="old (<= 0.16) curriculum file or folder of JSON files")
@@ -120,9 +126,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def destinations(experiments: list[Experiment], out: Path | None) -> dict[str, Path]:
     """<name>.yaml in the --out folder (or the folder of a --out file, whose name gave the experiment's
-    name), else in conf/experiment/: Hydra finds an option by its file name, which must end in .yaml."""
+    name), else in experiment/ of the working folder (never inside mlx's own install): Hydra finds an
+    option by its file name, which must end in .yaml."""
     if out is None:
-        folder = Path(CONF_DIR) / "experiment"
+        folder = Path.cwd() / "experiment"
     elif out.suffix in (".yaml", ".yml"):
         folder = out.parent
     else:
@@ -140,6 +147,28 @@ def how_to_run(path: Path, name: str) -> str:
     return f"move it to conf/experiment/{name}.yaml, then python -m mlx experiment={name}"
 
 
+def keep_ported(experiments: list[Experiment]) -> list[Experiment]:
+    """The experiments with an env (--env, env_path or a native port). Behaviours with none are refused
+    (nothing may train another env silently), or left out with a warning when the file is a catalogue of
+    several scenes (ML-Agents' old trainer_config.yaml)."""
+    ported = [e for e in experiments if "env" in e.overrides]
+    if not ported:
+        who = [b for e in experiments for b in e.behaviours]
+        raise ConfigImportError(
+            f"no native port of mlx has the behaviour{'s' if len(who) > 1 else ''} {', '.join(who)} and the "
+            "config names no env_path: say what to train on with --env (--env unity for a Unity build or the "
+            "Editor, or a native env's name)"
+        )
+    for exp in experiments:
+        if exp not in ported:
+            print(
+                f"{PROG}: warning: not imported: {', '.join(exp.behaviours)}: no native port has "
+                f"{'them' if len(exp.behaviours) > 1 else 'it'}; import them with --env unity (or a native env)",
+                file=sys.stderr,
+            )
+    return ported
+
+
 def run(args: argparse.Namespace) -> int:
     src = normalise(read_yaml(args.config), args.config, args.curriculum, args.sampler)
     if args.out is not None and args.out.suffix in (".yaml", ".yml"):
@@ -151,8 +180,12 @@ def run(args: argparse.Namespace) -> int:
     experiments = translate(src, base, suffix)
     for exp in experiments:  # found while converting old formats: attach to every experiment
         exp.unmapped[:0] = [u for u in src.unmapped if u not in exp.unmapped]
-    texts = verify(experiments, args.config, src.fmt)
+        if args.env is not None:
+            exp.overrides["env"] = args.env
+            exp.notes.append(f"env={args.env}: given with --env")
     paths = destinations(experiments, args.out)
+    texts = verify(experiments, args.config, src.fmt, paths)  # the file's own errors come first
+    experiments = keep_ported(experiments)
     unmapped = [(p, r) for p, r in src.skipped]
     for exp in experiments:
         unmapped.extend(u for u in exp.unmapped if u not in unmapped)
@@ -172,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         path.write_text(texts[exp.name], encoding="utf-8")
         print(f"wrote {path} ({', '.join(exp.behaviours)}): {how_to_run(path, exp.name)}")
     if len(experiments) > 1:
-        print(f"{len(experiments)} experiments: the behaviours' settings differ and mlx trains one config per run")
+        print(f"{len(experiments)} experiments: one per scene or set of reward signals (see the notes in each file)")
     return 0
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from mlx.config import CONF_DIR, REPO_ROOT, TRAINER_SETTINGS, MemorySettings, resolve_demo_path
 from mlx.config import REWARD_SIGNALS as MLX_SIGNALS
 from mlx.config.checks import mapping
+from mlx.envs.registry import NATIVE_BEHAVIORS
 from mlx.errors import ConfigImportError
 from mlx.import_mlagents.legacy import OLD_BC_TRAINERS, Source
 from mlx.import_mlagents.reading import BOOL, check
@@ -335,7 +336,7 @@ def translate(src: Source, base_name: str, add_trainer_suffix: bool) -> list[Exp
     only_defaults = src.fmt != "flat" and not behaviours
     if only_defaults:
         behaviours = {"default_settings": {}}  # only default_settings: it applies to every behaviour
-    translated: list[tuple[str, Experiment, str | None]] = []
+    translated: list[tuple[str, Experiment]] = []
     for name in behaviours:
         if src.fmt == "flat":
             section = tree["behaviors"][name]
@@ -366,12 +367,43 @@ def translate(src: Source, base_name: str, add_trainer_suffix: bool) -> list[Exp
         overrides: dict[str, Any] = {"trainer": trainer_type, "reward_signals": list(signals)}
         body: dict[str, Any] = {"trainer": {**trainer_body, "reward_signals": signals}}
         t.run_level(tree, overrides, body)
-        env = env_options().get(re.sub(r"[^a-z0-9]", "", str(name).lower()))
         exp = Experiment("", [str(name)], overrides, body, t.unmapped, t.notes, t.kept, t.warnings)
-        translated.append((str(name), exp, env))
+        translated.append((str(name), exp))
     if not translated:
         reasons = "; ".join(f"{p}: {r}" for p, r in src.skipped)
         raise ConfigImportError(f"nothing to import: {reasons}")
+
+    parts: dict[str | None, list[tuple[str, Experiment]]] = {}
+    if env_for([n for n, _ in translated]) is None:  # a catalogue of scenes (the old trainer_config.yaml)
+        for item in translated:
+            parts.setdefault(env_for([item[0]]), []).append(item)
+    else:
+        parts[None] = translated
+    experiments: list[Experiment] = []
+    for env, members in parts.items():
+        name = base_name if len(parts) == 1 else f"{base_name}_{env or 'unported'}"
+        experiments.extend(_experiments(src, name, add_trainer_suffix, members, len(parts)))
+    used: set[str] = set()
+    for exp in experiments:
+        stem, n = exp.name, 1
+        while exp.name in used:  # behaviour names that differ only in case or punctuation
+            n += 1
+            exp.name = f"{stem}_{n}"
+        used.add(exp.name)
+    return experiments
+
+
+def _experiments(
+    src: Source, name: str, add_trainer_suffix: bool, members: list[tuple[str, Experiment]], scenes: int
+) -> list[Experiment]:
+    """Behaviours of one scene: one run trains them all (the first behaviour's settings are `trainer`, the
+    others' differences behaviors.<name> sections), unless their sets of reward signals differ: a behaviour
+    section can change a signal, not remove one, so those behaviours get one experiment per setting group."""
+    if len({repr(sorted(e.overrides["reward_signals"])) for _, e in members}) == 1:
+        exp = _one_experiment(src, name, add_trainer_suffix, members)
+        if scenes > 1:
+            exp.notes.append(f"one of {scenes} scenes of this file: the behaviours of the others are elsewhere")
+        return [exp]
 
     def key(exp: Experiment) -> str:
         unmapped = [
@@ -381,49 +413,77 @@ def translate(src: Source, base_name: str, add_trainer_suffix: bool) -> list[Exp
         ]
         return repr((exp.overrides, exp.body, sorted(unmapped)))
 
-    groups: dict[str, list[tuple[str, Experiment, str | None]]] = {}
-    for item in translated:
+    groups: dict[str, list[tuple[str, Experiment]]] = {}
+    for item in members:
         groups.setdefault(key(item[1]), []).append(item)
-    experiments: list[Experiment] = []
-    several = len(groups) > 1
-    used: set[str] = set()
-    for members in groups.values():
-        first = members[0][1]
-        names = [m[0] for m in members]
-        envs = {m[2] for m in members}
-        env = envs.pop() if len(envs) == 1 else None
-        if env is not None and "env" not in first.overrides:
-            first.overrides["env"] = env
-            first.notes.append(f"env={env}: the behaviour name {names[0]} is an mlx env; env=<name> picks another")
-        elif "env" not in first.overrides:
-            first.notes.append("no mlx env is named like the behaviour: choose one on the command line (env=<name>)")
-        unmapped = list(first.unmapped)
-        kept = dict(first.kept)
-        for _, other, _ in members[1:]:
-            unmapped.extend(p for p in other.unmapped if p not in unmapped)
-            kept.update(other.kept)
-        name = base_name
-        if several:
-            name = f"{base_name}_{sanitise(names[0])}"
-        if add_trainer_suffix:
-            source_type = _source_trainer_type(src, names[0])
-            if not name.endswith(f"_{source_type}"):
-                name = f"{name}_{source_type}"
-        stem, n = name, 1
-        while name in used:  # behaviour names that differ only in case or punctuation
-            n += 1
-            name = f"{stem}_{n}"
-        used.add(name)
-        warnings = [w for _, m, _ in members for w in m.warnings]
-        warnings = list(dict.fromkeys(warnings))
-        experiments.append(Experiment(name, names, first.overrides, first.body, unmapped, first.notes, kept, warnings))
-    if several:
-        for exp in experiments:
-            exp.notes.append(
-                f"one of {len(experiments)} experiments from this file: mlx trains one trainer config per run and "
-                "the behaviours' settings differ"
-            )
+    experiments = [_one_experiment(src, f"{name}_{sanitise(g[0][0])}", add_trainer_suffix, g) for g in groups.values()]
+    for exp in experiments:
+        exp.notes.append(
+            f"one of {len(experiments)} experiments for these behaviours: they use different sets of reward "
+            "signals, which one mlx run cannot mix"
+        )
     return experiments
+
+
+def _delta(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``new`` changes in ``base``: the keys to write in a behaviors.<name> section."""
+    out: dict[str, Any] = {}
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            if sub := _delta(base[k], v):
+                out[k] = sub
+        elif k not in base or base[k] != v:
+            out[k] = v
+    return out
+
+
+def _one_experiment(
+    src: Source, name: str, add_trainer_suffix: bool, members: list[tuple[str, Experiment]]
+) -> Experiment:
+    """Behaviours trained by one run: the first one's trainer settings, the others' in behaviors.<name>."""
+    first = members[0][1]
+    names = [m[0] for m in members]
+    body = copy.deepcopy(first.body)
+    base = body["trainer"]
+    behaviours: dict[str, Any] = {}
+    for behaviour, exp in members[1:]:
+        own = exp.body["trainer"]
+        if exp.overrides["trainer"] == first.overrides["trainer"]:
+            section = _delta(base, own)
+        else:  # another trainer starts from its own hyperparameter defaults (mlx.config.run): write them all
+            section = {"trainer_type": exp.overrides["trainer"], **_delta(base, own)}
+            section["hyperparameters"] = own["hyperparameters"]
+        if section:
+            behaviours[behaviour] = section
+    if behaviours:
+        body["behaviors"] = behaviours
+    env = env_for(names)
+    overrides = dict(first.overrides)
+    notes = list(first.notes)
+    if "env" not in overrides and env is not None:
+        overrides["env"] = env
+        notes.append(f"env={env}: the native port with behaviour{'s' if len(names) > 1 else ''} {', '.join(names)}")
+    if add_trainer_suffix:
+        types = "_".join(dict.fromkeys(_source_trainer_type(src, n) for n in names))
+        if not name.endswith(f"_{types}"):
+            name = f"{name}_{types}"
+    unmapped, kept = list(first.unmapped), dict(first.kept)
+    for _, other in members[1:]:
+        unmapped.extend(p for p in other.unmapped if p not in unmapped)
+        kept.update(other.kept)
+    warnings = list(dict.fromkeys(w for _, m in members for w in m.warnings))
+    return Experiment(name, names, overrides, body, unmapped, notes, kept, warnings)
+
+
+def env_for(behaviours: list[str]) -> str | None:
+    """The native port whose behaviours include all of these names, else one named like them (by letters
+    and digits, case aside: '3DBall' selects env=3dball), else None."""
+    found = {env for env, names in NATIVE_BEHAVIORS.items() if set(behaviours) <= set(names)}
+    if len(found) == 1:
+        return found.pop()
+    options = env_options()
+    named = {options.get(re.sub(r"[^a-z0-9]", "", b.lower())) for b in behaviours}
+    return named.pop() if len(named) == 1 and None not in named else None
 
 
 def _source_trainer_type(src: Source, behaviour: str) -> str:

@@ -138,8 +138,8 @@ class ParentRun:
 def open_parent_run(
     settings: TrackingSettings, experiment: str, sweep_id: str, kind: str, params: Mapping[str, Any]
 ) -> ParentRun | None:
-    """Find the sweep's parent run (a rerun, another worker) or create it; None when tracking is off."""
-    if settings.backend == "none":
+    """Find the sweep's parent run (a rerun, another worker) or create it; None without MLflow."""
+    if settings.backend != "mlflow":
         return None
     from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 

@@ -1,4 +1,5 @@
-"""Experiment tracking: MLflow (default, an embedded SQLite store) or none; a store that fails never stops
+"""Experiment tracking: MLflow (default, an embedded SQLite store) and TensorBoard event files
+(mlx.tracking.tensorboard), each on or off (make_tracker); an MLflow store that fails never stops
 training, and loses nothing.
 
 Uses MlflowClient rather than mlflow's fluent API so no global "active run" leaks between runs in one
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx.config import TrackingSettings
+from mlx.tracking.base import ROW_FIELDS, Tracker, Trackers, read_rows
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import (
     check_store,
@@ -61,18 +63,9 @@ from mlx.tracking.store import (
     start_error,
     why,
 )
+from mlx.tracking.tensorboard import TensorboardTracker
 
 SYNC_FILE = "mlflow_sync.json"
-ROW_FIELDS = (
-    "behavior",
-    "step",
-    "time_elapsed",
-    "mean_reward",
-    "std_reward",
-    "episodes",
-    "steps_per_sec",
-    "mean_group_reward",  # the group statistic itself is a metric already
-)
 PROBE = "Environment/Steps Per Second"  # every summary has it: the metric a replay checks MLflow for
 BATCH = 900  # metrics per log_batch (MLflow takes at most 1000)
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".cfg", ".ini", ".md")
@@ -92,37 +85,8 @@ def row_metrics(row: Mapping[str, Any]) -> dict[str, float]:
     return metrics
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """stats.jsonl's summary rows (a line cut short by a kill, or garbage, is skipped)."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("behavior"), str) and isinstance(row.get("step"), int):
-            rows.append(row)
-    return rows
-
-
 def warn(text: str) -> None:
     print(redact(text), file=sys.stderr, flush=True)
-
-
-class Tracker:
-    """No tracking: every call does nothing. The MLflow tracker overrides each method."""
-
-    run_id: str | None = None
-
-    def log_params(self, params: Mapping[str, Any]) -> None: ...
-
-    def log_summary(self, row: Mapping[str, Any]) -> None: ...
-
-    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
-
-    def finish(self, status: str = "FINISHED") -> None: ...
 
 
 class SyncState:
@@ -524,9 +488,33 @@ def make_tracker(
     run_name: str,
     tags: Mapping[str, str],
     resume_run_id: str | None,
+    *,
+    run_folder: Path | None = None,
+    hyperparameters: Mapping[str, Mapping[str, Any]] | None = None,
     **options: Any,
 ) -> Tracker:
-    """The run's tracker; ``options`` go to MlflowTracker (run_logs, params, config, resume_step, ...)."""
-    if settings.backend == "none":
+    """The run's trackers, as ``tracking=`` chooses: MLflow (backend mlflow) and TensorBoard event files in
+    ``run_folder`` (tracking.tensorboard; ``hyperparameters``: each behaviour's settings, written once).
+    ``options`` go to MlflowTracker (run_logs, params, config, resume_step, ...); resume_step and run_logs'
+    stats.jsonl serve the event files' resume too (mlx.tracking.tensorboard)."""
+    trackers: list[Tracker] = []
+    if settings.backend == "mlflow":  # first: an unusable store refuses the start before any file is written
+        trackers.append(MlflowTracker(settings, experiment_name, run_name, tags, resume_run_id, **options))
+    if settings.tensorboard and run_folder is not None:
+        run_logs = options.get("run_logs")
+        try:
+            trackers.append(
+                TensorboardTracker(
+                    run_folder,
+                    hyperparameters or {},
+                    options.get("resume_step"),
+                    run_logs / "stats.jsonl" if run_logs is not None else None,
+                )
+            )
+        except BaseException:
+            for tracker in trackers:  # the MLflow run just opened ends as the start did
+                tracker.finish("FAILED")
+            raise
+    if not trackers:
         return Tracker()
-    return MlflowTracker(settings, experiment_name, run_name, tags, resume_run_id, **options)
+    return trackers[0] if len(trackers) == 1 else Trackers(trackers)

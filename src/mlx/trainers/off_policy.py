@@ -23,6 +23,7 @@ from mlx.trainers.base import RLTrainer
 from mlx.trainers.nn.networks import flat_obs_size
 from mlx.trainers.rewards.base import SignalInputs, SignalRows
 from mlx.trainers.sac.replay import HorizonHold, ReplayBuffer, SequenceBuilder, TransitionAssembler, Transitions
+from mlx.training.timers import timed
 
 NOT_SEQUENCE_FIELDS = ("valid", "memories")
 
@@ -71,6 +72,7 @@ class OffPolicyTrainer(RLTrainer):
         self.signal_steps_per_update = hp.reward_signal_steps_per_update or hp.steps_per_update
 
     # ---- acting -------------------------------------------------------------------------------
+    @timed("process_trajectory")
     def _begin_step(self, decision: DecisionSteps, terminal: TerminalSteps, obs: np.ndarray | None) -> None:
         """Close the transitions this env step completes (episode ends, then the deciding agents' with
         their flat observations ``obs``) into the buffer; report the episodes that ended."""

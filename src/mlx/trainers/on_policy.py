@@ -26,6 +26,7 @@ from mlx.trainers.losses import PPOBatch
 from mlx.trainers.rewards.base import SignalBatch, SignalInputs, SignalRows
 from mlx.trainers.schedules import BETA_FLOOR, EPSILON_FLOOR, LEARNING_RATE_FLOOR, decayed_value
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
+from mlx.training.timers import timed
 
 # Per-step fields of the update buffer besides PPOBatch's (used by reward signals).
 EXTRA_FIELDS = ("next_obs", "env_reward", "done")
@@ -87,6 +88,7 @@ class OnPolicyTrainer(RLTrainer):
             self._add_trajectories(finished)
         self._end_episodes(episodes, terminal)
 
+    @timed("process_trajectory")
     def _add_trajectories(self, traj: Trajectories) -> None:
         """Bootstrap, estimate advantages per reward stream, and move the experience to the update buffer."""
         if traj.needs_bootstrap.any():

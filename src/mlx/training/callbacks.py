@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -9,6 +10,9 @@ from mlx.config import TrainerSettings
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.training.loop import Callback, Loop
 from mlx.training.summaries import Progress
+from mlx.training.timers import PHASE_ORDER, PHASE_STATS, PhaseWindow, describe_shares
+
+log = logging.getLogger(__name__)
 
 # Called after each summary with (behaviour, step, mean reward or None when no episode ended); returning
 # True ends the run there, final checkpoint saved, as stop_at_reward does. Sweeps use it to report to
@@ -40,7 +44,8 @@ class CheckpointEvery(Callback):
         step = loop.trainers[name].step
         if step >= self.next[name]:
             self.next[name] = (step // self.every[name] + 1) * self.every[name]
-            self.save(name, loop.elapsed)
+            with loop.timers.block("checkpoint"):
+                self.save(name, loop.elapsed)
 
 
 class StopAtReward(Callback):
@@ -77,22 +82,50 @@ class OnSummary(Callback):
             loop.stop = True
 
 
+class PhaseSplit(Callback):
+    """Each summary records the loop's time split since the behaviour's previous summary as statistics
+    (mlx.training.timers.PHASE_STATS: fractions of wall time, "Other" the rest), so it reaches stats.jsonl
+    and the tracker like any other; debug also logs it with each phase's seconds."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, PhaseWindow] = {}
+
+    def before_summary(self, loop: Loop, name: str) -> None:
+        window = self.windows.get(name)
+        if window is None:  # the first summary: the window the loop started
+            window = self.windows[name] = PhaseWindow(loop.timers, since=loop.started_at)
+        shares = window.shares(restart=True)
+        stats = loop.trainers[name].stats
+        for phase, stat in PHASE_STATS.items():
+            stats.add(stat, shares[phase])
+        if log.isEnabledFor(logging.DEBUG):
+            seconds = loop.timers.phase_seconds()
+            total = ", ".join(f"{p} {seconds[p]:.2f} s" for p in PHASE_ORDER)
+            split = describe_shares(shares)
+            log.debug("[DEBUG] %s. Time split since the last summary: %s; so far: %s", name, split, total)
+
+
 class ProgressLine(Callback):
-    """The live status line of a terminal (Progress), cleared before anything else is printed."""
+    """The live status line of a terminal (Progress), cleared before anything else is printed; it ends
+    with the loop's time split since the last summary."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
+        self.window: PhaseWindow | None = None
 
     def before_summary(self, loop: Loop, name: str) -> None:
         self.progress.clear()
+        self.window = PhaseWindow(loop.timers)
 
     def after_update(self, loop: Loop, name: str) -> None:
         if self.progress.due():
+            if self.window is None:
+                self.window = PhaseWindow(loop.timers, since=loop.started_at)
             step, max_steps = loop.trainers[name].step, loop.settings[name].max_steps
             self.progress.update(
                 f"{name} step {step}/{max_steps} [{100 * step / max_steps:.0f}%] "
                 f"{loop.steps_per_sec(name):.0f} steps/s, last mean reward {loop.last_reward.get(name) or 0:.2f}, "
-                f"{loop.elapsed:.0f} s"
+                f"{loop.elapsed:.0f} s | {describe_shares(self.window.shares())}"
             )
 
     def on_end(self, loop: Loop) -> None:

@@ -5,10 +5,15 @@ Everything else a run does along the way (checkpoints, stop_at_reward, the progr
 lessons, a sweep's report) is a `Callback` (Stable-Baselines3's idea), each in mlx.training.callbacks and
 testable on its own. A callback overrides only the hooks it needs, and the loop calls only those: nothing
 runs per step for a concern a run does not have.
+
+The loop times its phases (mlx.training.timers): get_steps, env_step, env_reset (the env), act (each behaviour's
+`process`: its policy; the trajectories it completes are process_trajectory inside it), update and
+summary. With ``debug`` the act and update blocks get a child per behaviour, and each update is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +27,9 @@ from mlx.stat_names import IS_TRAINING
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.groups import mixed_groups
 from mlx.training.summaries import Summaries
+from mlx.training.timers import Timers
+
+log = logging.getLogger(__name__)
 
 
 class Callback:
@@ -68,6 +76,8 @@ class Loop:
         callbacks: Sequence[Callback] = (),
         interrupt: threading.Event | None = None,
         elapsed_before: float = 0.0,
+        timers: Timers | None = None,
+        debug: bool = False,
     ) -> None:
         self.env = env
         self.trainers = dict(trainers)
@@ -89,6 +99,13 @@ class Loop:
         }
         self._window: dict[str, tuple[float, int]] = {}  # per behaviour: (time, step) the rate is measured from
         self._hooks = {name: hooks(self.callbacks, name) for name in vars(Callback) if not name.startswith("_")}
+        self.timers = timers or Timers()
+        t = self.timers  # the blocks of every step, made once; debug: a child per behaviour in act and update
+        self._get_steps, self._env_step, self._summary = t.block("get_steps"), t.block("env_step"), t.block("summary")
+        self._act = {name: t.nested("act", name) if debug else t.block("act") for name in self.trainers}
+        self._update = {name: t.nested("update", name) if debug else t.block("update") for name in self.trainers}
+        self.started_at = 0.0  # when run() began (perf_counter)
+        self._last_update: dict[str, float] = {}  # debug's log: when each behaviour's last update ended
 
     def call(self, hook: str, *args: Any) -> None:
         for fn in self._hooks[hook]:
@@ -104,12 +121,18 @@ class Loop:
         return (step - s0) / max(now - t0, 1e-9)
 
     def run(self) -> None:
-        """Until every behaviour reached its max_steps, a callback finished it, or a callback stops the run."""
-        start = time.perf_counter()
+        """Until every behaviour reached its max_steps, a callback finished it, or a callback stops the run;
+        `timed` code (trainers' trajectory processing) times into this loop's timers meanwhile."""
+        with self.timers.activated():
+            self._run()
+
+    def _run(self) -> None:
+        start = self.started_at = time.perf_counter()
         self._window = {name: (start, tr.step) for name, tr in self.trainers.items()}
         done = {name: tr.step >= self.settings[name].max_steps for name, tr in self.trainers.items()}
         after_update, after_step = self._hooks["after_update"], self._hooks["after_step"]
-        self.env.reset()
+        with self.timers.block("env_reset"):
+            self.env.reset()
         self.started = True
         while not all(done.values()):
             if self.interrupt.is_set():  # nothing is half-done between two steps
@@ -133,7 +156,8 @@ class Loop:
     def reset(self) -> None:
         """A full env reset mid-run (self-play's team change): every area starts afresh and partial
         trajectories are dropped, as ML-Agents' trainer controller does."""
-        self.env.reset()
+        with self.timers.block("env_reset"):
+            self.env.reset()
         for trainer in self.trainers.values():
             trainer.reset_trajectories()
 
@@ -151,24 +175,27 @@ class Loop:
     def collect(self) -> None:
         """One env step: every behaviour's agents act on what they see."""
         env = self.env
-        steps = {name: env.get_steps(name) for name in self.trainers}
+        with self._get_steps:
+            steps = {name: env.get_steps(name) for name in self.trainers}
         if self._check_groups:
             self._refuse_mixed_groups(steps)
         for name, trainer in self.trainers.items():
-            env.set_actions(name, trainer.process(*steps[name]))
+            with self._act[name]:
+                env.set_actions(name, trainer.process(*steps[name]))
         for fn in self._hooks["before_env_step"]:
             fn(self)
-        env.step()
-        for stat in env.drain_stats():  # what the env reports itself (Unity's stats side channel)
-            for trainer in self.trainers.values():
-                trainer.stats.add_env_stat(stat)
+        with self._env_step:
+            env.step()
+            for stat in env.drain_stats():  # what the env reports itself (Unity's stats side channel)
+                for trainer in self.trainers.values():
+                    trainer.stats.add_env_stat(stat)
 
     def learn(self, name: str, trainer: RLTrainer) -> None:
         """Update when the trainer is ready; summarise when a summary is due."""
         settings = self.settings[name]
         if trainer.ready_to_update():
             if trainer.step < settings.max_steps:
-                trainer.update()
+                self._timed_update(name, trainer)
             else:  # past its max_steps it only acts while other behaviours train (ML-Agents)
                 trainer.discard_experience()
         if trainer.step >= self.next_summary[name]:
@@ -176,8 +203,25 @@ class Loop:
             rate = self.steps_per_sec(name, restart=True)
             # upstream's rule (step <= max_steps): 0 for a behaviour past max_steps that acts while others train
             trainer.stats.add(IS_TRAINING, float(trainer.step <= settings.max_steps))
-            self.call("before_summary", name)
-            mean = self.summaries.write(name, trainer.step, self.elapsed, rate, trainer.stats.summarise())
-            if mean is not None:
-                self.last_reward[name] = mean
-            self.call("on_summary", name, mean)
+            with self._summary:
+                self.call("before_summary", name)
+                mean = self.summaries.write(name, trainer.step, self.elapsed, rate, trainer.stats.summarise())
+                if mean is not None:
+                    self.last_reward[name] = mean
+                self.call("on_summary", name, mean)
+
+    def _timed_update(self, name: str, trainer: RLTrainer) -> None:
+        """The update block; debug logs how long it took and how long the experience took to collect (what
+        ML-Agents' old --debug recorded per update)."""
+        start = time.perf_counter()
+        with self._update[name]:
+            trainer.update()
+        end = time.perf_counter()
+        log.debug(
+            "[DEBUG] %s. Update at step %d: %.3f s, after %.3f s of collecting since the previous one",
+            name,
+            trainer.step,
+            end - start,
+            start - self._last_update.get(name, self.started_at),
+        )
+        self._last_update[name] = end

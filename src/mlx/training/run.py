@@ -31,6 +31,7 @@ from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.tracking.store import check_store
+from mlx.tracking.tensorboard import behavior_settings
 from mlx.tracking.tracker import Tracker, make_tracker, run_tags
 from mlx.trainers.ghost import with_self_play
 from mlx.trainers.registry import RLTrainer, make_trainer
@@ -39,6 +40,7 @@ from mlx.training.callbacks import (
     CheckpointEvery,
     Curriculum,
     OnSummary,
+    PhaseSplit,
     ProgressLine,
     StopAtReward,
     SummaryHook,
@@ -59,6 +61,7 @@ from mlx.training.loop import Callback, Loop
 from mlx.training.setup import configure_process, open_env, seeded
 from mlx.training.stops import deferred_stop, saves_before, say
 from mlx.training.summaries import Progress, Summaries
+from mlx.training.timers import Timers, debug_logging
 
 
 class Run:
@@ -88,6 +91,11 @@ class Run:
         self.signum = int(signal.SIGINT)  # the signal that set it
         self.lock: RunLock | None = None  # held while this process writes the run folder
         self.parameters: EnvironmentParameterManager | None = None  # environment_parameters, when given
+        # run_logs/timers.json: from here to the end of the run (set-up, the loop's phases, the final files)
+        self.timers = Timers()
+        self.timers.metadata.update(
+            mlx_version=mlx.__version__, pytorch_version=torch.__version__, numpy_version=np.__version__
+        )
 
     # ---- set-up -------------------------------------------------------------------------------
     def check_start(self) -> None:
@@ -225,8 +233,9 @@ class Run:
                 print(f"[INFO] {name}. Initializing from {path}.", flush=True)
 
     def start_tracking(self) -> None:
-        """The MLflow run (a resumed run's own, or a new one if the store lost it). On resume the tracker
-        first removes the points the old process logged after the checkpoint and sends what it missed."""
+        """The MLflow run (a resumed run's own, or a new one if the store lost it) and the TensorBoard event
+        files. On resume each first removes the points the old process logged after the checkpoint and
+        records what it missed."""
         cfg = self.cfg
         resume_id = self.tracking_resume_id()
         self.tracker = make_tracker(
@@ -236,7 +245,9 @@ class Run:
             {
                 "mlx.run_id": cfg.run_id,
                 "mlx.env": cfg.env.name,
-                "mlx.trainer": cfg.trainer.trainer_type,
+                # "ppo+sac" when behaviours use different trainers
+                "mlx.trainer": "+".join(dict.fromkeys(cfg.trainer_for(b).trainer_type for b in self.trainers))
+                or cfg.trainer.trainer_type,
                 "mlx.seed": str(cfg.seed),
                 **run_tags(cfg.tracking),
                 **self.tags,
@@ -246,6 +257,8 @@ class Run:
             params=flatten(cfg.resolved),  # logged (redacted) when the MLflow run is new
             config=self.paths.configuration,  # uploaded as a redacted copy
             resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
+            run_folder=self.paths.root,  # TensorBoard's event files go in its behaviour folders
+            hyperparameters={name: behavior_settings(cfg, name) for name in self.trainers},
         )
         if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
             self.tracker.log_artifact(self.paths.run_logs / "resumes.jsonl", "run_logs")
@@ -279,7 +292,7 @@ class Run:
     # ---- the loop -----------------------------------------------------------------------------
     def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
         loop, params = self.loop, self.parameters
-        return save_checkpoint(
+        path = save_checkpoint(
             self.paths,
             self.status,
             self.trainers[name],
@@ -289,6 +302,13 @@ class Run:
             final,
             None if params is None else params.state(),
         )
+        self.write_timers()
+        return path
+
+    def write_timers(self) -> None:
+        """run_logs/timers.json as it stands (at each checkpoint and at the end), once the loop has started."""
+        if self.loop is not None and self.loop.started:
+            atomic_write(self.paths.run_logs / "timers.json", self.timers.dumps())
 
     def callbacks(self) -> list[Callback]:
         """The run's side concerns, in the order their hooks run."""
@@ -303,29 +323,45 @@ class Run:
             out.append(OnSummary(self.on_summary))
         steps = {name: trainer.step for name, trainer in self.trainers.items()}
         out.append(CheckpointEvery(settings, steps, self.save_checkpoint))
-        if cfg.progress == "auto" and sys.stderr.isatty():
+        out.append(PhaseSplit())
+        if cfg.progress == "auto" and sys.stderr.isatty() and not cfg.debug:  # debug's lines would cut into it
             out.append(ProgressLine(Progress(True)))
         return out
 
     def train(self) -> float | None:
         """The loop, then the final checkpoints, policies and curves; returns the mean of the last rewards."""
         assert self.env is not None
+        timers = self.timers
+        timers.add("setup", timers.elapsed())  # everything from the start until the loop: env, trainers, tracking
         settings = {name: self.cfg.trainer_for(name) for name in self.trainers}
-        summaries = Summaries(self.paths.stats, self.tracker)
+        summaries = Summaries(self.paths.stats, self.tracker, timers)
         loop = self.loop = Loop(
-            self.env, self.trainers, settings, summaries, self.callbacks(), self.interrupt, self.elapsed_before
+            self.env,
+            self.trainers,
+            settings,
+            summaries,
+            self.callbacks(),
+            self.interrupt,
+            self.elapsed_before,
+            timers,
+            self.cfg.debug,
         )
         loop.run()
-        for name in self.trainers:
-            path = self.save_checkpoint(name, loop.elapsed, final=True)
-            loop.call("on_final_checkpoint", name)
-            print(f"[INFO] {name}. Saved final checkpoint {path} and policy {self.paths.policy(name)}", flush=True)
-            self.tracker.log_artifact(self.paths.policy(name))
-            if self.cfg.tracking.log_checkpoints:
-                self.tracker.log_artifact(path, f"checkpoints/{name}")
-        if self.paths.stats.exists():  # a run that ended before its first summary has none
-            self.tracker.log_artifact(self.paths.stats, "run_logs")
-        self.write_curves()
+        with timers.block("final_save"):
+            for name in self.trainers:
+                with timers.block("checkpoint"):
+                    path = self.save_checkpoint(name, loop.elapsed, final=True)
+                loop.call("on_final_checkpoint", name)
+                print(f"[INFO] {name}. Saved final checkpoint {path} and policy {self.paths.policy(name)}", flush=True)
+                self.tracker.log_artifact(self.paths.policy(name))
+                if self.cfg.tracking.log_checkpoints:
+                    self.tracker.log_artifact(path, f"checkpoints/{name}")
+            if self.paths.stats.exists():  # a run that ended before its first summary has none
+                self.tracker.log_artifact(self.paths.stats, "run_logs")
+            with timers.block("curves"):
+                self.write_curves()
+        self.write_timers()  # rewritten once more as the run closes (finish); MLflow gets this one
+        self.tracker.log_artifact(self.paths.run_logs / "timers.json", "run_logs")
         rewards = [r for r in loop.last_reward.values() if r is not None]
         return float(np.mean(rewards)) if rewards else None
 
@@ -388,7 +424,12 @@ class Run:
 
     def finish(self, status: str) -> None:
         """close(), then give the run folder's lock back. A failing close only warns when the run is already
-        ending otherwise (KILLED, FAILED: that error is the one to report); the lock is released either way."""
+        ending otherwise (KILLED, FAILED: that error is the one to report); the lock is released either way.
+        timers.json is written first, whatever the ending: where the time went helps diagnose a failure too."""
+        try:
+            self.write_timers()
+        except OSError as exc:
+            say(f"[WARNING] {self.paths.run_logs / 'timers.json'} not written: {one_line_error(exc)}")
         try:
             self.close(status)
         except Exception as exc:
@@ -426,7 +467,7 @@ def run(
     cfg = seeded(validate(dict_cfg))
     job = Run(cfg, on_summary, tags, record)
     status = "FAILED"
-    with deferred_stop(job.interrupt, job.stopped_by):
+    with deferred_stop(job.interrupt, job.stopped_by), debug_logging(cfg.debug):
         try:
             job.check_start()
             job.lock_folder()  # before the env (its logs go to the run folder) and every file of the run

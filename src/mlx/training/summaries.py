@@ -4,6 +4,7 @@ metrics; and the live progress line a terminal shows between summaries."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from mlx.stat_names import ELO, GROUP_REWARD, IS_TRAINING, REWARD
 from mlx.tracking.curves import row_score
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import StatSummary
+from mlx.training.timers import Timers
 
 
 class Progress:
@@ -48,11 +50,14 @@ class Progress:
 
 class Summaries:
     """Turns trainer statistics into the ML-Agents console line, stats.jsonl rows and tracker metrics (the
-    tracker derives them from the row: mlx.tracking.tracker.row_metrics)."""
+    tracker derives them from the row: mlx.tracking.tracker.row_metrics). With ``timers``, each statistic's
+    mean is also a gauge of timers.json, ``<Behavior>.<Stat>.mean`` with '/' as '.' and no spaces (ML-Agents'
+    GaugeWriter names)."""
 
-    def __init__(self, path: Path, tracker: Tracker) -> None:
+    def __init__(self, path: Path, tracker: Tracker, timers: Timers | None = None) -> None:
         self.path = path
         self.tracker = tracker
+        self.timers = timers
         self.groups: set[str] = set()  # behaviours whose agents play in groups (a group reward was reported)
 
     def write(
@@ -89,6 +94,10 @@ class Summaries:
         if behavior in self.groups:
             row["mean_group_reward"] = group.mean if group else None
         row.update({name: s.mean for name, s in sorted(stats.items())})
+        if self.timers is not None:
+            for name, s in stats.items():
+                if math.isfinite(s.mean):
+                    self.timers.gauge(f"{behavior}.{name}.mean".replace("/", ".").replace(" ", ""), float(s.mean))
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         # After the row is on disk: stats.jsonl is the record the tracker replays from when its store fails.

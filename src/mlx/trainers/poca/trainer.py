@@ -55,6 +55,7 @@ from mlx.trainers.poca.critic import POCAValueNetwork, lstm_by_sequence
 from mlx.trainers.poca.trajectory import GroupTrajectoryAssembler
 from mlx.trainers.rewards.base import SignalBatch
 from mlx.trainers.trajectory import Trajectories
+from mlx.training.timers import timed
 
 STEP_EXTRAS = ("mates_obs", "mates_continuous", "mates_discrete", "group_reward", "mates_reward", "log_prob_parts")
 CRITIC_CHUNK = 4096  # rows per critic pass when valuing trajectories: bounds the attention's memory
@@ -354,6 +355,7 @@ class POCATrainer(OnPolicyTrainer):
             )
         traj.bootstrap_value[needs] = values.cpu().numpy()
 
+    @timed("process_trajectory")
     def _add_trajectories(self, traj: Trajectories) -> None:
         """Value the steps with the critic, then rewards, lambda-returns and advantages G - B per stream."""
         ex = {key: traj.flat(traj.extras[key]) for key in STEP_EXTRAS}
