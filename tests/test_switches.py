@@ -198,13 +198,16 @@ def test_is_training_is_zero_past_max_steps_and_the_line_says_not_training(tmp_p
 
 
 def test_the_banner_nests_every_setting_in_field_order():
-    settings = PPOSettings()
-    text = hyperparameter_banner("Walker", settings, {"extrinsic": ExtrinsicSettings(gamma=0.995)})
+    from mlx.tracking.tensorboard import behavior_settings
+
+    cfg = validate(compose_tree("env=3dball", "trainer.reward_signals.extrinsic.gamma=0.995"))
+    text = hyperparameter_banner("Walker", behavior_settings(cfg, "Walker"))
     lines = text.splitlines()
     assert lines[0] == "[INFO] Hyperparameters for behavior name Walker: "
-    assert lines[1:4] == ["\ttrainer_type:\tppo", "\thyperparameters:\t", "\t  batch_size:\t1024"]
+    assert lines[1:4] == ["\ttrainer_type:\tppo", "\thyperparameters:\t", "\t  batch_size:\t64"]  # 3DBall's tuned
     assert "\t  vis_encode_type:\tsimple" in lines and "\t  memory:\tNone" in lines
     assert "\t    gamma:\t0.995" in lines and "\tinit_path:\tNone" in lines and "\tthreaded:\tFalse" in lines
+    assert "\tbehavioral_cloning:\tNone" in lines  # as upstream lists a behaviour without demonstrations
 
 
 # ---- torch_settings.device ----------------------------------------------------------------------------

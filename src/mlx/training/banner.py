@@ -17,11 +17,9 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from mlx.config import RewardSignalSettings, TrainerSettings
-
 
 def _plain(value: Any) -> Any:
-    """Settings dataclasses as nested dicts in field order; enums as their values."""
+    """Settings (dataclasses, or dicts of them) as nested dicts in field order; enums as their values."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
@@ -43,14 +41,9 @@ def _lines(tree: Mapping[str, Any], depth: int) -> list[str]:
     return out
 
 
-def settings_tree(settings: TrainerSettings, signals: Mapping[str, RewardSignalSettings]) -> dict[str, Any]:
-    """A behaviour's whole trainer settings as plain data, with its typed reward signals in place."""
-    tree = _plain(settings)
-    tree["reward_signals"] = {name: _plain(signal) for name, signal in signals.items()}
-    return tree
-
-
-def hyperparameter_banner(behavior: str, settings: TrainerSettings, signals: Mapping[str, RewardSignalSettings]) -> str:
-    """The banner of one behaviour, one block of lines (printed at once, so behaviours never interleave)."""
+def hyperparameter_banner(behavior: str, settings: Mapping[str, Any]) -> str:
+    """The banner of one behaviour's settings tree (``mlx.tracking.tensorboard.behavior_settings``: the same
+    tree TensorBoard's hyperparameter text shows), one block of lines printed at once, so behaviours never
+    interleave."""
     head = f"[INFO] Hyperparameters for behavior name {behavior}: "
-    return "\n".join([head, *_lines(settings_tree(settings, signals), 0)])
+    return "\n".join([head, *_lines(_plain(settings), 0)])

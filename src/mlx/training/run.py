@@ -194,7 +194,7 @@ class Run:
             self.trainers[name] = make_trainer(
                 name, spec, cfg.trainer_for(name), cfg.signals_for(name), device, cfg.seed
             )
-            print(hyperparameter_banner(name, cfg.trainer_for(name), cfg.signals_for(name)), flush=True)
+            print(hyperparameter_banner(name, behavior_settings(cfg, name)), flush=True)
         self.trainers = with_self_play(self.trainers, cfg.trainer_for, self.env, cfg.env.name, cfg.seed)
         if params is not None:  # episode returns feed the curriculum's reward buffers as trainers report them
             for name, trainer in self.trainers.items():
