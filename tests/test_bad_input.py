@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_refused, run_mlx
+from tests.conftest import assert_refused, compose_tree, run_mlx
 
 CASES = [
     # (overrides, words the message must contain)
@@ -56,3 +56,27 @@ def test_whole_numbers_written_as_floats_are_taken_for_int_settings(workdir):
     saved = (workdir / "results/f/configuration.yaml").read_text()
     assert "  max_steps: 300\n" in saved and "  summary_freq: 100\n" in saved
     assert proc.stdout.count("Mean Reward:") == 3  # 8 agents: summaries at 104, 200, 304 steps
+
+
+def test_whole_numbers_in_exponent_form_load_from_config_files(tmp_path):
+    """The same habit in a config file: 5.0e5 and 1e4 load as whole numbers; 64.0 for an int setting is
+    refused in one line naming the key, the file and the fix."""
+    from mlx.config import validate
+    from mlx.errors import describe
+
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "wholes.yaml").write_text(
+        "# @package _global_\ntrainer:\n  max_steps: 5.0e5\n  summary_freq: 1e4\n  hyperparameters:\n"
+        "    learning_rate: 1.0e-3\n    beta: 1.0\n"
+    )
+    run = validate(compose_tree("experiment=wholes", f"hydra.searchpath=[file://{tmp_path}]"))
+    assert (run.trainer.max_steps, run.trainer.summary_freq) == (500_000, 10_000)
+    assert run.trainer.hyperparameters.learning_rate == pytest.approx(1e-3)
+    assert isinstance(run.trainer.hyperparameters.beta, float)
+    (folder / "half.yaml").write_text("# @package _global_\ntrainer:\n  hyperparameters:\n    batch_size: 64.0\n")
+    with pytest.raises(Exception) as info:
+        compose_tree("experiment=half", f"hydra.searchpath=[file://{tmp_path}]")
+    line = describe(info.value)
+    assert line.startswith("trainer.hyperparameters.batch_size: Value '64.0'") and "\n" not in line
+    assert "in config file 'experiment/half'" in line and "write a whole number" in line

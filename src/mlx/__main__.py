@@ -108,8 +108,31 @@ def inside_null_block(argv: list[str], text: str) -> str:
     return f"{key or 'an override'}: {block or 'its block'} is off (null); turn it on first (its config group or file)"
 
 
+DISTRIBUTION = "mlx-mlagents"  # this project on the package index; "mlx" there is Apple's array framework
+
+
+def warn_if_apple_mlx() -> None:
+    """Both distributions install the import package ``mlx``: in one environment their files mix and
+    uninstalling either breaks the other. Say so once, in one line, where it matters."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("mlx").files or []
+    except metadata.PackageNotFoundError:
+        return
+    if not any(f.parts[:1] == ("mlx",) and f.name.startswith("core.") for f in files):  # Apple's compiled core
+        return
+    print(
+        f"mlx: warning: Apple's MLX (pip package 'mlx') is installed here too; it and this project "
+        f"('{DISTRIBUTION}') share the import name mlx and overwrite each other's files: use separate "
+        "virtual environments",
+        file=sys.stderr,
+    )
+
+
 def main() -> None:
     """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
+    warn_if_apple_mlx()
     register_configs()
     register_sweeps()
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.

@@ -127,7 +127,11 @@ def describe(exc: BaseException) -> str:
     for candidate in (exc,) if mine else (exc, exc.__cause__, exc.__context__):
         if candidate is not None and (line := yaml_error(candidate)) is not None:
             return line
-    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+    cause = exc
+    for candidate in (exc.__cause__, exc.__context__):  # Hydra raises its own error while handling OmegaConf's
+        if isinstance(candidate, OmegaConfBaseException) and getattr(candidate, "full_key", None):
+            cause = candidate
+            break
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
         parent = getattr(cause, "parent_node", None)
         known = sorted(str(k) for k in parent) if parent is not None and hasattr(parent, "keys") else []
@@ -138,7 +142,11 @@ def describe(exc: BaseException) -> str:
             )
         return f"unknown key '{cause.full_key}'{_elsewhere(cause)}{hint}"
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
-        return f"{cause.full_key}: {one_line(str(cause))}"
+        where = re.match(r"In '([^']+)'", str(exc)) if cause is not exc else None
+        text = str(cause).splitlines()[0] + (f" (in config file '{where.group(1)}')" if where else "")
+        if "could not be converted to Integer" in text:
+            text += "; write a whole number, e.g. 500000 or 5.0e5"
+        return f"{cause.full_key}: {text}"
     return one_line(str(exc))
 
 

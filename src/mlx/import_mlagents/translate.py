@@ -292,7 +292,7 @@ class Translator:
         if device is not None:
             body["torch_settings"] = {"device": device}
         if check(tree.get("debug", False), BOOL, "debug"):
-            self.skip("debug", "mlx has no debug switch; its logs are always complete")
+            body["debug"] = True  # DEBUG logging, a timer block per behaviour (timers.json is always written)
         params = tree.get("environment_parameters")
         if params:
             checked = environment_parameters(params, "environment_parameters")
