@@ -174,6 +174,8 @@ REFUSED: list[tuple[list[str], list[Callable[[dict[str, Any]], None]], list[str]
     (["trainer.network_settings.hidden_units=1000000"], [], ["hidden_units=1000000", "GB"]),
     (["network=lstm", "trainer.network_settings.memory.memory_size=2000000"], [], ["memory_size", "GB"]),
     (["trainer.time_horizon=100000000"], [], ["trainer.time_horizon", "GB", "env.num_areas"]),
+    # SAC holds time_horizon steps an agent too, until they enter its buffer (upstream's trajectories)
+    ([SAC, "trainer.time_horizon=100000000"], [], ["trainer.time_horizon", "GB", "env.num_areas"]),
     (
         [],
         [put("behaviors", {"3DBall": {"hyperparameters": {"buffer_size": 10**11}}})],
@@ -247,7 +249,6 @@ ACCEPTED: list[list[str]] = [
     ["stop_at_reward=-1.5"],
     ["env.num_areas=1000", "trainer.time_horizon=1000"],
     ["network=lstm"],
-    [SAC, "trainer.time_horizon=100000000"],  # SAC keeps no trajectories of time_horizon steps
 ]
 
 

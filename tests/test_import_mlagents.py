@@ -337,11 +337,12 @@ def test_threaded_and_inference_are_reported(tmp_path, capsys):
         "checkpoint_settings: {inference: true}\ndebug: true\n"
     )
     folder, _, err = imported(tmp_path, capsys, source, "--env", "unity")
-    for path in ("behaviors.X.threaded", "behaviors.X.network_settings.deterministic", "checkpoint_settings.inference"):
+    for path in ("behaviors.X.threaded", "checkpoint_settings.inference"):
         assert f"not mapped: {path}:" in err
-    assert "not mapped: debug:" not in err
-    assert validate(compose_experiment(folder, "t_ppo")).resolved["debug"] is True
-    assert validate(compose_experiment(folder, "t_ppo")).trainer.threaded is False
+    assert "not mapped: debug:" not in err and "deterministic" not in err  # both mapped now
+    run = validate(compose_experiment(folder, "t_ppo"))
+    assert run.resolved["debug"] is True and run.trainer.threaded is False
+    assert run.trainer.network_settings.deterministic is True  # release 20's switch
 
 
 def test_a_run_configuration_yaml_imports_without_warnings(tmp_path, capsys):

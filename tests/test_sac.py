@@ -132,7 +132,10 @@ def test_sac_trainer_restores_its_replay_buffer_exactly(tmp_path):
 def test_steps_per_update_below_one_updates_more_than_once_per_step():
     signals = {"extrinsic": ExtrinsicSettings()}
     env = make_env("3dball", 2, seed=0)
-    settings = SACSettings(hyperparameters=SACHyperparameters(batch_size=8, buffer_size=100, steps_per_update=0.5))
+    settings = SACSettings(
+        hyperparameters=SACHyperparameters(batch_size=8, buffer_size=100, steps_per_update=0.5),
+        time_horizon=4,  # transitions reach the buffer in trajectories of 4 steps (upstream's time_horizon)
+    )
     trainer = SACTrainer("3DBall", env.behavior_specs["3DBall"], settings, signals, torch.device("cpu"))
     _collect(trainer, env, 20)
     # 40 agent steps at 0.5 steps per update: about 80 updates (ML-Agents' counter starts at 1).

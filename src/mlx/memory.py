@@ -37,8 +37,6 @@ NETWORKS = {"ppo": 2, "sac": 4, "poca": 2}
 # POCA also stores each groupmate's observation and action with a step: unknown before the env sends
 # group ids, so left out (a lower bound, as every estimate here).
 STEP_FLOATS = {"ppo": 6, "sac": 3, "poca": 9}
-# Trainers that keep time_horizon steps of every agent (trajectories) before they become experience.
-ON_POLICY = ("ppo", "poca")
 # Copies of the experience a trainer holds at its peak: PPO's chunks and their concatenation at update time;
 # SAC's preallocated ring.
 BUFFER_COPIES = {"ppo": 2, "sac": 1, "poca": 2}
@@ -140,7 +138,7 @@ def check_trainer(
     row = row_bytes(kind, obs_floats, action_floats)
     copies = BUFFER_COPIES.get(kind, 1)
     require(copies * hp.buffer_size * row, f"{key}.hyperparameters.buffer_size", hp.buffer_size, f"its experience{of}")
-    if agents and kind in ON_POLICY:  # SAC keeps one pending step an agent, not time_horizon of them
+    if agents:  # every trainer keeps up to time_horizon steps an agent (SAC until they enter its buffer)
         require(
             agents * settings.time_horizon * row,
             f"{key}.time_horizon",

@@ -7,3 +7,7 @@ REWARD = "Environment/Cumulative Reward"  # an agent's own (individual) rewards 
 GROUP_REWARD = "Environment/Group Cumulative Reward"
 # The learning policy's self-play rating (mlx.trainers.ghost), appended to the console line as upstream does.
 ELO = "Self-play/ELO"
+# 1.0 while the behaviour still learns (its step is within max_steps), 0.0 once it only acts while other
+# behaviours train: recorded once per summary, as upstream's trainers do, and read by the console line
+# ("Training." or "Not Training.").
+IS_TRAINING = "Is Training"

@@ -110,6 +110,9 @@ class EngineSettings:
     target_frame_rate: int = -1
     capture_frame_rate: int = 60
     no_graphics: bool = False  # launch builds with -nographics -batchmode
+    # ML-Agents release 21+ (--no-graphics-monitor): with env.num_envs > 1, worker 0 keeps its graphics (a
+    # window to watch) and the others run -nographics -batchmode; no_graphics=true still turns all off.
+    no_graphics_monitor: bool = False
 
     def check(self) -> None:
         """What a Unity build can apply: a window size, a quality level and rates that make sense."""

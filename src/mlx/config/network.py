@@ -46,6 +46,9 @@ class NetworkSettings:
     vis_encode_type: EncoderType = EncoderType.simple
     memory: MemorySettings | None = None
     conditioning_type: ConditioningType = ConditioningType.hyper
+    # ML-Agents release 20+: act on the Gaussian's mean and each branch's most likely action, while training
+    # too (not only at inference); the log-probabilities stored for PPO and POCA are those of these actions.
+    deterministic: bool = False
 
     def check(self, key: str) -> None:
         positive(self.hidden_units, f"{key}.hidden_units")

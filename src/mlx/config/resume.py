@@ -45,6 +45,8 @@ FIXED = (
 )
 # ...and, inside each reward signal, the parts that shape its networks.
 FIXED_IN_SIGNALS = ("encoding_size", "network_settings")
+# Keys under a fixed prefix that change how the networks are used, not their shape: a resume may change them.
+FOLLOWABLE = ("trainer.network_settings.deterministic",)
 
 Compose = Callable[[Sequence[str]], Mapping[str, Any]]
 
@@ -228,6 +230,8 @@ def _fixed(key: str) -> bool:
     if parts[0] == "behaviors" and len(parts) > 2:  # behaviors.<name>.<trainer key>: as trainer.<key>
         parts = ["trainer", *parts[2:]]
     dotted = ".".join(parts)
+    if dotted in FOLLOWABLE:
+        return False
     if any(dotted == f or dotted.startswith(f + ".") for f in FIXED):
         return True
     if parts[:2] == ["trainer", "reward_signals"]:

@@ -47,6 +47,11 @@ class LearnedSignalSettings(RewardSignalSettings):
             raise ConfigError(
                 f"{key}.network_settings.memory: {self.network} has no memory (it judges single steps); remove it"
             )
+        if self.network_settings.deterministic:
+            raise ConfigError(
+                f"{key}.network_settings.deterministic: {self.network} does not act; deterministic actions are "
+                "trainer.network_settings.deterministic=true"
+            )
 
 
 @dataclass

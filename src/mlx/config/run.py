@@ -63,7 +63,9 @@ INT32 = 2**31
 
 @dataclass
 class TorchSettings:
-    device: str = "cpu"
+    # null (ML-Agents' default): cuda when this machine has a CUDA GPU, else cpu, chosen when the run starts
+    # (a resumed run on another machine chooses again); or one of cpu, cuda, cuda:<N>, mps.
+    device: str | None = None
     num_threads: int = 1  # torch and numpy BLAS threads: small MLPs at ML-Agents batch sizes run fastest on one
 
     def check(self) -> None:
@@ -71,10 +73,24 @@ class TorchSettings:
         if self.num_threads < 1:
             raise ConfigError(f"torch_settings.num_threads must be >= 1 (got {self.num_threads})")
         at_most(self.num_threads, MAX_THREADS, "torch_settings.num_threads", "threads for torch and numpy's BLAS")
+        if self.device is None:
+            return
         if not DEVICE.fullmatch(self.device):
-            raise ConfigError(f"torch_settings.device must be cpu, cuda, cuda:<N> or mps (got '{self.device}')")
+            raise ConfigError(
+                f"torch_settings.device must be cpu, cuda, cuda:<N>, mps, or null to pick cuda when there is a "
+                f"GPU and cpu otherwise (got '{self.device}')"
+            )
         if self.device != "cpu":
             self._check_available()
+
+    def resolved_device(self) -> str:
+        """The device a run uses: the one named, or upstream's choice for null (cuda if available, else cpu;
+        upstream never picks mps by itself)."""
+        if self.device is not None:
+            return self.device
+        import torch  # lazy for start-up speed
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
 
     def _check_available(self) -> None:
         import torch  # only for a device other than the CPU (start-up time)

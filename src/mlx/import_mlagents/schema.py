@@ -60,7 +60,6 @@ def table(cls: type, **given: Any) -> dict[str, Any]:
 NETWORK = table(
     NetworkSettings,
     goal_conditioning_type=table(NetworkSettings)["conditioning_type"],  # its name in ML-Agents' settings.py
-    deterministic=BOOL,
     max_num_agents=INT,  # some releases: the POCA attention's agent count
 )
 PPO_HYPER = table(PPOHyperparameters)
@@ -100,7 +99,7 @@ TRAINER = table(
 )
 # Trainer keys with no mlx counterpart, and the value that asks for nothing.
 TRAINER_NO_OP = {"self_play": None}
-NETWORK_NO_OP = {"deterministic": False, "max_num_agents": 4}
+NETWORK_NO_OP = {"max_num_agents": 4}
 
 ENV_SETTINGS = {
     "env_path": Opt(STR),

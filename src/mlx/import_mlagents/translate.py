@@ -195,12 +195,13 @@ class Translator:
                 out["conditioning_type"] = item
             elif key == "memory":
                 out["memory"] = None if item is None else {**plain(MemorySettings()), **item}
+            elif key == "deterministic" and keys[0] == "reward_signals":  # only the policy acts
+                if item:
+                    self.notes.append(f"{path}: ignored, as ML-Agents ignores it (the signal's network does not act)")
             elif key in out:
                 out[key] = item
             elif item != NETWORK_NO_OP.get(key, object()):
                 reasons = {
-                    "deterministic": "mlx trains with sampled actions; evaluate deterministically with mlx's "
-                    "evaluation mode instead",
                     "max_num_agents": "mlx's POCA critic attends over however many agents are present, with no "
                     "fixed maximum",
                 }

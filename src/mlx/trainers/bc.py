@@ -143,7 +143,8 @@ class BehavioralCloning:
         cont = x.new_zeros(int(keep.sum()), 0)
         if mu is not None:
             assert log_std is not None
-            u = mu + torch.randn_like(mu) * log_std.exp()
+            # network_settings.deterministic: the mean, as upstream's BC takes its actions from the acting sampler
+            u = mu if self.actor.deterministic else mu + torch.randn_like(mu) * log_std.exp()
             cont = self.actor.to_env(u)[keep]
         terms = bc_loss(cont, [lp[keep] for lp in branch_logp], self.continuous[idx][keep], self.discrete[idx][keep])
         return terms["loss_bc"]

@@ -2,6 +2,10 @@
 sequences with memory), rewards per stream computed when a sample is drawn, reward-signal updates at
 their own rate, uniform random actions for ``buffer_init_steps``, and the buffer beside checkpoints.
 
+time_horizon as ML-Agents: an agent's transitions enter the buffer when its trajectory is cut, after
+time_horizon of its steps or at its episode's end (``HorizonHold``); with memory, a trajectory's end also
+ends its last sequence (padded), as upstream cuts sequences per trajectory.
+
 A subclass builds its module (``build_module``); in ``process`` it closes
 pending transitions (``_begin_step``), acts, and opens new ones with ``assembler.begin``; ``update``
 draws from ``buffer`` while ``_updates_owed()``.
@@ -18,7 +22,7 @@ from mlx.envs.api import DecisionSteps, TerminalSteps
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.nn.networks import flat_obs_size
 from mlx.trainers.rewards.base import SignalInputs, SignalRows
-from mlx.trainers.sac.replay import ReplayBuffer, SequenceBuilder, TransitionAssembler, Transitions
+from mlx.trainers.sac.replay import HorizonHold, ReplayBuffer, SequenceBuilder, TransitionAssembler, Transitions
 from mlx.training.timers import timed
 
 NOT_SEQUENCE_FIELDS = ("valid", "memories")
@@ -59,6 +63,8 @@ class OffPolicyTrainer(RLTrainer):
             self.sequences = None
             self.buffer = ReplayBuffer(hp.buffer_size, fields)
             self.sample_size = hp.batch_size
+        held = {**fields, "memory": ((memory_size,), np.float32)} if memory_size else fields
+        self.hold = HorizonHold(held, self.settings.time_horizon, self.agents)
         self.assembler = TransitionAssembler(self.spec, obs_size, memory_size, self.agents)
         self.rng = np.random.default_rng(self.seed)
         self.update_steps = 1  # ML-Agents starts counting at 1
@@ -108,12 +114,28 @@ class OffPolicyTrainer(RLTrainer):
         self._add_signal_returns(tr.slots, rewards, tr.slots if tr.episode_end else tr.slots[:0])
         if self._needs_done:
             arrays["done"] = done
+        if self.sequences is not None:
+            arrays["memory"] = tr.memory
+        cut = self.hold.add(tr.slots, tr.episode_end, **arrays)
+        if cut is not None:
+            self._add_trajectories(*cut)
+
+    def _add_trajectories(self, slots: np.ndarray, steps: dict[str, np.ndarray], lengths: np.ndarray) -> None:
+        """Trajectories cut by the hold ([k, time_horizon, ...], ``lengths`` real steps each) into the buffer,
+        one after the other; with memory, through the sequence builder, each trajectory's end ending its last
+        sequence."""
+        horizon = np.arange(self.hold.horizon)
         if self.sequences is None:
-            self.buffer.add(**arrays)
+            real = horizon[None, :] < lengths[:, None]
+            self.buffer.add(**{name: value[real] for name, value in steps.items()})
             return
-        out = self.sequences.add(tr.slots, tr.episode_end, tr.memory, **arrays)
-        if len(out["valid"]):
-            self.buffer.add(**out)
+        memory = steps.pop("memory")
+        for i in range(int(lengths.max())):  # the i-th step of every trajectory at least i + 1 long
+            live = lengths > i
+            rows = {name: value[live, i] for name, value in steps.items()}
+            out = self.sequences.add(slots[live], lengths[live] == i + 1, memory[live, i], **rows)
+            if len(out["valid"]):
+                self.buffer.add(**out)
 
     # ---- updating -----------------------------------------------------------------------------
     def _updates_owed(self) -> bool:
@@ -172,5 +194,6 @@ class OffPolicyTrainer(RLTrainer):
 
     def reset_trajectories(self) -> None:
         self.assembler.reset()
+        self.hold.reset()
         if self.sequences is not None:
             self.sequences.reset()

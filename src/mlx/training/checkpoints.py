@@ -323,3 +323,42 @@ def truncate_stats(path: Path, max_step: int) -> None:
         if _is_number(step) and step <= max_step:
             kept.append(line)
     atomic_write(path, ("\n".join(kept) + "\n" if kept else "").encode())
+
+
+def init_checkpoint(cfg: RunConfig, behavior: str) -> tuple[Path, str] | None:
+    """The checkpoint a new run initialises ``behavior`` from, and the setting that names it (for messages);
+    None: it starts from scratch. ML-Agents' rule: with initialize_from, a behaviour without init_path takes
+    results/<initialize_from>/<behavior>/checkpoint.pt and a bare file name in init_path is looked up in
+    that same folder; any other init_path (a path with a folder) is used as given, as it is without
+    initialize_from. The file must be a .pt checkpoint that exists: otherwise one RunError line naming the
+    setting and what the folder holds."""
+    init_path = cfg.trainer_for(behavior).init_path
+    key = f"behaviors.{behavior}.init_path" if behavior in cfg.behaviors else "trainer.init_path"
+    if cfg.initialize_from:
+        folder = Path(cfg.results_dir) / str(cfg.initialize_from) / behavior
+        if not init_path:
+            path, source = folder / "checkpoint.pt", f"initialize_from={cfg.initialize_from}"
+        elif Path(init_path).parent == Path("."):
+            path, source = folder / init_path, f"{key}={init_path} (in initialize_from={cfg.initialize_from})"
+        else:
+            path, source = Path(init_path), f"{key}={init_path}"
+    elif init_path:
+        path, source = Path(init_path), f"{key}={init_path}"
+    else:
+        return None
+    if path.suffix != ".pt":
+        raise RunError(f"{source}: {path} is not a .pt checkpoint; name a checkpoint file such as checkpoint.pt")
+    if not path.is_file():
+        raise RunError(f"{source}: no checkpoint at {path}; {_checkpoints_in(path.parent)}")
+    return path, source
+
+
+def _checkpoints_in(folder: Path, shown: int = 8) -> str:
+    """What a missing checkpoint's folder offers instead, for the error message."""
+    if not folder.is_dir():
+        return f"{folder} does not exist (name a finished run_id, or the full path of a .pt file)"
+    found = sorted((p.name for p in folder.glob("*.pt")), key=lambda n: (n != "checkpoint.pt", n))
+    if not found:
+        return f"{folder} holds no .pt checkpoint"
+    more = f" and {len(found) - shown} more" if len(found) > shown else ""
+    return f"{folder} holds {', '.join(found[:shown])}{more}"

@@ -23,6 +23,7 @@ import numpy as np
 
 from mlx.config import TrainerSettings
 from mlx.envs.api import BaseEnv, DecisionSteps, EnvError, TerminalSteps
+from mlx.stat_names import IS_TRAINING
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.groups import mixed_groups
 from mlx.training.summaries import Summaries
@@ -200,6 +201,8 @@ class Loop:
         if trainer.step >= self.next_summary[name]:
             self.next_summary[name] = (trainer.step // settings.summary_freq + 1) * settings.summary_freq
             rate = self.steps_per_sec(name, restart=True)
+            # upstream's rule (step <= max_steps): 0 for a behaviour past max_steps that acts while others train
+            trainer.stats.add(IS_TRAINING, float(trainer.step <= settings.max_steps))
             with self._summary:
                 self.call("before_summary", name)
                 mean = self.summaries.write(name, trainer.step, self.elapsed, rate, trainer.stats.summarise())

@@ -35,6 +35,7 @@ from mlx.tracking.tensorboard import behavior_settings
 from mlx.tracking.tracker import Tracker, make_tracker, run_tags
 from mlx.trainers.ghost import with_self_play
 from mlx.trainers.registry import RLTrainer, make_trainer
+from mlx.training.banner import hyperparameter_banner
 from mlx.training.callbacks import (
     CheckpointEvery,
     Curriculum,
@@ -49,6 +50,7 @@ from mlx.training.checkpoints import (
     RunPaths,
     TrainingStatus,
     atomic_write,
+    init_checkpoint,
     load_checkpoint,
     resume_trainer,
     save_checkpoint,
@@ -185,13 +187,14 @@ class Run:
         """Env and trainers first: a bad env name or parameter is refused before any file is written."""
         cfg = self.cfg
         configure_process(cfg)
-        device = torch.device(cfg.torch_settings.device)
+        device = torch.device(cfg.torch_settings.resolved_device())
         self.env, self.parameters = open_env(cfg, self.paths.run_logs)
         params = self.parameters
         for name, spec in self.env.behavior_specs.items():
             self.trainers[name] = make_trainer(
                 name, spec, cfg.trainer_for(name), cfg.signals_for(name), device, cfg.seed
             )
+            print(hyperparameter_banner(name, behavior_settings(cfg, name)), flush=True)
         self.trainers = with_self_play(self.trainers, cfg.trainer_for, self.env, cfg.env.name, cfg.seed)
         if params is not None:  # episode returns feed the curriculum's reward buffers as trainers report them
             for name, trainer in self.trainers.items():
@@ -217,20 +220,17 @@ class Run:
                 self.parameters.apply(self.env, changed)
                 for name in changed:
                     print(f"[INFO] Resumed: {self.parameters.describe(name)}", flush=True)
-        elif cfg.initialize_from or any(cfg.trainer_for(n).init_path for n in self.trainers):
+        else:
             for name, trainer in self.trainers.items():
-                init_path = cfg.trainer_for(name).init_path
-                if init_path:  # ML-Agents' per-behaviour init_path: a checkpoint file
-                    path, source = Path(init_path), f"trainer.init_path={init_path}"
-                else:
-                    path = Path(cfg.results_dir) / str(cfg.initialize_from) / name / "checkpoint.pt"
-                    source = f"initialize_from={cfg.initialize_from}"
-                if not path.exists():
-                    raise RunError(f"{source}: no checkpoint at {path}; name a finished run_id or a .pt file")
+                found = init_checkpoint(cfg, name)  # initialize_from and init_path, resolved as ML-Agents does
+                if found is None:
+                    continue
+                path, source = found
                 try:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
                 except STATE_MISMATCH as exc:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
+                print(f"[INFO] {name}. Initializing from {path}.", flush=True)
 
     def start_tracking(self) -> None:
         """The MLflow run (a resumed run's own, or a new one if the store lost it) and the TensorBoard event

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from mlx.stat_names import ELO, GROUP_REWARD, REWARD
+from mlx.stat_names import ELO, GROUP_REWARD, IS_TRAINING, REWARD
 from mlx.tracking.curves import row_score
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import StatSummary
@@ -70,15 +70,17 @@ class Summaries:
         if group is not None:
             self.groups.add(behavior)
         head = f"[INFO] {behavior}. Step: {step}. Time Elapsed: {elapsed:.3f} s."
+        learning = stats.get(IS_TRAINING)  # the loop records it at every summary
+        training = "Training." if learning is None or learning.mean > 0 else "Not Training."
         if reward is None:
-            print(f"{head} No episode was completed since last summary. Training.", flush=True)
+            print(f"{head} No episode was completed since last summary. {training}", flush=True)
         else:
             elo = stats.get(ELO)  # self-play appends the rating (ML-Agents' console line)
             tail = "" if elo is None else f" ELO: {elo.mean:.3f}."
             if group is not None:  # ML-Agents' line for group behaviours
-                print(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. Training.{tail}")
+                print(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. {training}{tail}")
             else:
-                print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. Training.{tail}")
+                print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. {training}{tail}")
             sys.stdout.flush()
         row: dict[str, Any] = {
             "behavior": behavior,

@@ -2,10 +2,10 @@
 
 ``env=unity env.path=<executable>`` launches ``env.num_envs`` copies of the executable, each told to
 connect to its own port (``env.base_port + i``; 5005 by default) with ``--mlagents-port``, plus
-``-nographics -batchmode`` (engine_settings.no_graphics), ``-logFile results/<run_id>/run_logs/Player-<i>.log``
-and ``env.env_args``. ``env.path=null`` listens on 5004 for the Unity Editor's Play button instead.
-mlx is the gRPC server (the trainer), the environments are clients. Everything here is the mlx env API
-(``BaseEnv``), so the run loop trains on it unchanged.
+``-nographics -batchmode`` (engine_settings.no_graphics; with no_graphics_monitor every worker but 0),
+``-logFile results/<run_id>/run_logs/Player-<i>.log`` and ``env.env_args``. ``env.path=null`` listens on
+5004 for the Unity Editor's Play button instead. mlx is the gRPC server (the trainer), the environments
+are clients. Everything here is the mlx env API (``BaseEnv``), so the run loop trains on it unchanged.
 
 How the copies become one env: every worker's agents of a behaviour are concatenated into one
 DecisionSteps/TerminalSteps batch (worker order, then team order by number); actions are split back the same
@@ -119,6 +119,7 @@ class EngineConfig:
     target_frame_rate: int | None = -1
     capture_frame_rate: int | None = 60
     no_graphics: bool = False
+    no_graphics_monitor: bool = False  # only worker 0 keeps its graphics (the others -nographics)
 
 
 class UnityEnv(BaseEnv):
@@ -206,7 +207,8 @@ class UnityEnv(BaseEnv):
         if self._command is None:
             return
         args = list(self._command)
-        if self._engine.no_graphics:
+        engine = self._engine
+        if engine.no_graphics or (engine.no_graphics_monitor and w.index != 0):
             args += ["-nographics", "-batchmode"]
         args += [PORT_ARG, str(w.port)]
         log = None
@@ -582,6 +584,7 @@ def make_unity_env(env: Any, engine: Any, seed: int, log_folder: Path | None) ->
             target_frame_rate=engine.target_frame_rate,
             capture_frame_rate=engine.capture_frame_rate,
             no_graphics=engine.no_graphics,
+            no_graphics_monitor=engine.no_graphics_monitor,
         ),
         restarts=RestartPolicy(env.max_lifetime_restarts, env.restarts_rate_limit_n, env.restarts_rate_limit_period_s),
         side_channels=[factory() for factory in _REGISTERED_CHANNELS],

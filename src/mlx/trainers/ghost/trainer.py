@@ -3,8 +3,8 @@
 A behaviour with a ``self_play`` block gets a `GhostTrainer` around its real trainer. Every env step it
 splits the behaviour's agents by ``team_id``: the learning team's rows go to the real trainer (which acts,
 records and learns as ever: its step counts only them), the other teams' rows are played by frozen copies
-of the actor (``mlx.modes.policy.TorchPolicy``, sampling as upstream's ghost policies do) and teach
-nothing. Around that, upstream's cycle:
+of the actor (``mlx.modes.policy.TorchPolicy``, sampling as upstream's ghost policies do, or acting on the
+mean and argmax with network_settings.deterministic) and teach nothing. Around that, upstream's cycle:
 
 * every ``save_steps`` learning steps the current actor (and normaliser) is saved into a window of
   ``window`` snapshots (a ring: the oldest is replaced), with the current ELO as that snapshot's rating;
@@ -218,7 +218,9 @@ class GhostTrainer:
         policy = self.opponents.get(team)
         if policy is None:
             module = ActingModule(self.inner.spec, self.inner.settings)
-            policy = self.opponents[team] = TorchPolicy(module, self.inner.behavior_name, self.inner.spec, False)
+            policy = self.opponents[team] = TorchPolicy(
+                module, self.inner.behavior_name, self.inner.spec, module.actor.deterministic
+            )
         policy.module.load_weights(weights)
         policy.memories.agents.reset()
         self.playing[team] = weights

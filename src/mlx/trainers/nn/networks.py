@@ -159,6 +159,8 @@ class Actor(nn.Module):
         self.action_spec = action_spec
         self.conditional_sigma = conditional_sigma
         self.tanh_squash = tanh_squash
+        # network_settings.deterministic: what ``sample`` does when its caller does not say (training acts so)
+        self.deterministic = bool(settings.deterministic)
         self.body = StateEncoder(spec, settings)
         self.memory_size = self.body.memory_size
         hidden = self.body.output_size
@@ -233,11 +235,15 @@ class Actor(nn.Module):
         self,
         obs: torch.Tensor,
         masks: torch.Tensor | None = None,
-        deterministic: bool = False,
+        deterministic: bool | None = None,
         memories: torch.Tensor | None = None,
         components: bool = False,
     ) -> PolicyOutput:
-        """Actions for a batch; ``components``: log_prob [B, C + D] per action component (see ``evaluate``)."""
+        """Actions for a batch; ``components``: log_prob [B, C + D] per action component (see ``evaluate``).
+        ``deterministic``: the mean and the most likely actions instead of samples; None: the actor's own
+        network_settings.deterministic (how the trainers act). SAC's deterministic action is tanh(mean)."""
+        if deterministic is None:
+            deterministic = self.deterministic
         mu, log_std, branch_logp, new_memories = self._heads(obs, masks, memories)
         batch = obs.shape[0]
         log_prob = torch.zeros(batch, device=obs.device)
@@ -322,14 +328,20 @@ def actor_for(trainer_type: str, spec: BehaviorSpec, settings: NetworkSettings) 
 
 
 def squashed_sample(
-    mu: torch.Tensor | None, log_std: torch.Tensor | None, batch: int, device: torch.device
+    mu: torch.Tensor | None,
+    log_std: torch.Tensor | None,
+    batch: int,
+    device: torch.device,
+    deterministic: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What SAC's update needs of the Gaussian (from Actor.distribution): a reparameterised tanh-squashed
-    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions)."""
+    sample [B, C] and its log-density [B] (an empty sample and zeros without continuous actions).
+    ``deterministic`` (network_settings.deterministic): the mean instead, as upstream's update draws its
+    actions through the same deterministic sampler that acts."""
     if mu is None:
         return torch.zeros(batch, 0, device=device), torch.zeros(batch, device=device)
     assert log_std is not None
-    u = mu + torch.randn_like(mu) * log_std.exp()
+    u = mu if deterministic else mu + torch.randn_like(mu) * log_std.exp()
     log_prob = gaussian_log_prob(u, mu, log_std) - tanh_log_det(u)  # before tanh: autograd's order as always
     return torch.tanh(u), log_prob
 

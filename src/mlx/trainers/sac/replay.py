@@ -2,7 +2,9 @@
 
 The buffer is a ring of numpy arrays allocated once at `buffer_size`, so memory never grows past it;
 it saves and loads exactly (save_replay_buffer). The assembler turns consecutive env steps of each
-agent into (obs, action, reward, next_obs, terminated) transitions with array operations over agents.
+agent into (obs, action, reward, next_obs, terminated) transitions with array operations over agents;
+`HorizonHold` keeps them until their trajectory is cut at time_horizon (ML-Agents' trajectories), and
+`SequenceBuilder` cuts trajectories into sequences for recurrent SAC.
 """
 
 from __future__ import annotations
@@ -242,8 +244,11 @@ class SequenceBuilder:
         self.agents = agents
         self.table = agents.table(columns)
 
-    def add(self, slots: np.ndarray, ended: bool, memory: np.ndarray, **arrays: np.ndarray) -> dict[str, np.ndarray]:
-        """Append one transition per agent; returns the sequences completed by it (possibly none)."""
+    def add(
+        self, slots: np.ndarray, ended: bool | np.ndarray, memory: np.ndarray, **arrays: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Append one transition per agent (``ended``: it ends the agent's trajectory, for all or per agent);
+        returns the sequences completed by it (possibly none)."""
         t = self.table
         if len(slots):
             t.fit(int(slots.max()) + 1)  # slots come from the agents' table; a builder of its own grows here
@@ -266,3 +271,51 @@ class SequenceBuilder:
     def reset(self) -> None:
         """Forget sequences in progress (after an env reset)."""
         self.table.reset("count")
+
+
+class HorizonHold:
+    """ML-Agents' time_horizon for off-policy trainers: each agent's transitions wait here until its
+    trajectory is cut, after time_horizon of them or at its episode's end, and then enter the replay buffer
+    together, as upstream's agent processor hands SAC whole trajectories. Targets do not change (each
+    transition already carries its next observation, the bootstrap); what changes is when a step can be
+    sampled. Vectorised over agents: per agent a row of ``horizon`` transitions and a count.
+    """
+
+    def __init__(
+        self, fields: dict[str, tuple[tuple[int, ...], np.dtype]], horizon: int, agents: Agents | None = None
+    ) -> None:
+        self.fields = fields
+        self.horizon = horizon
+        agents = agents if agents is not None else Agents()
+        columns = {name: Column((horizon, *shape), dtype) for name, (shape, dtype) in fields.items()}
+        columns["held"] = Column((), np.int64)
+        self.table = agents.table(columns)
+
+    def add(
+        self, slots: np.ndarray, ended: bool, **arrays: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray] | None:
+        """Hold one transition per agent of ``slots`` (``ended``: they end their agents' episodes). Returns
+        the trajectories this cuts: their slots [k], each field [k, horizon, ...] and their lengths [k]
+        (entries past a length are stale); None when no trajectory ends here."""
+        if not len(slots):
+            return None
+        t = self.table
+        t.fit(int(slots.max()) + 1)  # slots come from the agents' table; a hold of its own grows here
+        pos = t.held[slots]
+        for name in self.fields:
+            getattr(t, name)[slots, pos] = arrays[name]
+        t.held[slots] = pos + 1
+        cut = slots if ended else slots[pos + 1 >= self.horizon]
+        if not len(cut):
+            return None
+        lengths = t.held[cut].copy()
+        t.held[cut] = 0
+        return cut, {name: getattr(t, name)[cut] for name in self.fields}, lengths
+
+    def held(self) -> int:
+        """Transitions waiting for their trajectory's end."""
+        return int(self.table.held.sum())
+
+    def reset(self) -> None:
+        """Drop every trajectory in progress (an env reset: ML-Agents drops them too)."""
+        self.table.reset("held")

@@ -92,7 +92,7 @@ class SACModule(pl.LightningModule):
             next_values = self.target_value(self.preprocess(batch.next_obs))
         mask = batch.mask if batch.mask.shape[-1] else None
         mu, log_std, branch_log_probs = self.actor.distribution(x, mask)
-        cont, cont_log_prob = squashed_sample(mu, log_std, x.shape[0], x.device)
+        cont, cont_log_prob = squashed_sample(mu, log_std, x.shape[0], x.device, self.actor.deterministic)
         qx = self.q_features(x)
         out = SACOutputs(
             q_taken=self._q(qx, batch.continuous),
@@ -119,7 +119,7 @@ class SACModule(pl.LightningModule):
         x = self.preprocess(steps.obs)
         mask = steps.mask if steps.mask.shape[-1] else None
         mu, log_std, branch_log_probs = self.actor.distribution(x, mask, actor_mem, length)
-        cont, cont_log_prob = squashed_sample(mu, log_std, x.shape[0], x.device)
+        cont, cont_log_prob = squashed_sample(mu, log_std, x.shape[0], x.device, self.actor.deterministic)
         h, _ = self.value.body(x, critic_mem, length)
         with torch.no_grad():
             after = torch.cat([batch.obs[:, :1], batch.next_obs], dim=1)  # [S, L + 1, D]

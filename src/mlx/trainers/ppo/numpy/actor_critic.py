@@ -147,6 +147,7 @@ class NumpyActorCritic:
         self.log_std = None if actor.mu is None else self._param(actor.log_std)
         self.logits = None if actor.logits is None else self._dense(actor.logits)
         self.bounds = np.cumsum((0, *actor.branches))
+        self.deterministic = actor.deterministic  # network_settings.deterministic: act on mean and argmax
         if self._covered != set(self.flat.offsets):
             raise TypeError("NumpyActorCritic: the module has parameters outside PPO's actor and critic layers")
         self.rng = np.random.default_rng(seed)
@@ -229,7 +230,8 @@ class NumpyActorCritic:
         cont = np.zeros((n, 0), F32)
         if mu is not None:
             assert log_std is not None
-            eps = self.rng.standard_normal(mu.shape, dtype=F32)
+            # deterministic (network_settings): the mean, its log-density at eps = 0; no draw from the rng
+            eps = np.zeros_like(mu) if self.deterministic else self.rng.standard_normal(mu.shape, dtype=F32)
             cont = mu + eps * np.exp(log_std)
             log_prob += gaussian_log_prob(eps, log_std)
             entropy += gaussian_entropy(log_std)
@@ -237,11 +239,14 @@ class NumpyActorCritic:
         if branches:
             # Inverse CDF: the first action whose cumulative probability exceeds u * total. A masked action
             # (probability 0) never does; u < 1 in float64 keeps the threshold below the total.
-            u = self.rng.random((n, len(branches)))
+            u = None if self.deterministic else self.rng.random((n, len(branches)))
             index = np.arange(n)
             for i, (p, logp) in enumerate(branches):
-                cdf = np.cumsum(p, 1)
-                choice = (cdf <= u[:, i : i + 1] * cdf[:, -1:]).sum(1)
+                if u is None:  # the most likely action (a masked one has probability 0)
+                    choice = p.argmax(1)
+                else:
+                    cdf = np.cumsum(p, 1)
+                    choice = (cdf <= u[:, i : i + 1] * cdf[:, -1:]).sum(1)
                 disc[:, i] = choice
                 log_prob += logp[index, choice]
                 entropy += categorical_entropy(p, logp)
