@@ -47,3 +47,34 @@ def hyperparameter_banner(behavior: str, settings: Mapping[str, Any]) -> str:
     interleave."""
     head = f"[INFO] Hyperparameters for behavior name {behavior}: "
     return "\n".join([head, *_lines(_plain(settings), 0)])
+
+
+def tuned_file() -> str:
+    """The tuned defaults this run composed (conf/tuned/<env>_<trainer>.yaml), "none" when no file was
+    applied (no file for the pair, or an experiment that leaves tuned/ out); "unknown" outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mlx.config import CONF_DIR
+
+    if not HydraConfig.initialized():
+        return "unknown (not composed by Hydra)"
+    choice = HydraConfig.get().runtime.choices.get("tuned")
+    if not choice or not (CONF_DIR / "tuned" / f"{choice}.yaml").is_file():
+        return "none"
+    return f"conf/tuned/{choice}.yaml"
+
+
+def tracking_line(backend: str, uri: str, tensorboard: bool) -> str:
+    """Where the run's metrics go, as the banner says it (a URI's password redacted)."""
+    from mlx.tracking.secrets import redact
+
+    parts = [f"MLflow {redact(uri)}"] if backend == "mlflow" else []
+    if tensorboard or backend == "tensorboard":
+        parts.append("TensorBoard (tensorboard --logdir <results_dir>)")
+    return ", ".join(parts) or "none (console, stats.jsonl and mlx.log only)"
+
+
+def start_banner(rows: Mapping[str, str], head: str) -> str:
+    """The run's start banner: ``head``, then one aligned ``name: value`` line per row, as one block."""
+    width = max(len(name) for name in rows) + 1
+    return "\n".join([f"[INFO] {head}", *(f"[INFO]   {name + ':':<{width}} {value}" for name, value in rows.items())])

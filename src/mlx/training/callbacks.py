@@ -9,6 +9,7 @@ from pathlib import Path
 from mlx.config import TrainerSettings
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.training.loop import Callback, Loop
+from mlx.training.output import say
 from mlx.training.summaries import Progress
 from mlx.training.timers import PHASE_ORDER, PHASE_STATS, PhaseWindow, describe_shares
 
@@ -66,7 +67,7 @@ class StopAtReward(Callback):
     def on_final_checkpoint(self, loop: Loop, name: str) -> None:
         if loop.finished[name]:
             step = loop.trainers[name].step
-            print(f"[INFO] {name}. Reached stop_at_reward={self.threshold} at step {step}.", flush=True)
+            say(f"[INFO] {name}. Reached stop_at_reward={self.threshold} at step {step}.")
 
 
 class OnSummary(Callback):
@@ -78,7 +79,7 @@ class OnSummary(Callback):
     def on_summary(self, loop: Loop, name: str, mean: float | None) -> None:
         step = loop.trainers[name].step
         if self.hook(name, step, mean):
-            print(f"[INFO] {name}. Stopped early at step {step} (on_summary).", flush=True)
+            say(f"[INFO] {name}. Stopped early at step {step} (on_summary).")
             loop.stop = True
 
 
@@ -155,7 +156,7 @@ class Curriculum(Callback):
         if not changed:
             return
         for name in changed:
-            print(f"[INFO] {params.describe(name)}", flush=True)
+            say(f"[INFO] {params.describe(name)}")
         params.apply(loop.env, changed)
         if must_reset:  # every area starts afresh with the new values; partial trajectories are dropped
             loop.reset()

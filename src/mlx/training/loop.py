@@ -98,6 +98,8 @@ class Loop:
             for name, tr in self.trainers.items()
         }
         self._window: dict[str, tuple[float, int]] = {}  # per behaviour: (time, step) the rate is measured from
+        # per behaviour: the step of its latest summary (a resumed run's start counts: its rows are kept)
+        self.summarised = {name: tr.step for name, tr in self.trainers.items()}
         self._hooks = {name: hooks(self.callbacks, name) for name in vars(Callback) if not name.startswith("_")}
         self.timers = timers or Timers()
         t = self.timers  # the blocks of every step, made once; debug: a child per behaviour in act and update
@@ -136,6 +138,7 @@ class Loop:
         self.started = True
         while not all(done.values()):
             if self.interrupt.is_set():  # nothing is half-done between two steps
+                self.final_summaries()
                 raise KeyboardInterrupt
             self.collect()
             self.elapsed = self.elapsed_before + time.perf_counter() - start
@@ -150,8 +153,18 @@ class Loop:
                 fn(self)
             if self.stop:
                 break
+        self.elapsed = self.elapsed_before + time.perf_counter() - start
+        self.final_summaries()
         self.call("on_end")
         self.elapsed = self.elapsed_before + time.perf_counter() - start
+
+    def final_summaries(self) -> None:
+        """One more summary of each behaviour with steps since its latest one, at the step it stopped at
+        (max_steps, stop_at_reward, Ctrl-C): a run shorter than summary_freq still records its result, and
+        every run's record ends where its final checkpoint is."""
+        for name, trainer in self.trainers.items():
+            if trainer.step > self.summarised[name]:
+                self.summarise(name, trainer)
 
     def reset(self) -> None:
         """A full env reset mid-run (self-play's team change): every area starts afresh and partial
@@ -200,15 +213,21 @@ class Loop:
                 trainer.discard_experience()
         if trainer.step >= self.next_summary[name]:
             self.next_summary[name] = (trainer.step // settings.summary_freq + 1) * settings.summary_freq
-            rate = self.steps_per_sec(name, restart=True)
-            # upstream's rule (step <= max_steps): 0 for a behaviour past max_steps that acts while others train
-            trainer.stats.add(IS_TRAINING, float(trainer.step <= settings.max_steps))
-            with self._summary:
-                self.call("before_summary", name)
-                mean = self.summaries.write(name, trainer.step, self.elapsed, rate, trainer.stats.summarise())
-                if mean is not None:
-                    self.last_reward[name] = mean
-                self.call("on_summary", name, mean)
+            self.summarise(name, trainer)
+
+    def summarise(self, name: str, trainer: RLTrainer) -> None:
+        """Behaviour ``name``'s summary at its current step: console line, stats.jsonl row, tracker metrics."""
+        settings = self.settings[name]
+        rate = self.steps_per_sec(name, restart=True)
+        self.summarised[name] = trainer.step
+        # upstream's rule (step <= max_steps): 0 for a behaviour past max_steps that acts while others train
+        trainer.stats.add(IS_TRAINING, float(trainer.step <= settings.max_steps))
+        with self._summary:
+            self.call("before_summary", name)
+            mean = self.summaries.write(name, trainer.step, self.elapsed, rate, trainer.stats.summarise())
+            if mean is not None:
+                self.last_reward[name] = mean
+            self.call("on_summary", name, mean)
 
     def _timed_update(self, name: str, trainer: RLTrainer) -> None:
         """The update block; debug logs how long it took and how long the experience took to collect (what

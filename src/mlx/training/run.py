@@ -35,7 +35,7 @@ from mlx.tracking.tensorboard import behavior_settings
 from mlx.tracking.tracker import Tracker, make_tracker, run_tags
 from mlx.trainers.ghost import with_self_play
 from mlx.trainers.registry import RLTrainer, make_trainer
-from mlx.training.banner import hyperparameter_banner
+from mlx.training.banner import hyperparameter_banner, start_banner, tracking_line, tuned_file
 from mlx.training.callbacks import (
     CheckpointEvery,
     Curriculum,
@@ -58,8 +58,9 @@ from mlx.training.checkpoints import (
 )
 from mlx.training.lock import LOCK_NAME, RunLock
 from mlx.training.loop import Callback, Loop
+from mlx.training.output import LOG_NAME, RunLogFile, capture, say, warn
 from mlx.training.setup import configure_process, open_env, seeded
-from mlx.training.stops import deferred_stop, saves_before, say
+from mlx.training.stops import deferred_stop, saves_before
 from mlx.training.summaries import Progress, Summaries
 from mlx.training.timers import Timers, debug_logging
 
@@ -90,6 +91,8 @@ class Run:
         self.interrupt = threading.Event()  # set by Ctrl-C/SIGTERM/SIGHUP while run() runs under deferred_stop
         self.signum = int(signal.SIGINT)  # the signal that set it
         self.lock: RunLock | None = None  # held while this process writes the run folder
+        self.seed_drawn = False  # seed=-1: the banner says the seed was drawn
+        self.log_file: RunLogFile | None = None  # run_logs/mlx.log, opened once the folder is taken
         self.parameters: EnvironmentParameterManager | None = None  # environment_parameters, when given
         # run_logs/timers.json: from here to the end of the run (set-up, the loop's phases, the final files)
         self.timers = Timers()
@@ -153,6 +156,8 @@ class Run:
                 atomic_write(folder / file_name, text.encode())
         self.started_fresh = not cfg.resume
         atomic_write(paths.configuration, yaml.safe_dump(cfg.resolved, sort_keys=False).encode())
+        if self.log_file is not None:  # the lines so far, then the rest as they come
+            self.log_file.open(paths.run_logs / LOG_NAME, append=cfg.resume)
 
     def record_resume(self) -> None:
         """Print each setting this resume changes and append it, with the command line, to
@@ -161,7 +166,7 @@ class Run:
         log = paths.run_logs / "resumes.jsonl"
         number = 1 + (sum(1 for _ in log.open()) if log.exists() else 0)
         for change in self.resume_changes:
-            print(f"[INFO] Resume changes {change.describe()}", flush=True)
+            say(f"[INFO] Resume changes {change.describe()}")
         if self.resume_changes:
             shutil.copyfile(paths.configuration, paths.run_logs / f"configuration-{number}.yaml")
         row = {
@@ -181,6 +186,9 @@ class Run:
         paths = self.paths
         paths.configuration.unlink(missing_ok=True)
         paths.status.unlink(missing_ok=True)
+        if self.log_file is not None:
+            self.log_file.discard()
+        (paths.run_logs / LOG_NAME).unlink(missing_ok=True)
         shutil.rmtree(paths.root / RECORD_DIR, ignore_errors=True)
 
     def build(self) -> None:
@@ -194,11 +202,41 @@ class Run:
             self.trainers[name] = make_trainer(
                 name, spec, cfg.trainer_for(name), cfg.signals_for(name), device, cfg.seed
             )
-            print(hyperparameter_banner(name, behavior_settings(cfg, name)), flush=True)
         self.trainers = with_self_play(self.trainers, cfg.trainer_for, self.env, cfg.env.name, cfg.seed)
         if params is not None:  # episode returns feed the curriculum's reward buffers as trainers report them
             for name, trainer in self.trainers.items():
                 params.watch(trainer.stats, name)
+
+    def announce(self) -> None:
+        """The start banner (what runs where, with which seed, tuned file, tracking and device), then each
+        behaviour's hyperparameters and a warning for a behaviour too short for a periodic summary."""
+        cfg, paths = self.cfg, self.paths
+        if cfg.resume:
+            state = "resuming"
+        elif paths.configuration.exists():
+            state = "new, replacing the run in its folder (force=true)"
+        else:
+            state = "new"
+        areas = f"{cfg.env.num_areas} areas" + (f" x {cfg.env.num_envs} envs" if cfg.env.num_envs > 1 else "")
+        rows = {
+            "results": str(paths.root.resolve()),
+            "seed": f"{cfg.seed} (drawn for seed=-1)" if self.seed_drawn else str(cfg.seed),
+            "env": f"{cfg.env.name}, {areas}",
+            "trainers": ", ".join(f"{name} {cfg.trainer_for(name).trainer_type}" for name in self.trainers),
+            "tuned": tuned_file(),
+            "tracking": tracking_line(cfg.tracking.backend, cfg.tracking.uri, cfg.tracking.tensorboard),
+            "device": cfg.torch_settings.resolved_device(),
+            "log": str(paths.run_logs / LOG_NAME),
+        }
+        say(start_banner(rows, f"mlx {mlx.__version__}: run '{cfg.run_id}' ({state})"))
+        for name in self.trainers:
+            settings = cfg.trainer_for(name)
+            say(hyperparameter_banner(name, behavior_settings(cfg, name)))
+            if settings.summary_freq > settings.max_steps:
+                warn(
+                    f"[WARNING] {name}. summary_freq ({settings.summary_freq}) exceeds max_steps "
+                    f"({settings.max_steps}): one summary at the end"
+                )
 
     def restore(self) -> None:
         """resume: the newest checkpoint of each behaviour; initialize_from: another run's weights."""
@@ -207,19 +245,19 @@ class Run:
             for name, trainer in self.trainers.items():
                 path = self.paths.latest_checkpoint(name)
                 if not path.exists():  # stopped before its first checkpoint: the folder's run starts over
-                    print(f"[INFO] {name}. No checkpoint in {path.parent}: training starts from step 0", flush=True)
+                    say(f"[INFO] {name}. No checkpoint in {path.parent}: training starts from step 0")
                     continue
                 elapsed = resume_trainer(trainer, path)
                 trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, elapsed)
-                print(f"[INFO] {name}. Resuming from step {trainer.step} ({path})", flush=True)
+                say(f"[INFO] {name}. Resuming from step {trainer.step} ({path})")
             truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
                 assert self.env is not None
                 changed = self.parameters.load_state(self.status.behaviors)
                 self.parameters.apply(self.env, changed)
                 for name in changed:
-                    print(f"[INFO] Resumed: {self.parameters.describe(name)}", flush=True)
+                    say(f"[INFO] Resumed: {self.parameters.describe(name)}")
         else:
             for name, trainer in self.trainers.items():
                 found = init_checkpoint(cfg, name)  # initialize_from and init_path, resolved as ML-Agents does
@@ -230,7 +268,7 @@ class Run:
                     trainer.load_weights(load_checkpoint(path)["trainer"])
                 except STATE_MISMATCH as exc:
                     raise RunError(f"{source}: its network does not fit this run's ({one_line_error(exc)})") from None
-                print(f"[INFO] {name}. Initializing from {path}.", flush=True)
+                say(f"[INFO] {name}. Initializing from {path}.")
 
     def start_tracking(self) -> None:
         """The MLflow run (a resumed run's own, or a new one if the store lost it) and the TensorBoard event
@@ -283,10 +321,7 @@ class Run:
         here = str(self.paths.root.resolve())
         if (origin == here) if origin is not None else (meta.get("run_id", self.cfg.run_id) == self.cfg.run_id):
             return str(resume_id)
-        print(
-            f"[INFO] {self.paths.root} was made as {origin or meta.get('run_id')}: a new MLflow run tracks it",
-            flush=True,
-        )
+        say(f"[INFO] {self.paths.root} was made as {origin or meta.get('run_id')}: a new MLflow run tracks it")
         return None
 
     # ---- the loop -----------------------------------------------------------------------------
@@ -352,7 +387,7 @@ class Run:
                 with timers.block("checkpoint"):
                     path = self.save_checkpoint(name, loop.elapsed, final=True)
                 loop.call("on_final_checkpoint", name)
-                print(f"[INFO] {name}. Saved final checkpoint {path} and policy {self.paths.policy(name)}", flush=True)
+                say(f"[INFO] {name}. Saved final checkpoint {path} and policy {self.paths.policy(name)}")
                 self.tracker.log_artifact(self.paths.policy(name))
                 if self.cfg.tracking.log_checkpoints:
                     self.tracker.log_artifact(path, f"checkpoints/{name}")
@@ -360,6 +395,8 @@ class Run:
                 self.tracker.log_artifact(self.paths.stats, "run_logs")
             with timers.block("curves"):
                 self.write_curves()
+            if self.log_file is not None and self.log_file.path is not None:  # the log as of the final files
+                self.tracker.log_artifact(self.log_file.path, "run_logs")
         self.write_timers()  # rewritten once more as the run closes (finish); MLflow gets this one
         self.tracker.log_artifact(self.paths.run_logs / "timers.json", "run_logs")
         rewards = [r for r in loop.last_reward.values() if r is not None]
@@ -373,10 +410,10 @@ class Run:
         try:
             paths = write_run_curves(self.paths.root, list(self.trainers))
         except Exception as exc:  # noqa: BLE001 - a plotting library's failure must not fail a finished run
-            print(f"[WARNING] Learning curves not drawn: {type(exc).__name__}: {one_line_error(exc)}", flush=True)
+            warn(f"[WARNING] Learning curves not drawn: {type(exc).__name__}: {one_line_error(exc)}")
             return
         for path in paths:
-            print(f"[INFO] Learning curves: {path}", flush=True)
+            say(f"[INFO] Learning curves: {path}")
             self.tracker.log_artifact(path, "run_logs")
 
     def save_current(self) -> dict[str, Path]:
@@ -396,8 +433,11 @@ class Run:
     def interrupted(self) -> None:
         """Ctrl-C, SIGTERM or SIGHUP between two steps: keep the work done so far in a checkpoint, so
         resume=true continues from here."""
-        for name, path in self.save_current().items():
+        saved = self.save_current()
+        for name, path in saved.items():
             say(f"\n[INFO] {name}. Interrupted: saved {path}; continue with run_id={self.cfg.run_id} resume=true")
+        if saved and self.paths.stats.exists():  # the curves up to the final summary the loop wrote
+            self.write_curves()
 
     def failed(self, exc: BaseException) -> None:
         """Before an ending that leaves the trainers consistent (see saves_before): save, so nothing is lost."""
@@ -406,7 +446,7 @@ class Run:
         try:
             saved = self.save_current()
         except Exception as err:  # noqa: BLE001 - the original failure is the one to report
-            say(f"[WARNING] No checkpoint could be saved after the failure: {one_line_error(err)}")
+            warn(f"[WARNING] No checkpoint could be saved after the failure: {one_line_error(err)}")
             return
         for name, path in saved.items():
             say(
@@ -429,13 +469,13 @@ class Run:
         try:
             self.write_timers()
         except OSError as exc:
-            say(f"[WARNING] {self.paths.run_logs / 'timers.json'} not written: {one_line_error(exc)}")
+            warn(f"[WARNING] {self.paths.run_logs / 'timers.json'} not written: {one_line_error(exc)}")
         try:
             self.close(status)
         except Exception as exc:
             if status == "FINISHED":
                 raise
-            say(f"[WARNING] Closing the run failed too: {type(exc).__name__}: {one_line_error(exc)}")
+            warn(f"[WARNING] Closing the run failed too: {type(exc).__name__}: {one_line_error(exc)}")
         finally:
             if self.lock is not None:
                 self.release_folder()
@@ -464,14 +504,17 @@ def run(
     Endings: a stop signal saves a checkpoint, closes tracking as KILLED and raises Stopped (exit 128 +
     signal); a failure that leaves the trainers consistent saves them first (saves_before); a full or
     unwritable disk is one RunError line with the previous checkpoint kept."""
-    cfg = seeded(validate(dict_cfg))
-    job = Run(cfg, on_summary, tags, record)
+    cfg = validate(dict_cfg)
+    drawn = cfg.seed < 0
+    job = Run(seeded(cfg), on_summary, tags, record)
+    job.seed_drawn = drawn
     status = "FAILED"
-    with deferred_stop(job.interrupt, job.stopped_by), debug_logging(cfg.debug):
+    with deferred_stop(job.interrupt, job.stopped_by), debug_logging(cfg.debug), capture() as job.log_file:
         try:
             job.check_start()
             job.lock_folder()  # before the env (its logs go to the run folder) and every file of the run
             job.build()
+            job.announce()
             job.prepare_folder()
             job.restore()
             job.start_tracking()

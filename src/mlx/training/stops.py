@@ -9,6 +9,7 @@ last update (an env gone for good, a tracking store failing) save a checkpoint b
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import mlx.tracking
 from mlx.errors import EnvError, Stopped, TrainingError, is_os_problem
+from mlx.training import output
 
 TRACKING_DIR = Path(mlx.tracking.__file__).parent  # the tracking package: a failure raised in it is the store's
 
@@ -45,9 +47,10 @@ def raised_in(exc: BaseException, folder: Path) -> bool:
 
 
 def say(line: str) -> None:
-    """Print a line to stdout; a closed terminal (after SIGHUP) or a broken pipe must not stop a save."""
-    with contextlib.suppress(OSError, ValueError):
-        print(line, flush=True)
+    """A line of run output (mlx.training.output: console and mlx.log); a closed terminal (after SIGHUP)
+    or a broken pipe must not stop a save."""
+    level = logging.WARNING if line.startswith("[WARNING]") else logging.INFO
+    output.say(line, level)
 
 
 SIGNAL_NAMES = {int(signal.SIGINT): "Ctrl-C", int(signal.SIGTERM): "SIGTERM", int(signal.SIGHUP): "SIGHUP"}

@@ -14,6 +14,7 @@ from mlx.stat_names import ELO, GROUP_REWARD, IS_TRAINING, REWARD
 from mlx.tracking.curves import row_score
 from mlx.tracking.tracker import Tracker
 from mlx.trainers.base import StatSummary
+from mlx.training.output import say
 from mlx.training.timers import Timers
 
 
@@ -73,15 +74,14 @@ class Summaries:
         learning = stats.get(IS_TRAINING)  # the loop records it at every summary
         training = "Training." if learning is None or learning.mean > 0 else "Not Training."
         if reward is None:
-            print(f"{head} No episode was completed since last summary. {training}", flush=True)
+            say(f"{head} No episode was completed since last summary. {training}")
         else:
             elo = stats.get(ELO)  # self-play appends the rating (ML-Agents' console line)
             tail = "" if elo is None else f" ELO: {elo.mean:.3f}."
             if group is not None:  # ML-Agents' line for group behaviours
-                print(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. {training}{tail}")
+                say(f"{head} Mean Reward: {reward.mean:.3f}. Mean Group Reward: {group.mean:.3f}. {training}{tail}")
             else:
-                print(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. {training}{tail}")
-            sys.stdout.flush()
+                say(f"{head} Mean Reward: {reward.mean:.3f}. Std of Reward: {reward.std:.3f}. {training}{tail}")
         row: dict[str, Any] = {
             "behavior": behavior,
             "step": step,
