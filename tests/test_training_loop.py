@@ -156,5 +156,6 @@ def test_the_progress_line_shows_between_summaries_and_is_cleared_before_any_oth
     loop = make_loop(tmp_path, [ProgressLine(Progress(True, stream))])
     loop.run()
     shown = stream.getvalue()
-    assert "Basic step 4/400 [1%]" in shown and "steps/s, last mean reward 0.00" in shown
+    # no rate before two samples, no reward before the first summary: "—", never a number
+    assert "Basic step 4/400 [1%] — steps/s, ETA —, last mean reward —," in shown
     assert shown.endswith("\r\x1b[2K")  # cleared when the loop ends

@@ -50,6 +50,10 @@ def _app(cfg: DictConfig) -> float | None:
             watch(cfg)
             write_mode_record(cfg, record)
             return None
+        from mlx.training.output import say  # light: logging only
+
+        # Within a second of the command: PyTorch and the env take seconds more before the banner.
+        say(f"mlx: starting run '{cfg.get('run_id')}' ({'resuming' if cfg.get('resume') else 'training'}) ...")
         from mlx.training.run import run
 
         return run(cfg, tags=job_tags(), record=record)

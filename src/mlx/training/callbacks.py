@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from mlx.config import TrainerSettings
 from mlx.params.curriculum import EnvironmentParameterManager
 from mlx.training.loop import Callback, Loop
 from mlx.training.output import say
-from mlx.training.summaries import Progress
+from mlx.training.summaries import Progress, SmoothedRate, progress_text
 from mlx.training.timers import PHASE_ORDER, PHASE_STATS, PhaseWindow, describe_shares
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class ProgressLine(Callback):
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.window: PhaseWindow | None = None
+        self.rates: dict[str, SmoothedRate] = {}
 
     def before_summary(self, loop: Loop, name: str) -> None:
         self.progress.clear()
@@ -123,11 +125,9 @@ class ProgressLine(Callback):
             if self.window is None:
                 self.window = PhaseWindow(loop.timers, since=loop.started_at)
             step, max_steps = loop.trainers[name].step, loop.settings[name].max_steps
-            self.progress.update(
-                f"{name} step {step}/{max_steps} [{100 * step / max_steps:.0f}%] "
-                f"{loop.steps_per_sec(name):.0f} steps/s, last mean reward {loop.last_reward.get(name) or 0:.2f}, "
-                f"{loop.elapsed:.0f} s | {describe_shares(self.window.shares())}"
-            )
+            rate = self.rates.setdefault(name, SmoothedRate()).add(time.perf_counter(), step)
+            reward, split = loop.last_reward.get(name), describe_shares(self.window.shares())
+            self.progress.update(progress_text(name, step, max_steps, rate, reward, loop.elapsed, split))
 
     def on_end(self, loop: Loop) -> None:
         self.progress.clear()

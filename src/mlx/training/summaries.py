@@ -49,6 +49,51 @@ class Progress:
             self._shown = False
 
 
+class SmoothedRate:
+    """Steps per second as an exponential moving average of the rate between successive samples (each
+    weighs ``alpha``): a progress line's rate that neither jumps with each update nor restarts at each
+    summary. None until two samples were taken."""
+
+    def __init__(self, alpha: float = 0.2) -> None:
+        self.alpha = alpha
+        self.last: tuple[float, int] | None = None
+        self.value: float | None = None
+
+    def add(self, now: float, step: int) -> float | None:
+        if self.last is not None and now > self.last[0]:
+            rate = (step - self.last[1]) / (now - self.last[0])
+            self.value = rate if self.value is None else self.alpha * rate + (1 - self.alpha) * self.value
+        self.last = (now, step)
+        return self.value
+
+
+def duration(seconds: float) -> str:
+    """A short duration for the progress line: 45s, 12m05s, 3h07m."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def progress_text(
+    name: str, step: int, max_steps: int, rate: float | None, reward: float | None, elapsed: float, split: str
+) -> str:
+    """The live line: progress, smoothed rate and the time left to max_steps at that rate, the latest
+    summary's mean reward ("—" before the first one: no reward is known yet), time so far, time split."""
+    left = max(max_steps - step, 0)
+    if rate is None or rate <= 0:
+        speed, eta = "— steps/s", "ETA —"
+    else:
+        speed, eta = f"{rate:.0f} steps/s", f"ETA {duration(left / rate)}"
+    last = "—" if reward is None else f"{reward:.2f}"
+    return (
+        f"{name} step {step}/{max_steps} [{100 * step / max_steps:.0f}%] {speed}, {eta}, "
+        f"last mean reward {last}, {duration(elapsed)} | {split}"
+    )
+
+
 class Summaries:
     """Turns trainer statistics into the ML-Agents console line, stats.jsonl rows and tracker metrics (the
     tracker derives them from the row: mlx.tracking.tracker.row_metrics). With ``timers``, each statistic's
