@@ -163,3 +163,18 @@ def test_a_refused_start_leaves_the_existing_runs_log_alone(workdir):
     failed = run_mlx(*SHORT, "force=true", "env.num_areas=0", cwd=workdir)  # refused at validation
     assert failed.returncode == 2
     assert log.read_text() == before
+
+
+def test_the_error_that_ends_a_run_is_the_last_line_of_its_log(tmp_path):
+    from mlx.errors import RunError
+    from mlx.training.run import run
+    from tests.test_timers import compose_run
+
+    def hook(name: str, step: int, mean: float | None) -> bool:
+        raise RunError("the sweep's store went away; start the sweep again")
+
+    with pytest.raises(RunError):
+        run(compose_run(tmp_path, "run_id=broken", "trainer.max_steps=1600"), on_summary=hook)
+    lines = logged(tmp_path / "broken")
+    assert lines[0].startswith("[INFO] mlx ") and "run 'broken' (new)" in lines[0]
+    assert lines[-1] == "mlx: error: the sweep's store went away; start the sweep again"

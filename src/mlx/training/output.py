@@ -67,6 +67,10 @@ class RunLogFile(logging.Handler):
             self.stream.flush()
         self.pending = []
 
+    def note(self, line: str) -> None:
+        """A line for the file only (the error that ended the run: the console shows it on stderr)."""
+        self.handle(logging.makeLogRecord({"name": "mlx.run", "msg": line, "levelno": logging.ERROR}))
+
     def discard(self) -> None:
         """Stop keeping lines (the file is the caller's to remove)."""
         self.pending = None

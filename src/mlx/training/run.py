@@ -454,6 +454,15 @@ class Run:
                 f"run_id={self.cfg.run_id} resume=true"
             )
 
+    def record_failure(self, exc: BaseException) -> None:
+        """The error that ends the run as mlx.log's last line (the console shows it on stderr, mlx.errors.fail)."""
+        from mlx.errors import describe, user_error_types
+        from mlx.tracking.secrets import redact
+
+        line = describe(exc) if isinstance(exc, user_error_types()) else f"{type(exc).__name__}: {one_line_error(exc)}"
+        if self.log_file is not None:
+            self.log_file.note(f"mlx: error: {redact(line)}")
+
     def close(self, status: str) -> None:
         if self.env is not None:
             self.env.close()
@@ -529,11 +538,13 @@ def run(
             raise Stopped(getattr(exc, "signum", job.signum)) from None
         except Exception as exc:
             job.failed(exc)
-            job.undo_start()
             if isinstance(exc, OSError) and is_os_problem(exc):
-                raise os_problem(
-                    exc, "the run folder" if exc.filename else f"the run folder {job.paths.root}"
-                ) from None
+                problem = os_problem(exc, "the run folder" if exc.filename else f"the run folder {job.paths.root}")
+                job.record_failure(problem)
+                job.undo_start()
+                raise problem from None
+            job.record_failure(exc)
+            job.undo_start()
             raise
         except BaseException:
             job.undo_start()
