@@ -160,8 +160,9 @@ def test_a_refused_start_leaves_the_existing_runs_log_alone(workdir):
     before = log.read_text()
     refused = run_mlx(*SHORT, "trainer.max_steps=200", cwd=workdir)  # run_id taken: refused before any file
     assert refused.returncode == 2
-    failed = run_mlx(*SHORT, "force=true", "env.num_areas=0", cwd=workdir)  # refused at validation
-    assert failed.returncode == 2
+    # force=true refused by the env (after the run_id was accepted, before the folder is cleared)
+    failed = run_mlx(*SHORT, "force=true", "+env.parameters.nosuch=1", cwd=workdir)
+    assert failed.returncode == 2 and "unknown environment parameter 'nosuch'" in failed.stderr
     assert log.read_text() == before
 
 
