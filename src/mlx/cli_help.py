@@ -167,6 +167,7 @@ BASH_COMPLETION = r"""# mlx tab completion (bash; zsh after `autoload -U bashcom
 _mlx_completion()
 {
     local words=($COMP_LINE) helper
+    COMPREPLY=()
     if [ "${words[0]##*/}" == "mlx" ]; then
         helper="${words[0]}"
     elif [[ "${words[0]##*/}" =~ ^python[0-9.]*$ ]] && [ "${words[1]}" == "-m" ] && [ "${words[2]}" == "mlx" ]; then
