@@ -129,3 +129,54 @@ comp "python other.py trainer="
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["trainer=poca trainer=ppo trainer=sac", "network=large network=lstm", ""]
+
+
+def test_settings_reference_is_up_to_date() -> None:
+    """docs/settings.md is what the schema generates now: a changed default or comment fails here."""
+    out = subprocess.run(
+        [sys.executable, "-m", "mlx.config.reference"], capture_output=True, text=True, env=ENV, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    committed = (ROOT / "docs" / "settings.md").read_text()
+    assert out.stdout == committed, "docs/settings.md is stale: python -m mlx.config.reference > docs/settings.md"
+
+
+def test_every_setting_has_a_meaning() -> None:
+    from dataclasses import fields
+
+    from mlx.config.reference import reference, undocumented
+    from mlx.config.run import MlxConfig
+
+    assert undocumented() == [], "add a comment to these fields in src/mlx/config/"
+    page = reference()
+    for f in fields(MlxConfig):
+        assert f"| `{f.name}` |" in page, f.name
+    assert "| `progress` | str | `auto` | auto: a live line" in page
+    assert "| `debug` | bool | `false` | mlagents-learn's --debug" in page
+    for key in (
+        "trainer.hyperparameters.steps_per_update",
+        "trainer.reward_signals.gail.use_vail",
+        "sweep.pruner.type",
+    ):
+        assert f"| `{key}` |" in page, key
+
+
+def test_meanings_come_from_the_fields_comments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "schema_example.py").write_text(
+        "from dataclasses import dataclass\n\n\n@dataclass\nclass Base:\n"
+        "    a: int = 1  # the a\n    # two lines\n    # about b\n    b: str = 'x'\n    c: bool = False\n\n\n"
+        "@dataclass\nclass Child(Base):\n    a: int = 2\n    c: bool = True  # own c\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import schema_example
+
+    from mlx.config.reference import describe, rows
+
+    assert describe(schema_example.Child, "a") == "the a"  # inherited: the subclass only changes the default
+    assert describe(schema_example.Child, "b") == "two lines about b"
+    assert describe(schema_example.Base, "c") == "" and describe(schema_example.Child, "c") == "own c"
+    assert rows(schema_example.Child, "x.", {}) == [
+        ("x.a", "int", "2", "the a"),
+        ("x.b", "str", "x", "two lines about b"),
+        ("x.c", "bool", "true", "own c"),
+    ]
