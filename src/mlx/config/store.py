@@ -1,6 +1,6 @@
 """The schemas that type the YAML files under conf/, served to Hydra by a config source of their own
-(mlx-schema://, named in conf/config.yaml's hydra.searchpath) that loads them by name but lists none: they
-are no options a user picks, so `--help` and tab completion never offer `trainer=ppo_schema`. Sweep files
+(src/hydra_plugins/mlx_schemas: on every search path, loads them by name, lists none): they are no options
+a user picks, so `--help` and tab completion never offer `trainer=ppo_schema`. Sweep files
 are registered in Hydra's ConfigStore by the app (mlx.sweep.files.register_sweeps), which reads sweeps/.
 
 A native env in the env registry with no conf/env/<name>.yaml still gets its `env=<name>` option here (the
@@ -9,7 +9,6 @@ non-default settings (num_areas, parameters)."""
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -19,8 +18,6 @@ from mlx.config.resolvers import register_resolvers
 from mlx.config.run import MlxConfig, TrackingSettings
 from mlx.config.trainer import TRAINER_SETTINGS
 from mlx.envs import registry
-
-SCHEME = "mlx-schema"
 
 
 def schemas() -> dict[str, type]:
@@ -32,57 +29,17 @@ def schemas() -> dict[str, type]:
 
 
 def register_configs() -> None:
-    """Make the schemas loadable by Hydra (not listed) and give each native env without a YAML file its
-    ``env=<name>`` option in Hydra's ConfigStore."""
+    """Give each native env without a YAML file its ``env=<name>`` option in Hydra's ConfigStore (the
+    schemas need no registering: Hydra finds the mlx_schemas plugin)."""
     # Hydra's modules are loaded only when composing, not by every importer of the schema.
-    from hydra._internal.sources_registry import SourcesRegistry
     from hydra.core.config_store import ConfigStore
 
-    SourcesRegistry.instance().register(_schema_source_type())
     cs = ConfigStore.instance()
     for name in registry.NATIVE_ENVS:
         if not (CONF_DIR / "env" / f"{name}.yaml").exists():
             cs.store(group="env", name=name, node=EnvSettings(name=name))
     register_resolvers()
     accept_exponent_whole_numbers()
-
-
-@functools.cache
-def _schema_source_type() -> type:
-    """The config source class (built here so that importing this module does not import Hydra)."""
-    from hydra.core.object_type import ObjectType
-    from hydra.plugins.config_source import ConfigLoadError, ConfigResult, ConfigSource
-    from omegaconf import OmegaConf
-
-    class MlxSchemaSource(ConfigSource):
-        """Loads mlx's schemas by name (``- ppo_schema`` in conf/trainer/ppo.yaml) and lists nothing."""
-
-        @staticmethod
-        def scheme() -> str:
-            return SCHEME
-
-        def available(self) -> bool:
-            return True
-
-        def is_group(self, config_path: str) -> bool:
-            return False
-
-        def is_config(self, config_path: str) -> bool:
-            return self._normalize_file_name(config_path)[: -len(".yaml")] in schemas()
-
-        def list(self, config_path: str, results_filter: ObjectType | None) -> list[str]:
-            return []  # hidden from --help, tab completion and "available options"
-
-        def load_config(self, config_path: str) -> ConfigResult:
-            name = self._normalize_file_name(config_path)[: -len(".yaml")]
-            if name not in schemas():
-                raise ConfigLoadError(f"mlx schema not found: {name}")
-            node = OmegaConf.structured(schemas()[name])
-            return ConfigResult(
-                config=node, path=f"{SCHEME}://{self.path}", provider=self.provider, header={"package": None}
-            )
-
-    return MlxSchemaSource
 
 
 def accept_exponent_whole_numbers() -> None:
