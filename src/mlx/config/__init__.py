@@ -13,7 +13,7 @@ paths, checks. The names below are the package's public face, imported across ml
 from mlx.config.env import EngineSettings, EnvSettings
 from mlx.config.modes import EvaluateSettings, RecordSettings, WatchSettings
 from mlx.config.network import ConditioningType, EncoderType, MemorySettings, NetworkSettings
-from mlx.config.paths import CONF_DIR, REPO_ROOT, resolve_demo_path
+from mlx.config.paths import CONF_DIR, DATA_ROOT, resolve_demo_path
 from mlx.config.resolvers import register_resolvers
 from mlx.config.reward_signals import (
     REWARD_SIGNALS,
@@ -44,7 +44,7 @@ from mlx.errors import ConfigError
 
 __all__ = [
     "CONF_DIR",
-    "REPO_ROOT",
+    "DATA_ROOT",
     "REWARD_SIGNALS",
     "TRAINER_SETTINGS",
     "BehavioralCloningSettings",
