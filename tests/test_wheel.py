@@ -39,6 +39,7 @@ print(json.dumps({
     "demo": str(resolve_demo_path("demos/Expert3DBall.demo").resolve()),
     "sweeps": [str(d) for d in sweep_dirs()],
     "with_mlx": [p for p in sys.path if (Path(p or ".") / "mlx" / "__init__.py").is_file()],
+    "gym_tuned": (Path(CONF_DIR) / "tuned" / "gym" / "CartPole-v1_ppo.yaml").is_file(),
 }))
 """
 
@@ -99,6 +100,7 @@ def test_installed_wheel_imports_its_own_copy(venv: Path, tmp_path: Path) -> Non
     assert where["demo"] == str(site / "mlx" / "demos" / "Expert3DBall.demo"), where
     assert where["sweeps"][0] == str(site / "mlx" / "sweeps"), where
     assert (site / "mlx" / "sweeps" / "3dball_ppo.yaml").is_file()
+    assert where["gym_tuned"], where  # conf/'s subfolders too (tuned/gym/<id>_<trainer>.yaml)
 
 
 def test_installed_wheel_trains(venv: Path, tmp_path: Path) -> None:
