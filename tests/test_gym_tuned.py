@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlx.config import CONF_DIR, validate
+from mlx.config import CONF_DIR, ConfigError, validate
 from tests.conftest import compose_tree
 
 PER_ID_DIR = Path(CONF_DIR) / "tuned" / "gym"
@@ -88,3 +88,11 @@ def test_a_misspelt_key_in_a_per_id_file_is_refused_by_name(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert str(broken) in proc.stderr and "num_epochs" in proc.stderr
     assert not (tmp_path / "results" / "x").exists()
+
+
+def test_a_listed_key_that_is_no_setting_is_refused_by_name():
+    from mlx.config.gym_tuned import schema_default
+
+    assert schema_default("sac", "reward_signals.extrinsic.gamma") == 0.99
+    with pytest.raises(ConfigError, match=r"trainer.hyperparameters.num_epochs is no ppo setting"):
+        schema_default("ppo", "hyperparameters.num_epochs")

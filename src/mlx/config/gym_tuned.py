@@ -10,6 +10,7 @@ not with another id's settings; the command line still wins (it replaces the int
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,13 +56,23 @@ def schema_default(trainer_type: str, key: str) -> Any:
 
     parts = key.split(".")
     if parts[0] == "reward_signals" and len(parts) > 2 and parts[1] in REWARD_SIGNALS:
-        schema, rest = OmegaConf.structured(REWARD_SIGNALS[parts[1]]), ".".join(parts[2:])
+        value: Any = _defaults(REWARD_SIGNALS[parts[1]])
+        parts = parts[2:]
     else:
-        schema, rest = OmegaConf.structured(TRAINER_SETTINGS[trainer_type]), key
-    value = OmegaConf.select(schema, rest, default=MISSING_KEY)
-    if value is MISSING_KEY:
-        raise ConfigError(f"${{mlx_gym_tuned:{key}}}: trainer.{key} is no {trainer_type} setting (fix conf/tuned)")
-    return OmegaConf.to_container(value) if isinstance(value, DictConfig) else value
+        value = _defaults(TRAINER_SETTINGS[trainer_type])
+    for part in parts:
+        if not isinstance(value, dict) or part not in value:
+            raise ConfigError(f"${{mlx_gym_tuned:{key}}}: trainer.{key} is no {trainer_type} setting (fix conf/tuned)")
+        value = value[part]
+    return copy.deepcopy(value)
+
+
+@cache
+def _defaults(schema: type) -> dict[str, Any]:
+    """A dataclass schema's defaults as plain containers (built once: each resolution asks again)."""
+    tree = OmegaConf.to_container(OmegaConf.structured(schema))
+    assert isinstance(tree, dict)
+    return tree
 
 
 def gym_tuned(key: str, *, _root_: DictConfig) -> Any:
