@@ -34,7 +34,7 @@ def test_learns_to_the_benchmark_within_the_upstream_budget(workdir, trainer, en
     assert f"Reached stop_at_reward={float(target)}" in proc.stdout
 
 
-# Gymnasium envs (env=gym env.id=..., tuned/gym_<trainer>.yaml): (trainer, Gymnasium id, target, tuned max_steps).
+# Gymnasium envs (env=gym env.id=..., tuned/gym/<id>_<trainer>.yaml): (trainer, Gymnasium id, target, tuned max_steps).
 GYM_CASES = [
     ("ppo", "CartPole-v1", 475, 100_000),
     ("sac", "Pendulum-v1", -200, 50_000),

@@ -47,9 +47,9 @@ def test_every_native_env_draws_the_areas_asked_for(name):
 
 
 def test_envs_without_a_picture_say_so():
-    env = make_env("gym", 1, 0, env_id="CartPole-v1")
+    env = make_env("gym", 1, 0, env_id="CartPole-v1")  # made without render_mode: Gymnasium draws nothing
     env.reset()
-    with pytest.raises(EnvError, match="cannot draw itself: mode=watch works with mlx's native envs"):
+    with pytest.raises(EnvError, match="render_mode=None; pictures need render_mode='rgb_array'"):
         env.render()
 
 

@@ -115,10 +115,9 @@ def test_watch_refuses_what_it_cannot_do_clearly(trained, tmp_path):
         watch_config(trained, "watch.path=play.avi")
     with pytest.raises(ConfigError, match=r"watch.areas must be > 0"):
         watch_config(trained, "watch.areas=0")
-    gym = validate(compose_tree("env=gym", "env.id=CartPole-v1", "run_id=w", "tracking=none", "mode=watch",
-                                f"results_dir={trained / 'results'}"))  # fmt: skip
-    with pytest.raises(RunError, match=r"mode=watch draws mlx's native envs .*env=gym cannot be drawn"):
-        watch_run(gym)
+    remote = watch_config(trained, "env.subprocess=true")
+    with pytest.raises(RunError, match=r"mode=watch draws envs in this process .*env.subprocess=true\) cannot be"):
+        watch_run(remote)
     with pytest.raises(RunError, match=r"has no trained policy .* watch.policy=<file.pt\|file.onnx>"):
         watch_run(validate(compose_tree("env=basic", "run_id=none", "tracking=none", "mode=watch",
                                         f"results_dir={tmp_path}")))  # fmt: skip

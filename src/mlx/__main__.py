@@ -187,6 +187,7 @@ def _own_page(argv: list[str]) -> str | None:
 
 
 def _main() -> None:
+    warn_if_apple_mlx()  # on stderr, before anything: --version and --help included
     page = _own_page(sys.argv[1:])
     if page is not None:
         print(page)
@@ -195,7 +196,6 @@ def _main() -> None:
     if habit is not None:
         print(f"mlx: error: {habit}", file=sys.stderr)
         sys.exit(2)
-    warn_if_apple_mlx()
     register_configs()
     register_sweeps()
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.

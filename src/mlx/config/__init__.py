@@ -14,7 +14,7 @@ public face, imported across mlx.
 from mlx.config.env import EngineSettings, EnvSettings
 from mlx.config.modes import EvaluateSettings, RecordSettings, WatchSettings
 from mlx.config.network import ConditioningType, EncoderType, MemorySettings, NetworkSettings
-from mlx.config.paths import CONF_DIR, REPO_ROOT, resolve_demo_path
+from mlx.config.paths import CONF_DIR, DATA_ROOT, resolve_demo_path
 from mlx.config.resolvers import register_resolvers
 from mlx.config.reward_signals import (
     REWARD_SIGNALS,
@@ -45,7 +45,7 @@ from mlx.errors import ConfigError
 
 __all__ = [
     "CONF_DIR",
-    "REPO_ROOT",
+    "DATA_ROOT",
     "REWARD_SIGNALS",
     "TRAINER_SETTINGS",
     "BehavioralCloningSettings",

@@ -1,9 +1,11 @@
-"""The resolvers conf/config.yaml uses: ``${mlx_job:}`` (a multirun job's run_id suffix) and
-``${mlx_mode:}`` (where a mode's Hydra files go)."""
+"""The resolvers conf/ uses: ``${mlx_job:}`` (a multirun job's run_id suffix), ``${mlx_mode:}`` (where a
+mode's Hydra files go) and ``${mlx_gym_tuned:<key>}`` (a Gymnasium id's tuned setting, mlx.config.gym_tuned)."""
 
 from __future__ import annotations
 
 from omegaconf import OmegaConf
+
+from mlx.config.gym_tuned import gym_tuned
 
 
 def multirun_job_num() -> int | None:
@@ -40,3 +42,5 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("mlx_job", job_suffix)
     if not OmegaConf.has_resolver("mlx_mode"):
         OmegaConf.register_new_resolver("mlx_mode", mode_suffix)
+    if not OmegaConf.has_resolver("mlx_gym_tuned"):
+        OmegaConf.register_new_resolver("mlx_gym_tuned", gym_tuned)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlx.config.paths import REPO_ROOT, resolve_demo_path
+from mlx.config.paths import DATA_ROOT, resolve_demo_path
 from mlx.envs.api import ActionSpec, BehaviorSpec, DecisionSteps, EnvError, TerminalSteps
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     AgentActionProto,
@@ -168,7 +168,7 @@ def demo_files(path: str | os.PathLike[str]) -> list[Path]:
         if not files:
             raise DemoError(f"the folder {path} holds no .demo file")
         return files
-    raise DemoError(f"no .demo file or folder at {path} (looked in {Path.cwd()} and {REPO_ROOT})")
+    raise DemoError(f"no .demo file or folder at {path} (looked in {Path.cwd()} and {DATA_ROOT})")
 
 
 # ---- reading ------------------------------------------------------------------------------------------

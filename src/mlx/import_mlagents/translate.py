@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from mlx.config import CONF_DIR, REPO_ROOT, TRAINER_SETTINGS, MemorySettings, resolve_demo_path
+from mlx.config import CONF_DIR, DATA_ROOT, TRAINER_SETTINGS, MemorySettings, resolve_demo_path
 from mlx.config import REWARD_SIGNALS as MLX_SIGNALS
 from mlx.config.checks import mapping
 from mlx.envs.registry import NATIVE_BEHAVIORS
@@ -133,7 +133,7 @@ class Translator:
         if resolve_demo_path(path).exists():
             return path
         ours = f"demos/{PurePath(path.replace(chr(92), '/')).name}"
-        if (REPO_ROOT / ours).is_file():
+        if (DATA_ROOT / ours).is_file():
             self.notes.append(f"{where}: {path} -> {ours} (mlx's recording of the same task, see demos/README.md)")
             return ours
         self.warnings.append(

@@ -5,7 +5,9 @@ does) acts deterministically in ``watch.areas`` areas of the run's env (the env 
 as for mode=evaluate) until every area has ended ``watch.episodes`` episodes (or ``watch.max_frames``
 frames). Each decision is one frame: the areas' pictures (``env.render()``) in a grid, each with a
 caption giving its episode number, the running return and the last finished episode's return. Areas
-reset as soon as an episode ends, so the frame after an ending shows the next episode's start.
+reset as soon as an episode ends, so the frame after an ending shows the next episode's start. Native envs
+draw themselves; Gymnasium envs (env=gym) are drawn by Gymnasium (made with render_mode="rgb_array" here;
+classic-control ones need pygame).
 
 The video goes to ``results/<run_id>/<Behavior>.gif`` (behaviours joined by "-" when the env has several),
 or to ``watch.path``: ``.gif`` (Pillow, always there) or ``.mp4`` (H.264 through the ffmpeg binary the
@@ -21,15 +23,14 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 from omegaconf import DictConfig
 
 from mlx.config import RunConfig, validate
-from mlx.envs import NATIVE_ENVS
+from mlx.envs import ADAPTER_ENVS, NATIVE_ENVS
 from mlx.envs.api import DecisionSteps, TerminalSteps
-from mlx.envs.native.base import NativeEnv
 from mlx.envs.native.render import FLOOR, HEADING, TAG_COLOURS, UNTAGGED, VOID
 from mlx.errors import RunError
 from mlx.modes.policy import load_policy, policy_file
@@ -41,6 +42,17 @@ CAPTION = 14  # pixels of caption band under each area's picture
 GAP = 4  # pixels between areas in the grid
 GAP_COLOUR = (40, 40, 40)
 TEXT_COLOUR = (235, 235, 235)
+
+
+class Drawable(Protocol):
+    """What watch needs of an env besides the mlx API: pictures, episodes begun per area, each agent's area
+    (NativeEnv; GymEnv, which Gymnasium draws)."""
+
+    episodes: np.ndarray
+
+    def render(self, areas: np.ndarray) -> np.ndarray: ...
+
+    def area_of(self, agent_ids: np.ndarray) -> np.ndarray: ...
 
 
 class VideoWriter(Protocol):
@@ -186,13 +198,18 @@ def caption(frame: np.ndarray, corners: list[tuple[int, int]], texts: list[str])
 def watch_run(cfg: RunConfig) -> Path:
     """Play the run's policy in watch.areas areas and write the video; returns its path."""
     settings = cfg.watch
-    if cfg.env.name not in NATIVE_ENVS or cfg.env.subprocess:
+    drawable = {*NATIVE_ENVS, *ADAPTER_ENVS}
+    if cfg.env.name not in drawable or cfg.env.subprocess:
         where = "in env processes (env.subprocess=true)" if cfg.env.subprocess else f"env={cfg.env.name}"
         raise RunError(
-            f"mode=watch draws mlx's native envs in this process ({', '.join(sorted(NATIVE_ENVS))}); "
+            f"mode=watch draws envs in this process ({', '.join(sorted(drawable))}); "
             f"{where} cannot be drawn: use mode=evaluate for its returns"
         )
     cfg.env.num_areas, cfg.env.num_envs = settings.areas, 1  # exactly the areas shown
+    if cfg.env.name in ADAPTER_ENVS:  # Gymnasium draws only envs made for it, and training never asks
+        cfg.env.kwargs = {**cfg.env.kwargs, "render_mode": "rgb_array"}
+        # Off-screen pictures need no display: without this SDL (pygame) looks for one and complains.
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     configure_process(cfg)
     paths = RunPaths.of(cfg)
     env, _ = open_env(cfg, paths.run_logs)
@@ -208,7 +225,7 @@ def watch_run(cfg: RunConfig) -> Path:
         raise
     path = Path(settings.path) if settings.path else paths.root / f"{'-'.join(policies)}.gif"
     n = settings.areas
-    assert isinstance(env, NativeEnv)  # refused above otherwise
+    drawn = cast(Drawable, env)  # a native or Gymnasium env: others are refused above
     # Per area: episodes ended (a group's episode in group envs: the env counts them), and the running and
     # last returns of its agents together, a group reward counted once (each agent in the group receives it).
     ended = np.zeros(n, np.int64)
@@ -219,23 +236,23 @@ def watch_run(cfg: RunConfig) -> Path:
     frames = 0
     try:
         env.reset()
-        begun = env.episodes.copy()
+        begun = drawn.episodes.copy()
         while True:
             steps = {name: env.get_steps(name) for name in policies}
             for _, terminal in steps.values():
-                _add_rewards(current, env.area_of(terminal.agent_id), terminal)
-            done = np.flatnonzero(env.episodes != begun)
-            begun = env.episodes.copy()
+                _add_rewards(current, drawn.area_of(terminal.agent_id), terminal)
+            done = np.flatnonzero(drawn.episodes != begun)
+            begun = drawn.episodes.copy()
             last[done] = current[done]
             returns += current[done].tolist()
             ended[done] += 1
             current[done] = 0.0
             decisions = {}
             for name, (decision, terminal) in steps.items():
-                _add_rewards(current, env.area_of(decision.agent_id), decision)
+                _add_rewards(current, drawn.area_of(decision.agent_id), decision)
                 policies[name].forget(terminal.agent_id)
                 decisions[name] = decision
-            frame, corners = grid(env.render(np.arange(n)))
+            frame, corners = grid(drawn.render(np.arange(n)))
             texts = [
                 f"ep {e + 1}  return {c:.2f}" + ("" if np.isnan(p) else f"  last {p:.2f}")
                 for e, c, p in zip(ended.tolist(), current.tolist(), last.tolist(), strict=True)

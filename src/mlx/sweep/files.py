@@ -4,7 +4,8 @@ DESIGN.md puts search spaces in a top-level `sweeps/` folder rather than under c
 Hydra's search path as a group folder; they are read here and stored in the ConfigStore under group
 `sweep` with the package their `# @package` header names (normally `_global_`, so a sweep file can pick
 env and trainer with `override /env: ...` and set the trial budget). Folders searched, later ones win on a
-name clash: the project's sweeps/, then ./sweeps in the working directory, then $MLX_SWEEPS_DIR.
+name clash: the project's sweeps/ (inside the package when installed from a wheel), then ./sweeps in the
+working directory, then $MLX_SWEEPS_DIR.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-PROJECT_SWEEPS = Path(__file__).resolve().parents[3] / "sweeps"
+from mlx.config.paths import SWEEPS_DIR
+
 HEADER = re.compile(r"^#\s*@package\s+(\S+)\s*$")
 
 
 def sweep_dirs() -> list[Path]:
-    dirs = [PROJECT_SWEEPS, Path.cwd() / "sweeps"]
+    dirs = [SWEEPS_DIR, Path.cwd() / "sweeps"]
     if os.environ.get("MLX_SWEEPS_DIR"):
         dirs.append(Path(os.environ["MLX_SWEEPS_DIR"]))
     unique: list[Path] = []

@@ -27,6 +27,10 @@ Spaces:
   an infinite bound cannot be mapped linearly and gets the [-1, 1] value unchanged. Anything else
   (a Tuple or Dict mixing kinds, Text, Graph, ...) is refused with an EnvError naming the space.
 
+Pictures (mode=watch): ``render(areas)`` stacks the copies' own ``render()`` frames, which Gymnasium draws
+only when the env was made with ``render_mode="rgb_array"`` (mode=watch passes it as ``env.kwargs``; training
+never does, so it draws nothing). Classic-control envs draw with pygame (``pip install pygame``).
+
 Seeding: the first ``reset()`` seeds copy i with ``seed + i`` (Gymnasium's vector seeding); later
 resets continue the copies' generators, so a run is reproducible from its seed. ``env.parameters``
 (native envs' environment parameters) is refused: a Gymnasium env's settings are the keyword arguments
@@ -37,7 +41,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,6 +214,7 @@ class GymEnv(BaseEnv):
         self._decision: DecisionSteps | None = None
         self._terminal: TerminalSteps | None = None
         self._closed = False
+        self.episodes = np.zeros(num_areas, np.int64)  # episodes begun per copy (mode=watch counts endings)
 
     @property
     def behavior_specs(self) -> dict[str, BehaviorSpec]:
@@ -228,6 +233,7 @@ class GymEnv(BaseEnv):
     def reset(self) -> None:
         obs, _ = self.vec.reset(seed=None if self._seeded else self.seed)
         self._seeded = True
+        self.episodes += 1
         self._actions = None
         self._decision = DecisionSteps([self.obs_map.convert(obs)], np.zeros(self.n, np.float32), self.ids)
         self._terminal = self._no_terminal()
@@ -246,6 +252,7 @@ class GymEnv(BaseEnv):
         reward = np.asarray(reward, dtype=np.float32)
         terminated = np.asarray(terminated, dtype=bool)
         done = terminated | np.asarray(truncated, dtype=bool)
+        self.episodes += done  # SAME_STEP autoreset: the copy's next episode has begun
         if done.any():
             final = self.obs_map.convert(np.stack(info["final_obs"][done]))
             self._terminal = TerminalSteps([final], reward[done], self.ids[done], ~terminated[done])
@@ -260,6 +267,29 @@ class GymEnv(BaseEnv):
         if self._decision is None or self._terminal is None:
             raise EnvError("call reset() before get_steps()")
         return self._decision, self._terminal
+
+    def area_of(self, agent_ids: np.ndarray) -> np.ndarray:
+        """Each agent's copy: agent i plays copy i."""
+        return np.asarray(agent_ids, np.int64)
+
+    def render(self, areas: np.ndarray | Sequence[int] | None = None) -> np.ndarray:
+        """The copies' pictures [m, H, W, 3] uint8, drawn by Gymnasium (render_mode="rgb_array")."""
+        idx = np.arange(self.n) if areas is None else np.asarray(areas, np.int64).reshape(-1)
+        mode = self.vec.envs[0].render_mode
+        if mode != "rgb_array":
+            raise EnvError(
+                f"{self.env_id} was made with render_mode={mode!r}; pictures need render_mode='rgb_array' "
+                "(mode=watch sets it; elsewhere pass +env.kwargs.render_mode=rgb_array)"
+            )
+        try:
+            frames = [self.vec.envs[int(i)].render() for i in idx]
+        except gymnasium.error.DependencyNotInstalled as exc:
+            hint = "or pip install 'mlx-mlagents[gym-render]'"
+            raise EnvError(f"Gymnasium cannot draw {self.env_id}: {exc} ({hint})") from None
+        if not frames or any(not isinstance(f, np.ndarray) or f.ndim != 3 or f.shape[-1] != 3 for f in frames):
+            shapes = [getattr(f, "shape", type(f).__name__) for f in frames]
+            raise EnvError(f"{self.env_id}'s render() gave no RGB picture [H, W, 3] (got {shapes})")
+        return np.stack(frames).astype(np.uint8, copy=False)
 
     def close(self) -> None:
         if not self._closed:
