@@ -34,7 +34,7 @@ class TrackingSettings:
 
     backend: str = "mlflow"  # mlflow, tensorboard (no MLflow: event files only) or none
     tensorboard: bool = True  # ML-Agents' event files: tensorboard --logdir results
-    uri: str = "sqlite:///mlruns.db"
+    uri: str = "sqlite:///mlflow.db"  # MLflow 3's default: what plain `mlflow ui` and mlflow.search_runs() open
     experiment_name: str | None = None  # None: the env name
     log_checkpoints: bool = True
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags: +tracking.tags.group=baseline

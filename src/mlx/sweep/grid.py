@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from mlx.config import TrackingSettings
 from mlx.errors import RunError, describe, user_error_types
 from mlx.sweep.tracking import open_parent_run
+from mlx.tracking.mlflow_run import experiment_of
 
 
 def tracking_settings(config: Any) -> TrackingSettings:
@@ -29,7 +30,11 @@ def tracking_settings(config: Any) -> TrackingSettings:
 
 
 def experiment_name(config: Any) -> str:
-    return str(OmegaConf.select(config, "tracking.experiment_name") or OmegaConf.select(config, "env.name"))
+    """The experiment of the sweep's parent run: the one its jobs' runs go to (mlx.training.run)."""
+    return str(
+        OmegaConf.select(config, "tracking.experiment_name")
+        or experiment_of(str(OmegaConf.select(config, "env.name")), OmegaConf.select(config, "env.id"))
+    )
 
 
 def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:

@@ -50,6 +50,7 @@ from typing import Any
 
 from mlx.config import TrackingSettings
 from mlx.tracking.base import ROW_FIELDS, Tracker, Trackers, read_rows
+from mlx.tracking.mlflow_run import EXPERIMENT_KIND, log_onnx_model
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import (
     check_store,
@@ -179,6 +180,10 @@ class MlflowTracker(Tracker):
             experiment_id = start(lambda: self._create_experiment(experiment_name), "creating the experiment")
         else:
             experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND[0] not in experiment.tags:  # made by an older mlx: show it as model training too
+                start(lambda: self.client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND), "tagging the experiment")
+        self.experiment_id: str = experiment_id
+        self.experiment_name = experiment_name
         run = start(lambda: self._find(resume_run_id), "reading the run") if resume_run_id else None
         if resume_run_id and run is None:
             warn(
@@ -240,7 +245,7 @@ class MlflowTracker(Tracker):
         from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
 
         try:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
         except MlflowException:  # created by another job in between
             experiment = self.client.get_experiment_by_name(name)
             if experiment is None:
@@ -273,6 +278,9 @@ class MlflowTracker(Tracker):
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self._queue(("artifact", str(path), artifact_path))
+
+    def log_model(self, path: Path, name: str) -> None:
+        self._queue(("model", str(path), name))
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is sent (True) or ``timeout`` seconds passed (False)."""
@@ -398,6 +406,8 @@ class MlflowTracker(Tracker):
             self._send_params(batch[0][1])
         elif kind == "artifact":
             self._send_file(Path(batch[0][1]), batch[0][2])
+        elif kind == "model":
+            self._send_model(Path(batch[0][1]), batch[0][2])
         elif kind == "rewind":
             self._rewind(batch[0][1])
         elif kind == "replay":
@@ -447,6 +457,18 @@ class MlflowTracker(Tracker):
         if [original, artifact_path] in self.state.pending_files:
             self.state.pending_files.remove([original, artifact_path])
             self.state.save()
+
+    def _send_model(self, path: Path, name: str) -> None:
+        """The policy as an MLflow logged model (ONNX flavour); a policy MLflow cannot take (an onnx
+        library that refuses it) costs only that model, with one warning line: the .onnx artifact stays."""
+        if not path.exists():
+            return
+        try:
+            log_onnx_model(self.client, self.run_id, path, name)
+        except Exception as exc:  # noqa: BLE001 - a store failure is retried; anything else is this model's only
+            if is_transient(exc):
+                raise
+            warn(f"[WARNING] {path} not logged as an MLflow model ({why(exc)}); it stays an artifact of the run")
 
     def _rewind(self, step: int) -> None:
         deleted = rewind_sql(self.client, self.run_id, step)
