@@ -127,8 +127,8 @@ def onnx_signature(model: Any) -> Any:
     """The ModelSignature of an ONNX policy: its graph's inputs (the observation specs, action masks) and
     outputs (the action specs), as tensors with a free batch dimension."""
     import numpy as np
-    from mlflow.types.schema import Schema, TensorSpec  # lazy for start-up speed (mlflow)
     from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec  # lazy for start-up speed (mlflow)
     from onnx import helper
 
     def spec(value: Any) -> Any:
