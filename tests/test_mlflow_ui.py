@@ -34,7 +34,7 @@ def call(base: str, path: str, body: dict | None = None) -> dict:
 def ui(workdir: Path):
     """`mlflow ui` with its defaults in workdir (a free port), killed at the end; yields its base URL."""
     port = free_port()
-    log = open(workdir / "ui.log", "w")
+    log = open(workdir / "ui.log", "w")  # noqa: SIM115 - open for the server's whole life
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "ui", "--port", str(port)],
         cwd=workdir,
@@ -52,7 +52,8 @@ def ui(workdir: Path):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("mlflow ui did not start: " + (workdir / "ui.log").read_text()[-2000:])
+                    log_text = (workdir / "ui.log").read_text()[-2000:]
+                    raise AssertionError("mlflow ui did not start: " + log_text) from None
                 time.sleep(0.3)
         yield base
     finally:
