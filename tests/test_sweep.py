@@ -63,7 +63,7 @@ def test_grid_runs_as_children_of_one_parent_in_parallel_and_compare_plots_them(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
-    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlruns.db"))
+    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlflow.db"))
     sweep_id = parent.data.tags["mlx.sweep_id"]
     assert parent.info.status == "FINISHED" and parent.info.run_name == sweep_id
     assert len(children) == 4
@@ -77,6 +77,7 @@ def test_grid_runs_as_children_of_one_parent_in_parallel_and_compare_plots_them(
         assert f"seed={seed}" in overrides and f"trainer.hyperparameters.learning_rate={float(lr):g}" in overrides
         assert not any(o.startswith("tracking.parent_run_id") for o in overrides)
         combos.add((float(lr), int(seed)))
+        assert child.info.run_name == f"seed={seed},learning_rate={float(lr):g}"  # named by its swept values
     assert combos == {(1e-4, 1), (1e-4, 2), (3e-3, 1), (3e-3, 2)}
     # Each job its own run_id and results folder, none shared.
     run_ids = sorted(c.data.tags["mlx.run_id"] for c in children)
@@ -225,7 +226,7 @@ def test_optuna_sweep_prunes_records_best_and_resumes_after_sigkill(workdir):
     # Every trial ran exactly once: one results folder per original trial, one MLflow child run each.
     folders = sorted(p.name for p in (workdir / "results").iterdir() if p.name.startswith("tiny_ppo-trial"))
     assert folders == sorted(t.user_attrs["mlx.run_id"] for t in originals)
-    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlruns.db"), "tiny_ppo")
+    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlflow.db"), "tiny_ppo")
     restarted = [c for c in children if c.data.tags.get("mlx.trial_state") == "KILLED"]  # killed before a checkpoint
     assert all(c.info.status == "KILLED" and c.info.run_name in folders for c in restarted)
     children = [c for c in children if c not in restarted]

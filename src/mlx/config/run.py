@@ -35,7 +35,8 @@ class TrackingSettings:
     backend: str = "mlflow"  # mlflow, tensorboard (no MLflow: event files only) or none
     tensorboard: bool = True  # ML-Agents' event files: tensorboard --logdir results
     uri: str = "sqlite:///mlflow.db"  # MLflow 3's default: what plain `mlflow ui` and mlflow.search_runs() open
-    experiment_name: str | None = None  # None: the env name
+    experiment_name: str | None = None  # None: the env name (env=gym: its Gymnasium id)
+    run_name: str | None = None  # the MLflow run's name; None: the run_id (a grid names each job by its swept values)
     log_checkpoints: bool = True
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags: +tracking.tags.group=baseline
     # Set by the sweepers for each job of a multirun (see mlx.sweep): the sweep's MLflow parent run, the

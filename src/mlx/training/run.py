@@ -245,7 +245,7 @@ class Run:
         self.tracker = make_tracker(
             cfg.tracking,
             experiment,
-            cfg.run_id,
+            cfg.tracking.run_name or cfg.run_id,
             {
                 **source_tags(),
                 "mlx.run_id": cfg.run_id,
