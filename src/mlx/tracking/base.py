@@ -55,6 +55,9 @@ class Tracker:
     def log_model(self, path: Path, name: str) -> None:
         """A policy file (.onnx) as a model of the run, where the writer has models (MLflow)."""
 
+    def supersede(self, old_run_id: str) -> None:
+        """force=true: mark the run this one replaces (MLflow: tagged, then deleted)."""
+
     def finish(self, status: str = "FINISHED") -> None: ...
 
 
@@ -81,6 +84,10 @@ class Trackers(Tracker):
     def log_model(self, path: Path, name: str) -> None:
         for tracker in self.trackers:
             tracker.log_model(path, name)
+
+    def supersede(self, old_run_id: str) -> None:
+        for tracker in self.trackers:
+            tracker.supersede(old_run_id)
 
     def finish(self, status: str = "FINISHED") -> None:
         """Every tracker finishes even when one fails; the first failure is raised afterwards."""

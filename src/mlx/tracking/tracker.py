@@ -282,6 +282,9 @@ class MlflowTracker(Tracker):
     def log_model(self, path: Path, name: str) -> None:
         self._queue(("model", str(path), name))
 
+    def supersede(self, old_run_id: str) -> None:
+        self._queue(("supersede", old_run_id))
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is sent (True) or ``timeout`` seconds passed (False)."""
         deadline = time.monotonic() + timeout
@@ -408,6 +411,8 @@ class MlflowTracker(Tracker):
             self._send_file(Path(batch[0][1]), batch[0][2])
         elif kind == "model":
             self._send_model(Path(batch[0][1]), batch[0][2])
+        elif kind == "supersede":
+            self._supersede(batch[0][1])
         elif kind == "rewind":
             self._rewind(batch[0][1])
         elif kind == "replay":
@@ -469,6 +474,18 @@ class MlflowTracker(Tracker):
             if is_transient(exc):
                 raise
             warn(f"[WARNING] {path} not logged as an MLflow model ({why(exc)}); it stays an artifact of the run")
+
+    def _supersede(self, old_run_id: str) -> None:
+        """Tag the replaced run with this one's id and delete it (MLflow keeps it restorable: mlflow gc
+        removes it for good); a run already gone from the store needs nothing."""
+        from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
+
+        try:
+            self.client.set_tag(old_run_id, "mlx.superseded_by", self.run_id)
+            self.client.delete_run(old_run_id)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
 
     def _rewind(self, step: int) -> None:
         deleted = rewind_sql(self.client, self.run_id, step)

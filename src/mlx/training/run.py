@@ -84,6 +84,7 @@ class Run:
         self.paths = RunPaths.of(cfg)
         self.status = TrainingStatus()
         self.tracker: Tracker = Tracker()
+        self.superseded: str | None = None  # force=true: the MLflow run of the folder this run replaces
         self.trainers: dict[str, RLTrainer] = {}
         self.env: BaseEnv | None = None
         self.elapsed_before = 0.0
@@ -134,6 +135,11 @@ class Run:
         cfg, paths = self.cfg, self.paths
         exists = paths.configuration.exists()
         if exists and not cfg.resume:  # force=true (check_start refused the rest)
+            try:  # the MLflow run of the run force=true replaces (start_tracking marks it); a corrupt file: none
+                old = TrainingStatus.load(paths.status).metadata.get("mlflow_run_id") if paths.status.exists() else None
+            except RunError:
+                old = None
+            self.superseded = old if isinstance(old, str) else None
             for child in paths.root.iterdir():
                 if child.name == LOCK_NAME:  # held by this process
                     continue
@@ -267,6 +273,10 @@ class Run:
             run_folder=self.paths.root,  # TensorBoard's event files go in its behaviour folders
             hyperparameters={name: behavior_settings(cfg, name) for name in self.trainers},
         )
+        if self.superseded and self.tracker.run_id not in (None, self.superseded):
+            self.tracker.supersede(self.superseded)
+            print(f"[INFO] force=true: the earlier MLflow run {self.superseded} of run_id '{cfg.run_id}' is marked "
+                  f"deleted and tagged mlx.superseded_by={self.tracker.run_id}", flush=True)  # fmt: skip
         if self.tracker.run_id is not None and self.tracker.experiment_id is not None:
             print(open_hint(cfg.tracking.uri, experiment, self.tracker.experiment_id, self.tracker.run_id), flush=True)
         if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
