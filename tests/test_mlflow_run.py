@@ -3,6 +3,8 @@ hint, the link line, grid run names, force=true's superseded run, the experiment
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from mlflow.entities import ViewType
@@ -10,6 +12,7 @@ from mlflow.tracking import MlflowClient
 
 from mlx.config import TrackingSettings
 from mlx.sweep.grid import run_name_override
+from mlx.tracking.attach import attach, flat_metrics
 from mlx.tracking.mlflow_run import (
     DEFAULT_URI,
     command_line,
@@ -129,3 +132,28 @@ def test_experiments_are_model_training_and_force_supersedes_the_old_run(tmp_pat
     assert old.info.lifecycle_stage == "deleted" and old.data.tags["mlx.superseded_by"] == second.run_id
     shown = client.search_runs([first.experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
     assert [r.info.run_id for r in shown] == [second.run_id]
+
+
+def test_evaluation_results_and_videos_go_to_the_run_they_evaluate(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'train.db'}"
+    tracker = MlflowTracker(TrackingSettings(uri=uri), "exp", "run", {}, **FAST)
+    tracker.finish()
+    root = tmp_path / "results" / "r"
+    (root / "run_logs").mkdir(parents=True)
+    status = {"metadata": {"mlflow_run_id": tracker.run_id, "run_folder": str(root.resolve())}}
+    (root / "run_logs" / "training_status.json").write_text(json.dumps(status))
+    (root / "configuration.yaml").write_text(f"tracking:\n  uri: {uri}\n")  # the training's store, not the default
+    (root / "run_logs" / "stats.jsonl").write_text(json.dumps({"behavior": "B", "step": 800}) + "\n")
+    report = root / "run_logs" / "evaluation.json"
+    report.write_text("{}")
+    metrics = flat_metrics({"B": {"mean_return": 2.5, "episodes": 4}}, "Evaluation")
+    assert attach(root, DEFAULT_URI, [(report, "evaluation")], metrics) == tracker.run_id
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(tracker.run_id)
+    assert run.data.metrics == {"Evaluation/B/mean_return": 2.5, "Evaluation/B/episodes": 4.0}
+    assert client.get_metric_history(tracker.run_id, "Evaluation/B/mean_return")[0].step == 800
+    assert [f.path for f in client.list_artifacts(tracker.run_id, "evaluation")] == ["evaluation/evaluation.json"]
+    # a copied folder is another run's: nothing attached to the original
+    copy = tmp_path / "results" / "copy"
+    shutil.copytree(root, copy)
+    assert attach(copy, DEFAULT_URI, [(report, "evaluation")]) is None
