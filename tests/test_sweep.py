@@ -228,12 +228,21 @@ def test_optuna_sweep_prunes_records_best_and_resumes_after_sigkill(workdir):
     assert folders == sorted(t.user_attrs["mlx.run_id"] for t in originals)
     parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlflow.db"), "tiny_ppo")
     restarted = [c for c in children if c.data.tags.get("mlx.trial_state") == "KILLED"]  # killed before a checkpoint
-    assert all(c.info.status == "KILLED" and c.info.run_name in folders for c in restarted)
+    assert all(
+        c.info.status == "KILLED" and c.data.tags.get("mlx.run_id", c.info.run_name) in folders for c in restarted
+    )
     children = [c for c in children if c not in restarted]
-    assert sorted(c.info.run_name for c in children) == folders
+    assert sorted(c.data.tags.get("mlx.run_id", c.info.run_name) for c in children) == folders
     final = {t.number: t for t in trials}
     for child in children:
         trial = final[int(child.data.tags["mlx.trial"])]
+        lr = child.data.params["trainer.hyperparameters.learning_rate"]
+        assert child.info.run_name.startswith(
+            f"trial{child.data.tags['mlx.trial']} "
+        ) or child.info.run_name.startswith(
+            f"trial{trial.user_attrs.get('mlx.retry_of')} "
+        )  # the trial (or the trial it retries) and its sampled values
+        assert float(child.info.run_name.split("learning_rate=")[1].split(",")[0]) == pytest.approx(float(lr))
         assert child.data.tags["mlx.trial_state"] == trial.state.name and child.info.status == "FINISHED"
     # The best trial is recorded: in the study, the parent run and a reusable experiment config.
     best = yaml.safe_load((workdir / "results" / "sweeps" / "tiny_ppo" / "best_overrides.yaml").read_text())

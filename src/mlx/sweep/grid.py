@@ -37,13 +37,14 @@ def experiment_name(config: Any) -> str:
     )
 
 
-def run_name_override(job: list[str], swept: set[str]) -> str:
+def run_name_override(job: list[str], swept: set[str], prefix: str = "") -> str:
     """The job's MLflow run name, its swept values (``learning_rate=0.0003,seed=2``: each key's last part
-    unless two swept keys share it), as the tracking.run_name override the job is launched with."""
+    unless two swept keys share it) after ``prefix``, as the tracking.run_name override the job is launched
+    with."""
     values = [o.split("=", 1) for o in job if "=" in o and o.split("=", 1)[0] in swept]
     short = [k.rsplit(".", 1)[-1] for k, _ in values]
     names = short if len(set(short)) == len(short) else [k for k, _ in values]
-    text = ",".join(f"{n}={v}" for n, (_, v) in zip(names, values, strict=True)) or "job"
+    text = prefix + (",".join(f"{n}={v}" for n, (_, v) in zip(names, values, strict=True)) or "job")
     quoted = text.replace("\\", "\\\\").replace("'", "\\'")
     return f"tracking.run_name='{quoted}'"
 
