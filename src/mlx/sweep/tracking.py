@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx.config import TrackingSettings
+from mlx.tracking.mlflow_run import EXPERIMENT_KIND
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import check_store
 
@@ -36,7 +37,7 @@ def _experiment_id(client: Any, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))  # the UI's model-training view
     except MlflowException:  # created by another worker in between
         experiment = client.get_experiment_by_name(name)
         if experiment is None:

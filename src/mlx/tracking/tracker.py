@@ -69,6 +69,7 @@ from mlx.tracking.tensorboard import TensorboardTracker
 SYNC_FILE = "mlflow_sync.json"
 PROBE = "Environment/Steps Per Second"  # every summary has it: the metric a replay checks MLflow for
 BATCH = 900  # metrics per log_batch (MLflow takes at most 1000)
+MODEL_MARK = "mlflow-model:"  # a pending file that is to be logged as an MLflow model (its name follows)
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".cfg", ".ini", ".md")
 
 
@@ -229,7 +230,9 @@ class MlflowTracker(Tracker):
         if not fresh and resume_step is not None:
             self._ops.append(("rewind", resume_step))
         for path, artifact_path in self.state.pending_files:
-            if path is not None:
+            if path is not None and artifact_path is not None and artifact_path.startswith(MODEL_MARK):
+                self._ops.append(("model", path, artifact_path[len(MODEL_MARK) :]))
+            elif path is not None:
                 self._ops.append(("artifact", path, artifact_path))
         if self.stats is not None:
             self._ops.append(("replay",))
@@ -312,7 +315,8 @@ class MlflowTracker(Tracker):
             if not sent:
                 rows = sum(1 for op in self._ops if op[0] == "row")
                 files = [op for op in self._ops if op[0] == "artifact"]
-                self.state.pending_files = [[op[1], op[2]] for op in files]
+                models = [[op[1], MODEL_MARK + op[2]] for op in self._ops if op[0] == "model"]
+                self.state.pending_files = [[op[1], op[2]] for op in files] + models
                 self.state.end_status = status
                 self.state.save()
                 root = self.run_logs.parent if self.run_logs is not None else Path(".")
@@ -470,6 +474,9 @@ class MlflowTracker(Tracker):
             return
         try:
             log_onnx_model(self.client, self.run_id, path, name)
+            if [str(path), MODEL_MARK + name] in self.state.pending_files:
+                self.state.pending_files.remove([str(path), MODEL_MARK + name])
+                self.state.save()
         except Exception as exc:  # noqa: BLE001 - a store failure is retried; anything else is this model's only
             if is_transient(exc):
                 raise
