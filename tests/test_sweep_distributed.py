@@ -111,4 +111,5 @@ def test_two_workers_share_a_postgres_study_and_an_mlflow_server_each_trial_once
             assert child.info.run_name == trial.user_attrs["mlx.run_id"]
             assert child.info.status == "FINISHED"
         stats = [a.path for a in client.list_artifacts(children[0].info.run_id, "run_logs")]
-        assert stats == ["run_logs/3DBall_curves.png", "run_logs/stats.jsonl"]  # artifacts went through the server too
+        # artifacts went through the server too
+        assert stats == ["run_logs/3DBall_curves.png", "run_logs/stats.jsonl", "run_logs/timers.json"]
