@@ -152,7 +152,41 @@ def warn_if_apple_mlx() -> None:
 
 
 def main() -> None:
-    """Entry point: run the Hydra app, turning user errors into one line and exit code 2."""
+    """Entry point: mlx's own pages (--help, --version, bash completion), else the Hydra app; a reader that
+    stops early (``mlx --help | head``) ends it quietly, as Unix tools end."""
+    try:
+        _main()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull so the exit's flush does not fail again; 128 + SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
+def _own_page(argv: list[str]) -> str | None:
+    """The text of mlx's --help, --version or bash completion script, when argv asks for one."""
+    if "--help" in argv or "-h" in argv:
+        from mlx.cli_help import help_text
+
+        prog = "mlx" if os.path.basename(sys.argv[0]) == "mlx" else "python -m mlx"
+        return help_text(prog)
+    if "--version" in argv:
+        from mlx.cli_help import version_text
+
+        return version_text()
+    if "-sc" in argv or "--shell-completion" in argv:
+        from mlx.cli_help import completion_env, shell_completion_script
+
+        completion_env()  # a query for `python -m mlx ...`: the line as Hydra parses it
+        return shell_completion_script(argv)
+    return None
+
+
+def _main() -> None:
+    page = _own_page(sys.argv[1:])
+    if page is not None:
+        print(page)
+        return
     habit = mlagents_habit(sys.argv[1:])
     if habit is not None:
         print(f"mlx: error: {habit}", file=sys.stderr)

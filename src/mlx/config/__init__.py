@@ -1,13 +1,14 @@
 """Typed configuration: ML-Agents' setting names and defaults (seed 003), validated at start-up.
 
-Hydra composes ``conf/``; the dataclasses here are registered in Hydra's ConfigStore as the schemas of
-those YAML files, so a misspelt key or a wrong type fails during composition. ``validate()`` then turns
+Hydra composes ``conf/``; the dataclasses here are the schemas of those YAML files (served to Hydra by
+mlx.config.store), so a misspelt key or a wrong type fails during composition. ``validate()`` then turns
 the composed tree into these dataclasses and calls each one's ``check`` for what types cannot say (sizes,
 ranges, relations), raising ``ConfigError`` with the dotted key and the fix.
 
 Modules by concern: network, reward_signals, trainer, env, modes, parameters (environment_parameters) and
-samplers, sweep (the sweep: node), run (MlxConfig, RunConfig, validate), store (ConfigStore), resolvers,
-paths, checks. The names below are the package's public face, imported across mlx.
+samplers, sweep (the sweep: node), run (MlxConfig, RunConfig, validate), store (the schemas for Hydra),
+resolvers, paths, checks, reference (docs/settings.md from the schema). The names below are the package's
+public face, imported across mlx.
 """
 
 from mlx.config.env import EngineSettings, EnvSettings

@@ -22,8 +22,8 @@ MAX_MESSAGE_MB = 2047.0
 class EnvSettings:
     """Which environment to run and how many copies of its training area."""
 
-    name: str = MISSING
-    num_areas: int = 12
+    name: str = MISSING  # the env (set by the env group: env=3dball)
+    num_areas: int = 12  # copies of the training area stepped together in one env
     parameters: dict[str, float] = field(default_factory=dict)  # native envs' environment parameters
     id: str | None = None  # env=gym: the registered Gymnasium id, e.g. CartPole-v1
     kwargs: dict[str, Any] = field(default_factory=dict)  # env=gym: keyword arguments of gymnasium.make
@@ -33,12 +33,12 @@ class EnvSettings:
     subprocess: bool = False  # native envs: step each copy in its own `python -m mlx.envs.unity.remote` process
     # env=unity (ML-Agents' env_settings): the build to launch (null: wait for the Unity Editor) and its args.
     path: str | None = None
-    env_args: list[str] = field(default_factory=list)
+    env_args: list[str] = field(default_factory=list)  # command-line arguments given to the build
     base_port: int | None = None  # null: 5005 for executables, 5004 for the Editor; 0: any free ports
     timeout_wait: float = 60.0  # seconds to wait for an env's message before counting it as crashed
     max_lifetime_restarts: int = 10  # restarts of one crashed env over the run (-1: no limit)
     restarts_rate_limit_n: int = 1  # restarts of one env allowed per restarts_rate_limit_period_s (-1: no limit)
-    restarts_rate_limit_period_s: float = 60.0
+    restarts_rate_limit_period_s: float = 60.0  # seconds of the window that rate limit counts in
     bind: str = "127.0.0.1"  # address the trainer's gRPC servers listen on (0.0.0.0: envs on other hosts)
     max_message_mb: float = 64.0  # largest message an env may send (bigger ones end the run clearly)
 
@@ -103,12 +103,12 @@ class EnvSettings:
 class EngineSettings:
     """ML-Agents' engine_settings, sent to Unity builds over the engine configuration side channel."""
 
-    width: int = 84
-    height: int = 84
-    quality_level: int = 5
-    time_scale: float = 20.0
-    target_frame_rate: int = -1
-    capture_frame_rate: int = 60
+    width: int = 84  # window width in pixels
+    height: int = 84  # window height in pixels
+    quality_level: int = 5  # Unity's quality level
+    time_scale: float = 20.0  # simulation speed relative to real time
+    target_frame_rate: int = -1  # frames per second Unity aims at (-1: unlimited)
+    capture_frame_rate: int = 60  # fixed frames per second of simulated time (Unity's captureFramerate)
     no_graphics: bool = False  # launch builds with -nographics -batchmode
     # ML-Agents release 21+ (--no-graphics-monitor): with env.num_envs > 1, worker 0 keeps its graphics (a
     # window to watch) and the others run -nographics -batchmode; no_graphics=true still turns all off.

@@ -17,7 +17,7 @@ MAX_WATCH_AREAS = 1024  # a 32 x 32 grid: more pictures would be too small to se
 class EvaluateSettings:
     """mode=evaluate: act with a trained policy (no learning) for `episodes` episodes per behaviour."""
 
-    episodes: int = 100
+    episodes: int = 100  # episodes per behaviour (or team's games) to average over
     policy: str | None = None  # a .pt checkpoint or .onnx policy; None: the run's newest checkpoint
     deterministic: bool = True  # the Gaussian's mean and the most likely discrete action
     max_steps: int = 1_000_000  # agent steps per behaviour before giving up (a policy may never end an episode)
@@ -25,7 +25,7 @@ class EvaluateSettings:
     # `opponent` every other team: "random", a .pt/.onnx file, or null (the run's newest policy); the episodes
     # counted are that team's games (mlx.modes.match).
     team: int | None = None
-    opponent: str | None = None
+    opponent: str | None = None  # the other teams' player (see team): random, a .pt/.onnx file, or null
 
     def check(self) -> None:
         positive(self.episodes, "evaluate.episodes")

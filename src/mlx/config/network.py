@@ -27,8 +27,8 @@ class ConditioningType(str, Enum):
 
 @dataclass
 class MemorySettings:
-    sequence_length: int = 64
-    memory_size: int = 128
+    sequence_length: int = 64  # steps per sequence the LSTM is trained on
+    memory_size: int = 128  # LSTM state size (even: h and c halves)
 
     def check(self, key: str) -> None:
         if self.memory_size <= 0 or self.memory_size % 2:
@@ -40,11 +40,12 @@ class MemorySettings:
 
 @dataclass
 class NetworkSettings:
-    normalize: bool = False
-    hidden_units: int = 128
-    num_layers: int = 2
-    vis_encode_type: EncoderType = EncoderType.simple
-    memory: MemorySettings | None = None
+    normalize: bool = False  # normalise vector observations by running mean and variance
+    hidden_units: int = 128  # units per hidden layer
+    num_layers: int = 2  # hidden layers after the observation encoders
+    vis_encode_type: EncoderType = EncoderType.simple  # encoder of visual observations
+    memory: MemorySettings | None = None  # an LSTM (network=lstm); null: none
+    # goal observations: hypernetwork, or none (concatenated)
     conditioning_type: ConditioningType = ConditioningType.hyper
     # ML-Agents release 20+: act on the Gaussian's mean and each branch's most likely action, while training
     # too (not only at inference); the log-probabilities stored for PPO and POCA are those of these actions.

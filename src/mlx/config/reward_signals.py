@@ -16,8 +16,8 @@ from mlx.memory import check_network
 class RewardSignalSettings:
     """What every signal has: the discount and the weight of its own value stream."""
 
-    gamma: float = 0.99
-    strength: float = 1.0
+    gamma: float = 0.99  # discount of this signal's rewards
+    strength: float = 1.0  # weight of this signal's reward
 
     def check(self, key: str, check_files: bool = True) -> None:
         positive(self.strength, f"{key}.strength")
@@ -35,7 +35,7 @@ class LearnedSignalSettings(RewardSignalSettings):
     """A signal with networks of its own (network_settings) trained by its own optimiser."""
 
     network_settings: NetworkSettings = field(default_factory=NetworkSettings)
-    learning_rate: float = 3.0e-4
+    learning_rate: float = 3.0e-4  # learning rate of this signal's own networks
     network: ClassVar[str] = "the signal's network"
 
     def check(self, key: str, check_files: bool = True) -> None:
@@ -77,7 +77,7 @@ class GAILSettings(LearnedSignalSettings):
     encoding_size: int | None = None  # deprecated in ML-Agents; when set, the discriminator's hidden_units
     use_actions: bool = False  # judge (observation, action, done) instead of observations alone
     use_vail: bool = False  # variational information bottleneck (VAIL) in the discriminator
-    demo_path: str | None = None  # required
+    demo_path: str | None = None  # the demonstrations: a .demo file or a folder of them (required)
     network: ClassVar[str] = "the GAIL discriminator"
 
     def check(self, key: str, check_files: bool = True) -> None:

@@ -34,16 +34,18 @@ class TrackingSettings:
 
     backend: str = "mlflow"  # mlflow, tensorboard (no MLflow: event files only) or none
     tensorboard: bool = True  # ML-Agents' event files: tensorboard --logdir results
-    uri: str = "sqlite:///mlflow.db"  # MLflow 3's default: what plain `mlflow ui` and mlflow.search_runs() open
+    # MLflow tracking URI: a database URL or a server (http://host:5000). The default is MLflow 3's own, what
+    # plain `mlflow ui` and mlflow.search_runs() open in the working folder
+    uri: str = "sqlite:///mlflow.db"
     experiment_name: str | None = None  # None: the env name (env=gym: its Gymnasium id)
-    run_name: str | None = None  # the MLflow run's name; None: the run_id (a grid names each job by its swept values)
-    log_checkpoints: bool = True
+    run_name: str | None = None  # the MLflow run's name; None: the run_id (sweeps name each job by its values)
+    log_checkpoints: bool = True  # also log the final checkpoint as an MLflow artifact (the policy always is)
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags: +tracking.tags.group=baseline
     # Set by the sweepers for each job of a multirun (see mlx.sweep): the sweep's MLflow parent run, the
     # sweep's id and the Optuna trial number, all recorded as tags of the job's run.
     parent_run_id: str | None = None
-    sweep_id: str | None = None
-    trial: int | None = None
+    sweep_id: str | None = None  # set by the sweepers: the sweep's id (a tag)
+    trial: int | None = None  # set by the sweepers: the Optuna trial number (a tag)
 
     def check(self) -> None:
         if self.backend not in ("mlflow", "tensorboard", "none"):
@@ -114,7 +116,7 @@ class TorchSettings:
 class MlxConfig:
     """The whole run. Top-level keys mirror mlagents-learn's checkpoint settings and command line."""
 
-    trainer: Any = MISSING
+    trainer: Any = MISSING  # the trainer group's block (trainer=ppo|sac|poca): its keys in the trainer sections
     env: EnvSettings = field(default_factory=EnvSettings)
     engine_settings: EngineSettings = field(default_factory=EngineSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
@@ -126,19 +128,21 @@ class MlxConfig:
     # +behaviors.BigWallJump.max_steps=20000000; validated like trainer.*.
     behaviors: dict[str, Any] = field(default_factory=dict)
     lesson: int | None = None  # start every curriculum at this lesson (clipped to its last one)
-    run_id: str = MISSING
-    seed: int = -1
-    results_dir: str = "results"
-    resume: bool = False
-    force: bool = False
-    initialize_from: str | None = None
-    stop_at_reward: float | None = None
+    run_id: str = MISSING  # the run's folder under results_dir, and its name in MLflow (default <trainer>-<env>-<time>)
+    seed: int = -1  # seeds numpy, torch and the envs; -1: a random one
+    results_dir: str = "results"  # where run folders go (checkpoints, policies, stats.jsonl, run_logs/)
+    resume: bool = False  # continue run_id from its last checkpoint, with its saved settings
+    force: bool = False  # overwrite an existing run_id instead of refusing to start
+    initialize_from: str | None = None  # a run_id whose weights a new run starts from
+    stop_at_reward: float | None = None  # end a behaviour once its latest mean reward reaches this (at the last lesson)
     progress: str = "auto"  # auto: a live line on a TTY, plain lines otherwise; or "plain"
     # mlagents-learn's --debug: the mlx loggers at DEBUG (each update's time, each summary's time split) and a
     # block per behaviour in timers.json; run_logs/timers.json itself is written by every training run.
     debug: bool = False
     sweep: SweepSchema | None = None  # sweep=<name>: an Optuna search, sweeps/<name>.yaml (read by the sweeper)
-    mode: str = "train"  # train, evaluate (mlagents-learn's --inference, mlx.modes.evaluate) or watch (mlx.modes.watch)
+    # train, evaluate (mlagents-learn's --inference, mlx.modes.evaluate), watch (mlx.modes.watch) or record
+    # (mlx.modes.record)
+    mode: str = "train"
     evaluate: EvaluateSettings = field(default_factory=EvaluateSettings)
     record: RecordSettings = field(default_factory=RecordSettings)  # mode=record: see mlx.modes.record
     watch: WatchSettings = field(default_factory=WatchSettings)

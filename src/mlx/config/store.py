@@ -1,5 +1,7 @@
-"""The schemas in Hydra's ConfigStore, so the YAML files under conf/ are typed by them. Sweep files are
-registered by the app (mlx.sweep.files.register_sweeps), which reads the sweeps/ folder.
+"""The schemas that type the YAML files under conf/, served to Hydra by a config source of their own
+(src/hydra_plugins/mlx_schemas: on every search path, loads them by name, lists none): they are no options
+a user picks, so `--help` and tab completion never offer `trainer=ppo_schema`. Sweep files
+are registered in Hydra's ConfigStore by the app (mlx.sweep.files.register_sweeps), which reads sweeps/.
 
 A native env in the env registry with no conf/env/<name>.yaml still gets its `env=<name>` option here (the
 schema's defaults), so a new env is its module plus its registry line; a YAML file adds a description and
@@ -18,20 +20,24 @@ from mlx.config.trainer import TRAINER_SETTINGS
 from mlx.envs import registry
 
 
+def schemas() -> dict[str, type]:
+    """The schemas by their path in Hydra's config tree, as conf/'s defaults lists name them."""
+    paths: dict[str, type] = {"mlx_schema": MlxConfig, "env/env_schema": EnvSettings}
+    paths.update({f"trainer/{name}_schema": settings for name, settings in TRAINER_SETTINGS.items()})
+    paths["tracking/tracking_schema"] = TrackingSettings
+    return paths
+
+
 def register_configs() -> None:
-    """Put the schemas into Hydra's ConfigStore so the YAML files under conf/ are typed by them."""
-    # Hydra's ConfigStore module is loaded only when composing, not by every importer of the schema.
+    """Give each native env without a YAML file its ``env=<name>`` option in Hydra's ConfigStore (the
+    schemas need no registering: Hydra finds the mlx_schemas plugin)."""
+    # Hydra's modules are loaded only when composing, not by every importer of the schema.
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    cs.store(name="mlx_schema", node=MlxConfig)
-    for name, settings in TRAINER_SETTINGS.items():
-        cs.store(group="trainer", name=f"{name}_schema", node=settings)
-    cs.store(group="env", name="env_schema", node=EnvSettings)
     for name in registry.NATIVE_ENVS:
         if not (CONF_DIR / "env" / f"{name}.yaml").exists():
             cs.store(group="env", name=name, node=EnvSettings(name=name))
-    cs.store(group="tracking", name="tracking_schema", node=TrackingSettings)
     register_resolvers()
     accept_exponent_whole_numbers()
 

@@ -21,9 +21,9 @@ class ObjectiveSettings:
     how far its best summary stayed below the target relative to |target|, so near misses still rank.
     """
 
-    type: str = "mean_reward"
-    last_n: int = 3
-    target: float | None = None
+    type: str = "mean_reward"  # mean_reward or steps_to_reward
+    last_n: int = 3  # mean_reward: summaries averaged
+    target: float | None = None  # steps_to_reward: the mean reward to reach
 
 
 @dataclass

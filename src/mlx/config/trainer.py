@@ -32,10 +32,10 @@ class ScheduleType(str, Enum):
 class Hyperparameters:
     """What every trainer's optimisation has; each trainer type sets its own defaults."""
 
-    batch_size: int = MISSING
-    buffer_size: int = MISSING
-    learning_rate: float = 3.0e-4
-    learning_rate_schedule: ScheduleType = MISSING
+    batch_size: int = MISSING  # experiences per gradient step (per minibatch)
+    buffer_size: int = MISSING  # PPO/POCA: experiences gathered before each update; SAC: replay capacity
+    learning_rate: float = 3.0e-4  # the optimiser's initial learning rate
+    learning_rate_schedule: ScheduleType = MISSING  # linear: decays to 0 at max_steps; constant: stays
 
     def check(self, key: str) -> None:
         positive(self.batch_size, f"{key}.batch_size")
@@ -53,13 +53,13 @@ class PPOHyperparameters(Hyperparameters):
     batch_size: int = 1024
     buffer_size: int = 10240
     learning_rate_schedule: ScheduleType = ScheduleType.linear
-    beta: float = 5.0e-3
-    epsilon: float = 0.2
+    beta: float = 5.0e-3  # entropy bonus: larger explores more
+    epsilon: float = 0.2  # clip range of the policy ratio: smaller, more cautious updates
     beta_schedule: ScheduleType | None = None  # None: follows learning_rate_schedule (seed 003)
-    epsilon_schedule: ScheduleType | None = None
-    lambd: float = 0.95
-    num_epoch: int = 3
-    shared_critic: bool = False
+    epsilon_schedule: ScheduleType | None = None  # None: follows learning_rate_schedule
+    lambd: float = 0.95  # GAE lambda: low leans on the value estimates, high on the observed rewards
+    num_epoch: int = 3  # passes over the buffer at each update
+    shared_critic: bool = False  # PPO: the value heads share the actor's body
 
     def check(self, key: str) -> None:
         super().check(key)
@@ -92,9 +92,9 @@ class SACHyperparameters(Hyperparameters):
     buffer_size: int = 50000  # replay capacity
     learning_rate_schedule: ScheduleType = ScheduleType.constant
     buffer_init_steps: int = 0  # agent steps of uniform random actions before the policy acts
-    init_entcoef: float = 1.0
-    save_replay_buffer: bool = False
-    tau: float = 0.005
+    init_entcoef: float = 1.0  # initial entropy coefficient (learned afterwards): larger explores more
+    save_replay_buffer: bool = False  # keep the replay buffer in checkpoints, for resume
+    tau: float = 0.005  # target network update rate (soft update)
     # Agent steps per gradient update; < 1: several updates per agent step, at most 100 (>= 0.01).
     steps_per_update: float = 1.0
     reward_signal_steps_per_update: float | None = None  # None: steps_per_update (seed 003)
@@ -121,8 +121,8 @@ class BehavioralCloningSettings:
     own optimiser at strength * learning_rate, decayed linearly to 0 over `steps` agent steps (0: constant)."""
 
     demo_path: str | None = None  # a .demo file or a folder of them; null: no behavioral cloning
-    steps: int = 0
-    strength: float = 1.0
+    steps: int = 0  # agent steps over which the strength decays to 0 (0: constant)
+    strength: float = 1.0  # the imitation optimiser's learning rate, as a multiple of learning_rate
     samples_per_update: int = 0  # demonstration steps per update and epoch (0: all of them)
     num_epoch: int | None = None  # None: 3 (ML-Agents' default); SAC: 1
     batch_size: int | None = None  # None: the trainer's batch_size
@@ -174,19 +174,19 @@ class SelfPlaySettings:
 class TrainerSettings:
     """Settings common to every trainer (the behaviour section of an ML-Agents config)."""
 
-    trainer_type: str = MISSING
+    trainer_type: str = MISSING  # ppo, sac or poca; set by the trainer group (trainer=sac)
     hyperparameters: Any = MISSING
     network_settings: NetworkSettings = field(default_factory=NetworkSettings)
     # Filled by the reward_signals/ group (multi-select); empty here so removing a signal removes it.
     reward_signals: dict[str, Any] = field(default_factory=dict)
-    max_steps: int = 500000
-    time_horizon: int = 64
-    summary_freq: int = 50000
-    keep_checkpoints: int = 5
-    even_checkpoints: bool = False
-    checkpoint_interval: int = 500000
-    init_path: str | None = None
-    threaded: bool = False
+    max_steps: int = 500000  # agent steps (all agents of the behaviour) to train for
+    time_horizon: int = 64  # agent steps gathered per agent before they go into the buffer
+    summary_freq: int = 50000  # agent steps between summaries (console, stats.jsonl, MLflow)
+    keep_checkpoints: int = 5  # checkpoints kept; older ones are deleted
+    even_checkpoints: bool = False  # true: keep_checkpoints spread evenly over max_steps
+    checkpoint_interval: int = 500000  # agent steps between checkpoints (and ONNX policies)
+    init_path: str | None = None  # a checkpoint this behaviour's weights start from
+    threaded: bool = False  # step the env while the trainer updates (ML-Agents' threaded)
     # Off while its demo_path is null (a block rather than None, so the command line can set any key of it).
     behavioral_cloning: BehavioralCloningSettings | None = field(default_factory=BehavioralCloningSettings)
     # ML-Agents' self-play block (the ghost trainer, mlx.trainers.ghost): null is off, a block turns it on
