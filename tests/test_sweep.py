@@ -63,7 +63,7 @@ def test_grid_runs_as_children_of_one_parent_in_parallel_and_compare_plots_them(
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
-    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlruns.db"))
+    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlflow.db"))
     sweep_id = parent.data.tags["mlx.sweep_id"]
     assert parent.info.status == "FINISHED" and parent.info.run_name == sweep_id
     assert len(children) == 4
@@ -77,6 +77,7 @@ def test_grid_runs_as_children_of_one_parent_in_parallel_and_compare_plots_them(
         assert f"seed={seed}" in overrides and f"trainer.hyperparameters.learning_rate={float(lr):g}" in overrides
         assert not any(o.startswith("tracking.parent_run_id") for o in overrides)
         combos.add((float(lr), int(seed)))
+        assert child.info.run_name == f"seed={seed},learning_rate={float(lr):g}"  # named by its swept values
     assert combos == {(1e-4, 1), (1e-4, 2), (3e-3, 1), (3e-3, 2)}
     # Each job its own run_id and results folder, none shared.
     run_ids = sorted(c.data.tags["mlx.run_id"] for c in children)
@@ -225,14 +226,23 @@ def test_optuna_sweep_prunes_records_best_and_resumes_after_sigkill(workdir):
     # Every trial ran exactly once: one results folder per original trial, one MLflow child run each.
     folders = sorted(p.name for p in (workdir / "results").iterdir() if p.name.startswith("tiny_ppo-trial"))
     assert folders == sorted(t.user_attrs["mlx.run_id"] for t in originals)
-    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlruns.db"), "tiny_ppo")
+    parent, children = split_parent(mlflow_runs(f"sqlite:///{workdir}/mlflow.db"), "tiny_ppo")
     restarted = [c for c in children if c.data.tags.get("mlx.trial_state") == "KILLED"]  # killed before a checkpoint
-    assert all(c.info.status == "KILLED" and c.info.run_name in folders for c in restarted)
+    assert all(
+        c.info.status == "KILLED" and c.data.tags.get("mlx.run_id", c.info.run_name) in folders for c in restarted
+    )
     children = [c for c in children if c not in restarted]
-    assert sorted(c.info.run_name for c in children) == folders
+    assert sorted(c.data.tags.get("mlx.run_id", c.info.run_name) for c in children) == folders
     final = {t.number: t for t in trials}
     for child in children:
         trial = final[int(child.data.tags["mlx.trial"])]
+        lr = child.data.params["trainer.hyperparameters.learning_rate"]
+        assert child.info.run_name.startswith(
+            f"trial{child.data.tags['mlx.trial']} "
+        ) or child.info.run_name.startswith(
+            f"trial{trial.user_attrs.get('mlx.retry_of')} "
+        )  # the trial (or the trial it retries) and its sampled values
+        assert float(child.info.run_name.split("learning_rate=")[1].split(",")[0]) == pytest.approx(float(lr))
         assert child.data.tags["mlx.trial_state"] == trial.state.name and child.info.status == "FINISHED"
     # The best trial is recorded: in the study, the parent run and a reusable experiment config.
     best = yaml.safe_load((workdir / "results" / "sweeps" / "tiny_ppo" / "best_overrides.yaml").read_text())

@@ -108,7 +108,8 @@ def test_two_workers_share_a_postgres_study_and_an_mlflow_server_each_trial_once
         for child in children:
             trial = by_number[int(child.data.tags["mlx.trial"])]
             assert child.data.tags["mlx.trial_state"] == trial.state.name
-            assert child.info.run_name == trial.user_attrs["mlx.run_id"]
+            assert child.data.tags["mlx.run_id"] == trial.user_attrs["mlx.run_id"]
+            assert child.info.run_name.startswith(f"trial{trial.number} ")  # then its sampled values
             assert child.info.status == "FINISHED"
         stats = [a.path for a in client.list_artifacts(children[0].info.run_id, "run_logs")]
         # artifacts went through the server too

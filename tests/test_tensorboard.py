@@ -199,7 +199,7 @@ def test_a_run_writes_mlagents_tags_at_the_summary_steps(workdir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     folder = workdir / "results" / "a" / "3DBall"
     (file,) = folder.glob(PREFIX + "*")
-    assert (folder / "checkpoint.pt").exists() and (workdir / "mlruns.db").exists()
+    assert (folder / "checkpoint.pt").exists() and (workdir / "mlflow.db").exists()
     assert_matches_stats(folder, workdir / "results" / "a" / "run_logs" / "stats.jsonl")
     tags = accumulator(folder).Tags()["scalars"]
     upstream = ["Environment/Cumulative Reward", "Environment/Episode Length", "Policy/Entropy", "Policy/Learning Rate",
@@ -226,7 +226,7 @@ def test_a_resume_from_a_checkpoint_older_than_the_last_summary_has_each_step_on
     assert [r["step"] for r in read_rows(stats)] == list(range(500, 5001, 500))
     assert_matches_stats(folder, stats)
     assert len(list(folder.glob(PREFIX + "*"))) == 2  # a file per process, as upstream
-    assert not (workdir / "mlruns.db").exists()
+    assert not (workdir / "mlflow.db").exists()
 
 
 def test_tracking_none_writes_no_event_file_and_sweep_jobs_write_their_own(workdir):
@@ -248,7 +248,7 @@ def test_tracking_none_writes_no_event_file_and_sweep_jobs_write_their_own(workd
     for job in jobs:
         assert len(list((job / "3DBall").glob(PREFIX + "*"))) == 1
         assert_matches_stats(job / "3DBall", job / "run_logs" / "stats.jsonl")
-    assert not (workdir / "mlruns.db").exists()  # tracking=tensorboard opens no MLflow parent run either
+    assert not (workdir / "mlflow.db").exists()  # tracking=tensorboard opens no MLflow parent run either
 
 
 def test_a_killed_run_leaves_a_readable_file_with_every_summary(workdir):

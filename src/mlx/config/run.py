@@ -34,8 +34,11 @@ class TrackingSettings:
 
     backend: str = "mlflow"  # mlflow, tensorboard (no MLflow: event files only) or none
     tensorboard: bool = True  # ML-Agents' event files: tensorboard --logdir results
-    uri: str = "sqlite:///mlruns.db"  # MLflow tracking URI: a database URL or a server (http://host:5000)
-    experiment_name: str | None = None  # None: the env name
+    # MLflow tracking URI: a database URL or a server (http://host:5000). The default is MLflow 3's own, what
+    # plain `mlflow ui` and mlflow.search_runs() open in the working folder
+    uri: str = "sqlite:///mlflow.db"
+    experiment_name: str | None = None  # None: the env name (env=gym: its Gymnasium id)
+    run_name: str | None = None  # the MLflow run's name; None: the run_id (sweeps name each job by its values)
     log_checkpoints: bool = True  # also log the final checkpoint as an MLflow artifact (the policy always is)
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags: +tracking.tags.group=baseline
     # Set by the sweepers for each job of a multirun (see mlx.sweep): the sweep's MLflow parent run, the

@@ -23,6 +23,7 @@ from mlx.errors import RunError
 from mlx.modes.episodes import EpisodeCounter
 from mlx.modes.match import is_match, play_match
 from mlx.modes.policy import load_policy, policy_file
+from mlx.tracking.attach import attach, flat_metrics
 from mlx.training.checkpoints import RunPaths, atomic_write
 from mlx.training.setup import configure_process, open_env, seeded
 
@@ -94,6 +95,8 @@ def write_report(cfg: RunConfig, paths: RunPaths, report: dict) -> None:
     out = paths.run_logs / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps({"env": cfg.env.name, "parameters": cfg.env.parameters, **report}, indent=2).encode())
+    if cfg.tracking.backend == "mlflow":  # also on the training's MLflow run: Evaluation/<behavior>/mean_return, ...
+        attach(paths.root, cfg.tracking.uri, [(out, "evaluation")], flat_metrics(report, "Evaluation"))
 
 
 def evaluate(dict_cfg: DictConfig) -> float | None:

@@ -34,6 +34,7 @@ from mlx.envs.api import DecisionSteps, TerminalSteps
 from mlx.envs.native.render import FLOOR, HEADING, TAG_COLOURS, UNTAGGED, VOID
 from mlx.errors import RunError
 from mlx.modes.policy import load_policy, policy_file
+from mlx.tracking.attach import attach
 from mlx.training.checkpoints import RunPaths, atomic_write
 from mlx.training.setup import configure_process, open_env, seeded
 
@@ -297,5 +298,9 @@ def _add_rewards(current: np.ndarray, areas: np.ndarray, steps: DecisionSteps | 
 
 
 def watch(dict_cfg: DictConfig) -> Path:
-    """Entry point for mode=watch."""
-    return watch_run(seeded(validate(dict_cfg)))
+    """Entry point for mode=watch; the video is attached to the training's MLflow run too (watch/)."""
+    cfg = seeded(validate(dict_cfg))
+    path = watch_run(cfg)
+    if cfg.tracking.backend == "mlflow":
+        attach(RunPaths.of(cfg).root, cfg.tracking.uri, [(path, "watch")])
+    return path

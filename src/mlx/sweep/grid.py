@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from mlx.config import TrackingSettings
 from mlx.errors import RunError, describe, user_error_types
 from mlx.sweep.tracking import open_parent_run
+from mlx.tracking.mlflow_run import experiment_of
 
 
 def tracking_settings(config: Any) -> TrackingSettings:
@@ -29,7 +30,23 @@ def tracking_settings(config: Any) -> TrackingSettings:
 
 
 def experiment_name(config: Any) -> str:
-    return str(OmegaConf.select(config, "tracking.experiment_name") or OmegaConf.select(config, "env.name"))
+    """The experiment of the sweep's parent run: the one its jobs' runs go to (mlx.training.run)."""
+    return str(
+        OmegaConf.select(config, "tracking.experiment_name")
+        or experiment_of(str(OmegaConf.select(config, "env.name")), OmegaConf.select(config, "env.id"))
+    )
+
+
+def run_name_override(job: list[str], swept: set[str], prefix: str = "") -> str:
+    """The job's MLflow run name, its swept values (``learning_rate=0.0003,seed=2``: each key's last part
+    unless two swept keys share it) after ``prefix``, as the tracking.run_name override the job is launched
+    with."""
+    values = [o.split("=", 1) for o in job if "=" in o and o.split("=", 1)[0] in swept]
+    short = [k.rsplit(".", 1)[-1] for k, _ in values]
+    names = short if len(set(short)) == len(short) else [k for k, _ in values]
+    text = prefix + (",".join(f"{n}={v}" for n, (_, v) in zip(names, values, strict=True)) or "job")
+    quoted = text.replace("\\", "\\\\").replace("'", "\\'")
+    return f"tracking.run_name='{quoted}'"
 
 
 def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:
@@ -50,6 +67,7 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:
         "grid",
         {"sweep.arguments": " ".join(arguments), "sweep.jobs": n_jobs},
     )
+    swept = {o.get_key_element() for o in parser.parse_overrides(arguments) if o.is_sweep_override()}
     internal = [f"tracking.sweep_id={sweep_id}"]
     if parent is not None:
         internal.append(f"tracking.parent_run_id={parent.run_id}")
@@ -62,7 +80,7 @@ def run_grid(sweeper: Any, arguments: list[str]) -> list[Any]:
     try:
         job_idx = 0
         for batch in batches:
-            jobs = [list(job) + internal for job in batch]
+            jobs = [list(job) + internal + [run_name_override(job, swept)] for job in batch]
             sweeper.validate_batch_is_legal(jobs)
             results = sweeper.launcher.launch(jobs, initial_job_idx=job_idx)
             job_idx += len(jobs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mlx.config.resolvers import multirun_job_num
 
 # Overrides the sweepers add to each job: bookkeeping, not part of what the job tried.
-INTERNAL_KEYS = ("tracking.parent_run_id", "tracking.sweep_id", "tracking.trial")
+INTERNAL_KEYS = ("tracking.parent_run_id", "tracking.sweep_id", "tracking.trial", "tracking.run_name")
 
 
 def job_overrides() -> list[str]:

@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mlx.config import register_resolvers, validate
 from mlx.errors import ConfigError, describe, user_error_types
-from mlx.sweep.grid import experiment_name, tracking_settings
+from mlx.sweep.grid import experiment_name, run_name_override, tracking_settings
 from mlx.sweep.jobs import job_overrides
 from mlx.sweep.objective import Reporter, read_history
 from mlx.sweep.settings import (
@@ -194,6 +194,8 @@ class Search:
         params = trial_overrides(self, trial)
         run_id = trial.user_attrs.get(RETRY_RUN_ID) or f"{self.run_id_prefix}-trial{trial.number}"
         extra = [f"run_id={run_id}", f"tracking.trial={trial.number}", f"tracking.sweep_id={self.settings.study_name}"]
+        # the MLflow run's name: the trial and its sampled values (trial7 learning_rate=0.00031,beta=0.004)
+        extra.append(run_name_override(params, {p.split("=", 1)[0] for p in params}, f"trial{trial.number} "))
         if self.parent is not None:
             extra.append(f"tracking.parent_run_id={self.parent.run_id}")
         if RETRY_OF in trial.user_attrs:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlx.config import TrackingSettings
+from mlx.tracking.mlflow_run import EXPERIMENT_KIND, legacy_store_hint
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import check_store
 
@@ -36,7 +37,7 @@ def _experiment_id(client: Any, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))  # the UI's model-training view
     except MlflowException:  # created by another worker in between
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
@@ -143,6 +144,8 @@ def open_parent_run(
         return None
     from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 
+    if hint := legacy_store_hint(settings.uri):  # said here: the parent run creates mlflow.db before any job
+        print(hint, flush=True)
     check_store(settings.uri)  # an unusable store is refused in one line, before any job starts
     client = MlflowClient(tracking_uri=settings.uri)
     experiment_id = _experiment_id(client, experiment)

@@ -44,12 +44,19 @@ class Tracker:
     """No tracking: every call does nothing. Each writer overrides what it records."""
 
     run_id: str | None = None  # the MLflow run, where there is one (training_status.json records it)
+    experiment_id: str | None = None  # its MLflow experiment
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
     def log_summary(self, row: Mapping[str, Any]) -> None: ...
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+
+    def log_model(self, path: Path, name: str) -> None:
+        """A policy file (.onnx) as a model of the run, where the writer has models (MLflow)."""
+
+    def supersede(self, old_run_id: str) -> None:
+        """force=true: mark the run this one replaces (MLflow: tagged, then deleted)."""
 
     def finish(self, status: str = "FINISHED") -> None: ...
 
@@ -60,6 +67,7 @@ class Trackers(Tracker):
     def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
         self.run_id = next((t.run_id for t in self.trackers if t.run_id is not None), None)
+        self.experiment_id = next((t.experiment_id for t in self.trackers if t.experiment_id is not None), None)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         for tracker in self.trackers:
@@ -72,6 +80,14 @@ class Trackers(Tracker):
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         for tracker in self.trackers:
             tracker.log_artifact(path, artifact_path)
+
+    def log_model(self, path: Path, name: str) -> None:
+        for tracker in self.trackers:
+            tracker.log_model(path, name)
+
+    def supersede(self, old_run_id: str) -> None:
+        for tracker in self.trackers:
+            tracker.supersede(old_run_id)
 
     def finish(self, status: str = "FINISHED") -> None:
         """Every tracker finishes even when one fails; the first failure is raised afterwards."""

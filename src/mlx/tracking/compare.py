@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m mlx.tracking.compare",
         description="Compare MLflow runs: final metrics (mean ± std over seeds) and learning curves (PNG).",
     )
-    parser.add_argument("--tracking-uri", default="sqlite:///mlruns.db", help="MLflow tracking URI (as tracking.uri)")
+    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db", help="MLflow tracking URI (as tracking.uri)")
     parser.add_argument("--experiment", action="append", default=[], help="experiment name (repeatable; default all)")
     parser.add_argument("--sweep", help="a sweep's id (tag mlx.sweep_id: a grid's id or an Optuna study name)")
     parser.add_argument("--tag", action="append", default=[], help="key=value tag filter (repeatable)")

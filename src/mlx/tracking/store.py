@@ -25,7 +25,7 @@ from mlx.tracking.secrets import redact
 
 T = TypeVar("T")
 
-FIX = "fix tracking.uri (e.g. tracking.uri=sqlite:///mlruns.db) or train without MLflow: tracking=none"
+FIX = "fix tracking.uri (e.g. tracking.uri=sqlite:///mlflow.db) or train without MLflow: tracking=none"
 SQLITE_HEADER = b"SQLite format 3\x00"
 # Substrings of the messages of failures that pass by themselves: a lock held by another writer, a server
 # or database that is restarting, unreachable or overloaded.

@@ -56,7 +56,7 @@ def settings_of(root: Path, uri: str | None) -> tuple[dict[str, Any], TrackingSe
         raise RunError(f"{path} is not a run's configuration; give a run folder such as results/<run_id>")
     tracking = tree.get("tracking") if isinstance(tree.get("tracking"), dict) else {}
     settings = TrackingSettings(
-        uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or str(tracking.get("uri") or "sqlite:///mlruns.db"),
+        uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or str(tracking.get("uri") or "sqlite:///mlflow.db"),
         experiment_name=tracking.get("experiment_name"),
         tags={str(k): str(v) for k, v in (tracking.get("tags") or {}).items()},
         parent_run_id=tracking.get("parent_run_id"),

@@ -50,6 +50,7 @@ from typing import Any
 
 from mlx.config import TrackingSettings
 from mlx.tracking.base import ROW_FIELDS, Tracker, Trackers, read_rows
+from mlx.tracking.mlflow_run import EXPERIMENT_KIND, log_onnx_model
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import (
     check_store,
@@ -68,6 +69,7 @@ from mlx.tracking.tensorboard import TensorboardTracker
 SYNC_FILE = "mlflow_sync.json"
 PROBE = "Environment/Steps Per Second"  # every summary has it: the metric a replay checks MLflow for
 BATCH = 900  # metrics per log_batch (MLflow takes at most 1000)
+MODEL_MARK = "mlflow-model:"  # a pending file that is to be logged as an MLflow model (its name follows)
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".cfg", ".ini", ".md")
 
 
@@ -179,6 +181,10 @@ class MlflowTracker(Tracker):
             experiment_id = start(lambda: self._create_experiment(experiment_name), "creating the experiment")
         else:
             experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND[0] not in experiment.tags:  # made by an older mlx: show it as model training too
+                start(lambda: self.client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND), "tagging the experiment")
+        self.experiment_id: str = experiment_id
+        self.experiment_name = experiment_name
         run = start(lambda: self._find(resume_run_id), "reading the run") if resume_run_id else None
         if resume_run_id and run is None:
             warn(
@@ -224,7 +230,9 @@ class MlflowTracker(Tracker):
         if not fresh and resume_step is not None:
             self._ops.append(("rewind", resume_step))
         for path, artifact_path in self.state.pending_files:
-            if path is not None:
+            if path is not None and artifact_path is not None and artifact_path.startswith(MODEL_MARK):
+                self._ops.append(("model", path, artifact_path[len(MODEL_MARK) :]))
+            elif path is not None:
                 self._ops.append(("artifact", path, artifact_path))
         if self.stats is not None:
             self._ops.append(("replay",))
@@ -240,7 +248,7 @@ class MlflowTracker(Tracker):
         from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
 
         try:
-            return self.client.create_experiment(name)
+            return self.client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
         except MlflowException:  # created by another job in between
             experiment = self.client.get_experiment_by_name(name)
             if experiment is None:
@@ -274,6 +282,12 @@ class MlflowTracker(Tracker):
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         self._queue(("artifact", str(path), artifact_path))
 
+    def log_model(self, path: Path, name: str) -> None:
+        self._queue(("model", str(path), name))
+
+    def supersede(self, old_run_id: str) -> None:
+        self._queue(("supersede", old_run_id))
+
     def flush(self, timeout: float) -> bool:
         """Wait until everything queued is sent (True) or ``timeout`` seconds passed (False)."""
         deadline = time.monotonic() + timeout
@@ -301,7 +315,8 @@ class MlflowTracker(Tracker):
             if not sent:
                 rows = sum(1 for op in self._ops if op[0] == "row")
                 files = [op for op in self._ops if op[0] == "artifact"]
-                self.state.pending_files = [[op[1], op[2]] for op in files]
+                models = [[op[1], MODEL_MARK + op[2]] for op in self._ops if op[0] == "model"]
+                self.state.pending_files = [[op[1], op[2]] for op in files] + models
                 self.state.end_status = status
                 self.state.save()
                 root = self.run_logs.parent if self.run_logs is not None else Path(".")
@@ -398,6 +413,10 @@ class MlflowTracker(Tracker):
             self._send_params(batch[0][1])
         elif kind == "artifact":
             self._send_file(Path(batch[0][1]), batch[0][2])
+        elif kind == "model":
+            self._send_model(Path(batch[0][1]), batch[0][2])
+        elif kind == "supersede":
+            self._supersede(batch[0][1])
         elif kind == "rewind":
             self._rewind(batch[0][1])
         elif kind == "replay":
@@ -447,6 +466,33 @@ class MlflowTracker(Tracker):
         if [original, artifact_path] in self.state.pending_files:
             self.state.pending_files.remove([original, artifact_path])
             self.state.save()
+
+    def _send_model(self, path: Path, name: str) -> None:
+        """The policy as an MLflow logged model (ONNX flavour); a policy MLflow cannot take (an onnx
+        library that refuses it) costs only that model, with one warning line: the .onnx artifact stays."""
+        if not path.exists():
+            return
+        try:
+            log_onnx_model(self.client, self.run_id, path, name)
+            if [str(path), MODEL_MARK + name] in self.state.pending_files:
+                self.state.pending_files.remove([str(path), MODEL_MARK + name])
+                self.state.save()
+        except Exception as exc:  # noqa: BLE001 - a store failure is retried; anything else is this model's only
+            if is_transient(exc):
+                raise
+            warn(f"[WARNING] {path} not logged as an MLflow model ({why(exc)}); it stays an artifact of the run")
+
+    def _supersede(self, old_run_id: str) -> None:
+        """Tag the replaced run with this one's id and delete it (MLflow keeps it restorable: mlflow gc
+        removes it for good); a run already gone from the store needs nothing."""
+        from mlflow.exceptions import MlflowException  # lazy for start-up speed (mlflow)
+
+        try:
+            self.client.set_tag(old_run_id, "mlx.superseded_by", self.run_id)
+            self.client.delete_run(old_run_id)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise
 
     def _rewind(self, step: int) -> None:
         deleted = rewind_sql(self.client, self.run_id, step)

@@ -30,6 +30,7 @@ from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, flat
 from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
+from mlx.tracking.mlflow_run import experiment_of, legacy_store_hint, open_hint, run_params, source_tags
 from mlx.tracking.store import check_store
 from mlx.tracking.tensorboard import behavior_settings
 from mlx.tracking.tracker import Tracker, make_tracker, run_tags
@@ -84,6 +85,7 @@ class Run:
         self.paths = RunPaths.of(cfg)
         self.status = TrainingStatus()
         self.tracker: Tracker = Tracker()
+        self.superseded: str | None = None  # force=true: the MLflow run of the folder this run replaces
         self.trainers: dict[str, RLTrainer] = {}
         self.env: BaseEnv | None = None
         self.elapsed_before = 0.0
@@ -136,6 +138,11 @@ class Run:
         cfg, paths = self.cfg, self.paths
         exists = paths.configuration.exists()
         if exists and not cfg.resume:  # force=true (check_start refused the rest)
+            try:  # the MLflow run of the run force=true replaces (start_tracking marks it); a corrupt file: none
+                old = TrainingStatus.load(paths.status).metadata.get("mlflow_run_id") if paths.status.exists() else None
+            except RunError:
+                old = None
+            self.superseded = old if isinstance(old, str) else None
             for child in paths.root.iterdir():
                 if child.name == LOCK_NAME:  # held by this process
                     continue
@@ -276,11 +283,15 @@ class Run:
         records what it missed."""
         cfg = self.cfg
         resume_id = self.tracking_resume_id()
+        experiment = cfg.tracking.experiment_name or experiment_of(cfg.env.name, cfg.env.id)
+        if cfg.tracking.backend == "mlflow" and (hint := legacy_store_hint(cfg.tracking.uri)):
+            print(hint, flush=True)
         self.tracker = make_tracker(
             cfg.tracking,
-            cfg.tracking.experiment_name or cfg.env.name,
-            cfg.run_id,
+            experiment,
+            cfg.tracking.run_name or cfg.run_id,
             {
+                **source_tags(),
                 "mlx.run_id": cfg.run_id,
                 "mlx.env": cfg.env.name,
                 # "ppo+sac" when behaviours use different trainers
@@ -292,12 +303,20 @@ class Run:
             },
             resume_id,
             run_logs=self.paths.run_logs,
-            params=flatten(cfg.resolved),  # logged (redacted) when the MLflow run is new
+            # what a user compares runs by (mlx.tracking.mlflow_run.is_param), logged (redacted) when the MLflow
+            # run is new; the whole configuration is the configuration.yaml artifact
+            params=run_params(flatten(cfg.resolved)),
             config=self.paths.configuration,  # uploaded as a redacted copy
             resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
             run_folder=self.paths.root,  # TensorBoard's event files go in its behaviour folders
             hyperparameters={name: behavior_settings(cfg, name) for name in self.trainers},
         )
+        if self.superseded and self.tracker.run_id not in (None, self.superseded):
+            self.tracker.supersede(self.superseded)
+            print(f"[INFO] force=true: the earlier MLflow run {self.superseded} of run_id '{cfg.run_id}' is marked "
+                  f"deleted and tagged mlx.superseded_by={self.tracker.run_id}", flush=True)  # fmt: skip
+        if self.tracker.run_id is not None and self.tracker.experiment_id is not None:
+            print(open_hint(cfg.tracking.uri, experiment, self.tracker.experiment_id, self.tracker.run_id), flush=True)
         if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
             self.tracker.log_artifact(self.paths.run_logs / "resumes.jsonl", "run_logs")
         self.status.metadata.update(
@@ -389,6 +408,7 @@ class Run:
                 loop.call("on_final_checkpoint", name)
                 say(f"[INFO] {name}. Saved final checkpoint {path} and policy {self.paths.policy(name)}")
                 self.tracker.log_artifact(self.paths.policy(name))
+                self.tracker.log_model(self.paths.policy(name), name)  # the same policy as an MLflow model
                 if self.cfg.tracking.log_checkpoints:
                     self.tracker.log_artifact(path, f"checkpoints/{name}")
             if self.paths.stats.exists():  # a run that ended before its first summary has none
