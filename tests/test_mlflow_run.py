@@ -157,3 +157,18 @@ def test_evaluation_results_and_videos_go_to_the_run_they_evaluate(tmp_path: Pat
     copy = tmp_path / "results" / "copy"
     shutil.copytree(root, copy)
     assert attach(copy, DEFAULT_URI, [(report, "evaluation")]) is None
+
+
+def test_a_tracker_without_a_run_folder_keeps_its_sync_state_in_memory():
+    """A sweep's parent run or a mode attaching to a run has no run_logs: its state must not be saved over a
+    stand-in file (an atomic save over /dev/null replaced the device node when run as root)."""
+    import os
+    import stat
+
+    from mlx.tracking.tracker import SyncState
+
+    state = SyncState(None)
+    state.run_id = "r"
+    state.save()
+    assert state.run_id == "r" and not state.known
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)

@@ -48,13 +48,14 @@ def test_every_run_ends_with_its_learning_curves_logged_to_mlflow(trained, tmp_p
     assert Path(copy).read_bytes() == png.read_bytes()
 
 
-def test_a_run_that_ends_before_its_first_summary_finishes_without_curves(tmp_path):
+def test_a_run_that_ends_before_its_first_summary_still_ends_with_one_and_its_curves(tmp_path):
     proc = run_mlx("env=basic", "run_id=short", "trainer.max_steps=100", "trainer.summary_freq=1000", "seed=1",
-                   "progress=plain", "tracking.uri=sqlite:///mlruns.db", cwd=tmp_path)  # fmt: skip
+                   "progress=plain", "tracking.uri=sqlite:///mlflow.db", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     logs = tmp_path / "results/short/run_logs"
-    assert not (logs / "stats.jsonl").exists() and not (logs / "Basic_curves.png").exists()
-    assert "Learning curves" not in proc.stdout
+    rows = (logs / "stats.jsonl").read_text().splitlines()
+    assert len(rows) == 1 and (logs / "Basic_curves.png").exists()  # the final summary, at the last step
+    assert "summary_freq (1000) exceeds max_steps (100)" in proc.stdout + proc.stderr
 
 
 def test_watch_plays_until_every_area_ended_its_episodes_and_writes_their_pictures(trained):

@@ -94,14 +94,16 @@ def warn(text: str) -> None:
 class SyncState:
     """run_logs/mlflow_sync.json: the MLflow run, the cursor, and what is still to send."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path | None) -> None:
+        self.path = path  # None: kept in memory only (never a stand-in such as /dev/null: saves replace files)
         self.run_id: str | None = None
         self.sent: dict[str, int] = {}
         self.pending_files: list[list[str | None]] = []
         self.end_status: str | None = None
         self.known = False  # read from an existing file
         self.lock = threading.Lock()  # the sender thread and finish() both save
+        if path is None:
+            return
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -120,6 +122,8 @@ class SyncState:
             self._save()
 
     def _save(self) -> None:
+        if self.path is None:
+            return
         data = {
             "run_id": self.run_id,
             "sent": self.sent,
@@ -161,7 +165,8 @@ class MlflowTracker(Tracker):
         self.window, self.retry_every, self.finish_wait = window, retry_every, finish_wait
         self.run_logs = run_logs
         self.stats = run_logs / "stats.jsonl" if run_logs is not None else None
-        self.state = SyncState(run_logs / SYNC_FILE) if run_logs is not None else SyncState(Path(os.devnull))
+        # No run folder (a sweep's parent run, a mode attaching to a run): the state lives in memory only.
+        self.state = SyncState(run_logs / SYNC_FILE if run_logs is not None else None)
         check_store(self.uri)
         quiet_mlflow()
         # MLflow retries an unreachable server by itself for minutes; the back-off here is bounded instead.
