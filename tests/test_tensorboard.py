@@ -272,3 +272,17 @@ def test_a_killed_run_leaves_a_readable_file_with_every_summary(workdir):
     steps = [r["step"] for r in read_rows(stats)]
     shown = [e.step for e in accumulator(folder).Scalars("Policy/Entropy")]
     assert shown in (steps, steps[:-1]) and len(shown) >= 3
+
+
+def test_a_resume_over_garbage_event_files_goes_on(tmp_path):
+    """Hostile or damaged files named like event files (random bytes, a record claiming a huge length) are
+    left as they are; the resumed run writes its own file."""
+    (tmp_path / "B").mkdir()
+    (tmp_path / "B" / f"{PREFIX}1.h.1.0").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "B" / f"{PREFIX}2.h.1.0").write_bytes(b"\xff" * 12 + b"\x00" * 100)
+    stats = tmp_path / "run_logs" / "stats.jsonl"
+    stats.parent.mkdir()
+    tracker = TensorboardTracker(tmp_path, {"B": SETTINGS}, resume_step=0, stats=stats)
+    rows_to(stats, tracker, range(100, 201, 100))
+    tracker.finish()
+    assert len(list((tmp_path / "B").glob(PREFIX + "*"))) == 3
