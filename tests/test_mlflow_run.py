@@ -4,6 +4,7 @@ hint, the link line, grid run names, force=true's superseded run, the experiment
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from mlx.tracking.mlflow_run import (
     DEFAULT_URI,
     command_line,
     experiment_of,
+    git_commit,
     legacy_store_hint,
     open_hint,
     run_params,
@@ -85,6 +87,34 @@ def test_source_user_and_the_command_as_typed():
     tags = source_tags(["/x/src/mlx/__main__.py", "seed=1"])
     assert tags["mlflow.source.name"] == "mlx" and tags["mlflow.source.type"] == "LOCAL"
     assert tags["mlflow.user"] and tags["mlx.command"] == "python -m mlx seed=1"
+
+
+def test_the_git_commit_of_the_working_folders_repository(tmp_path: Path):
+    """Read from .git's files as git itself resolves HEAD: a loose ref, a packed ref, a worktree, a
+    detached HEAD; nothing outside a repository."""
+    import subprocess
+
+    def git(*args: str, cwd: Path = tmp_path / "repo") -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}  # fmt: skip
+        return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+    assert git_commit(tmp_path) is None
+    (tmp_path / "repo" / "conf").mkdir(parents=True)
+    git("init", "-q")
+    git("commit", "-q", "--allow-empty", "-m", "a")
+    head = git("rev-parse", "HEAD").strip()
+    assert git_commit(tmp_path / "repo" / "conf") == head  # from a folder inside the repository
+    tags = source_tags(["mlx"], tmp_path / "repo")
+    assert tags["mlflow.source.git.commit"] == head and tags["mlx.version"]
+    git("pack-refs", "--all")
+    assert git_commit(tmp_path / "repo") == head
+    git("commit", "-q", "--allow-empty", "-m", "b")
+    second = git("rev-parse", "HEAD").strip()
+    git("worktree", "add", "-q", "-b", "side", str(tmp_path / "wt"), head)
+    assert git_commit(tmp_path / "wt") == head and git_commit(tmp_path / "repo") == second
+    git("checkout", "-q", "--detach", head)
+    assert git_commit(tmp_path / "repo") == head
 
 
 def test_an_old_mlruns_db_gets_one_line_saying_how_to_open_it(tmp_path: Path):

@@ -108,12 +108,13 @@ def test_plain_mlflow_ui_shows_the_run_as_a_training_run(workdir, trained, ui):
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.user"] and tags["mlflow.source.name"]
     assert tags["mlx.command"].startswith(("python -m mlx", "__main__.py")) and "run_id=ui" in tags["mlx.command"]
+    assert tags["mlx.version"]
 
     metrics = {m["key"] for m in run["data"]["metrics"]}
     assert {"Environment/Cumulative Reward", "Environment/Episode Length", "Losses/Policy Loss"} <= metrics
 
     files = call(ui, f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=run_logs")["files"]
-    assert "run_logs/3DBall_curves.png" in {f["path"] for f in files}
+    assert {"run_logs/3DBall_curves.png", "run_logs/mlx.log", "run_logs/stats.jsonl"} <= {f["path"] for f in files}
 
     models = call(ui, "/api/2.0/mlflow/logged-models/search", {"experiment_ids": [experiment["experiment_id"]]})
     model = next(m for m in models["models"] if m["info"]["source_run_id"] == run_id)

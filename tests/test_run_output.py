@@ -153,6 +153,20 @@ def test_a_short_run_warns_summarises_once_and_logs_what_it_showed(workdir):
     assert [r["step"] for r in rows(folder)] == [300]
 
 
+def test_evaluating_a_run_appends_what_it_showed_to_the_runs_log(workdir):
+    """mode=evaluate (and watch, record) on a run: its console lines go on in the run's mlx.log."""
+    proc = run_mlx(*SHORT, "trainer.max_steps=200", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trained = logged(workdir / "results" / "a")
+    proc = run_mlx(*SHORT, "mode=evaluate", "evaluate.episodes=3", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    evaluated = [line for line in proc.stdout.splitlines() if line.startswith("[INFO] 3DBall. Evaluated 3 episodes")]
+    assert len(evaluated) == 1
+    lines = logged(workdir / "results" / "a")
+    assert lines[: len(trained)] == trained  # appended: the training's lines are kept
+    assert lines[len(trained) :] == proc.stdout.splitlines()
+
+
 def test_a_refused_start_leaves_the_existing_runs_log_alone(workdir):
     proc = run_mlx(*SHORT, "trainer.max_steps=200", cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]

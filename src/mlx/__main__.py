@@ -13,10 +13,11 @@ import sys
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mlx.config import CONF_DIR, register_configs
 from mlx.config.record import hydra_record, on_existing_run, write_mode_record
+from mlx.config.resume import run_folder
 from mlx.errors import ConfigError, fail, is_os_problem, os_problem, user_error_types
 from mlx.sweep.files import register_sweeps
 from mlx.sweep.jobs import job_tags
@@ -32,24 +33,14 @@ def _app(cfg: DictConfig) -> float | None:
         record = hydra_record(cfg)
         cfg = on_existing_run(cfg)
         # Each mode is imported once chosen, for start-up speed (torch; lightning for training only).
-        if cfg.get("mode") == "evaluate":
-            from mlx.modes.evaluate import evaluate
+        mode = cfg.get("mode")
+        if mode in ("evaluate", "record", "watch"):
+            from mlx.training.output import mode_log  # light: logging only
 
-            result = evaluate(cfg)
+            with mode_log(run_folder({k: OmegaConf.select(cfg, k) for k in ("run_id", "results_dir")})):
+                result = _mode(cfg, mode)
             write_mode_record(cfg, record)
             return result
-        if cfg.get("mode") == "record":
-            from mlx.modes.record import record as record_demos
-
-            record_demos(cfg)
-            write_mode_record(cfg, record)
-            return None
-        if cfg.get("mode") == "watch":
-            from mlx.modes.watch import watch
-
-            watch(cfg)
-            write_mode_record(cfg, record)
-            return None
         from mlx.training.output import say  # light: logging only
 
         # Within a second of the command: PyTorch and the env take seconds more before the banner.
@@ -62,6 +53,23 @@ def _app(cfg: DictConfig) -> float | None:
             raise  # a sweep records the failed job and goes on
         fail(exc)  # exits here, before Hydra adds its own multi-line report
         return None
+
+
+def _mode(cfg: DictConfig, mode: str) -> float | None:
+    """Run mode=evaluate, record or watch; evaluate's result is the sweep objective."""
+    if mode == "evaluate":
+        from mlx.modes.evaluate import evaluate
+
+        return evaluate(cfg)
+    if mode == "record":
+        from mlx.modes.record import record as record_demos
+
+        record_demos(cfg)
+        return None
+    from mlx.modes.watch import watch
+
+    watch(cfg)
+    return None
 
 
 INTEGRAL_FLOAT = re.compile(r"[+-]?\d+(\.0*)?([eE]\+?\d+)?|[+-]?\d*\.\d+[eE]\+?\d+")

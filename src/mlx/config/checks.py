@@ -21,6 +21,20 @@ from mlx.errors import ConfigError
 MAX_INT = 2**53
 
 
+def plain(value: Any) -> Any:
+    """Settings (dataclasses, mappings and lists of them) as builtins in field order, enums as their values:
+    what YAML files and the hyperparameter banner are written from."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
 def numbers(value: Any, key: str) -> None:
     """One rule for every setting, so new ones get it for free: every float under ``value`` (a dataclass,
     mapping, list or scalar) is finite and every int is within +-MAX_INT; ConfigError names the dotted key."""

@@ -5,8 +5,6 @@ its dotted path in the input, never dropped silently."""
 from __future__ import annotations
 
 import copy
-import dataclasses
-import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,7 +13,7 @@ from typing import Any
 
 from mlx.config import CONF_DIR, DATA_ROOT, TRAINER_SETTINGS, MemorySettings, resolve_demo_path
 from mlx.config import REWARD_SIGNALS as MLX_SIGNALS
-from mlx.config.checks import mapping
+from mlx.config.checks import mapping, plain
 from mlx.envs.registry import NATIVE_BEHAVIORS
 from mlx.errors import ConfigImportError
 from mlx.import_mlagents.legacy import OLD_BC_TRAINERS, Source
@@ -58,19 +56,6 @@ def deep_update(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, An
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-def plain(value: Any) -> Any:
-    """A dataclass instance as YAML-ready builtins (enums as their values)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
 
 
 def env_options() -> dict[str, str]:

@@ -25,6 +25,7 @@ from mlx.modes.match import is_match, play_match
 from mlx.modes.policy import load_policy, policy_file
 from mlx.tracking.attach import attach, flat_metrics
 from mlx.training.checkpoints import RunPaths, atomic_write
+from mlx.training.output import say, warn
 from mlx.training.setup import configure_process, open_env, seeded
 
 
@@ -61,11 +62,10 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
         env.close()
     for name, counter in counters.items():
         if len(counter.returns) < settings.episodes:
-            print(
+            warn(
                 f"[WARNING] {name}. Only {len(counter.returns)} of {settings.episodes} episodes ended within "
                 f"evaluate.max_steps={settings.max_steps} agent steps (a deterministic policy can loop forever: "
                 "try evaluate.deterministic=false)",
-                flush=True,
             )
             if not counter.returns:
                 raise RunError(f"no episode of {name} ended within evaluate.max_steps={settings.max_steps}")
@@ -81,10 +81,9 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
             "std_length": float(ln.std()),
         }
         kind = "deterministic" if settings.deterministic else "sampled"
-        print(
+        say(
             f"[INFO] {name}. Evaluated {len(r)} episodes ({kind} actions): Mean Return: {r.mean():.3f}. "
             f"Std of Return: {r.std():.3f}. Mean Episode Length: {ln.mean():.1f}.",
-            flush=True,
         )
     write_report(cfg, paths, report)
     return report

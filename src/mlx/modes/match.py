@@ -29,6 +29,7 @@ from mlx.errors import ConfigError, RunError
 from mlx.modes.policy import Policy, RandomPolicy, load_policy, policy_file
 from mlx.trainers.ghost.elo import final_rewards, finished_games
 from mlx.trainers.ghost.trainer import teams_of
+from mlx.training.output import say
 
 
 def env_teams(env: BaseEnv) -> dict[str, tuple[int, ...]]:
@@ -152,11 +153,10 @@ def play_match(cfg: RunConfig, env: BaseEnv) -> dict:
         raise RunError(f"no game of team {team} ended within evaluate.max_steps={settings.max_steps} agent steps")
     report = tally.report()
     low, high = report["win_rate_decided_ci95"]
-    print(
+    say(
         f"[INFO] Team {team} ({describe(settings.policy)}) against {describe(settings.opponent)}: "
         f"{tally.games} games: {tally.wins} won, {tally.draws} drawn, {tally.losses} lost, {tally.timeouts} timed out. "
         f"Win rate among decided games: {report['win_rate_decided']:.3f} (95% CI {low:.3f}-{high:.3f}); "
         f"over all games: {report['win_rate_all']:.3f}.",
-        flush=True,
     )
     return {"team": team, "policy": describe(settings.policy), "opponent": describe(settings.opponent), **report}

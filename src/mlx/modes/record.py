@@ -30,6 +30,7 @@ from mlx.formats.demo import DemoMeta, write_demo
 from mlx.modes.episodes import EpisodeRecorder
 from mlx.modes.policy import Heuristic, HeuristicPolicy, Policy, RandomPolicy, load_policy, policy_file
 from mlx.training.checkpoints import RunPaths
+from mlx.training.output import say, warn
 from mlx.training.setup import configure_process, open_env, seeded
 
 
@@ -108,19 +109,17 @@ def record_run(cfg: RunConfig) -> dict[str, DemoMeta]:
     for name, recorder in recorders.items():
         episodes = recorder.episodes(settings.episodes)
         if len(episodes) < settings.episodes:
-            print(
+            warn(
                 f"[WARNING] {name}. Only {len(episodes)} of {settings.episodes} episodes ended within "
                 f"record.max_steps={settings.max_steps} agent steps (try record.deterministic=false)",
-                flush=True,
             )
             if not episodes:
                 raise RunError(f"no episode of {name} ended within record.max_steps={settings.max_steps}")
         meta = write_demo(paths[name], specs[name], name, episodes, settings.name or name)
         out[name] = meta
-        print(
+        say(
             f"[INFO] {name}. Recorded {meta.number_episodes} episodes ({meta.number_steps} steps, mean reward "
             f"{meta.mean_reward:.3f}) to {paths[name]}",
-            flush=True,
         )
     return out
 

@@ -36,6 +36,7 @@ from mlx.errors import RunError
 from mlx.modes.policy import load_policy, policy_file
 from mlx.tracking.attach import attach
 from mlx.training.checkpoints import RunPaths, atomic_write
+from mlx.training.output import say, warn
 from mlx.training.setup import configure_process, open_env, seeded
 
 MIN_SIDE = 256  # small pictures (GridWorld's 84 x 64 camera) are enlarged by a whole factor to about this
@@ -273,16 +274,14 @@ def watch_run(cfg: RunConfig) -> Path:
     finally:
         env.close()
     if (ended < settings.episodes).any():
-        print(
+        warn(
             f"[WARNING] Stopped at watch.max_frames={settings.max_frames} before every area ended "
             f"{settings.episodes} episode(s) (episodes ended per area: {ended.tolist()})",
-            flush=True,
         )
     summary = f"mean return {np.mean(returns):.3f} over {len(returns)} episodes" if returns else "no episode ended"
     kind = "deterministic" if settings.deterministic else "sampled"
-    print(
+    say(
         f"[INFO] Wrote {path}: {frames} frames of {n} area(s) at {settings.fps} fps ({kind} actions; {summary}).",
-        flush=True,
     )
     return path
 

@@ -9,7 +9,7 @@ a store that fails, or a run MLflow no longer has, costs one line and never the 
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +19,7 @@ import yaml
 from mlx.tracking.base import read_rows
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import quiet_mlflow, quietly, why
+from mlx.training.output import say
 
 
 def training_run(root: Path, default_uri: str) -> tuple[str, str] | None:
@@ -88,7 +89,7 @@ def attach(
                 for i in range(0, len(items), 900):
                     client.log_batch(run_id, metrics=items[i : i + 900])
     except Exception as exc:  # noqa: BLE001 - the files are written; MLflow is a copy of them
-        print(redact(f"[WARNING] Not attached to MLflow run {run_id}: {why(exc)}"), file=sys.stderr, flush=True)
+        say(redact(f"[WARNING] Not attached to MLflow run {run_id}: {why(exc)}"), logging.WARNING, stderr=True)
         return None
-    print(f"[INFO] Attached to MLflow run {run_id}: {', '.join(f'{d}/{p.name}' for p, d in files)}", flush=True)
+    say(f"[INFO] Attached to MLflow run {run_id}: {', '.join(f'{d}/{p.name}' for p, d in files)}")
     return run_id

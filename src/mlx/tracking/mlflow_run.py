@@ -83,19 +83,68 @@ def command_line(argv: list[str] | None = None) -> str:
     return shlex.join(words + argv[1:])
 
 
-def source_tags(argv: list[str] | None = None) -> dict[str, str]:
-    """MLflow's source and user tags (the UI's Source and User columns) and the exact command (mlx.command)."""
+def source_tags(argv: list[str] | None = None, folder: Path | None = None) -> dict[str, str]:
+    """MLflow's source and user tags (the UI's Source and User columns), the exact command (mlx.command),
+    mlx's version, and the git commit of the working folder's repository when it is one (where a user keeps
+    the configs a run was composed from; the UI shows it as the run's Git Commit)."""
+    import mlx
+
     try:
         user = getpass.getuser()
     except (OSError, KeyError):  # no login name (a container without a passwd entry)
         user = os.environ.get("USER", "unknown")
     command = command_line(argv)
-    return {
+    tags = {
         "mlflow.source.name": command.split(" ", 1)[0] if not command.startswith("python -m mlx") else "mlx",
         "mlflow.source.type": "LOCAL",
         "mlflow.user": user,
         "mlx.command": command,
+        "mlx.version": mlx.__version__,
     }
+    if commit := git_commit(folder or Path.cwd()):
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def git_commit(folder: Path) -> str | None:
+    """HEAD's commit of the git repository holding ``folder``, read from its files (no git process: this
+    runs at every start); None outside a repository or for anything unexpected (a detached worktree layout,
+    a ref only in a reftable)."""
+    try:
+        for parent in (folder.resolve(), *folder.resolve().parents):
+            dot = parent / ".git"
+            if dot.is_file():  # a worktree or submodule: "gitdir: <path>"
+                text = dot.read_text(encoding="utf-8").strip()
+                if not text.startswith("gitdir:"):
+                    return None
+                dot = (parent / text[len("gitdir:") :].strip()).resolve()
+            if not dot.is_dir():
+                continue
+            head = (dot / "HEAD").read_text(encoding="utf-8").strip()
+            if not head.startswith("ref:"):
+                return head if _is_sha(head) else None
+            ref = head[len("ref:") :].strip()
+            common = dot / "commondir"  # a worktree's refs live in the main repository
+            roots = [dot] + ([(dot / common.read_text(encoding="utf-8").strip()).resolve()] if common.is_file() else [])
+            for root in roots:
+                if (root / ref).is_file():
+                    sha = (root / ref).read_text(encoding="utf-8").strip()
+                    return sha if _is_sha(sha) else None
+            for root in roots:
+                packed = root / "packed-refs"
+                if packed.is_file():
+                    for line in packed.read_text(encoding="utf-8").splitlines():
+                        sha, _, name = line.partition(" ")
+                        if name == ref and _is_sha(sha):
+                            return sha
+            return None
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def legacy_store_hint(uri: str, folder: Path | None = None) -> str | None:

@@ -38,8 +38,8 @@ How a run survives its store (see also mlx.tracking.store):
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -65,6 +65,7 @@ from mlx.tracking.store import (
     why,
 )
 from mlx.tracking.tensorboard import TensorboardTracker
+from mlx.training.output import say
 
 SYNC_FILE = "mlflow_sync.json"
 PROBE = "Environment/Steps Per Second"  # every summary has it: the metric a replay checks MLflow for
@@ -88,7 +89,8 @@ def row_metrics(row: Mapping[str, Any]) -> dict[str, float]:
 
 
 def warn(text: str) -> None:
-    print(redact(text), file=sys.stderr, flush=True)
+    """A tracking problem: on stderr, and in the run's mlx.log (the run goes on; the files hold its data)."""
+    say(redact(text), logging.WARNING, stderr=True)
 
 
 class SyncState:
@@ -310,8 +312,7 @@ class MlflowTracker(Tracker):
         self._queue(("end", status))
         self._wake.set()
         if self._offline:
-            print(f"[INFO] Waiting up to {self.finish_wait:.0f} s for the MLflow store to take this run's records.",
-                  flush=True)  # fmt: skip
+            say(f"[INFO] Waiting up to {self.finish_wait:.0f} s for the MLflow store to take this run's records.")
         sent = self.flush(self.finish_wait)
         with self._cv:
             self._closing = True
@@ -401,7 +402,7 @@ class MlflowTracker(Tracker):
             if self._offline:
                 with self._cv:
                     queued = sum(1 for op in self._ops if op[0] == "row") - sum(1 for op in batch if op[0] == "row")
-                print(f"[INFO] MLflow store answers again: sending the {queued} summaries it missed.", flush=True)
+                say(f"[INFO] MLflow store answers again: sending the {queued} summaries it missed.")
             self._offline_since, self._offline, delay = None, False, 0.1
             with self._cv:
                 for _ in batch:

@@ -12,21 +12,10 @@ Each setting is a tab, two spaces per level of nesting, the name, a colon, a tab
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from collections.abc import Mapping
 from typing import Any
 
-
-def _plain(value: Any) -> Any:
-    """Settings (dataclasses, or dicts of them) as nested dicts in field order; enums as their values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
+from mlx.config.checks import plain
 
 
 def _lines(tree: Mapping[str, Any], depth: int) -> list[str]:
@@ -46,7 +35,7 @@ def hyperparameter_banner(behavior: str, settings: Mapping[str, Any]) -> str:
     tree TensorBoard's hyperparameter text shows), one block of lines printed at once, so behaviours never
     interleave."""
     head = f"[INFO] Hyperparameters for behavior name {behavior}: "
-    return "\n".join([head, *_lines(_plain(settings), 0)])
+    return "\n".join([head, *_lines(plain(settings), 0)])
 
 
 def tuned_file() -> str:

@@ -23,11 +23,12 @@ log = logging.getLogger("mlx.run")
 
 
 class Console(logging.Handler):
-    """Each record's message as it is, on the current sys.stdout."""
+    """Each record's message as it is, on the current sys.stdout (sys.stderr for a record said with
+    ``stderr=True``: warnings that must not mix into a piped stdout)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(OSError, ValueError):  # a hung-up terminal, a closed pipe
-            stream = sys.stdout
+            stream = sys.stderr if getattr(record, "stderr", False) else sys.stdout
             stream.write(self.format(record) + "\n")
             stream.flush()
 
@@ -100,10 +101,10 @@ def console() -> logging.Logger:
     return logger
 
 
-def say(line: str, level: int = logging.INFO) -> None:
-    """One line (or block) of run output: console and, during a run, mlx.log."""
+def say(line: str, level: int = logging.INFO, stderr: bool = False) -> None:
+    """One line (or block) of run output: console (stdout, or stderr) and, during a run, mlx.log."""
     with contextlib.suppress(OSError, ValueError):
-        log.log(level, line)
+        log.log(level, line, extra={"stderr": stderr})
 
 
 def warn(line: str) -> None:
@@ -121,6 +122,18 @@ def capture() -> Iterator[RunLogFile]:
     finally:
         logger.removeHandler(handler)
         handler.close()
+
+
+@contextlib.contextmanager
+def mode_log(run_folder: Path | None) -> Iterator[None]:
+    """A mode's lines (evaluate, watch, record) also appended to the run's mlx.log, when there is a run
+    folder with run_logs/: what a run's policy did after training stays beside the training's own lines."""
+    with capture() as handler:
+        logs = run_folder / "run_logs" if run_folder is not None else None
+        if logs is not None and logs.is_dir():
+            with contextlib.suppress(OSError):  # a read-only results folder: the console still shows it all
+                handler.open(logs / LOG_NAME, append=True)
+        yield
 
 
 console()

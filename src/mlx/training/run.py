@@ -285,7 +285,7 @@ class Run:
         resume_id = self.tracking_resume_id()
         experiment = cfg.tracking.experiment_name or experiment_of(cfg.env.name, cfg.env.id)
         if cfg.tracking.backend == "mlflow" and (hint := legacy_store_hint(cfg.tracking.uri)):
-            print(hint, flush=True)
+            say(hint)
         self.tracker = make_tracker(
             cfg.tracking,
             experiment,
@@ -313,10 +313,10 @@ class Run:
         )
         if self.superseded and self.tracker.run_id not in (None, self.superseded):
             self.tracker.supersede(self.superseded)
-            print(f"[INFO] force=true: the earlier MLflow run {self.superseded} of run_id '{cfg.run_id}' is marked "
-                  f"deleted and tagged mlx.superseded_by={self.tracker.run_id}", flush=True)  # fmt: skip
+            say(f"[INFO] force=true: the earlier MLflow run {self.superseded} of run_id '{cfg.run_id}' is marked "
+                  f"deleted and tagged mlx.superseded_by={self.tracker.run_id}")  # fmt: skip
         if self.tracker.run_id is not None and self.tracker.experiment_id is not None:
-            print(open_hint(cfg.tracking.uri, experiment, self.tracker.experiment_id, self.tracker.run_id), flush=True)
+            say(open_hint(cfg.tracking.uri, experiment, self.tracker.experiment_id, self.tracker.run_id))
         if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
             self.tracker.log_artifact(self.paths.run_logs / "resumes.jsonl", "run_logs")
         self.status.metadata.update(
