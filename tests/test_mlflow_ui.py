@@ -127,3 +127,18 @@ def test_plain_mlflow_ui_shows_the_run_as_a_training_run(workdir, trained, ui):
     )
     mlmodel = urllib.request.urlopen(url, timeout=10).read().decode()
     assert "onnx:" in mlmodel and "obs_0" in mlmodel  # the ONNX flavour, with a signature from the specs
+
+
+def test_an_evaluation_is_attached_to_the_run_it_evaluates(workdir, trained, ui):
+    proc = run_mlx(*TINY_3DBALL, "run_id=ui", "mode=evaluate", "evaluate.episodes=3", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    experiments = call(ui, "/api/2.0/mlflow/experiments/search", {"max_results": 100})["experiments"]
+    experiment = next(e for e in experiments if e["name"] == "3dball")
+    runs = call(ui, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    assert len(runs) == 1  # no second run: the evaluation goes on the training's
+    run_id = runs[0]["info"]["run_id"]
+    assert f"[INFO] Attached to MLflow run {run_id}: evaluation/evaluation.json" in proc.stdout
+    files = call(ui, f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=evaluation")["files"]
+    assert [f["path"] for f in files] == ["evaluation/evaluation.json"]
+    metrics = {m["key"] for m in runs[0]["data"]["metrics"]}
+    assert "Evaluation/3DBall/mean_return" in metrics
