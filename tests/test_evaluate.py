@@ -94,6 +94,17 @@ def test_group_behaviours_are_evaluated_by_the_group_rewards_their_agents_receiv
     counter.add(DecisionSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int)), terminal)
     assert counter.done and counter.grouped
     assert counter.returns == pytest.approx([0.1, 0.0]) and counter.group_returns == [1.5, 1.5]
+    # Agent 2 of group 7 dies alone (its mate 3 goes on): its episode counts, its group return does not.
+    dead = EpisodeCounter(2)
+    dead.add(DecisionSteps([np.zeros((2, 1))], np.zeros(2), np.array([2, 3]), None, np.array([7, 7]), np.zeros(2)),
+             TerminalSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int), np.zeros(0, bool)))  # fmt: skip
+    dead.add(DecisionSteps([np.zeros((1, 1))], np.zeros(1), np.array([3]), None, np.array([7]), np.zeros(1)),
+             TerminalSteps([np.zeros((1, 1))], np.zeros(1), np.array([2]), np.zeros(1, bool), np.array([7]),
+                           np.zeros(1)))  # fmt: skip
+    dead.add(DecisionSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int)),
+             TerminalSteps([np.zeros((1, 1))], np.zeros(1), np.array([3]), np.zeros(1, bool), np.array([7]),
+                           np.ones(1)))  # fmt: skip
+    assert dead.done and len(dead.returns) == 2 and dead.group_returns == [1.0]
     plain = EpisodeCounter(1)
     plain.add(*steps([0], {}))
     plain.add(*steps([], {0: 1.0}))

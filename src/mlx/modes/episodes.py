@@ -25,7 +25,7 @@ class EpisodeCounter:
         self.counted: set[int] = set()  # agents whose running episode is counted
         self.returns: list[float] = []
         self.lengths: list[int] = []
-        self.group_returns: list[float] = []  # the group rewards each counted episode's agent received
+        self.group_returns: list[float] = []  # group rewards of counted episodes whose group ended with them
         self.grouped = False  # whether any agent belonged to a group (its behaviour is scored by group reward)
 
     @property
@@ -47,13 +47,20 @@ class EpisodeCounter:
         # An episode that ends before any decision of it was seen starts and ends now.
         keep = [a in self.counted if a in self.running else self._claim() for a in ended_ids]
         self.counted.difference_update(ended_ids)
+        # As training's Group Cumulative Reward: an agent's group rewards count when its group ended with it
+        # (no groupmate carries on), not when it alone ended early (a sacrificed or dead agent).
+        going_on = [a in self.running and a not in ended for a in decision.agent_id.tolist()]
+        d_gid = decision.group_id.tolist() if decision.group_id is not None else [0] * len(decision)
+        carried = {g for g, on in zip(d_gid, going_on, strict=True) if on}
+        t_gid = terminal.group_id.tolist() if terminal.group_id is not None else [0] * len(terminal)
+        group_done = [g != 0 and g not in carried for g in t_gid]
         returns: list[float] = []
         lengths: list[int] = []
         group_returns: list[float] = []
         account_episodes(self.running, decision, terminal, returns, lengths, group_returns)
         self.returns += [r for r, k in zip(returns, keep, strict=True) if k]
         self.lengths += [n for n, k in zip(lengths, keep, strict=True) if k]
-        self.group_returns += [g for g, k in zip(group_returns, keep, strict=True) if k]
+        self.group_returns += [g for g, k, d in zip(group_returns, keep, group_done, strict=True) if k and d]
         self.grouped = self.grouped or any(
             s.group_id is not None and bool(s.group_id.any()) for s in (decision, terminal)
         )
