@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from mlx.config import TrackingSettings
+from mlx.sweep.objective import read_history
 from mlx.tracking.base import read_rows
 from mlx.tracking.keys import PROBE, MetricNames
 from mlx.tracking.sync import sync
@@ -73,6 +74,10 @@ def test_truncate_keeps_each_behaviours_rows_up_to_its_own_checkpoint(tmp_path):
     write(stats, [*two_behaviour_rows(), row("Keeper", 100)])
     with stats.open("a") as f:
         f.write('{"behavior": "Striker", "st')  # cut short by a kill
+    # a resumed sweep trial's history (mlx.sweep.objective) is what the resume keeps
+    history = read_history(stats, CHECKPOINTS)
+    steps = {name: [s for s, _ in points] for name, points in history.items()}
+    assert steps == {"Striker": list(range(100, 801, 100)), "Goalie": [100, 200, 300]}
     truncate_stats(stats, CHECKPOINTS)  # Keeper: no checkpoint, it starts from 0
     kept = read_rows(stats)
     assert [r["step"] for r in kept if r["behavior"] == "Striker"] == list(range(100, 801, 100))
@@ -175,7 +180,8 @@ def test_sync_sends_a_multi_behaviour_run_under_the_names_it_started_with(tmp_pa
     tracker.close()
     write(tracker.stats, [row("Striker", 200), row("Goalie", 100)])  # the store was away: only stats.jsonl
     root = tracker.run_logs.parent
-    (root / "configuration.yaml").write_text(yaml.safe_dump({"tracking": {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}"}}))
+    store = {"tracking": {"uri": f"sqlite:///{tmp_path / 'mlruns.db'}"}}
+    (root / "configuration.yaml").write_text(yaml.safe_dump(store))
     assert sync(root) == (2, 2, tracker.run_id)  # the summaries; configuration.yaml and stats.jsonl
     assert history(tracker, f"Striker/{REWARD}") == [(100, 1.0), (200, 1.0)]
     assert history(tracker, f"Goalie/{REWARD}") == [(100, 1.0)]
