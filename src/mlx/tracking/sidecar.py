@@ -7,8 +7,8 @@ path the user waits on. Threads cannot overlap that with importing PyTorch and L
 second process can, on any machine with two cores.
 
 How: ``prepare`` (called by ``python -m mlx`` right after the configuration is valid, before PyTorch is
-imported) starts ``python -m mlx.tracking.sidecar``, which imports mlflow and opens the store while the
-run builds itself. ``SidecarTracker`` (made by ``make_tracker`` where ``MlflowTracker`` would be, when a
+imported) starts ``python -m mlx.tracking.sidecar_process``, which imports mlflow and opens the store
+while the run builds itself. ``SidecarTracker`` (made by ``make_tracker`` where ``MlflowTracker`` would be, when a
 prepared process is waiting) then sends the run's ``start``: the child builds an ``MlflowTracker`` there,
 with the same arguments, so every rule of mlx.tracking.tracker holds unchanged (refusal of an unusable
 store at start, the sender thread, offline windows, the sync cursor, resume without duplicates). A store
@@ -37,7 +37,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mlx.errors import TrackingError
 from mlx.tracking.base import Tracker
@@ -54,7 +54,7 @@ class Sidecar:
         src = str(Path(__file__).resolve().parents[2])  # this mlx, whatever sys.path the child would have
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlx.tracking.sidecar"],
+            [sys.executable, "-m", "mlx.tracking.sidecar_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -250,112 +250,3 @@ def _error(info: Mapping[str, Any]) -> BaseException:
     if isinstance(kind, type) and issubclass(kind, Exception):
         return kind(message)
     return RuntimeError(f"{info.get('type')}: {message}")
-
-
-# ---- the child --------------------------------------------------------------------------------
-class _Forward(logging.Handler):
-    """The child's mlx lines, sent to the run's process (which prints and logs them)."""
-
-    def __init__(self, out: IO[str], lock: threading.Lock) -> None:
-        super().__init__(logging.DEBUG)
-        self.out, self.pipe_lock = out, lock  # not ``lock``: logging.Handler's own, held around emit
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = {
-            "say": record.getMessage(),
-            "level": record.levelno,
-            "stderr": bool(getattr(record, "stderr", False)),
-        }
-        _write(self.out, self.pipe_lock, message)
-
-
-def _write(out: IO[str], lock: threading.Lock, message: Mapping[str, Any]) -> None:
-    with lock, contextlib.suppress(OSError, ValueError):
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
-
-def _serve() -> None:
-    """The child's loop: one request per stdin line, in order; exits when stdin ends."""
-    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)  # anything printed by a library goes to stderr, never into the protocol
-    sys.stdout = sys.stderr
-    lock = threading.Lock()
-    from mlx.training.output import console
-
-    logger = console()
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.addHandler(_Forward(out, lock))
-    tracker: Any = None
-    for raw in sys.stdin:
-        message = json.loads(raw)
-        op, number = message["op"], message["id"]
-        reply: dict[str, Any] = {"id": number}
-        try:
-            if op == "prepare":
-                _warm(message["uri"], message.get("experiment"))
-                continue  # no reply: start redoes (and reports) whatever failed here
-            if op == "start":
-                tracker = _start(message)
-                reply.update(run_id=tracker.run_id, experiment_id=tracker.experiment_id)
-            elif op == "row":
-                tracker.log_summary(message["row"])
-                continue
-            elif op == "artifact":
-                tracker.log_artifact(Path(message["path"]), message.get("artifact_path"))
-                continue
-            elif op == "model":
-                tracker.log_model(Path(message["path"]), message["name"])
-                continue
-            elif op == "params":
-                tracker.log_params(message["params"])
-                continue
-            elif op == "supersede":
-                tracker.supersede(message["old"])
-                continue
-            elif op == "flush":
-                reply["ok"] = tracker.flush(float(message["timeout"]))
-            elif op == "finish":
-                tracker.finish(message["status"])
-                _write(out, lock, reply)
-                return
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the run, which decides
-            reply["error"] = {"type": type(exc).__name__, "message": str(exc)}
-        _write(out, lock, reply)
-    # stdin ended without a finish: the run's process is gone (killed). Exit now, as an in-process tracker
-    # would have: the sender thread is a daemon, and the records are in stats.jsonl / mlflow_sync.json.
-    os._exit(0)
-
-
-def _warm(uri: str, experiment: str | None) -> None:
-    """Import mlflow and open the store (creating or migrating it), as the run's start will need; a store
-    that fails here is left for ``start`` to refuse in its own words."""
-    from mlx.tracking.store import check_store, quiet_mlflow, quietly
-
-    try:
-        check_store(uri)
-        quiet_mlflow()
-        from mlflow.tracking import MlflowClient
-
-        with quietly():
-            client = MlflowClient(tracking_uri=uri)
-            if experiment:
-                client.get_experiment_by_name(experiment)
-    except Exception:  # noqa: BLE001 - see the docstring
-        return
-
-
-def _start(message: Mapping[str, Any]) -> Any:
-    from mlx.config import TrackingSettings
-    from mlx.tracking.tracker import MlflowTracker
-
-    options = dict(message["options"])
-    for key in ("run_logs", "config"):
-        if options.get(key) is not None:
-            options[key] = Path(options[key])
-    return MlflowTracker(TrackingSettings(**message["settings"]), *message["args"], **options)
-
-
-if __name__ == "__main__":
-    _serve()
