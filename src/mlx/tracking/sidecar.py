@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -51,13 +50,13 @@ class Sidecar:
 
     def __init__(self, uri: str, experiment: str | None) -> None:
         self.uri = uri
-        src = str(Path(__file__).resolve().parents[2])  # this mlx, whatever sys.path the child would have
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
+        from mlx.config.paths import child_env
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlx.tracking.sidecar_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            env=child_env(),
             start_new_session=True,  # a terminal's Ctrl-C is the run's to handle, not the child's
         )
         self._lock = threading.Lock()
