@@ -14,12 +14,14 @@ is not unique (a min or max tie splits the gradient evenly, clamp passes its bou
 
 Contract (tests/test_numpy_policy.py, tests/test_numpy_update.py; a change here keeps them passing as they
 are): it computes what the torch path computes.
-- Acting: log-probabilities, entropies and values equal ``Actor.evaluate``'s and ``Critic``'s (1e-4);
+- Acting: log-probabilities (joint, or per action component from ``act_parts``), entropies and values equal
+  ``Actor.evaluate``'s and ``Critic``'s (1e-4);
   discrete samples follow the policy's probabilities and never pick a masked action; continuous samples
   have the policy's mean and std; the weights read are the live ones (changed in place, seen at once).
 - Update: the loss terms (1e-4 relative) and every gradient (1e-3 relative) equal
-  ``PPOModule.training_step`` + autograd's (``losses.ppo_loss``: clipped surrogate, clipped value loss,
-  entropy bonus), on the whole buffer or on any minibatch of its rows; Adam steps as ``torch.optim.Adam``;
+  ``PPOModule.training_step`` + autograd's (``losses.ppo_loss``: clipped surrogate with one ratio per action
+  component, or per row for joint old log-probabilities, clipped value loss, entropy bonus), on the whole
+  buffer or on any minibatch of its rows; Adam steps as ``torch.optim.Adam``;
   a whole update (epochs x minibatches) ends in the torch path's weights up to float rounding (within
   1e-3 of how far the update moved them); a non-finite loss is refused before any weight changes.
 - Checkpoints: torch's optimiser format, loadable by either path, and the sampling generator round-trip.
