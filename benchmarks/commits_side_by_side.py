@@ -1,13 +1,18 @@
-"""Two commits side by side: 3DBall PPO and SAC time to 95, and native-env throughput, old vs new.
+"""Two commits side by side: 3DBall PPO and SAC time to 95, native-env throughput, and what a user waits
+for (a refused typo; the whole process of a 3DBall PPO run to 95 against its training seconds), old vs new.
 
     python benchmarks/commits_side_by_side.py --old <rev> [--new <rev>] [--seeds 1 2 3] [--envs 3dball pushblock]
+        [--cases train throughput wait]
 
 What a change that should not alter speed (a restructuring) is held to: each measurement runs once per
 commit, the two commits alternating (old, new, old, new, ...) so that whatever else loads the machine
 falls on both alike. Each commit is checked out into a temporary git worktree and imported from there
 (PYTHONPATH=<worktree>/src, its own conf/); --new defaults to the working tree itself. Training runs are
 the command users type (`python -m mlx trainer=<t> env=3dball seed=S stop_at_reward=95`, tracking off),
-timed by the run's own clock (seconds to the target in stats.jsonl). Env throughput uses only the env API
+timed by the run's own clock (seconds to the target in stats.jsonl). The user's wait (case ``wait``) is
+the same PPO run as a new user types it (default tracking: MLflow's store created in a fresh folder, the
+TensorBoard files), timed from the process's start to its exit, beside its training seconds; and
+``python -m mlx trainer.hyperparameters.batch_sise=64`` refused (exit 2). Env throughput uses only the env API
 both commits share (make_env, set_actions/step/get_steps). Prints a table of medians and new/old ratios
 and writes benchmarks/results/commits_side_by_side.json.
 """
@@ -22,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from statistics import median
 
@@ -107,6 +113,45 @@ def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Pat
     return {"steps": hit["step"], "seconds": hit["time_elapsed"]}
 
 
+def typo_seconds(tree: Path, work: Path) -> float:
+    """Process wall of a refused override (exit 2)."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlx", "trainer.hyperparameters.batch_sise=64"],
+        cwd=work,
+        env=python_env(tree),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 2:
+        raise SystemExit(f"{tree.name}: the typo was not refused with exit 2:\n{proc.stderr[-2000:]}")
+    return wall
+
+
+def user_wait(tree: Path, seed: int, target: float, work: Path) -> dict:
+    """A new user's 3DBall PPO run to ``target`` in a fresh folder (default tracking): process wall and the
+    training seconds the run reports (its clock at the summary that reached the target)."""
+    folder = work / f"wait-{tree.name}-{seed}"
+    folder.mkdir()
+    cmd = [sys.executable, "-m", "mlx", "env=3dball", f"seed={seed}", "run_id=a", f"stop_at_reward={target}",
+           "progress=plain"]  # fmt: skip
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, cwd=folder, env=python_env(tree), capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{tree.name}: training failed (seed {seed}):\n{proc.stderr[-3000:]}")
+    rows = [json.loads(line) for line in (folder / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
+    shutil.rmtree(folder)
+    hit = next((r for r in rows if r["mean_reward"] is not None and r["mean_reward"] >= target), None)
+    if hit is None:
+        raise SystemExit(f"{tree.name}: PPO seed {seed} did not reach {target}")
+    return {"wall": wall, "training": hit["time_elapsed"], "ratio": wall / hit["time_elapsed"]}
+
+
 def throughput(tree: Path, env: str, areas: int, seconds: float) -> float:
     proc = subprocess.run(
         [sys.executable, "-c", THROUGHPUT, env, str(areas), str(seconds)],
@@ -129,6 +174,8 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[12, 4096])
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
     parser.add_argument("--repeats", type=int, default=3, help="throughput measurements per commit and case")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument("--cases", nargs="+", default=["train", "throughput"], choices=["train", "throughput", "wait"])
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,16 +187,26 @@ def main() -> None:
 
         def record(case: str, which: str, value: float) -> None:
             rows.setdefault(case, {"old": [], "new": []})[which].append(value)
-            print(f"{case:40s} {which}: {value:,.1f}", flush=True)
+            print(f"{case:40s} {which}: {value:,.2f}", flush=True)
 
         try:
-            for trainer in args.trainers:
+            if "wait" in args.cases:
+                for repeat in range(5):
+                    for which in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
+                        record("refused typo: process seconds", which, typo_seconds(trees[which], work))
+                for seed in args.seeds:
+                    for which in ("old", "new") if seed % 2 else ("new", "old"):
+                        result = user_wait(trees[which], seed, args.target, work)
+                        record(f"3DBall PPO to {args.target:g}: process seconds", which, result["wall"])
+                        record(f"3DBall PPO to {args.target:g}: training seconds", which, result["training"])
+                        record(f"3DBall PPO to {args.target:g}: process/training", which, result["ratio"])
+            for trainer in args.trainers if "train" in args.cases else []:
                 for seed in args.seeds:
                     for which in ("old", "new") if seed % 2 else ("new", "old"):
                         result = time_to_reward(trees[which], trainer, seed, args.target, work)
                         record(f"3DBall {trainer.upper()} seconds to {args.target:g}", which, result["seconds"])
                         record(f"3DBall {trainer.upper()} steps to {args.target:g}", which, result["steps"])
-            for env in args.envs:
+            for env in args.envs if "throughput" in args.cases else []:
                 for areas in args.agents:
                     for repeat in range(args.repeats):
                         for which in ("old", "new") if repeat % 2 == 0 else ("new", "old"):
@@ -176,15 +233,15 @@ def main() -> None:
     }
     print(f"\n{'case':40s} {'old':>12s} {'new':>12s} {'new/old':>8s}")
     for case, t in table.items():
-        print(f"{case:40s} {t['old_median']:12,.1f} {t['new_median']:12,.1f} {t['new_over_old']:8.3f}")
-    RESULTS.parent.mkdir(exist_ok=True)
+        print(f"{case:40s} {t['old_median']:12,.2f} {t['new_median']:12,.2f} {t['new_over_old']:8.3f}")
+    args.out.parent.mkdir(exist_ok=True)
     summary = {
         "old": rev(args.old),
         "new": rev(args.new),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "cases": table,
     }
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
+    args.out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -324,3 +324,22 @@ def test_a_run_uses_torch_settings_num_threads_for_numpy_blas_too(tmp_path):
             job.env.close()
             blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
             assert blas and all(lib["num_threads"] == threads for lib in blas)
+
+
+def test_a_typo_is_refused_before_the_heavy_libraries_are_imported(tmp_path):
+    """Issue 22: a bad override costs Hydra's composition only; PyTorch, Lightning, MLflow, matplotlib and
+    ONNX are imported when a run (or a mode) needs them."""
+    import sys
+
+    script = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: sys.stderr.write('LOADED ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+        "from mlx.__main__ import main\n"
+        "sys.argv = ['mlx', 'trainer.hyperparameters.batch_sise=64']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "unknown key 'trainer.hyperparameters.batch_sise'" in proc.stderr
+    loaded = set(next(line for line in proc.stderr.splitlines() if line.startswith("LOADED ")).split()[1:])
+    heavy = {"torch", "lightning", "mlflow", "matplotlib", "onnx", "onnxruntime", "scipy", "sqlalchemy"}
+    assert not heavy & {name.split(".")[0] for name in loaded}

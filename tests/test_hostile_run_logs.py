@@ -129,6 +129,26 @@ def test_curves_of_a_garbage_stats_file_draw_what_is_readable_or_say_so(tmp_path
         assert not err and list((tmp_path / "run_logs").glob("*_curves.png"))
 
 
+def test_curves_drawn_by_a_child_process_come_back_as_paths_or_one_line(tmp_path):
+    """What a run's finish collects (curves.start_drawing / drawn): the PNGs, nothing for a run without a
+    summary, and a failure as one line (an unwritable run_logs/)."""
+    stats = tmp_path / "run_logs" / "stats.jsonl"
+    stats.parent.mkdir()
+    stats.write_text("\n".join(stats_lines()) + "\n")
+    assert curves.drawn(curves.start_drawing(tmp_path, [BEHAVIOR])) == [
+        tmp_path / "run_logs" / f"{BEHAVIOR}_curves.png"
+    ]
+    stats.write_bytes(b"")
+    assert curves.drawn(curves.start_drawing(tmp_path, [BEHAVIOR])) == []
+    stats.write_text("\n".join(stats_lines()) + "\n")
+    png = tmp_path / "run_logs" / f"{BEHAVIOR}_curves.png"
+    png.unlink()
+    png.mkdir()  # where the PNG should go: a folder
+    with pytest.raises(RuntimeError) as failed:
+        curves.drawn(curves.start_drawing(tmp_path, [BEHAVIOR]))
+    assert "\n" not in str(failed.value) and "_curves.png" in str(failed.value)
+
+
 def test_resume_keeps_the_readable_rows_of_a_garbage_stats_file(tmp_path):
     stats = tmp_path / "stats.jsonl"
     lines = stats_lines()

@@ -45,6 +45,8 @@ def _app(cfg: DictConfig) -> float | None:
 
         # Within a second of the command: PyTorch and the env take seconds more before the banner.
         say(f"mlx: starting run '{cfg.get('run_id')}' ({'resuming' if cfg.get('resume') else 'training'}) ...")
+        if not multirun:
+            _prepare_tracking(cfg)
         from mlx.training.run import run
 
         return run(cfg, tags=job_tags(), record=record)
@@ -53,6 +55,21 @@ def _app(cfg: DictConfig) -> float | None:
             raise  # a sweep records the failed job and goes on
         fail(exc)  # exits here, before Hydra adds its own multi-line report
         return None
+
+
+def _prepare_tracking(cfg: DictConfig) -> None:
+    """One run of ``python -m mlx``: once its settings are valid, MLflow's process starts importing mlflow and
+    opening the store while this one imports PyTorch (mlx.tracking.sidecar)."""
+    from mlx.config import validate
+
+    settings = validate(cfg)
+    if settings.tracking.backend != "mlflow":
+        return
+    from mlx.tracking.mlflow_run import experiment_of
+    from mlx.tracking.sidecar import prepare
+
+    tracking = settings.tracking
+    prepare(tracking.uri, tracking.experiment_name or experiment_of(settings.env.name, settings.env.id))
 
 
 def _mode(cfg: DictConfig, mode: str) -> float | None:

@@ -36,3 +36,11 @@ def resolve_demo_path(path: str | os.PathLike[str]) -> Path:
         return p
     ours = DATA_ROOT / p
     return ours if ours.exists() else p
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a ``python -m mlx...`` child process (the MLflow sidecar, the curves): this
+    process's, with this mlx first on PYTHONPATH, so the child runs the same code whatever its sys.path."""
+    src = str(PACKAGE_DIR.parent)
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}

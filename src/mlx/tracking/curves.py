@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import re
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m mlx.tracking.curves", description="Draw a run's learning curves into its run_logs/ (PNG)."
     )
     parser.add_argument("run", help="a run folder, e.g. results/<run_id>")
+    parser.add_argument("--behavior", action="append", help="only this behaviour's curves (repeatable)")
     args = parser.parse_args(argv)
     root = Path(args.run)
     stats = root / "run_logs" / "stats.jsonl"
@@ -127,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
-        written = write_run_curves(root)
+        written = write_run_curves(root, args.behavior)
     except (OSError, ValueError) as exc:  # an unwritable run_logs/, a title matplotlib cannot typeset
         print(f"mlx.tracking.curves: error: {stats}: {one_line_error(exc)}", file=sys.stderr)
         return 2
@@ -142,6 +144,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def start_drawing(root: Path, behaviors: Sequence[str]) -> subprocess.Popen[str]:
+    """A run's curves drawn by a child process (this module's command): matplotlib's import and the drawing
+    overlap the run's final checkpoint and ONNX export instead of following them. ``drawn`` collects it."""
+    from mlx.config.paths import child_env
+
+    cmd = [sys.executable, "-m", "mlx.tracking.curves", str(root)]
+    for name in behaviors:
+        cmd += ["--behavior", name]
+    return subprocess.Popen(
+        cmd, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def drawn(proc: subprocess.Popen[str], timeout: float = 600.0) -> list[Path]:
+    """The PNGs ``start_drawing``'s child wrote ([] for a run without a summary); a failure raises
+    RuntimeError with the child's last line."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"not drawn within {timeout:.0f} s") from None
+    if proc.returncode == 0:
+        return [Path(line[len("wrote ") :]) for line in out.splitlines() if line.startswith("wrote ")]
+    lines = [line for line in err.splitlines() if line.strip()]
+    last = lines[-1] if lines else f"exit code {proc.returncode}"
+    if proc.returncode == 2 and ("has no summary yet" in last or "holds no summary row" in last):
+        return []
+    raise RuntimeError(last.removeprefix("mlx.tracking.curves: error: "))
 
 
 if __name__ == "__main__":

@@ -551,7 +551,15 @@ def make_tracker(
     stats.jsonl serve the event files' resume too (mlx.tracking.tensorboard)."""
     trackers: list[Tracker] = []
     if settings.backend == "mlflow":  # first: an unusable store refuses the start before any file is written
-        trackers.append(MlflowTracker(settings, experiment_name, run_name, tags, resume_run_id, **options))
+        from mlx.tracking.sidecar import SidecarTracker, take_prepared
+
+        sidecar = take_prepared(settings.uri)  # python -m mlx started one: MLflow's work beside the run's
+        args = (experiment_name, run_name, tags, resume_run_id)
+        trackers.append(
+            SidecarTracker(sidecar, settings, *args, **options)
+            if sidecar
+            else MlflowTracker(settings, *args, **options)
+        )
     if settings.tensorboard and run_folder is not None:
         run_logs = options.get("run_logs")
         try:

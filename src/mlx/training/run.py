@@ -13,6 +13,7 @@ import contextlib
 import json
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -402,6 +403,7 @@ class Run:
         )
         loop.run()
         with timers.block("final_save"):
+            curves = self.start_curves()  # drawn by a child process while the checkpoints and policies are saved
             for name in self.trainers:
                 with timers.block("checkpoint"):
                     path = self.save_checkpoint(name, loop.elapsed, final=True)
@@ -414,7 +416,7 @@ class Run:
             if self.paths.stats.exists():  # a run that ended before its first summary has none
                 self.tracker.log_artifact(self.paths.stats, "run_logs")
             with timers.block("curves"):
-                self.write_curves()
+                self.write_curves(curves)
             if self.log_file is not None and self.log_file.path is not None:  # the log as of the final files
                 self.tracker.log_artifact(self.log_file.path, "run_logs")
         self.write_timers()  # rewritten once more as the run closes (finish); MLflow gets this one
@@ -422,13 +424,24 @@ class Run:
         rewards = [r for r in loop.last_reward.values() if r is not None]
         return float(np.mean(rewards)) if rewards else None
 
-    def write_curves(self) -> None:
-        """run_logs/<Behavior>_curves.png from stats.jsonl (mlx.tracking.curves), logged to MLflow. A drawing failure
-        only warns: the final checkpoints and policies are saved by then."""
-        from mlx.tracking.curves import write_run_curves  # lazy for start-up speed: matplotlib
+    def start_curves(self) -> subprocess.Popen[str] | None:
+        """The final curves' child process (mlx.tracking.curves.start_drawing); None where it cannot start."""
+        from mlx.tracking.curves import start_drawing  # light: the child imports matplotlib
 
         try:
-            paths = write_run_curves(self.paths.root, list(self.trainers))
+            return start_drawing(self.paths.root, list(self.trainers))
+        except OSError as exc:
+            warn(f"[WARNING] Learning curves not drawn: {one_line_error(exc)}")
+            return None
+
+    def write_curves(self, child: subprocess.Popen[str] | None = None) -> None:
+        """run_logs/<Behavior>_curves.png from stats.jsonl (mlx.tracking.curves), logged to MLflow: drawn here, or
+        collected from ``child``. A drawing failure only warns: the final checkpoints and policies are saved by
+        then."""
+        from mlx.tracking.curves import drawn, write_run_curves  # lazy for start-up speed: matplotlib
+
+        try:
+            paths = drawn(child) if child is not None else write_run_curves(self.paths.root, list(self.trainers))
         except Exception as exc:  # noqa: BLE001 - a plotting library's failure must not fail a finished run
             warn(f"[WARNING] Learning curves not drawn: {type(exc).__name__}: {one_line_error(exc)}")
             return
