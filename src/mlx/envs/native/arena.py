@@ -515,7 +515,13 @@ class Arena:
         pos, vel = self.pos, self.vel
         n, pen = rounded_box_contact(pos[:, j] - pos[:, i], h, rho)
         self.touch_pair[q] |= (pen > -TOUCH_DISTANCE) & present
-        k = np.where((pen > 0) & present, inv, F32(0.0))  # 1 / (w_i + w_j) where in contact
+        contact = (pen > 0) & present
+        if not contact.any():
+            # Speed: no area in contact, so every push and impulse below is zero; skipping them saves
+            # about 20 numpy calls per pair and physics step (PushBlock at 64 areas: see _solve_statics
+            # for what a skipped zero update may change: only the sign of a zero velocity).
+            return
+        k = np.where(contact, inv, F32(0.0))  # 1 / (w_i + w_j) where in contact
         dp = n * (pen * k)
         pos[:, i] -= dp * wi
         pos[:, j] += dp * wj
@@ -539,6 +545,13 @@ class Arena:
         n, pen = rounded_box_contact(pos[:, :, None, :] - self.center[:, None, :W, :], self._bs_half, self._bs_rho)
         self.touch_static |= (pen > self._bs_touch) & self._bs_present
         hit = (pen > 0) & self._bs_solid
+        if not hit.any():
+            # Speed: no body overlaps a solid static in any area (most physics steps), so the pushes and
+            # velocity removals below are all zero: skipping them saves ~12 numpy calls per physics step.
+            # The one thing a zero update could have changed is the sign of a zero (v - 0.0 turns -0.0
+            # into +0.0); a zero's sign never reaches a nonzero value here (positions add vel * dt), and
+            # the hashed traces of every arena env are unchanged (tests/test_arena_traces.py).
+            return
         push = n * np.where(hit, pen, F32(0.0))
         vn = vel[0][:, None, :] * n[0] + vel[1][:, None, :] * n[1]
         rem = n * np.where(hit, np.minimum(vn, F32(0.0)), F32(0.0))
@@ -555,10 +568,11 @@ class Arena:
         pos, vel, lo, hi = self.pos, self.vel, self._lo, self._hi
         below = pos < lo
         above = pos > hi
-        np.maximum(pos, lo, out=pos)
-        np.minimum(pos, hi, out=pos)
-        # A clamped body keeps only the part of its velocity that leaves the wall.
-        np.copyto(vel, np.maximum(vel, F32(0.0)), where=below)
-        np.copyto(vel, np.minimum(vel, F32(0.0)), where=above)
+        if below.any() or above.any():  # Speed: most physics steps no body reaches a wall (clamps are no-ops)
+            np.maximum(pos, lo, out=pos)
+            np.minimum(pos, hi, out=pos)
+            # A clamped body keeps only the part of its velocity that leaves the wall.
+            np.copyto(vel, np.maximum(vel, F32(0.0)), where=below)
+            np.copyto(vel, np.minimum(vel, F32(0.0)), where=above)
         near = (pos < self._touch_lo) | (pos > self._touch_hi)
         self.touch_bounds |= (near[0] | near[1]) & self._body_active
