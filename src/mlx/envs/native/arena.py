@@ -153,18 +153,26 @@ def rounded_box_contact(d: np.ndarray, h: np.ndarray, rho: np.ndarray) -> tuple[
     dist = np.hypot(ea[0], ea[1])
     gmax = np.maximum(g[0], g[1])
     pen = rho - dist - np.minimum(gmax, 0.0)
-    sgn = np.copysign(1.0, d).astype(F32, copy=False)
     inv = 1.0 / np.maximum(dist, F32(_TINY))
     axis = g >= gmax  # inside: the axis of least overlap (ties go to x)
     axis[1] &= ~axis[0]
     n = np.where(dist > 0, ea * inv, axis)
-    n *= sgn
+    # n >= 0 here, so its product with copysign(1, d) is copysign(n, d), zeros' signs included: one call.
+    np.copysign(n, d, out=n)
     return n, pen
 
 
+def _any(mask: np.ndarray) -> bool:
+    """``mask.any()`` without its Python wrapper (Speed: ~1 us less per call, dozens per decision)."""
+    return np.count_nonzero(mask) > 0
+
+
+_NEGATIVE_ZERO = np.int32(-(2**31))  # the bits of -0.0f as int32: the sign bit alone
+
+
 def _has_negative_zero(*arrays: np.ndarray) -> bool:
-    """Whether a float32 array holds a -0.0 (its bits as int32 are the sign bit alone)."""
-    return any(bool((a.view(np.int32) == np.int32(-(2**31))).any()) for a in arrays)
+    """Whether a float32 array holds a -0.0."""
+    return any(_any(a.view(np.int32) == _NEGATIVE_ZERO) for a in arrays)
 
 
 def sample_positions(
@@ -309,6 +317,7 @@ class Arena:
         self._cmd = np.zeros((3, self.A, n), F32)  # forward, right (m/s per step), turn (rad per step)
         self._turning = False
         self._dv: np.ndarray | None = None
+        self._dv_buf = np.zeros((2, self.A, n), F32)
         self.refresh()
 
     # ------------------------------------------------------------------------------------------------
@@ -469,7 +478,7 @@ class Arena:
         np.multiply(forward, self.run_speed, out=self._cmd[0])
         np.multiply(right, self.run_speed, out=self._cmd[1])
         np.multiply(turn, self.turn_step, out=self._cmd[2])
-        self._turning = bool(self._cmd[2].any())
+        self._turning = _any(self._cmd[2])
         self._dv = None
 
     def forward(self) -> tuple[np.ndarray, np.ndarray]:
@@ -478,9 +487,15 @@ class Arena:
 
     def _apply_commands(self) -> None:
         if self._dv is None or self._turning:
+            # Speed: written into one buffer (no np.stack, fewer temporaries); the same products and sums.
             s, c = np.sin(self.heading), np.cos(self.heading)
             f, r = self._cmd[0], self._cmd[1]
-            self._dv = np.stack([f * s + r * c, f * c - r * s])
+            dv = self._dv_buf
+            np.multiply(f, s, out=dv[0])
+            dv[0] += r * c
+            np.multiply(f, c, out=dv[1])
+            dv[1] -= r * s
+            self._dv = dv
         self.vel[:, : self.A] += self._dv
         if self._turning:
             self.heading += self._cmd[2]
@@ -521,7 +536,7 @@ class Arena:
         n, pen = rounded_box_contact(pos[:, j] - pos[:, i], h, rho)
         self.touch_pair[q] |= (pen > -TOUCH_DISTANCE) & present
         contact = (pen > 0) & present
-        if not contact.any() and not _has_negative_zero(pos[:, (i, j)], vel[:, (i, j)]):
+        if not _any(contact) and not _has_negative_zero(pos[:, (i, j)], vel[:, (i, j)]):
             # Speed: no area in contact, so every push and impulse below is zero and adding it changes
             # nothing, except that it may turn a -0.0 of these bodies into +0.0 (seen in DungeonEscape's
             # velocity observations): skipped only when there is no -0.0, so bit-identical. Saves about
@@ -551,7 +566,7 @@ class Arena:
         n, pen = rounded_box_contact(pos[:, :, None, :] - self.center[:, None, :W, :], self._bs_half, self._bs_rho)
         self.touch_static |= (pen > self._bs_touch) & self._bs_present
         hit = (pen > 0) & self._bs_solid
-        if not hit.any() and not _has_negative_zero(pos, vel):
+        if not _any(hit) and not _has_negative_zero(pos, vel):
             # Speed: no body overlaps a solid static in any area (most physics steps), so the pushes and
             # velocity removals below are all zero and change nothing but, possibly, a -0.0 into +0.0:
             # skipped when there is no -0.0 (bit-identical). Saves ~12 numpy calls per physics step.
@@ -572,7 +587,7 @@ class Arena:
         pos, vel, lo, hi = self.pos, self.vel, self._lo, self._hi
         below = pos < lo
         above = pos > hi
-        if below.any() or above.any():  # Speed: most physics steps no body reaches a wall (clamps are no-ops)
+        if _any(below) or _any(above):  # Speed: most physics steps no body reaches a wall (clamps are no-ops)
             np.maximum(pos, lo, out=pos)
             np.minimum(pos, hi, out=pos)
             # A clamped body keeps only the part of its velocity that leaves the wall.
