@@ -382,28 +382,47 @@ class TiltedRaySensor(_Rays):
         grow += r
         g = half
         g += grow  # [2, T, m]
-        dd = d[:, :, None, :]  # [2, R, 1, m]
-        inv = _safe_inverse(dd)
-        a = (rel - g)[:, None] * inv
-        b = (rel + g)[:, None] * inv
-        lo = np.minimum(a, b)
-        hi = np.maximum(a, b)
-        tnear = np.maximum(lo[0], lo[1])
-        tfar = np.minimum(hi[0], hi[1])
-        np.abs(rel, out=rel)
-        near = rel < g - TOUCH_DISTANCE
-        inside = near[0] & near[1]
-        skip = (inside & self._overlaps_start) | ~act[None]
-        t = np.maximum(np.maximum(tnear, self._s_lo), F32(0.0))
-        hit = (t <= tfar) & (t <= self._s_hi) & ~skip
-        t = np.where(hit, t, np.inf).astype(F32, copy=False)
-        # Equal entry distances (a gold brick on its pyramid share a footprint): the collider nearer to
-        # the sphere's centre height is met first.
-        h = self.h0 + self.slope * t
-        gap = np.maximum(np.maximum(self._bottom - h, h - self._top), F32(0.0))
-        best = np.argmin(np.where(hit, t + F32(1e-3) * gap, np.inf), axis=1)  # [R, m]
+        T = tg.size
+        R = d.shape[1]
+        # Speed (Pyramids at 64 areas, ~2x per tilted sensor): only the (box, area) pairs that are present
+        # and whose grown footprint comes within the ray length are cast (about a third); the rest stay
+        # inf. A skipped box's hit, if any, lies past the ray's end, and such a nearest hit is encoded as
+        # a miss all the same (its score, below, cannot undercut a hit within reach: gap <= r there).
+        e = np.abs(rel)
+        e -= g
+        np.maximum(e, F32(0.0), out=e)
+        footprint = np.hypot(e[0], e[1])
+        keep = np.flatnonzero(act & (footprint <= F32(spec.ray_length * 1.001 + 0.01)))
+        t_all = np.full((R, T * m), np.inf, F32)
+        score = np.full((R, T * m), np.inf, F32)
+        if keep.size:
+            ti = keep // m
+            dd = d[:, :, keep % m]  # [2, R, P]
+            rk = rel.reshape(2, -1)[:, keep]  # [2, P]
+            gk = g.reshape(2, -1)[:, keep]
+            inv = _safe_inverse(dd)
+            a = (rk - gk)[:, None] * inv
+            b = (rk + gk)[:, None] * inv
+            lo = np.minimum(a, b)
+            hi = np.maximum(a, b)
+            tnear = np.maximum(lo[0], lo[1])
+            tfar = np.minimum(hi[0], hi[1])
+            np.abs(rk, out=rk)
+            near = rk < gk - TOUCH_DISTANCE
+            inside = near[0] & near[1]
+            skip = inside & self._overlaps_start[0, ti, 0]
+            t = np.maximum(np.maximum(tnear, self._s_lo[:, ti, 0]), F32(0.0))
+            hit = (t <= tfar) & (t <= self._s_hi[:, ti, 0]) & ~skip
+            t = np.where(hit, t, np.inf).astype(F32, copy=False)
+            # Equal entry distances (a gold brick on its pyramid share a footprint): the collider nearer
+            # to the sphere's centre height is met first.
+            h = self.h0 + self.slope * t
+            gap = np.maximum(np.maximum(self._bottom[:, ti, 0] - h, h - self._top[:, ti, 0]), F32(0.0))
+            t_all[:, keep] = t
+            score[:, keep] = np.where(hit, t + F32(1e-3) * gap, np.inf)
+        best = np.argmin(score.reshape(R, T, m), axis=1)  # [R, m]
         cols = np.arange(m)
-        tmin = t[np.arange(t.shape[0])[:, None], best, cols]
+        tmin = t_all.reshape(R, T, m)[np.arange(R)[:, None], best, cols]
         tags = tag[best, cols]
         if ar.has_bounds:
             tb = self._cast_bounds(d, o, ar.bounds[:, sel], r)
