@@ -223,6 +223,16 @@ class RaySensor(_Rays):
         return self._frames.restart(areas, self.perceive(areas))
 
 
+def _where_or_inf(mask: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``np.where(mask, t, inf)`` for float32 t without NaN, as max(t, -inf where mask else +inf).
+
+    Speed: np.where with a scalar on a [7, 27, 64] array (Pyramids' tilted sensors) takes ~40 us, these
+    three arithmetic calls ~6 us. Bit-identical: max(x, -inf) is x, -0.0 included; max(x, inf) is inf."""
+    bound = np.subtract(mask, F32(0.5), dtype=F32)  # +0.5 where kept, -0.5 elsewhere
+    bound *= F32(-np.inf)
+    return np.maximum(t, bound, out=bound)
+
+
 def _safe_inverse(d: np.ndarray) -> np.ndarray:
     return F32(1.0) / np.where(np.abs(d) < F32(_TINY), F32(_TINY), d)
 
@@ -382,47 +392,31 @@ class TiltedRaySensor(_Rays):
         grow += r
         g = half
         g += grow  # [2, T, m]
-        T = tg.size
-        R = d.shape[1]
-        # Speed (Pyramids at 64 areas, ~2x per tilted sensor): only the (box, area) pairs that are present
-        # and whose grown footprint comes within the ray length are cast (about a third); the rest stay
-        # inf. A skipped box's hit, if any, lies past the ray's end, and such a nearest hit is encoded as
-        # a miss all the same (its score, below, cannot undercut a hit within reach: gap <= r there).
-        e = np.abs(rel)
-        e -= g
-        np.maximum(e, F32(0.0), out=e)
-        footprint = np.hypot(e[0], e[1])
-        keep = np.flatnonzero(act & (footprint <= F32(spec.ray_length * 1.001 + 0.01)))
-        t_all = np.full((R, T * m), np.inf, F32)
-        score = np.full((R, T * m), np.inf, F32)
-        if keep.size:
-            ti = keep // m
-            dd = d[:, :, keep % m]  # [2, R, P]
-            rk = rel.reshape(2, -1)[:, keep]  # [2, P]
-            gk = g.reshape(2, -1)[:, keep]
-            inv = _safe_inverse(dd)
-            a = (rk - gk)[:, None] * inv
-            b = (rk + gk)[:, None] * inv
-            lo = np.minimum(a, b)
-            hi = np.maximum(a, b)
-            tnear = np.maximum(lo[0], lo[1])
-            tfar = np.minimum(hi[0], hi[1])
-            np.abs(rk, out=rk)
-            near = rk < gk - TOUCH_DISTANCE
-            inside = near[0] & near[1]
-            skip = inside & self._overlaps_start[0, ti, 0]
-            t = np.maximum(np.maximum(tnear, self._s_lo[:, ti, 0]), F32(0.0))
-            hit = (t <= tfar) & (t <= self._s_hi[:, ti, 0]) & ~skip
-            t = np.where(hit, t, np.inf).astype(F32, copy=False)
-            # Equal entry distances (a gold brick on its pyramid share a footprint): the collider nearer
-            # to the sphere's centre height is met first.
-            h = self.h0 + self.slope * t
-            gap = np.maximum(np.maximum(self._bottom[:, ti, 0] - h, h - self._top[:, ti, 0]), F32(0.0))
-            t_all[:, keep] = t
-            score[:, keep] = np.where(hit, t + F32(1e-3) * gap, np.inf)
-        best = np.argmin(score.reshape(R, T, m), axis=1)  # [R, m]
+        dd = d[:, :, None, :]  # [2, R, 1, m]
+        inv = _safe_inverse(dd)
+        a = (rel - g)[:, None] * inv
+        b = (rel + g)[:, None] * inv
+        lo = np.minimum(a, b)
+        hi = np.maximum(a, b)
+        tnear = np.maximum(lo[0], lo[1])  # [R, T, m]
+        tfar = np.minimum(hi[0], hi[1])
+        np.abs(rel, out=rel)
+        near = rel < g - TOUCH_DISTANCE
+        inside = near[0] & near[1]
+        skip = (inside & self._overlaps_start) | ~act[None]
+        t = np.maximum(np.maximum(tnear, self._s_lo), F32(0.0))
+        hit = (t <= tfar) & (t <= self._s_hi) & ~skip
+        t = _where_or_inf(hit, t)
+        # Equal entry distances (a gold brick on its pyramid share a footprint): the collider nearer to
+        # the sphere's centre height is met first.
+        h = self.h0 + self.slope * t
+        gap = np.maximum(np.maximum(self._bottom - h, h - self._top), F32(0.0))
+        t_gap = gap
+        t_gap *= F32(1e-3)
+        t_gap += t
+        best = np.argmin(_where_or_inf(hit, t_gap), axis=1)  # [R, m]
         cols = np.arange(m)
-        tmin = t_all.reshape(R, T, m)[np.arange(R)[:, None], best, cols]
+        tmin = t[np.arange(t.shape[0])[:, None], best, cols]
         tags = tag[best, cols]
         if ar.has_bounds:
             tb = self._cast_bounds(d, o, ar.bounds[:, sel], r)
