@@ -11,7 +11,8 @@ import pytest
 
 import mlx.envs.native.arena as arena_module
 from mlx.envs import make_env
-from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE, _has_negative_zero
+from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE
+from mlx.envs.native.contact import _has_negative_zero
 from mlx.envs.native.rays import _cast_bounds, _cast_bounds_xz, cast_rounded_boxes_xz, ray_directions_xz
 
 
