@@ -118,9 +118,11 @@ class FoodGrid(GridSensor):
         sel = slice(None) if areas is None else areas
         A = ar.A
         h = ar.heading[:, sel].T  # [m, A]
+        pos, center = ar.pos[:, :A, sel], ar.center[:, :, sel]  # [2, A, m], [2, S, m]
+        radius, active = ar.radius[:, sel], ar.active[:, sel]
         m = h.shape[0]
         c, sn = np.cos(h).astype(F32), np.sin(h).astype(F32)
-        ax, az = ar.pos[0, :A, sel].T, ar.pos[1, :A, sel].T  # [m, A]
+        ax, az = pos[0].T, pos[1].T  # [m, A]
         out = np.zeros((m, A, s.rows, s.cols, len(s.tags)), F32)
         # Walls: the cells beyond the bounds (GridSensor._walls on the world cell centres).
         cx = ax[..., None, None] + self._z[:, None] * sn[..., None, None] + self._x * c[..., None, None]
@@ -129,15 +131,14 @@ class FoodGrid(GridSensor):
         out[..., self._wall_channel] = self._walls(cx, cz, e, ar.bounds[:, sel])
         # Agents (circles, not one's own), split by frozen state.
         k = self._circles
-        hits = self._circle_hits(c, sn, ax, az, ar.center[0, k, sel].T, ar.center[1, k, sel].T,
-                                 ar.radius[k, sel].T, ar.active[k, sel].T)  # [m, A, C, H, W]  # fmt: skip
+        hits = self._circle_hits(c, sn, ax, az, center[0, k].T, center[1, k].T, radius[k].T, active[k].T)
         fz = frozen[:, sel].T[:, None, :, None, None]  # [m, 1, C, 1, 1]
         out[..., self._agent_ch] = (hits & ~fz).any(2)
         out[..., self._frozen_ch] = (hits & fz).any(2)
         # Food: the cell of each item's centre, in each agent's frame.
         f = self._food
-        dx = ar.center[0, f, sel].T[:, None, :] - ax[..., None]  # [m, A, F]
-        dz = ar.center[1, f, sel].T[:, None, :] - az[..., None]
+        dx = center[0, f].T[:, None, :] - ax[..., None]  # [m, A, F]
+        dz = center[1, f].T[:, None, :] - az[..., None]
         cc, ss = c[..., None], sn[..., None]
         lx = dx * cc - dz * ss  # local right
         lz = dx * ss + dz * cc  # local forward
