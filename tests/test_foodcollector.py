@@ -183,3 +183,29 @@ def test_a_tiny_ppo_run_trains_and_writes_stats(workdir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(x) for x in (workdir / "results/f/run_logs/stats.jsonl").read_text().splitlines()]
     assert rows and max(r.get("step", 0) for r in rows) >= 1000
+
+
+def test_mlx_env_serves_it_over_grpc_as_the_native_env_plays():
+    """`mlx-env foodcollector`: the hybrid actions and the grid go through ML-Agents' protocol unchanged."""
+    from mlx.envs.unity.env import UnityEnv, remote_command
+
+    remote = UnityEnv(command=remote_command("foodcollector"), base_port=0, num_areas=2, seed=4)
+    native = make_env("foodcollector", 2, 4)
+    try:
+        assert remote.behavior_specs == native.behavior_specs
+        native.reset()
+        rng = np.random.default_rng(0)
+        spec = native.behavior_specs[BEHAVIOR].action_spec
+        for _ in range(8):
+            (d, _), (nd, _) = remote.get_steps(BEHAVIOR), native.get_steps(BEHAVIOR)
+            np.testing.assert_array_equal(d.obs[0], nd.obs[0])
+            np.testing.assert_array_equal(d.reward, nd.reward)
+            actions = spec.random(len(d), rng)
+            actions.discrete[:] = 1  # everyone fires: freezes happen on both sides alike
+            remote.set_actions(BEHAVIOR, actions)
+            native.set_actions(BEHAVIOR, actions)
+            remote.step()
+            native.step()
+        assert native.frozen.any()
+    finally:
+        remote.close()

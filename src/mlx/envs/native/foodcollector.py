@@ -124,17 +124,41 @@ class FoodGrid(GridSensor):
         c, sn = np.cos(h).astype(F32), np.sin(h).astype(F32)
         ax, az = pos[0].T, pos[1].T  # [m, A]
         out = np.zeros((m, A, s.rows, s.cols, len(s.tags)), F32)
-        # Walls: the cells beyond the bounds (GridSensor._walls on the world cell centres).
-        cx = ax[..., None, None] + self._z[:, None] * sn[..., None, None] + self._x * c[..., None, None]
-        cz = az[..., None, None] + self._z[:, None] * c[..., None, None] - self._x * sn[..., None, None]
-        e = self._half * (np.abs(c) + np.abs(sn))
-        out[..., self._wall_channel] = self._walls(cx, cz, e, ar.bounds[:, sel])
-        # Agents (circles, not one's own), split by frozen state.
+        reach = float(np.hypot(s.rows / 2 + abs(s.offset) / s.cell, s.cols / 2)) * s.cell  # the grid's corners
+        # Walls: the cells beyond the bounds (GridSensor._walls), only for agents within reach of a wall.
+        bounds = ar.bounds[:, sel]  # [4, m]
+        room = np.minimum(np.minimum(ax - bounds[0, :, None], bounds[2, :, None] - ax),
+                          np.minimum(az - bounds[1, :, None], bounds[3, :, None] - az))  # fmt: skip
+        mi, ai = np.nonzero(room < reach + s.cell)
+        if mi.size:
+            cp, sp = c[mi, ai][:, None, None], sn[mi, ai][:, None, None]  # [P, 1, 1]
+            cx = ax[mi, ai][:, None, None] + self._z[:, None] * sp + self._x * cp  # [P, H, W]
+            cz = az[mi, ai][:, None, None] + self._z[:, None] * cp - self._x * sp
+            e = self._half * (np.abs(cp[:, 0, 0]) + np.abs(sp[:, 0, 0]))
+            walls = self._walls(cx[:, None], cz[:, None], e[:, None], bounds[:, mi])  # [P, 1, H, W]
+            out[mi, ai, :, :, self._wall_channel] = walls[:, 0]
+        # Agents (circles, not one's own), only the pairs within reach; frozen ones on their own channel.
         k = self._circles
-        hits = self._circle_hits(c, sn, ax, az, center[0, k].T, center[1, k].T, radius[k].T, active[k].T)
-        fz = frozen[:, sel].T[:, None, :, None, None]  # [m, 1, C, 1, 1]
-        out[..., self._agent_ch] = (hits & ~fz).any(2)
-        out[..., self._frozen_ch] = (hits & fz).any(2)
+        ox, oz, r = center[0, k].T, center[1, k].T, radius[k].T  # [m, C]
+        dx, dz = ox[:, None] - ax[..., None], oz[:, None] - az[..., None]  # [m, A, C]
+        near = (np.maximum(np.abs(dx), np.abs(dz)) < reach + r[:, None]) & active[k].T[:, None] & ~self._self[None]
+        mi, ai, ci = np.nonzero(near)
+        if mi.size:
+            cp, sp = c[mi, ai], sn[mi, ai]
+            lx = dx[mi, ai, ci] * cp - dz[mi, ai, ci] * sp
+            lz = dx[mi, ai, ci] * sp + dz[mi, ai, ci] * cp
+            gx = np.maximum(np.abs(self._x - lx[:, None]) - self._half, F32(0.0))  # [P, W]
+            gz = np.maximum(np.abs(self._z - lz[:, None]) - self._half, F32(0.0))  # [P, H]
+            hit = (gz[:, :, None] ** 2 + gx[:, None, :] ** 2) < (r[mi, ci] ** 2)[:, None, None]
+            ch = np.where(frozen[:, sel].T[mi, ci], self._frozen_ch, self._agent_ch)
+            # Several agents may light one (agent, channel) grid: OR them per key, then write each once.
+            key = (mi * A + ai) * len(s.tags) + ch
+            order = np.argsort(key, kind="stable")
+            key, hit = key[order], hit[order]
+            start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            hit = np.logical_or.reduceat(hit, start, axis=0)
+            key = key[start]
+            out[key // (A * len(s.tags)), key // len(s.tags) % A, :, :, key % len(s.tags)] = hit
         # Food: the cell of each item's centre, in each agent's frame.
         f = self._food
         dx = center[0, f].T[:, None, :] - ax[..., None]  # [m, A, F]
