@@ -98,8 +98,9 @@ FREEZE_DECISIONS = 4 * 50 // DECISION_PERIOD  # 4 s of 0.02 s physics steps = 40
 TAGS = ("food", "agent", "wall", "badFood", "frozenAgent")
 GRID = GridSensorSpec(TAGS, rows=40, cols=40, cell=1.0, offset=0.0, wall_thickness=0.5, name="GridSensor")
 DEFAULT_PARAMETERS = {"agent_scale": 1.0}
-# Agent-steps per second under random actions (benchmarks/env_throughput.py; see the report in README).
-THROUGHPUT: dict[int, int] = {}
+# Agent-steps per second by num_areas under random actions (benchmarks/env_throughput.py, 5 s each; 2-core VM
+# shared with long benchmarks, load average 4.5, 2026-12-06). Most of a step is the 40 x 40 grid.
+THROUGHPUT = {1: 2_034, 4: 6_064, 64: 29_680}
 
 
 class FoodGrid(GridSensor):
@@ -194,8 +195,14 @@ class FoodCollectorEnv(NativeEnv):
             for k in range(AGENTS)
         ]
         food = [
-            StaticSpec(f"food{i}", (0.0, 0.0), (FOOD_HALF, FOOD_HALF), (0.0, 1.0), solid=False,
-                       tag="food" if FOOD_VALUE[i] > 0 else "badFood")  # fmt: skip
+            StaticSpec(
+                f"food{i}",
+                (0.0, 0.0),
+                (FOOD_HALF, FOOD_HALF),
+                (0.0, 1.0),
+                solid=False,
+                tag="food" if FOOD_VALUE[i] > 0 else "badFood",
+            )  # fmt: skip
             for i in range(NUM_FOOD + NUM_BAD_FOOD)
         ]
         self.arena = Arena(
