@@ -31,6 +31,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "strikersvsgoalie": "mlx.envs.native.strikersvsgoalie:StrikersVsGoalieEnv",
     "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
+    "visualfoodcollector": "mlx.envs.native.visualfoodcollector:VisualFoodCollectorEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
 
@@ -52,6 +53,7 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "strikersvsgoalie": ("Striker", "Goalie"),
     "tennis": ("Tennis",),
     "visual3dball": ("Visual3DBall",),
+    "visualfoodcollector": ("VisualFoodCollector",),
     "walljump": ("SmallWallJump", "BigWallJump"),
 }
 
