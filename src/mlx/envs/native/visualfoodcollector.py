@@ -20,6 +20,8 @@ red food, blue agent, pale blue frozen agent, as the top-down pictures), wall, f
 agent is not seen (the cast skips shapes the camera is inside). Flat colours, no lighting or shadows;
 8-bit values as a render texture holds them. Cost: FoodCollector's laser cast (mlx.envs.native.rays) for
 84 columns of every agent, then array comparisons over (agents x pixels); no loop over agents or areas.
+Speed (benchmarks/env_throughput.py, random actions, 2-core VM at load 4.5, 2026-12-06): 849 agent-steps/s
+at 1 area, 2,058 at 64 (155 ms a step, most of it the column casts against all 55 shapes).
 """
 
 from __future__ import annotations
