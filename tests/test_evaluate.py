@@ -80,6 +80,37 @@ def test_episodes_are_counted_in_the_order_they_start_not_the_order_they_end():
     assert sorted(counter.lengths) == [1, 1, 10, 10]
 
 
+def test_group_behaviours_are_evaluated_by_the_group_rewards_their_agents_received():
+    """Two agents of group 1: a group reward of 0.5 mid-episode and 1.0 at the end reaches both; their own
+    rewards stay apart. An ungrouped behaviour reports no group return."""
+    counter = EpisodeCounter(2)
+    decision, _ = steps([0, 1], {})
+    counter.add(decision, TerminalSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int), np.zeros(0, bool)))
+    decision = DecisionSteps([np.zeros((2, 1))], np.array([0.1, 0.2]), np.array([0, 1]), None, np.array([1, 1]),
+                             np.array([0.5, 0.5]))  # fmt: skip
+    counter.add(decision, TerminalSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int), np.zeros(0, bool)))
+    terminal = TerminalSteps([np.zeros((2, 1))], np.array([0.0, -0.2]), np.array([0, 1]), np.zeros(2, bool),
+                             np.array([1, 1]), np.array([1.0, 1.0]))  # fmt: skip
+    counter.add(DecisionSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int)), terminal)
+    assert counter.done and counter.grouped
+    assert counter.returns == pytest.approx([0.1, 0.0]) and counter.group_returns == [1.5, 1.5]
+    # Agent 2 of group 7 dies alone (its mate 3 goes on): its episode counts, its group return does not.
+    dead = EpisodeCounter(2)
+    dead.add(DecisionSteps([np.zeros((2, 1))], np.zeros(2), np.array([2, 3]), None, np.array([7, 7]), np.zeros(2)),
+             TerminalSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int), np.zeros(0, bool)))  # fmt: skip
+    dead.add(DecisionSteps([np.zeros((1, 1))], np.zeros(1), np.array([3]), None, np.array([7]), np.zeros(1)),
+             TerminalSteps([np.zeros((1, 1))], np.zeros(1), np.array([2]), np.zeros(1, bool), np.array([7]),
+                           np.zeros(1)))  # fmt: skip
+    dead.add(DecisionSteps([np.zeros((0, 1))], np.zeros(0), np.zeros(0, int)),
+             TerminalSteps([np.zeros((1, 1))], np.zeros(1), np.array([3]), np.zeros(1, bool), np.array([7]),
+                           np.ones(1)))  # fmt: skip
+    assert dead.done and len(dead.returns) == 2 and dead.group_returns == [1.0]
+    plain = EpisodeCounter(1)
+    plain.add(*steps([0], {}))
+    plain.add(*steps([], {0: 1.0}))
+    assert plain.done and not plain.grouped
+
+
 @pytest.mark.parametrize(
     "overrides",
     [["trainer=ppo"], ["trainer=sac"], ["trainer=ppo", "trainer.network_settings.normalize=true"], ["network=lstm"]],

@@ -66,3 +66,29 @@ def test_gradient_flows_to_policy_and_values():
     total_loss(ppo_loss(lp, torch.zeros(2), v, batch, 0.2, 0.0)).backward()
     assert lp.grad is not None and v.grad is not None
     assert lp.grad[0] < 0 < lp.grad[1]  # raise the log-prob of the advantaged action
+
+
+def test_ratio_is_taken_and_clipped_per_action_component():
+    # Two components each 10% likelier: per component 1.1 is inside the clip range and keeps its gradient,
+    # though the joint ratio 1.21 would be clipped at 1.2 (upstream's per-component form, not the joint one).
+    batch = make_batch([[0.0, 0.0]], [1.0], [[0.0]], [[0.0]])
+    lp = torch.full((1, 2), math.log(1.1), requires_grad=True)
+    terms = ppo_loss(lp, torch.zeros(1), torch.zeros(1, 1), batch, epsilon=0.2, beta=0.0)
+    assert math.isclose(terms["policy_loss"].item(), -1.1, rel_tol=1e-6)  # mean over the components
+    assert terms["clip_fraction"].item() == 0.0
+    terms["loss_policy"].backward()
+    assert lp.grad is not None and (lp.grad < 0).all()
+    joint = make_batch([0.0], [1.0], [[0.0]], [[0.0]])
+    assert math.isclose(
+        ppo_loss(lp.sum(1), torch.zeros(1), torch.zeros(1, 1), joint, 0.2, 0.0)["policy_loss"].item(),
+        -1.2,
+        rel_tol=1e-6,
+    )
+
+
+def test_each_component_is_clipped_on_its_own():
+    # Advantage 2: one component at ratio e (clipped at 1.2), the other unchanged; mean of 1.2 * 2 and 1 * 2.
+    batch = make_batch([[0.0, 0.0]], [2.0], [[0.0]], [[0.0]])
+    terms = ppo_loss(torch.tensor([[1.0, 0.0]]), torch.zeros(1), torch.zeros(1, 1), batch, epsilon=0.2, beta=0.0)
+    assert math.isclose(terms["policy_loss"].item(), -(1.2 * 2.0 + 2.0) / 2, rel_tol=1e-6)
+    assert terms["clip_fraction"].item() == 0.5

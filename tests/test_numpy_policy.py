@@ -116,3 +116,28 @@ def test_checkpoint_keeps_the_sampling_generator():
     trainer.load_state_dict(state)
     np.testing.assert_array_equal(policy.act(obs, None)[0], first)
     assert isinstance(trainer.actor_critic, NumpyActorCritic)
+
+
+def test_per_component_acting_matches_the_torch_networks_and_skips_the_critic():
+    """What the trainer acts with: one log-probability per action component (as ``Actor.evaluate`` with
+    ``components`` gives them, summing to the joint one) and no values; ``values`` is the critic's."""
+    trainer = make_trainer(ActionSpec(continuous_size=2, discrete_branches=(4, 3)))
+    policy = numpy_path(trainer)
+    assert policy is not None
+    rng = np.random.default_rng(4)
+    obs = rng.normal(2.0, 3.0, (300, 6)).astype(np.float32)
+    mask = rng.random((300, 7)) > 0.4
+    mask[:, 0] = mask[:, 4] = True
+    cont, disc, parts, entropy, memories = policy.act_parts(obs, mask)
+    assert parts.shape == (300, 4) and memories is None
+    module = trainer.module
+    with torch.no_grad():
+        x = module.preprocess(torch.as_tensor(obs))
+        ref_parts, ref_ent = module.actor.evaluate(
+            x, torch.as_tensor(cont), torch.as_tensor(disc), torch.as_tensor(mask), components=True
+        )
+    np.testing.assert_allclose(parts, ref_parts.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(entropy, ref_ent.numpy(), rtol=1e-4, atol=1e-4)
+    ref_lp, _, ref_values = torch_reference(trainer, obs, cont, disc, mask)
+    np.testing.assert_allclose(parts.sum(1), ref_lp, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(policy.values(obs), ref_values, rtol=1e-4, atol=1e-4)

@@ -26,9 +26,10 @@ def make_trainer(action_spec: ActionSpec, seed: int = 0, memory: bool = False) -
     return numpy_policy_trainer(action_spec, memory=memory, signals=STREAMS, hidden_units=32, seed=seed)
 
 
-def buffer(trainer: PPOTrainer, n: int = 256) -> dict[str, np.ndarray]:
+def buffer(trainer: PPOTrainer, n: int = 256, parts: bool = False) -> dict[str, np.ndarray]:
     """Experience the policy could have produced, with old log-probabilities and values nearby, so the
-    ratio and the value are clipped on some rows and not on others."""
+    ratio and the value are clipped on some rows and not on others. ``parts``: old log-probabilities per
+    action component [n, C + D], as the trainer stores them, instead of the joint [n]."""
     rng = np.random.default_rng(2)
     obs = rng.normal(2.0, 3.0, (n, 6)).astype(np.float32)
     width = sum(trainer.spec.action_spec.discrete_branches)
@@ -37,13 +38,17 @@ def buffer(trainer: PPOTrainer, n: int = 256) -> dict[str, np.ndarray]:
         mask[:, 0] = mask[:, 4] = True
     policy = numpy_path(trainer)
     assert policy is not None
-    cont, disc, log_prob, _, values, _ = policy.act(obs, mask if width else None)
+    if parts:
+        cont, disc, log_prob, _, _ = policy.act_parts(obs, mask if width else None)
+        values = policy.values(obs)
+    else:
+        cont, disc, log_prob, _, values, _ = policy.act(obs, mask if width else None)
     return {
         "obs": obs,
         "continuous": cont,
         "discrete": disc.astype(np.int64),
         "action_mask": mask,
-        "old_log_prob": (log_prob + rng.normal(0, 0.3, n)).astype(np.float32),
+        "old_log_prob": (log_prob + rng.normal(0, 0.3, log_prob.shape)).astype(np.float32),
         "old_values": (values + rng.normal(0, 0.3, values.shape)).astype(np.float32),
         "returns": (values + rng.normal(0, 1.0, values.shape)).astype(np.float32),
         "advantages": rng.normal(0, 1.0, n).astype(np.float32),
@@ -79,6 +84,35 @@ def test_loss_and_gradients_match_autograd(action_spec):
     fast.backward()
     scale = np.abs(ref_grad).max()
     np.testing.assert_allclose(fast.flat.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize(
+    "action_spec",
+    [HYBRID, ActionSpec(continuous_size=3), ActionSpec(discrete_branches=(5,))],
+    ids=["hybrid", "continuous", "discrete"],
+)
+def test_per_component_ratios_match_autograd(action_spec):
+    """The form the trainer stores: one old log-probability per action component, one ratio per component."""
+    trainer = make_trainer(action_spec)
+    fast = numpy_path(trainer)
+    assert fast is not None
+    data = buffer(trainer, parts=True)
+    spec = trainer.spec.action_spec
+    assert data["old_log_prob"].shape == (256, spec.continuous_size + spec.discrete_size)
+    ref_terms, ref_grad = autograd(trainer, data, epsilon=0.2, beta=0.01)
+    fast.load(data, 0.2, 0.01)
+    terms = fast.loss(np.arange(len(data["obs"])))
+    for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+        assert math.isclose(terms[key], ref_terms[key], rel_tol=1e-4, abs_tol=1e-5), key
+    assert 0.05 < terms["clip_fraction"] < 0.95  # both branches of the clipped surrogate are exercised
+    fast.backward()
+    scale = np.abs(ref_grad).max()
+    np.testing.assert_allclose(fast.flat.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
+    # ...and it is not the joint ratio's loss: the same rows with joint old log-probabilities differ.
+    joint = {**data, "old_log_prob": data["old_log_prob"].sum(1)}
+    fast.load(joint, 0.2, 0.01)
+    if data["old_log_prob"].shape[1] > 1:
+        assert not math.isclose(fast.loss(np.arange(256))["policy_loss"], terms["policy_loss"], rel_tol=1e-3)
 
 
 def test_a_minibatch_of_rows_is_the_same_rows_in_torch():
@@ -142,14 +176,15 @@ def test_adam_steps_like_torch_and_checkpoints_keep_torch_format():
     np.testing.assert_array_equal(numpy_path(other).flat.values, fast.flat.values)
 
 
-def test_a_whole_update_learns_as_the_torch_path_does():
+@pytest.mark.parametrize("parts", [False, True], ids=["joint", "per_component"])
+def test_a_whole_update_learns_as_the_torch_path_does(parts):
     """Same buffer, same minibatch order: the numpy path and training_step + Adam end in nearly the same
-    weights after an update of 3 epochs."""
+    weights after an update of 3 epochs (old log-probabilities joint, or per component as stored)."""
     runs = []
     for use_numpy in (True, False):
         trainer = make_trainer(HYBRID)
         trainer.hp.batch_size = 64  # 8 minibatches per epoch
-        data = buffer(trainer, 512)
+        data = buffer(trainer, 512, parts)
         if not use_numpy:
             trainer.actor_critic = TorchActorCritic(trainer.module, trainer.optimizer, trainer.device)
         extra = {"next_obs": np.zeros((512, 0), np.float32), "env_reward": np.zeros(512, np.float32)}

@@ -21,10 +21,12 @@ class EpisodeCounter:
     def __init__(self, wanted: int) -> None:
         self.wanted = wanted
         self.started = 0
-        self.running: dict[int, list[float]] = {}  # agent -> [return, length] (account_episodes)
+        self.running: dict[int, list[float]] = {}  # agent -> [return, length, group return] (account_episodes)
         self.counted: set[int] = set()  # agents whose running episode is counted
         self.returns: list[float] = []
         self.lengths: list[int] = []
+        self.group_returns: list[float] = []  # group rewards of counted episodes whose group ended with them
+        self.grouped = False  # whether any agent belonged to a group (its behaviour is scored by group reward)
 
     @property
     def done(self) -> bool:
@@ -45,11 +47,23 @@ class EpisodeCounter:
         # An episode that ends before any decision of it was seen starts and ends now.
         keep = [a in self.counted if a in self.running else self._claim() for a in ended_ids]
         self.counted.difference_update(ended_ids)
+        # As training's Group Cumulative Reward: an agent's group rewards count when its group ended with it
+        # (no groupmate carries on), not when it alone ended early (a sacrificed or dead agent).
+        going_on = [a in self.running and a not in ended for a in decision.agent_id.tolist()]
+        d_gid = decision.group_id.tolist() if decision.group_id is not None else [0] * len(decision)
+        carried = {g for g, on in zip(d_gid, going_on, strict=True) if on}
+        t_gid = terminal.group_id.tolist() if terminal.group_id is not None else [0] * len(terminal)
+        group_done = [g != 0 and g not in carried for g in t_gid]
         returns: list[float] = []
         lengths: list[int] = []
-        account_episodes(self.running, decision, terminal, returns, lengths)
+        group_returns: list[float] = []
+        account_episodes(self.running, decision, terminal, returns, lengths, group_returns)
         self.returns += [r for r, k in zip(returns, keep, strict=True) if k]
         self.lengths += [n for n, k in zip(lengths, keep, strict=True) if k]
+        self.group_returns += [g for g, k, d in zip(group_returns, keep, group_done, strict=True) if k and d]
+        self.grouped = self.grouped or any(
+            s.group_id is not None and bool(s.group_id.any()) for s in (decision, terminal)
+        )
         self.counted.update(a for a in starts if self._claim())
 
 
@@ -59,16 +73,27 @@ def account_episodes(
     terminal: TerminalSteps,
     returns: list[float],
     lengths: list[int],
+    group_returns: list[float] | None = None,
 ) -> None:
-    """Add each step's rewards to its agent's episode; close the episodes that ended."""
-    for agent, reward in zip(terminal.agent_id.tolist(), terminal.reward.tolist(), strict=True):
-        total = running.pop(agent, [0.0, 0])
+    """Add each step's rewards to its agent's episode (its own, and the group rewards it received); close
+    the episodes that ended."""
+    t_group = _group_rewards(terminal)
+    for agent, reward, group in zip(terminal.agent_id.tolist(), terminal.reward.tolist(), t_group, strict=True):
+        total = running.pop(agent, [0.0, 0, 0.0])
         returns.append(total[0] + reward)
         lengths.append(int(total[1]))
-    for agent, reward in zip(decision.agent_id.tolist(), decision.reward.tolist(), strict=True):
-        entry = running.setdefault(agent, [0.0, 0])
+        if group_returns is not None:
+            group_returns.append(total[2] + group)
+    d_group = _group_rewards(decision)
+    for agent, reward, group in zip(decision.agent_id.tolist(), decision.reward.tolist(), d_group, strict=True):
+        entry = running.setdefault(agent, [0.0, 0, 0.0])
         entry[0] += reward
         entry[1] += 1
+        entry[2] += group
+
+
+def _group_rewards(steps: DecisionSteps | TerminalSteps) -> list[float]:
+    return steps.group_reward.tolist() if steps.group_reward is not None else [0.0] * len(steps)
 
 
 class EpisodeRecorder:

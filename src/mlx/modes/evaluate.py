@@ -80,10 +80,15 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
             "mean_length": float(ln.mean()),
             "std_length": float(ln.std()),
         }
+        group = ""
+        if counters[name].grouped:  # a group behaviour is scored by its group reward, as in training
+            g = np.asarray(counters[name].group_returns)
+            report[name].update(mean_group_return=float(g.mean()), std_group_return=float(g.std()))
+            group = f" Mean Group Return: {g.mean():.3f}."
         kind = "deterministic" if settings.deterministic else "sampled"
         say(
             f"[INFO] {name}. Evaluated {len(r)} episodes ({kind} actions): Mean Return: {r.mean():.3f}. "
-            f"Std of Return: {r.std():.3f}. Mean Episode Length: {ln.mean():.1f}.",
+            f"Std of Return: {r.std():.3f}.{group} Mean Episode Length: {ln.mean():.1f}."
         )
     write_report(cfg, paths, report)
     return report
@@ -99,9 +104,10 @@ def write_report(cfg: RunConfig, paths: RunPaths, report: dict) -> None:
 
 
 def evaluate(dict_cfg: DictConfig) -> float | None:
-    """Entry point for mode=evaluate; returns the mean return over behaviours."""
+    """Entry point for mode=evaluate; returns the mean return over behaviours (a group behaviour's mean
+    group return, as training scores it)."""
     cfg = seeded(validate(dict_cfg))
     report = evaluate_run(cfg)
     if "match" in report:  # the evaluated team's win rate among decided games
         return float(report["match"]["win_rate_decided"])
-    return float(np.mean([r["mean_return"] for r in report.values()])) if report else None
+    return float(np.mean([r.get("mean_group_return", r["mean_return"]) for r in report.values()])) if report else None

@@ -56,14 +56,18 @@ def objective_value(objective: ObjectiveSettings, history: History, max_steps: i
     return mean_reward_value(history, objective.last_n)
 
 
-def read_history(stats_path: Path, up_to_step: int | None = None) -> dict[str, list[tuple[int, float | None]]]:
-    """Summaries already in a run's stats.jsonl (a resumed trial continues its curve); lines that are not
-    summary rows (cut short by a kill, or garbage) are skipped."""
+def read_history(
+    stats_path: Path, up_to_step: int | Mapping[str, int] | None = None
+) -> dict[str, list[tuple[int, float | None]]]:
+    """Summaries already in a run's stats.jsonl (a resumed trial continues its curve), up to ``up_to_step``
+    (each behaviour's own checkpoint step, or one for all); lines that are not summary rows (cut short by
+    a kill, or garbage) are skipped."""
     history: dict[str, list[tuple[int, float | None]]] = {}
     if not stats_path.exists():
         return history
     for row in read_stats(stats_path):
-        if up_to_step is not None and row["step"] > up_to_step:
+        last = up_to_step if not isinstance(up_to_step, Mapping) else up_to_step.get(row["behavior"], 0)
+        if last is not None and row["step"] > last:
             continue
         history.setdefault(row["behavior"], []).append((row["step"], row_score(row)))
     return history

@@ -68,20 +68,27 @@ class TrialOutcome:
 
 def checkpoint_step(results_dir: str | Path, run_id: str) -> int | None:
     """The step every behaviour of a run can resume from (None: no checkpoint to resume)."""
+    steps = checkpoint_steps(results_dir, run_id)
+    return min(steps.values()) if steps else None
+
+
+def checkpoint_steps(results_dir: str | Path, run_id: str) -> dict[str, int] | None:
+    """The step each behaviour of a run resumes from, its own latest checkpoint's (None: a behaviour has no
+    checkpoint, the trial starts anew)."""
     root = Path(results_dir) / run_id
     try:
         status = json.loads((root / "run_logs" / "training_status.json").read_bytes())
-        steps = []
+        steps: dict[str, int] = {}
         for name, entry in status.items():
             if name == "metadata" or "lesson_num" in entry:  # a curriculum's lesson, not a behaviour
                 continue
             checkpoints = entry.get("checkpoints") or []
             if not checkpoints or not (root / name / "checkpoint.pt").exists():
                 return None
-            steps.append(max(int(c["steps"]) for c in checkpoints))
+            steps[name] = max(int(c["steps"]) for c in checkpoints)
     except (OSError, ValueError, RecursionError, AttributeError, TypeError, KeyError):
         return None  # no status, or not one mlx wrote: the trial starts anew
-    return min(steps) if steps else None
+    return steps or None
 
 
 @dataclass
@@ -117,8 +124,8 @@ class TrialTask:
         history: dict[str, list[tuple[int, float | None]]] = {}
         if cfg.resume:
             results_dir, run_id = str(cfg.results_dir), str(cfg.run_id)
-            step = checkpoint_step(results_dir, run_id)
-            history = read_history(Path(results_dir) / run_id / "run_logs" / "stats.jsonl", step)
+            steps = checkpoint_steps(results_dir, run_id)  # each behaviour's rows up to its own checkpoint
+            history = read_history(Path(results_dir) / run_id / "run_logs" / "stats.jsonl", steps)
         reported = storage.get_trial(trial_id).intermediate_values.keys()
         reporter = Reporter(self.objective, int(cfg.trainer.max_steps), trial, history, reported)
         params = [o for o in job_overrides() if o.lstrip("+").split("=", 1)[0] in self.param_names]

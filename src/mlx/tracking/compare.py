@@ -8,6 +8,11 @@ of ± one standard deviation (the min-max band when a group has two runs, where 
     python -m mlx.tracking.compare --sweep ppo-3dball-20261122-042610
     python -m mlx.tracking.compare --experiment 3dball --tag mlx.trainer=ppo --out ppo.png
     python -m mlx.tracking.compare --run-id 1f2e... --run-id 9ab0... --metric "Losses/Value Loss"
+    python -m mlx.tracking.compare --experiment walljump --behavior BigWallJump
+
+A run with several behaviours logs each one's statistics as "<Behavior>/<name>" (mlx.tracking.keys):
+--behavior picks one (the same as --metric "BigWallJump/Environment/Cumulative Reward"); when the metric
+is missing from every run but those runs have it per behaviour, the error names the --behavior to pass.
 
 A sweep's parent run is never compared, only its children. Bad input (nothing matches, an unknown
 experiment) ends with one line on stderr and exit code 2, like `python -m mlx`.
@@ -197,6 +202,18 @@ def load_curves(client: Any, runs: Sequence[Any], metric: str) -> tuple[list[Run
     return curves, missing
 
 
+def behavior_hint(runs: Sequence[Any], metric: str) -> str:
+    """'; ...pass --behavior NAME' when runs log ``metric`` per behaviour (mlx.tracking.keys), else ''."""
+    suffix = "/" + metric
+    names = sorted({k[: -len(suffix)] for r in runs for k in r.data.metrics if k.endswith(suffix)})
+    if not names:
+        return ""
+    return (
+        f"; these runs have several behaviours, each with its own '<Behavior>/{metric}': pass --behavior "
+        f"{names[0]} (behaviours: {', '.join(names)})"
+    )
+
+
 def table(groups: Sequence[Group], metric: str, last_n: int) -> str:
     """One row per group, best first."""
     rows = []
@@ -282,6 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tag", action="append", default=[], help="key=value tag filter (repeatable)")
     parser.add_argument("--run-id", action="append", default=[], help="MLflow run id (repeatable)")
     parser.add_argument("--metric", default=REWARD, help=f"metric to compare (default '{REWARD}')")
+    parser.add_argument(
+        "--behavior",
+        help="the behaviour whose metric to compare, in runs with several behaviours (WallJump's BigWallJump, "
+        "...): they log '<Behavior>/<metric>'",
+    )
     parser.add_argument("--last-n", type=int, default=1, help="final value = mean of a run's last N points")
     parser.add_argument("--group-by", default="", help="comma-separated params to group by (default: all but seed)")
     parser.add_argument("--out", default="compare.png", help="PNG file for the learning curves")
@@ -298,10 +320,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mlflow.tracking import MlflowClient  # lazy for start-up speed (mlflow)
 
         client = MlflowClient(tracking_uri=args.tracking_uri)
+        if args.behavior is not None and not args.behavior.strip():
+            raise CompareError("--behavior is empty; name a behaviour, e.g. --behavior BigWallJump")
+        base = args.metric
+        if args.behavior:
+            args.metric = f"{args.behavior}/{base}"
         runs = select_runs(client, args.experiment, args.sweep, parse_tags(args.tag), args.run_id)
         curves, missing = load_curves(client, runs, args.metric)
         if not curves:
-            raise CompareError(f"none of the {len(runs)} selected runs logged metric '{args.metric}'")
+            hint = behavior_hint(runs, base)
+            raise CompareError(f"none of the {len(runs)} selected runs logged metric '{args.metric}'{hint}")
         by = [k.strip() for k in args.group_by.split(",") if k.strip()]
         groups = group_runs(curves, by or None)
     except CompareError as exc:

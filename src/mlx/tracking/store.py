@@ -173,8 +173,9 @@ def start_error(uri: str, exc: BaseException, doing: str) -> TrackingError:
     return TrackingError(f"{where}: {doing} failed ({why(exc)}); {hint} {FIX}")
 
 
-def rewind_sql(client: Any, run_id: str, step: int) -> int | None:
-    """Delete the run's metric points logged for steps after ``step`` (and recompute its latest values);
+def rewind_sql(client: Any, run_id: str, cut: Callable[[str], int | None]) -> int | None:
+    """Delete the run's metric points of each key logged for steps after ``cut(key)`` (None: keep the key's
+    points; a resume cuts each behaviour's keys at its own checkpoint) and recompute its latest values;
     returns how many were deleted, or None when the store is not a SQL database (nothing can be deleted)."""
     store = client._tracking_client.store
     maker = getattr(store, "ManagedSessionMaker", None)
@@ -183,8 +184,18 @@ def rewind_sql(client: Any, run_id: str, step: int) -> int | None:
     from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric  # lazy (mlflow)
 
     with maker(read_only=False) as session:
-        later = session.query(SqlMetric).filter(SqlMetric.run_uuid == run_id, SqlMetric.step > step)
-        deleted = later.delete(synchronize_session=False)
+        keys = [k for (k,) in session.query(SqlMetric.key).filter(SqlMetric.run_uuid == run_id).distinct()]
+        by_step: dict[int, list[str]] = {}
+        for key in keys:
+            if (step := cut(key)) is not None:
+                by_step.setdefault(step, []).append(key)
+        deleted = 0
+        for step, group in by_step.items():
+            for i in range(0, len(group), 500):  # within every database's limit of bound parameters
+                later = session.query(SqlMetric).filter(
+                    SqlMetric.run_uuid == run_id, SqlMetric.key.in_(group[i : i + 500]), SqlMetric.step > step
+                )
+                deleted += later.delete(synchronize_session=False)
         if not deleted:
             return 0
         session.query(SqlLatestMetric).filter(SqlLatestMetric.run_uuid == run_id).delete(synchronize_session=False)

@@ -1,7 +1,8 @@
 """`python -m mlx.tracking sync results/<run_id>`: send MLflow what a run recorded while its store failed.
 
 Sends the summaries of run_logs/stats.jsonl that MLflow does not have yet (after the cursor in
-run_logs/mlflow_sync.json, and not already there with the same value), the files a finished run uploads
+run_logs/mlflow_sync.json, and not already there with the same value; under the metric names the run
+started with, mlx.tracking.keys), the files a finished run uploads
 when they are missing from the MLflow run (configuration.yaml as a redacted copy, stats.jsonl, the
 learning curves, the final policies), and the run's end status when it was not recorded. Running it
 again sends nothing: it is idempotent. The store is the run's tracking.uri (from its configuration.yaml),

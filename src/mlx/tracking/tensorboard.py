@@ -10,8 +10,9 @@ banner. A fresh run deletes event files left in its behaviour folders, as upstre
 stats.jsonl holds, as float32 (TensorBoard's scalar type). The file is flushed at every summary, so a killed
 run leaves a readable file.
 
-Resume (better than upstream, which shows the steps between the checkpoint and the kill twice): a run
-resumed from a checkpoint at step S first rewrites the behaviour's older files without their events after S
+Resume (better than upstream, which shows the steps between the checkpoint and the kill twice): each
+behaviour resumes from its own checkpoint, at its step S (the behaviours of a run step at their own rates; 0
+for one without a checkpoint), and first rewrites its older files without their events after S
 (atomically, one file at a time), writes what stats.jsonl holds up to S and no file has (a run that
 recorded no event files, or tracking.tensorboard switched on at the resume), then a SessionLog START at
 S + 1, the standard purge marker, so a TensorBoard already open when the resume starts drops the old
@@ -58,6 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlx.tracking.base import ROW_FIELDS, Tracker, read_rows
+from mlx.tracking.keys import ResumeSteps, resume_step_of
 
 if TYPE_CHECKING:
     from mlx.config import RunConfig
@@ -341,13 +343,14 @@ def row_scalars(row: Mapping[str, Any]) -> list[bytes]:
 
 
 class TensorboardTracker(Tracker):
-    """Writes each behaviour's event file in ``root``/<Behavior>/ (see the module docstring)."""
+    """Writes each behaviour's event file in ``root``/<Behavior>/ (see the module docstring); ``resume_step``:
+    a resumed run's checkpoint step, each behaviour's own (a mapping) or one for all."""
 
     def __init__(
         self,
         root: Path,
         behaviors: Mapping[str, Mapping[str, Any]],
-        resume_step: int | None = None,
+        resume_step: ResumeSteps | None = None,
         stats: Path | None = None,
     ) -> None:
         self.root = root
@@ -355,21 +358,23 @@ class TensorboardTracker(Tracker):
         backlog: dict[str, list[dict[str, Any]]] = {}
         if resume_step is not None and stats is not None:
             for row in read_rows(stats):
-                if row["step"] <= resume_step:
+                if row["step"] <= resume_step_of(resume_step, row["behavior"]):
                     backlog.setdefault(row["behavior"], []).append(row)
         for name, settings in behaviors.items():
             folder = root / name
+            step = 0
             if resume_step is None:
                 self._clear(folder)
                 self._file(name).write(event(0, session_status=SESSION_START))  # see the module docstring
             else:
-                have = rewind(folder, resume_step) if folder.is_dir() else set()
+                step = resume_step_of(resume_step, name)
+                have = rewind(folder, step) if folder.is_dir() else set()
                 missing = [row for row in backlog.get(name, []) if row["step"] not in have]
                 for row in missing:
                     self._file(name).write(event(row["step"], values=row_scalars(row)))
-                self._file(name).write(event(resume_step + 1, session_status=SESSION_START))
+                self._file(name).write(event(step + 1, session_status=SESSION_START))
             text = text_value(TEXT_TAG, settings_text(settings))
-            self._file(name).write(event(resume_step or 0, values=[text]))
+            self._file(name).write(event(step, values=[text]))
             self.files[name].flush()
 
     @staticmethod

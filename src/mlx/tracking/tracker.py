@@ -20,11 +20,17 @@ How a run survives its store (see also mlx.tracking.store):
 - End: ``finish`` waits up to ``finish_wait`` seconds for the queue; what is still unsent (summaries, files,
   the run's end status) stays recorded in mlflow_sync.json, named in one warning line with the command
   that sends it later: ``python -m mlx.tracking sync results/<run_id>`` (also done by a resume).
-- No duplicate points after resume. A resumed run continues from a checkpoint at step S and logs the
-  summaries after S again, while the killed process may have sent some of them already. Design: the
-  cursor tells exactly what was sent, and on a SQL store (SQLite, PostgreSQL, MySQL: every default and
-  usual setup) the points after S are deleted through MLflow's own SQLAlchemy models before the resumed
-  run sends anything, so MLflow ends with what stats.jsonl holds (which resume truncates at S as well).
+- Metric names (mlx.tracking.keys): a run with one behaviour logs ML-Agents' names ("Environment/Cumulative
+  Reward"), a run with several "<Behavior>/<name>" ("BigWallJump/Environment/Cumulative Reward"), so that
+  no MLflow curve mixes two behaviours; the run's behaviours are given at the start (make_tracker: the
+  behaviours of ``hyperparameters``) and kept in mlflow_sync.json for a resume and for sync.
+- No duplicate points after resume. Each behaviour resumes from its own checkpoint (at step S_b: the
+  behaviours of one run step at their own rates) and logs its summaries after S_b again, while the killed
+  process may have sent some of them already. Design: the cursor tells exactly what was sent, and on a SQL
+  store (SQLite, PostgreSQL, MySQL: every default and usual setup) each behaviour's points after its S_b
+  are deleted through MLflow's own SQLAlchemy models before the resumed run sends anything (the other
+  behaviours' points stay), so MLflow ends with what stats.jsonl holds (which resume truncates at each
+  S_b as well).
   Deferring every send until a checkpoint covers it would need no deletion, but the live view would lag
   by a checkpoint_interval (500k steps by default): rejected. On a tracking server (http), where MLflow
   has no way to delete a point, the summaries up to the cursor are not sent again: each step stays
@@ -49,7 +55,10 @@ from pathlib import Path
 from typing import Any
 
 from mlx.config import TrackingSettings
-from mlx.tracking.base import ROW_FIELDS, Tracker, Trackers, read_rows
+from mlx.tracking.base import Tracker, Trackers, read_rows
+from mlx.tracking.keys import PROBE as PROBE  # re-exported: the name a replay checks, for tests and tools
+from mlx.tracking.keys import MetricNames, ResumeSteps, resume_step_of
+from mlx.tracking.keys import row_metrics as row_metrics
 from mlx.tracking.mlflow_run import EXPERIMENT_KIND, log_onnx_model
 from mlx.tracking.secrets import redact
 from mlx.tracking.store import (
@@ -68,24 +77,9 @@ from mlx.tracking.tensorboard import TensorboardTracker
 from mlx.training.output import say
 
 SYNC_FILE = "mlflow_sync.json"
-PROBE = "Environment/Steps Per Second"  # every summary has it: the metric a replay checks MLflow for
 BATCH = 900  # metrics per log_batch (MLflow takes at most 1000)
 MODEL_MARK = "mlflow-model:"  # a pending file that is to be logged as an MLflow model (its name follows)
 TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".cfg", ".ini", ".md")
-
-
-def row_metrics(row: Mapping[str, Any]) -> dict[str, float]:
-    """The MLflow metrics of one stats.jsonl row: its statistics, the reward's std and the speed."""
-    metrics = {
-        k: float(v)
-        for k, v in row.items()
-        if k not in ROW_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-    if row.get("std_reward") is not None:
-        metrics["Environment/Cumulative Reward Std"] = float(row["std_reward"])
-    if row.get("steps_per_sec") is not None:
-        metrics[PROBE] = float(row["steps_per_sec"])
-    return metrics
 
 
 def warn(text: str) -> None:
@@ -100,6 +94,7 @@ class SyncState:
         self.path = path  # None: kept in memory only (never a stand-in such as /dev/null: saves replace files)
         self.run_id: str | None = None
         self.sent: dict[str, int] = {}
+        self.behaviors: list[str] | None = None  # the run's behaviours: they name its metrics (mlx.tracking.keys)
         self.pending_files: list[list[str | None]] = []
         self.end_status: str | None = None
         self.known = False  # read from an existing file
@@ -115,6 +110,9 @@ class SyncState:
             self.run_id = data.get("run_id") if isinstance(data.get("run_id"), str) else None
             sent = data.get("sent") if isinstance(data.get("sent"), dict) else {}
             self.sent = {str(k): int(v) for k, v in sent.items() if isinstance(v, int)}
+            names = data.get("behaviors")
+            if isinstance(names, list) and all(isinstance(b, str) for b in names):
+                self.behaviors = names
             files = data.get("pending_files") if isinstance(data.get("pending_files"), list) else []
             self.pending_files = [list(f) for f in files if isinstance(f, list) and len(f) == 2]
             self.end_status = data.get("end_status") if isinstance(data.get("end_status"), str) else None
@@ -129,6 +127,7 @@ class SyncState:
         data = {
             "run_id": self.run_id,
             "sent": self.sent,
+            "behaviors": self.behaviors,
             "pending_files": self.pending_files,
             "end_status": self.end_status,
         }
@@ -152,7 +151,8 @@ class MlflowTracker(Tracker):
         run_logs: Path | None = None,
         params: Mapping[str, Any] | None = None,
         config: Path | None = None,
-        resume_step: int | None = None,
+        resume_step: ResumeSteps | None = None,
+        behaviors: Sequence[str] | None = None,
         window: float = 10.0,
         retry_every: float = 15.0,
         finish_wait: float = 30.0,
@@ -218,6 +218,13 @@ class MlflowTracker(Tracker):
                     name = row["behavior"]
                     self.state.sent[name] = max(self.state.sent.get(name, 0), row["step"])
             self.state.run_id = self.run_id
+        if behaviors is None:  # sync, or a caller that does not say: as the run started, else its summaries
+            known = self.state.behaviors
+            if known is None:
+                known = [r["behavior"] for r in read_rows(self.stats)] if self.stats is not None else []
+            behaviors = known
+        self.names = MetricNames(behaviors)
+        self.state.behaviors = self.names.behaviors
         self.state.save()
 
         self._ops: deque[tuple[Any, ...]] = deque()
@@ -358,11 +365,11 @@ class MlflowTracker(Tracker):
                 return None
             batch = [self._ops[0]]
             if batch[0][0] == "row":
-                size = len(row_metrics(batch[0][1]))
+                size = len(self.names.row(batch[0][1]))
                 for more in list(self._ops)[1:]:
                     if more[0] != "row":
                         break
-                    size += len(row_metrics(more[1]))
+                    size += len(self.names.row(more[1]))
                     if size > BATCH:
                         break
                     batch.append(more)
@@ -438,7 +445,7 @@ class MlflowTracker(Tracker):
         if not rows:
             return
         now = int(time.time() * 1000)
-        items = [Metric(k, v, now, int(row["step"])) for row in rows for k, v in row_metrics(row).items()]
+        items = [Metric(k, v, now, int(row["step"])) for row in rows for k, v in self.names.row(row).items()]
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, metrics=items[i : i + BATCH])
         for row in rows:
@@ -500,11 +507,12 @@ class MlflowTracker(Tracker):
             if getattr(exc, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise
 
-    def _rewind(self, step: int) -> None:
-        deleted = rewind_sql(self.client, self.run_id, step)
+    def _rewind(self, steps: ResumeSteps) -> None:
+        """Each behaviour's points after its checkpoint (``steps``) deleted, and the cursor moved back."""
+        deleted = rewind_sql(self.client, self.run_id, lambda key: self.names.cut(steps, key))
         if deleted is None:  # no SQL store: what was sent stays, and is not sent again (see the docstring)
             return
-        self.state.sent = {name: min(sent, step) for name, sent in self.state.sent.items()}
+        self.state.sent = {name: min(sent, resume_step_of(steps, name)) for name, sent in self.state.sent.items()}
         self.state.save()
 
     def _replay(self) -> None:
@@ -514,8 +522,11 @@ class MlflowTracker(Tracker):
         rows = [r for r in read_rows(self.stats) if r["step"] > self.state.sent.get(r["behavior"], -1)]
         if not rows:
             return
-        have = {(m.step, m.value) for m in self.client.get_metric_history(self.run_id, PROBE)}
-        rows = [r for r in rows if (r["step"], float(r.get("steps_per_sec") or 0.0)) not in have]
+        have: dict[str, set[tuple[int, float]]] = {}
+        for name in dict.fromkeys(r["behavior"] for r in rows):
+            history = self.client.get_metric_history(self.run_id, self.names.probe(name))
+            have[name] = {(m.step, m.value) for m in history}
+        rows = [r for r in rows if (r["step"], float(r.get("steps_per_sec") or 0.0)) not in have[r["behavior"]]]
         rows.sort(key=lambda r: r["step"])
         for i in range(0, len(rows), 50):
             self._send_rows(rows[i : i + 50])
@@ -547,10 +558,13 @@ def make_tracker(
 ) -> Tracker:
     """The run's trackers, as ``tracking=`` chooses: MLflow (backend mlflow) and TensorBoard event files in
     ``run_folder`` (tracking.tensorboard; ``hyperparameters``: each behaviour's settings, written once).
-    ``options`` go to MlflowTracker (run_logs, params, config, resume_step, ...); resume_step and run_logs'
-    stats.jsonl serve the event files' resume too (mlx.tracking.tensorboard)."""
+    ``options`` go to MlflowTracker (run_logs, params, config, resume_step: each behaviour's checkpoint step,
+    ...); resume_step and run_logs' stats.jsonl serve the event files' resume too (mlx.tracking.tensorboard).
+    The behaviours of ``hyperparameters`` name MLflow's metrics (mlx.tracking.keys)."""
     trackers: list[Tracker] = []
     if settings.backend == "mlflow":  # first: an unusable store refuses the start before any file is written
+        if hyperparameters is not None:
+            options.setdefault("behaviors", list(hyperparameters))
         from mlx.tracking.sidecar import SidecarTracker, take_prepared
 
         sidecar = take_prepared(settings.uri)  # python -m mlx started one: MLflow's work beside the run's

@@ -14,7 +14,7 @@ class PPOBatch(NamedTuple):
     continuous: torch.Tensor  # [B, C] raw Gaussian samples taken
     discrete: torch.Tensor  # [B, D]
     action_mask: torch.Tensor  # [B, sum(branches)] bool
-    old_log_prob: torch.Tensor  # [B]
+    old_log_prob: torch.Tensor  # [B, N] per action component when acting (C dims, then D branches), or [B] joint
     old_values: torch.Tensor  # [B, K] one column per reward stream
     returns: torch.Tensor  # [B, K]
     advantages: torch.Tensor  # [B] mean over streams, normalised over the buffer
@@ -33,11 +33,15 @@ def ppo_loss(
 ) -> dict[str, torch.Tensor]:
     """Clipped surrogate + clipped value loss + entropy bonus (ML-Agents' PPO), with diagnostics.
 
-    log_prob, entropy: [B] under the current policy; values: [B, K] current value estimates.
+    log_prob: [B, N] per action component (each continuous dimension, each discrete branch) under the current
+    policy, matching ``batch.old_log_prob``: the ratio is taken and clipped per component, the row's advantage
+    broadcast over its components and the surrogate averaged over every element, as upstream; or [B] joint
+    (one ratio per row). entropy: [B]; values: [B, K] current value estimates.
     """
     log_ratio = log_prob - batch.old_log_prob
+    advantages = batch.advantages if log_ratio.dim() == 1 else batch.advantages[:, None]
     ratio = log_ratio.exp()
-    surrogate = torch.min(ratio * batch.advantages, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * batch.advantages)
+    surrogate = torch.min(ratio * advantages, ratio.clamp(1.0 - epsilon, 1.0 + epsilon) * advantages)
     policy_loss = -surrogate.mean()
     clipped_values = batch.old_values + (values - batch.old_values).clamp(-epsilon, epsilon)
     value_loss = torch.max((batch.returns - values).square(), (batch.returns - clipped_values).square()).mean(0).mean()

@@ -43,7 +43,7 @@ def to_sequences(padded: np.ndarray, length: int) -> np.ndarray:
 
 def step_done(traj: Trajectories) -> np.ndarray:
     """[E, T] 1.0 on the last step of each trajectory that ended its episode (terminated or interrupted)."""
-    done = np.zeros(traj.log_prob.shape, np.float32)
+    done = np.zeros(traj.log_prob.shape[:2], np.float32)
     ended = np.flatnonzero(traj.episode_end)
     done[ended, traj.lengths[ended] - 1] = 1.0
     return done
@@ -63,6 +63,10 @@ class OnPolicyTrainer(RLTrainer):
         """Where each agent's steps collect until a trajectory ends (MA-POCA's also holds its groupmates')."""
         horizon, streams = self.settings.time_horizon, len(self.streams)
         return TrajectoryAssembler(self.spec, horizon, streams, self.memory_size, self.agents)
+
+    def _value_steps(self, traj: Trajectories, obs: np.ndarray) -> None:
+        """Fill traj.values [E, T, K] for the flat observation rows ``obs``; called after the normaliser took
+        in the trajectory and before the bootstrap. By default the values stored while acting are kept."""
 
     @abc.abstractmethod
     def _bootstrap(self, traj: Trajectories) -> None:
@@ -90,16 +94,18 @@ class OnPolicyTrainer(RLTrainer):
 
     @timed("process_trajectory")
     def _add_trajectories(self, traj: Trajectories) -> None:
-        """Bootstrap, estimate advantages per reward stream, and move the experience to the update buffer."""
+        """As upstream: the normaliser takes in the trajectory's observations, then its steps are valued and
+        bootstrapped, advantages estimated per reward stream, and the experience moved to the update buffer."""
+        obs = concat_vector_obs([traj.flat(o) for o in traj.obs])
+        if self.module.normalizer is not None:
+            self.module.normalizer.update(obs)  # numpy on CPU: no tensor needed
+        self._value_steps(traj, obs)
         if traj.needs_bootstrap.any():
             self._bootstrap(traj)
-        obs = concat_vector_obs([traj.flat(o) for o in traj.obs])
         env_reward = traj.flat(traj.env_reward)
         rewards, next_obs, flat_done = self._trajectory_rewards(traj, obs, env_reward)
         done = traj.padded(flat_done)
         advantages, returns = self._advantages(traj, rewards)
-        if self.module.normalizer is not None:
-            self.module.normalizer.update(obs)  # numpy on CPU: no tensor needed
         padded = {
             "continuous": traj.continuous,
             "discrete": traj.discrete,

@@ -28,7 +28,7 @@ class Trajectories:
     obs: list[np.ndarray]
     continuous: np.ndarray
     discrete: np.ndarray
-    log_prob: np.ndarray
+    log_prob: np.ndarray  # [E, T], or [E, T, N] per action component (the assembler's log_prob_components)
     values: np.ndarray
     env_reward: np.ndarray
     action_mask: np.ndarray  # [E, T, sum(branches)] True where allowed (empty last dim if continuous)
@@ -88,7 +88,10 @@ class TrajectoryAssembler:
         num_streams: int,
         memory_size: int = 0,
         agents: Agents | None = None,
+        log_prob_components: int = 0,
     ) -> None:
+        """``log_prob_components``: log-probabilities stored per step (PPO's one per action component for its
+        per-component ratio); 0 stores one joint log-probability."""
         self.spec = spec
         self.horizon = time_horizon
         self.num_streams = num_streams
@@ -101,7 +104,7 @@ class TrajectoryAssembler:
                 **columns,
                 "continuous": Column((h, a.continuous_size), np.float32),
                 "discrete": Column((h, a.discrete_size), np.int32),
-                "log_prob": Column((h,), np.float32),
+                "log_prob": Column((h, log_prob_components) if log_prob_components else (h,), np.float32),
                 "action_mask": Column((h, sum(a.discrete_branches)), bool),
                 "values": Column((h, num_streams), np.float32),
                 "env_reward": Column((h,), np.float32),

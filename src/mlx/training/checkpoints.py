@@ -309,8 +309,11 @@ def relative(paths: RunPaths, path: Path) -> str:
     return path.relative_to(paths.root).as_posix()
 
 
-def truncate_stats(path: Path, max_step: int) -> None:
-    """On resume, drop summary rows written after the checkpoint so the curve continues seamlessly."""
+def truncate_stats(path: Path, steps: int | Mapping[str, int]) -> None:
+    """On resume, drop the summary rows written after the checkpoint so each curve continues seamlessly.
+    ``steps``: each behaviour's own checkpoint step (behaviours step at their own rates: one behaviour's
+    rows after another's checkpoint are kept; a behaviour missing from it has no checkpoint: its rows go),
+    or one step for every row. Lines that are no row (cut short by a kill) go too."""
     if not path.exists():
         return
     kept = []
@@ -320,7 +323,12 @@ def truncate_stats(path: Path, max_step: int) -> None:
         except (ValueError, RecursionError):
             continue  # a line cut short by a kill
         step = row.get("step") if isinstance(row, dict) else None
-        if _is_number(step) and step <= max_step:
+        if isinstance(steps, int):
+            last: int | None = steps
+        else:
+            behavior = row.get("behavior") if isinstance(row, dict) else None
+            last = int(steps.get(behavior, 0)) if isinstance(behavior, str) else None
+        if last is not None and _is_number(step) and step <= last:
             kept.append(line)
     atomic_write(path, ("\n".join(kept) + "\n" if kept else "").encode())
 

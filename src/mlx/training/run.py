@@ -259,7 +259,7 @@ class Run:
                 trainer.load_extras(self.paths.behavior_dir(name))
                 self.elapsed_before = max(self.elapsed_before, elapsed)
                 say(f"[INFO] {name}. Resuming from step {trainer.step} ({path})")
-            truncate_stats(self.paths.stats, min(t.step for t in self.trainers.values()))
+            truncate_stats(self.paths.stats, self.resume_steps())  # each behaviour's rows after its own checkpoint
             if self.parameters is not None:  # lessons as of the last checkpoint (ML-Agents' GlobalTrainingStatus)
                 assert self.env is not None
                 changed = self.parameters.load_state(self.status.behaviors)
@@ -308,7 +308,7 @@ class Run:
             # run is new; the whole configuration is the configuration.yaml artifact
             params=run_params(flatten(cfg.resolved)),
             config=self.paths.configuration,  # uploaded as a redacted copy
-            resume_step=min((t.step for t in self.trainers.values()), default=0) if cfg.resume else None,
+            resume_step=self.resume_steps() if cfg.resume else None,
             run_folder=self.paths.root,  # TensorBoard's event files go in its behaviour folders
             hyperparameters={name: behavior_settings(cfg, name) for name in self.trainers},
         )
@@ -328,6 +328,11 @@ class Run:
             run_folder=str(self.paths.root.resolve()),
         )
         self.status.save(self.paths.status)
+
+    def resume_steps(self) -> dict[str, int]:
+        """Each behaviour's step as restored: its own checkpoint's (behaviours step at their own rates), 0
+        without one; what a resume keeps of each behaviour's records (stats.jsonl, MLflow, event files)."""
+        return {name: trainer.step for name, trainer in self.trainers.items()}
 
     def tracking_resume_id(self) -> str | None:
         """The MLflow run a resumed run continues: the one in training_status.json, unless this folder is

@@ -26,12 +26,26 @@ if TYPE_CHECKING:
 # Raw continuous actions [B, C], discrete actions [B, D] int32, log-probabilities [B], entropies [B],
 # values [B, K] and the memories after this step [B, memory] (None without memory).
 Acted = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+# What the trainer acts with: Acted without the values, and log-probabilities [B, C + D], one per action
+# component (each continuous dimension, then each discrete branch).
+ActedParts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
 class ActorCritic(Protocol):
     def act(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> Acted:
         """Sample actions for observation rows (mask: [B, sum(branches)] True where allowed; memories:
-        each agent's memory before this step, None without memory)."""
+        each agent's memory before this step, None without memory), with the joint log-probability and
+        the critic's values."""
+        ...
+
+    def act_parts(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> ActedParts:
+        """What PPO acts with: ``act`` less the values (the steps are valued when their trajectory ends),
+        log-probabilities per action component."""
+        ...
+
+    def values(self, obs: np.ndarray, memories: np.ndarray | None) -> np.ndarray:
+        """The critic's values [B, K] of observation rows under the live normaliser and weights (memories:
+        each row's agent memory, actor's and critic's, None without memory)."""
         ...
 
     def load(self, data: dict[str, np.ndarray], epsilon: float, beta: float) -> None:
@@ -90,30 +104,52 @@ class TorchActorCritic:
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, device=self.device)
 
-    def act(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> Acted:
+    def _act(
+        self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None, parts: bool
+    ) -> tuple[ActedParts, np.ndarray | None]:
+        """Acting, and the values where they come for free (without memory they need a critic pass of their
+        own, which ``act_parts`` skips; with memory the critic runs anyway to carry its memory)."""
         module = self.module
         with torch.inference_mode():
             x = module.preprocess(self._tensor(obs))
             mask_t = None if mask is None else self._tensor(mask)
-            new_memories = None
+            new_memories = values = None
             if memories is None:
-                out = module.actor.sample(x, mask_t)
-                values = module.critic(x)
+                out = module.actor.sample(x, mask_t, components=parts)
+                if not parts:
+                    values = module.critic(x)
             else:
                 mem = self._tensor(memories)
                 split = module.actor_memory
-                out = module.actor.sample(x, mask_t, memories=mem[:, :split])
+                out = module.actor.sample(x, mask_t, memories=mem[:, :split], components=parts)
                 values, critic_mem = module.critic.values(x, module.critic_memories(mem))
                 assert out.memories is not None and critic_mem is not None
                 new_memories = torch.cat([out.memories, critic_mem], dim=1).cpu().numpy()
-        return (
+        acted = (
             out.continuous.cpu().numpy(),
             out.discrete.cpu().numpy().astype(np.int32),
             out.log_prob.cpu().numpy(),
             out.entropy.cpu().numpy(),
-            values.cpu().numpy(),
             new_memories,
         )
+        return acted, None if values is None else values.cpu().numpy()
+
+    def act(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> Acted:
+        (cont, disc, log_prob, entropy, new_memories), values = self._act(obs, mask, memories, parts=False)
+        assert values is not None
+        return cont, disc, log_prob, entropy, values, new_memories
+
+    def act_parts(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> ActedParts:
+        return self._act(obs, mask, memories, parts=True)[0]
+
+    def values(self, obs: np.ndarray, memories: np.ndarray | None) -> np.ndarray:
+        module = self.module
+        with torch.inference_mode():
+            x = module.preprocess(self._tensor(obs))
+            if memories is None:
+                return module.critic(x).cpu().numpy()
+            mem = module.critic_memories(self._tensor(memories))
+            return module.critic.values(x, mem)[0].cpu().numpy()
 
     def load(self, data: dict[str, np.ndarray], epsilon: float, beta: float) -> None:
         self._tensors = PPOBatch(**{k: self._tensor(v) for k, v in data.items()})

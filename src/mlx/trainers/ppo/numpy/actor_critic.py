@@ -14,12 +14,14 @@ is not unique (a min or max tie splits the gradient evenly, clamp passes its bou
 
 Contract (tests/test_numpy_policy.py, tests/test_numpy_update.py; a change here keeps them passing as they
 are): it computes what the torch path computes.
-- Acting: log-probabilities, entropies and values equal ``Actor.evaluate``'s and ``Critic``'s (1e-4);
+- Acting: log-probabilities (joint, or per action component from ``act_parts``), entropies and values equal
+  ``Actor.evaluate``'s and ``Critic``'s (1e-4);
   discrete samples follow the policy's probabilities and never pick a masked action; continuous samples
   have the policy's mean and std; the weights read are the live ones (changed in place, seen at once).
 - Update: the loss terms (1e-4 relative) and every gradient (1e-3 relative) equal
-  ``PPOModule.training_step`` + autograd's (``losses.ppo_loss``: clipped surrogate, clipped value loss,
-  entropy bonus), on the whole buffer or on any minibatch of its rows; Adam steps as ``torch.optim.Adam``;
+  ``PPOModule.training_step`` + autograd's (``losses.ppo_loss``: clipped surrogate with one ratio per action
+  component, or per row for joint old log-probabilities, clipped value loss, entropy bonus), on the whole
+  buffer or on any minibatch of its rows; Adam steps as ``torch.optim.Adam``;
   a whole update (epochs x minibatches) ends in the torch path's weights up to float rounding (within
   1e-3 of how far the update moved them); a non-finite loss is refused before any weight changes.
 - Checkpoints: torch's optimiser format, loadable by either path, and the sampling generator round-trip.
@@ -61,7 +63,7 @@ class Rows(NamedTuple):
     continuous: np.ndarray  # [N, C]
     discrete: np.ndarray  # [N, D]
     mask: np.ndarray | None  # [N, sum(branches)] bool
-    old_log_prob: np.ndarray  # [N]
+    old_log_prob: np.ndarray  # [N, C + D] per action component (as acting stores it), or [N] joint
     old_values: np.ndarray  # [N, K]
     returns: np.ndarray  # [N, K]
     advantages: np.ndarray  # [N]
@@ -105,9 +107,9 @@ def dense(layer: Dense, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def gaussian_log_prob(z: np.ndarray, log_std: np.ndarray) -> np.ndarray:
-    """Joint log-density [B] of standardised samples z = (x - mu) / std."""
-    return (-0.5 * z * z - log_std - 0.5 * LOG_2PI).sum(-1)
+def gaussian_log_densities(z: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+    """Log-density per dimension [B, C] of standardised samples z = (x - mu) / std."""
+    return -0.5 * z * z - log_std - 0.5 * LOG_2PI
 
 
 def gaussian_entropy(log_std: np.ndarray) -> np.floating:
@@ -147,6 +149,8 @@ class NumpyActorCritic:
         self.log_std = None if actor.mu is None else self._param(actor.log_std)
         self.logits = None if actor.logits is None else self._dense(actor.logits)
         self.bounds = np.cumsum((0, *actor.branches))
+        self.continuous = 0 if self.log_std is None else len(self.log_std[0])  # Gaussian dimensions
+        self.components = self.continuous + len(actor.branches)  # log-probabilities per step
         self.deterministic = actor.deterministic  # network_settings.deterministic: act on mean and argmax
         if self._covered != set(self.flat.offsets):
             raise TypeError("NumpyActorCritic: the module has parameters outside PPO's actor and critic layers")
@@ -215,17 +219,36 @@ class NumpyActorCritic:
         return k, dense(self.value_head, k)
 
     # ---- acting ---------------------------------------------------------------------------------------
+    def act_parts(
+        self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, None]:
+        """Raw continuous actions [B, C], discrete [B, D] int32, log-probabilities [B, C + D] per action
+        component (each dimension, then each branch), entropies [B] and no memories, for observation rows
+        [B, obs] (mask: [B, sum(branches)] True where allowed); no critic pass. ``memories`` must be None:
+        networks with memory act with torch."""
+        assert memories is None, "NumpyActorCritic has no memory"
+        return self._act(self._inputs(np.asarray(obs, dtype=F32)), mask)
+
     def act(
         self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, None]:
-        """Raw continuous actions [B, C], discrete [B, D] int32, log-probabilities [B], entropies [B],
-        values [B, K] and no memories, for observation rows [B, obs] (mask: [B, sum(branches)] True where
-        allowed). ``memories`` must be None: networks with memory act with torch."""
+        """``act_parts`` with the joint log-probability [B] and the critic's values [B, K]."""
         assert memories is None, "NumpyActorCritic has no memory"
         x = self._inputs(np.asarray(obs, dtype=F32))
+        cont, disc, parts, entropy, _ = self._act(x, mask)
+        return cont, disc, parts.sum(1, dtype=F32), entropy, self._values(x)[1], None
+
+    def values(self, obs: np.ndarray, memories: np.ndarray | None = None) -> np.ndarray:
+        """The critic's values [B, K] of observation rows, under the live normaliser and weights."""
+        assert memories is None, "NumpyActorCritic has no memory"
+        return self._values(self._inputs(np.asarray(obs, dtype=F32)))[1]
+
+    def _act(
+        self, x: np.ndarray, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, None]:
         n = len(x)
         _, mu, log_std, branches = self._policy(x, mask)
-        log_prob = np.zeros(n, F32)
+        parts = np.zeros((n, self.components), F32)
         entropy = np.zeros(n, F32)
         cont = np.zeros((n, 0), F32)
         if mu is not None:
@@ -233,7 +256,7 @@ class NumpyActorCritic:
             # deterministic (network_settings): the mean, its log-density at eps = 0; no draw from the rng
             eps = np.zeros_like(mu) if self.deterministic else self.rng.standard_normal(mu.shape, dtype=F32)
             cont = mu + eps * np.exp(log_std)
-            log_prob += gaussian_log_prob(eps, log_std)
+            parts[:, : self.continuous] = gaussian_log_densities(eps, log_std)
             entropy += gaussian_entropy(log_std)
         disc = np.zeros((n, len(branches)), np.int32)
         if branches:
@@ -248,9 +271,9 @@ class NumpyActorCritic:
                     cdf = np.cumsum(p, 1)
                     choice = (cdf <= u[:, i : i + 1] * cdf[:, -1:]).sum(1)
                 disc[:, i] = choice
-                log_prob += logp[index, choice]
+                parts[:, self.continuous + i] = logp[index, choice]
                 entropy += categorical_entropy(p, logp)
-        return cont, disc, log_prob, entropy, self._values(x)[1], None
+        return cont, disc, parts, entropy, None
 
     def sampler_state(self) -> dict[str, Any]:
         return self.rng.bit_generator.state
@@ -293,27 +316,36 @@ class NumpyActorCritic:
         n = len(rows)
         actor_cache: Cache = []
         h, mu, log_std, branches = self._policy(b.x, b.mask, actor_cache)
-        log_prob = np.zeros(n, F32)
+        parts = np.empty((n, self.components), F32)  # log-probability per action component
         entropy = np.zeros(n, F32)
         saved: dict = {"h": h, "actor_cache": actor_cache, "batch": b, "branches": []}
+        c = self.continuous
         if mu is not None:
             assert log_std is not None
             inv_std = np.exp(-log_std)
             z = (b.continuous - mu) * inv_std
-            log_prob += gaussian_log_prob(z, log_std)
+            parts[:, :c] = gaussian_log_densities(z, log_std)
             entropy += gaussian_entropy(log_std)
             saved.update(z=z, inv_std=inv_std)
         if branches:
             index = np.arange(n)
             for i, (p, logp) in enumerate(branches):
                 branch_entropy = categorical_entropy(p, logp)
-                log_prob += logp[index, b.discrete[:, i]]
+                parts[:, c + i] = logp[index, b.discrete[:, i]]
                 entropy += branch_entropy
                 saved["branches"].append((p, logp, branch_entropy))
-        log_ratio = log_prob - b.old_log_prob
+        if b.old_log_prob.ndim == 2:  # per component, the row's advantage broadcast over its components
+            log_ratio = parts - b.old_log_prob
+            advantages = b.advantages[:, None]
+        else:  # joint, summed as the torch actor sums it: the Gaussian dimensions, then each branch
+            log_prob = parts[:, :c].sum(1) if c else np.zeros(n, F32)
+            for i in range(c, self.components):
+                log_prob = log_prob + parts[:, i]
+            log_ratio = log_prob - b.old_log_prob
+            advantages = b.advantages
         ratio = np.exp(log_ratio)
-        surrogate = ratio * b.advantages
-        clipped_surrogate = np.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * b.advantages
+        surrogate = ratio * advantages
+        clipped_surrogate = np.clip(ratio, 1.0 - epsilon, 1.0 + epsilon) * advantages
         policy_loss = -float(np.minimum(surrogate, clipped_surrogate).mean())
 
         critic_cache: Cache = []
@@ -358,17 +390,23 @@ class NumpyActorCritic:
         # own slope (1 inside the range, bounds included, 0 outside) times A.
         inside = (ratio >= 1.0 - epsilon) & (ratio <= 1.0 + epsilon)
         slope = np.where(s["surrogate"] > s["clipped_surrogate"], inside, True)
-        g_log_prob = -(b.advantages * slope * ratio) / F32(n)
+        # dLoss / d(log-probability of each component) [n, N]: its own ratio's, or the joint ratio's on every one.
+        if ratio.ndim == 2:
+            g_parts = -(b.advantages[:, None] * slope * ratio) / F32(ratio.size)
+        else:
+            g_joint = -(b.advantages * slope * ratio) / F32(n)
+            g_parts = np.broadcast_to(g_joint[:, None], (n, self.components))
+        c = self.continuous
         g_h = np.zeros_like(s["h"])
         if self.mu is not None:
             assert self.log_std is not None
             z, inv_std = s["z"], s["inv_std"]
-            g_mu = g_log_prob[:, None] * z * inv_std
+            g_mu = g_parts[:, :c] * z * inv_std
             np.matmul(g_mu.T, s["h"], out=self.mu.gw)
             np.sum(g_mu, axis=0, out=self.mu.gb)
             g_h += g_mu @ self.mu.w
             log_std, g_log_std = self.log_std
-            g = (g_log_prob[:, None] * (z * z - 1.0)).sum(0) - beta  # -beta: the entropy bonus
+            g = (g_parts[:, :c] * (z * z - 1.0)).sum(0) - beta  # -beta: the entropy bonus
             g_log_std[:] = g * ((log_std >= LOG_STD_MIN) & (log_std <= LOG_STD_MAX))
         if self.logits is not None:
             g_logits = np.empty((n, int(self.bounds[-1])), F32)
@@ -378,8 +416,9 @@ class NumpyActorCritic:
                 # log_prob: onehot - p; entropy bonus: -beta / n * d(-sum p logp) = beta / n * p (logp + H).
                 g = p * (logp + branch_entropy[:, None])
                 g *= beta / n
-                g -= p * g_log_prob[:, None]
-                g[index, b.discrete[:, i]] += g_log_prob
+                g_branch = g_parts[:, c + i]
+                g -= p * g_branch[:, None]
+                g[index, b.discrete[:, i]] += g_branch
                 g_logits[:, lo:hi] = g  # masked logits get exactly 0: p is 0 there
             np.matmul(g_logits.T, s["h"], out=self.logits.gw)
             np.sum(g_logits, axis=0, out=self.logits.gb)
