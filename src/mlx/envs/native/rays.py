@@ -241,8 +241,17 @@ def _cast_bounds(
     dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, grow: np.float32
 ) -> np.ndarray:
     """Distances [R, m] from origins inside the bounds to the first wall the grown ray meets; a wall the
-    origin starts within reach of is ignored (SphereCast's initial overlap)."""
-    return _cast_bounds_xz(np.stack([dx, dz]), np.stack([ox, oz]), bounds, grow)
+    origin starts within reach of is ignored (SphereCast's initial overlap). Origins broadcast against
+    the directions as the callers shape them (Soccer, FoodCollector); _cast_bounds_xz is the stacked form."""
+    out = []
+    for d, o, lo, hi in ((dx, ox, bounds[0], bounds[2]), (dz, oz, bounds[1], bounds[3])):
+        room_hi = hi - grow - o  # travel to the high wall (>= 0 inside)
+        room_lo = lo + grow - o  # travel to the low wall (<= 0 inside)
+        room_hi = np.where(room_hi < TOUCH_DISTANCE, np.inf, room_hi).astype(F32, copy=False)
+        room_lo = np.where(room_lo > -TOUCH_DISTANCE, -np.inf, room_lo).astype(F32, copy=False)
+        t = np.where(d > 0, room_hi, room_lo) * _safe_inverse(d)
+        out.append(np.where(t >= 0, t, np.inf).astype(F32, copy=False))  # a ray along the wall never meets it
+    return np.minimum(out[0], out[1])
 
 
 def _cast_bounds_xz(d: np.ndarray, o: np.ndarray, bounds: np.ndarray, grow: np.float32) -> np.ndarray:
