@@ -1,0 +1,118 @@
+"""Actions on the wire in bulk: the trainer's STEP message written with array operations, and the env's
+actions read back the same way, instead of one AgentActionProto (a Python object) per agent.
+
+Both produce or read exactly the protobuf encoding of ML-Agents' messages (communication version 1.5.0):
+``encode_input`` is a UnityMessageProto that upb parses to the message ``protocol.action_protos`` builds
+(tests check it on random data); ``decode_actions`` reads the usual layout (every agent: packed
+continuous_actions, then packed discrete_actions of values below 128, as mlx's trainer and upb write them)
+and returns None for anything else (another trainer's layout, negative or large values, a wrong count),
+so that the per-proto path handles it and reports what is wrong. Per exchange this saves a few
+microseconds per agent on each side, what dominated the Python part of an exchange.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from mlx.envs.api import ActionTuple
+from mlx.envs.unity.protocol import STATUS_OK, _varints, field_bytes, varint
+
+_HEADER_OK = field_bytes(0x0A, bytes([0x08]) + varint(STATUS_OK))  # UnityMessageProto.header, status 200
+
+
+def _rows(columns: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+    """Per-row bytes [n, w] with which of them count (None: all), joined row after row into one byte array."""
+    matrix = np.concatenate([c for c, _ in columns], axis=1)
+    if all(v is None for _, v in columns):
+        return matrix.reshape(-1)
+    valid = np.concatenate([v if v is not None else np.ones(c.shape, bool) for c, v in columns], axis=1)
+    return matrix[valid]
+
+
+def encode_action_list(continuous: np.ndarray, discrete: np.ndarray) -> bytes | None:
+    """The content of a ListAgentActionProto: one AgentActionProto per row (continuous_actions, field 6,
+    and discrete_actions, field 7, both packed; empty ones left out as proto3 does). None when a discrete
+    action is negative (ten-byte varints: left to the per-proto path)."""
+    cont = np.ascontiguousarray(continuous, dtype="<f4")
+    disc = np.asarray(discrete, dtype=np.int64)
+    n = max(len(cont), len(disc))
+    if n == 0:
+        return b""
+    if disc.size and disc.min() < 0:
+        return None
+    cont = cont.reshape(n, -1)
+    disc = disc.reshape(n, -1)
+    columns: list[tuple[np.ndarray, np.ndarray | None]] = []
+    size = np.zeros(n, np.int64)
+    if cont.shape[1]:
+        head = np.frombuffer(bytes([0x32]) + varint(4 * cont.shape[1]), np.uint8)
+        columns += [(np.broadcast_to(head, (n, len(head))), None), (cont.view(np.uint8), None)]
+        size += len(head) + 4 * cont.shape[1]
+    if disc.shape[1]:
+        data, lengths = _varints(disc.reshape(-1))
+        width = data.shape[1]
+        data, lengths = data.reshape(n, -1), lengths.reshape(n, -1)
+        packed = lengths.sum(axis=1)
+        packed_len, packed_len_n = _varints(packed)
+        valid = (np.arange(width)[None, None, :] < lengths[:, :, None]).reshape(n, -1)
+        columns += [
+            (np.full((n, 1), 0x3A, np.uint8), None),
+            (packed_len, np.arange(packed_len.shape[1])[None, :] < packed_len_n[:, None]),
+            (data, valid),
+        ]
+        size += 1 + packed_len_n + packed
+    rec_len, rec_len_n = _varints(size)
+    head_cols: list[tuple[np.ndarray, np.ndarray | None]] = [
+        (np.full((n, 1), 0x0A, np.uint8), None),
+        (rec_len, np.arange(rec_len.shape[1])[None, :] < rec_len_n[:, None]),
+    ]
+    return _rows(head_cols + columns).tobytes()
+
+
+def encode_input(command: int, action_lists: Mapping[str, bytes], side_channel: bytes) -> bytes:
+    """A UnityMessageProto with status 200 and a UnityRLInputProto: ``action_lists`` maps wire behaviour
+    names to ListAgentActionProto contents (``encode_action_list``)."""
+    rl = b"".join(
+        field_bytes(0x0A, field_bytes(0x0A, name.encode()) + field_bytes(0x12, data))  # agent_actions map
+        for name, data in action_lists.items()
+    )
+    if command:
+        rl += bytes([0x20]) + varint(command)  # 4: command (STEP, 0, is proto3's default and left out)
+    if side_channel:
+        rl += field_bytes(0x2A, side_channel)  # 5: side_channel
+    return _HEADER_OK + field_bytes(0x1A, field_bytes(0x0A, rl))  # 3: unity_input { 1: rl_input }
+
+
+def decode_actions(data: bytes, n: int, continuous: int, discrete: int) -> ActionTuple | None:
+    """The actions of ``n`` agents from a serialised ListAgentActionProto in the usual layout (see the
+    module docstring), or None when it is not in that layout (the caller then reads the protos one by one)."""
+    c_len = 4 * continuous
+    payload = (2 + c_len if continuous else 0) + (2 + discrete if discrete else 0)
+    if n == 0 or payload == 0 or payload > 127 or 4 * continuous > 127:
+        return None
+    width = 2 + payload
+    if len(data) != n * width:
+        return None
+    rows = np.frombuffer(data, np.uint8).reshape(n, width)
+    expect = [(0, 0x0A), (1, payload)]
+    at = 2
+    if continuous:
+        expect += [(at, 0x32), (at + 1, c_len)]
+        at += 2 + c_len
+    if discrete:
+        expect += [(at, 0x3A), (at + 1, discrete)]
+    cols = [c for c, _ in expect]
+    if not (rows[:, cols] == np.array([v for _, v in expect], np.uint8)).all():
+        return None
+    cont = np.zeros((n, 0), np.float32)
+    disc = np.zeros((n, 0), np.int32)
+    if continuous:
+        cont = rows[:, 4 : 4 + c_len].copy().view("<f4").astype(np.float32, copy=False)
+    if discrete:
+        values = rows[:, at + 2 : at + 2 + discrete]
+        if (values >= 0x80).any():
+            return None
+        disc = values.astype(np.int32)
+    return ActionTuple(continuous=cont, discrete=disc)
