@@ -44,6 +44,9 @@ def encode_action_list(continuous: np.ndarray, discrete: np.ndarray) -> bytes | 
         return None
     cont = cont.reshape(n, -1)
     disc = disc.reshape(n, -1)
+    fixed = _fixed_action_list(cont, disc)
+    if fixed is not None:
+        return fixed
     columns: list[tuple[np.ndarray, np.ndarray | None]] = []
     size = np.zeros(n, np.int64)
     if cont.shape[1]:
@@ -69,6 +72,26 @@ def encode_action_list(continuous: np.ndarray, discrete: np.ndarray) -> bytes | 
         (rec_len, np.arange(rec_len.shape[1])[None, :] < rec_len_n[:, None]),
     ]
     return _rows(head_cols + columns).tobytes()
+
+
+def _fixed_action_list(cont: np.ndarray, disc: np.ndarray) -> bytes | None:
+    """``encode_action_list`` when every record has the same bytes but for its values (one-byte lengths and
+    discrete values below 128, the usual case): one [n, record] byte matrix filled by column blocks."""
+    c, d = cont.shape[1], disc.shape[1]
+    payload = (2 + 4 * c if c else 0) + (2 + d if d else 0)
+    if payload > 127 or (d and disc.max() > 127):
+        return None
+    rows = np.empty((len(cont), 2 + payload), np.uint8)
+    rows[:, 0], rows[:, 1] = 0x0A, payload
+    at = 2
+    if c:
+        rows[:, at], rows[:, at + 1] = 0x32, 4 * c
+        rows[:, at + 2 : at + 2 + 4 * c] = cont.view(np.uint8)
+        at += 2 + 4 * c
+    if d:
+        rows[:, at], rows[:, at + 1] = 0x3A, d
+        rows[:, at + 2 :] = disc
+    return rows.tobytes()
 
 
 def encode_input(command: int, action_lists: Mapping[str, bytes], side_channel: bytes) -> bytes:
