@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mlx.envs.api import ActionSpec, ActionTuple
+from mlx.envs.unity import bulk
 from mlx.envs.unity.bulk import decode_actions, encode_action_list, encode_input
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     QUIT,
@@ -91,3 +92,79 @@ def test_encoded_input_parses_to_the_message_built_field_by_field(command, side)
     got = UnityMessageProto.FromString(encode_input(command, lists, side))
     assert got == ref
     assert set(got.unity_input.rl_input.agent_actions) == {"A?team=0", "B?team=1", "C?team=0"}
+
+
+def _steps(rng: np.random.Generator, n_dec: int, n_term: int, masks: bool, groups: str, specs) -> tuple:
+    from mlx.envs.api import DecisionSteps, TerminalSteps
+
+    def obs(n):
+        return [rng.normal(size=(n, *s.shape)).astype(np.float32) for s in specs]
+
+    mask = None
+    if masks:
+        mask = [rng.random((n_dec, b)) < 0.7 for b in (3, 2)]
+        for m in mask:
+            m[:, 0] = True
+    gid = {"none": None, "small": lambda n: rng.integers(0, 5, n), "mixed": lambda n: rng.integers(0, 300, n)}[groups]
+    decision = DecisionSteps(
+        obs(n_dec),
+        rng.normal(size=n_dec).astype(np.float32),
+        np.arange(n_dec),
+        mask,
+        None if gid is None else gid(n_dec),
+        None if gid is None else rng.normal(size=n_dec).astype(np.float32),
+    )
+    terminal = TerminalSteps(
+        obs(n_term),
+        rng.normal(size=n_term).astype(np.float32),
+        np.arange(n_term),
+        rng.random(n_term) < 0.5,
+        None if gid is None else gid(n_term),
+        None if gid is None else rng.normal(size=n_term).astype(np.float32),
+    )
+    return decision, terminal
+
+
+@pytest.mark.parametrize("masks", [False, True], ids=["nomask", "mask"])
+@pytest.mark.parametrize("groups", ["none", "small", "mixed"])
+@pytest.mark.parametrize("ids", ["one-byte", "three-byte", "mixed"])
+def test_fixed_layout_agent_infos_are_the_general_encoders_bytes(masks, groups, ids, monkeypatch):
+    """encode_infos writes byte for byte what protocol.encode_agent_infos writes (which tests check
+    against per-agent AgentInfoProtos), several observation specs, goal signals, images, masks, groups."""
+    from mlx.envs.api import ObservationSpec, ObservationType
+    from mlx.envs.unity.bulk import encode_infos
+    from mlx.envs.unity.communicator_objects.messages_pb2 import UnityRLOutputProto
+    from mlx.envs.unity.protocol import agent_infos, encode_agent_infos
+
+    specs = (
+        ObservationSpec((8,), "vec"),
+        ObservationSpec((3,), "goal", ObservationType.GOAL_SIGNAL),
+        ObservationSpec((4, 5, 2), "img"),
+    )
+    rng = np.random.default_rng(len(masks * "m" + groups + ids))
+    for n_dec, n_term in ((7, 2), (0, 3), (5, 0), (0, 0), (40, 9)):
+        decision, terminal = _steps(rng, n_dec, n_term, masks, groups, specs)
+        base = {"one-byte": 3, "three-byte": 20_000, "mixed": 100}[ids]
+        d_ids = base + 2 * np.arange(n_dec)
+        t_ids = base + 2 * np.arange(n_term) + 1
+        want = encode_agent_infos(decision, terminal, d_ids, t_ids, specs)
+        if "mixed" in (ids, groups):
+            assert encode_infos(decision, terminal, d_ids, t_ids, specs) == want
+        else:  # one varint length per batch: the fixed-layout path alone
+            with monkeypatch.context() as m:
+                m.setattr(bulk, "encode_agent_infos", None)
+                assert encode_infos(decision, terminal, d_ids, t_ids, specs) == want
+        protos = UnityRLOutputProto.ListAgentInfoProto(value=agent_infos(decision, terminal, d_ids, t_ids, specs))
+        assert UnityRLOutputProto.ListAgentInfoProto.FromString(want) == protos
+
+
+def test_fixed_layout_refuses_ids_outside_the_wire_range_like_the_general_encoder():
+    from mlx.envs.api import ObservationSpec
+    from mlx.envs.unity.bulk import encode_infos
+    from mlx.errors import ProtocolError
+
+    specs = (ObservationSpec((2,), "v"),)
+    decision, terminal = _steps(np.random.default_rng(0), 2, 0, False, "none", specs)
+    for bad in (np.array([-1, 3]), np.array([2**31, 5])):
+        with pytest.raises(ProtocolError, match="agent ids"):
+            encode_infos(decision, terminal, bad, np.zeros(0, np.int64), specs)

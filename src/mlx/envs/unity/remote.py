@@ -62,7 +62,7 @@ from mlx.envs.api import (
     IdMap,
     TerminalSteps,
 )
-from mlx.envs.unity.bulk import decode_actions
+from mlx.envs.unity.bulk import decode_actions, encode_infos
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     QUIT,
     RESET,
@@ -82,7 +82,6 @@ from mlx.envs.unity.protocol import (
     brain_parameters,
     capabilities,
     check_version,
-    encode_agent_infos,
     field_bytes,
     wire_behavior_name,
 )
@@ -320,7 +319,7 @@ class Session:
         if self.png and any(len(o.shape) == 3 for o in spec.observation_specs):
             infos = agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs, compress=True)
             return UnityRLOutputProto.ListAgentInfoProto(value=infos).SerializeToString()
-        return encode_agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
+        return encode_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
 
     def output(self) -> bytes:
         """The serialised UnityMessageProto of this step. Agent infos are encoded with array operations
