@@ -168,3 +168,80 @@ def test_fixed_layout_refuses_ids_outside_the_wire_range_like_the_general_encode
     for bad in (np.array([-1, 3]), np.array([2**31, 5])):
         with pytest.raises(ProtocolError, match="agent ids"):
             encode_infos(decision, terminal, bad, np.zeros(0, np.int64), specs)
+
+
+def _same_steps(a, b) -> None:
+    for x, y in zip(a[:2], b[:2], strict=True):
+        assert type(x) is type(y)
+        for field in ("reward", "agent_id", "group_id", "group_reward", "interrupted"):
+            u, v = getattr(x, field, None), getattr(y, field, None)
+            assert (u is None) == (v is None), field
+            if u is not None:
+                np.testing.assert_array_equal(u, v)
+                assert np.asarray(u).dtype == np.asarray(v).dtype, field
+        for u, v in zip(x.obs, y.obs, strict=True):
+            np.testing.assert_array_equal(u, v)
+            assert u.dtype == v.dtype and u.shape == v.shape
+        if hasattr(x, "action_mask"):
+            assert (x.action_mask is None) == (y.action_mask is None)
+            for u, v in zip(x.action_mask or [], y.action_mask or [], strict=True):
+                np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(a[2], b[2])
+    np.testing.assert_array_equal(a[3], b[3])
+
+
+@pytest.mark.parametrize("masks", [False, True], ids=["nomask", "mask"])
+@pytest.mark.parametrize("groups", ["none", "small", "mixed"])
+def test_agent_infos_read_in_bulk_equal_the_per_proto_reading(masks, groups):
+    """steps_from_list (bytes, records grouped by length) gives what steps_from_infos gives, with zero
+    rewards (left out on the wire), ids of several varint lengths, masks, groups, images and goal signals."""
+    from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec, ObservationType
+    from mlx.envs.unity.bulk import decode_infos, steps_from_list
+    from mlx.envs.unity.communicator_objects.messages_pb2 import UnityRLOutputProto
+    from mlx.envs.unity.protocol import agent_infos, steps_from_infos
+
+    specs = (
+        ObservationSpec((8,), "vec"),
+        ObservationSpec((3,), "goal", ObservationType.GOAL_SIGNAL),
+        ObservationSpec((4, 5, 2), "img"),
+    )
+    spec = BehaviorSpec(specs, ActionSpec(continuous_size=1, discrete_branches=(3, 2) if masks else ()))
+    rng = np.random.default_rng(7)
+    for n_dec, n_term in ((7, 2), (0, 3), (5, 0), (40, 9)):
+        decision, terminal = _steps(rng, n_dec, n_term, masks, groups, specs)
+        decision.reward[::3] = 0.0
+        d_ids = np.array([0, 127, 128, 20_000, 2**31 - 1, *range(300, 300 + max(0, n_dec - 5))])[:n_dec]
+        t_ids = 1000 + np.arange(n_term)
+        lst = UnityRLOutputProto.ListAgentInfoProto(value=agent_infos(decision, terminal, d_ids, t_ids, specs))
+        assert decode_infos(lst.SerializeToString(), spec) is not None
+        _same_steps(steps_from_list(lst, spec, "B"), steps_from_infos(lst.value, spec, "B"))
+
+
+def test_records_the_bulk_reader_does_not_take_go_to_the_per_proto_path_and_its_errors():
+    from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
+    from mlx.envs.unity.bulk import decode_infos, steps_from_list
+    from mlx.envs.unity.communicator_objects.messages_pb2 import UnityRLOutputProto
+    from mlx.envs.unity.protocol import agent_infos, steps_from_infos
+    from mlx.errors import ProtocolError
+
+    specs = (ObservationSpec((3,), "v"), ObservationSpec((4, 4, 3), "img"))
+    spec = BehaviorSpec(specs, ActionSpec(continuous_size=2))
+    decision, terminal = _steps(np.random.default_rng(1), 4, 1, False, "none", specs)
+    decision.obs[1] = np.clip(decision.obs[1], 0, 1)
+    png = agent_infos(decision, terminal, np.arange(4), np.array([9]), specs, compress=True)
+    lst = UnityRLOutputProto.ListAgentInfoProto(value=png)
+    assert decode_infos(lst.SerializeToString(), spec) is None  # PNG: the per-proto path decodes it
+    _same_steps(steps_from_list(lst, spec, "B"), steps_from_infos(lst.value, spec, "B"))
+    plain = agent_infos(decision, terminal, np.arange(4), np.array([9]), specs)
+    del plain[2].observations[0].float_data.data[-1]  # one agent one float short
+    lst = UnityRLOutputProto.ListAgentInfoProto(value=plain)
+    with pytest.raises(ProtocolError, match="agent 1: observation 0 has 2 floats"):
+        steps_from_list(lst, spec, "B")
+    plain[2].id = -5  # a negative id (ten-byte varint) is read per proto
+    plain[2].observations[0].float_data.data.append(0.5)
+    lst = UnityRLOutputProto.ListAgentInfoProto(value=plain)
+    _same_steps(steps_from_list(lst, spec, "B"), steps_from_infos(lst.value, spec, "B"))
+    other = BehaviorSpec((ObservationSpec((3,), "v"),), spec.action_spec)  # one observation too many
+    assert decode_infos(lst.SerializeToString(), other) is None
+    with pytest.raises(ProtocolError, match="2 observations, the behaviour has 1"):
+        steps_from_list(lst, other, "B")
