@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
-from mlx.envs.api import ActionTuple, BehaviorSpec, DecisionSteps, ObservationSpec, ObservationType, TerminalSteps
+from mlx.envs.api import ActionTuple, DecisionSteps, ObservationSpec, ObservationType, TerminalSteps
 from mlx.envs.unity.protocol import (
     STATUS_OK,
     _varints,
-    assemble_steps,
     encode_agent_infos,
     field_bytes,
-    from_wire,
-    steps_from_infos,
     to_wire,
     varint,
     wire_shape,
@@ -255,178 +251,3 @@ def encode_infos(
     if term is None or dec is None:
         return encode_agent_infos(decision, terminal, decision_ids, terminal_ids, specs)
     return term + dec
-
-
-# ---- agent infos (trainer side) -------------------------------------------------------------------------
-def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: bytes, pos: int, end: int) -> list[tuple[int, int, int, int]] | None:
-    """The fields of a message in buf[pos:end]: (number, wire type, value start, value end); None if it does
-    not parse as the wire types mlx reads (varint, length-delimited, fixed32)."""
-    out = []
-    while pos < end:
-        key, pos = _varint_at(buf, pos)
-        number, kind = key >> 3, key & 7
-        if kind == 0:
-            _, stop = _varint_at(buf, pos)
-        elif kind == 2:
-            size, pos = _varint_at(buf, pos)
-            stop = pos + size
-        elif kind == 5:
-            stop = pos + 4
-        else:
-            return None
-        out.append((number, kind, pos, stop))
-        pos = stop
-    return out if pos == end else None
-
-
-def _varint_column(rows: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Varints of one length at the same columns of every row, as int64."""
-    out = np.zeros(len(rows), np.int64)
-    for j in range(stop - start):
-        out |= (rows[:, start + j].astype(np.int64) & 0x7F) << (7 * j)
-    return out
-
-
-def _read_group(rows: np.ndarray, spec: BehaviorSpec) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None] | None:
-    """Scalars [k, 6], observations (wire layout, flat) and masked flags of records [k, L] that share one
-    length: the layout is read from the first, and every other must have the same bytes outside the
-    values (same keys, lengths, shapes, names; varints of the same length). None when not so."""
-    first = rows[0].tobytes()
-    fields = _fields(first, 0, len(first))
-    if fields is None:
-        return None
-    k, width = rows.shape
-    structure = np.ones(width, bool)  # bytes that must be equal in every record
-    varint_cols: list[int] = []  # value bytes of varints: their continuation bits must be equal too
-    scalars = np.zeros((k, 6), np.float64)
-    obs: list[np.ndarray] = []
-    flags = None
-    sane = np.ones(k, bool)
-    branches_total = int(sum(spec.action_spec.discrete_branches))
-    columns = {8: 0, 9: 1, 10: 2, 7: 3, 14: 4, 15: 5}
-    for number, kind, start, stop in fields:
-        if number in (7, 15) and kind == 5:
-            scalars[:, columns[number]] = rows[:, start:stop].copy().view("<f4")[:, 0]
-        elif number in (8, 9, 10, 14) and kind == 0:
-            if stop - start > 5:  # a negative int32: the per-proto path
-                return None
-            scalars[:, columns[number]] = _varint_column(rows, start, stop)
-            varint_cols += range(start, stop)
-        elif number == 11 and kind == 2:
-            if stop - start != branches_total:
-                return None
-            flags = rows[:, start:stop].astype(bool)
-            sane &= (rows[:, start:stop] <= 1).all(axis=1)  # bools are 0 or 1
-        elif number == 13 and kind == 2:
-            floats = _float_span(first, start, stop)
-            if floats is None:
-                return None
-            a, b = floats
-            obs.append(rows[:, a:b].copy().view("<f4"))
-            structure[a:b] = False
-            continue
-        else:
-            continue  # anything else: equal in every record
-        structure[start:stop] = False
-    if len(obs) != len(spec.observation_specs):
-        return None
-    if not sane[0]:
-        return None
-    same = sane & (rows[:, structure] == rows[0, structure]).all(axis=1)
-    if varint_cols:
-        same &= ((rows[:, varint_cols] & 0x80) == (rows[0, varint_cols] & 0x80)).all(axis=1)
-    return scalars, obs, flags, same
-
-
-def _float_span(buf: bytes, start: int, stop: int) -> tuple[int, int] | None:
-    """Where an ObservationProto's float values lie (uncompressed only), or None."""
-    inner = _fields(buf, start, stop)
-    if inner is None or any(number == 3 for number, *_ in inner):
-        return None
-    data = [(a, b) for number, kind, a, b in inner if number == 4 and kind == 2]
-    if len(data) != 1:
-        return None
-    values = _fields(buf, *data[0])
-    if values is None or len(values) != 1 or values[0][:2] != (1, 2):
-        return None
-    return values[0][2], values[0][3]
-
-
-def decode_infos(data: bytes, spec: BehaviorSpec) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None] | None:
-    """What ``protocol.steps_from_infos`` reads from the AgentInfoProtos in a serialised ListAgentInfoProto
-    (as upb writes it: fields in order, defaults left out): scalars [n, 6], observations in mlx's layout
-    and the masked flags, read with array operations over the records of each length. None when a record
-    is not what this reads (PNG observations, a shape or count that does not match the spec, ...): the
-    per-proto path then reads it and reports what is wrong."""
-    starts, stops = [], []
-    pos = 0
-    try:
-        while pos < len(data):
-            if data[pos] != 0x0A:
-                return None
-            size, pos = _varint_at(data, pos + 1)
-            starts.append(pos)
-            pos += size
-            stops.append(pos)
-    except (IndexError, ValueError):
-        return None
-    n = len(starts)
-    if n == 0 or pos != len(data):
-        return None
-    begin, lengths = np.array(starts), np.array(stops) - np.array(starts)
-    buf = np.frombuffer(data, np.uint8)
-    scalars = np.zeros((n, 6), np.float64)
-    sizes = [int(np.prod(s.shape)) for s in spec.observation_specs]
-    flat = [np.empty((n, size), np.float32) for size in sizes]
-    total = int(sum(spec.action_spec.discrete_branches))
-    flags = np.zeros((n, total), bool) if total else None
-    todo = [np.flatnonzero(lengths == length) for length in np.unique(lengths).tolist()]
-    while todo:  # records of one length, then those of them with another layout than the first, ...
-        idx = todo.pop()
-        rows = buf[begin[idx, None] + np.arange(lengths[idx[0]])[None, :]]
-        try:
-            group = _read_group(rows, spec)
-        except (IndexError, ValueError):
-            return None
-        if group is None:
-            return None
-        g_scalars, g_obs, g_flags, same = group
-        if any(o.shape[1] != size for o, size in zip(g_obs, sizes, strict=True)):
-            return None
-        take = idx[same]
-        scalars[take] = g_scalars[same]
-        for out, values in zip(flat, g_obs, strict=True):
-            out[take] = values[same]
-        if flags is not None:
-            flags[take] = g_flags[same] if g_flags is not None else False
-        if not same.all():
-            todo.append(idx[~same])
-    obs = [
-        from_wire(values.reshape(n, *wire_shape(s.shape)), len(s.shape))
-        for values, s in zip(flat, spec.observation_specs, strict=True)
-    ]
-    return scalars, obs, flags
-
-
-def steps_from_list(
-    agents: Any, spec: BehaviorSpec, behavior: str
-) -> tuple[DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]:
-    """``protocol.steps_from_infos`` of a ListAgentInfoProto: read in bulk from its bytes (``decode_infos``)
-    when it can, else agent by agent (which also names what is wrong with a record)."""
-    fast = decode_infos(agents.SerializeToString(), spec)
-    if fast is None:
-        return steps_from_infos(agents.value, spec, behavior)
-    return assemble_steps(spec, behavior, *fast)

@@ -60,7 +60,7 @@ from mlx.envs.api import (
     TerminalSteps,
     unknown_behavior,
 )
-from mlx.envs.unity.bulk import encode_action_list, encode_input, steps_from_list
+from mlx.envs.unity.bulk import encode_action_list, encode_input
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     RESET,
     STEP,
@@ -81,6 +81,7 @@ from mlx.envs.unity.protocol import (
     capabilities,
     check_version,
     split_behavior_name,
+    steps_from_infos,
 )
 from mlx.envs.unity.rpc import EnvServer
 from mlx.envs.unity.side_channels import (
@@ -403,11 +404,11 @@ class UnityEnv(BaseEnv):
             assert out is not None
             self._learn_specs(w, out)
             for wire_name in sorted(out.rl_output.agentInfos, key=split_behavior_name):  # teams by number
-                agents = out.rl_output.agentInfos[wire_name]
-                if not agents.value:
+                agents = out.rl_output.agentInfos[wire_name].value
+                if not agents:
                     continue
                 name, team = split_behavior_name(wire_name)
-                dec, term, d_wire, t_wire = steps_from_list(agents, w.specs[wire_name], wire_name)
+                dec, term, d_wire, t_wire = steps_from_infos(agents, w.specs[wire_name], wire_name)
                 per.setdefault(name, []).append((Part(w.index, wire_name, len(dec), team), dec, term, d_wire, t_wire))
             if out.rl_output.side_channel:
                 for unknown in self._channels.dispatch(out.rl_output.side_channel):

@@ -321,47 +321,37 @@ def steps_from_infos(
             f"behaviour {behavior}, agent {infos[k].id}: {len(infos[k].observations)} observations, "
             f"the behaviour has {n_obs}"
         )
-    obs = [_batch_obs(infos, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
-    branches = spec.action_spec.discrete_branches
-    flags = None
-    if branches:
-        total = int(sum(branches))
-        flags = np.zeros((n, total), dtype=bool)
-        for k in np.flatnonzero(scalars[:, 0] == 0).tolist():
-            m = infos[k].action_mask
-            if len(m) == total:
-                flags[k] = m
-            elif len(m):
-                raise ProtocolError(
-                    f"behaviour {behavior}, agent {infos[k].id}: action mask has {len(m)} flags, "
-                    f"the branches {list(branches)} need {total}"
-                )
-    return assemble_steps(spec, behavior, scalars, obs, flags)
-
-
-def assemble_steps(
-    spec: BehaviorSpec, behavior: str, scalars: np.ndarray, obs: list[np.ndarray], flags: np.ndarray | None
-) -> tuple[DecisionSteps, TerminalSteps, np.ndarray, np.ndarray]:
-    """The batches of ``steps_from_infos`` from per-agent arrays, however they were read: ``scalars`` [n, 6+]
-    (done, max_step_reached, id, reward, group_id, group_reward), ``obs`` in mlx's layout, ``flags`` [n,
-    sum(branches)] the wire's masked flags (rows of agents without a mask all False)."""
     if not np.isfinite(scalars[:, [3, 5]]).all():
         raise ProtocolError(f"behaviour {behavior}: an agent sent a non-finite reward")
     done = scalars[:, 0] != 0
     d_idx, t_idx = np.flatnonzero(~done), np.flatnonzero(done)
+    obs = [_batch_obs(infos, k, s, behavior) for k, s in enumerate(spec.observation_specs)]
     ids = scalars[:, 2].astype(np.int64)
     reward = scalars[:, 3].astype(np.float32)
     group = scalars[:, 4].astype(np.int32)
     group_reward = scalars[:, 5].astype(np.float32)
     mask = None
     branches = spec.action_spec.discrete_branches
-    if branches and len(d_idx) and flags is not None:
-        allowed = ~flags[d_idx]
+    if branches and len(d_idx):
+        total = int(sum(branches))
+        flags = np.zeros((len(d_idx), total), dtype=bool)
+        for row, k in enumerate(d_idx.tolist()):
+            m = infos[k].action_mask
+            if len(m) == total:
+                flags[row] = m
+            elif len(m):
+                raise ProtocolError(
+                    f"behaviour {behavior}, agent {infos[k].id}: action mask has {len(m)} flags, "
+                    f"the branches {list(branches)} need {total}"
+                )
+        allowed = ~flags
         mask = np.split(allowed, np.cumsum(branches)[:-1], axis=1)
         for m, b in zip(mask, branches, strict=True):
             if m.shape[1] == b and not m.any(axis=1).all():
                 row = int(np.argmin(m.any(axis=1)))
-                raise ProtocolError(f"behaviour {behavior}, agent {ids[d_idx[row]]}: a branch has every action masked")
+                raise ProtocolError(
+                    f"behaviour {behavior}, agent {infos[int(d_idx[row])].id}: a branch has every action masked"
+                )
     grouped = bool(group.any())
     decision_steps = DecisionSteps(
         obs=[o[d_idx] for o in obs],
