@@ -156,13 +156,14 @@ def test_old_flat_format_3dball_equals_the_nested_one(tmp_path, capsys):
     assert (striker.window, striker.play_against_latest_model_ratio, striker.save_steps) == (50, 0.5, 50000)
     assert (striker.swap_steps, striker.team_change) == (100000, 200000)
     assert "self_play" not in err
-    assert "warning: not imported: FoodCollector: no native port has it; import them with --env unity" in err
+    assert "warning: not imported: Bouncer: no native port has it; import them with --env unity" in err
+    assert compose_experiment(folder, by_behaviour["FoodCollector"])["env"]["name"] == "foodcollector"  # by name
 
 
 def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
     folder, experiments, err = imported(tmp_path, capsys, DATA / "old" / "sac_trainer_config.yaml")
     assert "not mapped: default.num_update:" in err and "not mapped: default.train_interval:" in err
-    assert "not imported: FoodCollector" in err  # no port: its settings are not reported either
+    assert "not imported: Bouncer" in err and "Bouncer." not in err  # no port: its settings are not reported either
     assert "Hallway.use_recurrent" not in err  # SAC with memory maps (recurrent SAC)
     assert re.search(r"not imported: [^\n]*VisualHallway", err)  # no port (nor its pre-0.8 keys reported)
     assert "self_play" not in err  # play_against_current_self_ratio (old name) accepted

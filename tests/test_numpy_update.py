@@ -65,40 +65,22 @@ def autograd(trainer: PPOTrainer, data: dict[str, np.ndarray], epsilon: float, b
     return {k: v.item() for k, v in terms.items()}, grads
 
 
+@pytest.mark.parametrize("parts", [False, True], ids=["joint", "per_component"])
 @pytest.mark.parametrize(
     "action_spec",
     [HYBRID, ActionSpec(continuous_size=3), ActionSpec(discrete_branches=(5,))],
     ids=["hybrid", "continuous", "discrete"],
 )
-def test_loss_and_gradients_match_autograd(action_spec):
+def test_loss_and_gradients_match_autograd(action_spec, parts):
+    """Joint old log-probabilities [B] (one ratio per row), and the form the trainer stores: one per action
+    component [B, C + D], one ratio per component."""
     trainer = make_trainer(action_spec)
     fast = numpy_path(trainer)
     assert fast is not None
-    data = buffer(trainer)
-    ref_terms, ref_grad = autograd(trainer, data, epsilon=0.2, beta=0.01)
-    fast.load(data, 0.2, 0.01)
-    terms = fast.loss(np.arange(len(data["obs"])))
-    for key in ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
-        assert math.isclose(terms[key], ref_terms[key], rel_tol=1e-4, abs_tol=1e-5), key
-    assert 0.05 < terms["clip_fraction"] < 0.95  # both branches of the clipped surrogate are exercised
-    fast.backward()
-    scale = np.abs(ref_grad).max()
-    np.testing.assert_allclose(fast.flat.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
-
-
-@pytest.mark.parametrize(
-    "action_spec",
-    [HYBRID, ActionSpec(continuous_size=3), ActionSpec(discrete_branches=(5,))],
-    ids=["hybrid", "continuous", "discrete"],
-)
-def test_per_component_ratios_match_autograd(action_spec):
-    """The form the trainer stores: one old log-probability per action component, one ratio per component."""
-    trainer = make_trainer(action_spec)
-    fast = numpy_path(trainer)
-    assert fast is not None
-    data = buffer(trainer, parts=True)
+    data = buffer(trainer, parts=parts)
     spec = trainer.spec.action_spec
-    assert data["old_log_prob"].shape == (256, spec.continuous_size + spec.discrete_size)
+    if parts:
+        assert data["old_log_prob"].shape == (256, spec.continuous_size + spec.discrete_size)
     ref_terms, ref_grad = autograd(trainer, data, epsilon=0.2, beta=0.01)
     fast.load(data, 0.2, 0.01)
     terms = fast.loss(np.arange(len(data["obs"])))
@@ -108,10 +90,9 @@ def test_per_component_ratios_match_autograd(action_spec):
     fast.backward()
     scale = np.abs(ref_grad).max()
     np.testing.assert_allclose(fast.flat.grad, ref_grad, rtol=1e-3, atol=1e-5 * scale)
-    # ...and it is not the joint ratio's loss: the same rows with joint old log-probabilities differ.
-    joint = {**data, "old_log_prob": data["old_log_prob"].sum(1)}
-    fast.load(joint, 0.2, 0.01)
-    if data["old_log_prob"].shape[1] > 1:
+    if parts and data["old_log_prob"].shape[1] > 1:
+        # ...and it is not the joint ratio's loss: the same rows with joint old log-probabilities differ.
+        fast.load({**data, "old_log_prob": data["old_log_prob"].sum(1)}, 0.2, 0.01)
         assert not math.isclose(fast.loss(np.arange(256))["policy_loss"], terms["policy_loss"], rel_tol=1e-3)
 
 

@@ -20,6 +20,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "3dballhard": "mlx.envs.native.ball3d_hard:Ball3DHardEnv",
     "basic": "mlx.envs.native.basic:BasicEnv",
     "dungeonescape": "mlx.envs.native.dungeonescape:DungeonEscapeEnv",
+    "foodcollector": "mlx.envs.native.foodcollector:FoodCollectorEnv",
     "gridworld": "mlx.envs.native.gridworld:GridWorldEnv",
     "hallway": "mlx.envs.native.hallway:HallwayEnv",
     "pushblock": "mlx.envs.native.pushblock:PushBlockEnv",
@@ -30,6 +31,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "strikersvsgoalie": "mlx.envs.native.strikersvsgoalie:StrikersVsGoalieEnv",
     "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
+    "visualfoodcollector": "mlx.envs.native.visualfoodcollector:VisualFoodCollectorEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
 
@@ -40,6 +42,7 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "3dballhard": ("3DBallHard",),
     "basic": ("Basic",),
     "dungeonescape": ("DungeonEscape",),
+    "foodcollector": ("GridFoodCollector",),
     "gridworld": ("GridWorld",),
     "hallway": ("Hallway",),
     "pushblock": ("PushBlock",),
@@ -50,6 +53,7 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "strikersvsgoalie": ("Striker", "Goalie"),
     "tennis": ("Tennis",),
     "visual3dball": ("Visual3DBall",),
+    "visualfoodcollector": ("VisualFoodCollector",),
     "walljump": ("SmallWallJump", "BigWallJump"),
 }
 

@@ -44,6 +44,10 @@ TAG_COLOURS: dict[str, RGB] = {
     "blockSmall": (250, 190, 90),
     "blockLarge": (235, 145, 35),
     "blockVeryLarge": (190, 100, 20),
+    # FoodCollector: green food, red bad food, frozen agents pale blue.
+    "food": (80, 215, 60),
+    "badFood": (225, 55, 55),
+    "frozenAgent": (160, 200, 245),
 }
 UNTAGGED: RGB = (110, 110, 110)
 FLOOR: RGB = (62, 62, 66)
