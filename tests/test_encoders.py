@@ -89,38 +89,6 @@ def test_hypernetwork_conditioning_changes_the_output_with_the_goal():
     assert encoder.body[0].in_features == 4
 
 
-@pytest.mark.parametrize("goals", [2, 5, 40])
-def test_hyperlinear_with_repeating_goals_equals_the_per_row_layer_values_and_gradients(goals):
-    """The distinct-goal path (goals repeat: weights generated once per goal) against the per-row one, on
-    the same weights: outputs and every gradient equal; 40 distinct goals in 40 rows take the per-row path."""
-    from mlx.trainers.nn.encoders import HyperLinear
-
-    torch.manual_seed(0)
-    layer = HyperLinear(12, 7, 3)
-    x = torch.randn(40, 12, requires_grad=True)
-    table = torch.randn(goals, 3)
-    goal = table[torch.arange(40) % goals]
-
-    def run(per_row: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        layer.zero_grad()
-        x.grad = None
-        if per_row:
-            params = layer.hyper(goal)
-            w, b = params[:, : 12 * 7].view(-1, 12, 7), params[:, 12 * 7 :]
-            y = torch.bmm(x.unsqueeze(1), w).squeeze(1) + b
-        else:
-            y = layer(x, goal)
-        (y * torch.linspace(-1, 1, 7)).square().sum().backward()
-        return y.detach(), [x.grad.clone(), *(p.grad.clone() for p in layer.parameters())]
-
-    y_fast, g_fast = run(False)
-    y_slow, g_slow = run(True)
-    torch.testing.assert_close(y_fast, y_slow, rtol=1e-5, atol=1e-6)
-    for a, b in zip(g_fast, g_slow, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    assert (layer._by_distinct_goal(x, goal) is None) == (goals * 2 > 40)
-
-
 def test_conditioning_none_feeds_the_goal_as_an_input():
     encoder = StateEncoder(goal_spec(), NetworkSettings(hidden_units=16, conditioning_type=ConditioningType.none))
     assert encoder.hyper is None and encoder.body[0].in_features == 6

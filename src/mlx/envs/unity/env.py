@@ -60,10 +60,10 @@ from mlx.envs.api import (
     TerminalSteps,
     unknown_behavior,
 )
+from mlx.envs.unity.bulk import encode_action_list, encode_input
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     RESET,
     STEP,
-    UnityInputProto,
     UnityMessageProto,
     UnityOutputProto,
     UnityRLInitializationInputProto,
@@ -322,14 +322,10 @@ class UnityEnv(BaseEnv):
         )
 
     @staticmethod
-    def _input(command: int, actions: Mapping[str, list[Any]], side_channel: bytes) -> UnityMessageProto:
-        msg = UnityMessageProto()
-        msg.header.status = STATUS_OK
-        rl = UnityRLInputProto(command=command, side_channel=side_channel)
-        for name, protos in actions.items():
-            rl.agent_actions[name].value.extend(protos)
-        msg.unity_input.CopyFrom(UnityInputProto(rl_input=rl))
-        return msg
+    def _input(command: int, actions: Mapping[str, bytes], side_channel: bytes) -> bytes:
+        """A serialised UnityMessageProto with the command, each wire behaviour's ListAgentActionProto
+        (serialised) and the side-channel bytes, written directly (no message objects)."""
+        return encode_input(command, actions, side_channel)
 
     # ---- restarts -------------------------------------------------------------------------------
     def _restart(self, w: Worker, reason: str) -> None:
@@ -468,8 +464,10 @@ class UnityEnv(BaseEnv):
         self._merge()
         self._fresh = False
 
-    def _worker_actions(self, worker: int) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
+    def _worker_actions(self, worker: int) -> dict[str, bytes]:
+        """Each wire behaviour's actions for one worker, as serialised ListAgentActionProtos (in bulk;
+        negative discrete actions, which no policy gives, through one AgentActionProto per agent)."""
+        out: dict[str, bytes] = {}
         for name, parts in self._parts.items():
             spec = self._specs[name].action_spec
             actions = self._actions.get(name)
@@ -481,7 +479,11 @@ class UnityEnv(BaseEnv):
                     else:
                         end = start + p.n_decision
                         chunk = ActionTuple(actions.continuous[start:end], actions.discrete[start:end])
-                    out[p.wire_name] = action_protos(chunk, spec)
+                    data = encode_action_list(chunk.continuous, chunk.discrete)
+                    if data is None:
+                        data = UnityRLInputProto.ListAgentActionProto(value=action_protos(chunk, spec))
+                        data = data.SerializeToString()
+                    out[p.wire_name] = data
                 start += p.n_decision
         return out
 

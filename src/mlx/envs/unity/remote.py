@@ -62,6 +62,7 @@ from mlx.envs.api import (
     IdMap,
     TerminalSteps,
 )
+from mlx.envs.unity.bulk import decode_actions, encode_infos
 from mlx.envs.unity.communicator_objects.messages_pb2 import (
     QUIT,
     RESET,
@@ -81,7 +82,6 @@ from mlx.envs.unity.protocol import (
     brain_parameters,
     capabilities,
     check_version,
-    encode_agent_infos,
     field_bytes,
     wire_behavior_name,
 )
@@ -175,6 +175,16 @@ def team_column(name: str, steps: DecisionSteps | TerminalSteps, teams: tuple[in
             f"behaviour {name}: an agent is in team {int(column[stray][0])}, but env.teams() says {list(teams)}"
         )
     return column
+
+
+def _read_actions(lst: Any, spec: BehaviorSpec, n: int, wire: str) -> ActionTuple:
+    """The actions in one ListAgentActionProto (None: none sent): read in bulk from its bytes when they have
+    the usual layout, else proto by proto (which also reports a wrong count or size)."""
+    if lst is None or not lst.value:
+        return actions_from_protos([], spec.action_spec, n, wire)
+    a = spec.action_spec
+    fast = decode_actions(lst.SerializeToString(), n, a.continuous_size, a.discrete_size)
+    return fast if fast is not None else actions_from_protos(lst.value, a, n, wire)
 
 
 class Session:
@@ -285,15 +295,14 @@ class Session:
         n = self.deciding.get(name, 0)
         routes = self.routes.get(name)
         if routes is None:
-            protos = agent_actions[name].value if name in agent_actions else []
+            lst = agent_actions.get(name)
             wire = wire_behavior_name(name)
-            if not protos and wire in agent_actions:
-                protos = agent_actions[wire].value
-            return actions_from_protos(protos, spec.action_spec, n, wire)
+            if (lst is None or not lst.value) and wire in agent_actions:
+                lst = agent_actions[wire]
+            return _read_actions(lst, spec, n, wire)
         out = spec.action_spec.empty(n)
         for wire, rows in routes:
-            protos = agent_actions[wire].value if wire in agent_actions else []
-            part = actions_from_protos(protos, spec.action_spec, len(rows), wire)
+            part = _read_actions(agent_actions.get(wire), spec, len(rows), wire)
             out.continuous[rows] = part.continuous
             out.discrete[rows] = part.discrete
         return out
@@ -310,7 +319,7 @@ class Session:
         if self.png and any(len(o.shape) == 3 for o in spec.observation_specs):
             infos = agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs, compress=True)
             return UnityRLOutputProto.ListAgentInfoProto(value=infos).SerializeToString()
-        return encode_agent_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
+        return encode_infos(decision, terminal, d_wire, t_wire, spec.observation_specs)
 
     def output(self) -> bytes:
         """The serialised UnityMessageProto of this step. Agent infos are encoded with array operations

@@ -2,8 +2,9 @@
 
 The environment calls ``Exchange`` with what happened and blocks until the trainer answers with what to do
 next; the trainer therefore holds each call open until its reply is ready. ``EnvServer`` turns that into
-``receive()`` / ``reply()`` on the trainer's thread: the call's handler (a coroutine on one grpc.aio
-thread shared by all servers) hands the raw request bytes over a queue and awaits the reply bytes.
+``receive()`` / ``reply()`` on the trainer's thread: the call's handler (a grpc.aio coroutine on one
+event loop shared by all servers, run by the trainer's thread itself while it waits) queues the raw
+request bytes and awaits the reply bytes, with no thread between them.
 
 Why raw bytes rather than generated (de)serialisers: a message that does not parse, or that is larger
 than allowed, must end in one clear error on the trainer's side rather than in a call gRPC fails
@@ -19,9 +20,9 @@ environment per port: a second concurrent caller is refused.
 from __future__ import annotations
 
 import asyncio
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,46 +48,69 @@ class _Event:
 
 
 class _Call:
-    """One open Exchange call: its handler awaits ``future`` on the gRPC loop until the trainer replies."""
+    """One open Exchange call: its handler awaits ``future`` on the loop until the trainer replies."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
         self.future: asyncio.Future[bytes | None] = loop.create_future()
-        self.answered = False
+
+    @property
+    def answered(self) -> bool:
+        return self.future.done()
 
     def answer(self, reply: bytes | None) -> None:
-        """From any thread: hand the reply (None: refuse the call) to the waiting handler."""
-        if not self.answered:
-            self.answered = True
-            self.loop.call_soon_threadsafe(_resolve, self.future, reply)
-
-
-def _resolve(future: asyncio.Future[bytes | None], reply: bytes | None) -> None:
-    if not future.done():
-        future.set_result(reply)
+        """Hand the reply (None: refuse the call) to the handler, which sends it when the loop next runs."""
+        if not self.future.done():
+            self.future.set_result(reply)
 
 
 class _Loop:
-    """The one asyncio thread that runs every EnvServer of this process (grpc.aio: one thread hop less per
-    exchange than gRPC's thread-pool server, measured ~40% faster round trips)."""
+    """The asyncio loop of every EnvServer of this process, run by the trainer's own thread while it waits
+    (``wait``), not by a thread of its own: a message goes from gRPC's poller straight to the thread that
+    parses it, and a reply is a future's result, with no cross-thread hand-off and no second thread woken
+    per exchange (measured: ~30% less CPU per exchange than a loop thread with queues). Between waits the
+    loop is idle; gRPC's own threads keep the connections, and calls arriving meanwhile queue up."""
 
     _instance: _Loop | None = None
     _guard = threading.Lock()
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="mlx-grpc", daemon=True)
-        self.thread.start()
+        self.lock = threading.RLock()  # one thread runs the loop at a time (e.g. envs stepped from two threads)
 
     @classmethod
     def get(cls) -> _Loop:
         with cls._guard:
-            if cls._instance is None or not cls._instance.thread.is_alive():
+            if cls._instance is None or cls._instance.loop.is_closed():
                 cls._instance = cls()
             return cls._instance
 
-    def run(self, coro: Any, timeout: float = 30.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+    def run(self, awaitable: Any, timeout: float = 30.0) -> Any:
+        """Run the loop until ``awaitable`` is done (at most ``timeout`` seconds)."""
+        with self.lock:
+            return self.loop.run_until_complete(asyncio.wait_for(awaitable, timeout))
+
+    def spin(self) -> None:
+        """One pass of the loop: a reply just given is handed to gRPC, which sends it on its own threads."""
+        with self.lock:
+            self.loop.call_soon(self.loop.stop)
+            self.loop.run_forever()
+
+    def wait(self, future: asyncio.Future[Any], seconds: float) -> None:
+        """Run the loop until ``future`` is done or ``seconds`` pass (the future is then left pending)."""
+        with self.lock:
+            if future.done():
+                return
+            timer = self.loop.call_later(seconds, self.loop.stop)
+            future.add_done_callback(_stop_loop)
+            try:
+                self.loop.run_forever()
+            finally:
+                timer.cancel()
+                future.remove_done_callback(_stop_loop)
+
+
+def _stop_loop(future: asyncio.Future[Any]) -> None:
+    future.get_loop().stop()
 
 
 class EnvServer:
@@ -94,9 +118,10 @@ class EnvServer:
 
     def __init__(self, port: int, bind: str = "127.0.0.1", max_message_bytes: int = 64 << 20) -> None:
         self.max_message_bytes = int(max_message_bytes)
-        self._inbox: queue.Queue[_Event] = queue.Queue()
+        self._inbox: deque[_Event] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._pending: _Call | None = None
-        self._busy = False  # an Exchange call is in progress (only one environment per port); loop thread only
+        self._busy = False  # an Exchange call is in progress (only one environment per port)
         self._closed = False
         self._loop = _Loop.get()
         address = f"[{bind}]:{port}" if ":" in bind else f"{bind}:{port}"
@@ -128,7 +153,12 @@ class EnvServer:
             await self._server.start()
         return port
 
-    # ---- gRPC loop thread ---------------------------------------------------------------------------
+    # ---- on the loop (run by the trainer's thread) -------------------------------------------------
+    def _post(self, event: _Event) -> None:
+        self._inbox.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
     async def _exchange(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         if self._busy or self._closed:
             await context.abort(
@@ -139,22 +169,21 @@ class EnvServer:
         call = _Call(asyncio.get_running_loop())
         try:
             if len(request) > self.max_message_bytes:
-                self._inbox.put(
+                self._post(
                     _Event(
                         "error",
                         text=f"the environment sent a message of {len(request) / 2**20:.1f} MiB, above the limit of "
                         f"{self.max_message_bytes / 2**20:.0f} MiB (env.max_message_mb); raise it if this is expected",
                     )
                 )
-                call.answered = True
                 reply = None
             else:
-                self._inbox.put(_Event("message", request, call))
+                self._post(_Event("message", request, call))
                 reply = await call.future
         except asyncio.CancelledError:  # the client went away (its process died) while we held its call
             if not call.answered:
-                call.answered = True
-                self._inbox.put(_Event("disconnected", text="the environment cancelled its call (it exited?)"))
+                call.answer(None)
+                self._post(_Event("disconnected", text="the environment cancelled its call (it exited?)"))
             raise
         finally:
             self._busy = False
@@ -163,6 +192,16 @@ class EnvServer:
         return reply
 
     # ---- trainer thread -----------------------------------------------------------------------------
+    def _next(self, seconds: float) -> _Event | None:
+        """The next event, running the loop for at most ``seconds`` while none is queued."""
+        if not self._inbox:
+            self._waiter = self._loop.loop.create_future()
+            try:
+                self._loop.wait(self._waiter, seconds)
+            finally:
+                self._waiter = None
+        return self._inbox.popleft() if self._inbox else None
+
     def receive(self, timeout: float, alive: Callable[[], str | None] = lambda: None) -> UnityMessageProto:
         """The env's next message. ``alive()`` returns why the env is gone (e.g. its process exited) or None;
         it is polled while waiting, so a crash ends the wait at once rather than after ``timeout``."""
@@ -171,9 +210,8 @@ class EnvServer:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise EnvDisconnected(f"no message from the environment within {timeout:g} s (env.timeout_wait)")
-            try:
-                event = self._inbox.get(timeout=min(_POLL_S, left))
-            except queue.Empty:
+            event = self._next(min(_POLL_S, left))
+            if event is None:
                 gone = alive()
                 if gone:
                     raise EnvDisconnected(gone) from None
@@ -200,12 +238,13 @@ class EnvServer:
             self._pending = event.call
             return message
 
-    def reply(self, message: UnityMessageProto) -> None:
+    def reply(self, message: UnityMessageProto | bytes) -> None:
         """Answer the env's open call (its last message)."""
         if self._pending is None:
             raise ProtocolError("internal: no open call from the environment to answer")
         call, self._pending = self._pending, None
-        call.answer(message.SerializeToString())
+        call.answer(message if isinstance(message, bytes) else message.SerializeToString())
+        self._loop.spin()
 
     @property
     def has_pending(self) -> bool:
@@ -216,11 +255,8 @@ class EnvServer:
         if self._pending is not None:
             self._pending.answer(None)
             self._pending = None
-        while True:
-            try:
-                event = self._inbox.get_nowait()
-            except queue.Empty:
-                return
+        while self._inbox:
+            event = self._inbox.popleft()
             if event.call is not None:
                 event.call.answer(None)
 

@@ -155,9 +155,6 @@ def visual_encoder(kind: EncoderType, shape: tuple[int, int, int], out_size: int
     return nn.Sequential(conv, nn.Flatten(), nn.Linear(flat, out_size), nn.LeakyReLU())
 
 
-SHARED_GOALS_MIN = 4  # batches of at least twice this many rows try the distinct-goal path (HyperLinear)
-
-
 class HyperLinear(nn.Module):
     """A dense layer whose weights and bias are produced from a goal vector by a small network."""
 
@@ -174,32 +171,10 @@ class HyperLinear(nn.Module):
         nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        if len(goal) >= 2 * SHARED_GOALS_MIN and not (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()):
-            shared = self._by_distinct_goal(x, goal)
-            if shared is not None:
-                return shared
         params = self.hyper(goal)
         w = params[:, : self.in_size * self.out_size].view(-1, self.in_size, self.out_size)
         b = params[:, self.in_size * self.out_size :]
         return torch.bmm(x.unsqueeze(1), w).squeeze(1) + b
-
-    def _by_distinct_goal(self, x: torch.Tensor, goal: torch.Tensor) -> torch.Tensor | None:
-        """The same layer when goals repeat across the batch (GridWorld's are one of two one-hots): the weights
-        are generated once per distinct goal, every row goes through every goal's weights in one matmul, and
-        each row keeps its own goal's outputs. Values equal the per-row path's up to float rounding and the
-        gradients reach the hypernetwork the same way (the selection's backward routes each row's to its
-        goal). GridWorld's update (batch 32, 2 goals): the hypernetwork's 16,512-wide output layer runs on 2
-        rows instead of 32. None when goals hardly repeat (then the per-row path is cheaper)."""
-        unique, inverse = torch.unique(goal, dim=0, return_inverse=True)
-        n = len(unique)
-        if n * 2 > len(goal):
-            return None
-        params = self.hyper(unique)  # [U, (in + 1) * out]
-        w = params[:, : self.in_size * self.out_size].view(n, self.in_size, self.out_size)
-        b = params[:, self.in_size * self.out_size :]
-        every = x @ w.permute(1, 0, 2).reshape(self.in_size, n * self.out_size)  # [B, U * out]
-        rows = torch.arange(len(x), device=x.device)
-        return every.view(len(x), n, self.out_size)[rows, inverse] + b[inverse]
 
 
 def _dense(in_size: int, out_size: int) -> nn.Linear:
