@@ -83,6 +83,23 @@ def checkout(rev: str, folder: Path) -> Path:
 STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 
+# `python -m mlx` of one tree only: the editable install's import hooks (which serve the checkout's own mlx and
+# hydra_plugins to every interpreter of the venv) are dropped first, so an older tree never loads a newer
+# tree's Hydra plugin; PYTHONPATH=<tree>/src then provides that tree's mlx and plugins.
+MLX = (
+    "import sys, runpy\n"
+    "sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith('__editable__')]\n"
+    "sys.path_hooks[:] = [h for h in sys.path_hooks if not getattr(h, '__module__', '').startswith('__editable__')]\n"
+    "sys.path_importer_cache.clear()\n"
+    "sys.argv = ['mlx', *sys.argv[1:]]\n"
+    "runpy.run_module('mlx', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def mlx_command(*args: str) -> list[str]:
+    return [sys.executable, "-c", MLX, *args]
+
+
 def python_env(tree: Path, **extra: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(tree / "src"), PYTHONUNBUFFERED="1", **extra)
 
@@ -90,9 +107,7 @@ def python_env(tree: Path, **extra: str) -> dict[str, str]:
 def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Path) -> dict:
     run_id = f"side-{trainer}-{seed}"
     cmd = [
-        sys.executable,
-        "-m",
-        "mlx",
+        *mlx_command(),
         f"trainer={trainer}",
         "env=3dball",
         f"seed={seed}",
@@ -117,7 +132,7 @@ def typo_seconds(tree: Path, work: Path) -> float:
     """Process wall of a refused override (exit 2)."""
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "mlx", "trainer.hyperparameters.batch_sise=64"],
+        mlx_command("trainer.hyperparameters.batch_sise=64"),
         cwd=work,
         env=python_env(tree),
         capture_output=True,
@@ -135,7 +150,7 @@ def user_wait(tree: Path, seed: int, target: float, work: Path) -> dict:
     training seconds the run reports (its clock at the summary that reached the target)."""
     folder = work / f"wait-{tree.name}-{seed}"
     folder.mkdir()
-    cmd = [sys.executable, "-m", "mlx", "env=3dball", f"seed={seed}", "run_id=a", f"stop_at_reward={target}",
+    cmd = [*mlx_command(), "env=3dball", f"seed={seed}", "run_id=a", f"stop_at_reward={target}",
            "progress=plain"]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(
