@@ -55,7 +55,7 @@ def run_mlx(mlx_argv: list[str]) -> int:
     saved = sys.argv
     sys.argv = ["mlx", *mlx_argv]
     try:
-        mlx_main()
+        mlx_main(end_process=False)  # mlx-learn goes on after the run (its temporary config folder)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)

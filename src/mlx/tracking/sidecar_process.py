@@ -60,6 +60,9 @@ def _serve() -> None:
             if op == "start":
                 tracker = _start(message)
                 reply.update(run_id=tracker.run_id, experiment_id=tracker.experiment_id)
+                # While the run trains, import what the final model upload needs (mlflow.onnx, onnx: about a
+                # second, ml_dtypes' initialisation included), so the run's finish does not wait on it.
+                threading.Thread(target=_warm_model_upload, name="mlx-warm-onnx", daemon=True).start()
             elif op == "row":
                 tracker.log_summary(message["row"])
                 continue
@@ -105,6 +108,18 @@ def _warm(uri: str, experiment: str | None) -> None:
                 client.get_experiment_by_name(experiment)
     except Exception:  # noqa: BLE001 - see the docstring
         return
+
+
+def _warm_model_upload() -> None:
+    with contextlib.suppress(Exception):  # the upload itself reports what fails
+        import mlflow.onnx  # noqa: F401
+        import onnx  # noqa: F401
+        from mlflow.utils import requirements_utils
+
+        # MLflow's map of installed packages, which log_model's requirement check builds on first use (0.5 s
+        # scanning every installed distribution); private, hence the suppress: without it the upload is slower.
+        requirements_utils._init_modules_to_packages_map()
+        requirements_utils._init_packages_to_modules_map()
 
 
 def _start(message: Mapping[str, Any]) -> Any:
