@@ -115,6 +115,20 @@ def test_the_git_commit_of_the_working_folders_repository(tmp_path: Path):
     assert git_commit(tmp_path / "wt") == head and git_commit(tmp_path / "repo") == second
     git("checkout", "-q", "--detach", head)
     assert git_commit(tmp_path / "repo") == head
+    # Hostile or broken repositories give no commit, never an error: garbage HEAD, a ref that is not a
+    # hash, a .git file pointing nowhere, binary junk, a huge HEAD.
+    bad = tmp_path / "bad"
+    (bad / ".git" / "refs" / "heads").mkdir(parents=True)
+    for content in (b"garbage", b"ref: refs/heads/x", b"\xff\xfe\x00junk", b"a" * 10_000_000):
+        (bad / ".git" / "HEAD").write_bytes(content)
+        assert git_commit(bad) is None
+    (bad / ".git" / "HEAD").write_text("ref: refs/heads/x\n")
+    (bad / ".git" / "refs" / "heads" / "x").write_text("not-a-sha\n")
+    assert git_commit(bad) is None
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / ".git").write_text("gitdir: /no/such/place\n")
+    assert git_commit(elsewhere) is None
 
 
 def test_an_old_mlruns_db_gets_one_line_saying_how_to_open_it(tmp_path: Path):

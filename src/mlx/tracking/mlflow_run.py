@@ -114,21 +114,21 @@ def git_commit(folder: Path) -> str | None:
         for parent in (folder.resolve(), *folder.resolve().parents):
             dot = parent / ".git"
             if dot.is_file():  # a worktree or submodule: "gitdir: <path>"
-                text = dot.read_text(encoding="utf-8").strip()
+                text = _small_text(dot)
                 if not text.startswith("gitdir:"):
                     return None
                 dot = (parent / text[len("gitdir:") :].strip()).resolve()
             if not dot.is_dir():
                 continue
-            head = (dot / "HEAD").read_text(encoding="utf-8").strip()
+            head = _small_text(dot / "HEAD")
             if not head.startswith("ref:"):
                 return head if _is_sha(head) else None
             ref = head[len("ref:") :].strip()
             common = dot / "commondir"  # a worktree's refs live in the main repository
-            roots = [dot] + ([(dot / common.read_text(encoding="utf-8").strip()).resolve()] if common.is_file() else [])
+            roots = [dot] + ([(dot / _small_text(common)).resolve()] if common.is_file() else [])
             for root in roots:
                 if (root / ref).is_file():
-                    sha = (root / ref).read_text(encoding="utf-8").strip()
+                    sha = _small_text(root / ref)
                     return sha if _is_sha(sha) else None
             for root in roots:
                 packed = root / "packed-refs"
@@ -141,6 +141,12 @@ def git_commit(folder: Path) -> str | None:
     except (OSError, UnicodeDecodeError):
         return None
     return None
+
+
+def _small_text(path: Path) -> str:
+    """A git pointer file's text (HEAD, a ref, .git's gitdir line): a few bytes; more is not one."""
+    with path.open("rb") as f:
+        return f.read(4096).decode("utf-8").strip()
 
 
 def _is_sha(text: str) -> bool:
