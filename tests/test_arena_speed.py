@@ -13,7 +13,7 @@ import mlx.envs.native.arena as arena_module
 from mlx.envs import make_env
 from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE
 from mlx.envs.native.contact import _has_negative_zero
-from mlx.envs.native.rays import _cast_bounds, _cast_bounds_xz, cast_rounded_boxes_xz, ray_directions_xz
+from mlx.envs.native.rays import _cast_bounds_xz, cast_bounds, cast_rounded_boxes_xz, ray_directions_xz
 
 
 def _safe_inverse(d: np.ndarray) -> np.ndarray:
@@ -97,7 +97,7 @@ def test_stacked_bounds_cast_is_the_per_axis_cast():
         old.append(np.where(t >= 0, t, np.inf).astype(F32))
     old = np.minimum(old[0], old[1])
     assert same_bits(_cast_bounds_xz(d, o, bounds, F32(0.5)), old)
-    assert same_bits(_cast_bounds(d[0], d[1], o[0], o[1], bounds, F32(0.5)), old)
+    assert same_bits(cast_bounds(d[0], d[1], o[0], o[1], bounds, F32(0.5)), old)
 
 
 def test_negative_zero_detection():

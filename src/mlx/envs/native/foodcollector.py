@@ -75,7 +75,7 @@ from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
 from mlx.envs.native.arena import Arena, BodySpec, StaticSpec
 from mlx.envs.native.base import F32, NativeEnv
 from mlx.envs.native.gridsensor import GridSensor, GridSensorSpec
-from mlx.envs.native.rays import _cast_bounds, cast_rounded_boxes
+from mlx.envs.native.rays import cast_bounds, cast_rounded_boxes
 
 BEHAVIOR = "GridFoodCollector"
 AGENTS = 5
@@ -282,7 +282,7 @@ class FoodCollectorEnv(NativeEnv):
         rad = (np.broadcast_to(ar.radius[slots][:, None, :], (T, A, n)) + F32(LASER_RADIUS)).reshape(T, -1)
         present = np.broadcast_to(fire[None], (T, A, n)).reshape(T, -1)
         t = cast_rounded_boxes(dx, dz, rx, rz, hx, hz, rad.astype(F32), present)[0]  # [T, A * n]
-        wall = _cast_bounds(dx, dz, ox.reshape(1, -1), oz.reshape(1, -1),
+        wall = cast_bounds(dx, dz, ox.reshape(1, -1), oz.reshape(1, -1),
                             np.tile(ar.bounds, (1, A)), F32(LASER_RADIUS))[0]  # fmt: skip
         first = t.argmin(0)
         tmin = t[first, np.arange(t.shape[1])]

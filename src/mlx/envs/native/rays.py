@@ -237,7 +237,7 @@ def _safe_inverse(d: np.ndarray) -> np.ndarray:
     return F32(1.0) / np.where(np.abs(d) < F32(_TINY), F32(_TINY), d)
 
 
-def _cast_bounds(
+def cast_bounds(
     dx: np.ndarray, dz: np.ndarray, ox: np.ndarray, oz: np.ndarray, bounds: np.ndarray, grow: np.float32
 ) -> np.ndarray:
     """Distances [R, m] from origins inside the bounds to the first wall the grown ray meets; a wall the
@@ -255,7 +255,7 @@ def _cast_bounds(
 
 
 def _cast_bounds_xz(d: np.ndarray, o: np.ndarray, bounds: np.ndarray, grow: np.float32) -> np.ndarray:
-    """_cast_bounds with directions d [2, R, m] and origins o [2, m] stacked (Speed: both axes in one
+    """cast_bounds with directions d [2, R, m] and origins o [2, m] stacked (Speed: both axes in one
     numpy call each, half the calls; the same float32 operations per element, so bit-identical)."""
     room_hi = bounds[2:4] - grow - o  # travel to the high wall (>= 0 inside)
     room_lo = bounds[0:2] + grow - o  # travel to the low wall (<= 0 inside)

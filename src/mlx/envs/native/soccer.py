@@ -109,7 +109,7 @@ from mlx.envs.api import (
 from mlx.envs.native.arena import Arena, BodySpec, StaticSpec
 from mlx.envs.native.base import F32, NativeEnv
 from mlx.envs.native.jacobi import JacobiArena
-from mlx.envs.native.rays import _cast_bounds, cast_rounded_boxes, encode_frame, ray_angles
+from mlx.envs.native.rays import cast_bounds, cast_rounded_boxes, encode_frame, ray_angles
 from mlx.envs.native.render import FLOOR, HEADING, Canvas
 from mlx.envs.native.soccer_roles import Role, SoccerSensor
 
@@ -487,7 +487,7 @@ class SoccerEnv(NativeEnv):
         best = t.argmin(1)
         tmin = np.take_along_axis(t, best[:, None, :], 1)[:, 0, :]
         slot = best.astype(np.int16)
-        tb = _cast_bounds(dx, dz, ox, oz, np.tile(ar.bounds[:, idx], tile), F32(RAY_RADIUS))
+        tb = cast_bounds(dx, dz, ox, oz, np.tile(ar.bounds[:, idx], tile), F32(RAY_RADIUS))
         closer = tb < tmin
         tmin = np.where(closer, tb, tmin)
         slot = np.where(closer, np.int16(ar.S), slot)

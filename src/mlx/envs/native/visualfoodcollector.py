@@ -33,7 +33,7 @@ import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, ObservationSpec
 from mlx.envs.native.foodcollector import AGENTS, FoodCollectorEnv
-from mlx.envs.native.rays import _cast_bounds, cast_rounded_boxes
+from mlx.envs.native.rays import cast_bounds, cast_rounded_boxes
 from mlx.envs.native.render import FLOOR, palette
 
 F32 = np.float32
@@ -97,7 +97,7 @@ class VisualFoodCollectorEnv(FoodCollectorEnv):
                                per_agent(ar.radius[:, sel]), per_agent(ar.active[:, sel]))  # [R, T, M]  # fmt: skip
         nearest = t.argmin(1)  # [R, M]
         t_obj = np.take_along_axis(t, nearest[:, None], 1)[:, 0]
-        t_wall = _cast_bounds(dx, dz, ox, oz, np.tile(ar.bounds[:, sel], (1, A)), F32(0.0))
+        t_wall = cast_bounds(dx, dz, ox, oz, np.tile(ar.bounds[:, sel], (1, A)), F32(0.0))
         t_obj = np.minimum(t_obj, t_wall)  # nothing is beyond the walls
         depth_obj = (t_obj * _COS[:, None]).T[:, None, :]  # [M, 1, R] along the camera's forward
         depth_wall = (t_wall * _COS[:, None]).T[:, None, :]
