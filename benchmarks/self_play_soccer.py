@@ -2,6 +2,7 @@
 
     python benchmarks/self_play_soccer.py --work DIR [--envs soccertwos strikersvsgoalie] [--seed 1]
                                           [--steps 5000000] [--early 1000000] [--games 200] [--report-only]
+                                          [--checkpoint-interval 500000]
 
 Each env trains once, with the command a user types (upstream's tuned settings, self_play included; MLflow
 off), to ``--steps`` agent steps of each behaviour; checkpoints are kept (``keep_checkpoints``) so that the
@@ -32,7 +33,7 @@ from common import mlx, stats_rows  # benchmarks/common.py
 HERE = Path(__file__).resolve().parent
 ENVS = {"soccertwos": ("SoccerTwos",), "strikersvsgoalie": ("Striker", "Goalie")}
 TEAM = {"SoccerTwos": 0, "Striker": 0, "Goalie": 1}
-KEEP = 100  # checkpoints kept (every 500k steps): the early one must survive to the end
+KEEP = 100  # checkpoints kept (every --checkpoint-interval steps): the early one must survive to the end
 
 
 def trained_to(folder: Path, behaviors: tuple[str, ...]) -> int:
@@ -44,13 +45,14 @@ def trained_to(folder: Path, behaviors: tuple[str, ...]) -> int:
     return min((max((r["step"] for r in rows if r["behavior"] == b), default=0) for b in behaviors), default=0)
 
 
-def train(work: Path, env: str, run_id: str, seed: int, steps: int) -> None:
+def train(work: Path, env: str, run_id: str, seed: int, steps: int, interval: int) -> None:
     folder = work / "results" / run_id
     if trained_to(folder, ENVS[env]) >= steps:
         return
     if not (folder / "configuration.yaml").exists():
         mlx("trainer=poca", f"env={env}", f"seed={seed}", f"run_id={run_id}", f"trainer.keep_checkpoints={KEEP}",
-            f"trainer.max_steps={steps}", "tracking=none", "progress=plain", cwd=work)  # fmt: skip
+            f"trainer.max_steps={steps}", f"trainer.checkpoint_interval={interval}", "tracking=none",
+            "progress=plain", cwd=work)  # fmt: skip
     else:
         mlx(f"run_id={run_id}", "resume=true", "progress=plain", cwd=work)
 
@@ -99,6 +101,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5_000_000)
     parser.add_argument("--early", type=int, default=1_000_000)
     parser.add_argument("--games", type=int, default=200)
+    parser.add_argument("--checkpoint-interval", type=int, default=500_000, help="500k upstream; less: short runs")
     parser.add_argument("--report-only", action="store_true", help="evaluate the runs as they stand; train nothing")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "self_play.json")
     args = parser.parse_args()
@@ -110,7 +113,7 @@ def main() -> int:
         run_id = f"{env}-poca-{args.seed}"
         folder = args.work / "results" / run_id
         if not args.report_only:
-            train(args.work, env, run_id, args.seed, args.steps)
+            train(args.work, env, run_id, args.seed, args.steps, args.checkpoint_interval)
         rows = stats_rows(folder)
         behaviors = ENVS[env]
         entry: dict = {"run_id": run_id, "steps_wanted": args.steps, "early": args.early, "behaviors": {}}

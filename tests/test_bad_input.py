@@ -31,7 +31,7 @@ CASES = [
     (["trainer=sac", "trainer.hyperparameters.steps_per_update=0"], ["steps_per_update", ">= 0.01"]),
     (["trainer=sac", "trainer.hyperparameters.batch_size=300000"], ["batch_size", "buffer_size"]),
     (["trainer=sac", "trainer.hyperparameters.beta=0.1"], ["beta"]),  # a PPO key on SAC
-    (["trainer.threaded=true"], ["threaded"]),
+    (["trainer=sac", "trainer.threaded=true"], ["threaded", "SAC"]),
     (["env.parameters.gravity=nan"], ["gravity", "finite"]),
     (["trainer.init_path=nowhere.pt"], ["init_path", "nowhere.pt"]),
     (["trainer.max_steps=2.555e2"], ["trainer.max_steps", "255.5", "Integer"]),  # not a whole number

@@ -331,19 +331,26 @@ def test_env_path_selects_env_unity(tmp_path, capsys):
     assert run.env.name == "unity" and run.env.path == "builds/Walker" and run.env.env_args == ["-logFile", "-"]
 
 
-def test_threaded_and_inference_are_reported(tmp_path, capsys):
+def test_threaded_maps_where_mlx_overlaps_it_and_inference_is_reported(tmp_path, capsys):
     source = tmp_path / "t.yaml"
     source.write_text(
         "behaviors:\n  X:\n    threaded: true\n    network_settings: {deterministic: true}\n"
         "checkpoint_settings: {inference: true}\ndebug: true\n"
     )
     folder, _, err = imported(tmp_path, capsys, source, "--env", "unity")
-    for path in ("behaviors.X.threaded", "checkpoint_settings.inference"):
-        assert f"not mapped: {path}:" in err
-    assert "not mapped: debug:" not in err and "deterministic" not in err  # both mapped now
+    assert "not mapped: checkpoint_settings.inference:" in err
+    assert "threaded" not in err and "not mapped: debug:" not in err and "deterministic" not in err
     run = validate(compose_experiment(folder, "t_ppo"))
-    assert run.resolved["debug"] is True and run.trainer.threaded is False
+    assert run.resolved["debug"] is True and run.trainer.threaded is True
     assert run.trainer.network_settings.deterministic is True  # release 20's switch
+
+
+def test_threaded_sac_imports_unthreaded_with_the_reason(tmp_path, capsys):
+    source = tmp_path / "s.yaml"
+    source.write_text("behaviors:\n  X:\n    trainer_type: sac\n    threaded: true\n")
+    folder, _, err = imported(tmp_path, capsys, source, "--env", "unity")
+    assert "not mapped: behaviors.X.threaded: mlx runs it unthreaded: SAC updates" in err
+    assert validate(compose_experiment(folder, "s_sac")).trainer.threaded is False
 
 
 def test_a_run_configuration_yaml_imports_without_warnings(tmp_path, capsys):

@@ -170,6 +170,18 @@ class SelfPlaySettings:
             raise ConfigError(f"{key}.play_against_latest_model_ratio must lie in [0, 1] (got {ratio}): it is a chance")
 
 
+def threaded_problem(trainer_type: str, memory: bool, self_play: bool) -> str | None:
+    """Why ``threaded`` cannot run here, or None: it runs PPO's and POCA's update beside the env
+    (mlx.training.background); what it cannot overlap yet is refused by name rather than run unthreaded."""
+    if trainer_type == "sac":
+        return "SAC updates a few gradient steps between env steps, from the replay buffer the agents fill"
+    if memory:
+        return "with memory, trajectories are valued with the agents' current memories, so they cannot wait"
+    if self_play:
+        return "self-play swaps the policies and resets the env between updates (upstream advises false too)"
+    return None
+
+
 @dataclass
 class TrainerSettings:
     """Settings common to every trainer (the behaviour section of an ML-Agents config)."""
@@ -186,7 +198,7 @@ class TrainerSettings:
     even_checkpoints: bool = False  # true: keep_checkpoints spread evenly over max_steps
     checkpoint_interval: int = 500000  # agent steps between checkpoints (and ONNX policies)
     init_path: str | None = None  # a checkpoint this behaviour's weights start from
-    threaded: bool = False  # step the env while the trainer updates (ML-Agents' threaded)
+    threaded: bool = False  # update in a thread while the env steps (ML-Agents' threaded; mlx.training.background)
     # Off while its demo_path is null (a block rather than None, so the command line can set any key of it).
     behavioral_cloning: BehavioralCloningSettings | None = field(default_factory=BehavioralCloningSettings)
     # ML-Agents' self-play block (the ghost trainer, mlx.trainers.ghost): null is off, a block turns it on
@@ -202,10 +214,11 @@ class TrainerSettings:
         if self.self_play is not None:
             self.self_play.check(f"{key}.self_play")
         if self.threaded:
-            raise ConfigError(
-                f"{key}.threaded=true is not supported: mlx steps the env and updates the model in one thread "
-                "(native envs step in microseconds, so overlapping them gains little); remove it"
+            why = threaded_problem(
+                self.trainer_type, self.network_settings.memory is not None, self.self_play is not None
             )
+            if why is not None:
+                raise ConfigError(f"{key}.threaded=true is not supported here: {why}; remove it or set it to false")
         self.network_settings.check(f"{key}.network_settings")
         self.hyperparameters.check(f"{key}.hyperparameters")
         memory = self.network_settings.memory

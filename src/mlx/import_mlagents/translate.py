@@ -14,6 +14,7 @@ from typing import Any
 from mlx.config import CONF_DIR, DATA_ROOT, TRAINER_SETTINGS, MemorySettings, resolve_demo_path
 from mlx.config import REWARD_SIGNALS as MLX_SIGNALS
 from mlx.config.checks import mapping, plain
+from mlx.config.trainer import threaded_problem
 from mlx.envs.registry import NATIVE_BEHAVIORS
 from mlx.errors import ConfigImportError
 from mlx.import_mlagents.legacy import OLD_BC_TRAINERS, Source
@@ -146,11 +147,7 @@ class Translator:
             elif key == "network_settings":
                 body["network_settings"] = self.network(value, body["network_settings"], trainer_type, (key,))
             elif key == "threaded":
-                if value:
-                    self.skip(
-                        self.origin(key),
-                        "mlx steps the env and updates the model in one thread (same learning, no overlap)",
-                    )
+                body["threaded"] = bool(value)  # checked below, once memory and self_play are known
             elif key == "behavioral_cloning":  # null: off, which mlx's default block (demo_path null) is
                 if value is None:
                     continue
@@ -167,6 +164,12 @@ class Translator:
                     self.keep((key,), value)
         if body.get("self_play") is None:  # off: not written
             body.pop("self_play", None)
+        if body.get("threaded"):
+            memory = (body.get("network_settings") or {}).get("memory") is not None
+            why = threaded_problem(trainer_type, memory, body.get("self_play") is not None)
+            if why is not None:
+                body["threaded"] = False
+                self.skip(self.origin("threaded"), f"mlx runs it unthreaded: {why}")
         signals = self.reward_signals(settings.get("reward_signals"))
         return trainer_type, body, signals
 

@@ -57,6 +57,8 @@ class OnPolicyTrainer(RLTrainer):
         self._buffer: list[dict[str, np.ndarray]] = []
         self._buffered = 0
         self.update_count = 0
+        self._held: list[Trajectories] | None = None  # trajectories that ended while a threaded update ran
+        self._frozen: Any = None  # the policy copy that acts while a threaded update runs (``_freeze``)
         self._needs_next_obs = any(r.uses_next_obs for r in self.reward_signals.values())
 
     def _make_assembler(self) -> TrajectoryAssembler:
@@ -89,8 +91,40 @@ class OnPolicyTrainer(RLTrainer):
         """The episodes that ended at this step: report them, and learn from their trajectories."""
         finished, episodes = self.assembler.end_episodes(terminal)
         if finished is not None:
-            self._add_trajectories(finished)
+            self._receive(finished)
         self._end_episodes(episodes, terminal)
+
+    def _receive(self, traj: Trajectories) -> None:
+        """A trajectory ends (episode end or time_horizon cut) and goes in; while a threaded update runs, it
+        waits for the updated model (``thaw_policy``)."""
+        if self._held is not None:
+            self._held.append(traj)
+            return
+        self._add_trajectories(traj)
+
+    # ---- threaded updates (ML-Agents' ``threaded``; mlx.training.background) ----------------------
+    def freeze_policy(self) -> None:
+        """Before ``update`` runs in another thread: the agents act with a frozen copy of the policy, and the
+        trajectories that end meanwhile wait, to be processed by the updated model (as upstream's trainer
+        thread processes its queue after each update). Nothing else the update reads changes meanwhile."""
+        self._freeze()
+        self._held = []
+
+    def held_enough(self) -> bool:
+        """A buffer's worth of steps waits for the threaded update: the agents stop acting until it ends, so
+        that no update learns from a policy more than one update old."""
+        return self._held is not None and sum(int(t.lengths.sum()) for t in self._held) >= self.hp.buffer_size
+
+    def thaw_policy(self) -> None:
+        """After the threaded update: act with the updated policy; the trajectories that waited go in."""
+        self._frozen = None
+        held, self._held = self._held or [], None
+        for traj in held:
+            self._receive(traj)
+
+    @abc.abstractmethod
+    def _freeze(self) -> None:
+        """Set ``_frozen``: a copy of the policy that the update does not change (None: the live one acts)."""
 
     @timed("process_trajectory")
     def _add_trajectories(self, traj: Trajectories) -> None:

@@ -26,6 +26,7 @@ from mlx.envs.api import BaseEnv, DecisionSteps, EnvError, TerminalSteps
 from mlx.stat_names import IS_TRAINING
 from mlx.trainers.base import RLTrainer
 from mlx.trainers.groups import mixed_groups
+from mlx.training.background import BackgroundUpdate
 from mlx.training.summaries import Summaries
 from mlx.training.timers import Timers
 
@@ -108,6 +109,7 @@ class Loop:
         self._update = {name: t.nested("update", name) if debug else t.block("update") for name in self.trainers}
         self.started_at = 0.0  # when run() began (perf_counter)
         self._last_update: dict[str, float] = {}  # debug's log: when each behaviour's last update ended
+        self._background: dict[str, BackgroundUpdate] = {}  # threaded: the updates running now
 
     def call(self, hook: str, *args: Any) -> None:
         for fn in self._hooks[hook]:
@@ -126,7 +128,11 @@ class Loop:
         """Until every behaviour reached its max_steps, a callback finished it, or a callback stops the run;
         `timed` code (trainers' trajectory processing) times into this loop's timers meanwhile."""
         with self.timers.activated():
-            self._run()
+            try:
+                self._run()
+            finally:  # an error or Ctrl-C: no thread may change a model while the run saves and exits
+                for update in self._background.values():
+                    update.thread.join()
 
     def _run(self) -> None:
         start = self.started_at = time.perf_counter()
@@ -138,21 +144,25 @@ class Loop:
         self.started = True
         while not all(done.values()):
             if self.interrupt.is_set():  # nothing is half-done between two steps
+                self.settle()
                 self.final_summaries()
                 raise KeyboardInterrupt
             self.collect()
             self.elapsed = self.elapsed_before + time.perf_counter() - start
             for name, trainer in self.trainers.items():
-                self.learn(name, trainer)
-                for fn in after_update:
-                    fn(self, name)
+                if self.learn(name, trainer):
+                    for fn in after_update:
+                        fn(self, name)
+                    self.start_background(name, trainer)
                 done[name] = trainer.step >= self.settings[name].max_steps or self.finished[name]
             if any(trainer.reset_requested for trainer in self.trainers.values()):
+                self.settle()
                 self.reset()
             for fn in after_step:
                 fn(self)
             if self.stop:
                 break
+        self.settle()
         self.elapsed = self.elapsed_before + time.perf_counter() - start
         self.final_summaries()
         self.call("on_end")
@@ -203,17 +213,51 @@ class Loop:
                 for trainer in self.trainers.values():
                     trainer.stats.add_env_stat(stat)
 
-    def learn(self, name: str, trainer: RLTrainer) -> None:
-        """Update when the trainer is ready; summarise when a summary is due."""
+    def learn(self, name: str, trainer: RLTrainer) -> bool:
+        """Update when the trainer is ready; summarise when a summary is due. False while a threaded update
+        runs (``threaded``): the behaviour's summaries and callbacks wait for it; a threaded update starts
+        after them (``start_background``)."""
         settings = self.settings[name]
+        running = self._background.get(name)
+        if running is not None:
+            if not running.done():
+                return False
+            self._finish_background(name)
         if trainer.ready_to_update():
-            if trainer.step < settings.max_steps:
-                self._timed_update(name, trainer)
-            else:  # past its max_steps it only acts while other behaviours train (ML-Agents)
+            if trainer.step >= settings.max_steps:  # it only acts while other behaviours train (ML-Agents)
                 trainer.discard_experience()
+            elif not settings.threaded:
+                self._timed_update(name, trainer)
+        self._summarise_if_due(name, trainer)
+        return True
+
+    def _summarise_if_due(self, name: str, trainer: RLTrainer) -> None:
         if trainer.step >= self.next_summary[name]:
-            self.next_summary[name] = (trainer.step // settings.summary_freq + 1) * settings.summary_freq
+            freq = self.settings[name].summary_freq
+            self.next_summary[name] = (trainer.step // freq + 1) * freq
             self.summarise(name, trainer)
+
+    def start_background(self, name: str, trainer: RLTrainer) -> None:
+        """``threaded``: the update the trainer is ready for starts in its own thread."""
+        if (
+            self.settings[name].threaded
+            and name not in self._background
+            and not self.finished[name]
+            and trainer.ready_to_update()
+        ):
+            self._background[name] = BackgroundUpdate(name, trainer)
+
+    def _finish_background(self, name: str) -> None:
+        """Join ``name``'s threaded update (the update block times the wait) and take in what waited."""
+        with self._update[name]:
+            self._background.pop(name).finish()
+
+    def settle(self) -> None:
+        """Finish every threaded update and make the summaries it made due (before a reset, the final
+        summaries and checkpoints); no new one starts."""
+        for name in list(self._background):
+            self._finish_background(name)
+            self._summarise_if_due(name, self.trainers[name])
 
     def summarise(self, name: str, trainer: RLTrainer) -> None:
         """Behaviour ``name``'s summary at its current step: console line, stats.jsonl row, tracker metrics."""

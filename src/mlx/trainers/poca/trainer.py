@@ -37,6 +37,7 @@ about 4,400 without memory on the shared 2-core machine.
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 import lightning.pytorch as pl
@@ -196,6 +197,9 @@ class POCATrainer(OnPolicyTrainer):
         horizon, streams, actor_memory = self.settings.time_horizon, len(self.streams), self.module.actor_memory
         return GroupTrajectoryAssembler(self.spec, horizon, streams, row, self.agents, actor_memory)
 
+    def _freeze(self) -> None:
+        self._frozen = copy.deepcopy(self.module.actor)  # the normaliser is shared: the update leaves it be
+
     # ---- acting -------------------------------------------------------------------------------
     def process(self, decision: DecisionSteps, terminal: TerminalSteps) -> ActionTuple:
         assembler = self.assembler
@@ -218,7 +222,7 @@ class POCATrainer(OnPolicyTrainer):
                 terminal, group_rewards(terminal), mates_reward[:n_t], next_mates, groups.group_done
             )
             if traj is not None:
-                self._add_trajectories(traj)
+                self._receive(traj)
             self._end_episodes(episodes, terminal)
         if n_d == 0:
             return self.spec.action_spec.empty(0)
@@ -230,7 +234,7 @@ class POCATrainer(OnPolicyTrainer):
             memories = self.agents.memories[rows, : self.module.actor_memory]
         with torch.inference_mode():
             x = self.module.preprocess(self._tensor(d_rows))
-            out = self.module.actor.sample(
+            out = (self.module.actor if self._frozen is None else self._frozen).sample(
                 x,
                 None if mask is None else self._tensor(mask),
                 memories=None if memories is None else self._tensor(memories),
@@ -247,7 +251,7 @@ class POCATrainer(OnPolicyTrainer):
         d_mates_reward[going_on] = mates_reward[n_t:]
         cut = assembler.record_group_rewards(decision, group_rewards(decision), d_mates_reward, mates_obs)
         if cut is not None:
-            self._add_trajectories(cut)
+            self._receive(cut)
         assembler.store_group(
             decision,
             cont,

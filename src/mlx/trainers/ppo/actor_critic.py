@@ -11,6 +11,7 @@ buffer once, then per minibatch ``loss`` (nothing changed yet: a non-finite loss
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +42,11 @@ class ActorCritic(Protocol):
     def act_parts(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> ActedParts:
         """What PPO acts with: ``act`` less the values (the steps are valued when their trajectory ends),
         log-probabilities per action component."""
+        ...
+
+    def frozen(self) -> ActorCritic:
+        """A copy to act with while ``update`` runs in another thread (``threaded``): its policy weights do
+        not change; the normaliser and the sampler may be shared (the update changes neither)."""
         ...
 
     def values(self, obs: np.ndarray, memories: np.ndarray | None) -> np.ndarray:
@@ -141,6 +147,10 @@ class TorchActorCritic:
 
     def act_parts(self, obs: np.ndarray, mask: np.ndarray | None, memories: np.ndarray | None) -> ActedParts:
         return self._act(obs, mask, memories, parts=True)[0]
+
+    def frozen(self) -> TorchActorCritic:
+        """The module copied whole (acting reads its actor and normaliser); sampling uses torch's generator."""
+        return TorchActorCritic(copy.deepcopy(self.module), self.optimizer, self.device)
 
     def values(self, obs: np.ndarray, memories: np.ndarray | None) -> np.ndarray:
         module = self.module

@@ -116,6 +116,9 @@ class PPOTrainer(OnPolicyTrainer):
         # with torch; the same interface either way (mlx.trainers.ppo.actor_critic).
         self.actor_critic = make_actor_critic(self.module, self.optimizer, self.device)
 
+    def _freeze(self) -> None:
+        self._frozen = self.actor_critic.frozen()
+
     # ---- acting -------------------------------------------------------------------------------
     def _make_assembler(self) -> TrajectoryAssembler:
         """Steps stored with one log-probability per action component (the per-component ratio)."""
@@ -134,14 +137,15 @@ class PPOTrainer(OnPolicyTrainer):
         cut = self.assembler.record_rewards(decision, np.zeros((n, len(self.streams)), np.float32))
         if cut is not None:
             cut.needs_bootstrap[:] = True
-            self._add_trajectories(cut)
+            self._receive(cut)
         obs = checked_obs(decision.obs, self.behavior_name, self.step)
         mask = action_mask(decision, self.spec)
         memories = None
         if self.memory_size:
             rows = self.agents.lookup(decision.agent_id)
             memories = self.agents.memories[rows]
-        cont, disc, log_prob, entropy, new_memories = self.actor_critic.act_parts(obs, mask, memories)
+        acting = self.actor_critic if self._frozen is None else self._frozen
+        cont, disc, log_prob, entropy, new_memories = acting.act_parts(obs, mask, memories)
         if new_memories is not None:
             self.agents.memories[rows] = new_memories
         self.stats.add("Policy/Entropy", float(entropy.mean()))

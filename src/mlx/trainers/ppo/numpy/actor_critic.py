@@ -33,6 +33,7 @@ Sampling uses its own numpy generator (seeded from torch's seed, saved in checkp
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -274,6 +275,18 @@ class NumpyActorCritic:
                 parts[:, self.continuous + i] = logp[index, choice]
                 entropy += categorical_entropy(p, logp)
         return cont, disc, parts, entropy, None
+
+    def frozen(self) -> NumpyActorCritic:
+        """An acting copy for a threaded update: the actor's weights copied (``step`` changes them in place);
+        the normaliser and the sampler shared (the update changes neither; only acting draws from it)."""
+        twin = copy.copy(self)
+        twin.actor_body = [Dense(d.w.copy(), d.b.copy(), d.gw, d.gb) for d in self.actor_body]
+        if self.mu is not None and self.log_std is not None:
+            twin.mu = Dense(self.mu.w.copy(), self.mu.b.copy(), self.mu.gw, self.mu.gb)
+            twin.log_std = (self.log_std[0].copy(), self.log_std[1])
+        if self.logits is not None:
+            twin.logits = Dense(self.logits.w.copy(), self.logits.b.copy(), self.logits.gw, self.logits.gb)
+        return twin
 
     def sampler_state(self) -> dict[str, Any]:
         return self.rng.bit_generator.state
