@@ -96,6 +96,17 @@ def test_normaliser_touches_vector_columns_only():
     assert abs(float(out[:, 9:].mean())) < 0.05 and abs(float(out[:, 9:].std()) - 1) < 0.05
 
 
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_normalize_with_cameras_only_leaves_rows_unchanged(as_numpy):
+    """normalize: true with no vector observation (upstream's Match3 config on the visual prefab): updates
+    and the forward pass are no-ops instead of failing on an empty statistic."""
+    spec = BehaviorSpec((ObservationSpec((9, 8, 6), "cells"), ObservationSpec((9, 8, 3), "special")), ACTIONS)
+    norm = InputNormalizer(spec, NetworkSettings(normalize=True))
+    rows = np.random.default_rng(0).random((7, 9 * 8 * 9)).astype(np.float32)
+    norm.update(rows if as_numpy else torch.as_tensor(rows))
+    torch.testing.assert_close(norm(torch.as_tensor(rows)), torch.as_tensor(rows))
+
+
 def goal_spec() -> BehaviorSpec:
     return BehaviorSpec(
         (ObservationSpec((4,), "state"), ObservationSpec((2,), "goal", ObservationType.GOAL_SIGNAL)), ACTIONS

@@ -41,7 +41,7 @@ white dot for special 1 and a white plus for special 2, row 0 at the bottom.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -111,7 +111,7 @@ class Match3Env(NativeEnv):
         self._within = np.zeros((n, mb.MAX_ROWS, mb.MAX_COLS), bool)
         self._valid = np.zeros((n, mb.NUM_MOVES), bool)
         self._action: np.ndarray | None = None
-        self.shuffles = 0  # boards settled anew because they had no valid move (a statistic for tests)
+        self.shuffles = np.zeros(n, np.int64)  # per area: boards settled anew for want of a valid move
         self._pictures: np.ndarray | None = None
 
     # ------------------------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ class Match3Env(NativeEnv):
         """Boards idx without a valid move are settled anew until they have one (Match3Agent.FastUpdate)."""
         stuck = idx[~self._valid[idx].any(axis=1)]
         while stuck.size:
-            self.shuffles += stuck.size
+            self.shuffles[stuck] += 1
             self._settle(stuck)
             self._valid[stuck] = self._moves(stuck)
             stuck = stuck[~self._valid[stuck].any(axis=1)]
@@ -258,8 +258,36 @@ _GREEDY_RNG = np.random.default_rng(0)
 
 
 def greedy_heuristic(env: BaseEnv, behavior: str, decision: DecisionSteps) -> ActionTuple:
-    """The greedy heuristic as a ``record.heuristic`` (mlx.modes.record): ``mlx.envs.native.match3:greedy_heuristic``."""
+    """The greedy heuristic with the signature ``record.heuristic`` takes (mlx.modes.record):
+    ``record.heuristic=mlx.envs.native.match3:greedy_heuristic`` records its games as demonstrations."""
     if not isinstance(env, Match3Env):
         raise EnvError(f"greedy_heuristic plays env=match3 only, not {type(env).__name__}")
     moves = env.greedy_actions(_GREEDY_RNG, decision.agent_id)
     return ActionTuple(np.zeros((len(moves), 0), _F32), moves[:, None].astype(np.int32))
+
+
+def play_episodes(env: Match3Env, act: Callable[[DecisionSteps], np.ndarray], episodes: int) -> np.ndarray:
+    """Scores (summed rewards) of the first ``episodes`` episodes to start on ``env`` (reset here), each
+    area playing until its share has ended; ``act`` gives the move [m] of each deciding agent.
+
+    Every area plays ceil(episodes / areas) whole episodes, so no area's ending early biases the mean.
+    """
+    per_area = -(-episodes // env.n)
+    env.reset()
+    score = np.zeros(env.n)
+    done: list[np.ndarray] = []
+    ended = np.zeros(env.n, np.int64)
+    while (ended < per_area).any():
+        decision, _ = env.get_steps(BEHAVIOR_NAME)
+        moves = np.asarray(act(decision), np.int32)
+        env.set_actions(BEHAVIOR_NAME, ActionTuple(np.zeros((env.n, 0), _F32), moves[:, None]))
+        env.step()
+        decision, terminal = env.get_steps(BEHAVIOR_NAME)
+        ids = terminal.agent_id
+        score[ids] += terminal.reward
+        keep = ids[ended[ids] < per_area]
+        done.append(score[keep].copy())
+        ended[ids] += 1
+        score[ids] = 0.0
+        score += decision.reward
+    return np.concatenate(done)[:episodes]
