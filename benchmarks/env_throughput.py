@@ -6,7 +6,7 @@ An agent-step is one decision of one agent (for 3DBall: 5 physics steps). Each m
 env with that many areas, resets it, warms up, then loops set_actions / step / get_steps (what a
 trainer does) for about --seconds, cycling through random action batches drawn beforehand so that
 drawing them is not timed (random actions ignore action masks: GridWorld's masked moves are then blocked
-no-ops). Envs in MASKED, where an unmasked move is almost always a no-op (Match3: about 8 of 127 moves
+no-ops). Envs in MASKED, where an unmasked move is almost always a no-op (Match3: about 11 of 127 moves
 are valid), instead draw each step's actions among the allowed ones, and that draw is timed. Prints a
 table, with the bytes of one agent's observations (all specs, float32), and writes
 benchmarks/results/env_throughput.json: the measured envs' rows replace their earlier ones, other envs'
