@@ -1,6 +1,6 @@
 """Match3: PPO against upstream's two heuristics (a uniform valid move, and the greedy immediate-score move).
 
-    python benchmarks/match3.py [--tuned-steps 60000] [--fast-steps 30000] [--episodes 64] [--work DIR]
+    python benchmarks/match3.py [--runs fast:30000 tuned:60000] [--episodes 64] [--work DIR]
 
 Trains with the command a user types, then scores the trained policy, a masked random player
 (Match3SimpleHeuristic) and the greedy heuristic (Match3SmartHeuristic) over the same number of
@@ -15,8 +15,8 @@ episodes (mean score = summed reward per 500-decision episode) on env=match3's d
 
 The policy is scored both sampled (as it trains) and deterministic (the most likely valid move). The
 baselines are also scored on the fixed 9 x 8 board (minRows=9 minColumns=8), where upstream measured its
-34.2 (random) and 37.0 (greedy). Runs already in --work are scored, not trained again. Writes
-benchmarks/results/match3.json.
+34.2 (random) and 37.0 (greedy). Each run is <variant>:<max_steps>, trained as results/<variant>-<steps> in
+--work; runs already there are scored, not trained again. Writes benchmarks/results/match3.json.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ FAST = [
     "trainer.network_settings.hidden_units=64",
     "trainer.network_settings.num_layers=1",
 ]
+VARIANTS = {"tuned": [], "fast": FAST}
 EVAL_SEED = 123
 
 
@@ -75,24 +76,24 @@ def baselines(episodes: int, areas: int, parameters: dict) -> dict:
     return out
 
 
-def train_and_score(variant: str, overrides: list[str], steps: int, work: Path, episodes: int, areas: int) -> dict:
+def train_and_score(name: str, overrides: list[str], steps: int, work: Path, episodes: int, areas: int) -> dict:
     run = [*COMMON, *overrides, f"trainer.max_steps={steps}", f"trainer.summary_freq={max(steps // 10, 1000)}"]
-    folder = work / "results" / variant
+    folder = work / "results" / name
     if not (folder / "run_logs" / "stats.jsonl").exists():
-        mlx(*run, f"run_id={variant}", f"results_dir={work / 'results'}", cwd=work)
+        mlx(*run, f"run_id={name}", f"results_dir={work / 'results'}", cwd=work)
     rows = stats_rows(folder)
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(HERE.parent / "conf"), version_base="1.3"):
         cfg = validate(
-            compose("config", overrides=[*run, f"run_id={variant}", f"results_dir={work / 'results'}"]),
+            compose("config", overrides=[*run, f"run_id={name}", f"results_dir={work / 'results'}"]),
             check_files=False,
         )
     checkpoint = max((folder / BEHAVIOR_NAME).glob("*.pt"), key=lambda p: p.stat().st_mtime)
     env = make_env("match3", areas, EVAL_SEED)
     spec = env.behavior_specs[BEHAVIOR_NAME]
     result = {
-        "command": "python -m mlx " + " ".join([*run, f"run_id={variant}"]),
+        "command": "python -m mlx " + " ".join([*run, f"run_id={name}"]),
         "steps": rows[-1]["step"],
         "training_seconds": rows[-1]["time_elapsed"],
         "training_curve": [{"step": r["step"], "mean_reward": r["mean_reward"]} for r in rows],
@@ -106,8 +107,7 @@ def train_and_score(variant: str, overrides: list[str], steps: int, work: Path, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tuned-steps", type=int, default=60_000)
-    parser.add_argument("--fast-steps", type=int, default=30_000)
+    parser.add_argument("--runs", nargs="+", default=["fast:30000", "tuned:60000"], help="variant:max_steps")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--areas", type=int, default=32, help="boards played at once when scoring")
     parser.add_argument("--work", type=Path, default=None)
@@ -126,9 +126,14 @@ def main() -> None:
         "baselines_fixed_9x8": baselines(args.episodes, args.areas, {"minRows": 9.0, "minColumns": 8.0}),
     }
     print(json.dumps(result["baselines"]), json.dumps(result["baselines_fixed_9x8"]), flush=True)
-    for variant, overrides, steps in (("fast", FAST, args.fast_steps), ("tuned", [], args.tuned_steps)):
-        result[variant] = train_and_score(variant, overrides, steps, work, args.episodes, args.areas)
-        print(variant, json.dumps({k: v for k, v in result[variant].items() if k != "training_curve"}), flush=True)
+    result["runs"] = {}
+    for run in args.runs:
+        variant, _, steps = run.partition(":")
+        if variant not in VARIANTS or not steps.isdigit():
+            raise SystemExit(f"--runs {run}: give <variant>:<max_steps> with a variant in {', '.join(VARIANTS)}")
+        name = f"{variant}-{steps}"
+        result["runs"][name] = train_and_score(name, VARIANTS[variant], int(steps), work, args.episodes, args.areas)
+        print(name, json.dumps({k: v for k, v in result["runs"][name].items() if k != "training_curve"}), flush=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
