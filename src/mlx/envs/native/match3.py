@@ -27,9 +27,11 @@ a board always has one, so upstream's "leave the last index on" fallback never a
 Behaviour name ``Match3VisualObs``; 8 areas (the scene's agent count is unknown; chosen). Environment
 parameters ``minRows`` 6 and ``minColumns`` 6 (Match3Board's MinRows / MinColumns; whole numbers up to
 9 and 8, read at each board's next episode start): ``minRows=9 minColumns=8`` plays the fixed 9 x 8 board
-of the older visual prefab, where the upstream benchmark scores were measured (a masked random player
-scores 34.1 per episode there, upstream 34.2; on the default 6..9 x 6..8 boards it scores about 32.3).
-The two upstream heuristics are here as baselines:
+of the older visual prefab. There this port's heuristics reproduce upstream's published scores per
+episode (masked random 34.1 vs 34.2, greedy 37.0-37.2 vs 37.0), so upstream probably measured them on
+that board; on the default 6..9 x 6..8 boards they score about 32 and 35 (smaller boards cascade less).
+The vector-observation prefab (Match3VectorObs: the same one-hots flattened to 432 + 216 floats) is
+not provided. The two upstream heuristics are here as baselines:
 ``random_actions`` (a uniform valid move: Match3SimpleHeuristic) and ``greedy_actions`` (the move of
 highest immediate points, ties broken uniformly: Match3SmartHeuristic); ``greedy_heuristic`` has the
 signature ``record.heuristic`` takes.
