@@ -142,17 +142,19 @@ def _arrive(
 
     ``reach`` bounds how far a line is followed: 2 decides validity; MAX_ROWS scores whole lines.
     """
-    count, score = {}, {}
+    count: dict[tuple[int, int], np.ndarray | int] = {skip: 0}
+    score: dict[tuple[int, int], np.ndarray | int] = {skip: 0}
     for d in (UP, DOWN, LEFT, RIGHT):
-        n = np.zeros(k.shape, np.int64)
-        pts = np.zeros(k.shape, np.int64)
-        if d != skip:
-            going = np.ones(k.shape, bool)
-            for t in range(1, reach + 1):
-                going &= _shifted(pc, d[0] * t, d[1] * t) == k
-                n += going
-                if ps is not None:
-                    pts += going * POINTS[_shifted(ps, d[0] * t, d[1] * t)]
+        if d == skip:
+            continue
+        going = _shifted(pc, *d) == k
+        n = going.astype(np.int8)
+        pts = going * POINTS[_shifted(ps, *d)] if ps is not None else 0
+        for t in range(2, reach + 1):
+            going &= _shifted(pc, d[0] * t, d[1] * t) == k
+            n += going
+            if ps is not None:
+                pts += going * POINTS[_shifted(ps, d[0] * t, d[1] * t)]
         count[d], score[d] = n, pts
     vertical = count[UP] + count[DOWN] >= 2
     horizontal = count[LEFT] + count[RIGHT] >= 2
