@@ -115,6 +115,8 @@ class Match3Env(NativeEnv):
         self._action: np.ndarray | None = None
         self.shuffles = np.zeros(n, np.int64)  # per area: boards settled anew for want of a valid move
         self._pictures: np.ndarray | None = None
+        # The heuristics' own tie-breaking draws (upstream seeds them apart from the board, RandomSeed + 1).
+        self.heuristic_rng = np.random.default_rng([seed, 1])
 
     # ------------------------------------------------------------------------------------------------
     # NativeEnv hooks
@@ -256,15 +258,12 @@ def random_actions(decision: DecisionSteps, rng: np.random.Generator) -> np.ndar
     return spec.random(len(decision), rng, decision.action_mask).discrete[:, 0]
 
 
-_GREEDY_RNG = np.random.default_rng(0)
-
-
 def greedy_heuristic(env: BaseEnv, behavior: str, decision: DecisionSteps) -> ActionTuple:
     """The greedy heuristic with the signature ``record.heuristic`` takes (mlx.modes.record):
     ``record.heuristic=mlx.envs.native.match3:greedy_heuristic`` records its games as demonstrations."""
     if not isinstance(env, Match3Env):
         raise EnvError(f"greedy_heuristic plays env=match3 only, not {type(env).__name__}")
-    moves = env.greedy_actions(_GREEDY_RNG, decision.agent_id)
+    moves = env.greedy_actions(env.heuristic_rng, decision.agent_id)
     return ActionTuple(np.zeros((len(moves), 0), _F32), moves[:, None].astype(np.int32))
 
 
