@@ -98,10 +98,12 @@ def train_and_score(name: str, overrides: list[str], steps: int, work: Path, epi
         "training_seconds": rows[-1]["time_elapsed"],
         "training_curve": [{"step": r["step"], "mean_reward": r["mean_reward"]} for r in rows],
     }
-    for deterministic in (False, True):
+    for deterministic in (False, True):  # each on fresh boards of the baselines' seed
+        torch.manual_seed(EVAL_SEED)
         policy = load_policy(cfg, BEHAVIOR_NAME, spec, checkpoint, deterministic)
         key = "deterministic" if deterministic else "sampled"
-        result[key] = score(env, lambda d, p=policy: p.act(d).discrete[:, 0], episodes)
+        board = make_env("match3", areas, EVAL_SEED)
+        result[key] = score(board, lambda d, p=policy: p.act(d).discrete[:, 0], episodes)
     return result
 
 
