@@ -35,8 +35,8 @@ STEPS = 6144  # 6 updates of 1024 steps from 8 boards
 EPISODES = 32  # scored per player: 32 boards, one 500-decision episode each
 # Measured with these seeds: the trained policy 34.27 per episode, the random player 32.30 (the greedy
 # heuristic scores about 34.8 on such boards); each mean has a standard error of about 0.3. Untrained
-# (STEPS = 0) the policy scores 32.45, so the margin fails without learning. Cost: about 23 s of CPU
-# (2.3 min of wall time at a load of 12 on the 2 shared cores).
+# (STEPS = 0) the policy scores 32.45, so the margin fails without learning. Cost: about 25 s of CPU
+# (52 s of wall time at a load of 8 on the 2 shared cores, 136 s at a load of 12).
 MARGIN = 1.0
 
 
