@@ -6,7 +6,9 @@ An agent-step is one decision of one agent (for 3DBall: 5 physics steps). Each m
 env with that many areas, resets it, warms up, then loops set_actions / step / get_steps (what a
 trainer does) for about --seconds, cycling through random action batches drawn beforehand so that
 drawing them is not timed (random actions ignore action masks: GridWorld's masked moves are then blocked
-no-ops). Prints a table, with the bytes of one agent's observations (all specs, float32), and writes
+no-ops). Envs in MASKED, where an unmasked move is almost always a no-op (Match3: about 11 of 127 moves
+are valid), instead draw each step's actions among the allowed ones, and that draw is timed. Prints a
+table, with the bytes of one agent's observations (all specs, float32), and writes
 benchmarks/results/env_throughput.json: the measured envs' rows replace their earlier ones, other envs'
 rows are kept. Envs come from ENVS (config name -> how to build one), so a new env is one more entry there.
 Target for 3DBall on a 2-core machine: >= 5M agent-steps/s at 4096 areas.
@@ -42,10 +44,14 @@ def _native(name: str) -> Callable[[int, int], BaseEnv]:
 
 # Env name -> factory(num_areas, seed). Every native env registered in mlx.envs is measurable.
 ENVS: dict[str, Callable[[int, int], BaseEnv]] = {name: _native(name) for name in NATIVE_ENVS}
+MASKED = {"match3"}  # envs measured with masked random actions (see the module docstring)
 
 
-def measure(factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: float, seed: int = 0) -> dict:
-    """Steps one env for about ``seconds`` (after a warm-up) and returns its rates."""
+def measure(
+    factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: float, seed: int = 0, masked: bool = False
+) -> dict:
+    """Steps one env for about ``seconds`` (after a warm-up) and returns its rates (``masked``: actions
+    drawn every step among those the masks allow)."""
     env = factory(num_areas, seed)
     rng = np.random.default_rng(seed)
     env.reset()
@@ -65,6 +71,11 @@ def measure(factory: Callable[[int, int], BaseEnv], num_areas: int, seconds: flo
             acts = batches[(offset + i) % ACTION_BATCHES]
             for name in names:
                 a, n = acts[name], deciding[name]
+                if masked:
+                    decision = env.get_steps(name)[0]
+                    a = env.behavior_specs[name].action_spec.random(n, rng, decision.action_mask)
+                    env.set_actions(name, a)
+                    continue
                 env.set_actions(name, a if n == cap else ActionTuple(a.continuous[:n], a.discrete[:n]))
             env.step()
             for name in names:
@@ -122,7 +133,7 @@ def main() -> None:
     for name in args.envs:
         results[name] = []
         for areas in args.agents:
-            row = measure(ENVS[name], areas, args.seconds)
+            row = measure(ENVS[name], areas, args.seconds, masked=name in MASKED)
             results[name].append(row)
             print(
                 f"{name:12s} {areas:6d} {row['agents']:7d} {row['us_per_step']:10.1f} "

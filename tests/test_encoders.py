@@ -41,6 +41,31 @@ def test_a_camera_below_the_encoders_minimum_is_refused_naming_both(kind):
         StateEncoder(camera_spec(side, side), NetworkSettings(vis_encode_type=kind))
 
 
+def test_match3_encoder_is_upstreams_small_visual_encoder():
+    """SmallVisualEncoder: two unpadded 3x3 convolutions (35 then 144 channels, stride 1) with LeakyReLU,
+    so Match3's 9x8 board flattens to 5x4x144, then a dense layer of Kaiming-normal weights times 1.41
+    (std 1.41 * sqrt(2 / fan_in)) and zero bias, then LeakyReLU."""
+    from mlx.trainers.nn.encoders import visual_encoder
+
+    torch.manual_seed(0)
+    enc = visual_encoder(EncoderType.match3, (9, 8, 6), 256)
+    conv, flatten, dense, act = enc
+    convs = [m for m in conv if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding) for m in convs] == [
+        (6, 35, (3, 3), (1, 1), (0, 0)),
+        (35, 144, (3, 3), (1, 1), (0, 0)),
+    ]
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in conv) == 2 and isinstance(act, torch.nn.LeakyReLU)
+    assert conv(torch.zeros(1, 6, 9, 8)).shape == (1, 144, 5, 4)
+    assert dense.in_features == 5 * 4 * 144 and dense.out_features == 256
+    want = 1.41 * np.sqrt(2.0 / dense.in_features)
+    assert abs(dense.weight.std().item() / want - 1) < 0.02  # 737k weights: the std is known to < 1%
+    assert torch.count_nonzero(dense.bias) == 0
+    assert enc(torch.rand(3, 6, 9, 8)).shape == (3, 256)
+    small = visual_encoder(EncoderType.match3, (5, 5, 6), 8)  # the 5x5 minimum: 5 -> 3 -> 1
+    assert small[2].in_features == 144
+
+
 def test_layout_finds_each_observation_in_the_flat_row():
     spec = BehaviorSpec(
         (
@@ -69,6 +94,17 @@ def test_normaliser_touches_vector_columns_only():
     out = norm(rows)
     torch.testing.assert_close(out[:, :9], rows[:, :9])  # camera pixels unchanged
     assert abs(float(out[:, 9:].mean())) < 0.05 and abs(float(out[:, 9:].std()) - 1) < 0.05
+
+
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_normalize_with_cameras_only_leaves_rows_unchanged(as_numpy):
+    """normalize: true with no vector observation (upstream's Match3 config on the visual prefab): updates
+    and the forward pass are no-ops instead of failing on an empty statistic."""
+    spec = BehaviorSpec((ObservationSpec((9, 8, 6), "cells"), ObservationSpec((9, 8, 3), "special")), ACTIONS)
+    norm = InputNormalizer(spec, NetworkSettings(normalize=True))
+    rows = np.random.default_rng(0).random((7, 9 * 8 * 9)).astype(np.float32)
+    norm.update(rows if as_numpy else torch.as_tensor(rows))
+    torch.testing.assert_close(norm(torch.as_tensor(rows)), torch.as_tensor(rows))
 
 
 def goal_spec() -> BehaviorSpec:

@@ -40,6 +40,7 @@ MIN_VISUAL_SIZE = {
     EncoderType.fully_connected: 1,
 }
 HYPER_HIDDEN = 64
+MATCH3_DENSE_GAIN = 1.41  # upstream SmallVisualEncoder: kernel_gain on top of Kaiming-normal
 
 
 @dataclass(frozen=True)
@@ -147,12 +148,18 @@ def visual_encoder(kind: EncoderType, shape: tuple[int, int, int], out_size: int
             channels = out
         conv = nn.Sequential(*layers, nn.SiLU())
     elif kind == EncoderType.match3:
-        conv = nn.Sequential(nn.Conv2d(c, 35, 3, padding=1), nn.LeakyReLU(), nn.Conv2d(35, 144, 3, padding=1),
-                             nn.LeakyReLU())  # fmt: skip
+        # SmallVisualEncoder (King's Candy-Crush CNN): unpadded 3x3 convolutions (9x8 -> 7x6 -> 5x4), hence
+        # its 5x5 minimum, and a dense layer started as upstream's (Kaiming-normal weights x 1.41, zero bias).
+        conv = nn.Sequential(nn.Conv2d(c, 35, 3), nn.LeakyReLU(), nn.Conv2d(35, 144, 3), nn.LeakyReLU())
     else:  # fully_connected
         conv = nn.Identity()
     flat = _conv_out(conv, shape) if kind != EncoderType.fully_connected else math.prod(shape)
-    return nn.Sequential(conv, nn.Flatten(), nn.Linear(flat, out_size), nn.LeakyReLU())
+    dense = nn.Linear(flat, out_size)
+    if kind == EncoderType.match3:
+        nn.init.kaiming_normal_(dense.weight)
+        dense.weight.data *= MATCH3_DENSE_GAIN
+        nn.init.zeros_(dense.bias)
+    return nn.Sequential(conv, nn.Flatten(), dense, nn.LeakyReLU())
 
 
 class HyperLinear(nn.Module):

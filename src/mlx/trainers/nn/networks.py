@@ -113,6 +113,8 @@ class InputNormalizer(nn.Module):
         self.stats = Normalizer(self.layout.vector_size)
 
     def update(self, x: torch.Tensor | np.ndarray) -> None:
+        if not self.layout.vector_size:  # cameras only (Match3's visual prefab): nothing to normalise
+            return
         if isinstance(x, np.ndarray) and self.layout.plain:
             return self.stats.update(x)
         self.stats.update(self.layout.vectors(torch.as_tensor(x, device=self.stats.mean.device)))
