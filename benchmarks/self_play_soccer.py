@@ -54,7 +54,7 @@ def train(work: Path, env: str, run_id: str, seed: int, steps: int, interval: in
             f"trainer.max_steps={steps}", f"trainer.checkpoint_interval={interval}", "tracking=none",
             "progress=plain", cwd=work)  # fmt: skip
     else:
-        mlx(f"run_id={run_id}", "resume=true", "progress=plain", cwd=work)
+        mlx(f"run_id={run_id}", "resume=true", f"trainer.max_steps={steps}", "progress=plain", cwd=work)
 
 
 def checkpoint_near(folder: Path, behavior: str, step: int) -> Path:
