@@ -132,10 +132,10 @@ class ResidualSelfAttention(nn.Module):
 def drop_padding_columns(block: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The entity slots [B, N, F] / [B, N] that hold an entity in some row of the batch (at least one slot).
 
-    The same result up to float rounding, not an approximation: a slot masked in every row is no key of any present entity (its logit
-    underflows to a weight of exactly 0) and no part of any mean; a row with no entity pools to 0 whatever
-    the slots. It saves most of the work when buffers are mostly padding (Sorter's early lessons show 2 of
-    20 tiles). Not while exporting: a traced graph must keep every slot.
+    The same result up to float rounding, not an approximation: a slot masked in every row is no key of any
+    present entity (its logit underflows to a weight of exactly 0) and no part of any mean; a row with no
+    entity pools to 0 whatever the slots. It saves most of the work when buffers are mostly padding
+    (Sorter's early lessons show 2 of 20 tiles). Not while exporting: a traced graph must keep every slot.
     """
     keep = (mask < 0.5).any(0)
     if bool(keep.all()):
