@@ -56,7 +56,7 @@ def scene(env: SorterEnv, values: list[int], slots: list[int]) -> None:
     env.order[:] = np.argsort(~env.shown, axis=1, kind="stable")
     env.count[:] = len(values)
     env.expected[:] = 0
-    env.centre[:], env.along[:], env.radial[:] = tile_frame(env.slot)
+    env.tile_sin[:], env.tile_cos[:] = tile_frame(env.slot)
     env.pos[:] = 0.0
     env.vel[:] = 0.0
     env.heading[:] = 0.0
