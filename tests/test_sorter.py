@@ -278,3 +278,19 @@ def test_mlx_env_serves_sorter_over_grpc_equal_to_the_env_in_process():
         assert ends  # some episodes ended on both sides alike
     finally:
         remote.close()
+
+
+def test_render_draws_the_room_tiles_and_agent():
+    from mlx.envs.native.render import tag_colour
+
+    env = make_env("sorter", num_areas=2, seed=0)
+    env.reset()
+    scene(env, [3, 7], [0, 10])
+    env.visited[:, 3] = True
+    env.expected[:] = 1
+    img = env.render([1])
+    assert img.shape == (1, 320, 320, 3) and img.dtype == np.uint8
+    colours = {tuple(c) for c in img[0].reshape(-1, 3).tolist()}
+    for tag in ("agent", "goal", "key"):  # the agent, tile 3 visited, tile 7 expected
+        assert tag_colour(tag) in colours
+    assert tag_colour("block") not in colours  # no other tile shown

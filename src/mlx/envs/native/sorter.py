@@ -43,13 +43,14 @@ the same), and touches after the end within that decision count for nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
 from mlx.envs.native.arena_env import episode_budget
 from mlx.envs.native.base import F32, NativeEnv
+from mlx.envs.native.render import FLOOR, VOID, Canvas, tag_colour
 
 BEHAVIOR_NAME = "Sorter"
 NUM_TILES = 20  # tiles in the room; values 0..19 (the one-hot's length) and slots 0..19
@@ -254,3 +255,28 @@ class SorterEnv(NativeEnv):
         h = self.heading[idx]
         vector = np.stack([self.pos[idx, 0] / OBS_SCALE, self.pos[idx, 1] / OBS_SCALE, np.sin(h), np.cos(h)], axis=1)
         return [buffer, vector.astype(F32)]
+
+    def render(self, areas: Sequence[int] | np.ndarray | None = None, pixels: int = 320) -> np.ndarray:
+        """Top-down pictures uint8 [m, H, W, 3] (+x right, +z up): the round floor, the shown tiles as discs
+        at their places (visited green, the expected one gold, the others orange), the agent in blue with a
+        dot toward its heading."""
+        idx = np.arange(self.n) if areas is None else np.arange(self.n)[np.asarray(areas)]
+        edge = ROOM_RADIUS + 1.0
+        canvas = Canvas((-edge, -edge, edge, edge), pixels)
+        out = canvas.blank(len(idx), VOID)
+        canvas.fill(out, 0.0, 0.0, 0.0, 0.0, FLOOR, radius=ROOM_RADIUS)
+        expected = self.order[idx, np.minimum(self.expected[idx], NUM_TILES - 1)]
+        colours = {k: np.array(tag_colour(k), np.uint8) for k in ("goal", "key", "block")}
+        for value in range(NUM_TILES):  # 20 paints, each over every area at once
+            shown = self.shown[idx, value]
+            colour = np.where(
+                self.visited[idx, value][:, None],
+                colours["goal"],
+                np.where((expected == value)[:, None], colours["key"], colours["block"]),
+            )
+            x, z = TILE_RADIUS * self.tile_sin[idx, value], TILE_RADIUS * self.tile_cos[idx, value]
+            canvas.fill(out, x, z, 0.0, 0.0, colour, radius=TILE_HALF[0], present=shown)
+        px, pz, h = self.pos[idx, 0], self.pos[idx, 1], self.heading[idx]
+        canvas.fill(out, px, pz, 0.0, 0.0, tag_colour("agent"), radius=AGENT_RADIUS, min_pixels=2.0)
+        canvas.heading(out, px, pz, np.sin(h), np.cos(h), AGENT_RADIUS)
+        return out
