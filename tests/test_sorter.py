@@ -36,6 +36,7 @@ from mlx.envs.unity.bulk import encode_infos
 from mlx.envs.unity.communicator_objects import messages_pb2
 from mlx.envs.unity.protocol import agent_infos, behavior_spec, brain_parameters, encode_agent_infos, steps_from_infos
 from mlx.errors import ProtocolError
+from tests.conftest import train_to
 
 FRONT = TILE_RADIUS - TILE_HALF[1]  # a tile's face towards the room's centre
 
@@ -294,3 +295,27 @@ def test_render_draws_the_room_tiles_and_agent():
     for tag in ("agent", "goal", "key"):  # the agent, tile 3 visited, tile 7 expected
         assert tag_colour(tag) in colours
     assert tag_colour("block") not in colours  # no other tile shown
+
+
+# ---- learning ---------------------------------------------------------------------------------------------
+# A tile's place is in the BufferSensor only. With one tile a random agent, sliding along the wall, scores
+# about 0.85 (episodes of ~150 decisions); sweeping the wall blind would take ~45 decisions (~0.955); 0.97
+# needs ~30, i.e. heading for the tile it sees. Measured with these settings, seed 1: 0.955 at 57k steps,
+# 0.969 at 65k, 0.974 at 74k (upstream's lr 3e-4, beta 0.005, 3 epochs: 0.956 only at 115k).
+ONE_TILE = ("env=sorter", "~environment_parameters.num_tiles", "env.parameters.num_tiles=1")
+SMALL_PPO = (
+    "trainer.hyperparameters.buffer_size=4096",
+    "trainer.hyperparameters.batch_size=512",
+    "trainer.hyperparameters.learning_rate=0.001",
+    "trainer.hyperparameters.beta=0.001",
+    "trainer.hyperparameters.num_epoch=4",
+    "trainer.time_horizon=64",
+    "trainer.summary_freq=8192",
+)
+
+
+@pytest.mark.learning
+def test_ppo_heads_for_the_tile_it_sees_in_the_buffer(workdir):
+    proc, best = train_to(workdir, 0.97, *ONE_TILE, *SMALL_PPO, "trainer.max_steps=150000")
+    assert best["mean_reward"] >= 0.97, best
+    assert "Reached stop_at_reward=0.97" in proc.stdout
