@@ -36,7 +36,7 @@ from mlx.envs.unity.bulk import encode_infos
 from mlx.envs.unity.communicator_objects import messages_pb2
 from mlx.envs.unity.protocol import agent_infos, behavior_spec, brain_parameters, encode_agent_infos, steps_from_infos
 from mlx.errors import ProtocolError
-from tests.conftest import train_to
+from tests.conftest import run_mlx, train_to
 
 FRONT = TILE_RADIUS - TILE_HALF[1]  # a tile's face towards the room's centre
 
@@ -319,3 +319,22 @@ def test_ppo_heads_for_the_tile_it_sees_in_the_buffer(workdir):
     proc, best = train_to(workdir, 0.965, *ONE_TILE, *SMALL_PPO, "trainer.max_steps=150000")
     assert best["mean_reward"] >= 0.965, best
     assert "Reached stop_at_reward=0.965" in proc.stdout
+
+
+@pytest.mark.learning
+@pytest.mark.slow
+def test_ppo_learns_the_first_lesson_with_upstreams_settings(workdir):
+    """`env=sorter` as a user runs it (its tuned config is upstream's Sorter_curriculum.yaml): within Lesson0
+    (num_tiles 2, until progress 0.3 = 1.5M steps) the mean reward passes 1.0, above the ~0.75 of touching
+    the nearest tile first. Seed 1: 1.01 at 500k steps, 1208 s on 2 cores shared with ~6 other runs."""
+    import json
+
+    proc = run_mlx(
+        "env=sorter", "seed=1", "run_id=a", "stop_at_reward=1.0", "tracking=none", "progress=plain",
+        cwd=workdir, timeout=3600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in (workdir / "results/a/run_logs/stats.jsonl").read_text().splitlines()]
+    best = max((r for r in rows if r["mean_reward"] is not None), key=lambda r: r["mean_reward"])
+    assert best["mean_reward"] >= 1.0 and best["step"] < 1_500_000, best
+    assert "Reached stop_at_reward=1.0" in proc.stdout
