@@ -19,7 +19,7 @@ section 3):
 * Rewards: -1/MaxStep per physics step; touching the expected tile +1 (it turns visited); touching a
   shown tile that is neither visited nor expected -1 and the episode ends; all shown tiles visited ends
   the episode. Touching a visited tile again does nothing. MaxStep 5000 interrupts the episode.
-* Observations (ML-Agents sorts sensors by name, so the buffer comes first):
+* Observations (ML-Agents 2.x sorts sensors by name, as its changelog says, so the buffer comes first):
   ``BufferSensor`` [20, 23]: one row per shown tile in ascending value order, from row 0: the value
   one-hot (20), (tile - agent) x and z / 20, visited (1/0); unused rows are zeros (never a real entity:
   its one-hot has a 1). ``VectorSensor_size4`` [4]: agent (x, z) relative to the area / 20, forward (x, z).
@@ -31,7 +31,8 @@ radius 0.5, drag 4: ``vel *= 1 - drag * dt`` per step, no floor friction), start
 facing +z; the room's wall is a circle of radius 21.26 m (the tiles' back faces), so the agent meets
 a tile's front or sides and can walk between tiles; a hidden tile has no collider; the entity layout is
 the 23-float one (the final docs' text; one upstream variant has 22); the BufferSensor holds 20
-entities and the sensor names are ML-Agents' defaults.
+entities and the sensor names are ML-Agents' defaults; the scene's 2.5 x gravity has nothing to act on
+(no floor friction, no vertical motion); ``num_tiles`` may also be drawn per area by a sampler.
 
 Approximations: tiles are boxes in their own frame and the agent a circle; a contact pushes the agent out
 and removes its approaching velocity (no bounce, frictionless walls). Touches are judged at every
