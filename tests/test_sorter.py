@@ -240,6 +240,14 @@ def test_variable_length_observations_travel_with_their_dimension_properties():
     np.testing.assert_array_equal(term.obs[0], terminal.obs[0])
 
 
+def test_both_sides_announce_variable_length_observations_and_cameras_keep_their_axes():
+    from mlx.envs.unity.protocol import capabilities, wire_dimension_properties
+
+    assert capabilities().variableLengthObservation
+    camera = ObservationSpec((4, 5, 3), "cam", dimension_property=(2, 2, 1))  # [h, w, c] in mlx
+    assert wire_dimension_properties(camera) == [1, 2, 2]  # [c, h, w] on the wire, as upstream 1.x
+
+
 def test_a_variable_size_axis_the_trainer_cannot_read_is_refused():
     rng = np.random.default_rng(1)
     infos = agent_infos(*sample(rng), np.arange(3), np.array([9]), SPEC.observation_specs)
