@@ -57,6 +57,8 @@ def test_spec_kinds_and_refusals():
     assert spec.variable_length and spec.shape == (20, 23) and spec.dimension_property == VARIABLE_LENGTH
     assert not ObservationSpec((20, 23)).variable_length  # a 2-D shape alone is not a buffer
     assert ObservationSpec((4,), dimension_property=(1,)).dimension_property == (DimensionProperty.NONE,)
+    with pytest.raises(EnvError, match="must be among UNSPECIFIED 0"):
+        ObservationSpec((4,), dimension_property=(3,))
     with pytest.raises(EnvError, match="one per axis"):
         ObservationSpec((4,), dimension_property=(1, 1))
     with pytest.raises(EnvError, match="VARIABLE_SIZE, NONE"):

@@ -70,7 +70,13 @@ class ObservationSpec:
     dimension_property: tuple[DimensionProperty, ...] = ()
 
     def __post_init__(self) -> None:
-        props = tuple(DimensionProperty(int(p)) for p in self.dimension_property)
+        try:
+            props = tuple(DimensionProperty(int(p)) for p in self.dimension_property)
+        except ValueError:
+            known = ", ".join(f"{p.name} {p.value}" for p in DimensionProperty)
+            raise EnvError(
+                f"observation '{self.name}': dimension properties {list(self.dimension_property)} must be among {known}"
+            ) from None
         object.__setattr__(self, "dimension_property", props)
         if props and len(props) != len(self.shape):
             raise EnvError(
