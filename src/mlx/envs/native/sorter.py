@@ -241,18 +241,21 @@ class SorterEnv(NativeEnv):
         return self._observations(idx)
 
     def _observations(self, idx: np.ndarray) -> list[np.ndarray]:
-        """The buffer [m, 20, 23] (shown tiles in ascending value order, then zero rows) and the vector [m, 4]."""
+        """The buffer [m, 20, 23] (shown tiles in ascending value order, then zero rows) and the vector [m, 4].
+
+        Only the present entities are written (one fancy-indexed write per column over all of them), so the
+        cost follows the tiles shown, not the buffer's capacity."""
         m = len(idx)
-        order = self.order[idx]  # [m, 20] values, shown first
-        present = np.arange(MAX_ENTITIES)[None, :] < self.count[idx, None]
-        area = np.arange(m)[:, None]
         buffer = np.zeros((m, MAX_ENTITIES, ENTITY_SIZE), F32)
-        buffer[:, :, :NUM_TILES] = np.arange(NUM_TILES)[None, None, :] == order[:, :, None]
-        sn, cs = self.tile_sin[idx][area, order], self.tile_cos[idx][area, order]
-        buffer[:, :, NUM_TILES] = (TILE_RADIUS * sn - self.pos[idx, 0:1]) / OBS_SCALE
-        buffer[:, :, NUM_TILES + 1] = (TILE_RADIUS * cs - self.pos[idx, 1:2]) / OBS_SCALE
-        buffer[:, :, NUM_TILES + 2] = self.visited[idx][area, order]
-        buffer *= present[:, :, None]
+        count = self.count[idx]
+        k = int(count.max()) if m else 0
+        row_of, slot = np.nonzero(np.arange(k)[None, :] < count[:, None])  # every present (area row, entity)
+        area = idx[row_of]
+        value = self.order[area, slot]
+        buffer[row_of, slot, value] = 1.0
+        buffer[row_of, slot, NUM_TILES] = (TILE_RADIUS * self.tile_sin[area, value] - self.pos[area, 0]) / OBS_SCALE
+        buffer[row_of, slot, NUM_TILES + 1] = (TILE_RADIUS * self.tile_cos[area, value] - self.pos[area, 1]) / OBS_SCALE
+        buffer[row_of, slot, NUM_TILES + 2] = self.visited[area, value]
         h = self.heading[idx]
         vector = np.stack([self.pos[idx, 0] / OBS_SCALE, self.pos[idx, 1] / OBS_SCALE, np.sin(h), np.cos(h)], axis=1)
         return [buffer, vector.astype(F32)]
