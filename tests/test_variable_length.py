@@ -29,6 +29,7 @@ from mlx.trainers.nn.attention import (
     zero_entity_mask,
 )
 from mlx.trainers.nn.encoders import ObsLayout, StateEncoder
+from mlx.trainers.nn.networks import InputNormalizer
 from mlx.trainers.poca.critic import POCAValueNetwork
 
 N, F = 6, 5  # buffer capacity, entity size
@@ -72,6 +73,10 @@ def test_layout_finds_the_buffer_and_the_normaliser_skips_it():
     assert [s.shape for s in layout.entities] == [(N, F)] and layout.vector_size == 3 and not layout.plain
     x = rows(entities(2, [2, 3]), torch.ones(2, 3))
     assert torch.equal(layout.vectors(x), torch.ones(2, 3))
+    norm = InputNormalizer(SPEC, NetworkSettings(normalize=True))
+    norm.update(rows(entities(50, [3] * 50), torch.randn(50, 3) * 4.0 + 2.0))
+    out = norm(x)
+    assert torch.equal(out[:, : N * F], x[:, : N * F]) and not torch.equal(out[:, N * F :], x[:, N * F :])
     with pytest.raises(ConfigError, match="variable-length"):
         ObsLayout(BehaviorSpec((ObservationSpec((4, 4)),), ActionSpec(1)))
 
