@@ -85,3 +85,29 @@ def test_memory_policy_exposes_recurrent_state(tmp_path):
     out = onnx_actions(path, [np.ones((5, 3), np.float32)])
     assert out["memory_size"].tolist() == [8.0]  # the actor's memory (the critic keeps its own in training)
     assert out["recurrent_out"].shape == (5, 1, 8)
+
+
+@pytest.mark.parametrize("cls", [PPOTrainer, SACTrainer, POCATrainer])
+def test_variable_length_observation_is_an_input_like_upstreams(tmp_path, cls):
+    """Sorter's BufferSensor [20, 23] is input obs_0 of shape [batch, 20, 23] (ML-Agents 1.x names inputs
+    by observation index, whatever the kind), its zero rows masked in the graph as in torch."""
+    spec = make_env("sorter", 1, 0).behavior_specs["Sorter"]
+    trainer = trainer_for(cls, spec)
+    path = trainer.export(tmp_path / "Sorter.onnx")
+    model = onnx.load(path)
+    shapes = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert shapes == {"obs_0": ["batch", 20, 23], "obs_1": ["batch", 4], "action_masks": ["batch", 9]}
+    rng = np.random.default_rng(4)
+    n = 500
+    buffer = rng.normal(size=(n, 20, 23)).astype(np.float32)
+    present = np.arange(20)[None, :] < rng.integers(0, 21, size=(n, 1))  # 0..20 entities, then padding
+    buffer *= present[:, :, None]
+    vector = rng.normal(size=(n, 4)).astype(np.float32)
+    out = onnx_actions(path, [buffer, vector])
+    module = trainer.module
+    rows = torch.as_tensor(np.concatenate([buffer.reshape(n, -1), vector], axis=1))
+    with torch.no_grad():
+        ref = module.actor.sample(module.preprocess(rows), deterministic=True)
+    np.testing.assert_array_equal(out["deterministic_discrete_actions"], ref.discrete.numpy())
+    other = onnx_actions(path, [np.ascontiguousarray(buffer[::-1]), vector])  # other entities, same vectors
+    assert (other["deterministic_discrete_actions"] != out["deterministic_discrete_actions"]).any()

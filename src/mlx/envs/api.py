@@ -35,13 +35,70 @@ class ObservationType(IntEnum):
     GOAL_SIGNAL = 1
 
 
+class DimensionProperty(IntEnum):
+    """What one axis of an observation means to an encoder (ML-Agents' DimensionProperty, sent on the wire
+    as ``ObservationProto.dimension_properties``)."""
+
+    UNSPECIFIED = 0
+    NONE = 1
+    TRANSLATIONAL_EQUIVARIANCE = 2
+    VARIABLE_SIZE = 4
+
+
+# The one layout ML-Agents' trainers take for a variable-length observation (a BufferSensor): rows are
+# entities, as many as present up to the first axis' size; columns are each entity's features.
+VARIABLE_LENGTH = (DimensionProperty.VARIABLE_SIZE, DimensionProperty.NONE)
+# Below this sum of squares an entity row is padding (ML-Agents' get_zero_entities_mask): buffers are
+# padded with zero rows, and a real entity must never be all zeros.
+PADDING_SUM_SQUARES = 0.01
+
+
 @dataclass(frozen=True)
 class ObservationSpec:
-    """Shape and role of one observation (one sensor) of every agent of a behaviour."""
+    """Shape and role of one observation (one sensor) of every agent of a behaviour.
+
+    ``dimension_property`` says what each axis is, as ML-Agents' specs do; empty means unspecified (mlx
+    then reads 1-D as a vector and 3-D as a camera, height x width x channels). A variable-length
+    observation (ML-Agents' BufferSensor, ``ObservationSpec.entities``) is [max_entities, entity_size]
+    with ``VARIABLE_LENGTH``: present entities fill rows from the top, the rest are zero rows that the
+    trainer masks out (``PADDING_SUM_SQUARES``).
+    """
 
     shape: tuple[int, ...]
     name: str = "vector"
     observation_type: ObservationType = ObservationType.DEFAULT
+    dimension_property: tuple[DimensionProperty, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            props = tuple(DimensionProperty(int(p)) for p in self.dimension_property)
+        except ValueError:
+            known = ", ".join(f"{p.name} {p.value}" for p in DimensionProperty)
+            raise EnvError(
+                f"observation '{self.name}': dimension properties {list(self.dimension_property)} must be among {known}"
+            ) from None
+        object.__setattr__(self, "dimension_property", props)
+        if props and len(props) != len(self.shape):
+            raise EnvError(
+                f"observation '{self.name}': {len(props)} dimension properties for shape {self.shape}; "
+                "give one per axis (or none)"
+            )
+        if DimensionProperty.VARIABLE_SIZE in props and (props != VARIABLE_LENGTH or len(self.shape) != 2):
+            raise EnvError(
+                f"observation '{self.name}': a variable-size axis is only understood as the first of a 2-D "
+                "[max_entities, entity_size] observation with dimension properties (VARIABLE_SIZE, NONE)"
+            )
+        if self.variable_length and self.observation_type == ObservationType.GOAL_SIGNAL:
+            raise EnvError(f"observation '{self.name}': a goal signal cannot be variable-length (as in ML-Agents)")
+
+    @classmethod
+    def entities(cls, max_entities: int, entity_size: int, name: str = "BufferSensor") -> ObservationSpec:
+        """A variable-length observation: up to ``max_entities`` rows of ``entity_size`` floats."""
+        return cls((int(max_entities), int(entity_size)), name, ObservationType.DEFAULT, VARIABLE_LENGTH)
+
+    @property
+    def variable_length(self) -> bool:
+        return self.dimension_property == VARIABLE_LENGTH
 
 
 @dataclass(frozen=True)

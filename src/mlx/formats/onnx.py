@@ -1,6 +1,8 @@
 """ONNX export of trained policies in the layout Unity's inference engine loads (ML-Agents model version 3).
 
-Inputs: ``obs_0`` ... ``obs_{n-1}`` (one per observation spec, batch on axis 0), ``action_masks`` (float
+Inputs: ``obs_0`` ... ``obs_{n-1}`` (one per observation spec, batch on axis 0; a variable-length one is
+[batch, max_entities, entity_size] with zero rows as padding, named by its index as ML-Agents 1.x names it;
+the graph masks its zero rows as training does), ``action_masks`` (float
 [batch, sum(branches)], 1 = allowed; discrete actions only) and ``recurrent_in`` ([batch, 1, memory_size];
 networks with memory only). Outputs: the constants ``version_number`` (3), ``memory_size``,
 ``continuous_action_output_shape`` and ``discrete_action_output_shape`` (branch sizes); the actions

@@ -24,12 +24,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from mlx.envs.api import ActionTuple, DecisionSteps, ObservationSpec, ObservationType, TerminalSteps
+from mlx.envs.api import ActionTuple, DecisionSteps, ObservationSpec, TerminalSteps
 from mlx.envs.unity.protocol import (
     STATUS_OK,
     _varints,
     encode_agent_infos,
     field_bytes,
+    observation_tail,
     to_wire,
     varint,
     wire_shape,
@@ -176,9 +177,7 @@ def _obs_frame(spec: ObservationSpec, floats: int) -> tuple[bytes, bytes]:
     shape = b"".join(varint(d) for d in wire_shape(spec.shape))
     head = bytes([0x0A]) + varint(4 * floats)  # FloatData.data, packed
     float_data_len = len(head) + 4 * floats
-    tail = (b"\x38\x01" if spec.observation_type == ObservationType.GOAL_SIGNAL else b"") + field_bytes(
-        0x42, spec.name.encode()
-    )
+    tail = observation_tail(spec)
     body_len = len(field_bytes(0x0A, shape)) + 1 + len(varint(float_data_len)) + float_data_len + len(tail)
     return bytes([0x6A]) + varint(body_len) + field_bytes(0x0A, shape) + bytes([0x22]) + varint(
         float_data_len

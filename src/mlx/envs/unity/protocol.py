@@ -12,7 +12,11 @@ version 1.5.0):
   mlx (its native envs and encoders): both sides transpose at the boundary; PNG-compressed ones may
   hold several PNGs back to back (more than 3 channels), with ``compressed_channel_mapping`` saying
   which channel each decoded channel feeds (-1: padding; several decoded channels mapped to one are
-  averaged).
+  averaged);
+* a variable-length observation (ML-Agents' BufferSensor, ``ObservationSpec.variable_length``) is
+  [max_entities, entity_size] on both sides, zero rows as padding, with ``dimension_properties``
+  (VARIABLE_SIZE, NONE); both sides announce ``variableLengthObservation``. Other dimension properties
+  are not kept: mlx reads 1-D as vectors and 3-D as cameras, as before.
 
 Every malformed input raises ``ProtocolError`` (an EnvError) naming the behaviour, the agent and the field.
 """
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mlx.envs.api import (
+    VARIABLE_LENGTH,
     ActionSpec,
     ActionTuple,
     BehaviorSpec,
@@ -65,7 +70,7 @@ def capabilities() -> UnityRLCapabilitiesProto:
         compressedChannelMapping=True,
         hybridActions=True,
         trainingAnalytics=False,
-        variableLengthObservation=False,
+        variableLengthObservation=True,
         multiAgentGroups=True,
     )
 
@@ -110,6 +115,21 @@ def wire_shape(shape: Sequence[int]) -> tuple[int, ...]:
 def mlx_shape(shape: Sequence[int]) -> tuple[int, ...]:
     """A wire observation shape in mlx: [c, h, w] -> [h, w, c]; other ranks unchanged."""
     return (shape[1], shape[2], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def wire_dimension_properties(spec: ObservationSpec) -> list[int]:
+    """The spec's dimension properties in wire axis order (cameras' [h, w, c] -> [c, h, w]); [] if none."""
+    props = [int(p) for p in spec.dimension_property]
+    return [props[2], props[0], props[1]] if len(props) == 3 else props
+
+
+def observation_tail(spec: ObservationSpec) -> bytes:
+    """The encoded fields of an ObservationProto after its float data: dimension_properties (6, packed),
+    observation_type (7, when not DEFAULT), name (8); what ``observation_proto`` gives upb to write."""
+    props = wire_dimension_properties(spec)
+    dims = field_bytes(0x32, b"".join(varint(p) for p in props)) if props else b""
+    kind = b"\x38\x01" if spec.observation_type == ObservationType.GOAL_SIGNAL else b""
+    return dims + kind + field_bytes(0x42, spec.name.encode())
 
 
 def to_wire(obs: np.ndarray, rank: int) -> np.ndarray:
@@ -164,7 +184,22 @@ def behavior_spec(params: BrainParametersProto, agent: AgentInfoProto) -> Behavi
         if not shape or any(d < 1 for d in shape):
             raise ProtocolError(f"behaviour {params.brain_name}: observation {i} has invalid shape {list(shape)}")
         kind = ObservationType(o.observation_type) if o.observation_type in (0, 1) else ObservationType.DEFAULT
-        obs.append(ObservationSpec(shape=mlx_shape(shape), name=o.name or f"obs_{i}", observation_type=kind))
+        props = tuple(int(p) for p in o.dimension_properties)
+        name = o.name or f"obs_{i}"
+        if props == VARIABLE_LENGTH and len(shape) == 2:
+            if kind == ObservationType.GOAL_SIGNAL:
+                raise ProtocolError(
+                    f"behaviour {params.brain_name}: observation {i} ({name}) is a variable-length goal signal, "
+                    "which ML-Agents' trainers refuse too"
+                )
+            obs.append(ObservationSpec(shape, name, kind, VARIABLE_LENGTH))
+            continue
+        if 4 in props:  # VARIABLE_SIZE anywhere else: no trainer knows how to read it
+            raise ProtocolError(
+                f"behaviour {params.brain_name}: observation {i} ({name}) has dimension properties {list(props)}; "
+                "a variable-size axis is only understood as the first of a 2-D observation (VARIABLE_SIZE, NONE)"
+            )
+        obs.append(ObservationSpec(shape=mlx_shape(shape), name=name, observation_type=kind))
     if not obs:
         raise ProtocolError(f"behaviour {params.brain_name}: its agents send no observation")
     return BehaviorSpec(tuple(obs), action)
@@ -253,12 +288,14 @@ def observation_proto(obs: np.ndarray, spec: ObservationSpec, compress: bool = F
             compression_type=PNG,
             compressed_data=data,
             compressed_channel_mapping=mapping,
+            dimension_properties=wire_dimension_properties(spec),
             observation_type=kind,
             name=spec.name,
         )
     return ObservationProto(
         shape=list(wire.shape),
         float_data=ObservationProto.FloatData(data=wire.ravel()),
+        dimension_properties=wire_dimension_properties(spec),
         observation_type=kind,
         name=spec.name,
     )
@@ -497,10 +534,8 @@ def encode_agent_infos(
         shape = b"".join(varint(d) for d in wire_shape(spec.shape))
         floats = varint(0x0A) + varint(4 * values.shape[1])
         float_data_len = len(floats) + 4 * values.shape[1]
-        kind = b"\x38\x01" if spec.observation_type == ObservationType.GOAL_SIGNAL else b""
-        name = spec.name.encode()
-        body_len = len(field_bytes(0x0A, shape)) + 1 + len(varint(float_data_len)) + float_data_len
-        body_len += len(kind) + len(field_bytes(0x42, name))
+        tail = observation_tail(spec)
+        body_len = len(field_bytes(0x0A, shape)) + 1 + len(varint(float_data_len)) + float_data_len + len(tail)
         const(
             bytes([0x6A])
             + varint(body_len)
@@ -510,7 +545,7 @@ def encode_agent_infos(
             + floats
         )
         columns.append((np.ascontiguousarray(values).view(np.uint8), None))
-        const(kind + field_bytes(0x42, name))
+        const(tail)
         size = size + 1 + len(varint(body_len)) + body_len
     groups = [t.group_id for t, _, _ in parts]
     if any(g is not None for g in groups):

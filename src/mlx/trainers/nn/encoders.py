@@ -9,6 +9,11 @@ single arrays whatever the sensors. ``ObsLayout`` knows where each observation l
   only touches vector columns);
 * each camera goes through a visual encoder chosen by ``vis_encode_type`` (ML-Agents' five, with their
   minimum sizes) that ends in a ``hidden_units`` dense layer;
+* variable-length observations (``ObservationSpec.variable_length``: ML-Agents' BufferSensor, rows
+  [max_entities, entity_size] with zero rows as padding) go through ``VariableLengthEncoder``
+  (mlx.trainers.nn.attention, shared with POCA's critic): every entity embedded with the agent's other
+  encodings, self-attention with padding masked, mean over the present entities; its 128 floats join
+  the other encodings, as upstream's ObservationEncoder (never normalised, as upstream);
 * goal signals (``ObservationType.GOAL_SIGNAL``) either join the vector input
   (``conditioning_type: none``) or condition the body through a hypernetwork (``hyper``): the last
   body layer's weights and bias are generated from the goal, so one network can represent a different
@@ -30,6 +35,7 @@ from torch import nn
 
 from mlx.config import ConditioningType, ConfigError, EncoderType, NetworkSettings
 from mlx.envs.api import BehaviorSpec, ObservationType
+from mlx.trainers.nn.attention import VariableLengthEncoder
 
 # ML-Agents' minimum camera sizes per encoder (height and width).
 MIN_VISUAL_SIZE = {
@@ -52,26 +58,30 @@ class Segment:
 
 
 class ObsLayout:
-    """Where each observation lies in the flat per-step row, by kind (vector, visual, goal)."""
+    """Where each observation lies in the flat per-step row, by kind (vector, visual, entities, goal)."""
 
     def __init__(self, spec: BehaviorSpec, conditioning: ConditioningType = ConditioningType.hyper) -> None:
         self.vector: list[Segment] = []
         self.visual: list[Segment] = []
         self.goal: list[Segment] = []
+        self.entities: list[Segment] = []
         offset = 0
         for obs in spec.observation_specs:
             size = math.prod(obs.shape)
             seg = Segment(offset, offset + size, tuple(obs.shape), obs.name)
             offset += size
-            if len(obs.shape) == 3:
+            if obs.variable_length:
+                self.entities.append(seg)
+            elif len(obs.shape) == 3:
                 self.visual.append(seg)
             elif len(obs.shape) == 1:
                 is_goal = obs.observation_type == ObservationType.GOAL_SIGNAL
                 (self.goal if is_goal and conditioning == ConditioningType.hyper else self.vector).append(seg)
             else:
                 raise ConfigError(
-                    f"observation '{obs.name}' has shape {obs.shape}: mlx encodes vectors (1-D) and cameras "
-                    "(height, width, channels) only"
+                    f"observation '{obs.name}' has shape {obs.shape}: mlx encodes vectors (1-D), cameras "
+                    "(height, width, channels) and variable-length observations ([max_entities, entity_size] "
+                    "with dimension properties VARIABLE_SIZE, NONE) only"
                 )
         self.size = offset
         self.vector_columns = torch.cat([torch.arange(s.start, s.stop) for s in self.vector]) if self.vector else None
@@ -79,7 +89,7 @@ class ObsLayout:
         self.vector_size = sum(s.stop - s.start for s in self.vector)
         self.goal_size = sum(s.stop - s.start for s in self.goal)
         # The common case (ML-Agents' vector-only behaviours): the row is the vector input itself.
-        self.plain = not self.visual and not self.goal
+        self.plain = not self.visual and not self.goal and not self.entities
 
     def vectors(self, x: torch.Tensor) -> torch.Tensor:
         if self.plain:
@@ -95,6 +105,40 @@ class ObsLayout:
     def image(self, x: torch.Tensor, seg: Segment) -> torch.Tensor:
         """[B, C, H, W] from the row's height x width x channels block."""
         return x[:, seg.start : seg.stop].reshape(-1, *seg.shape).permute(0, 3, 1, 2)
+
+    def entity_block(self, x: torch.Tensor, seg: Segment) -> torch.Tensor:
+        """[B, max_entities, entity_size] from the row's variable-length block."""
+        return x[:, seg.start : seg.stop].reshape(x.shape[0], *seg.shape)
+
+
+def observation_encoders(
+    layout: ObsLayout, settings: NetworkSettings
+) -> tuple[nn.ModuleList, VariableLengthEncoder | None, int]:
+    """The encoders every network body shares (upstream's ObservationEncoder): one per camera, one
+    ``VariableLengthEncoder`` for all variable-length observations (None without any), and the width of
+    their joined output (``encode_observations``)."""
+    hidden = settings.hidden_units
+    kind = EncoderType(settings.vis_encode_type)
+    visual = nn.ModuleList([visual_encoder(kind, seg.shape, hidden) for seg in layout.visual])  # type: ignore[arg-type]
+    fixed = layout.vector_size + hidden * len(layout.visual)
+    if not layout.entities:
+        return visual, None, fixed
+    entities = VariableLengthEncoder(fixed, [seg.shape[1] for seg in layout.entities])
+    return visual, entities, fixed + entities.output_size
+
+
+def encode_observations(
+    layout: ObsLayout, visual: nn.ModuleList, entities: VariableLengthEncoder | None, x: torch.Tensor
+) -> torch.Tensor:
+    """Flat rows [B, row] -> vectors, camera features and the pooled entities joined, [B, output size]."""
+    if layout.plain:
+        return x
+    parts = [layout.vectors(x)] if layout.vector_size else []
+    parts += [enc(layout.image(x, seg)) for enc, seg in zip(visual, layout.visual, strict=True)]
+    if entities is not None:
+        fixed = (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]) if parts else None
+        parts.append(entities(fixed, [layout.entity_block(x, seg) for seg in layout.entities]))
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 def check_visual_sizes(spec: BehaviorSpec, settings: NetworkSettings) -> None:
@@ -219,9 +263,7 @@ class StateEncoder(nn.Module):
         check_visual_sizes(spec, settings)
         self.layout = ObsLayout(spec, ConditioningType(settings.conditioning_type))
         hidden = settings.hidden_units
-        kind = EncoderType(settings.vis_encode_type)
-        self.visual = nn.ModuleList([visual_encoder(kind, seg.shape, hidden) for seg in self.layout.visual])  # type: ignore[arg-type]
-        in_size = self.layout.vector_size + hidden * len(self.layout.visual)
+        self.visual, self.entities, in_size = observation_encoders(self.layout, settings)
         if in_size == 0:
             raise ConfigError("a behaviour needs at least one observation besides goal signals")
         layers: list[nn.Module] = []
@@ -241,12 +283,7 @@ class StateEncoder(nn.Module):
         self, x: torch.Tensor, memories: torch.Tensor | None = None, sequence_length: int = 1
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         layout = self.layout
-        if layout.plain:
-            h = self.body(x)
-        else:
-            parts = [layout.vectors(x)] if layout.vector_size else []
-            parts += [enc(layout.image(x, seg)) for enc, seg in zip(self.visual, layout.visual, strict=True)]
-            h = self.body(torch.cat(parts, dim=1) if len(parts) > 1 else parts[0])
+        h = self.body(encode_observations(layout, self.visual, self.entities, x))
         if self.hyper is not None:
             h = nn.functional.silu(self.hyper(h, layout.goals(x)))
         if self.lstm is None:

@@ -37,32 +37,31 @@ import math
 import torch
 from torch import nn
 
-from mlx.config import ConditioningType, ConfigError, EncoderType, NetworkSettings
+from mlx.config import ConditioningType, ConfigError, NetworkSettings
 from mlx.envs.api import ActionSpec, BehaviorSpec
 from mlx.trainers.nn.attention import NUM_HEADS, EntityEmbedding, ResidualSelfAttention, entity_gain
-from mlx.trainers.nn.encoders import ObsLayout, check_visual_sizes, memory_lstm, visual_encoder
+from mlx.trainers.nn.encoders import (
+    ObsLayout,
+    check_visual_sizes,
+    encode_observations,
+    memory_lstm,
+    observation_encoders,
+)
 
 
 class ObservationEncoder(nn.Module):
     """Upstream's ObservationEncoder: every 1-D observation as it is (goal signals included: the critic
-    does not condition on goals), each camera through its visual encoder; [M, row] -> [M, output_size]."""
+    does not condition on goals), each camera through its visual encoder, variable-length observations
+    through the shared entity attention (``encoders.observation_encoders``); [M, row] -> [M, output_size]."""
 
     def __init__(self, spec: BehaviorSpec, settings: NetworkSettings) -> None:
         super().__init__()
         check_visual_sizes(spec, settings)
         self.layout = ObsLayout(spec, ConditioningType.none)
-        kind = EncoderType(settings.vis_encode_type)
-        hidden = settings.hidden_units
-        self.visual = nn.ModuleList([visual_encoder(kind, seg.shape, hidden) for seg in self.layout.visual])  # type: ignore[arg-type]
-        self.output_size = self.layout.vector_size + hidden * len(self.layout.visual)
+        self.visual, self.entities, self.output_size = observation_encoders(self.layout, settings)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layout = self.layout
-        if layout.plain:
-            return x
-        parts = [layout.vectors(x)] if layout.vector_size else []
-        parts += [enc(layout.image(x, seg)) for enc, seg in zip(self.visual, layout.visual, strict=True)]
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        return encode_observations(self.layout, self.visual, self.entities, x)
 
 
 def flat_actions(spec: ActionSpec, continuous: torch.Tensor, discrete: torch.Tensor) -> torch.Tensor:
