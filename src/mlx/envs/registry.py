@@ -32,6 +32,9 @@ NATIVE_ENVS: Mapping[str, str] = {
     "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "visualfoodcollector": "mlx.envs.native.visualfoodcollector:VisualFoodCollectorEnv",
+    "visualhallway": "mlx.envs.native.visualhallway:VisualHallwayEnv",
+    "visualpushblock": "mlx.envs.native.visualpushblock:VisualPushBlockEnv",
+    "visualpyramids": "mlx.envs.native.visualpyramids:VisualPyramidsEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
 
@@ -54,6 +57,9 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "tennis": ("Tennis",),
     "visual3dball": ("Visual3DBall",),
     "visualfoodcollector": ("VisualFoodCollector",),
+    "visualhallway": ("VisualHallway",),
+    "visualpushblock": ("VisualPushBlock",),
+    "visualpyramids": ("VisualPyramids",),
     "walljump": ("SmallWallJump", "BigWallJump"),
 }
 
