@@ -49,7 +49,18 @@ NEAR = 0.3  # Unity's default near clip plane (m)
 EYE = 1.0  # camera height above the floor (m): the top of the 1 m agent cube
 SKY = (135, 175, 215)
 SHADE_X, SHADE_Z, SHADE_TOP = 0.78, 1.0, 1.15  # faces across x, across z, horizontal faces
-_INSIDE_EPS = 1e-4
+_WALL_Z, _WALL_X, _SKY, _FLOOR = -4, -3, -2, -1  # the background's rows, from the end of the colour table
+
+
+def _colour_table(arena: Arena) -> np.ndarray:
+    """float32 [(tags + 1) * 3 + 4, 3], 8-bit values: row (tag id + 1) * 3 + face (0 across z, 1 across x,
+    2 top) for prisms; then the background's rows (_WALL_Z, _WALL_X, _SKY, _FLOOR offsets from the end)."""
+    base = palette(arena.tags).astype(F32)  # [tags + 1, 3]
+    prisms = base[:, None, :] * np.array([SHADE_Z, SHADE_X, SHADE_TOP], F32)[None, :, None]
+    wall = base[arena.bounds_tag + 1]
+    background = [wall * F32(SHADE_Z), wall * F32(SHADE_X), np.asarray(SKY, F32), np.asarray(FLOOR, F32)]
+    table = np.vstack([prisms.reshape(-1, 3), *background])
+    return (np.rint(np.minimum(table, F32(255.0))) / F32(255.0)).astype(F32)
 
 
 def _row_tangents(size: int) -> np.ndarray:
@@ -92,11 +103,8 @@ class ArenaCamera:
         self._slots = np.array([s for s in range(arena.S) if s not in skip], np.intp)
         self._y0 = height[self._slots, 0].astype(F32)  # [T]
         self._y1 = height[self._slots, 1].astype(F32)
-        self._palette = palette(arena.tags).astype(F32) / F32(255.0)  # [tags + 1, 3]
-        self._sky = np.asarray(SKY, F32) / F32(255.0)
-        self._floor = np.asarray(FLOOR, F32) / F32(255.0)
-        self._wall = self._palette[arena.bounds_tag + 1]
         self._wall_top = F32(arena.bounds_height[1])
+        self._table = _colour_table(arena)
 
     def render(self, areas: np.ndarray | None = None) -> np.ndarray:
         """float32 [m, size, size, 3]: the camera picture of every area (or of the given areas)."""
@@ -104,7 +112,6 @@ class ArenaCamera:
         sel = slice(None) if areas is None else areas
         k = self._agent
         heading = ar.heading[k, sel]  # [m]
-        m = heading.shape[0]
         yaw = heading[None, :] + self._angle[:, None]  # [R, m]
         dx, dz = np.sin(yaw).astype(F32), np.cos(yaw).astype(F32)
         ox, oz = ar.pos[0, k, sel], ar.pos[1, k, sel]  # [m]
@@ -142,40 +149,32 @@ class ArenaCamera:
         with np.errstate(divide="ignore", invalid="ignore"):  # d1 of missed slots may be 0 or negative
             v_lo = np.where(y0 < e, (y0 - e) / d0, (y0 - e) / d1)
             v_hi = np.where(y1 > e, (y1 - e) / d0, (y1 - e) / d1)
-        v_lo = np.where(hit, v_lo, F32(np.inf)).transpose(2, 1, 0)  # [m, T, R]
-        v_hi = v_hi.transpose(2, 1, 0)
-        depth = d0.transpose(2, 1, 0)
-        # Background: sky, the walls, the floor.
+        v_lo = np.where(hit, v_lo, F32(np.inf))  # a prism the column misses covers no row
+        # Per column, the prisms it meets sorted near to far: [m, K, R], K the most any column meets.
+        layers = int(hit.sum(1).max()) if hit.size else 0
+        order = np.argsort(np.where(hit, d0, F32(np.inf)), axis=1, kind="stable")[:, :layers]  # [R, K, m]
+        near = lambda x: np.take_along_axis(x, order, axis=1).transpose(2, 1, 0)  # noqa: E731  [m, K, R]
+        # Each layer's colour ids into self._table, (tag id + 1) * 3 + face: its top (or bottom) face where
+        # it covers a row, then its front face (across x or z) where the ray enters through the side.
+        tag = ar.tag[slots][:, sel].astype(np.intp)  # [T, m]
+        side = (tag[None] + 1) * 3 + face_x  # [R, T, m]: 1 across x, 0 across z
+        id_side, id_top = near(side), near((tag[None] + 1) * 3 + 2 + np.zeros_like(side))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f_lo, f_hi = (y0 - e) / d0, (y1 - e) / d0  # rows of the front face, at the entry depth
+        v_lo, v_hi, f_lo, f_hi = near(v_lo), near(v_hi), near(f_lo), near(f_hi)
         v = self._v[None, :, None]  # [1, H, 1]
+        # Background: the walls (faces across z or x), the sky above them, the floor below.
         dw = d_wall[:, None, :]  # [m, 1, R]
-        sky = v > (self._wall_top - e) / dw
-        floor = v < -e / dw
-        out = np.empty((m, self.size, self.size, 3), F32)
-        out[:] = np.where(wall_x, self._wall * F32(SHADE_X), self._wall * F32(SHADE_Z))
-        np.copyto(out, self._sky, where=sky[..., None])
-        np.copyto(out, self._floor, where=floor[..., None])
-        # Depth buffer over the slots that any column sees.
-        zbuf = np.full((m, self.size, self.size), np.inf, F32)
-        label = np.full((m, self.size, self.size), -1, np.intp)
-        seen = np.flatnonzero(np.isfinite(v_lo).any(axis=(0, 2)))
-        for j in seen:
-            cover = (v >= v_lo[:, j, None, :]) & (v <= v_hi[:, j, None, :])
-            cover &= depth[:, j, None, :] < zbuf
-            np.copyto(zbuf, depth[:, j, None, :], where=cover, casting="unsafe")
-            label[cover] = j
-        drawn = label >= 0
-        if drawn.any():
-            a, r, c = np.nonzero(drawn)  # pixels showing a prism: area, row, column
-            j = label[a, r, c]
-            tag = ar.tag[slots[j], np.arange(ar.n)[sel][a]]
-            h = e + self._v[r] * zbuf[a, r, c]  # the ray's height where it enters the footprint
-            front = (h >= self._y0[j] - F32(_INSIDE_EPS)) & (h <= self._y1[j] + F32(_INSIDE_EPS))
-            across_x = face_x.transpose(2, 1, 0)[a, j, c]
-            shade = np.where(front, np.where(across_x, F32(SHADE_X), F32(SHADE_Z)), F32(SHADE_TOP))
-            out[a, r, c] = np.minimum(self._palette[tag + 1] * shade[:, None], F32(1.0))
-        np.rint(out * F32(255.0), out=out)
-        out *= F32(1.0 / 255.0)
-        return out
+        wall = np.where(wall_x[..., 0], len(self._table) + _WALL_X, len(self._table) + _WALL_Z)
+        ids = np.where(v > (self._wall_top - e) / dw, len(self._table) + _SKY, wall)
+        np.copyto(ids, len(self._table) + _FLOOR, where=v < -e / dw)
+        # Painter's algorithm, far to near, over the sorted layers.
+        for k in range(layers - 1, -1, -1):
+            lo, hi = v_lo[:, k, None, :], v_hi[:, k, None, :]
+            np.copyto(ids, id_top[:, k, None, :], where=(v >= lo) & (v <= hi))
+            lo, hi = np.maximum(lo, f_lo[:, k, None, :]), np.minimum(hi, f_hi[:, k, None, :])
+            np.copyto(ids, id_side[:, k, None, :], where=(v >= lo) & (v <= hi))
+        return self._table[ids]
 
 
 class FirstPersonCamera:
