@@ -7,8 +7,10 @@ times its vertical extent above the floor (``Arena.height``). That world is draw
 per pixel column:
 
 * a column's ray (the camera's yaw plus the column's angle) is slab-tested against every footprint: it is
-  inside a prism's footprint between horizontal distances t0 and t1 (footprints of different colliders
-  do not overlap in these scenes, so the nearest t0 among the prisms a pixel's ray meets is the one it sees);
+  inside a prism's footprint between horizontal distances t0 and t1; the prism with the nearest t0 among
+  those a pixel's ray meets is the one it sees (exact for footprints that do not overlap; where they nest,
+  Pyramids' gold brick on or in its pyramid, the outer one is in front, right while the camera is below
+  its top);
 * a pixel's ray rises by ``v`` per unit of depth (v: its row's tangent), so it meets a prism of extent
   [y0, y1] iff ``min over depth in [d0, d1] of (y0 - eye) / depth <= v <= max of (y1 - eye) / depth``:
   an interval of rows per prism and column. It shows the prism's front face where ``eye + v d0`` lies in
@@ -16,9 +18,13 @@ per pixel column:
 * behind everything stand the area's walls (``Arena.bounds``, ``bounds_height``): the column's exit
   distance from the room gives the wall's rows; above it the sky, below it the floor.
 
-A depth buffer over (areas x rows x columns) keeps the nearest prism of each pixel: one pass of array
-operations per collider slot (a fixed, small count: 3 in PushBlock, 8 in Hallway, 28 in Pyramids), never a
-loop over areas, agents or pixels. The camera's own agent is not drawn (the camera sits inside it).
+Per column, the prisms it meets are sorted near to far; a painter's pass over those layers (far first)
+writes each pixel's colour id (a tag and a face) over the background's, and one lookup into an 8-bit colour
+table makes the picture. Every step is an array operation over (areas x rows x columns) or (areas x
+prisms x columns); the only Python loop runs over the layers (the most prisms any column meets: a few in
+PushBlock and Hallway, about ten in Pyramids), never over areas, agents or pixels. The camera's own agent
+is not drawn (the camera sits inside it). Cost (tests' machine, 2 cores at load 12): about 0.9 ms per area
+for PushBlock and Hallway, 1.6 ms for Pyramids, linear in the areas; it is most of a visual env's step.
 
 Image: ``size`` x ``size`` RGB (84 x 84 by default, ML-Agents' CameraSensor default; the three scenes'
 resolutions are NOT FOUND), float32 in [0, 1] in 8-bit steps (as a render texture holds them), [height,
