@@ -1,16 +1,17 @@
 """Reward at a budget: where the one-line command gets in a fixed wall-clock time, against a random policy.
 
-    python benchmarks/reward_at_budget.py --env visualpushblock [--minutes 40] [--seed 1] [--override ...]
+    python benchmarks/reward_at_budget.py --env visualpushblock [--minutes 40] [--seed 1] [--work DIR] [--override ...]
 
 For envs whose upstream budget does not fit a CI machine (the camera envs: a CNN per decision, millions of
 steps upstream), time_to_reward.py would only say "not reached". This runs
 `python -m mlx trainer=<t> env=<e> seed=S` (the tuned upstream settings, MLflow off, one torch thread) for
 ``--minutes`` of wall clock, then stops it with Ctrl-C (mlx saves a checkpoint and its stats on the way
 out), and reads its stats.jsonl: the learning curve (mean reward per summary), the best and the last
-summary, the steps reached and end-to-end agent-steps/s. The same env under uniformly random actions
-gives the baseline (``--baseline-episodes`` episodes, all areas at once: rewards do not depend on the
-observations, so the camera is not needed for it and the env is built as configured). Writes
-benchmarks/results/budget_<trainer>_<env>.json.
+summary, the mean reward of the episodes that ended in the first and in the last quarter of the steps,
+the steps reached and end-to-end agent-steps/s. Then mode=evaluate plays the final policy (sampled
+actions, as in training) for ``--episodes`` episodes, and the same env under uniformly random actions
+gives the baseline (the first episode of ``--episodes`` areas: rewards do not depend on what the agent
+sees). Writes benchmarks/results/budget_<trainer>_<env>.json.
 """
 
 from __future__ import annotations
@@ -32,32 +33,59 @@ HERE = Path(__file__).resolve().parent
 
 
 def random_policy_reward(env_name: str, episodes: int, seed: int = 0) -> dict:
-    """Mean and std of the episode return of uniformly random actions over ``episodes`` finished episodes."""
+    """Mean and std of the return of uniformly random actions: the first episode of each of ``episodes``
+    areas (the first episodes to start, as mode=evaluate counts: not the first to end, which would favour
+    short episodes, here the ones that reach a goal)."""
     from mlx.envs import make_env
 
-    env = make_env(env_name, num_areas=16, seed=seed)
+    env = make_env(env_name, num_areas=episodes, seed=seed)
     (name,) = env.behavior_specs
     spec = env.behavior_specs[name].action_spec
     rng = np.random.default_rng(seed)
     env.reset()
-    returns: list[float] = []
-    running = np.zeros(env.num_areas)
-    while len(returns) < episodes:
+    returns = np.zeros(episodes)
+    ended = np.zeros(episodes, bool)
+    steps = 0
+    while not ended.all():
         decision, _ = env.get_steps(name)
         env.set_actions(name, spec.random(len(decision), rng))
         env.step()
+        steps += 1
         decision, terminal = env.get_steps(name)
-        running[terminal.agent_id] += terminal.reward
-        returns.extend(running[terminal.agent_id].tolist())
-        running[terminal.agent_id] = 0.0
-        running[decision.agent_id] += decision.reward
+        first = ~ended[terminal.agent_id]
+        returns[terminal.agent_id[first]] += terminal.reward[first]
+        ended[terminal.agent_id] = True
+        going = ~ended[decision.agent_id]
+        returns[decision.agent_id[going]] += decision.reward[going]
     env.close()
-    mean, std = round(float(np.mean(returns)), 4), round(float(np.std(returns)), 4)
-    return {"episodes": len(returns), "mean": mean, "std": std}
+    return {"episodes": episodes, "mean": round(float(returns.mean()), 4), "std": round(float(returns.std()), 4)}
 
 
-def train_for(env: str, trainer: str, seed: int, minutes: float, workdir: Path, overrides: list[str]) -> dict:
-    """One training run stopped after ``minutes``; its curve and summary from stats.jsonl."""
+def weighted_mean(curve: list[tuple[int, float, int]], lo: int, hi: int) -> float | None:
+    """The mean reward of the episodes that ended between steps lo and hi (summaries weighted by episodes)."""
+    rows = [(r, e) for s, r, e in curve if lo < s <= hi and e]
+    total = sum(e for _, e in rows)
+    return round(sum(r * e for r, e in rows) / total, 4) if total else None
+
+
+def evaluate(run_id: str, workdir: Path, episodes: int, overrides: list[str]) -> dict:
+    """mode=evaluate on the run's final checkpoint, sampled actions (as training acts), ``episodes`` episodes."""
+    env_overrides = [o for o in overrides if o.startswith("env.")]
+    cmd = [sys.executable, "-m", "mlx", "mode=evaluate", f"run_id={run_id}", f"evaluate.episodes={episodes}"]
+    cmd += ["evaluate.deterministic=false", "tracking=none", *env_overrides]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    report = json.loads((workdir / "results" / run_id / "run_logs" / "evaluation.json").read_text())
+    (behavior,) = [k for k in report if k not in ("env", "parameters")]
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in report[behavior].items()}
+
+
+def train_for(
+    env: str, trainer: str, seed: int, minutes: float, workdir: Path, overrides: list[str], evaluate_episodes: int
+) -> dict:
+    """One training run stopped after ``minutes``; its curve and summary from stats.jsonl, and the
+    evaluation of its final policy."""
     run_id = f"budget-{trainer}-{env}-{seed}"
     cmd = [sys.executable, "-m", "mlx", f"trainer={trainer}", f"env={env}", f"seed={seed}", f"run_id={run_id}"]
     cmd += ["tracking=none", "progress=plain", "torch_settings.num_threads=1", *overrides]
@@ -78,7 +106,13 @@ def train_for(env: str, trainer: str, seed: int, minutes: float, workdir: Path, 
     curve = [(r["step"], r["mean_reward"], r["episodes"]) for r in rows if r.get("mean_reward") is not None]
     best = max(curve, key=lambda c: c[1]) if curve else None
     last = rows[-1]
+    quarter = last["step"] // 4
+    evaluation = evaluate(run_id, workdir, evaluate_episodes, overrides) if evaluate_episodes else None
     return {
+        "run_dir": str(workdir / "results" / run_id),
+        "evaluation_sampled_actions": evaluation,
+        "first_quarter_mean_reward": weighted_mean(curve, 0, quarter),
+        "last_quarter_mean_reward": weighted_mean(curve, last["step"] - quarter, last["step"]),
         "seed": seed,
         "stopped_at_budget": stopped,
         "process_wall_seconds": round(wall, 1),
@@ -96,13 +130,18 @@ def main() -> None:
     parser.add_argument("--trainer", choices=["ppo", "sac", "poca"], default="ppo")
     parser.add_argument("--minutes", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--baseline-episodes", type=int, default=32)
+    parser.add_argument("--episodes", type=int, default=32, help="episodes of the random baseline and the evaluation")
+    parser.add_argument("--work", type=Path, default=None, help="keep the run here (default: a temporary directory)")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for the run")
     args = parser.parse_args()
-    baseline = random_policy_reward(args.env, args.baseline_episodes)
+    baseline = random_policy_reward(args.env, args.episodes)
     print(json.dumps({"random_policy": baseline}), flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        run = train_for(args.env, args.trainer, args.seed, args.minutes, Path(tmp), args.override)
+    if args.work is not None:  # kept: the run's checkpoints, logs and evaluation stay for a look
+        args.work.mkdir(parents=True, exist_ok=True)
+        run = train_for(args.env, args.trainer, args.seed, args.minutes, args.work, args.override, args.episodes)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = train_for(args.env, args.trainer, args.seed, args.minutes, Path(tmp), args.override, args.episodes)
     summary = {
         "benchmark": f"{args.env} {args.trainer.upper()}: mean reward after {args.minutes:g} min of wall clock",
         "command": f"python -m mlx trainer={args.trainer} env={args.env} seed={args.seed} " + " ".join(args.override),
@@ -114,7 +153,8 @@ def main() -> None:
     out = HERE / "results" / f"budget_{args.trainer}_{args.env}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "run"} | {"best": run["best"], "last": run["last"]}))
+    shown = ("best", "last", "first_quarter_mean_reward", "last_quarter_mean_reward", "evaluation_sampled_actions")
+    print(json.dumps({k: v for k, v in summary.items() if k != "run"} | {k: run[k] for k in shown}))
 
 
 if __name__ == "__main__":
