@@ -223,3 +223,15 @@ def test_mlx_env_serves_a_camera_env_as_unity_would_png_exact():
                 env.step()
     finally:
         remote.close()
+
+
+def test_pictures_for_people_put_the_camera_beside_the_top_down_view():
+    """mode=watch records env.render(): each area's top-down view, then what its camera sees, enlarged."""
+    env = make_env("visualpushblock", 3, 0)
+    env.reset()
+    pictures, top = env.render([2, 0]), env.arena.render([2, 0])
+    seen = np.rint(env.camera.render(np.array([2, 0])) * 255).astype(np.uint8)
+    scale = top.shape[1] // SIZE
+    assert pictures.shape[:2] == top.shape[:2] and pictures.shape[2] == top.shape[2] + scale * SIZE
+    np.testing.assert_array_equal(pictures[:, :, : top.shape[2]], top)
+    np.testing.assert_array_equal(pictures[:, : scale * SIZE : scale, top.shape[2] :: scale], seen)

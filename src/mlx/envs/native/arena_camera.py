@@ -127,7 +127,7 @@ class ArenaCamera:
         t_wall_x = cast_bounds(dx, np.zeros_like(dz), ox, oz, b, F32(0.0))  # the walls across x only
         t_wall = np.minimum(t_wall_x, cast_bounds(np.zeros_like(dx), dz, ox, oz, b, F32(0.0)))
         d_wall = (np.minimum(t_wall, F32(1e4)) * cos).T  # [m, R]
-        wall_x = (t_wall_x <= t_wall).T[:, None, :, None]  # [m, 1, R, 1]: the column ends on a wall across x
+        wall_x = (t_wall_x <= t_wall).T[:, None, :]  # [m, 1, R]: the column ends on a wall across x
         # Every drawn slot's footprint, slab-tested: entry/exit distances [R, T, m].
         slots = self._slots
         grow = ar.radius[slots][:, sel]  # [T, m]
@@ -137,7 +137,7 @@ class ArenaCamera:
             ix, iz = (F32(1.0) / dx)[:, None, :], (F32(1.0) / dz)[:, None, :]  # [R, 1, m]
             ax, bx = (rel_x - g_x)[None] * ix, (rel_x + g_x)[None] * ix
             az, bz = (rel_z - g_z)[None] * iz, (rel_z + g_z)[None] * iz
-        # A ray parallel to a slab: inside it for all t (or never): nan from 0 * inf handled as such.
+        # A ray parallel to a slab is inside it for every t or for none (0 * inf gives nan: decided here).
         lo_x, hi_x = np.fmin(ax, bx), np.fmax(ax, bx)
         lo_z, hi_z = np.fmin(az, bz), np.fmax(az, bz)
         par_x = (dx == 0)[:, None, :] & (np.abs(rel_x) <= g_x)[None]
@@ -159,7 +159,10 @@ class ArenaCamera:
         # Per column, the prisms it meets sorted near to far: [m, K, R], K the most any column meets.
         layers = int(hit.sum(1).max()) if hit.size else 0
         order = np.argsort(np.where(hit, d0, F32(np.inf)), axis=1, kind="stable")[:, :layers]  # [R, K, m]
-        near = lambda x: np.take_along_axis(x, order, axis=1).transpose(2, 1, 0)  # noqa: E731  [m, K, R]
+
+        def near(x: np.ndarray) -> np.ndarray:  # [R, T, m] -> the sorted layers [m, K, R]
+            return np.take_along_axis(x, order, axis=1).transpose(2, 1, 0)
+
         # Each layer's colour ids into self._table, (tag id + 1) * 3 + face: its top (or bottom) face where
         # it covers a row, then its front face (across x or z) where the ray enters through the side.
         tag = ar.tag[slots][:, sel].astype(np.intp)  # [T, m]
@@ -171,15 +174,15 @@ class ArenaCamera:
         v = self._v[None, :, None]  # [1, H, 1]
         # Background: the walls (faces across z or x), the sky above them, the floor below.
         dw = d_wall[:, None, :]  # [m, 1, R]
-        wall = np.where(wall_x[..., 0], len(self._table) + _WALL_X, len(self._table) + _WALL_Z)
+        wall = np.where(wall_x, len(self._table) + _WALL_X, len(self._table) + _WALL_Z)
         ids = np.where(v > (self._wall_top - e) / dw, len(self._table) + _SKY, wall)
         np.copyto(ids, len(self._table) + _FLOOR, where=v < -e / dw)
         # Painter's algorithm, far to near, over the sorted layers.
-        for k in range(layers - 1, -1, -1):
-            lo, hi = v_lo[:, k, None, :], v_hi[:, k, None, :]
-            np.copyto(ids, id_top[:, k, None, :], where=(v >= lo) & (v <= hi))
-            lo, hi = np.maximum(lo, f_lo[:, k, None, :]), np.minimum(hi, f_hi[:, k, None, :])
-            np.copyto(ids, id_side[:, k, None, :], where=(v >= lo) & (v <= hi))
+        for j in range(layers - 1, -1, -1):
+            lo, hi = v_lo[:, j, None, :], v_hi[:, j, None, :]
+            np.copyto(ids, id_top[:, j, None, :], where=(v >= lo) & (v <= hi))
+            lo, hi = np.maximum(lo, f_lo[:, j, None, :]), np.minimum(hi, f_hi[:, j, None, :])
+            np.copyto(ids, id_side[:, j, None, :], where=(v >= lo) & (v <= hi))
         return self._table[ids]
 
 
