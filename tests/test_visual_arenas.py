@@ -12,6 +12,7 @@ from mlx.envs.api import ActionTuple
 from mlx.envs.checker import check_env
 from mlx.envs.native.arena_camera import SHADE_TOP, SHADE_X, SHADE_Z, SIZE, ArenaCamera
 from mlx.envs.native.render import TAG_COLOURS
+from tests.conftest import train_to
 
 MID = SIZE // 2
 VISUAL = {"visualhallway": "hallway", "visualpushblock": "pushblock", "visualpyramids": "pyramids"}
@@ -235,3 +236,15 @@ def test_pictures_for_people_put_the_camera_beside_the_top_down_view():
     assert pictures.shape[:2] == top.shape[:2] and pictures.shape[2] == top.shape[2] + scale * SIZE
     np.testing.assert_array_equal(pictures[:, :, : top.shape[2]], top)
     np.testing.assert_array_equal(pictures[:, : scale * SIZE : scale, top.shape[2] :: scale], seen)
+
+
+@pytest.mark.learning
+@pytest.mark.slow
+def test_visualhallway_learns_to_reach_a_goal_from_pixels(workdir):
+    """The one-line command (upstream's LSTM config) on the camera alone: random actions end 32 first episodes
+    at -0.94 (mostly timeouts; benchmarks/results/budget_ppo_visualhallway.json); within 40k steps the agent
+    walks down the hallway to a goal. Matching the symbol (upstream's 10M-step task) is not asked here.
+    max_steps stays upstream's 10M: the learning rate, beta and epsilon decay over it (a 40k max_steps
+    decays them in 40k steps, and that run stays near -0.9)."""
+    proc, best = train_to(workdir, -0.3, "env=visualhallway")
+    assert best["mean_reward"] >= -0.3 and best["step"] <= 40000, best
