@@ -34,6 +34,9 @@ NATIVE_ENVS: Mapping[str, str] = {
     "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "visualfoodcollector": "mlx.envs.native.visualfoodcollector:VisualFoodCollectorEnv",
+    "visualhallway": "mlx.envs.native.visualhallway:VisualHallwayEnv",
+    "visualpushblock": "mlx.envs.native.visualpushblock:VisualPushBlockEnv",
+    "visualpyramids": "mlx.envs.native.visualpyramids:VisualPyramidsEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
 }
 
@@ -58,6 +61,9 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "tennis": ("Tennis",),
     "visual3dball": ("Visual3DBall",),
     "visualfoodcollector": ("VisualFoodCollector",),
+    "visualhallway": ("VisualHallway",),
+    "visualpushblock": ("VisualPushBlock",),
+    "visualpyramids": ("VisualPyramids",),
     "walljump": ("SmallWallJump", "BigWallJump"),
 }
 
