@@ -33,6 +33,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "visualfoodcollector": "mlx.envs.native.visualfoodcollector:VisualFoodCollectorEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
+    "worm": "mlx.envs.native.worm:WormEnv",
 }
 
 # The behaviour names of each native env, known without building it: ML-Agents configs name behaviours,
@@ -55,6 +56,7 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "visual3dball": ("Visual3DBall",),
     "visualfoodcollector": ("VisualFoodCollector",),
     "walljump": ("SmallWallJump", "BigWallJump"),
+    "worm": ("Worm",),
 }
 
 # Envs from other libraries (`env=gym env.id=...`).
