@@ -113,11 +113,11 @@ def test_joint_targets_and_strengths_map_to_upstream_limits():
     cont[0, 6:], cont[1, 6:], cont[2, 6:] = -1.0, 1.0, 0.0
     cont[2, 0] = 0.5  # head x: three quarters of the way from -60 to 60 = 30 degrees
     env.set_actions(BEHAVIOR_NAME, ActionTuple(continuous=cont, discrete=np.zeros((len(cont), 0), np.int32)))
-    ctrl = env.data.ctrl[env.actuator]
-    np.testing.assert_allclose(ctrl[0], np.radians(-60.0))
-    np.testing.assert_allclose(ctrl[1], np.radians(60.0))
-    np.testing.assert_allclose(ctrl[2, env.target_order[0]], np.radians(30.0))
-    force = env.model.actuator_forcerange[env.actuator, 1]
+    target = env.joint_target  # radians, per hinge in creature.dofs order (= the action order here)
+    np.testing.assert_allclose(target[0], np.radians(-60.0))
+    np.testing.assert_allclose(target[1], np.radians(60.0))
+    np.testing.assert_allclose(target[2, env.target_order[0]], np.radians(30.0))
+    force = env.force_limit
     np.testing.assert_allclose(force[0], 0.0)
     np.testing.assert_allclose(force[1], WORM.max_force)
     np.testing.assert_allclose(force[2], WORM.max_force / 2)

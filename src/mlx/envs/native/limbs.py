@@ -16,10 +16,11 @@ axes with that sign already applied: the hinge angle equals Unity's joint angle.
 Joint drive (JointDriveController.SetJointTargetRotation / SetJointStrength): an action in [-1, 1] maps to
 u = (a + 1) / 2; the X target is lerp(low, high, u), Y and Z lerp(-limit, +limit, u), in degrees; the
 strength action s gives the drive's maximum force (s + 1) / 2 * maxJointForceLimit. The slerp drive
-(spring maxJointSpring, damper jointDampen on the rotation error) becomes one MuJoCo position actuator
-per free axis (kp = spring, kv = damper, force range +-maximum force), integrated with ``implicitfast`` so
-the stiff damper is stable at MuJoCo's step. Per-axis PD is how this port approximates PhysX's slerp
-drive, which acts on the whole rotation error at once.
+(spring maxJointSpring, damper jointDampen on the rotation error) is applied per free axis as PhysX applies
+a drive: implicitly and capped (``implicit_drives``). MuJoCo's own position actuators with a force range
+were tried first and blew up: a capped stiff actuator is an explicit bang-bang force on a light limb.
+Per-axis drives are how this port approximates PhysX's slerp drive, which acts on the whole rotation
+error at once.
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ class Creature:
     damper: float  # jointDampen
     max_force: float  # maxJointForceLimit
     height: float  # the root's height above the ground at rest
-    timestep: float = 0.01  # MuJoCo's step; a physics step of 0.02 s is 0.02 / timestep of them
+    timestep: float = 0.02  # MuJoCo's step; a physics step of 0.02 s is 0.02 / timestep of them
     integrator: str = "implicitfast"  # see the creature's module for why
+    armature: float = 0.0  # rotor inertia added to every hinge (kg m^2): see the creature's module
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,14 +100,6 @@ class Creature:
     @property
     def root(self) -> Limb:
         return next(limb for limb in self.limbs if limb.parent is None)
-
-    @property
-    def damping(self) -> float:
-        """The actuators' kv: jointDampen plus what PhysX's implicit spring adds at its 0.02 s step.
-
-        PhysX integrates a drive's spring implicitly; over one step that acts as the explicit spring plus
-        an extra damping of spring * dt, which is what keeps upstream's stiff drives calm."""
-        return self.damper + self.spring * PHYSICS_DT
 
     @property
     def dofs(self) -> list[tuple[int, Dof]]:
@@ -146,7 +140,6 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
     for limb in limbs:
         children.setdefault(limb.parent, []).append(limb)
     parts: list[str] = []
-    actuators: list[str] = []
 
     def body(limb: Limb, k: int, parent_pos: np.ndarray, bits: tuple[int, int]) -> None:
         pos = np.asarray(limb.pos, float)
@@ -158,11 +151,7 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
             anchor = np.asarray(limb.anchor, float) - pos
             parts.append(
                 f'<joint name="{joint}" type="hinge" axis="{_fmt(dof.axis)}" pos="{_fmt(anchor)}" '
-                f'range="{dof.low:.6g} {dof.high:.6g}" limited="true"/>'
-            )
-            actuators.append(
-                f'<position name="{joint}" joint="{joint}" kp="{creature.spring:.6g}" kv="{creature.damping:.6g}" '
-                f'forcelimited="true" forcerange="{-creature.max_force:.6g} {creature.max_force:.6g}"/>'
+                f'range="{dof.low:.6g} {dof.high:.6g}" limited="true" armature="{creature.armature:.6g}"/>'
             )
         parts.append(_geom(limb, f"a{k}_{limb.name}", bits))
         for child in children.get(limb.name, []):
@@ -194,8 +183,34 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
       contype="1" conaffinity="1"/>
     {"".join(parts)}
   </worldbody>
-  <actuator>{"".join(actuators)}</actuator>
 </mujoco>"""
+
+
+def implicit_drives(
+    angle: np.ndarray,
+    velocity: np.ndarray,
+    target: np.ndarray,
+    mobility: np.ndarray,
+    max_force: np.ndarray,
+    spring: float,
+    damper: float,
+    dt: float,
+) -> np.ndarray:
+    """Torques [m, D] of a creature's spring-damper drives integrated implicitly over dt and capped, as
+    PhysX's drives are; every array is per area, ``mobility`` [m, D, D] the hinges' block of M^-1.
+
+    The drive torque evaluated at the velocity it produces, tau = k (target - angle) - (c + dt k) v', with
+    v' = v + dt W tau over the hinges (W = mobility), solved jointly:
+    (1 + dt W (c + dt k)) v' = v + dt W k (target - angle). Solved this way the drives cannot overshoot,
+    alone or together, however stiff; the cap then only slows a joint down. Forces other than the drives
+    (gravity, contacts) are left to MuJoCo's step.
+    """
+    push = spring * (target - angle)
+    eye = np.eye(angle.shape[1])
+    system = eye + dt * (damper + dt * spring) * mobility
+    rhs = velocity + dt * np.einsum("mij,mj->mi", mobility, push)
+    new = np.linalg.solve(system, rhs[..., None])[..., 0]
+    return np.clip(push - (damper + dt * spring) * new, -max_force, max_force)
 
 
 # ------------------------------------------------------------------------------------------------

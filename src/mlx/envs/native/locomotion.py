@@ -32,6 +32,7 @@ from mlx.envs.native.limbs import (
     TARGET_HALF,
     Creature,
     horizontal_unit,
+    implicit_drives,
     quat_mul,
     quat_rotate,
     scene_xml,
@@ -80,10 +81,20 @@ class WalkerEnv(NativeEnv):
         target_joint = ids(mujoco.mjtObj.mjOBJ_JOINT, [f"a{k}_target" for k in range(n)])
         dof_names = [f"a{k}_{c.limbs[i].name}_{dof.name}" for k in range(n) for i, dof in c.dofs]
         hinge = ids(mujoco.mjtObj.mjOBJ_JOINT, dof_names).reshape(n, -1)
-        self.actuator = ids(mujoco.mjtObj.mjOBJ_ACTUATOR, dof_names).reshape(n, -1)
         self.qroot, self.vroot = m.jnt_qposadr[root_joint], m.jnt_dofadr[root_joint]
         self.qtarget, self.vtarget = m.jnt_qposadr[target_joint], m.jnt_dofadr[target_joint]
         self.qhinge, self.vhinge = m.jnt_qposadr[hinge], m.jnt_dofadr[hinge]
+        # Unit torques on hinge j of every area at once: areas are separate trees, so one solve per hinge
+        # index gives every area's (M^-1)_jj (the inertia a drive on that hinge alone moves).
+        self._unit = np.zeros((hinge.shape[1], m.nv))
+        for j in range(hinge.shape[1]):
+            self._unit[j, self.vhinge[:, j]] = 1.0
+        self._solved = np.zeros_like(self._unit)
+        dofs = c.dofs
+        self.dof_low = np.radians([d.low for _, d in dofs])
+        self.dof_high = np.radians([d.high for _, d in dofs])
+        self.joint_target = np.zeros(hinge.shape)  # radians, creature.dofs order
+        self.force_limit = np.full(hinge.shape, c.max_force)
         # Every geom's area and limb (-1: the target, -2: the ground / none).
         self.geom_area = np.full(m.ngeom, -1, np.int64)
         self.geom_part = np.full(m.ngeom, -2, np.int64)
@@ -98,9 +109,9 @@ class WalkerEnv(NativeEnv):
         self.cube_index = c.names.index(self.cube_limb)
         self.jointed = np.array(c.jointed, np.int64)
         self.dof_limb = np.array([i for i, _ in c.dofs], np.int64)
-        # Which joint (of ``jointed``) each actuator belongs to, for the strength actions.
+        # Which joint (of ``jointed``) each hinge belongs to, for the strength actions.
         self.dof_joint = np.searchsorted(self.jointed, self.dof_limb)
-        # Action columns -> actuators (creature.dofs order) and -> jointed limbs.
+        # Action columns -> hinges (creature.dofs order) and -> jointed limbs.
         dof_keys = [(c.limbs[i].name, dof.name) for i, dof in c.dofs]
         self.target_order = np.array([dof_keys.index(key) for key in self.action_targets], np.int64)
         joint_names = [c.names[i] for i in self.jointed]
@@ -115,6 +126,7 @@ class WalkerEnv(NativeEnv):
         self.strength = np.ones((n, len(self.jointed)))  # currentStrength / maxJointForceLimit
         self._renderer: mujoco.Renderer | None = None
         self._placed = False
+        self.blowups = 0  # times MuJoCo found the scene unstable and reset it (every area restarted)
 
     # ------------------------------------------------------------------------------------------------
     # the joint drives (JointDriveController)
@@ -127,16 +139,28 @@ class WalkerEnv(NativeEnv):
         per_dof[:, self.target_order] = targets
         per_joint = np.empty_like(strengths)
         per_joint[:, self.strength_order] = strengths
-        dofs = self.creature.dofs
-        lo = np.array([d.low for _, d in dofs])
-        hi = np.array([d.high for _, d in dofs])
         u = (np.clip(per_dof, -1.0, 1.0) + 1.0) * 0.5
-        self.data.ctrl[self.actuator[rows]] = np.radians(lo + (hi - lo) * u)
+        self.joint_target[rows] = self.dof_low + (self.dof_high - self.dof_low) * u
         self.strength[rows] = (np.clip(per_joint, -1.0, 1.0) + 1.0) * 0.5
-        force = self.strength[rows][:, self.dof_joint] * self.creature.max_force
-        act = self.actuator[rows]
-        self.model.actuator_forcerange[act, 0] = -force
-        self.model.actuator_forcerange[act, 1] = force
+        self.force_limit[rows] = self.strength[rows][:, self.dof_joint] * self.creature.max_force
+
+    def _drive(self) -> None:
+        """The joint drives' torques for the next MuJoCo step (implicit and capped, as PhysX's)."""
+        d, c = self.data, self.creature
+        mujoco.mj_solveM(self.model, d, self._solved, self._unit)
+        # mobility[k, i, j]: hinge i's response in area k to a unit torque on hinge j (M^-1's hinge block)
+        mobility = self._solved[:, self.vhinge].transpose(1, 2, 0)
+        torque = implicit_drives(
+            d.qpos[self.qhinge],
+            d.qvel[self.vhinge],
+            self.joint_target,
+            mobility,
+            self.force_limit,
+            c.spring,
+            c.damper,
+            c.timestep,
+        )
+        d.qfrc_applied[self.vhinge] = torque
 
     # ------------------------------------------------------------------------------------------------
     # NativeEnv hooks
@@ -156,10 +180,9 @@ class WalkerEnv(NativeEnv):
         pos = d.qpos[root[:, None] + np.arange(3)]
         d.qpos[root[:, None] + np.arange(3)] = pivot + quat_rotate(yaw, pos - pivot)
         d.qpos[root[:, None] + np.arange(3, 7)] = quat_mul(yaw, d.qpos[root[:, None] + np.arange(3, 7)])
-        d.ctrl[self.actuator[idx]] = 0.0
+        self.joint_target[idx] = 0.0
         self.strength[idx] = 1.0
-        m.actuator_forcerange[self.actuator[idx], 0] = -self.creature.max_force
-        m.actuator_forcerange[self.actuator[idx], 1] = self.creature.max_force
+        self.force_limit[idx] = self.creature.max_force
         if not self._placed:  # the targets' first placement (TargetController.OnEnable)
             self._placed = True
             self._move_targets(np.arange(self.n))
@@ -202,11 +225,15 @@ class WalkerEnv(NativeEnv):
         m, d = self.model, self.data
         reward = np.zeros(self.n)
         done = np.zeros(self.n, bool)
+        unstable = d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number
         for _ in range(DECISION_PERIOD):
             touched = np.zeros(self.n, bool)
             for _ in range(self.substeps):
+                self._drive()
                 mujoco.mj_step(m, d)
                 touched |= self._read_contacts()  # a hit during the step counts (OnCollisionEnter)
+            if d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number != unstable:
+                return self._blown_up()
             mujoco.mj_forward(m, d)  # kinematics and contacts of the state the step reached
             touched |= self._read_contacts()
             fallen = d.xpos[self.target_body, 2] < self.home[:, 2] - FALL_DISTANCE
@@ -221,6 +248,17 @@ class WalkerEnv(NativeEnv):
             done |= ends
         done |= self._decision_end()
         return reward.astype(F32), done
+
+    def _blown_up(self) -> tuple[np.ndarray, np.ndarray]:
+        """MuJoCo reset the whole scene (its answer to a diverging step): every episode is cut short as an
+        interruption, with no reward for this decision, and restarts; counted in ``blowups``."""
+        self.blowups += 1
+        self._steps[:] = max(self.max_decisions, 1)  # the base class then ends them all as interrupted
+        self._move_targets(np.arange(self.n))
+        self.joint_target[:] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self._read_contacts()
+        return np.zeros(self.n, F32), np.zeros(self.n, bool)
 
     def _observe(self) -> list[np.ndarray]:
         return self._observations(np.arange(self.n))
