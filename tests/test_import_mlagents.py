@@ -507,3 +507,16 @@ def test_old_pretraining_becomes_behavioral_cloning(tmp_path, capsys):
     bc = run.trainer.behavioral_cloning
     assert bc is not None and bc.demo_path == "demos/ExpertPyramid.demo"
     assert bc.strength == pytest.approx(0.5) and bc.steps == 10000
+
+
+@pytest.mark.parametrize(
+    "trainer, source, env",
+    [(t, f"{name}.yaml", name.lower()) for t in ("ppo", "sac") for name in ("Worm", "Crawler")],
+)
+def test_imported_walker_configs_resolve_to_the_tuned_defaults(trainer, source, env, tmp_path, capsys):
+    """conf/tuned/<walker>_<trainer>.yaml is upstream's config: importing upstream's file changes nothing."""
+    folder, experiments, _ = imported(tmp_path, capsys, DATA / trainer / source)
+    ((name, _),) = experiments.items()
+    tuned = compose_tree(f"env={env}", f"trainer={trainer}")["trainer"]
+    assert compose_experiment(folder, name, "env=basic")["trainer"] == tuned
+    assert compose_experiment(folder, name)["env"]["name"] == env
