@@ -126,7 +126,9 @@ def test_joint_targets_follow_upstream_limits_and_action_order():
     assert env.strength[0].tolist() == [0.0] * 8
     assert env.strength[1, 0] == 0.5 and env.strength[1, 1:].tolist() == [1.0] * 7
     leg0_upper = [i for i, (limb, _) in enumerate(names) if limb == "leg0Upper"]
-    np.testing.assert_allclose(env.force_limit[1, leg0_upper], CRAWLER.max_force / 2)
+    kp = env.model.actuator_gainprm[env.actuator[1], 0]
+    np.testing.assert_allclose(kp[leg0_upper], CRAWLER.spring / 2)
+    np.testing.assert_allclose(np.delete(kp, leg0_upper), CRAWLER.spring)
 
 
 def test_random_play_is_stable():

@@ -511,7 +511,7 @@ def test_old_pretraining_becomes_behavioral_cloning(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "trainer, source, env",
-    [(t, f"{name}.yaml", name.lower()) for t in ("ppo", "sac") for name in ("Worm", "Crawler")],
+    [(t, f"{name}.yaml", name.lower()) for t in ("ppo", "sac") for name in ("Worm", "Crawler", "Walker")],
 )
 def test_imported_walker_configs_resolve_to_the_tuned_defaults(trainer, source, env, tmp_path, capsys):
     """conf/tuned/<walker>_<trainer>.yaml is upstream's config: importing upstream's file changes nothing."""

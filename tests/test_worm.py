@@ -117,10 +117,12 @@ def test_joint_targets_and_strengths_map_to_upstream_limits():
     np.testing.assert_allclose(target[0], np.radians(-60.0))
     np.testing.assert_allclose(target[1], np.radians(60.0))
     np.testing.assert_allclose(target[2, env.target_order[0]], np.radians(30.0))
-    force = env.force_limit
-    np.testing.assert_allclose(force[0], 0.0)
-    np.testing.assert_allclose(force[1], WORM.max_force)
-    np.testing.assert_allclose(force[2], WORM.max_force / 2)
+    np.testing.assert_allclose(env.data.ctrl[env.actuator], target)  # what MuJoCo's drives pull towards
+    kp = env.model.actuator_gainprm[env.actuator, 0]  # the strength fraction scales the drive
+    np.testing.assert_allclose(kp[0], 0.0)
+    np.testing.assert_allclose(kp[1], WORM.spring)
+    np.testing.assert_allclose(kp[2], WORM.spring / 2)
+    np.testing.assert_allclose(env.model.actuator_biasprm[env.actuator, 2][2], -WORM.damping / 2)
     # the strength fraction is what the observation reports
     env.step()
     obs = env.get_steps(BEHAVIOR_NAME)[0].obs[0]

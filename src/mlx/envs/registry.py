@@ -33,6 +33,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "tennis": "mlx.envs.native.tennis:TennisEnv",
     "visual3dball": "mlx.envs.native.visual3dball:Visual3DBallEnv",
     "visualfoodcollector": "mlx.envs.native.visualfoodcollector:VisualFoodCollectorEnv",
+    "walker": "mlx.envs.native.walker:WalkerEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
     "worm": "mlx.envs.native.worm:WormEnv",
 }
@@ -57,6 +58,7 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "tennis": ("Tennis",),
     "visual3dball": ("Visual3DBall",),
     "visualfoodcollector": ("VisualFoodCollector",),
+    "walker": ("Walker",),
     "walljump": ("SmallWallJump", "BigWallJump"),
     "worm": ("Worm",),
 }

@@ -9,18 +9,23 @@ that let the env read and write every copy at once with numpy.
 Conventions. MuJoCo is right-handed with z up; Unity is left-handed with y up. Tables are written in
 MuJoCo axes with the creature's forward along +x, left +y, up +z (Unity's +z, -x, +y). Observations are
 converted back to Unity's axes (``to_unity_vec``, ``to_unity_quat``) so their layout and signs read as
-upstream's. A Unity rotation by an angle about a Unity axis a is the MuJoCo rotation by the same angle
-about ``-unity_axis(a)`` (the mirror flips pseudovectors), so a ``Dof``'s hinge axis is given in MuJoCo
-axes with that sign already applied: the hinge angle equals Unity's joint angle.
+upstream's. A ``Dof``'s hinge axis is given in MuJoCo axes; a port derives it from the prefab's joint axes
+(ConfigurableJoint axis = X, secondary axis = Y, their cross product = Z). The same numbers mean a mirrored
+axis in the other engine, and PhysX measures a joint's angle as the connected body's turn relative to the
+jointed one; with both, a Unity joint axis a becomes the hinge axis (a_z, -a_x, a_y), and the Walker's
+limits then bend knees and elbows the human way (walker.py).
 
 Joint drive (JointDriveController.SetJointTargetRotation / SetJointStrength): an action in [-1, 1] maps to
-u = (a + 1) / 2; the X target is lerp(low, high, u), Y and Z lerp(-limit, +limit, u), in degrees; the
-strength action s gives the drive's maximum force (s + 1) / 2 * maxJointForceLimit. The slerp drive
-(spring maxJointSpring, damper jointDampen on the rotation error) is applied per free axis as PhysX applies
-a drive: implicitly and capped (``implicit_drives``). MuJoCo's own position actuators with a force range
-were tried first and blew up: a capped stiff actuator is an explicit bang-bang force on a light limb.
-Per-axis drives are how this port approximates PhysX's slerp drive, which acts on the whole rotation
-error at once.
+u = (a + 1) / 2; the X target is lerp(low, high, u), Y and Z lerp(-limit, +limit, u), in degrees. The
+slerp drive (spring maxJointSpring, damper jointDampen on the rotation error) becomes one MuJoCo position
+actuator per free axis, kp = spring and kv = damper + spring * 0.02: PhysX integrates a drive's spring
+implicitly, which over its 0.02 s step acts as that much extra damping, and ``implicitfast`` integrates kv
+implicitly too, so the stiff drives stay stable. The strength action s in [-1, 1] sets upstream's maximum
+force (s + 1) / 2 * maxJointForceLimit; here the fraction (s + 1) / 2 scales the drive's kp and kv
+instead. Measured: a force cap on these stiff actuators is an explicit bang-bang force on a light limb and
+blew the scene up within a few steps, as did torques computed outside MuJoCo (implicitly, then capped)
+for the Walker's light spine. Per-axis drives approximate PhysX's slerp drive, which acts on the whole
+rotation error at once.
 """
 
 from __future__ import annotations
@@ -62,7 +67,8 @@ class Limb:
 
     ``size``: capsule (radius, half length of the cylinder), sphere (radius,), box (half extents).
     ``axis``: a capsule's long axis. ``anchor``: where its joint to ``parent`` sits; ``dofs``: the driven
-    axes of that joint (the hinges are chained in Unity's Euler order, Y then X then Z), empty for the root.
+    axes of that joint (the hinges are chained in Unity's Euler order, Y then X then Z); none welds the
+    limb to its parent (the Walker's hands), and the root has none.
     """
 
     name: str
@@ -75,6 +81,7 @@ class Limb:
     anchor: Vec = (0.0, 0.0, 0.0)
     dofs: tuple[Dof, ...] = ()
     ground: Ground = "touch"
+    offset: Vec = (0.0, 0.0, 0.0)  # the collider's centre from the body's origin (Unity's collider center)
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,11 @@ class Creature:
         return next(limb for limb in self.limbs if limb.parent is None)
 
     @property
+    def damping(self) -> float:
+        """The drives' kv: jointDampen plus the damping PhysX's implicit spring adds over its 0.02 s step."""
+        return self.damper + self.spring * PHYSICS_DT
+
+    @property
     def dofs(self) -> list[tuple[int, Dof]]:
         """Every driven axis as (limb index, Dof), in table order."""
         return [(i, dof) for i, limb in enumerate(self.limbs) for dof in limb.dofs]
@@ -121,12 +133,13 @@ def _geom(limb: Limb, name: str, bits: tuple[int, int]) -> str:
         f'name="{name}" mass="{limb.mass:.6g}" friction="{FRICTION} 0.005 0.0001" '
         f'contype="{bits[0]}" conaffinity="{bits[1]}"'
     )
+    at = np.asarray(limb.offset, float)
     if limb.shape == "sphere":
-        return f'<geom type="sphere" size="{limb.size[0]:.6g}" {common}/>'
+        return f'<geom type="sphere" size="{limb.size[0]:.6g}" pos="{_fmt(at)}" {common}/>'
     if limb.shape == "box":
-        return f'<geom type="box" size="{_fmt(limb.size)}" {common}/>'
+        return f'<geom type="box" size="{_fmt(limb.size)}" pos="{_fmt(at)}" {common}/>'
     half = np.asarray(limb.axis, float) / np.linalg.norm(limb.axis) * limb.size[1]
-    return f'<geom type="capsule" size="{limb.size[0]:.6g}" fromto="{_fmt(-half)} {_fmt(half)}" {common}/>'
+    return f'<geom type="capsule" size="{limb.size[0]:.6g}" fromto="{_fmt(at - half)} {_fmt(at + half)}" {common}/>'
 
 
 def scene_xml(creature: Creature, origins: np.ndarray) -> str:
@@ -140,6 +153,7 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
     for limb in limbs:
         children.setdefault(limb.parent, []).append(limb)
     parts: list[str] = []
+    actuators: list[str] = []
 
     def body(limb: Limb, k: int, parent_pos: np.ndarray, bits: tuple[int, int]) -> None:
         pos = np.asarray(limb.pos, float)
@@ -152,6 +166,9 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
             parts.append(
                 f'<joint name="{joint}" type="hinge" axis="{_fmt(dof.axis)}" pos="{_fmt(anchor)}" '
                 f'range="{dof.low:.6g} {dof.high:.6g}" limited="true" armature="{creature.armature:.6g}"/>'
+            )
+            actuators.append(
+                f'<position name="{joint}" joint="{joint}" kp="{creature.spring:.6g}" kv="{creature.damping:.6g}"/>'
             )
         parts.append(_geom(limb, f"a{k}_{limb.name}", bits))
         for child in children.get(limb.name, []):
@@ -183,34 +200,8 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
       contype="1" conaffinity="1"/>
     {"".join(parts)}
   </worldbody>
+  <actuator>{"".join(actuators)}</actuator>
 </mujoco>"""
-
-
-def implicit_drives(
-    angle: np.ndarray,
-    velocity: np.ndarray,
-    target: np.ndarray,
-    mobility: np.ndarray,
-    max_force: np.ndarray,
-    spring: float,
-    damper: float,
-    dt: float,
-) -> np.ndarray:
-    """Torques [m, D] of a creature's spring-damper drives integrated implicitly over dt and capped, as
-    PhysX's drives are; every array is per area, ``mobility`` [m, D, D] the hinges' block of M^-1.
-
-    The drive torque evaluated at the velocity it produces, tau = k (target - angle) - (c + dt k) v', with
-    v' = v + dt W tau over the hinges (W = mobility), solved jointly:
-    (1 + dt W (c + dt k)) v' = v + dt W k (target - angle). Solved this way the drives cannot overshoot,
-    alone or together, however stiff; the cap then only slows a joint down. Forces other than the drives
-    (gravity, contacts) are left to MuJoCo's step.
-    """
-    push = spring * (target - angle)
-    eye = np.eye(angle.shape[1])
-    system = eye + dt * (damper + dt * spring) * mobility
-    rhs = velocity + dt * np.einsum("mij,mj->mi", mobility, push)
-    new = np.linalg.solve(system, rhs[..., None])[..., 0]
-    return np.clip(push - (damper + dt * spring) * new, -max_force, max_force)
 
 
 # ------------------------------------------------------------------------------------------------

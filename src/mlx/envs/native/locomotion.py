@@ -12,12 +12,13 @@ at the decision's end (upstream ends it at once, mid-decision).
 
 All areas live in one MjModel: measured on this machine, one model of N creatures steps as fast as N / 10
 models of ten (benchmarks/env_throughput.py, README), and one model lets every observation be a numpy
-gather over areas from one MjData. Ports subclass ``WalkerEnv`` and write ``_physics_reward`` and the
+gather over areas from one MjData. Ports subclass ``LocomotionEnv`` and write ``_physics_reward`` and the
 observations from the helpers here (part velocities, the cube frame); see worm.py and crawler.py.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,7 +33,6 @@ from mlx.envs.native.limbs import (
     TARGET_HALF,
     Creature,
     horizontal_unit,
-    implicit_drives,
     quat_mul,
     quat_rotate,
     scene_xml,
@@ -41,6 +41,16 @@ from mlx.envs.native.limbs import (
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display (read when mujoco loads)
 import mujoco  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def _mujoco_warning(message: str) -> None:
+    """MuJoCo's warnings go to logging, not to a MUJOCO_LOG.TXT in the working directory (its default)."""
+    log.debug("MuJoCo: %s", message)
+
+
+mujoco.set_mju_user_warning(_mujoco_warning)
 
 DECISION_PERIOD = 5  # DecisionRequester.DecisionPeriod of every walker
 MAX_STEP = 5000  # Agent.MaxStep (physics steps) of every walker
@@ -51,7 +61,7 @@ FALL_DISTANCE = 5.0  # TargetController.fallDistance
 RENDER_SIZE = (240, 320)  # height, width of mode=watch pictures
 
 
-class WalkerEnv(NativeEnv):
+class LocomotionEnv(NativeEnv):
     """``num_areas`` areas of one walker, one agent each (agent id = area index); see the module doc."""
 
     creature: ClassVar[Creature]
@@ -84,17 +94,11 @@ class WalkerEnv(NativeEnv):
         self.qroot, self.vroot = m.jnt_qposadr[root_joint], m.jnt_dofadr[root_joint]
         self.qtarget, self.vtarget = m.jnt_qposadr[target_joint], m.jnt_dofadr[target_joint]
         self.qhinge, self.vhinge = m.jnt_qposadr[hinge], m.jnt_dofadr[hinge]
-        # Unit torques on hinge j of every area at once: areas are separate trees, so one solve per hinge
-        # index gives every area's (M^-1)_jj (the inertia a drive on that hinge alone moves).
-        self._unit = np.zeros((hinge.shape[1], m.nv))
-        for j in range(hinge.shape[1]):
-            self._unit[j, self.vhinge[:, j]] = 1.0
-        self._solved = np.zeros_like(self._unit)
+        self.actuator = ids(mujoco.mjtObj.mjOBJ_ACTUATOR, dof_names).reshape(n, -1)
         dofs = c.dofs
         self.dof_low = np.radians([d.low for _, d in dofs])
         self.dof_high = np.radians([d.high for _, d in dofs])
-        self.joint_target = np.zeros(hinge.shape)  # radians, creature.dofs order
-        self.force_limit = np.full(hinge.shape, c.max_force)
+        self.joint_target = np.zeros(hinge.shape)  # radians, creature.dofs order (_apply writes MjData.ctrl)
         # Every geom's area and limb (-1: the target, -2: the ground / none).
         self.geom_area = np.full(m.ngeom, -1, np.int64)
         self.geom_part = np.full(m.ngeom, -2, np.int64)
@@ -142,25 +146,17 @@ class WalkerEnv(NativeEnv):
         u = (np.clip(per_dof, -1.0, 1.0) + 1.0) * 0.5
         self.joint_target[rows] = self.dof_low + (self.dof_high - self.dof_low) * u
         self.strength[rows] = (np.clip(per_joint, -1.0, 1.0) + 1.0) * 0.5
-        self.force_limit[rows] = self.strength[rows][:, self.dof_joint] * self.creature.max_force
+        self._apply(rows)
 
-    def _drive(self) -> None:
-        """The joint drives' torques for the next MuJoCo step (implicit and capped, as PhysX's)."""
-        d, c = self.data, self.creature
-        mujoco.mj_solveM(self.model, d, self._solved, self._unit)
-        # mobility[k, i, j]: hinge i's response in area k to a unit torque on hinge j (M^-1's hinge block)
-        mobility = self._solved[:, self.vhinge].transpose(1, 2, 0)
-        torque = implicit_drives(
-            d.qpos[self.qhinge],
-            d.qvel[self.vhinge],
-            self.joint_target,
-            mobility,
-            self.force_limit,
-            c.spring,
-            c.damper,
-            c.timestep,
-        )
-        d.qfrc_applied[self.vhinge] = torque
+    def _apply(self, rows: np.ndarray) -> None:
+        """The given areas' targets and strengths into MuJoCo: ctrl, and kp, kv scaled by the strength."""
+        m, c = self.model, self.creature
+        act = self.actuator[rows]
+        self.data.ctrl[act] = self.joint_target[rows]
+        scale = self.strength[rows][:, self.dof_joint]
+        m.actuator_gainprm[act, 0] = scale * c.spring
+        m.actuator_biasprm[act, 1] = -scale * c.spring
+        m.actuator_biasprm[act, 2] = -scale * c.damping
 
     # ------------------------------------------------------------------------------------------------
     # NativeEnv hooks
@@ -182,7 +178,7 @@ class WalkerEnv(NativeEnv):
         d.qpos[root[:, None] + np.arange(3, 7)] = quat_mul(yaw, d.qpos[root[:, None] + np.arange(3, 7)])
         self.joint_target[idx] = 0.0
         self.strength[idx] = 1.0
-        self.force_limit[idx] = self.creature.max_force
+        self._apply(idx)
         if not self._placed:  # the targets' first placement (TargetController.OnEnable)
             self._placed = True
             self._move_targets(np.arange(self.n))
@@ -229,7 +225,6 @@ class WalkerEnv(NativeEnv):
         for _ in range(DECISION_PERIOD):
             touched = np.zeros(self.n, bool)
             for _ in range(self.substeps):
-                self._drive()
                 mujoco.mj_step(m, d)
                 touched |= self._read_contacts()  # a hit during the step counts (OnCollisionEnter)
             if d.warning[mujoco.mjtWarning.mjWARN_BADQACC].number != unstable:
@@ -255,7 +250,7 @@ class WalkerEnv(NativeEnv):
         self.blowups += 1
         self._steps[:] = max(self.max_decisions, 1)  # the base class then ends them all as interrupted
         self._move_targets(np.arange(self.n))
-        self.joint_target[:] = 0.0
+        self._apply(np.arange(self.n))  # MuJoCo's reset zeroed ctrl: restore this decision's drives
         mujoco.mj_forward(self.model, self.data)
         self._read_contacts()
         return np.zeros(self.n, F32), np.zeros(self.n, bool)
