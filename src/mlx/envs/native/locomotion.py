@@ -1,4 +1,4 @@
-"""The base of ML-Agents' walkers on MuJoCo (Worm, Crawler): one MuJoCo scene holding every area's creature.
+"""The base of ML-Agents' walkers on MuJoCo (Worm, Crawler, Walker): one MuJoCo scene holds every area.
 
 Each area is one agent on its own patch of an endless floor (areas sit 100 m apart and their collision
 bits keep them from touching each other), with its dynamic target (SharedAssets DynamicTarget /
@@ -10,10 +10,12 @@ agent moves), asks the port for that step's reward, and applies the ground-conta
 An agent whose episode ended earlier in the decision gets no more reward in it; the episode is closed
 at the decision's end (upstream ends it at once, mid-decision).
 
-All areas live in one MjModel: measured on this machine, one model of N creatures steps as fast as N / 10
-models of ten (benchmarks/env_throughput.py, README), and one model lets every observation be a numpy
-gather over areas from one MjData. Ports subclass ``LocomotionEnv`` and write ``_physics_reward`` and the
-observations from the helpers here (part velocities, the cube frame); see worm.py and crawler.py.
+All areas live in one MjModel, so every observation is a numpy gather over areas from one MjData.
+benchmarks/walker_layout.py measured the alternatives: at 10 areas (upstream's scene) one model, models of
+ten and one model per area step alike; at 100 areas too, except the Crawler, whose ``implicit``
+integrator runs twice as fast as ten models of ten than as one model (not done here). Ports subclass
+``LocomotionEnv`` and write ``_physics_reward`` and the observations from the helpers here (part
+velocities, the cube frame); see worm.py, crawler.py and walker.py.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class LocomotionEnv(NativeEnv):
     cube_limb: ClassVar[str]  # the limb the orientation cube follows (and turns about at episode start)
     action_targets: ClassVar[tuple[tuple[str, str], ...]]  # (limb, axis) of each target action, upstream's order
     action_strengths: ClassVar[tuple[str, ...]]  # the limb of each strength action, upstream's order
+    camera_distance: ClassVar[float] = 9.0  # metres from the cube limb, for mode=watch
     max_decisions = MAX_DECISIONS
 
     def __init__(self, num_areas: int, seed: int, parameters: Mapping[str, float] | None, spec: BehaviorSpec) -> None:
@@ -313,7 +316,7 @@ class LocomotionEnv(NativeEnv):
                     "before starting mlx"
                 ) from exc
         camera = mujoco.MjvCamera()
-        camera.distance, camera.elevation, camera.azimuth = 9.0, -25.0, 135.0
+        camera.distance, camera.elevation, camera.azimuth = self.camera_distance, -20.0, 135.0
         pictures = np.zeros((rows.size, *RENDER_SIZE, 3), np.uint8)
         for i, k in enumerate(rows):  # one camera per area: a picture each
             camera.lookat[:] = self.data.xpos[self.body[k, self.cube_index]]

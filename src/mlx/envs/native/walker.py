@@ -236,6 +236,7 @@ class WalkerEnv(LocomotionEnv):
     behaviors = (BEHAVIOR_NAME,)
     creature = WALKER
     cube_limb = "hips"
+    camera_distance = 4.5
     parameter_defaults = {key: 8.0 for key in MASS_PARAMETERS}
     sampled_parameters = tuple(MASS_PARAMETERS)
     action_targets = (
