@@ -189,14 +189,10 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
   <compiler angle="degree" autolimits="true"/>
   <option timestep="{creature.timestep:.6g}" integrator="{creature.integrator}"/>
   <visual><global offwidth="640" offheight="480"/></visual>
-  <asset>
-    <texture name="grid" type="2d" builtin="checker" rgb1="0.25 0.26 0.28" rgb2="0.3 0.31 0.33"
-      width="256" height="256"/>
-    <material name="grid" texture="grid" texrepeat="1 1" texuniform="true"/>
-  </asset>
   <worldbody>
     <light directional="true" pos="0 0 30" dir="0 -0.3 -1"/>
-    <geom name="ground" type="plane" size="0 0 1" material="grid" friction="{FRICTION} 0.005 0.0001"
+    <!-- a plain floor: MuJoCo drew a textured one differently depending on the previous picture -->
+    <geom name="ground" type="plane" size="0 0 1" rgba="0.3 0.3 0.32 1" friction="{FRICTION} 0.005 0.0001"
       contype="1" conaffinity="1"/>
     {"".join(parts)}
   </worldbody>

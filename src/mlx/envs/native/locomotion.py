@@ -315,8 +315,11 @@ class LocomotionEnv(NativeEnv):
                     f"MuJoCo cannot render here ({exc}); set MUJOCO_GL=egl (GPU/EGL) or MUJOCO_GL=osmesa (software) "
                     "before starting mlx"
                 ) from exc
+            self._renderer.update_scene(self.data)
+            self._renderer.render()  # a new context's first picture came out different from the later ones
         camera = mujoco.MjvCamera()
-        camera.distance, camera.elevation, camera.azimuth = self.camera_distance, -20.0, 135.0
+        # looking down steeply enough that the horizon stays out of the picture (MuJoCo drew it unsteadily)
+        camera.distance, camera.elevation, camera.azimuth = self.camera_distance, -40.0, 135.0
         pictures = np.zeros((rows.size, *RENDER_SIZE, 3), np.uint8)
         for i, k in enumerate(rows):  # one camera per area: a picture each
             camera.lookat[:] = self.data.xpos[self.body[k, self.cube_index]]
