@@ -55,11 +55,6 @@ class Dof:
     low: float
     high: float
 
-    def target(self, action: np.ndarray) -> np.ndarray:
-        """Joint target (radians) of actions in [-1, 1]: lerp(low, high, (a + 1) / 2)."""
-        u = (np.clip(action, -1.0, 1.0) + 1.0) * 0.5
-        return np.radians(self.low + (self.high - self.low) * u)
-
 
 @dataclass(frozen=True)
 class Limb:
@@ -95,7 +90,6 @@ class Creature:
     height: float  # the root's height above the ground at rest
     timestep: float = 0.02  # MuJoCo's step; a physics step of 0.02 s is 0.02 / timestep of them
     integrator: str = "implicitfast"  # see the creature's module for why
-    armature: float = 0.0  # rotor inertia added to every hinge (kg m^2): see the creature's module
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -165,7 +159,7 @@ def scene_xml(creature: Creature, origins: np.ndarray) -> str:
             anchor = np.asarray(limb.anchor, float) - pos
             parts.append(
                 f'<joint name="{joint}" type="hinge" axis="{_fmt(dof.axis)}" pos="{_fmt(anchor)}" '
-                f'range="{dof.low:.6g} {dof.high:.6g}" limited="true" armature="{creature.armature:.6g}"/>'
+                f'range="{dof.low:.6g} {dof.high:.6g}" limited="true"/>'
             )
             actuators.append(
                 f'<position name="{joint}" joint="{joint}" kp="{creature.spring:.6g}" kv="{creature.damping:.6g}"/>'

@@ -251,6 +251,11 @@ class LocomotionEnv(NativeEnv):
         """MuJoCo reset the whole scene (its answer to a diverging step): every episode is cut short as an
         interruption, with no reward for this decision, and restarts; counted in ``blowups``."""
         self.blowups += 1
+        log.warning(
+            "%s: MuJoCo found the scene unstable and reset it (%d so far); every episode was interrupted",
+            type(self).__name__,
+            self.blowups,
+        )
         self._steps[:] = max(self.max_decisions, 1)  # the base class then ends them all as interrupted
         self._move_targets(np.arange(self.n))
         self._apply(np.arange(self.n))  # MuJoCo's reset zeroed ctrl: restore this decision's drives
