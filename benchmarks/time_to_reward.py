@@ -3,6 +3,9 @@
     python benchmarks/time_to_reward.py --env 3dball --trainer ppo [--seeds 1 2 3] [--target 95]
     python benchmarks/time_to_reward.py --env 3dball --trainer sac
     python benchmarks/time_to_reward.py --env pushblock --target 4.5 [--override env.num_areas=32 ...]
+    python benchmarks/time_to_reward.py --env worm --target 800      # MuJoCo; upstream's budget 7M steps
+    python benchmarks/time_to_reward.py --env crawler --target 3000  # 10M steps upstream
+    python benchmarks/time_to_reward.py --env walker --target 2500   # 30M steps upstream
 
 Runs `python -m mlx trainer=<t> env=<e> seed=S stop_at_reward=<target>` (tuned upstream settings, MLflow
 off) in a subprocess per seed and reads its stats.jsonl: seconds (the run's own clock) and steps to the

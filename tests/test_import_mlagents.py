@@ -168,7 +168,8 @@ def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
     assert re.search(r"not imported: [^\n]*VisualHallway", err)  # no port (nor its pre-0.8 keys reported)
     assert "self_play" not in err  # play_against_current_self_ratio (old name) accepted
     by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
-    assert "Walker" not in by_behaviour  # no native Walker: imported only for an env the user names
+    # Walker has a native port (env=walker, MuJoCo): imported for it
+    assert compose_experiment(folder, by_behaviour["Walker"])["env"]["name"] == "walker"
     folder, experiments, err = imported(
         tmp_path / "u", capsys, DATA / "old" / "sac_trainer_config.yaml", "--env", "unity"
     )
@@ -245,7 +246,7 @@ def test_gail_and_behavioral_cloning_are_imported(tmp_path, capsys):
     text = Path(experiments["pushblock_ppo"][0]).read_text()
     assert "ExpertPushBlock.demo -> demos/ExpertPushBlock.demo" in text
 
-    args = ("--env", "unity")  # no native Crawler yet: the user names what to train on
+    args = ("--env", "unity")  # the user may name another env than the port (env=crawler) to train on
     folder, experiments, err = imported(tmp_path / "crawler", capsys, DATA / "imitation" / "Crawler.yaml", *args)
     assert "warning: behaviors.Crawler.behavioral_cloning.demo_path: no .demo file at" in err
     assert "warning: behaviors.Crawler.reward_signals.gail.demo_path: no .demo file at" in err
@@ -514,3 +515,16 @@ def test_old_pretraining_becomes_behavioral_cloning(tmp_path, capsys):
     bc = run.trainer.behavioral_cloning
     assert bc is not None and bc.demo_path == "demos/ExpertPyramid.demo"
     assert bc.strength == pytest.approx(0.5) and bc.steps == 10000
+
+
+@pytest.mark.parametrize(
+    "trainer, source, env",
+    [(t, f"{name}.yaml", name.lower()) for t in ("ppo", "sac") for name in ("Worm", "Crawler", "Walker")],
+)
+def test_imported_walker_configs_resolve_to_the_tuned_defaults(trainer, source, env, tmp_path, capsys):
+    """conf/tuned/<walker>_<trainer>.yaml is upstream's config: importing upstream's file changes nothing."""
+    folder, experiments, _ = imported(tmp_path, capsys, DATA / trainer / source)
+    ((name, _),) = experiments.items()
+    tuned = compose_tree(f"env={env}", f"trainer={trainer}")["trainer"]
+    assert compose_experiment(folder, name, "env=basic")["trainer"] == tuned
+    assert compose_experiment(folder, name)["env"]["name"] == env

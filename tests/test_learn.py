@@ -19,7 +19,7 @@ if not CONFIGS.is_dir():  # the shared reference copy, else the one beside the c
     CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mlagents-configs"
 FILES = sorted(CONFIGS.glob("*/*.yaml"))
 # Upstream examples mlx has no native port of: without --env, mlx-learn waits for the Unity Editor.
-NO_PORT = {"Crawler", "Worm", "Walker", "Match3", "Sorter_curriculum"}
+NO_PORT = {"Match3", "Sorter_curriculum"}
 TIMING = {"time_elapsed", "steps_per_sec"}  # and Timers/*: wall-clock numbers differ run to run
 QUICK = ["--mlx", "tracking=none", "--mlx", "progress=plain"]
 
@@ -48,6 +48,8 @@ def test_config_files_are_all_there():
 # The slowest on a loaded 2-core machine (visual observations, SAC updating every few steps; 12-32 s each):
 # kept out of the default suite, run with -m slow.
 SLOW = {"sac/GridWorld", "ppo/GridWorld", "sac/WallJump", "sac/Pyramids", "ppo/Visual3DBall"}
+# The MuJoCo walkers (12-55 s each here: 512 x 3 networks, MuJoCo substeps).
+SLOW |= {f"{t}/{name}" for t in ("ppo", "sac") for name in ("Worm", "Crawler", "Walker")}
 PARAMS = [
     pytest.param(
         p, id=f"{p.parent.name}/{p.stem}", marks=[pytest.mark.slow] if f"{p.parent.name}/{p.stem}" in SLOW else []
@@ -72,6 +74,11 @@ def test_every_upstream_config_runs_on_its_native_port_or_waits_for_the_editor(p
         assert "Start training by pressing the Play button in the Unity Editor" in out
         assert "nothing connected" in lines[0] and "press Play" in lines[0], err
         return
+    if path.parent.name == "imitation" and path.stem == "Crawler":  # its demo is in the Unity project: refused
+        code = main([str(path), "--run-id=r", "--seed=1", "--mlx", "trainer.max_steps=2000", *QUICK])
+        err = capsys.readouterr().err
+        assert code == 2 and "demo_path: no .demo file or folder at 'Project/Assets" in err, err[-2000:]
+        return
     if path.parent.name == "imitation" and path.stem == "Hallway":  # mlx ships no Hallway recording: make one
         record = ["mode=record", "env=hallway", "run_id=rec", "record.heuristic=random", "record.episodes=1"]
         assert run_mlx([*record, f"record.path={HALLWAY_DEMO}", "env.num_areas=1", "tracking=none"]) == 0
@@ -93,7 +100,8 @@ def test_every_upstream_config_runs_on_its_native_port_or_waits_for_the_editor(p
 
 def test_native_port_chosen_from_behaviour_names():
     cases = [("ppo/3DBall", "3dball"), ("ppo/WallJump", "walljump"), ("poca/StrikersVsGoalie", "strikersvsgoalie")]
-    for name, env in [*cases, ("sac/Worm", "unity")]:  # no port: env=unity without a path waits for the Editor
+    cases += [("sac/Worm", "worm"), ("ppo/Walker", "walker")]  # the MuJoCo ports
+    for name, env in [*cases, ("ppo/Match3", "unity")]:  # no port: env=unity without a path waits for the Editor
         _, text, mlx, _, _ = prepare(parse_args([str(CONFIGS / f"{name}.yaml")]))
         assert f"env={env}" in mlx or f"override /env: {env}" in text, (name, mlx)
 

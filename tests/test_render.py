@@ -17,6 +17,9 @@ AGENT = np.array(TAG_COLOURS["agent"])
 BLOCK = np.array(TAG_COLOURS["block"])
 
 
+GL_RENDERED = {"worm", "crawler", "walker"}  # drawn by MuJoCo's offscreen OpenGL renderer
+
+
 def stepped(name: str, areas: int = 3, steps: int = 5, seed: int = 0):
     env = make_env(name, areas, seed)
     env.reset()
@@ -42,7 +45,8 @@ def test_every_native_env_draws_the_areas_asked_for(name):
     every = env.render()
     assert every.dtype == np.uint8 and every.ndim == 4 and every.shape[0] == 3 and every.shape[-1] == 3
     assert min(every.shape[1:3]) >= 36
-    np.testing.assert_array_equal(env.render([2, 0]), every[[2, 0]])
+    # MuJoCo's OpenGL pictures (the walkers) may differ by one level in a few pixels from call to call
+    np.testing.assert_allclose(env.render([2, 0]), every[[2, 0]], rtol=0, atol=1 if name in GL_RENDERED else 0)
     assert every.reshape(3, -1, 3).std(axis=1).max() > 10, "a picture of one flat colour shows nothing"
 
 

@@ -19,6 +19,7 @@ NATIVE_ENVS: Mapping[str, str] = {
     "3dball": "mlx.envs.native.ball3d:Ball3DEnv",
     "3dballhard": "mlx.envs.native.ball3d_hard:Ball3DHardEnv",
     "basic": "mlx.envs.native.basic:BasicEnv",
+    "crawler": "mlx.envs.native.crawler:CrawlerEnv",
     "dungeonescape": "mlx.envs.native.dungeonescape:DungeonEscapeEnv",
     "foodcollector": "mlx.envs.native.foodcollector:FoodCollectorEnv",
     "gridworld": "mlx.envs.native.gridworld:GridWorldEnv",
@@ -37,7 +38,9 @@ NATIVE_ENVS: Mapping[str, str] = {
     "visualhallway": "mlx.envs.native.visualhallway:VisualHallwayEnv",
     "visualpushblock": "mlx.envs.native.visualpushblock:VisualPushBlockEnv",
     "visualpyramids": "mlx.envs.native.visualpyramids:VisualPyramidsEnv",
+    "walker": "mlx.envs.native.walker:WalkerEnv",
     "walljump": "mlx.envs.native.walljump:WallJumpEnv",
+    "worm": "mlx.envs.native.worm:WormEnv",
 }
 
 # The behaviour names of each native env, known without building it: ML-Agents configs name behaviours,
@@ -46,6 +49,7 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "3dball": ("3DBall",),
     "3dballhard": ("3DBallHard",),
     "basic": ("Basic",),
+    "crawler": ("Crawler",),
     "dungeonescape": ("DungeonEscape",),
     "foodcollector": ("GridFoodCollector",),
     "gridworld": ("GridWorld",),
@@ -64,7 +68,9 @@ NATIVE_BEHAVIORS: Mapping[str, tuple[str, ...]] = {
     "visualhallway": ("VisualHallway",),
     "visualpushblock": ("VisualPushBlock",),
     "visualpyramids": ("VisualPyramids",),
+    "walker": ("Walker",),
     "walljump": ("SmallWallJump", "BigWallJump"),
+    "worm": ("Worm",),
 }
 
 # Envs from other libraries (`env=gym env.id=...`).
