@@ -6,6 +6,7 @@ command line (two multirun processes, one per trainer: five tiny jobs each)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gymnasium
@@ -15,9 +16,9 @@ import yaml
 
 from mlx.config import validate
 from mlx.envs import make_env
-from mlx.envs.api import ActionTuple
+from mlx.envs.api import ActionTuple, EnvError
 from mlx.envs.checker import check_env
-from mlx.envs.gym.adapter import GymEnv
+from mlx.envs.gym.adapter import GymEnv, offscreen_mujoco
 from tests.conftest import compose_tree, run_mlx
 
 # id: (observation size, action size, action bound)
@@ -115,6 +116,32 @@ def test_pictures_are_drawn_off_screen():
     assert pictures.shape == (2, 48, 64, 3) and pictures.dtype == np.uint8
     assert pictures.std() > 5  # a scene, not a blank frame
     env.close()
+
+
+def test_egl_is_chosen_only_without_a_display_and_a_users_choice(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("MUJOCO_GL", raising=False)
+    offscreen_mujoco()
+    assert os.environ["MUJOCO_GL"] == "egl"
+    monkeypatch.setenv("MUJOCO_GL", "osmesa")
+    offscreen_mujoco()
+    assert os.environ["MUJOCO_GL"] == "osmesa"
+    monkeypatch.delenv("MUJOCO_GL")
+    monkeypatch.setenv("DISPLAY", ":0")
+    offscreen_mujoco()
+    assert "MUJOCO_GL" not in os.environ
+
+
+def test_without_mujoco_installed_the_error_names_the_extra(monkeypatch):
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'mujoco'")
+
+    monkeypatch.setattr(gymnasium, "make", missing)
+    with pytest.raises(EnvError, match=r"HalfCheetah-v5.*No module named 'mujoco'.*mlx-mlagents\[mujoco\]"):
+        make_env("gym", 1, 0, env_id="HalfCheetah-v5")
+    with pytest.raises(EnvError, match="CartPole-v1") as refused:
+        make_env("gym", 1, 0, env_id="CartPole-v1")
+    assert "mujoco]" not in str(refused.value)  # the hint is for MuJoCo tasks only
 
 
 @pytest.mark.parametrize("env_id", list(TASKS))
