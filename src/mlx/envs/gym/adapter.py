@@ -29,7 +29,9 @@ Spaces:
 
 Pictures (mode=watch): ``render(areas)`` stacks the copies' own ``render()`` frames, which Gymnasium draws
 only when the env was made with ``render_mode="rgb_array"`` (mode=watch passes it as ``env.kwargs``; training
-never does, so it draws nothing). Classic-control envs draw with pygame (``pip install pygame``).
+never does, so it draws nothing). Classic-control envs draw with pygame (``pip install pygame``); the MuJoCo
+tasks (HalfCheetah-v5, ..., the ``mujoco`` extra) with MuJoCo's off-screen renderer, through EGL when there is
+no display (``offscreen_mujoco``).
 
 Seeding: the first ``reset()`` seeds copy i with ``seed + i`` (Gymnasium's vector seeding); later
 resets continue the copies' generators, so a run is reproducible from its seed. ``env.parameters``
