@@ -122,6 +122,11 @@ def report(run_dir: Path, seed: int, steps: int) -> dict:
         "finished": last["step"] >= steps and evaluated is not None,
         "training_seconds": last["time_elapsed"],
         "agent_steps_per_sec": round(last["step"] / max(last["time_elapsed"], 1e-9), 1),
+        # The last summary's rate (one update per step): what the rest of the run goes at, if the load holds.
+        "recent_agent_steps_per_sec": last.get("steps_per_sec"),
+        "hours_left_at_recent_rate": round((steps - last["step"]) / last["steps_per_sec"] / 3600, 1)
+        if last.get("steps_per_sec") and last["step"] < steps
+        else 0.0,
         "latest_mean_return": last.get("mean_reward"),
         "best_mean_return": best["mean_reward"] if best else None,
         "best_at_step": best["step"] if best else None,
