@@ -12,10 +12,11 @@ holds the same settings), with one copy of the env as RL Zoo does (env.num_areas
 policy deterministically (mode=evaluate) over --episodes episodes. v5 and v3 share the task and its reward.
 
 ``train`` runs one process, resumable: a second ``train`` with the same --run-dir continues from the last
-checkpoint (resume=true; the replay buffer is saved with each checkpoint, every 100k steps), so a kill loses at
-most 100k steps. Its console goes to <run-dir>/train.log. ``report`` reads the run's stats.jsonl (it may still be
-running) and writes benchmarks/results/sac_halfcheetah.json: steps done, the training return curve, the best and
-latest mean returns, the evaluation once there is one, the peer's number and source.
+checkpoint (resume=true; the replay buffer is saved with each checkpoint, every 25k steps, and when SIGTERM or
+Ctrl-C stops the run), so even a hard kill loses at most 25k steps. Its console goes to <run-dir>/train.log.
+``report`` reads the run's stats.jsonl (it may still be running) and writes benchmarks/results/sac_halfcheetah.json:
+steps done, the training return curve, the best and latest mean returns, the evaluation once there is one, the
+peer's number and source.
 
 ``speed`` measures, on HalfCheetah-v5 with the tuned settings: the env alone (steps/s), mlx's SAC acting and
 updating (agent steps/s with one update per step, gradient updates/s), and a plain PyTorch SAC update of the same
@@ -63,6 +64,9 @@ def overrides(run_dir: Path, seed: int, steps: int) -> list[str]:
         f"run_id={run_id(seed)}",
         f"results_dir={run_dir / 'results'}",
         f"trainer.max_steps={steps}",
+        # A checkpoint (with the replay buffer) every 25k steps: on a shared machine a run of a day is killed
+        # now and then; SIGTERM or Ctrl-C also save one before the process ends.
+        "trainer.checkpoint_interval=25000",
         "trainer.hyperparameters.save_replay_buffer=true",
         "tracking=none",
         "progress=plain",
