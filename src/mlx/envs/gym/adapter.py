@@ -213,7 +213,7 @@ class GymEnv(BaseEnv):
         self.seed = seed
         self.name = behavior_name(env_id)
         kwargs = dict(env_kwargs or {})
-        if kwargs.get("render_mode") == "rgb_array":
+        if kwargs.get("render_mode") == "rgb_array" and is_mujoco(spec):
             offscreen_mujoco()
         try:
             self.vec = SyncVectorEnv(
