@@ -29,7 +29,9 @@ Spaces:
 
 Pictures (mode=watch): ``render(areas)`` stacks the copies' own ``render()`` frames, which Gymnasium draws
 only when the env was made with ``render_mode="rgb_array"`` (mode=watch passes it as ``env.kwargs``; training
-never does, so it draws nothing). Classic-control envs draw with pygame (``pip install pygame``).
+never does, so it draws nothing). Classic-control envs draw with pygame (``pip install pygame``); the MuJoCo
+tasks (HalfCheetah-v5, ..., the ``mujoco`` extra) with MuJoCo's off-screen renderer, through EGL when there is
+no display (``offscreen_mujoco``).
 
 Seeding: the first ``reset()`` seeds copy i with ``seed + i`` (Gymnasium's vector seeding); later
 resets continue the copies' generators, so a run is reproducible from its seed. ``env.parameters``
@@ -40,6 +42,7 @@ of ``gymnasium.make``, given as ``env.kwargs``.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +83,22 @@ def find_spec(env_id: str) -> gymnasium.envs.registration.EnvSpec:
             close = [lowered[k] for k in difflib.get_close_matches(env_id.lower(), list(lowered), n=5, cutoff=0.5)]
         hint = f"; did you mean: {', '.join(close)}?" if close else "; gymnasium.pprint_registry() lists them"
         raise EnvError(f"unknown Gymnasium env id '{env_id}'{hint}") from None
+
+
+MUJOCO_HINT = "Gymnasium's MuJoCo tasks need pip install 'mlx-mlagents[mujoco]'"
+
+
+def is_mujoco(spec: gymnasium.envs.registration.EnvSpec) -> bool:
+    """Whether an id is one of Gymnasium's MuJoCo tasks (HalfCheetah-v5, ...): by its entry point's module."""
+    entry = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__module__", "")
+    return "mujoco" in str(entry)
+
+
+def offscreen_mujoco() -> None:
+    """Pictures of a MuJoCo task on a machine without a display: MuJoCo's default OpenGL backend (GLFW) needs
+    a window system, EGL draws off-screen (Mesa's software EGL here). A MUJOCO_GL the user set is kept."""
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"
 
 
 # ---- spaces ---------------------------------------------------------------------------------------
@@ -194,13 +213,16 @@ class GymEnv(BaseEnv):
         self.seed = seed
         self.name = behavior_name(env_id)
         kwargs = dict(env_kwargs or {})
+        if kwargs.get("render_mode") == "rgb_array" and is_mujoco(spec):
+            offscreen_mujoco()
         try:
             self.vec = SyncVectorEnv(
                 [lambda: gymnasium.make(spec, **kwargs) for _ in range(num_areas)],
                 autoreset_mode=AutoresetMode.SAME_STEP,
             )
-        except (TypeError, gymnasium.error.Error) as exc:
-            raise EnvError(f"gymnasium.make('{env_id}', **env.kwargs) failed: {exc}") from None
+        except (TypeError, ImportError, gymnasium.error.Error) as exc:
+            hint = f" ({MUJOCO_HINT})" if is_mujoco(spec) and not isinstance(exc, TypeError) else ""
+            raise EnvError(f"gymnasium.make('{env_id}', **env.kwargs) failed: {exc}{hint}") from None
         try:
             self.obs_map = observation_map(self.vec.single_observation_space)
             self.action_map = ActionMap(self.vec.single_action_space)
