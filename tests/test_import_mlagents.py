@@ -156,7 +156,9 @@ def test_old_flat_format_3dball_equals_the_nested_one(tmp_path, capsys):
     assert (striker.window, striker.play_against_latest_model_ratio, striker.save_steps) == (50, 0.5, 50000)
     assert (striker.swap_steps, striker.team_change) == (100000, 200000)
     assert "self_play" not in err
-    assert "warning: not imported: Bouncer: no native port has it; import them with --env unity" in err
+    assert re.search(
+        r"warning: not imported: [^\n]*Bouncer[^\n]*: no native port has them; import them with --env unity", err
+    )
     assert compose_experiment(folder, by_behaviour["FoodCollector"])["env"]["name"] == "foodcollector"  # by name
 
 
@@ -165,11 +167,12 @@ def test_old_flat_sac_reports_its_retired_keys(tmp_path, capsys):
     assert "not mapped: default.num_update:" in err and "not mapped: default.train_interval:" in err
     assert "not imported: Bouncer" in err and "Bouncer." not in err  # no port: its settings are not reported either
     assert "Hallway.use_recurrent" not in err  # SAC with memory maps (recurrent SAC)
-    assert re.search(r"not imported: [^\n]*VisualHallway", err)  # no port (nor its pre-0.8 keys reported)
+    assert not re.search(r"not imported: [^\n]*VisualHallway", err)  # ported since 2026-12-06
     assert "self_play" not in err  # play_against_current_self_ratio (old name) accepted
     by_behaviour = {b: name for name, (_, names) in experiments.items() for b in names}
     # Walker has a native port (env=walker, MuJoCo): imported for it
     assert compose_experiment(folder, by_behaviour["Walker"])["env"]["name"] == "walker"
+    assert compose_experiment(folder, by_behaviour["VisualHallway"])["env"]["name"] == "visualhallway"
     folder, experiments, err = imported(
         tmp_path / "u", capsys, DATA / "old" / "sac_trainer_config.yaml", "--env", "unity"
     )
