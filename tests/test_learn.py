@@ -19,7 +19,7 @@ if not CONFIGS.is_dir():  # the shared reference copy, else the one beside the c
     CONFIGS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "mlagents-configs"
 FILES = sorted(CONFIGS.glob("*/*.yaml"))
 # Upstream examples mlx has no native port of: without --env, mlx-learn waits for the Unity Editor.
-NO_PORT = {"Match3", "Sorter_curriculum"}
+NO_PORT = {"Match3"}
 TIMING = {"time_elapsed", "steps_per_sec"}  # and Timers/*: wall-clock numbers differ run to run
 QUICK = ["--mlx", "tracking=none", "--mlx", "progress=plain"]
 
