@@ -9,5 +9,5 @@ DATA = {"mlx.conf": "conf", "mlx.sweeps": "sweeps", "mlx.demos": "demos"}
 setup(
     packages=[*find_namespace_packages("src"), *DATA],  # namespace: hydra_plugins (Hydra finds plugins there)
     package_dir={"": "src", **DATA},
-    package_data={"mlx": ["py.typed"], **{name: ["**/*.yaml", "**/*.md", "**/*.demo"] for name in DATA}},
+    package_data={"mlx": ["py.typed", "config_keys.json"], **{name: ["**/*.yaml", "**/*.md", "**/*.demo"] for name in DATA}},
 )

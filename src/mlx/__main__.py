@@ -10,22 +10,37 @@ import contextlib
 import os
 import re
 import sys
+from typing import TYPE_CHECKING, Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
-
-from mlx.config import CONF_DIR, register_configs
-from mlx.config.record import hydra_record, on_existing_run, write_mode_record
-from mlx.config.resume import run_folder
 from mlx.errors import ConfigError, fail, is_os_problem, os_problem, user_error_types
-from mlx.sweep.files import register_sweeps
-from mlx.sweep.jobs import job_tags
+from mlx.keycheck import unknown_key
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+# Hydra, OmegaConf, the config package (numpy) and the sweeper are imported in _main, after the checks that
+# need none of them (mlx's own pages, ML-Agents habits, a misspelt key: mlx.keycheck), so those answer fast.
 
 
-@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def _app(cfg: DictConfig) -> float | None:
+def _app() -> Any:
+    """The Hydra app (built on first use: importing Hydra is most of a refused command's time)."""
+    import hydra
+
+    from mlx.config import CONF_DIR
+
+    return hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(_run)()
+
+
+def _run(cfg: DictConfig) -> float | None:
+    """One job of the Hydra app: validate, then train or run the chosen mode."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from mlx.config.record import hydra_record, on_existing_run, write_mode_record
+    from mlx.config.resume import run_folder
+    from mlx.sweep.jobs import job_tags
+
     try:
         multirun = HydraConfig.get().mode == RunMode.MULTIRUN
         if cfg.get("sweep") is not None and not multirun:
@@ -244,6 +259,13 @@ def _main() -> None:
     if habit is not None:
         print(f"mlx: error: {habit}", file=sys.stderr)
         sys.exit(2)
+    typo = unknown_key(sys.argv[1:])
+    if typo is not None:  # printed here: mlx.errors.fail would import OmegaConf to classify it
+        print(f"mlx: error: {typo}", file=sys.stderr)
+        sys.exit(2)
+    from mlx.config import register_configs
+    from mlx.sweep.files import register_sweeps
+
     register_configs()
     register_sweeps()
     # Let exceptions reach us instead of Hydra's multi-line report, so we can print one line.
