@@ -54,6 +54,11 @@ def test_the_early_line_is_hydras_line(overrides):
         assert set(late.split(": ")[-1].split(", ")) <= set(early.split(": ")[-1].split(", "))
 
 
+def test_a_sweep_is_checked_too():
+    line = unknown_key(["-m", "trainer.hyperparameters.lerning_rate=1e-4,3e-4", "seed=1,2"])
+    assert line is not None and line.startswith("unknown key 'trainer.hyperparameters.lerning_rate' (did you mean")
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -67,6 +72,8 @@ def test_the_early_line_is_hydras_line(overrides):
             "trainer.reward_signals.rnd.network_settings.hidden_units=64",
         ],
         ["--config-dir=/mine", "trainer.mine=1"],
+        ["-sc", "query=bash"],  # a flag's value in the next word
+        ["--cfg", "job", "trainer.hyperparameters.batch_sise=64"],  # Hydra prints the config: its own path
         ["-m", "trainer.hyperparameters.learning_rate=1e-4,3e-4", "seed=1,2"],
     ],
 )

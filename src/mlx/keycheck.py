@@ -24,14 +24,15 @@ from typing import Any
 KEYS_FILE = Path(__file__).with_name("config_keys.json")
 OPEN = "*"
 DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-# Hydra flags that bring the user's own config files: their keys are not in the index.
-OWN_CONFIG_FLAGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+# The only Hydra flags that leave the command line to overrides: the others take a value in the next word
+# (-sc query=bash, --cfg job) or bring the user's own config files, whose keys are not in the index.
+PLAIN_FLAGS = ("-m", "--multirun")
 
 
 def unknown_key(argv: list[str], index: dict[str, Any] | None = None) -> str | None:
     """The one-line error for the first override in ``argv`` (the command line less the program) whose key
     exists for no trainer, or None."""
-    if os.environ.get("MLX_CONF_DIR") or any(a.partition("=")[0] in OWN_CONFIG_FLAGS for a in argv):
+    if os.environ.get("MLX_CONF_DIR") or any(a.startswith("-") and a not in PLAIN_FLAGS for a in argv):
         return None
     if index is None:
         try:
