@@ -22,6 +22,7 @@ FILES = sorted(CONFIGS.glob("*/*.yaml"))
 NO_PORT = {"Match3"}
 TIMING = {"time_elapsed", "steps_per_sec"}  # and Timers/*: wall-clock numbers differ run to run
 QUICK = ["--mlx", "tracking=none", "--mlx", "progress=plain"]
+SHORT = ["--mlx", "trainer.max_steps=2000"]
 
 
 def free_port() -> int:
@@ -62,7 +63,8 @@ HALLWAY_DEMO = "Project/Assets/ML-Agents/Examples/Hallway/Demos/ExpertHallway.de
 @pytest.mark.parametrize("path", PARAMS)
 def test_every_upstream_config_runs_on_its_native_port_or_waits_for_the_editor(path, here, capsys):
     if path.stem in NO_PORT:
-        code = main([str(path), "--run-id=r", "--timeout-wait=1", f"--base-port={free_port()}", *QUICK])
+        # max_steps too: should a port appear for it, the run ends in seconds instead of training 5M steps
+        code = main([str(path), "--run-id=r", "--timeout-wait=1", f"--base-port={free_port()}", *SHORT, *QUICK])
         out, err = capsys.readouterr()
         assert code == 2
         assert "mlx has no native env for" in out and "--env=" in out
