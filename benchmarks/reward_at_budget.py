@@ -33,18 +33,23 @@ HERE = Path(__file__).resolve().parent
 
 
 def random_policy_reward(env_name: str, episodes: int, seed: int = 0) -> dict:
-    """Mean and std of the return of uniformly random actions: the first episode of each of ``episodes``
-    areas (the first episodes to start, as mode=evaluate counts: not the first to end, which would favour
-    short episodes, here the ones that reach a goal)."""
+    """Mean and std of the return of uniformly random actions: the first episode of each agent in enough
+    areas for ``episodes`` agents (the first episodes to start, as mode=evaluate counts: not the first to
+    end, which would favour short episodes, here the ones that reach a goal)."""
     from mlx.envs import make_env
 
-    env = make_env(env_name, num_areas=episodes, seed=seed)
+    probe = make_env(env_name, num_areas=1, seed=seed)  # agents per area (FoodCollector: 5)
+    probe.reset()
+    per_area = len(probe.get_steps(next(iter(probe.behavior_specs)))[0])
+    probe.close()
+    env = make_env(env_name, num_areas=-(-episodes // per_area), seed=seed)
     (name,) = env.behavior_specs
     spec = env.behavior_specs[name].action_spec
     rng = np.random.default_rng(seed)
     env.reset()
-    returns = np.zeros(episodes)
-    ended = np.zeros(episodes, bool)
+    agents = int(env.get_steps(name)[0].agent_id.max()) + 1
+    returns = np.zeros(agents)
+    ended = np.zeros(agents, bool)
     steps = 0
     while not ended.all():
         decision, _ = env.get_steps(name)
@@ -58,7 +63,7 @@ def random_policy_reward(env_name: str, episodes: int, seed: int = 0) -> dict:
         going = ~ended[decision.agent_id]
         returns[decision.agent_id[going]] += decision.reward[going]
     env.close()
-    return {"episodes": episodes, "mean": round(float(returns.mean()), 4), "std": round(float(returns.std()), 4)}
+    return {"episodes": agents, "mean": round(float(returns.mean()), 4), "std": round(float(returns.std()), 4)}
 
 
 def weighted_mean(curve: list[tuple[int, float, int]], lo: int, hi: int) -> float | None:
