@@ -276,3 +276,10 @@ def test_a_lesson_with_require_reset_restarts_every_area_and_drops_partial_traje
     assert len(resets) == 2 and resets[1] > 0.3 * 2000  # the start, then the lesson change
     assert forgotten == resets[1:]
     assert job.parameters.lessons["scale"] == 1 and job.env.parameters["scale"] == 2.0
+
+
+def test_lesson_report_names_each_parameters_lesson_as_evaluation_json_records_it():
+    m = manager([lesson(1.0, threshold=0.2), {"name": "Last", "value": 3.0}], lesson_override=5)  # clipped to 1
+    assert m.lesson_report() == {"p": {"lesson": 1, "lesson_name": "Last", "value": m.current("p").value.describe()}}
+    assert "3" in m.lesson_report()["p"]["value"]
+    assert manager([lesson(1.0), {"value": 3.0}]).lesson_report()["p"]["lesson"] == 0

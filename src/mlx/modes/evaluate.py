@@ -33,13 +33,14 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
     settings = cfg.evaluate
     configure_process(cfg)
     paths = RunPaths.of(cfg)
-    env, _ = open_env(cfg, paths.run_logs)
+    env, parameters = open_env(cfg, paths.run_logs)
+    applied = parameters.lesson_report() if parameters is not None else {}
     if is_match(env):  # several teams: one policy against another (mlx.modes.match)
         try:
             match = play_match(cfg, env)
         finally:
             env.close()
-        write_report(cfg, paths, {"match": match})
+        write_report(cfg, paths, {"match": match}, applied)
         return {"match": match}
     try:
         policies = {
@@ -90,15 +91,17 @@ def evaluate_run(cfg: RunConfig) -> dict[str, dict[str, float]]:
             f"[INFO] {name}. Evaluated {len(r)} episodes ({kind} actions): Mean Return: {r.mean():.3f}. "
             f"Std of Return: {r.std():.3f}.{group} Mean Episode Length: {ln.mean():.1f}."
         )
-    write_report(cfg, paths, report)
+    write_report(cfg, paths, report, applied)
     return report
 
 
-def write_report(cfg: RunConfig, paths: RunPaths, report: dict) -> None:
-    """run_logs/evaluation.json: the env, its parameters and the report."""
+def write_report(cfg: RunConfig, paths: RunPaths, report: dict, applied: dict[str, dict]) -> None:
+    """run_logs/evaluation.json: the env, its parameters, the environment_parameters' lessons it played
+    (``applied``: a curriculum's lesson sets its parameter over env.parameters) and the report."""
     out = paths.run_logs / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps({"env": cfg.env.name, "parameters": cfg.env.parameters, **report}, indent=2).encode())
+    head = {"env": cfg.env.name, "parameters": cfg.env.parameters, "environment_parameters": applied}
+    atomic_write(out, json.dumps({**head, **report}, indent=2).encode())
     if cfg.tracking.backend == "mlflow":  # also on the training's MLflow run: Evaluation/<behavior>/mean_return, ...
         attach(paths.root, cfg.tracking.uri, [(out, "evaluation")], flat_metrics(report, "Evaluation"))
 

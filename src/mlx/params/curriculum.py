@@ -78,6 +78,14 @@ class EnvironmentParameterManager:
     def current(self, name: str) -> Lesson:
         return self.parameters[name].lessons[self.lessons[name]]
 
+    def lesson_report(self) -> dict[str, dict[str, Any]]:
+        """Each parameter's lesson as reports record it: number, name and value (a constant or a sampler)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self.parameters:
+            lesson = self.current(name)
+            out[name] = {"lesson": self.lessons[name], "lesson_name": lesson.name, "value": lesson.value.describe()}
+        return out
+
     def apply(self, env: BaseEnv, names: Iterable[str] | None = None) -> None:
         """Send the current lesson's value of each parameter (all, or ``names``) to the env."""
         for name in self.parameters if names is None else names:
