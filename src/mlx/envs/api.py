@@ -404,8 +404,8 @@ class BaseEnv(abc.ABC):
         Native envs draw themselves (see mlx.envs.native.render); others raise EnvError (the default).
         """
         raise EnvError(
-            f"{type(self).__name__} cannot draw itself: mode=watch works with mlx's native envs "
-            "(3dball, 3dballhard, visual3dball, basic, gridworld, pushblock, pyramids, hallway, walljump, sacrifice)"
+            f"{type(self).__name__} cannot draw itself: mode=watch works with every native env of mlx "
+            "(env=3dball, pushblock, sorter, worm, ...) and with env=gym (Gymnasium's rgb_array pictures)"
         )
 
     def close(self) -> None:
