@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import mlx, stats_rows  # benchmarks/common.py
+from common import mlx, random_policy_reward, stats_rows  # benchmarks/common.py
 
 HERE = Path(__file__).resolve().parent
 LESSON_KEY = "Environment/Lesson Number/num_tiles"
@@ -46,30 +46,6 @@ def lessons(rows: list[dict]) -> list[dict]:
         item["best_mean"] = round(max(means), 3) if means else None
         item["end_mean"] = round(float(np.mean(means[-3:])), 3) if means else None
     return out
-
-
-def random_on_last_lesson(episodes: int, seed: int) -> dict:
-    """Uniformly random actions with num_tiles 20: the first episode of each of ``episodes`` areas."""
-    from mlx.envs import make_env
-
-    env = make_env("sorter", num_areas=episodes, seed=seed, parameters={"num_tiles": 20.0})
-    (name,) = env.behavior_specs
-    spec = env.behavior_specs[name].action_spec
-    rng = np.random.default_rng(seed)
-    env.reset()
-    returns, ended = np.zeros(episodes), np.zeros(episodes, bool)
-    while not ended.all():
-        decision, _ = env.get_steps(name)
-        env.set_actions(name, spec.random(len(decision), rng))
-        env.step()
-        decision, terminal = env.get_steps(name)
-        first = ~ended[terminal.agent_id]
-        returns[terminal.agent_id[first]] += terminal.reward[first]
-        ended[terminal.agent_id] = True
-        going = ~ended[decision.agent_id]
-        returns[decision.agent_id[going]] += decision.reward[going]
-    env.close()
-    return {"episodes": episodes, "mean": round(float(returns.mean()), 3), "std": round(float(returns.std()), 3)}
 
 
 def main() -> None:
@@ -103,7 +79,7 @@ def main() -> None:
         "training_seconds": rows[-1]["time_elapsed"],
         "lessons": lessons(rows),
         "final_policy_last_lesson": evaluation,
-        "random_last_lesson": random_on_last_lesson(args.episodes, args.seed),
+        "random_last_lesson": random_policy_reward("sorter", args.episodes, args.seed, {"num_tiles": 20.0}),
     }
     out = HERE / "results" / "sorter_curriculum.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
