@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: running the command users type in a subprocess, and reading a run's
-statistics, and a random player's returns. Scripts run as ``python benchmarks/<name>.py``, so this folder is on their import path."""
+"""What the benchmark scripts share: running the command users type in a subprocess, reading a run's
+statistics, a random player's returns. Scripts run as ``python benchmarks/<name>.py``, so this folder is on
+their import path."""
 
 from __future__ import annotations
 
