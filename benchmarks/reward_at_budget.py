@@ -48,31 +48,40 @@ def evaluate(run_id: str, workdir: Path, episodes: int, overrides: list[str]) ->
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     report = json.loads((workdir / "results" / run_id / "run_logs" / "evaluation.json").read_text())
-    (behavior,) = [k for k in report if k not in ("env", "parameters")]
+    (behavior,) = [k for k in report if k not in ("env", "parameters", "environment_parameters")]
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in report[behavior].items()}
 
 
 def train_for(
-    env: str, trainer: str, seed: int, minutes: float, workdir: Path, overrides: list[str], evaluate_episodes: int
+    env: str,
+    trainer: str,
+    seed: int,
+    minutes: float,
+    workdir: Path,
+    overrides: list[str],
+    evaluate_episodes: int,
+    train: bool = True,
 ) -> dict:
     """One training run stopped after ``minutes``; its curve and summary from stats.jsonl, and the
     evaluation of its final policy."""
     run_id = f"budget-{trainer}-{env}-{seed}"
     cmd = [sys.executable, "-m", "mlx", f"trainer={trainer}", f"env={env}", f"seed={seed}", f"run_id={run_id}"]
     cmd += ["tracking=none", "progress=plain", "torch_settings.num_threads=1", *overrides]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=minutes * 60)
-        stopped = False
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # mlx's deferred Ctrl-C: finish the step, save, exit
-        out, _ = proc.communicate(timeout=600)
-        stopped = True
-    wall = time.perf_counter() - start
+    stopped, wall, out = None, None, ""  # --report-only: the run in workdir as it is
+    if train:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            out, _ = proc.communicate(timeout=minutes * 60)
+            stopped = False
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # mlx's deferred Ctrl-C: finish the step, save, exit
+            out, _ = proc.communicate(timeout=600)
+            stopped = True
+        wall = round(time.perf_counter() - start, 1)
     stats = workdir / "results" / run_id / "run_logs" / "stats.jsonl"
     if not stats.exists():
-        raise SystemExit(f"training wrote no stats (exit {proc.returncode}):\n{out[-3000:]}")
+        raise SystemExit(f"training wrote no stats in {stats.parent}:\n{out[-3000:]}")
     rows = [json.loads(x) for x in stats.read_text().splitlines()]
     curve = [(r["step"], r["mean_reward"], r["episodes"]) for r in rows if r.get("mean_reward") is not None]
     best = max(curve, key=lambda c: c[1]) if curve else None
@@ -86,7 +95,7 @@ def train_for(
         "last_quarter_mean_reward": weighted_mean(curve, last["step"] - quarter, last["step"]),
         "seed": seed,
         "stopped_at_budget": stopped,
-        "process_wall_seconds": round(wall, 1),
+        "process_wall_seconds": wall,
         "steps": last["step"],
         "end_to_end_agent_steps_per_sec": round(last["step"] / last["time_elapsed"], 1),
         "best": {"step": best[0], "mean_reward": round(best[1], 4)} if best else None,
@@ -104,12 +113,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=32, help="episodes of the random baseline and the evaluation")
     parser.add_argument("--work", type=Path, default=None, help="keep the run here (default: a temporary directory)")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for the run")
+    parser.add_argument("--report-only", action="store_true", help="evaluate and report the run in --work")
     args = parser.parse_args()
+    if args.report_only and args.work is None:
+        parser.error("--report-only reads the run in --work: give --work")
     baseline = random_policy_reward(args.env, args.episodes)
     print(json.dumps({"random_policy": baseline}), flush=True)
     if args.work is not None:  # kept: the run's checkpoints, logs and evaluation stay for a look
         args.work.mkdir(parents=True, exist_ok=True)
-        run = train_for(args.env, args.trainer, args.seed, args.minutes, args.work, args.override, args.episodes)
+        train = not args.report_only
+        run = train_for(args.env, args.trainer, args.seed, args.minutes, args.work, args.override, args.episodes, train)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             run = train_for(args.env, args.trainer, args.seed, args.minutes, Path(tmp), args.override, args.episodes)
