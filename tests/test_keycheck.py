@@ -97,3 +97,20 @@ def test_a_typo_is_refused_before_the_heavy_imports(tmp_path):
     loaded = {x.split("|")[-1].strip() for x in lines if x.startswith("import time:")}
     assert not {m for m in loaded if m.split(".")[0] in ("hydra", "omegaconf", "numpy", "torch", "yaml")}, loaded
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("index", [{}, {"root": [], "trainer": {}}, {"root": {"a": 1}, "trainer": None}, []])
+def test_an_index_of_another_shape_leaves_the_check_to_hydra(index):
+    assert unknown_key(["trainer.hyperparameters.batch_sise=64"], index) is None
+
+
+@pytest.mark.parametrize("text", ["", '{"root": {', "\x00\xff garbage"])
+def test_a_corrupt_or_missing_index_file_leaves_the_check_to_hydra(tmp_path, monkeypatch, text):
+    import mlx.keycheck
+
+    bad = tmp_path / "config_keys.json"
+    bad.write_bytes(text.encode("latin-1"))
+    monkeypatch.setattr(mlx.keycheck, "KEYS_FILE", bad)
+    assert unknown_key(["trainer.hyperparameters.batch_sise=64"]) is None
+    monkeypatch.setattr(mlx.keycheck, "KEYS_FILE", tmp_path / "missing.json")
+    assert unknown_key(["trainer.hyperparameters.batch_sise=64"]) is None

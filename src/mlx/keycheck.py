@@ -39,6 +39,13 @@ def unknown_key(argv: list[str], index: dict[str, Any] | None = None) -> str | N
             index = json.loads(KEYS_FILE.read_text())
         except (OSError, ValueError):
             return None  # an install without the index: Hydra checks as before
+    try:
+        return _first_unknown(argv, index)
+    except (KeyError, TypeError, AttributeError):  # an index of another shape (edited, truncated): Hydra checks
+        return None
+
+
+def _first_unknown(argv: list[str], index: dict[str, Any]) -> str | None:
     overrides = [a.partition("=") for a in argv if not a.startswith(("-", "+", "~"))]
     keys = [(k, v) for k, eq, v in overrides if eq and DOTTED.fullmatch(k)]
     chosen = dict(keys)
