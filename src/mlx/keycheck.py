@@ -53,9 +53,9 @@ def _first_unknown(argv: list[str], index: dict[str, Any]) -> str | None:
     choice = chosen.get("trainer")
     if choice is None and "experiment" not in chosen and "sweep" not in chosen:
         choice = index["default_trainer"]  # nothing else on the command line picks the trainer
+    union = dict(index["root"], trainer=merge(list(trainers.values())))
     for key, _ in keys:
         parts = key.split(".")
-        union = dict(index["root"], trainer=merge(list(trainers.values())))
         at = missing_at(union, parts)
         if at is None:
             continue
