@@ -164,23 +164,32 @@ def _elsewhere(cause: BaseException) -> str:
         tree = OmegaConf.to_container(root, resolve=False)
     except Exception:  # noqa: BLE001 - a hint must never hide the error it decorates
         return ""
-    found: list[str] = []
+    found = paths_named(tree, name, unless=str(cause.full_key))
+    return did_you_mean(name, found, [str(k) for k in parent])
 
-    def walk(node: object, path: str, depth: int) -> None:
-        if not isinstance(node, dict) or depth > 6:
-            return
-        for key, value in node.items():
-            here = f"{path}.{key}" if path else str(key)
-            if key == name and here != cause.full_key:
-                found.append(here)
-            if key != "hydra":
-                walk(value, here, depth + 1)
 
-    walk(tree, "", 0)
+def paths_named(tree: object, name: str, unless: str, path: str = "", depth: int = 0) -> list[str]:
+    """Every dotted path of a config tree (nested dicts) whose last key is ``name``, other than ``unless``
+    (Hydra's own settings left out)."""
+    if not isinstance(tree, dict) or depth > 6:
+        return []
+    found = []
+    for key, value in tree.items():
+        here = f"{path}.{key}" if path else str(key)
+        if key == name and here != unless:
+            found.append(here)
+        if key != "hydra":
+            found += paths_named(value, name, unless, here, depth + 1)
+    return found
+
+
+def did_you_mean(name: str, found: list[str], known: list[str]) -> str:
+    """The hint after an unknown key: the full paths where the name exists deeper (an ML-Agents habit: a bare
+    setting name), else a near name among the keys allowed there, else ''."""
     if not found:  # a misspelling of a key at its own level
         import difflib
 
-        near = difflib.get_close_matches(name, [str(k) for k in parent], n=1)
+        near = difflib.get_close_matches(name, known, n=1)
         return f" (did you mean '{near[0]}'?)" if near else ""
     return f" (did you mean {' or '.join(sorted(found, key=lambda k: (len(k), k))[:3])}?)"
 

@@ -13,13 +13,14 @@ or an object of child nodes; an object holding ``"*"`` also lets keys other than
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from mlx.errors import did_you_mean, paths_named
 
 KEYS_FILE = Path(__file__).with_name("config_keys.json")
 OPEN = "*"
@@ -88,29 +89,10 @@ def message(key: str, at: int, tree: dict[str, Any], parts: list[str]) -> str:
     known = sorted(k for k in node if k != OPEN)
     full = ".".join(parts[: at + 1])
     # A reward signal's setting is named only when nothing else has the name (the run may not use that signal).
-    paths = sorted(deep_paths(tree, parts[at]), key=lambda p: (len(p), p))
-    deeper = [p for p in paths if ".reward_signals." not in p] or paths
-    if deeper:
-        hint = f" (did you mean {' or '.join(deeper[:3])}?)"
-    else:
-        near = difflib.get_close_matches(parts[at], known, n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
+    paths = paths_named(tree, parts[at], unless=full)
+    hint = did_you_mean(parts[at], [p for p in paths if ".reward_signals." not in p] or paths, known)
     allowed = f"; allowed keys there: {', '.join(known)}" if known else ""
     return f"unknown key '{full}'{hint}{allowed}"
-
-
-def deep_paths(tree: dict[str, Any], name: str, path: str = "", depth: int = 0) -> list[str]:
-    """Every dotted path below the root ending in ``name`` (an ML-Agents habit: a bare setting name)."""
-    found = []
-    for key, node in tree.items():
-        if key == OPEN:
-            continue
-        here = f"{path}.{key}" if path else key
-        if key == name and path:
-            found.append(here)
-        if isinstance(node, dict) and depth < 6:
-            found += deep_paths(node, name, here, depth + 1)
-    return found
 
 
 def merge(trees: list[Any]) -> Any:
