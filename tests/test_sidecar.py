@@ -1,7 +1,7 @@
 """MLflow in its own process (mlx.tracking.sidecar): a run tracked through it looks in MLflow as one
-tracked in-process; a store it refuses is refused in the same words; its warnings reach the run's
-console; a lost child costs one warning, never the run; a child whose run is gone exits. Real SQLite
-stores, real child processes."""
+tracked in-process; a store it refuses is refused in the same words (once the run asks: it trains while
+the child opens the store); its warnings reach the run's console; a lost child costs one warning, never
+the run; a child whose run is gone exits. Real SQLite stores, real child processes."""
 
 from __future__ import annotations
 
@@ -60,8 +60,10 @@ def test_an_unusable_store_is_refused_in_the_in_process_trackers_words(tmp_path:
     with pytest.raises(TrackingError) as here:
         MlflowTracker(TrackingSettings(uri=uri), "exp", "run", {}, **FAST)
     sidecar = Sidecar(uri, "exp")
+    tracker = SidecarTracker(sidecar, TrackingSettings(uri=uri), "exp", "run", {}, None, **FAST)
+    tracker.log_summary(row(100))  # sent while the child opens the store: dropped once it is refused
     with pytest.raises(TrackingError) as there:
-        SidecarTracker(sidecar, TrackingSettings(uri=uri), "exp", "run", {}, None, **FAST)
+        tracker.started()  # the run polls without waiting after each update, and waits at the end
     assert str(there.value) == str(here.value)
     assert sidecar.proc.poll() is not None  # refused: the child is ended, nothing waits on it
 

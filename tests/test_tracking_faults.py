@@ -205,6 +205,12 @@ def test_an_unusable_store_is_refused_in_one_line(case, tmp_path, good_db):
     assert "pw@" not in text  # the password of a URI never shows
 
 
+def test_the_schemes_accepted_without_importing_mlflow_are_all_mlflow_stores():
+    from mlx.tracking.store import BUILTIN_SCHEMES, known_schemes
+
+    assert known_schemes() >= BUILTIN_SCHEMES
+
+
 @pytest.mark.parametrize("what", ["file", "folder"])
 def test_a_read_only_store_is_refused_in_one_line(what, tmp_path, good_db):
     shutil.copy(good_db, tmp_path / "mlruns.db")

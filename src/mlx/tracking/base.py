@@ -46,6 +46,11 @@ class Tracker:
     run_id: str | None = None  # the MLflow run, where there is one (training_status.json records it)
     experiment_id: str | None = None  # its MLflow experiment
 
+    def started(self, wait: bool = True) -> bool:
+        """Whether the run's record is open (run_id known). A writer that opens it in the background (the
+        MLflow process) answers at once when not ``wait``, and raises here a store refused by then."""
+        return True
+
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
     def log_summary(self, row: Mapping[str, Any]) -> None: ...
@@ -66,8 +71,17 @@ class Trackers(Tracker):
 
     def __init__(self, trackers: Sequence[Tracker]) -> None:
         self.trackers = list(trackers)
-        self.run_id = next((t.run_id for t in self.trackers if t.run_id is not None), None)
-        self.experiment_id = next((t.experiment_id for t in self.trackers if t.experiment_id is not None), None)
+
+    @property  # type: ignore[override]
+    def run_id(self) -> str | None:
+        return next((t.run_id for t in self.trackers if t.run_id is not None), None)
+
+    @property  # type: ignore[override]
+    def experiment_id(self) -> str | None:
+        return next((t.experiment_id for t in self.trackers if t.experiment_id is not None), None)
+
+    def started(self, wait: bool = True) -> bool:
+        return all([t.started(wait) for t in self.trackers])
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         for tracker in self.trackers:

@@ -119,7 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("run", help="a run folder, e.g. results/<run_id>")
     parser.add_argument("--behavior", action="append", help="only this behaviour's curves (repeatable)")
+    parser.add_argument(
+        "--when-told", action="store_true", help="import matplotlib, then draw only once stdin says 'draw'"
+    )
     args = parser.parse_args(argv)
+    if args.when_told:
+        import matplotlib.pyplot  # noqa: F401 - imported now, while the run that started this trains
+
+        if sys.stdin.readline().strip() != "draw":
+            return 0  # the run ended another way (failed, stopped): nothing to draw here
     root = Path(args.run)
     stats = root / "run_logs" / "stats.jsonl"
     if not stats.exists():
@@ -147,21 +155,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def start_drawing(root: Path, behaviors: Sequence[str]) -> subprocess.Popen[str]:
-    """A run's curves drawn by a child process (this module's command): matplotlib's import and the drawing
-    overlap the run's final checkpoint and ONNX export instead of following them. ``drawn`` collects it."""
+    """A run's curves drawn by a child process (this module's command with ``--when-told``), started as the
+    run's loop starts: matplotlib's import happens beside training, and the drawing beside the final
+    checkpoint and ONNX export, instead of after them. ``drawn`` tells it to draw and collects it;
+    ``dismiss`` ends it without drawing."""
     from mlx.config.paths import child_env
 
-    cmd = [sys.executable, "-m", "mlx.tracking.curves", str(root)]
+    cmd = [sys.executable, "-m", "mlx.tracking.curves", str(root), "--when-told"]
     for name in behaviors:
         cmd += ["--behavior", name]
     return subprocess.Popen(
-        cmd, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, env=child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
+def draw_now(proc: subprocess.Popen[str]) -> None:
+    """Tell ``start_drawing``'s child to draw (stats.jsonl is complete); ``drawn`` collects what it wrote."""
+    if proc.stdin is None or proc.stdin.closed:
+        return
+    try:
+        proc.stdin.write("draw\n")
+        proc.stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):  # it ended already: drawn reports why
+        pass
+
+
 def drawn(proc: subprocess.Popen[str], timeout: float = 600.0) -> list[Path]:
-    """The PNGs ``start_drawing``'s child wrote ([] for a run without a summary); a failure raises
-    RuntimeError with the child's last line."""
+    """The PNGs ``start_drawing``'s child wrote once told to draw (``draw_now``, here if not yet), [] for a
+    run without a summary; a failure raises RuntimeError with the child's last line."""
+    draw_now(proc)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -175,6 +197,17 @@ def drawn(proc: subprocess.Popen[str], timeout: float = 600.0) -> list[Path]:
     if proc.returncode == 2 and ("has no summary yet" in last or "holds no summary row" in last):
         return []
     raise RuntimeError(last.removeprefix("mlx.tracking.curves: error: "))
+
+
+def dismiss(proc: subprocess.Popen[str]) -> None:
+    """End ``start_drawing``'s child without drawing (a run that failed or stopped draws in-process)."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.communicate(timeout=10)  # stdin closed without 'draw': it exits
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        proc.kill()
+        proc.wait()
 
 
 if __name__ == "__main__":

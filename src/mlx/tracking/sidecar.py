@@ -11,8 +11,11 @@ imported) starts ``python -m mlx.tracking.sidecar_process``, which imports mlflo
 while the run builds itself. ``SidecarTracker`` (made by ``make_tracker`` where ``MlflowTracker`` would be, when a
 prepared process is waiting) then sends the run's ``start``: the child builds an ``MlflowTracker`` there,
 with the same arguments, so every rule of mlx.tracking.tracker holds unchanged (refusal of an unusable
-store at start, the sender thread, offline windows, the sync cursor, resume without duplicates). A store
-the child refuses is raised in this process as the same one-line error, at the same moment as before.
+store at start, the sender thread, offline windows, the sync cursor, resume without duplicates). The run
+does not wait for that start: it trains while the child creates the store (seconds for a new user's first
+``mlflow.db``) and asks ``started`` after each update, so a store the child refuses is raised in this
+process as the same one-line error, after the first update at the latest (the trainers are saved first, as
+for any tracking failure); what is unusable before anything runs (check_store) is refused before the start.
 
 The protocol is JSON lines: requests on the child's stdin; replies and the child's console lines on its
 stdout (the child's own stdout is its stderr, so a stray print cannot break the protocol). The lines the
@@ -172,20 +175,46 @@ class SidecarTracker(Tracker):
                 "options": _plain(options),
             }
         )
-        reply = sidecar.wait(number, START_WAIT)
+        self._start: int | None = number  # the start request, until its reply is taken
+        self._run_id: str | None = None
+        self._experiment_id: str | None = None
+
+    def started(self, wait: bool = True) -> bool:
+        """Whether the child has opened the MLflow run. Training goes on while it does (the store's creation
+        takes seconds on a new user's first run); ``wait`` waits for it. A store the child refused is raised
+        here, as MlflowTracker raises it."""
+        if self._start is None:
+            return True
+        reply = self.sidecar.wait(self._start, START_WAIT if wait else 0.0)
+        if reply is None and self.sidecar.gone:  # lost before it answered: as when lost later, one warning
+            self._start = None
+            self._lost()
+            return True
         if reply is None:
-            sidecar.close()
-            code = sidecar.proc.returncode
-            what = f"ended (exit code {code})" if code is not None else "did not answer"
+            if not wait:
+                return False
+            self.sidecar.close()
             raise TrackingError(
-                f"the MLflow tracking process {what} while the run was starting; try again, or train without "
-                "MLflow: tracking=tensorboard or tracking=none"
+                f"the MLflow tracking process did not answer in {START_WAIT:.0f} s while the run was starting; try "
+                "again, or train without MLflow: tracking=tensorboard or tracking=none"
             )
+        self._start = None
         if "error" in reply:
-            sidecar.close()
+            self.sidecar.close()
             raise _error(reply["error"])
-        self.run_id = reply.get("run_id")
-        self.experiment_id = reply.get("experiment_id")
+        self._run_id = reply.get("run_id")
+        self._experiment_id = reply.get("experiment_id")
+        return True
+
+    @property  # type: ignore[override]
+    def run_id(self) -> str | None:
+        self.started()
+        return self._run_id
+
+    @property  # type: ignore[override]
+    def experiment_id(self) -> str | None:
+        self.started()
+        return self._experiment_id
 
     def _send(self, message: dict[str, Any]) -> None:
         if self.sidecar.gone:
@@ -228,6 +257,8 @@ class SidecarTracker(Tracker):
     def finish(self, status: str = "FINISHED") -> None:
         """As MlflowTracker.finish (up to finish_wait seconds for the queue), then the child ends."""
         try:
+            if self._start is not None:
+                self.started()  # a refused start is this run's error, whatever else ended it
             if self.sidecar.gone:
                 self._lost()
                 return

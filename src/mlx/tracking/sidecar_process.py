@@ -57,6 +57,8 @@ def _serve() -> None:
             if op == "prepare":
                 _warm(message["uri"], message.get("experiment"))
                 continue  # no reply: start redoes (and reports) whatever failed here
+            if tracker is None and op not in ("start", "flush", "finish"):
+                continue  # the start was refused: the run raises that, and these have nowhere to go
             if op == "start":
                 tracker = _start(message)
                 reply.update(run_id=tracker.run_id, experiment_id=tracker.experiment_id)
@@ -79,11 +81,15 @@ def _serve() -> None:
                 tracker.supersede(message["old"])
                 continue
             elif op == "flush":
-                reply["ok"] = tracker.flush(float(message["timeout"]))
+                reply["ok"] = tracker is not None and tracker.flush(float(message["timeout"]))
             elif op == "finish":
-                tracker.finish(message["status"])
+                if tracker is not None:
+                    tracker.finish(message["status"])
                 _write(out, lock, reply)
-                return
+                # Everything is sent: end without the interpreter's teardown of mlflow, SQLAlchemy and onnx
+                # (about a second, which the run's process would wait for).
+                sys.stderr.flush()
+                os._exit(0)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the run, which decides
             reply["error"] = {"type": type(exc).__name__, "message": str(exc)}
         _write(out, lock, reply)

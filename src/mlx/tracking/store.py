@@ -112,12 +112,17 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+# The stores MLflow itself registers; a scheme outside this set asks MLflow (plugins register more), which
+# costs its import (about 1.2 s) only for such a URI.
+BUILTIN_SCHEMES = frozenset({"", "file", "http", "https", "databricks", "sqlite", "postgresql", "mysql", "mssql"})
+
+
 def known_schemes() -> set[str]:
     from mlflow.tracking._tracking_service import utils  # lazy for start-up speed (mlflow)
 
     registry = getattr(utils, "_tracking_store_registry", None)
     found = set(getattr(registry, "_registry", {}) or ())
-    return found or {"", "file", "http", "https", "databricks", "sqlite", "postgresql", "mysql", "mssql"}
+    return found or set(BUILTIN_SCHEMES)
 
 
 def check_store(uri: str) -> None:
@@ -128,7 +133,7 @@ def check_store(uri: str) -> None:
     if "://" not in uri and re.match(r"^[\w.-]+:\d+(/|$)", uri):  # MLflow would make a folder of it
         raise TrackingError(f"{where}: looks like host:port without a scheme; write http://{redact(uri)}, or {FIX}")
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
-    if scheme not in known_schemes():
+    if scheme not in BUILTIN_SCHEMES and scheme not in known_schemes():
         known = ", ".join(sorted(s for s in known_schemes() if s))
         raise TrackingError(f"{where}: MLflow has no store for scheme '{scheme}' (known: {known}); {FIX}")
     path = sqlite_path(uri)

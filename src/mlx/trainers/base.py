@@ -155,8 +155,8 @@ class RLTrainer(abc.ABC):
 
     @abc.abstractmethod
     def build_module(self) -> Any:
-        """The LightningModule: actor (``.actor``), critic(s), ``normalizer``, ``preprocess``, ``memory_size``
-        and ``configure_optimizers``."""
+        """The module (Lightning's module contract: ``mlx.trainers.lightning_module``): actor (``.actor``),
+        critic(s), ``normalizer``, ``preprocess``, ``memory_size`` and ``configure_optimizers``."""
 
     @abc.abstractmethod
     def _build_experience(self) -> None:

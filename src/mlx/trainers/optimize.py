@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 
 from mlx.errors import TrainingError
+
+# torch.optim.Optimizer methods wrapped by torch._disable_dynamo, which imports torch._dynamo on their first call.
+DYNAMO_WRAPPED = ("add_param_group", "state_dict", "load_state_dict", "zero_grad")
+
+
+def skip_dynamo_import() -> None:
+    """Spare a run torch._dynamo's import (about 1.2 s here, more than a third of a 3DBall run's start-up).
+
+    PyTorch wraps four Optimizer methods so that torch.compile does not trace into them; the wrapper imports
+    torch._dynamo on the first call to build a disabled copy, and caches it on the function. Outside a
+    compiled region that copy does exactly what the function does, and mlx never compiles, so the function
+    itself is cached as its own disabled copy. Only while torch._dynamo is not loaded (if something loaded
+    it, torch's own wrappers are left as they are); tests/test_lightning_module.py checks a run imports
+    neither torch._dynamo nor Lightning, so a PyTorch that changes the mechanism is noticed.
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in DYNAMO_WRAPPED:
+        fn = getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None)
+        if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
+            setattr(fn, "__dynamo_disable", fn)
+
+
+skip_dynamo_import()
 
 LOSS_ADVICE = "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true"
 

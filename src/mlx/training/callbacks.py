@@ -84,6 +84,23 @@ class OnSummary(Callback):
             loop.stop = True
 
 
+class TrackingStart(Callback):
+    """The MLflow run opens in the tracking process while training starts (a new store takes seconds to
+    create); after each update, and at the end at the latest, ``started`` says so once it exists."""
+
+    def __init__(self, started: Callable[[bool], bool]) -> None:
+        self.started = started
+        self.done = False
+
+    def after_update(self, loop: Loop, name: str) -> None:
+        if not self.done:
+            self.done = self.started(False)
+
+    def on_end(self, loop: Loop) -> None:
+        if not self.done:
+            self.done = self.started(True)
+
+
 class PhaseSplit(Callback):
     """Each summary records the loop's time split since the behaviour's previous summary as statistics
     (mlx.training.timers.PHASE_STATS: fractions of wall time, "Other" the rest), so it reaches stats.jsonl

@@ -31,6 +31,7 @@ from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, flat
 from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
+from mlx.tracking.curves import dismiss, draw_now, drawn, start_drawing, write_run_curves
 from mlx.tracking.mlflow_run import experiment_of, legacy_store_hint, open_hint, run_params, source_tags
 from mlx.tracking.store import check_store
 from mlx.tracking.tensorboard import behavior_settings
@@ -46,6 +47,7 @@ from mlx.training.callbacks import (
     ProgressLine,
     StopAtReward,
     SummaryHook,
+    TrackingStart,
 )
 from mlx.training.checkpoints import (
     STATE_MISMATCH,
@@ -87,6 +89,9 @@ class Run:
         self.status = TrainingStatus()
         self.tracker: Tracker = Tracker()
         self.superseded: str | None = None  # force=true: the MLflow run of the folder this run replaces
+        self.experiment = ""  # the MLflow experiment's name
+        self.tracking_said = False  # tracking_started has said where the MLflow run is
+        self.curves: subprocess.Popen[str] | None = None  # the final curves' child (start_curves)
         self.trainers: dict[str, RLTrainer] = {}
         self.env: BaseEnv | None = None
         self.elapsed_before = 0.0
@@ -312,22 +317,38 @@ class Run:
             run_folder=self.paths.root,  # TensorBoard's event files go in its behaviour folders
             hyperparameters={name: behavior_settings(cfg, name) for name in self.trainers},
         )
-        if self.superseded and self.tracker.run_id not in (None, self.superseded):
-            self.tracker.supersede(self.superseded)
-            say(f"[INFO] force=true: the earlier MLflow run {self.superseded} of run_id '{cfg.run_id}' is marked "
-                  f"deleted and tagged mlx.superseded_by={self.tracker.run_id}")  # fmt: skip
-        if self.tracker.run_id is not None and self.tracker.experiment_id is not None:
-            say(open_hint(cfg.tracking.uri, experiment, self.tracker.experiment_id, self.tracker.run_id))
+        self.experiment = experiment
         if self.resume_changes:  # the MLflow run keeps its first params; what a resume changed goes beside them
             self.tracker.log_artifact(self.paths.run_logs / "resumes.jsonl", "run_logs")
         self.status.metadata.update(
             mlx_version=mlx.__version__,
             torch_version=torch.__version__,
-            mlflow_run_id=self.tracker.run_id,
+            mlflow_run_id=resume_id,
             run_id=cfg.run_id,
             run_folder=str(self.paths.root.resolve()),
         )
+        if not self.tracking_started(wait=False):
+            self.status.save(self.paths.status)
+
+    def tracking_started(self, wait: bool) -> bool:
+        """Once the MLflow run exists (a tracking process opens it while training starts: TrackingStart),
+        say where it is, mark the run force=true replaces, and record its id for resume; False while it does
+        not exist yet (``wait``: wait for it). A store refused by then is raised here."""
+        if self.tracking_said:
+            return True
+        if not self.tracker.started(wait):
+            return False
+        self.tracking_said = True
+        cfg, run_id = self.cfg, self.tracker.run_id
+        if self.superseded and run_id not in (None, self.superseded):
+            self.tracker.supersede(self.superseded)
+            say(f"[INFO] force=true: the earlier MLflow run {self.superseded} of run_id '{cfg.run_id}' is marked "
+                  f"deleted and tagged mlx.superseded_by={run_id}")  # fmt: skip
+        if run_id is not None and self.tracker.experiment_id is not None:
+            say(open_hint(cfg.tracking.uri, self.experiment, self.tracker.experiment_id, run_id))
+        self.status.metadata.update(mlflow_run_id=run_id)
         self.status.save(self.paths.status)
+        return True
 
     def resume_steps(self) -> dict[str, int]:
         """Each behaviour's step as restored: its own checkpoint's (behaviours step at their own rates), 0
@@ -352,6 +373,7 @@ class Run:
     # ---- the loop -----------------------------------------------------------------------------
     def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
         loop, params = self.loop, self.parameters
+        self.tracking_started(wait=final)  # the status the checkpoint writes names the MLflow run once it exists
         path = save_checkpoint(
             self.paths,
             self.status,
@@ -383,6 +405,7 @@ class Run:
             out.append(OnSummary(self.on_summary))
         steps = {name: trainer.step for name, trainer in self.trainers.items()}
         out.append(CheckpointEvery(settings, steps, self.save_checkpoint))
+        out.append(TrackingStart(self.tracking_started))
         out.append(PhaseSplit())
         if cfg.progress == "auto" and sys.stderr.isatty() and not cfg.debug:  # debug's lines would cut into it
             out.append(ProgressLine(Progress(True)))
@@ -406,9 +429,12 @@ class Run:
             timers,
             self.cfg.debug,
         )
+        self.curves = self.start_curves()  # its child imports matplotlib while the loop runs
         loop.run()
         with timers.block("final_save"):
-            curves = self.start_curves()  # drawn by a child process while the checkpoints and policies are saved
+            curves = self.curves
+            if curves is not None:
+                draw_now(curves)  # drawn while the checkpoints and policies are saved
             for name in self.trainers:
                 with timers.block("checkpoint"):
                     path = self.save_checkpoint(name, loop.elapsed, final=True)
@@ -431,7 +457,6 @@ class Run:
 
     def start_curves(self) -> subprocess.Popen[str] | None:
         """The final curves' child process (mlx.tracking.curves.start_drawing); None where it cannot start."""
-        from mlx.tracking.curves import start_drawing  # light: the child imports matplotlib
 
         try:
             return start_drawing(self.paths.root, list(self.trainers))
@@ -443,8 +468,6 @@ class Run:
         """run_logs/<Behavior>_curves.png from stats.jsonl (mlx.tracking.curves), logged to MLflow: drawn here, or
         collected from ``child``. A drawing failure only warns: the final checkpoints and policies are saved by
         then."""
-        from mlx.tracking.curves import drawn, write_run_curves  # lazy for start-up speed: matplotlib
-
         try:
             paths = drawn(child) if child is not None else write_run_curves(self.paths.root, list(self.trainers))
         except Exception as exc:  # noqa: BLE001 - a plotting library's failure must not fail a finished run
@@ -517,6 +540,8 @@ class Run:
             self.write_timers()
         except OSError as exc:
             warn(f"[WARNING] {self.paths.run_logs / 'timers.json'} not written: {one_line_error(exc)}")
+        if self.curves is not None:
+            dismiss(self.curves)  # drawn by now, or not to be drawn by it (a failed or stopped run)
         try:
             self.close(status)
         except Exception as exc:

@@ -1,13 +1,13 @@
 """MA-POCA (ML-Agents' ``trainer_type: poca``): PPO's actor with a centralised attention critic per group.
 
-`POCAModule` is the LightningModule: the actor (PPO's, on the agent's own observations), the critic
-(`POCAValueNetwork`: the group's value V and each agent's counterfactual baseline B), the optimiser and
-``training_step``, a pure loss of a minibatch (``losses.poca_loss``). `POCATrainer` is the experience side
-on the on-policy base: at each env step it works out every agent's groupmates (``trainers.groups``), stores
-their rows and actions with the agent's step (``poca.trajectory``), and when trajectories end it values
-them with the critic, builds the extrinsic reward POCA trains on (own + groupmates' individual rewards +
-group reward), the lambda-returns G (targets of V and B, bootstrapped from the group's value) and the
-advantages G - B, and runs the update epochs.
+`POCAModule` is the module (Lightning's module contract, `mlx.trainers.lightning_module`): the actor (PPO's, on the
+agent's own observations), the critic (`POCAValueNetwork`: the group's value V and each agent's counterfactual
+baseline B), the optimiser and ``training_step``, a pure loss of a minibatch (``losses.poca_loss``). `POCATrainer`
+is the experience side on the on-policy base: at each env step it works out every agent's groupmates
+(``trainers.groups``), stores their rows and actions with the agent's step (``poca.trajectory``), and when
+trajectories end it values them with the critic, builds the extrinsic reward POCA trains on (own + groupmates'
+individual rewards + group reward), the lambda-returns G (targets of V and B, bootstrapped from the group's value)
+and the advantages G - B, and runs the update epochs.
 
 Values are computed when a trajectory ends, not while acting (as upstream): acting runs the actor only,
 and the critic sees a whole batch of steps at once, after the normaliser has taken in the trajectory.
@@ -40,7 +40,6 @@ from __future__ import annotations
 import copy
 from typing import NamedTuple
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 
@@ -82,7 +81,7 @@ class POCAMinibatch(NamedTuple):
     valid: torch.Tensor | None = None  # [S, L] True on real (not padding) steps
 
 
-class POCAModule(pl.LightningModule):
+class POCAModule(torch.nn.Module):
     """Actor and POCA critic (one value head per reward stream) with a shared normaliser."""
 
     def __init__(self, spec: BehaviorSpec, settings: POCASettings, streams: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Proximal Policy Optimization, as ML-Agents' PPO trainer defines it (seed 003).
 
-`PPOModule` is the LightningModule: networks, `training_step` (a pure loss of a minibatch) and the
-optimiser. `PPOTrainer` is the algorithm's experience side: it acts and runs the update epochs (the
+`PPOModule` is the module (Lightning's module contract without Lightning's import:
+`mlx.trainers.lightning_module`): networks, `training_step` (a pure loss of a minibatch) and the optimiser.
+`PPOTrainer` is the algorithm's experience side: it acts and runs the update epochs (the
 trajectories, advantages per reward stream and the update buffer are the on-policy base's,
 `mlx.trainers.on_policy`). It drives the module's `training_step` with its own loop instead of
 Lightning's Trainer: at ML-Agents' small batch sizes (64 for 3DBall) Lightning's per-step overhead
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 
@@ -44,7 +44,7 @@ from mlx.trainers.ppo.actor_critic import make_actor_critic
 from mlx.trainers.trajectory import Trajectories, TrajectoryAssembler
 
 
-class PPOModule(pl.LightningModule):
+class PPOModule(torch.nn.Module):
     """Actor and critic (one value head per reward stream) with a shared normaliser; separate bodies, or
     one (the actor's) with shared_critic."""
 

@@ -1,11 +1,10 @@
 """Soft Actor-Critic, as ML-Agents' SAC trainer defines it (seed 003).
 
-`SACModule` (LightningModule): a tanh-squashed Gaussian actor with state-dependent sigma and/or
-categorical branches, twin Q networks (one batched ensemble), a value network V per reward stream and
-its target copy (updated by `tau`), and learned entropy coefficients (one for the continuous actions,
-one per discrete branch). `SACTrainer`: acting and the update loop; the replay buffer,
-`steps_per_update`, `buffer_init_steps` and `save_replay_buffer` are the off-policy base's
-(`mlx.trainers.off_policy`).
+`SACModule` (Lightning's module contract, `mlx.trainers.lightning_module`): a tanh-squashed Gaussian actor with
+state-dependent sigma and/or categorical branches, twin Q networks (one batched ensemble), a value network V per
+reward stream and its target copy (updated by `tau`), and learned entropy coefficients (one for the continuous
+actions, one per discrete branch). `SACTrainer`: acting and the update loop; the replay buffer, `steps_per_update`,
+`buffer_init_steps` and `save_replay_buffer` are the off-policy base's (`mlx.trainers.off_policy`).
 
 Every loss term comes from one forward pass and one backward pass: the policy reads Q through
 detached weights, so Q is trained by its own regression only (see networks.EnsembleMLP).
@@ -16,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 
@@ -34,7 +32,7 @@ CONTINUOUS_TARGET_ENTROPY_SCALE = 1.0
 DISCRETE_TARGET_ENTROPY_SCALE = 0.2
 
 
-class SACModule(pl.LightningModule):
+class SACModule(torch.nn.Module):
     def __init__(self, spec: BehaviorSpec, settings: SACSettings, streams: list[str], gammas: list[float]) -> None:
         super().__init__()
         self.settings = settings
