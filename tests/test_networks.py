@@ -44,7 +44,8 @@ def test_gaussian_terms_match_torch_distributions():
     x = torch.tensor([[1.0, 0.0]])
     ref = torch.distributions.Normal(mu, log_std.exp())
     assert torch.allclose(gaussian_log_prob(x, mu, log_std), ref.log_prob(x).sum(-1))
-    assert torch.allclose(gaussian_entropy(log_std), ref.entropy().sum(-1))
+    # ML-Agents' GaussianDistInstance.entropy: the mean over dimensions (keeping its TF trainer's convention)
+    assert torch.allclose(gaussian_entropy(log_std), ref.entropy().mean(-1))
 
 
 def test_env_actions_are_clamped_and_scaled_like_ml_agents():

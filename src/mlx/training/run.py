@@ -35,7 +35,7 @@ from mlx.tracking.curves import dismiss, draw_now, drawn, start_drawing, write_r
 from mlx.tracking.mlflow_run import experiment_of, legacy_store_hint, open_hint, run_params, source_tags
 from mlx.tracking.store import check_store
 from mlx.tracking.tensorboard import behavior_settings
-from mlx.tracking.tracker import Tracker, make_tracker, run_tags
+from mlx.tracking.tracker import SYNC_FILE, SyncState, Tracker, make_tracker, run_tags
 from mlx.trainers.ghost import with_self_play
 from mlx.trainers.registry import RLTrainer, make_trainer
 from mlx.training.banner import hyperparameter_banner, start_banner, tracking_line, tuned_file
@@ -360,7 +360,11 @@ class Run:
         not the one that MLflow run belongs to (a copy, or a move: cp -r results/a results/b), which gets
         its own MLflow run rather than writing into the original's."""
         meta = self.status.metadata
-        resume_id = meta.get("mlflow_run_id") if self.cfg.resume else None
+        if not self.cfg.resume:
+            return None
+        # The status names the MLflow run once the run knows it (tracking_started); a process killed before
+        # that still left the id in mlflow_sync.json, which the tracking process writes as it creates the run.
+        resume_id = meta.get("mlflow_run_id") or SyncState(self.paths.run_logs / SYNC_FILE).run_id
         if resume_id is None:
             return None
         origin = meta.get("run_folder")  # absent in runs made before it was recorded: their run_id tells
@@ -373,7 +377,9 @@ class Run:
     # ---- the loop -----------------------------------------------------------------------------
     def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
         loop, params = self.loop, self.parameters
-        self.tracking_started(wait=final)  # the status the checkpoint writes names the MLflow run once it exists
+        # Every checkpoint's status names its MLflow run, so a resume after any kill continues that run: the
+        # first checkpoint waits for the tracking process to have opened it (seconds after the start at most).
+        self.tracking_started(wait=True)
         path = save_checkpoint(
             self.paths,
             self.status,

@@ -364,7 +364,20 @@ def tanh_log_det(u: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
-    return (log_std + 0.5 * (LOG_2PI + 1.0)).sum(-1)
+    """ML-Agents' entropy of its diagonal Gaussian: the mean over the action's dimensions, not their sum (its
+    torch code keeps the TF trainer's convention), so PPO's entropy bonus per dimension is beta / C and
+    Policy/Entropy reads as upstream's."""
+    return (log_std + 0.5 * (LOG_2PI + 1.0)).mean(-1)
+
+
+def value_heads(in_size: int, streams: int) -> nn.Linear:
+    """One value head per reward stream as the rows of one layer (one matmul for all streams), initialised as
+    ML-Agents' ValueHeads: a Linear(in, 1) per stream, Xavier-uniform weights, zero bias."""
+    heads = nn.Linear(in_size, streams)
+    for row in heads.weight.data:
+        nn.init.xavier_uniform_(row.view(1, -1))
+    nn.init.zeros_(heads.bias)
+    return heads
 
 
 def to_env_continuous(raw: torch.Tensor) -> torch.Tensor:
@@ -392,7 +405,7 @@ class Critic(nn.Module):
         self.shared = shared_body is not None
         self.body = shared_body if shared_body is not None else StateEncoder(spec, settings)
         self.memory_size = 0 if self.shared else self.body.memory_size
-        self.heads = nn.Linear(self.body.output_size, len(self.streams))
+        self.heads = value_heads(self.body.output_size, len(self.streams))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Values [B, K], one column per reward stream (networks without memory)."""

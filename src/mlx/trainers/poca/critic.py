@@ -47,6 +47,7 @@ from mlx.trainers.nn.encoders import (
     memory_lstm,
     observation_encoders,
 )
+from mlx.trainers.nn.networks import value_heads
 
 
 class ObservationEncoder(nn.Module):
@@ -114,12 +115,8 @@ class POCAValueNetwork(nn.Module):
         encoding = self.memory_size // 2 if memory is not None else hidden
         # The most agents present in any batch so far (upstream's _current_max_agents): saved, not trained.
         self.register_buffer("n_max_seen", torch.tensor(1.0))
-        # One head per stream, as upstream's ValueHeads (each Linear(h + 1 -> 1), Xavier-uniform, zero bias),
-        # held as the rows of one Linear: mlx's Critic layout, one matmul for all streams.
-        self.heads = nn.Linear(encoding + 1, len(self.streams))
-        for row in self.heads.weight.data:
-            nn.init.xavier_uniform_(row.view(1, -1))
-        nn.init.zeros_(self.heads.bias)
+        # One head per stream, as upstream's ValueHeads, held as the rows of one Linear (mlx's Critic layout).
+        self.heads = value_heads(encoding + 1, len(self.streams))
 
     def _encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows [B, N, row] -> encodings [B, N, E] and absence masks [B, N] (True where the row starts with NaN)."""

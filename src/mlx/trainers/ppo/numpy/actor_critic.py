@@ -114,7 +114,8 @@ def gaussian_log_densities(z: np.ndarray, log_std: np.ndarray) -> np.ndarray:
 
 
 def gaussian_entropy(log_std: np.ndarray) -> np.floating:
-    return (log_std + 0.5 * (LOG_2PI + 1.0)).sum()
+    """As mlx.trainers.nn.networks.gaussian_entropy: the mean over dimensions (ML-Agents')."""
+    return (log_std + 0.5 * (LOG_2PI + 1.0)).mean()
 
 
 def log_softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -419,7 +420,7 @@ class NumpyActorCritic:
             np.sum(g_mu, axis=0, out=self.mu.gb)
             g_h += g_mu @ self.mu.w
             log_std, g_log_std = self.log_std
-            g = (g_parts[:, :c] * (z * z - 1.0)).sum(0) - beta  # -beta: the entropy bonus
+            g = (g_parts[:, :c] * (z * z - 1.0)).sum(0) - beta / c  # the entropy bonus: its mean over c dims
             g_log_std[:] = g * ((log_std >= LOG_STD_MIN) & (log_std <= LOG_STD_MAX))
         if self.logits is not None:
             g_logits = np.empty((n, int(self.bounds[-1])), F32)
