@@ -203,3 +203,17 @@ def test_sweep_history_of_a_garbage_stats_file_keeps_the_readable_rows(tmp_path)
     stats.write_bytes(b"\n".join([stats_lines()[0].encode(), b"\xff\x00[1]", b'{"behavior": [1], "step": 2}',
                                   b'{"behavior": "3DBall", "step": "800"}', stats_lines()[1].encode()]))  # fmt: skip
     assert read_history(stats) == {BEHAVIOR: [(400, 0.0), (800, 0.5)]}
+
+
+def test_a_dismissed_curves_child_draws_nothing_and_exits(tmp_path):
+    """A run that fails or stops after its loop started ends the prestarted child (FinalCurves.dismiss)
+    without a drawing: a stopped run draws its curves in-process instead."""
+    stats = tmp_path / "run_logs" / "stats.jsonl"
+    stats.parent.mkdir()
+    stats.write_text("\n".join(stats_lines()) + "\n")
+    final = curves.FinalCurves(tmp_path, [BEHAVIOR])
+    assert final.child is not None
+    final.dismiss()
+    assert final.child.returncode == 0
+    assert not list((tmp_path / "run_logs").glob("*.png"))
+    assert curves.draw_here(tmp_path, [BEHAVIOR]) == [tmp_path / "run_logs" / f"{BEHAVIOR}_curves.png"]

@@ -210,5 +210,51 @@ def dismiss(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
+class FinalCurves:
+    """A run's final curves: ``start_drawing``'s child, started with the run's loop, told to draw as the run
+    finishes (``draw_now``), collected by ``paths``; drawn in this process where the child could not start.
+    A drawing failure only warns: the final checkpoints and policies are saved by then."""
+
+    def __init__(self, root: Path, behaviors: Sequence[str]) -> None:
+        self.root, self.behaviors = root, list(behaviors)
+        self.child: subprocess.Popen[str] | None = None
+        try:
+            self.child = start_drawing(root, self.behaviors)
+        except OSError as exc:
+            _warn(f"[WARNING] Learning curves not drawn by a child process: {one_line_error(exc)}")
+
+    def draw_now(self) -> None:
+        if self.child is not None:
+            draw_now(self.child)
+
+    def paths(self) -> list[Path]:
+        """The PNGs written, [] when none could be."""
+        child, self.child = self.child, None
+        return draw_here(self.root, self.behaviors) if child is None else _warned(lambda: drawn(child))
+
+    def dismiss(self) -> None:
+        if self.child is not None:
+            dismiss(self.child)
+
+
+def draw_here(root: Path, behaviors: Sequence[str]) -> list[Path]:
+    """write_run_curves in this process (a stopped run's curves), warning instead of failing."""
+    return _warned(lambda: write_run_curves(root, behaviors))
+
+
+def _warned(draw: Any) -> list[Path]:
+    try:
+        return list(draw())
+    except Exception as exc:  # noqa: BLE001 - a plotting library's failure must not fail a finished run
+        _warn(f"[WARNING] Learning curves not drawn: {type(exc).__name__}: {one_line_error(exc)}")
+        return []
+
+
+def _warn(message: str) -> None:
+    from mlx.training.output import warn  # light: logging only
+
+    warn(message)
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,7 +13,6 @@ import contextlib
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -31,7 +30,7 @@ from mlx.config.resume import RECORD_DIR, Change, changes, check_resumable, flat
 from mlx.envs.api import BaseEnv
 from mlx.errors import RunError, Stopped, is_os_problem, one_line_error, os_problem
 from mlx.params.curriculum import EnvironmentParameterManager
-from mlx.tracking.curves import dismiss, draw_now, drawn, start_drawing, write_run_curves
+from mlx.tracking.curves import FinalCurves, draw_here
 from mlx.tracking.mlflow_run import experiment_of, legacy_store_hint, open_hint, run_params, source_tags
 from mlx.tracking.store import check_store
 from mlx.tracking.tensorboard import behavior_settings
@@ -91,7 +90,7 @@ class Run:
         self.superseded: str | None = None  # force=true: the MLflow run of the folder this run replaces
         self.experiment = ""  # the MLflow experiment's name
         self.tracking_said = False  # tracking_started has said where the MLflow run is
-        self.curves: subprocess.Popen[str] | None = None  # the final curves' child (start_curves)
+        self.curves: FinalCurves | None = None  # the final curves' child, once the loop starts
         self.trainers: dict[str, RLTrainer] = {}
         self.env: BaseEnv | None = None
         self.elapsed_before = 0.0
@@ -331,9 +330,8 @@ class Run:
             self.status.save(self.paths.status)
 
     def tracking_started(self, wait: bool) -> bool:
-        """Once the MLflow run exists (a tracking process opens it while training starts: TrackingStart),
-        say where it is, mark the run force=true replaces, and record its id for resume; False while it does
-        not exist yet (``wait``: wait for it). A store refused by then is raised here."""
+        """Once the MLflow run exists (opened beside training: TrackingStart), say where it is, mark the run
+        force=true replaces, record its id; False until then (``wait``). Raises a store refused by then."""
         if self.tracking_said:
             return True
         if not self.tracker.started(wait):
@@ -359,13 +357,9 @@ class Run:
         """The MLflow run a resumed run continues: the one in training_status.json, unless this folder is
         not the one that MLflow run belongs to (a copy, or a move: cp -r results/a results/b), which gets
         its own MLflow run rather than writing into the original's."""
-        meta = self.status.metadata
-        if not self.cfg.resume:
-            return None
-        # The status names the MLflow run once the run knows it (tracking_started); a process killed before
-        # that still left the id in mlflow_sync.json, which the tracking process writes as it creates the run.
+        meta = self.status.metadata  # names the MLflow run once known; before, mlflow_sync.json may (a kill)
         resume_id = meta.get("mlflow_run_id") or SyncState(self.paths.run_logs / SYNC_FILE).run_id
-        if resume_id is None:
+        if not self.cfg.resume or resume_id is None:
             return None
         origin = meta.get("run_folder")  # absent in runs made before it was recorded: their run_id tells
         here = str(self.paths.root.resolve())
@@ -377,9 +371,7 @@ class Run:
     # ---- the loop -----------------------------------------------------------------------------
     def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
         loop, params = self.loop, self.parameters
-        # Every checkpoint's status names its MLflow run, so a resume after any kill continues that run: the
-        # first checkpoint waits for the tracking process to have opened it (seconds after the start at most).
-        self.tracking_started(wait=True)
+        self.tracking_started(wait=True)  # each checkpoint's status names its MLflow run: resume continues it
         path = save_checkpoint(
             self.paths,
             self.status,
@@ -435,12 +427,11 @@ class Run:
             timers,
             self.cfg.debug,
         )
-        self.curves = self.start_curves()  # its child imports matplotlib while the loop runs
+        self.curves = FinalCurves(self.paths.root, list(self.trainers))  # matplotlib imported as the loop runs
         loop.run()
         with timers.block("final_save"):
             curves = self.curves
-            if curves is not None:
-                draw_now(curves)  # drawn while the checkpoints and policies are saved
+            curves.draw_now()  # drawn while the checkpoints and policies are saved
             for name in self.trainers:
                 with timers.block("checkpoint"):
                     path = self.save_checkpoint(name, loop.elapsed, final=True)
@@ -461,25 +452,10 @@ class Run:
         rewards = [r for r in loop.last_reward.values() if r is not None]
         return float(np.mean(rewards)) if rewards else None
 
-    def start_curves(self) -> subprocess.Popen[str] | None:
-        """The final curves' child process (mlx.tracking.curves.start_drawing); None where it cannot start."""
-
-        try:
-            return start_drawing(self.paths.root, list(self.trainers))
-        except OSError as exc:
-            warn(f"[WARNING] Learning curves not drawn: {one_line_error(exc)}")
-            return None
-
-    def write_curves(self, child: subprocess.Popen[str] | None = None) -> None:
-        """run_logs/<Behavior>_curves.png from stats.jsonl (mlx.tracking.curves), logged to MLflow: drawn here, or
-        collected from ``child``. A drawing failure only warns: the final checkpoints and policies are saved by
-        then."""
-        try:
-            paths = drawn(child) if child is not None else write_run_curves(self.paths.root, list(self.trainers))
-        except Exception as exc:  # noqa: BLE001 - a plotting library's failure must not fail a finished run
-            warn(f"[WARNING] Learning curves not drawn: {type(exc).__name__}: {one_line_error(exc)}")
-            return
-        for path in paths:
+    def write_curves(self, curves: FinalCurves | None = None) -> None:
+        """run_logs/<Behavior>_curves.png (mlx.tracking.curves), logged to MLflow: collected from the run's
+        ``curves`` child, or drawn here (a stopped run)."""
+        for path in curves.paths() if curves is not None else draw_here(self.paths.root, list(self.trainers)):
             say(f"[INFO] Learning curves: {path}")
             self.tracker.log_artifact(path, "run_logs")
 
@@ -547,7 +523,7 @@ class Run:
         except OSError as exc:
             warn(f"[WARNING] {self.paths.run_logs / 'timers.json'} not written: {one_line_error(exc)}")
         if self.curves is not None:
-            dismiss(self.curves)  # drawn by now, or not to be drawn by it (a failed or stopped run)
+            self.curves.dismiss()  # drawn by now, or not to be drawn by it (a failed or stopped run)
         try:
             self.close(status)
         except Exception as exc:
