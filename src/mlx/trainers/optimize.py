@@ -19,8 +19,9 @@ def skip_dynamo_import() -> None:
     PyTorch wraps four Optimizer methods so that torch.compile does not trace into them; the wrapper imports
     torch._dynamo on the first call to build a disabled copy, and caches it on the function. Outside a
     compiled region that copy does exactly what the function does, and mlx never compiles, so the function
-    itself is cached as its own disabled copy. Only while torch._dynamo is not loaded (if something loaded
-    it, torch's own wrappers are left as they are); tests/test_lightning_module.py checks a run imports
+    itself is cached as its own disabled copy. Called by a run's or mode's process set-up
+    (training.setup.configure_process), not on import: a program that imports mlx and compiles keeps torch's
+    behaviour. Only while torch._dynamo is not loaded; tests/test_lightning_module.py checks a run imports
     neither torch._dynamo nor Lightning, so a PyTorch that changes the mechanism is noticed.
     """
     if "torch._dynamo" in sys.modules:
@@ -30,8 +31,6 @@ def skip_dynamo_import() -> None:
         if fn is not None and getattr(fn, "__dynamo_disable", None) is None:
             setattr(fn, "__dynamo_disable", fn)
 
-
-skip_dynamo_import()
 
 LOSS_ADVICE = "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true"
 

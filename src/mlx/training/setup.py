@@ -14,6 +14,7 @@ from mlx.envs import make_env
 from mlx.envs.api import BaseEnv
 from mlx.memory import check_trainer, spec_sizes
 from mlx.params.curriculum import EnvironmentParameterManager
+from mlx.trainers.optimize import skip_dynamo_import
 
 
 def seeded(cfg: RunConfig) -> RunConfig:
@@ -25,7 +26,9 @@ def seeded(cfg: RunConfig) -> RunConfig:
 
 
 def configure_process(cfg: RunConfig) -> None:
-    """Thread limits and the global seeds, before anything draws a random number."""
+    """Thread limits and the global seeds, before anything draws a random number; torch._dynamo left
+    unimported (mlx.trainers.optimize.skip_dynamo_import)."""
+    skip_dynamo_import()
     torch.set_num_threads(cfg.torch_settings.num_threads)
     # numpy's BLAS too (acting, envs): by default OpenBLAS starts a thread per core, and its spinning
     # threads made two WallJump runs side by side on 2 cores 2.6x slower each.
