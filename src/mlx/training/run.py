@@ -371,7 +371,6 @@ class Run:
     # ---- the loop -----------------------------------------------------------------------------
     def save_checkpoint(self, name: str, elapsed: float, final: bool = False) -> Path:
         loop, params = self.loop, self.parameters
-        self.tracking_started(wait=True)  # each checkpoint's status names its MLflow run: resume continues it
         path = save_checkpoint(
             self.paths,
             self.status,
@@ -382,6 +381,7 @@ class Run:
             final,
             None if params is None else params.state(),
         )
+        self.tracking_started(wait=True)  # then the status names its MLflow run (resume continues that one)
         self.write_timers()
         return path
 
