@@ -208,8 +208,9 @@ def test_compare_names_the_behaviour_to_pass(tmp_path, template, capsys):
 
 # ---- a real two-behaviour run, resumed -----------------------------------------------------------------------
 def test_a_walljump_resume_keeps_each_behaviours_curve(workdir):
-    """BigWallJump outpaces SmallWallJump; its checkpoint (1200, as after a kill past it) is later than
-    SmallWallJump's (600): the rows between stay in stats.jsonl, MLflow and the event files, each step once."""
+    """BigWallJump outpaces SmallWallJump; its newest periodic checkpoint (as after a kill past it) is later
+    than SmallWallJump's last step: the rows between stay in stats.jsonl, MLflow and the event files, each
+    step once."""
     args = ["env=walljump", "env.num_areas=2", "trainer.summary_freq=200", "trainer.checkpoint_interval=400",
             "trainer.hyperparameters.buffer_size=256", "trainer.hyperparameters.batch_size=64",
             "trainer.network_settings.hidden_units=16", "trainer.network_settings.num_layers=1",
@@ -221,15 +222,17 @@ def test_a_walljump_resume_keeps_each_behaviours_curve(workdir):
     before = read_rows(stats)
     small = max(r["step"] for r in before if r["behavior"] == "SmallWallJump")
     big = root / "BigWallJump"
-    shutil.copyfile(big / "BigWallJump-1200.pt", big / "checkpoint.pt")
-    assert small < 1200 < max(r["step"] for r in before if r["behavior"] == "BigWallJump")
+    last = max(r["step"] for r in before if r["behavior"] == "BigWallJump")
+    saved = max(int(p.stem.rsplit("-", 1)[1]) for p in big.glob("BigWallJump-*.pt") if not p.stem.endswith(f"-{last}"))
+    shutil.copyfile(big / f"BigWallJump-{saved}.pt", big / "checkpoint.pt")
+    assert small < saved < last
     more = ["trainer.max_steps=800", "++behaviors.SmallWallJump.max_steps=800"]
     resumed = run_mlx("run_id=w", "resume=true", *more, cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "BigWallJump. Resuming from step 1200" in resumed.stdout
+    assert f"BigWallJump. Resuming from step {saved}" in resumed.stdout
     assert f"SmallWallJump. Resuming from step {small}" in resumed.stdout
     after = read_rows(stats)
-    cut = {"SmallWallJump": small, "BigWallJump": 1200}
+    cut = {"SmallWallJump": small, "BigWallJump": saved}
     for name, step in cut.items():
         kept = [r for r in before if r["behavior"] == name and r["step"] <= step]
         mine = [r for r in after if r["behavior"] == name]
