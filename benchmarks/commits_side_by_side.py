@@ -2,7 +2,7 @@
 for (a refused typo; the whole process of a 3DBall PPO run to 95 against its training seconds), old vs new.
 
     python benchmarks/commits_side_by_side.py --old <rev> [--new <rev>] [--seeds 1 2 3] [--envs 3dball pushblock]
-        [--cases train throughput wait]
+        [--cases train throughput wait long] [--long pushblock:4.5 pyramids:1.75]
 
 What a change that should not alter speed (a restructuring) is held to: each measurement runs once per
 commit, the two commits alternating (old, new, old, new, ...) so that whatever else loads the machine
@@ -12,7 +12,9 @@ the command users type (`python -m mlx trainer=<t> env=3dball seed=S stop_at_rew
 timed by the run's own clock (seconds to the target in stats.jsonl). The user's wait (case ``wait``) is
 the same PPO run as a new user types it (default tracking: MLflow's store created in a fresh folder, the
 TensorBoard files), timed from the process's start to its exit, beside its training seconds; and
-``python -m mlx trainer.hyperparameters.batch_sise=64`` refused (exit 2). Env throughput uses only the env API
+``python -m mlx trainer.hyperparameters.batch_sise=64`` refused (exit 2). The long tasks (case ``long``: PPO to
+an upstream benchmark, e.g. PushBlock 4.5, Pyramids 1.75 with curiosity) run both commits at once, one per
+core, seed by seed, each timed by its own clock. Env throughput uses only the env API
 both commits share (make_env, set_actions/step/get_steps). Prints a table of medians and new/old ratios
 and writes benchmarks/results/commits_side_by_side.json.
 """
@@ -105,26 +107,35 @@ def python_env(tree: Path, **extra: str) -> dict[str, str]:
 
 
 def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Path) -> dict:
-    run_id = f"side-{trainer}-{seed}"
-    cmd = [
-        *mlx_command(),
-        f"trainer={trainer}",
-        "env=3dball",
-        f"seed={seed}",
-        f"run_id={run_id}",
-        f"stop_at_reward={target}",
-        "tracking=none",
-        "progress=plain",
-    ]
-    proc = subprocess.run(cmd, cwd=work, env=python_env(tree), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return collect(start_to_reward(tree, "3dball", trainer, seed, target, work), target)
+
+
+def start_to_reward(tree: Path, env: str, trainer: str, seed: int, target: float, work: Path) -> dict:
+    """``python -m mlx env=<env> trainer=<trainer> seed=S stop_at_reward=<target>`` of one tree, started;
+    ``collect`` waits for it."""
+    run_id = f"side-{tree.name}-{env}-{trainer}-{seed}"
+    cmd = [*mlx_command(), f"trainer={trainer}", f"env={env}", f"seed={seed}", f"run_id={run_id}",
+           f"stop_at_reward={target}", "tracking=none", "progress=plain"]  # fmt: skip
+    log = (work / f"{run_id}.log").open("w")
+    proc = subprocess.Popen(cmd, cwd=work, env=python_env(tree), stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+    return {"proc": proc, "log": log, "tree": tree, "run_id": run_id, "work": work, "seed": seed}
+
+
+def collect(started: dict, target: float) -> dict:
+    """Steps and seconds (the run's own clock) to the first summary at or above target."""
+    proc, work, run_id = started["proc"], started["work"], started["run_id"]
+    proc.wait()
+    started["log"].close()
     if proc.returncode != 0:
-        raise SystemExit(f"{tree.name}: training failed (seed {seed}):\n{proc.stderr[-3000:]}")
+        tail = (work / f"{run_id}.log").read_text()[-3000:]
+        raise SystemExit(f"{started['tree'].name}: training failed (seed {started['seed']}):\n{tail}")
     stats = work / "results" / run_id / "run_logs" / "stats.jsonl"
     rows = [json.loads(line) for line in stats.read_text().splitlines()]
     shutil.rmtree(work / "results" / run_id)
     hit = next((r for r in rows if r["mean_reward"] is not None and r["mean_reward"] >= target), None)
     if hit is None:
-        raise SystemExit(f"{tree.name}: {trainer} seed {seed} did not reach {target}")
+        raise SystemExit(f"{started['tree'].name}: {run_id} did not reach {target}")
     return {"steps": hit["step"], "seconds": hit["time_elapsed"]}
 
 
@@ -190,7 +201,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="per throughput measurement")
     parser.add_argument("--repeats", type=int, default=3, help="throughput measurements per commit and case")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
-    parser.add_argument("--cases", nargs="+", default=["train", "throughput"], choices=["train", "throughput", "wait"])
+    parser.add_argument("--cases", nargs="+", default=["train", "throughput"],
+                        choices=["train", "throughput", "wait", "long"])  # fmt: skip
+    parser.add_argument("--long", nargs="+", default=["pushblock:4.5", "pyramids:1.75"],
+                        help="case long: env:target pairs (upstream benchmarks), PPO, tuned file")  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,6 +229,14 @@ def main() -> None:
                         record(f"3DBall PPO to {args.target:g}: process seconds", which, result["wall"])
                         record(f"3DBall PPO to {args.target:g}: training seconds", which, result["training"])
                         record(f"3DBall PPO to {args.target:g}: process/training", which, result["ratio"])
+            for pair in args.long if "long" in args.cases else []:
+                env, target = pair.split(":")
+                for seed in args.seeds:  # both trees at once, one per core: whatever else loads one loads both
+                    started = {w: start_to_reward(trees[w], env, "ppo", seed, float(target), work) for w in trees}
+                    for which, run in started.items():
+                        result = collect(run, float(target))
+                        record(f"{env} PPO seconds to {target}", which, result["seconds"])
+                        record(f"{env} PPO steps to {target}", which, result["steps"])
             for trainer in args.trainers if "train" in args.cases else []:
                 for seed in args.seeds:
                     for which in ("old", "new") if seed % 2 else ("new", "old"):

@@ -37,13 +37,13 @@ def make(use_numpy: bool) -> tuple[PPOTrainer, Ball3DEnv]:
 
 
 def first_chunk(use_numpy: bool) -> tuple[PPOTrainer, dict[str, np.ndarray]]:
-    """Acts until the first trajectories reach the update buffer."""
+    """Acts until the first trajectories reach the update buffer; the last chunk of that step (episodes that
+    ended and trajectories cut at time_horizon in the same step arrive as two), valued last."""
     trainer, env = make(use_numpy)
     while not trainer._buffer:
         env.set_actions(BEHAVIOR_NAME, trainer.process(*env.get_steps(BEHAVIOR_NAME)))
         env.step()
-    assert len(trainer._buffer) == 1
-    return trainer, trainer._buffer[0]
+    return trainer, trainer._buffer[-1]
 
 
 @pytest.mark.parametrize("use_numpy", [True, False], ids=["numpy", "torch"])
@@ -51,7 +51,8 @@ def test_steps_are_valued_after_the_normaliser_took_in_their_trajectory(use_nump
     trainer, chunk = first_chunk(use_numpy)
     obs = chunk["obs"]
     stats = trainer.module.normalizer.stats
-    assert float(stats.count) == pytest.approx(1e-4 + len(obs))  # exactly this trajectory's steps so far
+    rows = sum(len(c["obs"]) for c in trainer._buffer)
+    assert float(stats.count) == pytest.approx(1e-4 + rows)  # exactly these trajectories' steps so far
     # The stored values are the critic's now (no update yet), with the normaliser that includes these steps.
     np.testing.assert_allclose(chunk["old_values"], trainer.actor_critic.values(obs, None), rtol=1e-5, atol=1e-6)
     with torch.no_grad():
