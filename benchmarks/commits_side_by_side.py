@@ -113,7 +113,7 @@ def time_to_reward(tree: Path, trainer: str, seed: int, target: float, work: Pat
 def start_to_reward(tree: Path, env: str, trainer: str, seed: int, target: float, work: Path) -> dict:
     """``python -m mlx env=<env> trainer=<trainer> seed=S stop_at_reward=<target>`` of one tree, started;
     ``collect`` waits for it."""
-    run_id = f"side-{tree.name}-{env}-{trainer}-{seed}"
+    run_id = f"side-{'new' if tree == REPO else 'old'}-{env}-{trainer}-{seed}"
     cmd = [*mlx_command(), f"trainer={trainer}", f"env={env}", f"seed={seed}", f"run_id={run_id}",
            f"stop_at_reward={target}", "tracking=none", "progress=plain"]  # fmt: skip
     log = (work / f"{run_id}.log").open("w")
@@ -233,10 +233,16 @@ def main() -> None:
                 env, target = pair.split(":")
                 for seed in args.seeds:  # both trees at once, one per core: whatever else loads one loads both
                     started = {w: start_to_reward(trees[w], env, "ppo", seed, float(target), work) for w in trees}
-                    for which, run in started.items():
-                        result = collect(run, float(target))
-                        record(f"{env} PPO seconds to {target}", which, result["seconds"])
-                        record(f"{env} PPO steps to {target}", which, result["steps"])
+                    try:
+                        for which, run in started.items():
+                            result = collect(run, float(target))
+                            record(f"{env} PPO seconds to {target}", which, result["seconds"])
+                            record(f"{env} PPO steps to {target}", which, result["steps"])
+                    finally:  # one failed: the other is not left running
+                        for run in started.values():
+                            if run["proc"].poll() is None:
+                                run["proc"].kill()
+                                run["proc"].wait()
             for trainer in args.trainers if "train" in args.cases else []:
                 for seed in args.seeds:
                     for which in ("old", "new") if seed % 2 else ("new", "old"):

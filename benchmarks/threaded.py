@@ -36,7 +36,7 @@ def main() -> None:
         rows = []
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                # false said: a tuned file may turn threaded on (conf/tuned/pushblock_ppo.yaml does)
+                # false said: a tuned file may turn threaded on
                 plain = train_once(env, "ppo", seed, float(target), Path(tmp), ["trainer.threaded=false"])
             with tempfile.TemporaryDirectory() as tmp:
                 threaded = train_once(env, "ppo", seed, float(target), Path(tmp), ["trainer.threaded=true"])
