@@ -107,14 +107,17 @@ def test_threaded_where_it_cannot_overlap_is_refused_by_name(override, why):
 
 
 def test_a_threaded_3dball_run_learns_and_finishes_cleanly(tmp_path):
-    """The whole loop: updates in their thread, summaries and checkpoints between them, the final ones after."""
+    """The whole loop: updates in their thread, summaries and checkpoints between them, the final ones after.
+    A threaded run is not reproducible (how many steps act on the older policy depends on timing): at 150k
+    steps it measured 10.1-10.7 against a threshold of 10 (9.99 once under load), so it runs to 200k, where
+    it measured 44-51, and asks for 20."""
     cmd = [sys.executable, "-m", "mlx", "env=3dball", "trainer=ppo", "trainer.threaded=true", "seed=1",
-           "trainer.max_steps=150000", "tracking=none", "progress=plain", "run_id=threaded"]  # fmt: skip
+           "trainer.max_steps=200000", "tracking=none", "progress=plain", "run_id=threaded"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     logs = tmp_path / "results" / "threaded"
     rows = [json.loads(x) for x in (logs / "run_logs" / "stats.jsonl").read_text().splitlines()]
-    assert rows[-1]["step"] >= 150000
-    assert max(r["mean_reward"] or 0 for r in rows) >= 10  # random play: about 1
+    assert rows[-1]["step"] >= 200000
+    assert max(r["mean_reward"] or 0 for r in rows) >= 20  # random play: about 1
     assert all(b["step"] > a["step"] for a, b in zip(rows, rows[1:], strict=False))
     assert (logs / "3DBall.onnx").exists()

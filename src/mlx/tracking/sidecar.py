@@ -200,6 +200,7 @@ class SidecarTracker(Tracker):
             )
         self._start = None
         if "error" in reply:
+            self._warned = True  # refused, not lost: this error is the one line the run ends with
             self.sidecar.close()
             raise _error(reply["error"])
         self._run_id = reply.get("run_id")
