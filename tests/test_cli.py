@@ -343,3 +343,37 @@ def test_a_typo_is_refused_before_the_heavy_libraries_are_imported(tmp_path):
     loaded = set(next(line for line in proc.stderr.splitlines() if line.startswith("LOADED ")).split()[1:])
     heavy = {"torch", "lightning", "mlflow", "matplotlib", "onnx", "onnxruntime", "scipy", "sqlalchemy"}
     assert not heavy & {name.split(".")[0] for name in loaded}
+
+
+def test_a_resume_finds_its_mlflow_run_in_mlflow_sync_json_and_refuses_nothing_for_a_hostile_id(workdir):
+    """The MLflow run opens beside training, so a process killed before the status named it left its id only in
+    run_logs/mlflow_sync.json (written as the run is created): resume continues that run. A hostile id there
+    (a path, not a run) costs a new MLflow run and one warning, nothing else."""
+    from mlflow.tracking import MlflowClient
+
+    args = [*TINY, "run_id=sync", "tracking.uri=sqlite:///mlruns.db"]
+    assert run_mlx(*args, "trainer.max_steps=800", cwd=workdir).returncode == 0
+    status_path = workdir / "results" / "sync" / "run_logs" / "training_status.json"
+    sync_path = status_path.with_name("mlflow_sync.json")
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlruns.db'}")
+    experiment = client.get_experiment_by_name("3dball").experiment_id
+
+    status = json.loads(status_path.read_text())
+    first = status["metadata"].pop("mlflow_run_id")
+    status_path.write_text(json.dumps(status))
+    assert json.loads(sync_path.read_text())["run_id"] == first
+    resumed = run_mlx(*args, "trainer.max_steps=1200", "resume=true", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r.info.run_id for r in client.search_runs([experiment])] == [first]
+
+    status = json.loads(status_path.read_text())
+    status["metadata"].pop("mlflow_run_id")
+    status_path.write_text(json.dumps(status))
+    sync = json.loads(sync_path.read_text())
+    sync["run_id"] = "../../../etc/passwd"
+    sync_path.write_text(json.dumps(sync))
+    again = run_mlx(*args, "trainer.max_steps=1600", "resume=true", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert "is not in" in again.stderr and again.stderr.count("\n") == 1, again.stderr
+    runs = client.search_runs([experiment])
+    assert len(runs) == 2 and first in {r.info.run_id for r in runs}
