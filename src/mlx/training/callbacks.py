@@ -86,19 +86,17 @@ class OnSummary(Callback):
 
 class TrackingStart(Callback):
     """The MLflow run opens in the tracking process while training starts (a new store takes seconds to
-    create); after each update, and at the end at the latest, ``started`` says so once it exists."""
+    create); after each update, and at the end at the latest, ``started`` says so once it exists (it returns
+    at once after that: Run.tracking_started)."""
 
     def __init__(self, started: Callable[[bool], bool]) -> None:
         self.started = started
-        self.done = False
 
     def after_update(self, loop: Loop, name: str) -> None:
-        if not self.done:
-            self.done = self.started(False)
+        self.started(False)
 
     def on_end(self, loop: Loop) -> None:
-        if not self.done:
-            self.done = self.started(True)
+        self.started(True)
 
 
 class PhaseSplit(Callback):
