@@ -84,10 +84,13 @@ from typing import Any
 import numpy as np
 
 from mlx.envs.api import EnvError
+from mlx.envs.native import arena_kernels
 from mlx.envs.native.contact import _TINY, F32, _any, _has_negative_zero, contact_depth, contact_normal
 from mlx.envs.native.contact import rounded_box_contact as rounded_box_contact  # (its users import it here)
 from mlx.envs.native.render import FLOOR, Canvas, palette
 
+# Whether Arena.step runs compiled (arena_kernels); tests turn it off to compare with the numpy form.
+COMPILED = True
 TOUCH_DISTANCE = 0.02  # two colliders' default contact offsets (Physics.defaultContactOffset = 0.01)
 DEFAULT_FRICTION = (0.6, 0.6)  # PhysX's default material (dynamic, static)
 Areas = np.ndarray | slice | None
@@ -283,6 +286,7 @@ class Arena:
         self._turning = False
         self._dv: np.ndarray | None = None
         self._dv_buf = np.zeros((2, self.A, n), F32)
+        self._pair_index_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self.refresh()
 
     # ------------------------------------------------------------------------------------------------
@@ -470,7 +474,11 @@ class Arena:
     # ------------------------------------------------------------------------------------------------
 
     def step(self, substeps: int = 1) -> None:
-        """Advance every area by ``substeps`` physics steps."""
+        """Advance every area by ``substeps`` physics steps: in one compiled call (arena_kernels.arena_steps,
+        the same float32 arithmetic) unless a subclass solves its pairs its own way or ``COMPILED`` is off."""
+        if COMPILED and type(self)._solve_pairs is Arena._solve_pairs:
+            self._compiled_steps(substeps)
+            return
         vel, pos = self.vel, self.pos
         for _ in range(substeps):
             if self.A:
@@ -487,6 +495,32 @@ class Arena:
                     self._solve_statics()
                 if self.has_bounds:
                     self._solve_bounds()
+
+    def _compiled_steps(self, substeps: int) -> None:
+        # The headings' sin and cos stay numpy's (its float32 routines, not the C library's): one row per
+        # physics step while turning, else the one heading.
+        heading = self.heading
+        if self._turning:
+            seq = np.empty((substeps, self.A, self.n), F32)
+            seq[0] = heading
+            for s in range(1, substeps):
+                np.add(seq[s - 1], self._cmd[2], out=seq[s])
+        else:
+            seq = heading[None]
+        if self._pair_index_arrays is None:
+            self._pair_index_arrays = (
+                np.array([i for i, _ in self.pairs], np.intp),
+                np.array([j for _, j in self.pairs], np.intp),
+            )
+        pair_i, pair_j = self._pair_index_arrays
+        arena_kernels.arena_steps(
+            substeps, self.iterations, np.sin(seq), np.cos(seq), self._cmd, heading, self._turning,
+            self.center, self.half, self.radius, self.active, self.solid, self.vel, self.mass, self.drag,
+            self.friction, self.ground_friction, self.has_bounds, self.bounds, self.dt,
+            F32(self.gravity * float(self.dt)), pair_i, pair_j, self.touch_pair, self.touch_static,
+            self.touch_bounds,
+        )  # fmt: skip
+        self._dv = None
 
     def _solve_pairs(self) -> None:
         """One pass over the body pairs, one after another in a fixed order (a subclass may solve them

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from mlx.envs.api import EnvError
+from mlx.envs.native import arena as arena_module
 from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE, Arena, _sel
+from mlx.envs.native.arena_kernels import cast_boxes_and_bounds
 from mlx.envs.native.base import FrameStack
 
 
@@ -176,6 +178,8 @@ class RaySensor(_Rays):
         self.sees_bounds = bounds_reach is not None
         self._bounds_grow = F32(bounds_reach or 0.0)
         self._frames = FrameStack(arena.n, spec.frame_size, max(1, spec.observation_stacks))
+        self._all_areas = np.arange(arena.n, dtype=np.intp)
+        self._grow_flat = np.ascontiguousarray(self._grow[:, 0])
 
     def _reach(self, bottom: float, top: float) -> float | None:
         """In-plane radius of the sphere against a collider of that vertical extent, or None if it passes."""
@@ -189,6 +193,16 @@ class RaySensor(_Rays):
         sel = _sel(areas)
         m = ar.n if areas is None else len(areas)
         d = ray_directions_xz(self._basis_xz, ar.heading[self.agent, sel])  # [2, R, m]
+        if arena_module.COMPILED:
+            cols = self._all_areas if areas is None else np.asarray(areas, np.intp)
+            tmin = np.empty((self.spec.num_rays, m), F32)
+            tags = np.empty((self.spec.num_rays, m), np.int16)
+            cast_boxes_and_bounds(
+                d, cols, ar.W + self.agent, ar.center, ar.half, ar.radius, ar.active, ar.tag, self.targets,
+                self._grow_flat, self.spec.ray_length, self.sees_bounds, ar.bounds, self._bounds_grow,
+                ar.bounds_tag, tmin, tags,
+            )  # fmt: skip
+            return self._encode(tmin, tags)
         o = ar.pos[:, self.agent, sel]  # [2, m]
         if self.targets.size:
             tg = self.targets
