@@ -396,3 +396,96 @@ def cast_boxes_and_bounds(
                 if tb < tmin[ray, a]:
                     tmin[ray, a] = tb
                     tags[ray, a] = bounds_tag
+
+
+@njit(cache=True)
+def cast_tilted(
+    d,  # [2, R, m] unit ray directions (in the floor plane) of the selected areas
+    cols,  # [m] the arena columns of those areas
+    agent,  # the sensor's agent slot
+    center,  # the arena's [2, S, n]
+    half,  # [2, S, n]
+    radius,  # [S, n]
+    active,  # [S, n] bool
+    tag,  # [S, n] int16
+    targets,  # [T] slots
+    sphere,  # float32: the sphere cast's radius
+    s_lo,  # [T] float32: distances over which the rising sphere's span overlaps each collider's
+    s_hi,
+    overlaps_start,  # [T] bool
+    bottom,  # [T] float32: each collider's vertical extent
+    top,
+    h0,  # float32: the rays' start height
+    slope,  # float32: rise per unit of horizontal distance
+    has_bounds,
+    bounds,  # [4, n]
+    bounds_s_hi,  # float32: the walls' top, as a distance along the rising ray
+    bounds_tag,
+    tmin,  # out [R, m]
+    tags,  # out [R, m] int16
+):
+    """TiltedRaySensor's cast: per (ray, target, area) the numpy form's float32 operations; the nearest hit
+    by distance, ties to the collider nearer the sphere's height (then the first), then the walls."""
+    R = d.shape[1]
+    T = targets.shape[0]
+    m = d.shape[2]
+    milli = F32(1e-3)
+    for a in range(m):
+        col = cols[a]
+        ox = center[0, agent, col]
+        oz = center[1, agent, col]
+        for ray in range(R):
+            best_key = INF
+            best_t = INF
+            best_tag = -1
+            dx = d[0, ray, a]
+            dz = d[1, ray, a]
+            ix = ONE / (TINY if abs(dx) < TINY else dx)
+            iz = ONE / (TINY if abs(dz) < TINY else dz)
+            for t in range(T):
+                s = targets[t]
+                if not active[s, col]:
+                    continue
+                r0 = center[0, s, col] - ox
+                r1 = center[1, s, col] - oz
+                grow = radius[s, col] + sphere
+                g0 = half[0, s, col] + grow
+                g1 = half[1, s, col] + grow
+                if overlaps_start[t] and abs(r0) < g0 - TOUCH and abs(r1) < g1 - TOUCH:
+                    continue  # the sphere starts inside it (SphereCast ignores it)
+                ax = (r0 - g0) * ix
+                bx = (r0 + g0) * ix
+                az = (r1 - g1) * iz
+                bz = (r1 + g1) * iz
+                tnear = _max(_min(ax, bx), _min(az, bz))
+                tfar = _min(_max(ax, bx), _max(az, bz))
+                tt = _max(_max(tnear, s_lo[t]), ZERO)
+                if not (tt <= tfar and tt <= s_hi[t]):
+                    continue
+                h = h0 + slope * tt
+                gap = _max(_max(bottom[t] - h, h - top[t]), ZERO)
+                key = gap * milli + tt
+                if key < best_key:
+                    best_key = key
+                    best_t = tt
+                    best_tag = tag[s, col]
+            if has_bounds:
+                hi0 = bounds[2, col] - sphere - ox
+                hi1 = bounds[3, col] - sphere - oz
+                lo0 = bounds[0, col] + sphere - ox
+                lo1 = bounds[1, col] + sphere - oz
+                hi0 = INF if hi0 < TOUCH else hi0
+                hi1 = INF if hi1 < TOUCH else hi1
+                lo0 = -INF if lo0 > -TOUCH else lo0
+                lo1 = -INF if lo1 > -TOUCH else lo1
+                tx = (hi0 if dx > ZERO else lo0) / (TINY if abs(dx) < TINY else dx)
+                tz = (hi1 if dz > ZERO else lo1) / (TINY if abs(dz) < TINY else dz)
+                tx = tx if tx >= ZERO else INF
+                tz = tz if tz >= ZERO else INF
+                tb = _min(tx, tz)
+                tb = tb if tb <= bounds_s_hi else INF
+                if tb < best_t:
+                    best_t = tb
+                    best_tag = bounds_tag
+            tmin[ray, a] = best_t
+            tags[ray, a] = best_tag

@@ -34,7 +34,7 @@ import numpy as np
 from mlx.envs.api import EnvError
 from mlx.envs.native import arena as arena_module
 from mlx.envs.native.arena import _TINY, F32, TOUCH_DISTANCE, Arena, _sel
-from mlx.envs.native.arena_kernels import cast_boxes_and_bounds
+from mlx.envs.native.arena_kernels import cast_boxes_and_bounds, cast_tilted
 from mlx.envs.native.base import FrameStack
 
 
@@ -394,6 +394,10 @@ class TiltedRaySensor(_Rays):
         self._overlaps_start = (self._s_lo <= 0) & (self._s_hi >= 0)  # [1, T, 1]
         self._bounds_s_hi = F32((arena.bounds_height[1] + r - h0) / self.slope)
         self.h0 = F32(h0)
+        self._all_areas = np.arange(arena.n, dtype=np.intp)
+        flat = np.ascontiguousarray
+        self._kernel_columns = (flat(self._s_lo.ravel()), flat(self._s_hi.ravel()), flat(self._overlaps_start.ravel()),
+                                flat(self._bottom.ravel()), flat(self._top.ravel()))  # fmt: skip
 
     def perceive(self, areas: np.ndarray | None = None) -> np.ndarray:
         """One frame [m, frame_size] float32 for all areas (or the given ones).
@@ -406,6 +410,16 @@ class TiltedRaySensor(_Rays):
         m = ar.n if areas is None else len(areas)
         r = F32(spec.sphere_cast_radius)
         d = ray_directions_xz(self._basis_xz, ar.heading[self.agent, sel])  # [2, R, m]
+        if arena_module.COMPILED:
+            cols = self._all_areas if areas is None else np.asarray(areas, np.intp)
+            tmin = np.empty((spec.num_rays, m), F32)
+            tags = np.empty((spec.num_rays, m), np.int16)
+            cast_tilted(
+                d, cols, ar.W + self.agent, ar.center, ar.half, ar.radius, ar.active, ar.tag, self.targets, r,
+                *self._kernel_columns, self.h0, F32(self.slope), ar.has_bounds, ar.bounds, self._bounds_s_hi,
+                ar.bounds_tag, tmin, tags,
+            )  # fmt: skip
+            return self._encode(tmin, tags)
         o = ar.pos[:, self.agent, sel]  # [2, m]
         tg = self.targets
         rel, half, grow, act, tag = ar.center[:, tg], ar.half[:, tg], ar.radius[tg], ar.active[tg], ar.tag[tg]
