@@ -107,3 +107,12 @@ def test_crowded_arena_steps_and_casts_the_same(monkeypatch):
             assert np.array_equal(x, y), step
         touched += [a.touch_pair.any(), a.touch_static.any(), a.touch_bounds.any()]
     assert (touched > 10).all(), touched  # the scene does touch
+
+
+def test_kernel_constants_are_the_engines():
+    """numba compiles module constants into the cached kernels, so the kernels keep their own copies."""
+    from mlx.envs.native import arena_kernels, contact
+
+    assert np.float32(arena_module.TOUCH_DISTANCE) == arena_kernels.TOUCH
+    assert arena_kernels.NEG_TOUCH == -arena_kernels.TOUCH
+    assert np.float32(contact._TINY) == arena_kernels.TINY

@@ -30,6 +30,7 @@ TOUCH = F32(0.02)  # mlx.envs.native.arena.TOUCH_DISTANCE
 NEG_TOUCH = F32(-0.02)
 INF = F32(np.inf)
 HALF = F32(0.5)
+FAR = F32(0.05)  # beyond a touch: a gap this much larger than a shape's radius
 
 
 @njit(cache=True, inline="always")
@@ -219,6 +220,9 @@ def arena_steps(
                             d1 = center[1, b, a] - center[1, w, a]
                             h0 = half[0, b, a] + half[0, w, a]
                             h1 = half[1, b, a] + half[1, w, a]
+                            far = radius[b, a] + FAR
+                            if abs(d0) - h0 > far or abs(d1) - h1 > far:
+                                continue  # the gap exceeds any touch distance: no touch, no push (exact)
                             pen = _depth(d0, d1, h0, h1, radius[b, a])[0]
                             present = active[b, a] and active[w, a]
                             if pen > touch and present:
@@ -417,6 +421,7 @@ def cast_tilted(
     top,
     h0,  # float32: the rays' start height
     slope,  # float32: rise per unit of horizontal distance
+    reach,  # the ray length (horizontal)
     has_bounds,
     bounds,  # [4, n]
     bounds_s_hi,  # float32: the walls' top, as a distance along the rising ray
@@ -425,34 +430,41 @@ def cast_tilted(
     tags,  # out [R, m] int16
 ):
     """TiltedRaySensor's cast: per (ray, target, area) the numpy form's float32 operations; the nearest hit
-    by distance, ties to the collider nearer the sphere's height (then the first), then the walls."""
+    by distance, ties to the collider nearer the sphere's height (then the first), then the walls. A target
+    whose grown footprint lies wholly beyond ``reach`` is not cast: its hit would lie past the ray's end,
+    which the encoding reports as a miss all the same."""
     R = d.shape[1]
     T = targets.shape[0]
     m = d.shape[2]
     milli = F32(1e-3)
+    margin = F32(reach * 1.001 + 0.01)
+    key = np.empty(R, F32)
     for a in range(m):
         col = cols[a]
         ox = center[0, agent, col]
         oz = center[1, agent, col]
         for ray in range(R):
-            best_key = INF
-            best_t = INF
-            best_tag = -1
-            dx = d[0, ray, a]
-            dz = d[1, ray, a]
-            ix = ONE / (TINY if abs(dx) < TINY else dx)
-            iz = ONE / (TINY if abs(dz) < TINY else dz)
-            for t in range(T):
-                s = targets[t]
-                if not active[s, col]:
-                    continue
-                r0 = center[0, s, col] - ox
-                r1 = center[1, s, col] - oz
-                grow = radius[s, col] + sphere
-                g0 = half[0, s, col] + grow
-                g1 = half[1, s, col] + grow
-                if overlaps_start[t] and abs(r0) < g0 - TOUCH and abs(r1) < g1 - TOUCH:
-                    continue  # the sphere starts inside it (SphereCast ignores it)
+            key[ray] = INF
+            tmin[ray, a] = INF
+            tags[ray, a] = -1
+        for t in range(T):
+            s = targets[t]
+            if not active[s, col]:
+                continue
+            r0 = center[0, s, col] - ox
+            r1 = center[1, s, col] - oz
+            grow = radius[s, col] + sphere
+            g0 = half[0, s, col] + grow
+            g1 = half[1, s, col] + grow
+            if abs(r0) - g0 > margin or abs(r1) - g1 > margin:
+                continue
+            if overlaps_start[t] and abs(r0) < g0 - TOUCH and abs(r1) < g1 - TOUCH:
+                continue  # the sphere starts inside it (SphereCast ignores it)
+            for ray in range(R):
+                dx = d[0, ray, a]
+                dz = d[1, ray, a]
+                ix = ONE / (TINY if abs(dx) < TINY else dx)
+                iz = ONE / (TINY if abs(dz) < TINY else dz)
                 ax = (r0 - g0) * ix
                 bx = (r0 + g0) * ix
                 az = (r1 - g1) * iz
@@ -464,28 +476,29 @@ def cast_tilted(
                     continue
                 h = h0 + slope * tt
                 gap = _max(_max(bottom[t] - h, h - top[t]), ZERO)
-                key = gap * milli + tt
-                if key < best_key:
-                    best_key = key
-                    best_t = tt
-                    best_tag = tag[s, col]
-            if has_bounds:
-                hi0 = bounds[2, col] - sphere - ox
-                hi1 = bounds[3, col] - sphere - oz
-                lo0 = bounds[0, col] + sphere - ox
-                lo1 = bounds[1, col] + sphere - oz
-                hi0 = INF if hi0 < TOUCH else hi0
-                hi1 = INF if hi1 < TOUCH else hi1
-                lo0 = -INF if lo0 > -TOUCH else lo0
-                lo1 = -INF if lo1 > -TOUCH else lo1
+                k = gap * milli + tt
+                if k < key[ray]:
+                    key[ray] = k
+                    tmin[ray, a] = tt
+                    tags[ray, a] = tag[s, col]
+        if has_bounds:
+            hi0 = bounds[2, col] - sphere - ox
+            hi1 = bounds[3, col] - sphere - oz
+            lo0 = bounds[0, col] + sphere - ox
+            lo1 = bounds[1, col] + sphere - oz
+            hi0 = INF if hi0 < TOUCH else hi0
+            hi1 = INF if hi1 < TOUCH else hi1
+            lo0 = -INF if lo0 > -TOUCH else lo0
+            lo1 = -INF if lo1 > -TOUCH else lo1
+            for ray in range(R):
+                dx = d[0, ray, a]
+                dz = d[1, ray, a]
                 tx = (hi0 if dx > ZERO else lo0) / (TINY if abs(dx) < TINY else dx)
                 tz = (hi1 if dz > ZERO else lo1) / (TINY if abs(dz) < TINY else dz)
                 tx = tx if tx >= ZERO else INF
                 tz = tz if tz >= ZERO else INF
                 tb = _min(tx, tz)
                 tb = tb if tb <= bounds_s_hi else INF
-                if tb < best_t:
-                    best_t = tb
-                    best_tag = bounds_tag
-            tmin[ray, a] = best_t
-            tags[ray, a] = best_tag
+                if tb < tmin[ray, a]:
+                    tmin[ray, a] = tb
+                    tags[ray, a] = bounds_tag

@@ -20,7 +20,9 @@ target (the casts start touching it, so Unity ignores it too).
 
 ``RaySensor`` casts horizontal rays (ML-Agents' equal start and end vertical offsets); ``TiltedRaySensor``
 rises linearly (an end offset above a start offset of 0). Both write frames with ``encode_frame``, which
-WallJump's own casts use too, so every ray observation of mlx has the one encoding.
+WallJump's own casts use too (its compiled form writes the same values itself), so every ray observation of
+mlx has the one encoding. With ``mlx.envs.native.arena.COMPILED`` (the default) both sensors cast in one
+compiled call per perception (mlx.envs.native.arena_kernels), the numpy forms below being the reference.
 """
 
 from __future__ import annotations
@@ -416,8 +418,8 @@ class TiltedRaySensor(_Rays):
             tags = np.empty((spec.num_rays, m), np.int16)
             cast_tilted(
                 d, cols, ar.W + self.agent, ar.center, ar.half, ar.radius, ar.active, ar.tag, self.targets, r,
-                *self._kernel_columns, self.h0, F32(self.slope), ar.has_bounds, ar.bounds, self._bounds_s_hi,
-                ar.bounds_tag, tmin, tags,
+                *self._kernel_columns, self.h0, F32(self.slope), spec.ray_length, ar.has_bounds, ar.bounds,
+                self._bounds_s_hi, ar.bounds_tag, tmin, tags,
             )  # fmt: skip
             return self._encode(tmin, tags)
         o = ar.pos[:, self.agent, sel]  # [2, m]

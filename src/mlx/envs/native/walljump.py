@@ -58,6 +58,10 @@ and counts a hit where the ray is still below the grown top at entry. The ground
 first one (goal or fall) ends the episode at the end of its decision, with the terminal observation of
 that moment and the new episode starting at the next decision (upstream starts it at once and plays the
 rest of the decision in it). Bodies start on the ground (upstream drops them from 5 cm).
+
+Speed: with ``mlx.envs.native.arena.COMPILED`` (the default) a decision's physics steps and the observations
+run as numba kernels (mlx.envs.native.walljump_kernels, one call each) doing the numpy methods' float32
+arithmetic; those methods stay the reference (tests/test_walljump_kernels.py: trajectories equal).
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mlx.envs.api import ActionSpec, BehaviorSpec, EnvError, ObservationSpec
+from mlx.envs.native import arena as arena_module
+from mlx.envs.native import walljump_kernels
 from mlx.envs.native.arena import contact_depth, contact_normal
 from mlx.envs.native.base import F32, FrameStack, NativeEnv
 from mlx.envs.native.rays import cast_rounded_boxes_xz, encode_frame, ray_basis_xz, ray_directions_xz
@@ -169,6 +175,7 @@ class WallJumpEnv(NativeEnv):
         self._below = np.zeros(n, F32)
         self._small = np.ones(n, bool)
         self._rays = ray_basis_xz(RAYS_PER_DIRECTION, MAX_RAY_DEGREES)
+        self._all_areas = np.arange(n, dtype=np.intp)
 
     # ------------------------------------------------------------------------------------------------
     # NativeEnv hooks
@@ -181,6 +188,8 @@ class WallJumpEnv(NativeEnv):
         self._set_commands(np.arange(self.n), np.zeros((self.n, 4), np.int64))
 
     def _advance(self) -> tuple[np.ndarray, np.ndarray]:
+        if arena_module.COMPILED:
+            return self._compiled_advance()
         self._outcome[:] = 0.0
         self._penalty[:] = 0.0
         for _ in range(DECISION_PERIOD):
@@ -190,6 +199,27 @@ class WallJumpEnv(NativeEnv):
             self._check_outcomes(running)
         ended = self._outcome != 0
         return np.where(ended, self._outcome, self._penalty).astype(F32), ended
+
+    def _compiled_advance(self) -> tuple[np.ndarray, np.ndarray]:
+        """_advance by walljump_kernels.physics (the same float32 arithmetic). The headings' sin and cos stay
+        numpy's: the heading of each physics step (before its turn) is the numpy form's running sum."""
+        n = self.n
+        seq = np.empty((DECISION_PERIOD + 1, n), F32)
+        seq[0] = self.heading
+        turn = self._turn * F32(TURN_STEP)
+        for s in range(DECISION_PERIOD):
+            np.add(seq[s], turn, out=seq[s + 1])
+        self.heading[:] = seq[DECISION_PERIOD]
+        steps = seq[:DECISION_PERIOD]
+        # The kernel updates the state and the cached geometry (resting, _block_gap2 ... _small) in place.
+        reward = np.empty(n, F32)
+        ended = np.empty(n, bool)
+        walljump_kernels.physics(
+            np.sin(steps), np.cos(steps), self.pos, self.vel, self.jump_left, self.jump_start, self.resting,
+            self.block, self.block_vel, self.wall_height, self._forward, self._side, self._jump, self._block_gap2,
+            self._wall_gap2, self._below, self._small, self._outcome, self._penalty, reward, ended,
+        )  # fmt: skip
+        return reward, ended
 
     def _observe(self) -> list[np.ndarray]:
         return [s.push(f) for s, f in zip(self._stacks, self._perceive(None), strict=True)]
@@ -444,6 +474,13 @@ class WallJumpEnv(NativeEnv):
     def _perceive(self, idx: np.ndarray | None) -> list[np.ndarray]:
         """One frame of each sensor ([m, 35], [m, 35], [m, 4]) for all areas or the given ones."""
         sel = slice(None) if idx is None else idx
+        if arena_module.COMPILED:
+            cols = self._all_areas if idx is None else np.ascontiguousarray(idx, np.intp)
+            m = cols.shape[0]
+            frames = [np.empty((m, RAY_FRAME), F32), np.empty((m, RAY_FRAME), F32), np.empty((m, VECTOR_FRAME), F32)]
+            d = ray_directions_xz(self._rays, self.heading[sel])  # numpy's sin and cos
+            walljump_kernels.perceive(d, cols, self.pos, self.block, self.wall_height, self._small, *frames)
+            return frames
         x, y, z = (c[sel] for c in self.pos)
         head = self.heading[sel]
         m = x.shape[0]
