@@ -23,8 +23,12 @@ writes each pixel's colour id (a tag and a face) over the background's, and one 
 table makes the picture. Every step is an array operation over (areas x rows x columns) or (areas x
 prisms x columns); the only Python loop runs over the layers (the most prisms any column meets: a few in
 PushBlock and Hallway, about ten in Pyramids), never over areas, agents or pixels. The camera's own agent
-is not drawn (the camera sits inside it). Cost (tests' machine, 2 cores at load 12): about 0.9 ms per area
-for PushBlock and Hallway, 1.6 ms for Pyramids, linear in the areas; it is most of a visual env's step.
+is not drawn (the camera sits inside it). Cost of this numpy form (tests' machine, 2 cores at load 12):
+about 0.9 ms per area for PushBlock and Hallway, 1.6 ms for Pyramids, linear in the areas; it was most of a
+visual env's step. With ``mlx.envs.native.arena.COMPILED`` (the default) the same pictures come from one
+numba kernel (mlx.envs.native.camera_kernels: per area and column the slab tests, then the painter's pass
+over row ranges; tests/test_camera_kernels.py checks them equal pixel for pixel), about 10x faster;
+the numpy form stays as its reference.
 
 Image: ``size`` x ``size`` RGB (84 x 84 by default, ML-Agents' CameraSensor default; the three scenes'
 resolutions are NOT FOUND), float32 in [0, 1] in 8-bit steps (as a render texture holds them), [height,
@@ -43,7 +47,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from mlx.envs.api import BehaviorSpec, EnvError, ObservationSpec, TerminalSteps
+from mlx.envs.native import arena as arena_module
 from mlx.envs.native.arena import F32, Arena
+from mlx.envs.native.camera_kernels import render_camera
 from mlx.envs.native.rays import cast_bounds
 from mlx.envs.native.render import FLOOR, VOID, palette
 from mlx.memory import check_areas
@@ -52,6 +58,7 @@ CAMERA_NAME = "CameraSensor"  # CameraSensorComponent's default sensorName
 SIZE = 84  # ML-Agents' CameraSensor default width and height
 FOV_DEG = 60.0  # Unity's default vertical field of view
 NEAR = 0.3  # Unity's default near clip plane (m)
+WALL_CAP = 1e4  # the farthest a wall is drawn (m): a column that never leaves the room
 EYE = 1.0  # camera height above the floor (m): the top of the 1 m agent cube
 SKY = (135, 175, 215)
 SHADE_X, SHADE_Z, SHADE_TOP = 0.78, 1.0, 1.15  # faces across x, across z, horizontal faces
@@ -111,6 +118,7 @@ class ArenaCamera:
         self._y1 = height[self._slots, 1].astype(F32)
         self._wall_top = F32(arena.bounds_height[1])
         self._table = _colour_table(arena)
+        self._all_areas = np.arange(arena.n, dtype=np.intp)
 
     def render(self, areas: np.ndarray | None = None) -> np.ndarray:
         """float32 [m, size, size, 3]: the camera picture of every area (or of the given areas)."""
@@ -120,13 +128,15 @@ class ArenaCamera:
         heading = ar.heading[k, sel]  # [m]
         yaw = heading[None, :] + self._angle[:, None]  # [R, m]
         dx, dz = np.sin(yaw).astype(F32), np.cos(yaw).astype(F32)
+        if arena_module.COMPILED:
+            return self._render_compiled(dx, dz, areas)
         ox, oz = ar.pos[0, k, sel], ar.pos[1, k, sel]  # [m]
         cos = self._cos[:, None]  # [R, 1]
         # The walls: the room's exit distance per column, as depth along the camera's forward.
         b = ar.bounds[:, sel]
         t_wall_x = cast_bounds(dx, np.zeros_like(dz), ox, oz, b, F32(0.0))  # the walls across x only
         t_wall = np.minimum(t_wall_x, cast_bounds(np.zeros_like(dx), dz, ox, oz, b, F32(0.0)))
-        d_wall = (np.minimum(t_wall, F32(1e4)) * cos).T  # [m, R]
+        d_wall = (np.minimum(t_wall, F32(WALL_CAP)) * cos).T  # [m, R]
         wall_x = (t_wall_x <= t_wall).T[:, None, :]  # [m, 1, R]: the column ends on a wall across x
         # Every drawn slot's footprint, slab-tested: entry/exit distances [R, T, m].
         slots = self._slots
@@ -184,6 +194,20 @@ class ArenaCamera:
             lo, hi = np.maximum(lo, f_lo[:, j, None, :]), np.minimum(hi, f_hi[:, j, None, :])
             np.copyto(ids, id_side[:, j, None, :], where=(v >= lo) & (v <= hi))
         return self._table[ids]
+
+    def _render_compiled(self, dx: np.ndarray, dz: np.ndarray, areas: np.ndarray | None) -> np.ndarray:
+        """render's numpy form, compiled (mlx.envs.native.camera_kernels): the same pictures."""
+        ar = self.arena
+        cols = self._all_areas if areas is None else self._all_areas[areas]
+        out = np.empty((len(cols), self.size, self.size, 3), F32)
+        end = len(self._table)
+        render_camera(
+            np.ascontiguousarray(dx), np.ascontiguousarray(dz), np.ascontiguousarray(cols, np.intp),
+            self._self_slot, ar.center, ar.half, ar.radius, ar.active, ar.tag, ar.bounds, self._slots,
+            self._y0, self._y1, self._cos, self._v, F32(self.eye), self._wall_top, self._table,
+            end + _WALL_Z, end + _WALL_X, end + _SKY, end + _FLOOR, out,
+        )  # fmt: skip
+        return out
 
 
 class FirstPersonCamera:
