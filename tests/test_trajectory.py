@@ -39,6 +39,18 @@ def test_agent_slots_map_arbitrary_ids_stably():
     assert slots.count == 4
 
 
+def test_agent_slots_of_every_id_in_order_are_the_search_results():
+    """The fast path (the whole batch of ids, ascending) gives what the search gives, after reassignment too,
+    and the caller's array is its own (writing it changes no slot)."""
+    slots = IdMap()
+    slots.lookup(np.array([9, 2, 5]))
+    slots.assign(np.array([5]), np.array([40]))
+    every = slots.lookup(np.array([2, 5, 9]))
+    assert list(every) == [int(slots.lookup(np.array([i]))[0]) for i in (2, 5, 9)] == [0, 40, 2]
+    every[:] = -1
+    assert list(slots.lookup(np.array([2, 5, 9]))) == [0, 40, 2]
+
+
 def test_time_horizon_cut_bootstraps_with_current_value():
     asm = TrajectoryAssembler(SPEC, time_horizon=2, num_streams=1)
     assert act(asm, decision([0], [0.0], [0.0])) is None

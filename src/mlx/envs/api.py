@@ -322,6 +322,10 @@ class IdMap:
         """The values of ``ids`` (any shape of int array), adding the unseen ones."""
         ids = np.asarray(ids, dtype=np.int64)
         keys = self._keys
+        if ids.shape == keys.shape and ids.tobytes() == keys.tobytes():
+            # Speed: every id seen, in ascending order (a native env's batch of all its agents, each step):
+            # the values as they are, without the search (about 1 us instead of 7).
+            return self._values.copy()
         pos = np.searchsorted(keys, ids)
         if len(keys):
             found = (pos < len(keys)) & (keys[np.minimum(pos, len(keys) - 1)] == ids)
