@@ -12,29 +12,12 @@ import mlx.envs.native.arena as arena_module
 from mlx.envs import make_env
 from mlx.envs.native.arena import Arena, BodySpec, StaticSpec
 from mlx.envs.native.rays import RaySensor, RaySensorSpec, TiltedRaySensor
+from tests.compiled_play import assert_same, records
 
 
 def play(name: str, areas: int, steps: int, compiled: bool, monkeypatch, parameters=None) -> list[np.ndarray]:
     monkeypatch.setattr(arena_module, "COMPILED", compiled)
-    env = make_env(name, num_areas=areas, seed=0, parameters=parameters)
-    rng = np.random.default_rng(0)
-    env.reset()
-    out = []
-    for _ in range(steps):
-        for behavior, spec in env.behavior_specs.items():
-            decisions, terminals = env.get_steps(behavior)
-            for part in (*decisions.obs, decisions.reward, decisions.agent_id, *terminals.obs, terminals.reward):
-                out.append(np.array(part))
-            env.set_actions(behavior, spec.action_spec.random(len(decisions), rng))
-        env.step()
-    return out
-
-
-def assert_same(compiled: list[np.ndarray], plain: list[np.ndarray]) -> None:
-    assert len(compiled) == len(plain)
-    for i, (a, b) in enumerate(zip(compiled, plain, strict=True)):
-        assert a.shape == b.shape and a.dtype == b.dtype, i
-        assert np.array_equal(a, b), f"record {i} differs"
+    return records(make_env(name, num_areas=areas, seed=0, parameters=parameters), steps)
 
 
 @pytest.mark.parametrize(

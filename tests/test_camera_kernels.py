@@ -12,35 +12,19 @@ import mlx.envs.native.arena as arena_module
 from mlx.envs import make_env
 from mlx.envs.native import arena_camera, camera_kernels, contact
 from mlx.envs.native.arena import F32
+from tests.compiled_play import assert_same, records
 
 VISUAL = ("visualpushblock", "visualpyramids", "visualhallway")
 
 
 def play(name: str, compiled: bool, steps: int, monkeypatch, max_decisions: int | None) -> list[np.ndarray]:
-    """Every record the trainer sees: each behaviour's decision and terminal steps, step after step
-    (``max_decisions``: episodes cut that short, so that areas restart on the way)."""
+    """Every record the trainer sees (``max_decisions``: episodes cut that short, so that areas restart on the
+    way)."""
     monkeypatch.setattr(arena_module, "COMPILED", compiled)
     env = make_env(name, num_areas=6, seed=0)
     if max_decisions is not None:
         env.max_decisions = max_decisions
-    rng = np.random.default_rng(0)
-    env.reset()
-    out: list[np.ndarray] = []
-    for _ in range(steps):
-        for behavior, spec in env.behavior_specs.items():
-            decisions, terminals = env.get_steps(behavior)
-            out += [np.array(p) for p in (*decisions.obs, decisions.reward, decisions.agent_id)]
-            out += [np.array(p) for p in (*terminals.obs, terminals.reward, terminals.agent_id, terminals.interrupted)]
-            env.set_actions(behavior, spec.action_spec.random(len(decisions), rng))
-        env.step()
-    return out
-
-
-def assert_same(compiled: list[np.ndarray], plain: list[np.ndarray]) -> None:
-    assert len(compiled) == len(plain)
-    for i, (a, b) in enumerate(zip(compiled, plain, strict=True)):
-        assert a.shape == b.shape and a.dtype == b.dtype, i
-        assert np.array_equal(a, b), f"record {i} differs"
+    return records(env, steps)
 
 
 @pytest.mark.parametrize("max_decisions", [None, 40], ids=["episodes", "short-episodes"])

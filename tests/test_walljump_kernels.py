@@ -13,6 +13,7 @@ import mlx.envs.native.arena as arena_module
 from mlx.envs import make_env
 from mlx.envs.native import walljump, walljump_kernels
 from mlx.params.samplers import AreaSampler, UniformSampler
+from tests.compiled_play import assert_same, records
 
 
 def play(compiled: bool, steps: int, monkeypatch, parameters=None, samplers=None) -> tuple[list[np.ndarray], dict]:
@@ -21,28 +22,14 @@ def play(compiled: bool, steps: int, monkeypatch, parameters=None, samplers=None
     env = make_env("walljump", num_areas=8, seed=0, parameters=parameters)
     for seed, (key, (low, high)) in enumerate((samplers or {}).items()):
         assert env.set_environment_sampler(key, AreaSampler(UniformSampler(low, high), seed=seed))
-    rng = np.random.default_rng(0)
-    env.reset()
-    out: list[np.ndarray] = []
     ends = {"goal": 0, "fall": 0, "interrupted": 0}
-    for _ in range(steps):
-        for behavior, spec in env.behavior_specs.items():
-            decisions, terminals = env.get_steps(behavior)
-            out += [np.array(p) for p in (*decisions.obs, decisions.reward, decisions.agent_id)]
-            out += [np.array(p) for p in (*terminals.obs, terminals.reward, terminals.agent_id, terminals.interrupted)]
-            ends["goal"] += int(np.sum(terminals.reward > 0))
-            ends["fall"] += int(np.sum((terminals.reward < 0) & ~terminals.interrupted))
-            ends["interrupted"] += int(np.sum(terminals.interrupted))
-            env.set_actions(behavior, spec.action_spec.random(len(decisions), rng))
-        env.step()
-    return out, ends
 
+    def count(terminals) -> None:
+        ends["goal"] += int(np.sum(terminals.reward > 0))
+        ends["fall"] += int(np.sum((terminals.reward < 0) & ~terminals.interrupted))
+        ends["interrupted"] += int(np.sum(terminals.interrupted))
 
-def assert_same(compiled: list[np.ndarray], plain: list[np.ndarray]) -> None:
-    assert len(compiled) == len(plain)
-    for i, (a, b) in enumerate(zip(compiled, plain, strict=True)):
-        assert a.shape == b.shape and a.dtype == b.dtype, i
-        assert np.array_equal(a, b), f"record {i} differs"
+    return records(env, steps, count), ends
 
 
 @pytest.mark.parametrize(

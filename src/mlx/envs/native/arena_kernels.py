@@ -303,6 +303,75 @@ def arena_steps(
                             touch_bounds[k, a] = True
 
 
+@njit(cache=True, inline="always")
+def _box_gap(r0, r1, h0, h1):
+    """(whether the origin is inside a box's footprint, its distance to the footprint) for a box centred at
+    (r0, r1) relative to the origin with half extents (h0, h1): cast_rounded_boxes_xz's e and gap."""
+    e0 = abs(r0) - h0
+    e1 = abs(r1) - h1
+    return (e0 <= ZERO and e1 <= ZERO), np.hypot(_max(e0, ZERO), _max(e1, ZERO))
+
+
+@njit(cache=True, inline="always")
+def box_skipped(r0, r1, h0, h1, rd):
+    """cast_rounded_boxes_xz's skip of a box: the origin inside its footprint or within touch of the grown box."""
+    inside, gap = _box_gap(r0, r1, h0, h1)
+    return inside or gap < rd + TOUCH
+
+
+@njit(cache=True, inline="always")
+def _inverse(x):
+    """rays._safe_inverse of one direction component."""
+    return ONE / (TINY if abs(x) < TINY else x)
+
+
+@njit(cache=True, inline="always")
+def cast_box(dx, dz, r0, r1, h0, h1, rd):
+    """cast_rounded_boxes_xz for one ray (unit direction dx, dz) and one box that is not skipped (centre r0, r1
+    relative to the origin, half extents h0, h1, rounding radius rd): the distance, inf on a miss. A slab test
+    against the square that bounds the rounded box; entered at a corner, that corner's circle instead."""
+    g0 = h0 + rd
+    g1 = h1 + rd
+    ix = _inverse(dx)
+    iz = _inverse(dz)
+    ax = (r0 - g0) * ix
+    bx = (r0 + g0) * ix
+    az = (r1 - g1) * iz
+    bz = (r1 + g1) * iz
+    tnear = _max(_min(ax, bx), _min(az, bz))
+    tfar = _min(_max(ax, bx), _max(az, bz))
+    if not (tnear <= tfar and tfar >= ZERO):
+        return INF
+    tin = _max(tnear, ZERO)
+    p0 = tin * dx - r0
+    p1 = tin * dz - r1
+    if abs(p0) > h0 and abs(p1) > h1:
+        k0 = r0 + np.copysign(h0, p0)
+        k1 = r1 + np.copysign(h1, p1)
+        bb = k0 * dx + k1 * dz
+        disc = bb * bb - (k0 * k0 + k1 * k1 - rd * rd)
+        tc = bb - np.sqrt(_max(disc, ZERO))
+        t = tc if (disc >= ZERO and tc >= ZERO) else INF
+    else:
+        t = tnear
+    return t if t >= ZERO else INF
+
+
+@njit(cache=True, inline="always")
+def _rooms(bounds, col, grow, ox, oz):
+    """_cast_bounds_xz's travel to the high and low walls per axis (inf where the origin starts within touch)."""
+    hi0 = bounds[2, col] - grow - ox
+    hi1 = bounds[3, col] - grow - oz
+    lo0 = bounds[0, col] + grow - ox
+    lo1 = bounds[1, col] + grow - oz
+    return (
+        INF if hi0 < TOUCH else hi0,
+        INF if hi1 < TOUCH else hi1,
+        -INF if lo0 > -TOUCH else lo0,
+        -INF if lo1 > -TOUCH else lo1,
+    )
+
+
 @njit(cache=True)
 def cast_boxes_and_bounds(
     d,  # [2, R, m] unit ray directions of the selected areas
@@ -345,55 +414,21 @@ def cast_boxes_and_bounds(
             h0 = half[0, s, col]
             h1 = half[1, s, col]
             rd = radius[s, col] + grow[t]
-            e0 = abs(r0) - h0
-            e1 = abs(r1) - h1
-            gap = np.hypot(_max(e0, ZERO), _max(e1, ZERO))
-            if (e0 <= ZERO and e1 <= ZERO) or gap < rd + TOUCH or gap > rd + margin:
+            inside, gap = _box_gap(r0, r1, h0, h1)
+            if inside or gap < rd + TOUCH or gap > rd + margin:
                 continue
-            g0 = h0 + rd
-            g1 = h1 + rd
             for ray in range(R):
-                dx = d[0, ray, a]
-                dz = d[1, ray, a]
-                ix = ONE / (TINY if abs(dx) < TINY else dx)
-                iz = ONE / (TINY if abs(dz) < TINY else dz)
-                ax = (r0 - g0) * ix
-                bx = (r0 + g0) * ix
-                az = (r1 - g1) * iz
-                bz = (r1 + g1) * iz
-                tnear = _max(_min(ax, bx), _min(az, bz))
-                tfar = _min(_max(ax, bx), _max(az, bz))
-                if not (tnear <= tfar and tfar >= ZERO):
-                    continue
-                tin = _max(tnear, ZERO)
-                p0 = tin * dx - r0
-                p1 = tin * dz - r1
-                if abs(p0) > h0 and abs(p1) > h1:  # entered at a corner: that corner's circle
-                    k0 = r0 + np.copysign(h0, p0)
-                    k1 = r1 + np.copysign(h1, p1)
-                    bb = k0 * dx + k1 * dz
-                    disc = bb * bb - (k0 * k0 + k1 * k1 - rd * rd)
-                    tc = bb - np.sqrt(_max(disc, ZERO))
-                    hit = tc if (disc >= ZERO and tc >= ZERO) else INF
-                else:
-                    hit = tnear
-                if hit >= ZERO and hit < tmin[ray, a]:  # the first of equal distances wins (argmin)
+                hit = cast_box(d[0, ray, a], d[1, ray, a], r0, r1, h0, h1, rd)
+                if hit < tmin[ray, a]:  # the first of equal distances wins (argmin)
                     tmin[ray, a] = hit
                     tags[ray, a] = tag[s, col]
         if has_bounds:
-            hi0 = bounds[2, col] - bounds_grow - ox
-            hi1 = bounds[3, col] - bounds_grow - oz
-            lo0 = bounds[0, col] + bounds_grow - ox
-            lo1 = bounds[1, col] + bounds_grow - oz
-            hi0 = INF if hi0 < TOUCH else hi0
-            hi1 = INF if hi1 < TOUCH else hi1
-            lo0 = -INF if lo0 > -TOUCH else lo0
-            lo1 = -INF if lo1 > -TOUCH else lo1
+            hi0, hi1, lo0, lo1 = _rooms(bounds, col, bounds_grow, ox, oz)
             for ray in range(R):
                 dx = d[0, ray, a]
                 dz = d[1, ray, a]
-                tx = (hi0 if dx > ZERO else lo0) * (ONE / (TINY if abs(dx) < TINY else dx))
-                tz = (hi1 if dz > ZERO else lo1) * (ONE / (TINY if abs(dz) < TINY else dz))
+                tx = (hi0 if dx > ZERO else lo0) * _inverse(dx)
+                tz = (hi1 if dz > ZERO else lo1) * _inverse(dz)
                 tx = tx if tx >= ZERO else INF
                 tz = tz if tz >= ZERO else INF
                 tb = _min(tx, tz)
@@ -463,8 +498,8 @@ def cast_tilted(
             for ray in range(R):
                 dx = d[0, ray, a]
                 dz = d[1, ray, a]
-                ix = ONE / (TINY if abs(dx) < TINY else dx)
-                iz = ONE / (TINY if abs(dz) < TINY else dz)
+                ix = _inverse(dx)
+                iz = _inverse(dz)
                 ax = (r0 - g0) * ix
                 bx = (r0 + g0) * ix
                 az = (r1 - g1) * iz
@@ -482,14 +517,7 @@ def cast_tilted(
                     tmin[ray, a] = tt
                     tags[ray, a] = tag[s, col]
         if has_bounds:
-            hi0 = bounds[2, col] - sphere - ox
-            hi1 = bounds[3, col] - sphere - oz
-            lo0 = bounds[0, col] + sphere - ox
-            lo1 = bounds[1, col] + sphere - oz
-            hi0 = INF if hi0 < TOUCH else hi0
-            hi1 = INF if hi1 < TOUCH else hi1
-            lo0 = -INF if lo0 > -TOUCH else lo0
-            lo1 = -INF if lo1 > -TOUCH else lo1
+            hi0, hi1, lo0, lo1 = _rooms(bounds, col, sphere, ox, oz)
             for ray in range(R):
                 dx = d[0, ray, a]
                 dz = d[1, ray, a]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mlx.envs.native.arena_kernels import _depth, _max, _min, _normal
+from mlx.envs.native.arena_kernels import _depth, _max, _min, _normal, box_skipped, cast_box
 
 F32 = np.float32
 ZERO = F32(0.0)
@@ -336,46 +336,6 @@ def physics(
 
 
 @njit(cache=True, inline="always")
-def _skip(r0, r1, h0, h1, rd):
-    """cast_rounded_boxes_xz's skip of a box: the origin inside its footprint or within touch of the grown box."""
-    e0 = abs(r0) - h0
-    e1 = abs(r1) - h1
-    gap = np.hypot(_max(e0, ZERO), _max(e1, ZERO))
-    return (e0 <= ZERO and e1 <= ZERO) or gap < rd + _TOUCH
-
-
-@njit(cache=True, inline="always")
-def _cast(dx, dz, r0, r1, h0, h1, rd):
-    """cast_rounded_boxes_xz for one ray (unit direction dx, dz) and one box that is not skipped (centre
-    r0, r1 relative to the origin, half extents h0, h1, rounding radius rd): the distance, inf on a miss."""
-    g0 = h0 + rd
-    g1 = h1 + rd
-    ix = ONE / (_TINY if abs(dx) < _TINY else dx)
-    iz = ONE / (_TINY if abs(dz) < _TINY else dz)
-    ax = (r0 - g0) * ix
-    bx = (r0 + g0) * ix
-    az = (r1 - g1) * iz
-    bz = (r1 + g1) * iz
-    tnear = _max(_min(ax, bx), _min(az, bz))
-    tfar = _min(_max(ax, bx), _max(az, bz))
-    if not (tnear <= tfar and tfar >= ZERO):
-        return INF
-    tin = _max(tnear, ZERO)
-    p0 = tin * dx - r0
-    p1 = tin * dz - r1
-    if abs(p0) > h0 and abs(p1) > h1:  # entered at a corner: that corner's circle
-        k0 = r0 + np.copysign(h0, p0)
-        k1 = r1 + np.copysign(h1, p1)
-        bb = k0 * dx + k1 * dz
-        disc = bb * bb - (k0 * k0 + k1 * k1 - rd * rd)
-        tc = bb - np.sqrt(_max(disc, ZERO))
-        t = tc if (disc >= ZERO and tc >= ZERO) else INF
-    else:
-        t = tnear
-    return t if t >= ZERO else INF
-
-
-@njit(cache=True, inline="always")
 def _encode(frame, a, base, t, tag):
     """encode_frame for one ray: the one-hot of the nearest hit's tag, the miss flag, the hit fraction."""
     hit = t <= _LENGTH
@@ -437,9 +397,9 @@ def perceive(
             gap = _max(_max(y0 - y, y - y1), ZERO)
             if gap <= _CAST_R:
                 grow = np.sqrt(_max(_CAST_R2 - gap * gap, ZERO))
-                if not _skip(rel_x, rel_z, hx, hz, grow):
+                if not box_skipped(rel_x, rel_z, hx, hz, grow):
                     for ray in range(R):
-                        t = _cast(d[0, ray, a], d[1, ray, a], rel_x, rel_z, hx, hz, grow)
+                        t = cast_box(d[0, ray, a], d[1, ray, a], rel_x, rel_z, hx, hz, grow)
                         if t < t_flat[ray]:
                             t_flat[ray] = t
                             tag_flat[ray] = box
@@ -447,10 +407,10 @@ def perceive(
             lo = y0 - _CAST_R
             hi = y1 + _CAST_R
             inside = abs(rel_x) < hx + _CAST_R and abs(rel_z) < hz + _CAST_R and h_start <= hi and h_start >= lo
-            if inside or _skip(rel_x, rel_z, hx, hz, _CAST_R):
+            if inside or box_skipped(rel_x, rel_z, hx, hz, _CAST_R):
                 continue
             for ray in range(R):
-                t = _cast(d[0, ray, a], d[1, ray, a], rel_x, rel_z, hx, hz, _CAST_R)
+                t = cast_box(d[0, ray, a], d[1, ray, a], rel_x, rel_z, hx, hz, _CAST_R)
                 h_at = h_start + _SLOPE * t
                 if h_at <= hi and h_at >= lo and t < t_raised[ray]:
                     t_raised[ray] = t
