@@ -326,20 +326,24 @@ def _inverse(x):
 
 
 @njit(cache=True, inline="always")
-def cast_box(dx, dz, r0, r1, h0, h1, rd):
-    """cast_rounded_boxes_xz for one ray (unit direction dx, dz) and one box that is not skipped (centre r0, r1
-    relative to the origin, half extents h0, h1, rounding radius rd): the distance, inf on a miss. A slab test
-    against the square that bounds the rounded box; entered at a corner, that corner's circle instead."""
-    g0 = h0 + rd
-    g1 = h1 + rd
+def _slab(dx, dz, r0, r1, g0, g1):
+    """The distances (tnear, tfar) along a ray (unit direction dx, dz) between which it is inside the square
+    of half extents (g0, g1) centred at (r0, r1) from its origin; tnear > tfar: it misses."""
     ix = _inverse(dx)
     iz = _inverse(dz)
     ax = (r0 - g0) * ix
     bx = (r0 + g0) * ix
     az = (r1 - g1) * iz
     bz = (r1 + g1) * iz
-    tnear = _max(_min(ax, bx), _min(az, bz))
-    tfar = _min(_max(ax, bx), _max(az, bz))
+    return _max(_min(ax, bx), _min(az, bz)), _min(_max(ax, bx), _max(az, bz))
+
+
+@njit(cache=True, inline="always")
+def cast_box(dx, dz, r0, r1, h0, h1, rd):
+    """cast_rounded_boxes_xz for one ray (unit direction dx, dz) and one box that is not skipped (centre r0, r1
+    relative to the origin, half extents h0, h1, rounding radius rd): the distance, inf on a miss. A slab test
+    against the square that bounds the rounded box; entered at a corner, that corner's circle instead."""
+    tnear, tfar = _slab(dx, dz, r0, r1, h0 + rd, h1 + rd)
     if not (tnear <= tfar and tfar >= ZERO):
         return INF
     tin = _max(tnear, ZERO)
@@ -496,16 +500,7 @@ def cast_tilted(
             if overlaps_start[t] and abs(r0) < g0 - TOUCH and abs(r1) < g1 - TOUCH:
                 continue  # the sphere starts inside it (SphereCast ignores it)
             for ray in range(R):
-                dx = d[0, ray, a]
-                dz = d[1, ray, a]
-                ix = _inverse(dx)
-                iz = _inverse(dz)
-                ax = (r0 - g0) * ix
-                bx = (r0 + g0) * ix
-                az = (r1 - g1) * iz
-                bz = (r1 + g1) * iz
-                tnear = _max(_min(ax, bx), _min(az, bz))
-                tfar = _min(_max(ax, bx), _max(az, bz))
+                tnear, tfar = _slab(d[0, ray, a], d[1, ray, a], r0, r1, g0, g1)
                 tt = _max(_max(tnear, s_lo[t]), ZERO)
                 if not (tt <= tfar and tt <= s_hi[t]):
                     continue
