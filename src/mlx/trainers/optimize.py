@@ -32,6 +32,32 @@ def skip_dynamo_import() -> None:
             setattr(fn, "__dynamo_disable", fn)
 
 
+def take_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()`` without importing torch._dynamo (about 1 s of a SAC run's start-up here).
+
+    PyTorch wraps every optimiser's ``step`` twice: ``profile_hook_step`` (the step hooks and a profiler
+    range) around ``_use_grad_for_differentiable``, which imports torch._dynamo to mark graph breaks for
+    torch.compile (no-ops outside it) and runs the step with gradients off unless the optimiser is
+    ``differentiable``. With no step hooks registered, this runs the innermost step under the same gradient
+    mode: the same arithmetic (mlx never runs it under torch.compile). With hooks, ``optimizer.step()``."""
+    from torch.optim import optimizer as module
+
+    inner = type(optimizer).step
+    while hasattr(inner, "__wrapped__"):
+        inner = inner.__wrapped__
+    hooked = (
+        optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+        or module._global_optimizer_pre_hooks
+        or module._global_optimizer_post_hooks
+    )
+    if hooked or inner is type(optimizer).step:
+        optimizer.step()
+        return
+    with torch.set_grad_enabled(bool(optimizer.defaults.get("differentiable", False))):
+        inner(optimizer)
+
+
 LOSS_ADVICE = "Try a lower trainer.hyperparameters.learning_rate or trainer.network_settings.normalize=true"
 
 
@@ -50,4 +76,4 @@ def optimizer_step(
     check_finite(loss.item(), what, advice, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimizer.step()
+    take_step(optimizer)

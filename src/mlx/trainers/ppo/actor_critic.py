@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
+from mlx.trainers import optimize
 from mlx.trainers.losses import PPOBatch
 from mlx.trainers.ppo.numpy.actor_critic import NumpyActorCritic
 
@@ -184,7 +185,7 @@ class TorchActorCritic:
         assert self._loss is not None, "loss() first"
         self.optimizer.zero_grad(set_to_none=True)
         self._loss.backward()
-        self.optimizer.step()
+        optimize.take_step(self.optimizer)
         self._loss = None
 
     def sampler_state(self) -> None:
