@@ -279,6 +279,7 @@ class Arena:
         self.pairs = [(i, j) for i in range(self.K) for j in range(i + 1, self.K)]
         self.P = len(self.pairs)
         self.pair_index = {p: q for q, p in enumerate(self.pairs)}
+        self._pair_bodies = np.ascontiguousarray(np.array(self.pairs, np.intp).reshape(-1, 2).T)  # [2, P]: i, j
         self.touch_static = np.zeros((self.K, self.W, n), bool)
         self.touch_pair = np.zeros((self.P, n), bool)
         self.touch_bounds = np.zeros((self.K, n), bool)
@@ -286,7 +287,6 @@ class Arena:
         self._turning = False
         self._dv: np.ndarray | None = None
         self._dv_buf = np.zeros((2, self.A, n), F32)
-        self._pair_index_arrays: tuple[np.ndarray, np.ndarray] | None = None
         self.refresh()
 
     # ------------------------------------------------------------------------------------------------
@@ -507,12 +507,7 @@ class Arena:
                 np.add(seq[s - 1], self._cmd[2], out=seq[s])
         else:
             seq = heading[None]
-        if self._pair_index_arrays is None:
-            self._pair_index_arrays = (
-                np.array([i for i, _ in self.pairs], np.intp),
-                np.array([j for _, j in self.pairs], np.intp),
-            )
-        pair_i, pair_j = self._pair_index_arrays
+        pair_i, pair_j = self._pair_bodies
         arena_kernels.arena_steps(
             substeps, self.iterations, np.sin(seq), np.cos(seq), self._cmd, heading, self._turning,
             self.center, self.half, self.radius, self.active, self.solid, self.vel, self.mass, self.drag,
